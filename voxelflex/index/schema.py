@@ -1,0 +1,119 @@
+"""Schema and metadata of the sample index (one Parquet table, one row per residue × temperature).
+
+Rows are sorted by ``split`` (train, val, test, predict), then ``domain``, ``chain``, ``resnum``,
+``icode``, ``temperature``, so a domain's rows are contiguous and a residue's temperatures are
+adjacent. ``row_id`` is the row's position in that order and traces any batch back to the index.
+
+Rows of split ``predict`` describe residues without a target: one row per residue with
+``temperature`` and ``target_rmsf`` NaN; temperatures are chosen at prediction time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from voxelflex.errors import IndexFormatError
+from voxelflex.frame import FrameSpec
+
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "OPTIONAL_COLUMNS",
+    "SCHEMA",
+    "SPLITS",
+    "IndexMeta",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"voxelflex.index"
+SPLITS = ("train", "val", "test", "predict")
+
+SCHEMA = pa.schema(
+    [
+        ("row_id", pa.int64()),  # position in the sorted table
+        ("split", pa.string()),  # one of SPLITS
+        ("domain", pa.string()),  # HDF5 key of the domain
+        ("domain_id", pa.string()),  # id in the RMSF CSV / split files (often == domain)
+        ("chain", pa.string()),
+        ("resid_str", pa.string()),  # HDF5 residue key as written
+        ("resnum", pa.int32()),
+        ("icode", pa.string()),  # insertion code, "" for aposteriori files
+        ("resname", pa.string()),  # 3-letter name (HDF5 `label`)
+        ("temperature", pa.float32()),  # K; NaN for split `predict`
+        ("target_rmsf", pa.float32()),  # in IndexMeta.rmsf_unit; NaN when unknown
+    ]
+)
+# Carried through from the RMSF CSV when present (nullable).
+OPTIONAL_COLUMNS = {
+    "relative_accessibility": pa.float32(),
+    "dssp": pa.string(),
+    "secondary_structure_encoded": pa.int32(),
+}
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """Metadata stored in the Parquet footer under :data:`METADATA_KEY`.
+
+    Attributes
+    ----------
+    frame : FrameSpec
+        Frame of the voxel file the index was built from.
+    rmsf_unit : str or None
+        ``"nm"`` or ``"angstrom"``; None for a prediction-only index.
+    voxel_file : str
+        Absolute path of the voxel HDF5.
+    fingerprints : dict
+        Per input file: size, mtime and, for the HDF5, a hash of its key listing.
+    temperature_range : tuple of float or None
+        (min, max) temperature in K over the train split.
+    counts : dict
+        Rows per split, and number of skipped items.
+    format_version : int
+    """
+
+    frame: FrameSpec
+    rmsf_unit: str | None
+    voxel_file: str
+    fingerprints: dict = field(default_factory=dict)
+    temperature_range: tuple[float, float] | None = None
+    counts: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": self.format_version,
+                "frame": self.frame.to_dict(),
+                "rmsf_unit": self.rmsf_unit,
+                "voxel_file": self.voxel_file,
+                "fingerprints": self.fingerprints,
+                "temperature_range": list(self.temperature_range)
+                if self.temperature_range
+                else None,
+                "counts": self.counts,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, where: str) -> IndexMeta:
+        d = json.loads(text)
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{where}: index format version {version} unsupported, expected "
+                f"{FORMAT_VERSION}; rebuild it with `voxelflex index build`"
+            )
+        tr = d.get("temperature_range")
+        return cls(
+            frame=FrameSpec.from_dict(d["frame"]),
+            rmsf_unit=d.get("rmsf_unit"),
+            voxel_file=d["voxel_file"],
+            fingerprints=d.get("fingerprints", {}),
+            temperature_range=(float(tr[0]), float(tr[1])) if tr else None,
+            counts=d.get("counts", {}),
+        )
