@@ -1,0 +1,5 @@
+"""`voxelflex demo` (placeholder until implemented)."""
+
+
+def demo() -> None:
+    """Not implemented yet."""

@@ -1,0 +1,5 @@
+"""`voxelflex train` (placeholder until implemented)."""
+
+
+def train() -> None:
+    """Not implemented yet."""
