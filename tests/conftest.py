@@ -1,0 +1,32 @@
+"""Shared fixtures: the demo generator's small dataset and an index built from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxelflex.demo.generate import DemoPaths, generate_demo
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> DemoPaths:
+    """24 domains of 30-60 residues, 5 temperatures (≈5.4 k CSV rows); do not modify in tests."""
+    return generate_demo(tmp_path_factory.mktemp("demo"), n_domains=24, seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_index(demo_data, tmp_path_factory):
+    """Path of the sample index built from :func:`demo_data` (train/val/test splits, nm)."""
+    from voxelflex.index import build_index
+
+    out = tmp_path_factory.mktemp("index") / "index.parquet"
+    build_index(
+        demo_data.voxel_file,
+        out,
+        rmsf_csv=demo_data.rmsf_csv,
+        rmsf_unit="nm",
+        train=demo_data.train_split,
+        val=demo_data.val_split,
+        test=demo_data.test_split,
+        progress=False,
+    )
+    return out

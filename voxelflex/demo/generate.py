@@ -1,0 +1,224 @@
+"""A small deterministic dataset in the exact input formats users have.
+
+The voxel file follows aposteriori's ``make-frame-dataset`` layout (``f[domain][chain][resid]``,
+bool ``(21, 21, 21, 5)`` datasets, gzip level 4, chunks ``(11, 11, 11, 5)``, ``label`` and
+``encoded_residue`` attributes, ``atom_encoder`` on the root), the RMSF CSV is in nm at the five
+mdCATH temperatures, and the split files list domain ids one a line.
+
+The target is known, so models and evaluation can be checked against it:
+
+* ``density``: true voxels of channels C, N, CA and CB within 6 voxels (≈3.4 Å) of the centre;
+  residues are "buried" (dense) or "exposed" (sparse) along a smooth profile of each chain.
+* ``rmsf(T) = (0.05 + 0.6·exp(-density/5)) · (1 + s·(T - 320)/130) · noise``, where the heat
+  sensitivity ``s = 0.3 + 0.3·n_cb`` grows with the CB voxels near the centre (a grid × temperature
+  interaction: some residues soften faster with heat), and ``noise`` is log-normal with σ = 0.05.
+* Channel ``O`` is filled at random, independent of everything else: the target ignores it, so
+  its permutation importance must come out near zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from voxelflex.atomic import atomic_path, atomic_write_text
+
+__all__ = ["MDCATH_TEMPERATURES", "DemoPaths", "generate_demo", "rmsf_target"]
+
+MDCATH_TEMPERATURES = (320.0, 348.0, 379.0, 413.0, 450.0)
+AMINO_ACIDS = (
+    ["ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL"]
+)
+_SIDE = 21
+_CENTRE = 10
+_NEAR_RADIUS = 6.0
+_PSEUDO_CB = (_CENTRE - 1, _CENTRE - 1, _CENTRE + 1)  # fixed offset, every residue has one
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where :func:`generate_demo` wrote each input file."""
+
+    root: Path
+    voxel_file: Path
+    rmsf_csv: Path
+    train_split: Path
+    val_split: Path
+    test_split: Path
+
+
+def _near_mask() -> np.ndarray:
+    ax = np.arange(_SIDE) - _CENTRE
+    d2 = ax[:, None, None] ** 2 + ax[None, :, None] ** 2 + ax[None, None, :] ** 2
+    return d2 <= _NEAR_RADIUS**2
+
+
+_NEAR = _near_mask()
+
+
+def rmsf_target(grids: np.ndarray, temperatures: np.ndarray, atom_encoder: Sequence[str]) -> np.ndarray:
+    """Noise-free demo RMSF in nm.
+
+    Parameters
+    ----------
+    grids : numpy.ndarray of bool, shape (R, 21, 21, 21, 5)
+        Grids in file layout, channels in ``atom_encoder`` order.
+    temperatures : numpy.ndarray of float, shape (T,)
+        Kelvin.
+    atom_encoder : sequence of str
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (R, T)
+    """
+    enc = [a.upper() for a in atom_encoder]
+    near = grids[:, _NEAR, :]  # (R, n_near, 5)
+    counts = near.sum(axis=1)  # (R, 5)
+    density = counts[:, [enc.index(c) for c in ("C", "N", "CA", "CB")]].sum(axis=1)
+    n_cb = counts[:, enc.index("CB")] - 1  # the pseudo-CB is always there
+    base = 0.05 + 0.6 * np.exp(-density / 5.0)
+    sensitivity = 0.3 + 0.3 * n_cb
+    heat = (np.asarray(temperatures, dtype=np.float64)[None, :] - 320.0) / 130.0
+    return base[:, None] * (1.0 + sensitivity[:, None] * heat)
+
+
+def _burial_profile(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Smooth per-residue burial in [0, 1] along a chain."""
+    x = np.arange(n)
+    profile = np.zeros(n)
+    for _ in range(3):
+        period = rng.uniform(6, 30)
+        profile += rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * x / period + rng.uniform(0, 6.3))
+    profile += rng.normal(0, 0.4, n)
+    return 1.0 / (1.0 + np.exp(-1.5 * profile))
+
+
+def _domain_grids(rng: np.random.Generator, burial: np.ndarray, enc: list[str]) -> np.ndarray:
+    """Sparse grids (≈9 true voxels a channel) whose density near the centre follows ``burial``."""
+    n = len(burial)
+    grids = np.zeros((n, _SIDE, _SIDE, _SIDE, 5), dtype=bool)
+    for i, b in enumerate(burial):
+        for ch, atom in enumerate(enc):
+            if atom == "O":  # independent of burial: the target ignores this channel
+                k, spread = rng.poisson(10), 6.0
+            else:
+                k, spread = rng.poisson(4 + 12 * b), 7.5 - 4.0 * b
+            pos = np.rint(rng.normal(_CENTRE, spread, size=(k, 3))).astype(int)
+            pos = pos[((pos >= 0) & (pos < _SIDE)).all(axis=1)]
+            grids[i, pos[:, 0], pos[:, 1], pos[:, 2], ch] = True
+        grids[i, _CENTRE, _CENTRE, _CENTRE, enc.index("CA")] = True
+        x, y, z = _PSEUDO_CB
+        grids[i, x, y, z, enc.index("CB")] = True
+    return grids
+
+
+def _write_voxels(path: Path, domains: dict, enc: list[str]) -> None:
+    with atomic_path(path, suffix=".hdf5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["make_frame_dataset_ver"] = "2.4.0"
+        f.attrs["frame_dims"] = np.array([_SIDE, _SIDE, _SIDE, 5])
+        f.attrs["atom_encoder"] = np.array(enc, dtype=h5py.string_dtype())
+        f.attrs["encode_cb"] = True
+        f.attrs["atom_filter_fn"] = "keep_sidechains"
+        f.attrs["residue_encoder"] = np.array(AMINO_ACIDS, dtype=h5py.string_dtype())
+        f.attrs["frame_edge_length"] = 12.0
+        f.attrs["voxels_as_gaussian"] = False
+        for dom, (resnames, grids) in domains.items():
+            chain = f.create_group(dom).create_group("A")
+            for i, (name, grid) in enumerate(zip(resnames, grids, strict=True)):
+                ds = chain.create_dataset(
+                    str(i + 1), data=grid, compression="gzip", compression_opts=4, chunks=(11, 11, 11, 5)
+                )
+                ds.attrs["label"] = str(name)
+                ds.attrs["encoded_residue"] = (np.array(AMINO_ACIDS) == name).astype(np.float32)
+                ds.attrs["rotamers"] = "0"
+
+
+def generate_demo(
+    out_dir: str | Path,
+    *,
+    n_domains: int = 24,
+    min_residues: int = 30,
+    max_residues: int = 60,
+    seed: int = 0,
+    temperatures: Sequence[float] = MDCATH_TEMPERATURES,
+    atom_encoder: Sequence[str] = ("C", "N", "O", "CA", "CB"),
+    csv_resid_offset: int = 0,
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+) -> DemoPaths:
+    """Write the demo inputs into ``out_dir`` and return their paths.
+
+    Parameters
+    ----------
+    out_dir : path
+        Created if missing; files inside are overwritten.
+    n_domains, min_residues, max_residues : int
+        Dataset size: ``n_domains`` single-chain domains of uniformly drawn length.
+    seed : int
+        Everything written is a function of the arguments (same seed, same bytes of data).
+    temperatures : sequence of float
+        Kelvin; one CSV row per residue and temperature.
+    atom_encoder : sequence of str
+        Channel order written to the HDF5 (aposteriori ≤ 2.2 used C, N, O, CB, CA).
+    csv_resid_offset : int
+        Added to CSV ``resid`` (mdCATH-derived CSVs count from 0: use -1 to mimic them).
+    split_fractions : tuple of float
+        Train, val, test fractions of the domains.
+    """
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    enc = [a.upper() for a in atom_encoder]
+    temps = np.asarray(temperatures, dtype=np.float64)
+    ids = [f"{k + 1}{chr(97 + (k // 10) % 26)}{k % 10}{chr(65 + k % 26)}A00" for k in range(n_domains)]
+
+    domains, columns = {}, {k: [] for k in ("domain_id", "resid", "resname", "temperature_feature",
+                                            "target_rmsf", "relative_accessibility", "dssp",
+                                            "secondary_structure_encoded")}
+    for dom in ids:
+        n = int(rng.integers(min_residues, max_residues + 1))
+        burial = _burial_profile(rng, n)
+        grids = _domain_grids(rng, burial, enc)
+        resnames = rng.choice(AMINO_ACIDS, size=n)
+        domains[dom] = (resnames, grids)
+        rmsf = rmsf_target(grids, temps, enc) * np.exp(rng.normal(0, 0.05, size=(n, len(temps))))
+        ss = rng.choice(np.array(["H", "E", "C"]), size=n, p=[0.4, 0.25, 0.35])
+        access = np.clip(1.0 - burial + rng.normal(0, 0.1, n), 0.0, 1.0)
+        for t_i, t in enumerate(temps):
+            columns["domain_id"].append(np.full(n, dom))
+            columns["resid"].append(np.arange(1, n + 1) + csv_resid_offset)
+            columns["resname"].append(resnames)
+            columns["temperature_feature"].append(np.full(n, t))
+            columns["target_rmsf"].append(np.round(rmsf[:, t_i], 5))
+            columns["relative_accessibility"].append(np.round(access, 3))
+            columns["dssp"].append(ss)
+            columns["secondary_structure_encoded"].append(
+                np.select([ss == "H", ss == "E"], [0, 1], 2)
+            )
+
+    paths = DemoPaths(
+        root=root,
+        voxel_file=root / "voxels.hdf5",
+        rmsf_csv=root / "rmsf.csv",
+        train_split=root / "train_domains.txt",
+        val_split=root / "val_domains.txt",
+        test_split=root / "test_domains.txt",
+    )
+    _write_voxels(paths.voxel_file, domains, enc)
+    table = pa.table({k: np.concatenate(v) for k, v in columns.items()})
+    with atomic_path(paths.rmsf_csv, suffix=".csv") as tmp:
+        pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none"))
+
+    order = rng.permutation(n_domains)
+    n_train = round(split_fractions[0] * n_domains)
+    n_val = round(split_fractions[1] * n_domains)
+    parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+    for path, part in zip((paths.train_split, paths.val_split, paths.test_split), parts, strict=True):
+        lines = ["# voxelflex demo split: one domain id a line"] + [ids[k] for k in sorted(part)]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    return paths
