@@ -10,7 +10,11 @@ from voxelflex.demo.generate import generate_demo, rmsf_target
 def test_layout_matches_aposteriori(demo_data):
     with h5py.File(demo_data.voxel_file, "r") as f:
         assert [a if isinstance(a, str) else a.decode() for a in f.attrs["atom_encoder"]] == [
-            "C", "N", "O", "CA", "CB"
+            "C",
+            "N",
+            "O",
+            "CA",
+            "CB",
         ]
         dom = sorted(f)[0]
         ds = f[dom]["A"]["1"]

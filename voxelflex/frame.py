@@ -93,7 +93,9 @@ def decode_atom_encoder(raw: object) -> list[str]:
     return out
 
 
-def channel_permutation(atom_encoder: Sequence[str], *, source: str = "the voxel file") -> np.ndarray:
+def channel_permutation(
+    atom_encoder: Sequence[str], *, source: str = "the voxel file"
+) -> np.ndarray:
     """Return indices that reorder a file's channels into :data:`CHANNELS`.
 
     Parameters

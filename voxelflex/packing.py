@@ -57,7 +57,9 @@ def unpack_torch(packed: torch.Tensor, dtype: torch.dtype = torch.float32) -> to
     torch.Tensor, shape (R, 5, 21, 21, 21), values 0 or 1
     """
     if packed.dtype != torch.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
-        raise ValueError(f"expected uint8 (R, {PACKED_BYTES}), got {packed.dtype} {tuple(packed.shape)}")
+        raise ValueError(
+            f"expected uint8 (R, {PACKED_BYTES}), got {packed.dtype} {tuple(packed.shape)}"
+        )
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
     bits = (packed.unsqueeze(-1) >> shifts) & 1
     bits = bits.reshape(packed.shape[0], PACKED_BYTES * 8)[:, :N_VOXELS]

@@ -32,9 +32,28 @@ from voxelflex.atomic import atomic_path, atomic_write_text
 __all__ = ["MDCATH_TEMPERATURES", "DemoPaths", "generate_demo", "rmsf_target"]
 
 MDCATH_TEMPERATURES = (320.0, 348.0, 379.0, 413.0, 450.0)
-AMINO_ACIDS = (
-    ["ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL"]
-)
+AMINO_ACIDS = [
+    "ALA",
+    "ARG",
+    "ASN",
+    "ASP",
+    "CYS",
+    "GLN",
+    "GLU",
+    "GLY",
+    "HIS",
+    "ILE",
+    "LEU",
+    "LYS",
+    "MET",
+    "PHE",
+    "PRO",
+    "SER",
+    "THR",
+    "TRP",
+    "TYR",
+    "VAL",
+]
 _SIDE = 21
 _CENTRE = 10
 _NEAR_RADIUS = 6.0
@@ -62,7 +81,9 @@ def _near_mask() -> np.ndarray:
 _NEAR = _near_mask()
 
 
-def rmsf_target(grids: np.ndarray, temperatures: np.ndarray, atom_encoder: Sequence[str]) -> np.ndarray:
+def rmsf_target(
+    grids: np.ndarray, temperatures: np.ndarray, atom_encoder: Sequence[str]
+) -> np.ndarray:
     """Noise-free demo RMSF in nm.
 
     Parameters
@@ -132,7 +153,11 @@ def _write_voxels(path: Path, domains: dict, enc: list[str]) -> None:
             chain = f.create_group(dom).create_group("A")
             for i, (name, grid) in enumerate(zip(resnames, grids, strict=True)):
                 ds = chain.create_dataset(
-                    str(i + 1), data=grid, compression="gzip", compression_opts=4, chunks=(11, 11, 11, 5)
+                    str(i + 1),
+                    data=grid,
+                    compression="gzip",
+                    compression_opts=4,
+                    chunks=(11, 11, 11, 5),
                 )
                 ds.attrs["label"] = str(name)
                 ds.attrs["encoded_residue"] = (np.array(AMINO_ACIDS) == name).astype(np.float32)
@@ -175,11 +200,26 @@ def generate_demo(
     rng = np.random.default_rng(seed)
     enc = [a.upper() for a in atom_encoder]
     temps = np.asarray(temperatures, dtype=np.float64)
-    ids = [f"{k + 1}{chr(97 + (k // 10) % 26)}{k % 10}{chr(65 + k % 26)}A00" for k in range(n_domains)]
+    ids = [
+        f"{k + 1}{chr(97 + (k // 10) % 26)}{k % 10}{chr(65 + k % 26)}A00" for k in range(n_domains)
+    ]
 
-    domains, columns = {}, {k: [] for k in ("domain_id", "resid", "resname", "temperature_feature",
-                                            "target_rmsf", "relative_accessibility", "dssp",
-                                            "secondary_structure_encoded")}
+    domains, columns = (
+        {},
+        {
+            k: []
+            for k in (
+                "domain_id",
+                "resid",
+                "resname",
+                "temperature_feature",
+                "target_rmsf",
+                "relative_accessibility",
+                "dssp",
+                "secondary_structure_encoded",
+            )
+        },
+    )
     for dom in ids:
         n = int(rng.integers(min_residues, max_residues + 1))
         burial = _burial_profile(rng, n)
@@ -218,7 +258,9 @@ def generate_demo(
     n_train = round(split_fractions[0] * n_domains)
     n_val = round(split_fractions[1] * n_domains)
     parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
-    for path, part in zip((paths.train_split, paths.val_split, paths.test_split), parts, strict=True):
+    for path, part in zip(
+        (paths.train_split, paths.val_split, paths.test_split), parts, strict=True
+    ):
         lines = ["# voxelflex demo split: one domain id a line"] + [ids[k] for k in sorted(part)]
         atomic_write_text(path, "\n".join(lines) + "\n")
     return paths
