@@ -1,0 +1,104 @@
+"""Config: packaged defaults, user YAML merge, --set overrides, path resolution and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from voxelflex.config import Config, config_to_yaml, load_config
+from voxelflex.errors import ConfigError
+from voxelflex.logs import setup_logging
+
+
+def test_defaults_load_and_cover_every_key():
+    config = load_config()
+    assert config.model.name == "multipath"
+    assert config.loader.source == "hdf5"
+    assert config.data.index is None
+    assert config.output_dir == Path.cwd() / "outputs"
+    # The packaged YAML lists exactly the declared keys (a missing one would raise in load_config).
+    packaged = yaml.safe_load(
+        resources.files("voxelflex").joinpath("default_config.yaml").read_text()
+    )
+    assert set(packaged) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_user_yaml_merges_and_resolves_paths_against_its_folder(tmp_path, monkeypatch):
+    cfg_dir = tmp_path / "conf"
+    cfg_dir.mkdir()
+    (cfg_dir / "run.yaml").write_text(
+        "run_name: r1\ndata:\n  index: ../data/index.parquet\ntrain:\n  epochs: 3\n"
+    )
+    monkeypatch.chdir(tmp_path / "conf")
+    config = load_config(cfg_dir / "run.yaml", ["train.lr=2e-3", "data.shards_dir=sh"])
+    assert config.run_name == "r1"
+    assert config.train.epochs == 3
+    assert config.train.lr == pytest.approx(2e-3)
+    assert config.loader.batch_size == 256  # default kept
+    assert config.data.index == (tmp_path / "data" / "index.parquet").resolve()
+    assert config.data.shards_dir == (tmp_path / "conf" / "sh").resolve()
+    assert config.run_dir == config.output_dir / "r1"
+
+
+def test_overrides_mapping_and_lists():
+    config = load_config(overrides={"model.features": ["relative_accessibility"], "loader.seed": 7})
+    assert config.model.features == ("relative_accessibility",)
+    assert config.loader.seed == 7
+    config = load_config(overrides=["model.features=[a, b]", "train.log_target=true"])
+    assert config.model.features == ("a", "b")
+    assert config.train.log_target is True
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    config = load_config(overrides=["model.preset=tiny", "data.index=x.parquet"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(config_to_yaml(config))
+    assert load_config(path) == config
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.lrr=1", "unknown config key 'train.lrr'"),
+        ("bogus=1", "unknown config key 'bogus'"),
+        ("train.lr=-1", "'train.lr'"),
+        ("train.epochs=abc", "'train.epochs'"),
+        ("model.name=resnet", "'model.name'"),
+        ("loader.source=lmdb", "one of hdf5, shards"),
+        ("train.progress=maybe", "'train.progress'"),
+        ("model.dropout=1.5", "'model.dropout'"),
+        ("run_name=a/b", "'run_name'"),
+        ("train", "key.sub=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        load_config(overrides=[override])
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  nmae: multipath\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "model.nmae" in str(info.value) and str(path) in str(info.value)
+    path.write_text("model: 3\n")
+    with pytest.raises(ConfigError, match="'model'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_setup_logging_writes_run_log(tmp_path):
+    log_path = setup_logging(tmp_path / "run", "INFO", console=False)
+    logging.getLogger("voxelflex.test").info("hello log")
+    for handler in logging.getLogger("voxelflex").handlers:
+        handler.flush()
+    assert log_path == tmp_path / "run" / "logs" / "voxelflex.log"
+    assert "hello log" in log_path.read_text()
+    setup_logging(None, "INFO", console=False)  # detach the file handler again

@@ -1,0 +1,400 @@
+"""Run configuration: packaged YAML defaults, a user YAML over them, ``--set`` overrides over both.
+
+Every key is declared by a frozen dataclass below and listed in ``default_config.yaml``; unknown
+keys and bad values raise :class:`~voxelflex.errors.ConfigError` naming the dotted key. Relative
+paths in a user config resolve against that file's folder; paths given as overrides (``--set``,
+command-line flags) resolve against the working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from voxelflex.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "LoaderConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "config_to_yaml",
+    "load_config",
+]
+
+MONITOR_METRICS = ("val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae")
+
+
+def _require(ok: bool, key: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': got {value!r}, expected {allowed}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Input files (absolute paths after loading). See ``default_config.yaml`` for each key."""
+
+    index: Path | None
+    voxel_file: Path | None
+    rmsf_csv: Path | None
+    rmsf_unit: Literal["nm", "angstrom"] | None
+    train_split: Path | None
+    val_split: Path | None
+    test_split: Path | None
+    shards_dir: Path | None
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """Sample source and epoch-plan settings."""
+
+    source: Literal["hdf5", "shards"]
+    batch_size: int
+    num_workers: int
+    mix_buffer_residues: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "loader.batch_size", self.batch_size, "an integer >= 1")
+        _require(self.num_workers >= 0, "loader.num_workers", self.num_workers, "an integer >= 0")
+        _require(
+            self.mix_buffer_residues >= 1,
+            "loader.mix_buffer_residues",
+            self.mix_buffer_residues,
+            "an integer >= 1",
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, size preset and how temperature enters."""
+
+    name: Literal["densenet3d", "dilated_resnet3d", "multipath"]
+    preset: Literal["tiny", "small", "base"]
+    conditioning: Literal["head", "film"]
+    dropout: float
+    features: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, checkpointing and device settings."""
+
+    epochs: int
+    lr: float
+    weight_decay: float
+    scheduler: Literal["cosine", "plateau", "none"]
+    warmup_epochs: float
+    plateau_patience: int
+    grad_clip: float
+    loss: Literal["mse", "huber"]
+    huber_delta: float
+    log_target: bool
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    device: Literal["auto", "cpu", "cuda"]
+    threads: int
+    monitor: Literal["val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae"]
+    early_stopping_patience: int
+    checkpoint_every_epochs: int
+    checkpoint_every_batches: int
+    progress: bool
+    resume: bool
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")
+        _require(self.lr > 0, "train.lr", self.lr, "a number > 0")
+        _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        _require(
+            self.warmup_epochs >= 0, "train.warmup_epochs", self.warmup_epochs, "a number >= 0"
+        )
+        for key in (
+            "plateau_patience",
+            "threads",
+            "early_stopping_patience",
+            "checkpoint_every_epochs",
+            "checkpoint_every_batches",
+        ):
+            value = getattr(self, key)
+            _require(value >= 0, f"train.{key}", value, "an integer >= 0")
+        _require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a number >= 0")
+        _require(self.huber_delta > 0, "train.huber_delta", self.huber_delta, "a number > 0")
+
+    @property
+    def monitor_mode(self) -> str:
+        """``"max"`` for correlations, ``"min"`` for losses and errors."""
+        return "max" if self.monitor in ("val_pearson", "val_spearman") else "min"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole resolved run configuration."""
+
+    output_dir: Path
+    run_name: str
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    data: DataConfig
+    loader: LoaderConfig
+    model: ModelConfig
+    train: TrainConfig
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(self.run_name) and "/" not in self.run_name and self.run_name not in (".", ".."),
+            "run_name",
+            self.run_name,
+            "a non-empty folder name without '/'",
+        )
+
+    @property
+    def run_dir(self) -> Path:
+        """``<output_dir>/<run_name>``: every output of a run lives here."""
+        return self.output_dir / self.run_name
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (str paths, lists) for YAML copies and checkpoints."""
+        return _plain(self)
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple | list):
+        return [_plain(x) for x in obj]
+    return obj
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved config as YAML (loadable again with :func:`load_config`)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (tp, False)."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _is_path(tp: Any) -> bool:
+    return _split_optional(tp)[0] is Path
+
+
+def _coerce(key: str, tp: Any, value: Any) -> Any:
+    """Check/convert one leaf value against its declared type; raise naming ``key``."""
+    inner, optional = _split_optional(tp)
+    if value is None:
+        _require(optional, key, value, f"a value of type {_describe(inner)}")
+        return None
+    origin = typing.get_origin(inner)
+    if origin is Literal:
+        choices = typing.get_args(inner)
+        _require(value in choices, key, value, "one of " + ", ".join(map(str, choices)))
+        return value
+    if inner is bool:
+        _require(isinstance(value, bool), key, value, "true or false")
+        return value
+    if inner is int:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = int(value)
+        _require(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+        return value
+    if inner is float:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _require(ok, key, value, "a number")
+        return float(value)
+    if inner is str:
+        _require(isinstance(value, str), key, value, "a string")
+        return value
+    if inner is Path:
+        _require(isinstance(value, str | Path), key, value, "a path")
+        return Path(value)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        _require(ok, key, value, "a list of strings")
+        return tuple(value)
+    raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this module
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
+    hints = _hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if f.name not in raw:
+            raise ConfigError(f"config key '{key}' is missing")
+        tp = hints[f.name]
+        value = raw[f.name]
+        if _is_section(tp):
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"config key '{key}': expected a section (mapping), got {value!r}"
+                )
+            kwargs[f.name] = _build(tp, value, key + ".")
+        else:
+            kwargs[f.name] = _coerce(key, tp, value)
+    return cls(**kwargs)
+
+
+def _field_type(dotted: str, *, origin: str) -> Any:
+    """Declared type of a dotted key; ConfigError listing the valid keys if there is none."""
+    cls: Any = Config
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        hints = _hints(cls)
+        if part not in hints:
+            where = ".".join(parts[:i]) or "the top level"
+            valid = ", ".join(sorted(hints))
+            raise ConfigError(
+                f"unknown config key '{dotted}' in {origin}; valid keys in {where}: {valid}"
+            )
+        tp = hints[part]
+        if i < len(parts) - 1:
+            if not _is_section(tp):
+                raise ConfigError(
+                    f"unknown config key '{dotted}' in {origin}: '{part}' is not a section"
+                )
+            cls = tp
+    return tp
+
+
+def _merge(base: dict, layer: Mapping, *, origin: str, base_dir: Path, prefix: str = "") -> None:
+    """Merge ``layer`` into ``base`` in place, resolving relative paths against ``base_dir``."""
+    if not isinstance(layer, Mapping):
+        raise ConfigError(
+            f"{origin}: expected a mapping of config keys, got {type(layer).__name__}"
+        )
+    for name, value in layer.items():
+        key = f"{prefix}{name}"
+        tp = _field_type(key, origin=origin)
+        if _is_section(tp):
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"config key '{key}' in {origin}: expected a section (mapping), got {value!r}"
+                )
+            _merge(base[name], value, origin=origin, base_dir=base_dir, prefix=key + ".")
+        else:
+            if _is_path(tp) and isinstance(value, str | Path):
+                value = str((base_dir / Path(value).expanduser()).resolve())
+            base[name] = value
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.sub=value")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    tp = _field_type(key, origin=f"override {item!r}")
+    inner, _ = _split_optional(tp)
+    if text.strip() in ("null", "~", "None"):
+        return key, None
+    if inner in (str, Path):  # taken verbatim: YAML would mangle paths like "a: b" or "1e3"
+        return key, text
+    try:
+        return key, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    out: dict = {}
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> Config:
+    """Build the run configuration.
+
+    Parameters
+    ----------
+    path : path, optional
+        User YAML merged over the packaged defaults; its relative paths resolve against its folder.
+    overrides : sequence of ``"key.sub=value"`` strings, or mapping of dotted key -> value
+        Applied last (``--set`` and command-line flags); relative paths resolve against the
+        working directory. String values are parsed as YAML (``true``, ``3``, ``[a, b]``),
+        except for path and text keys, which are taken verbatim.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, missing file, or a value of the wrong type or range; the message names the key.
+    """
+    defaults_text = resources.files("voxelflex").joinpath("default_config.yaml").read_text()
+    defaults = yaml.safe_load(defaults_text)
+    cwd = Path.cwd()
+    # Defaults are merged into an empty skeleton so they go through the same key checks.
+    merged = _skeleton(Config)
+    _merge(merged, defaults, origin="the packaged default_config.yaml", base_dir=cwd)
+    if path is not None:
+        path = Path(path).expanduser().resolve()
+        _merge(merged, _read_yaml(path), origin=str(path), base_dir=path.parent)
+    items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override, overrides)
+    for key, value in items:
+        _merge(merged, _nest(key, value), origin=f"override {key}", base_dir=cwd)
+    return _build(Config, merged, "")
+
+
+def _skeleton(cls: type) -> dict:
+    hints = _hints(cls)
+    return {name: _skeleton(tp) for name, tp in hints.items() if _is_section(tp)}
