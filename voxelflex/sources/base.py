@@ -1,0 +1,302 @@
+"""The sample-source interface and the batching every source shares.
+
+A source is a :class:`SampleSource` (main process: index, epoch plan, DataLoader) plus a
+:class:`DomainReader` (pickled into each DataLoader worker, opens its files lazily there). The
+base class does all the batching from the :mod:`~voxelflex.sources.plan`; a reader only turns a
+domain's residue keys into packed rows. That is the template: subclasses fill two hooks,
+:meth:`SampleSource.make_reader` and :meth:`DomainReader.read_domain`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from voxelflex.errors import SourceError
+from voxelflex.frame import PACKED_BYTES
+from voxelflex.sources.batch import Batch
+from voxelflex.sources.plan import EpochPlan, PlanConfig, StreamPlan, make_plan
+from voxelflex.sources.table import SplitTable, concat_ranges
+
+__all__ = ["ON_ERROR", "DomainReader", "OnError", "SampleSource"]
+
+log = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+ON_ERROR: tuple[str, ...] = ("raise", "skip")
+
+
+class DomainReader(ABC):
+    """Reads whole domains as packed rows inside one worker process.
+
+    Instances are created in the main process and copied into every DataLoader worker, so they
+    hold only paths and small settings until :meth:`prepare` runs in the worker.
+    """
+
+    def prepare(self, domains: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Called once per worker and epoch with the domains it will read, in reading order."""
+
+    @abstractmethod
+    def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
+        """Packed rows of the given residues of ``domain``.
+
+        Parameters
+        ----------
+        domain : str
+            HDF5 domain key.
+        chains, resids : numpy.ndarray of str, shape (R,)
+            Residue keys, in the order the rows must come back.
+
+        Returns
+        -------
+        numpy.ndarray of uint8, shape (R, 5789)
+
+        Raises
+        ------
+        SourceError
+            Naming the file, domain and residue that could not be served.
+        """
+
+
+class SampleSource(ABC):
+    """Serves one split of an index as residue-grouped :class:`Batch` objects.
+
+    Parameters
+    ----------
+    index : LoadedIndex
+        From :func:`voxelflex.index.read_index` (``.table``, ``.meta``, ``.path``).
+    split : str
+        Split to serve.
+    temperatures : sequence of float, optional
+        Prediction mode: each residue of ``split`` once × these temperatures (K), targets NaN,
+        index order (``shuffle`` is ignored).
+    on_error : {"raise", "skip"}
+        ``skip`` serves an unreadable domain's rows with weight 0 and zero grids, and logs a
+        warning with a running count, instead of raising.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        index,
+        *,
+        split: str,
+        temperatures: Sequence[float] | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        if on_error not in ON_ERROR:
+            raise SourceError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.index = index
+        self.split = split
+        self.on_error = on_error
+        self.temperatures = None if temperatures is None else tuple(float(t) for t in temperatures)
+        self.table = SplitTable.from_arrow(
+            index.table, split, temperatures=temperatures, where=str(index.path)
+        )
+        self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
+
+    @property
+    def prediction(self) -> bool:
+        """True when serving requested temperatures instead of the index's rows."""
+        return self.temperatures is not None
+
+    @property
+    def residue_count(self) -> int:
+        return self.table.n_residues
+
+    @property
+    def sample_count(self) -> int:
+        return self.table.n_samples
+
+    @property
+    def domain_count(self) -> int:
+        return self.table.n_domains
+
+    @abstractmethod
+    def make_reader(self) -> DomainReader:
+        """A fresh, unopened reader to copy into the workers."""
+
+    def plan(self, cfg: PlanConfig, epoch: int) -> EpochPlan:
+        """The epoch plan for ``cfg`` (cached: ``num_batches`` and ``loader`` share it)."""
+        if self.prediction and cfg.shuffle:
+            cfg = replace(cfg, shuffle=False)
+        key = (cfg, epoch)
+        if key not in self._plans:
+            self._plans = {key: make_plan(self.table, cfg, epoch)}
+        return self._plans[key]
+
+    def num_batches(self, cfg: PlanConfig, epoch: int) -> int:
+        """Batches each rank yields in ``epoch`` (identical on every rank: padded)."""
+        return self.plan(cfg, epoch).num_batches
+
+    def loader(self, cfg: PlanConfig, epoch: int, start_batch: int = 0) -> DataLoader:
+        """Batches ``start_batch..`` of this rank's plan for ``epoch``.
+
+        A :class:`torch.utils.data.DataLoader` with ``batch_size=None`` and ``cfg.num_workers``
+        workers; ``len()`` is the number of batches it yields.
+        """
+        plan = self.plan(cfg, epoch)
+        empty = sum(s.table.n_domains == 0 for s in plan.streams)
+        if empty:
+            log.warning(
+                "%d of %d streams on rank %d have no domains (%d domains for %d ranks × workers); "
+                "they yield weight-0 padding batches only",
+                empty,
+                len(plan.streams),
+                cfg.rank,
+                self.table.n_domains,
+                cfg.n_streams,
+            )
+        pad_temperature = float(self.table.temperature[0])
+        dataset = _PlanDataset(
+            plan, self.make_reader(), start_batch, self.on_error, pad_temperature
+        )
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=cfg.num_workers,
+            persistent_workers=False,
+        )
+
+
+class _PlanDataset(IterableDataset):
+    """The rank's streams; each DataLoader worker serves one of them."""
+
+    def __init__(
+        self,
+        plan: EpochPlan,
+        reader: DomainReader,
+        start_batch: int,
+        on_error: OnError,
+        pad_temperature: float,
+    ) -> None:
+        self.assignment = plan.worker_streams(start_batch)
+        self.pad_temperature = pad_temperature
+        self.plan = plan
+        self.reader = reader
+        self.start_batch = start_batch
+        self.on_error = on_error
+
+    def __len__(self) -> int:
+        return self.plan.num_batches - self.start_batch
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker = 0 if info is None else info.id
+        stream, first = self.assignment[worker]
+        server = _StreamServer(
+            self.plan.streams[stream], self.reader, self.on_error, self.pad_temperature
+        )
+        yield from server.batches(first, self.plan.batches_per_stream)
+
+
+class _StreamServer:
+    """Reads a stream's mixing windows lazily and gathers their rows into batches."""
+
+    def __init__(
+        self, stream: StreamPlan, reader: DomainReader, on_error: OnError, pad_temperature: float
+    ) -> None:
+        self.stream = stream
+        self.table = stream.table
+        self.reader = reader
+        self.on_error = on_error
+        self.win_res = stream.window_res_offsets
+        self.skipped = np.zeros(self.table.n_residues, dtype=bool)
+        self.n_skipped_domains = 0
+        self.pad_temperature = pad_temperature
+
+    def batches(self, first: int, total: int) -> Iterator[Batch]:
+        """Batches ``first..total-1`` of the stream (data, then padding)."""
+        s = self.stream
+        if first < s.n_batches:
+            first_res = s.order[s.batch_offsets[first]]
+            first_window = int(np.searchsorted(self.win_res, first_res, side="right") - 1)
+            d0 = int(s.window_offsets[first_window])
+            self.reader.prepare(self.table.domains[d0:].tolist())
+        loaded: dict[int, np.ndarray] = {}
+        for b in range(first, s.n_batches):
+            pos = s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]]
+            yield self._batch(pos, loaded)
+        for _ in range(max(first, s.n_batches), total):
+            yield self._padding()
+
+    def _window(self, w: int) -> np.ndarray:
+        """Packed rows of window ``w``, uint8 ``(n_res_window, 5789)`` in table order."""
+        t = self.table
+        lo = int(self.win_res[w])
+        out = np.empty((int(self.win_res[w + 1]) - lo, PACKED_BYTES), dtype=np.uint8)
+        for d in range(int(self.stream.window_offsets[w]), int(self.stream.window_offsets[w + 1])):
+            r0, r1 = int(t.domain_res_offsets[d]), int(t.domain_res_offsets[d + 1])
+            domain = str(t.domains[d])
+            try:
+                rows = self.reader.read_domain(domain, t.chains[r0:r1], t.resids[r0:r1])
+                if rows.dtype != np.uint8 or rows.shape != (r1 - r0, PACKED_BYTES):
+                    raise SourceError(
+                        f"{type(self.reader).__name__} returned {rows.dtype} {rows.shape} for "
+                        f"domain {domain}, expected uint8 ({r1 - r0}, {PACKED_BYTES})"
+                    )
+            except SourceError as exc:
+                if self.on_error != "skip":
+                    raise
+                self.n_skipped_domains += 1
+                log.warning(
+                    "skipped domain %s (%d residues): %s [%d domains skipped by this worker]",
+                    domain,
+                    r1 - r0,
+                    exc,
+                    self.n_skipped_domains,
+                )
+                self.skipped[r0:r1] = True
+                rows = 0
+            out[r0 - lo : r1 - lo] = rows
+        return out
+
+    def _batch(self, pos: np.ndarray, loaded: dict[int, np.ndarray]) -> Batch:
+        t = self.table
+        wins = np.searchsorted(self.win_res, pos, side="right") - 1
+        w_lo, w_hi = int(wins[0]), int(wins[-1])  # order is window-monotone
+        for w in [w for w in loaded if w < w_lo]:
+            del loaded[w]
+        for w in range(w_lo, w_hi + 1):
+            if w not in loaded:
+                loaded[w] = self._window(w)
+        if w_lo == w_hi:
+            packed = loaded[w_lo][pos - self.win_res[w_lo]]
+        else:
+            packed = np.concatenate(
+                [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)]
+            )
+        starts = t.res_row_offsets[pos]
+        counts = t.res_row_offsets[pos + 1] - starts
+        rows = concat_ranges(starts, counts)
+        residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
+        weight = np.where(self.skipped[pos], 0.0, 1.0).astype(np.float32)[residue_index]
+        return Batch(
+            packed=torch.from_numpy(packed),
+            residue_index=torch.from_numpy(residue_index),
+            temperature=torch.from_numpy(t.temperature[rows]),
+            target=torch.from_numpy(t.target[rows]),
+            weight=torch.from_numpy(weight),
+            row_id=torch.from_numpy(t.row_id[rows]),
+            features=torch.zeros((len(pos), 0), dtype=torch.float32),
+        )
+
+    def _padding(self) -> Batch:
+        """One zero grid, one sample of weight 0, ``row_id`` -1, finite temperature and target."""
+        return Batch(
+            packed=torch.zeros((1, PACKED_BYTES), dtype=torch.uint8),
+            residue_index=torch.zeros(1, dtype=torch.int64),
+            temperature=torch.full((1,), self.pad_temperature, dtype=torch.float32),
+            target=torch.zeros(1, dtype=torch.float32),
+            weight=torch.zeros(1, dtype=torch.float32),
+            row_id=torch.full((1,), -1, dtype=torch.int64),
+            features=torch.zeros((1, 0), dtype=torch.float32),
+        )

@@ -1,0 +1,104 @@
+"""On-demand source: reads residue grids from the aposteriori voxel HDF5 in each worker.
+
+Each worker opens the file lazily (h5py handles do not survive fork), reads a domain's residues
+in one pass through h5py's low-level API (``h5d.open`` on the chain group, then ``DatasetID.read``
+into a preallocated block) and packs the block's bits once. Measured on the demo file (2-core
+machine), per residue: high-level ``ds[()]`` ≈270 µs, ``read_direct`` ≈220 µs, low-level
+open ≈17 µs + read ≈115 µs (HDF5's gzip filter in C). ``read_direct_chunk`` + ``zlib`` of the
+8 chunks is no faster once the filter pipeline is checked per dataset (≈135 µs), so the library
+keeps HDF5's own pipeline, which also handles any other filter or layout correctly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from voxelflex.errors import FrameError, SourceError
+from voxelflex.inputs.voxel_hdf5 import GRID_FILE_SHAPE, check_frame, open_voxel_file
+from voxelflex.packing import pack_file_grids
+from voxelflex.sources.base import DomainReader, SampleSource
+
+__all__ = ["Hdf5Reader", "Hdf5Source"]
+
+
+class Hdf5Reader(DomainReader):
+    """Reads packed rows of whole domains from one voxel HDF5 (opened on first use per process).
+
+    Parameters
+    ----------
+    path : str
+        Voxel HDF5 written by aposteriori ``make-frame-dataset``.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._perm: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_file": None, "_pid": None, "_perm": None}
+
+    def _open(self) -> h5py.File:
+        # A handle inherited through fork is unusable: reopen in every new process.
+        if self._file is None or self._pid != os.getpid():
+            self._file = open_voxel_file(self.path)
+            self._perm = check_frame(self._file)
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        """Close the file (it reopens on the next read)."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
+        f = self._open()
+        try:
+            domain_id = h5py.h5g.open(f.id, domain.encode())
+        except KeyError:
+            raise SourceError(
+                f"{self.path}: domain {domain} is in the index but not in the voxel file; "
+                "rebuild the index against this file"
+            ) from None
+        grids = np.empty((len(chains), *GRID_FILE_SHAPE), dtype=np.bool_)
+        chain_ids: dict[str, h5py.h5g.GroupID] = {}
+        for i, (chain, resid) in enumerate(zip(chains.tolist(), resids.tolist(), strict=True)):
+            where = f"{self.path}: domain {domain}, chain {chain}, residue {resid}"
+            try:
+                if chain not in chain_ids:
+                    chain_ids[chain] = h5py.h5g.open(domain_id, chain.encode())
+                dataset = h5py.h5d.open(chain_ids[chain], resid.encode())
+            except KeyError:
+                raise SourceError(
+                    f"{where}: not in the voxel file, though the index lists it; rebuild the "
+                    "index against this file"
+                ) from None
+            if dataset.shape != GRID_FILE_SHAPE:
+                raise FrameError(
+                    f"{where}: grid shape {dataset.shape}, expected {GRID_FILE_SHAPE}; "
+                    "re-voxelize with --voxels-per-side 21 -ae CNOCBCA -cb True"
+                )
+            if dataset.dtype != np.bool_:
+                raise FrameError(
+                    f"{where}: grid dtype {dataset.dtype}, expected bool; gaussian voxels are "
+                    "not supported: re-voxelize with -vas False"
+                )
+            try:
+                dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, grids[i])
+            except OSError as exc:
+                raise SourceError(f"{where}: unreadable ({exc}); the file may be damaged") from exc
+        return pack_file_grids(grids, self._perm)
+
+
+class Hdf5Source(SampleSource):
+    """Serves a split straight from the index's voxel HDF5 (``index.meta.voxel_file``)."""
+
+    name = "hdf5"
+
+    def make_reader(self) -> Hdf5Reader:
+        return Hdf5Reader(self.index.meta.voxel_file)

@@ -1,0 +1,220 @@
+"""The shard manifest: what a shard folder holds, versioned and checked on load.
+
+``manifest.json`` lists every shard (file name, byte size, SHA-256, domains in write order) and
+every domain (record key, residue count, compressed size, CRC-32 of the compressed voxels), plus
+the frame and compression settings. It is written last and atomically, so a folder with a
+manifest is complete; see ``docs/shards.md`` for the full format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from voxelflex.atomic import atomic_write_text
+from voxelflex.errors import ShardError
+from voxelflex.frame import PACKED_BYTES, FrameSpec
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "KEYS_MEMBER",
+    "MANIFEST_NAME",
+    "VOX_MEMBER",
+    "DomainRecord",
+    "ShardEntry",
+    "ShardManifest",
+    "domain_key",
+    "shard_name",
+]
+
+FORMAT_NAME = "voxelflex-shards"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+VOX_MEMBER = "vox.zst"  # zstd frame of the stacked packed rows, uint8 (n_residues, 5789)
+KEYS_MEMBER = "keys.json"  # {"domain", "chains", "resids"} in row order
+
+
+def shard_name(i: int) -> str:
+    """File name of shard ``i`` (zero-padded, so brace patterns and sorting work)."""
+    return f"shard-{i:06d}.tar"
+
+
+def domain_key(domain: str) -> str:
+    """WebDataset record key of a domain: no dots or slashes (they delimit keys and paths)."""
+    return domain.replace(".", "_").replace("/", "_")
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    """One domain's record in a shard.
+
+    Attributes
+    ----------
+    domain : str
+        HDF5 domain key.
+    key : str
+        Record key in the tar (``<key>.vox.zst``, ``<key>.keys.json``).
+    n_residues : int
+    vox_bytes : int
+        Size of the compressed voxel member.
+    crc32 : int
+        CRC-32 of the compressed voxel member.
+    """
+
+    domain: str
+    key: str
+    n_residues: int
+    vox_bytes: int
+    crc32: int
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard file: name, size, checksum and its domain records in write order."""
+
+    name: str
+    bytes: int
+    sha256: str
+    records: tuple[DomainRecord, ...]
+
+    @property
+    def n_residues(self) -> int:
+        return sum(r.n_residues for r in self.records)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "n_residues": self.n_residues,
+            "records": [asdict(r) for r in self.records],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ShardEntry:
+        return cls(
+            name=d["name"],
+            bytes=int(d["bytes"]),
+            sha256=d["sha256"],
+            records=tuple(DomainRecord(**r) for r in d["records"]),
+        )
+
+
+@dataclass(frozen=True)
+class ShardManifest:
+    """Contents of a shard folder.
+
+    Attributes
+    ----------
+    frame : FrameSpec
+    settings : dict
+        ``zstd_level``, ``domains_per_shard``, ``seed`` used by the build.
+    source : dict
+        Where the voxels came from: ``voxel_file``, ``index`` paths.
+    shards : tuple of ShardEntry
+    format_version : int
+    """
+
+    frame: FrameSpec
+    settings: dict
+    source: dict
+    shards: tuple[ShardEntry, ...]
+    format_version: int = FORMAT_VERSION
+
+    def domain_map(self) -> dict[str, tuple[int, DomainRecord]]:
+        """Domain → (shard position, record)."""
+        return {r.domain: (i, r) for i, s in enumerate(self.shards) for r in s.records}
+
+    @property
+    def n_domains(self) -> int:
+        return sum(len(s.records) for s in self.shards)
+
+    @property
+    def n_residues(self) -> int:
+        return sum(s.n_residues for s in self.shards)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT_NAME,
+                "format_version": self.format_version,
+                "frame": self.frame.to_dict(),
+                "packed_bytes": PACKED_BYTES,
+                "members": {"voxels": VOX_MEMBER, "keys": KEYS_MEMBER},
+                "settings": self.settings,
+                "source": self.source,
+                "totals": {
+                    "shards": len(self.shards),
+                    "domains": self.n_domains,
+                    "residues": self.n_residues,
+                    "bytes": self.total_bytes,
+                },
+                "domain_shard": {r.domain: i for i, s in enumerate(self.shards) for r in s.records},
+                "shards": [s.to_dict() for s in self.shards],
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str) -> ShardManifest:
+        """Parse and check a manifest (format, version, packed row size, domain map)."""
+        fix = "rebuild with `voxelflex shards build`"
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ShardError(f"{where}: manifest is not valid JSON ({exc}); {fix}") from exc
+        if d.get("format") != FORMAT_NAME:
+            raise ShardError(f"{where}: not a voxelflex shard manifest; {fix}")
+        if d.get("format_version") != FORMAT_VERSION:
+            raise ShardError(
+                f"{where}: shard format version {d.get('format_version')} unsupported, "
+                f"expected {FORMAT_VERSION}; {fix}"
+            )
+        if d.get("packed_bytes") != PACKED_BYTES:
+            raise ShardError(
+                f"{where}: packed rows of {d.get('packed_bytes')} bytes, expected {PACKED_BYTES}; "
+                f"{fix}"
+            )
+        try:
+            manifest = cls(
+                frame=FrameSpec.from_dict(d["frame"]),
+                settings=d["settings"],
+                source=d["source"],
+                shards=tuple(ShardEntry.from_dict(s) for s in d["shards"]),
+            )
+            listed = {k: int(v) for k, v in d["domain_shard"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ShardError(
+                f"{where}: manifest field missing or malformed ({exc!r}); {fix}"
+            ) from exc
+        derived = {dom: i for dom, (i, _) in manifest.domain_map().items()}
+        if derived != listed or len(derived) != manifest.n_domains:
+            raise ShardError(
+                f"{where}: domain_shard map disagrees with the shard list (or a domain is in "
+                f"two shards); {fix}"
+            )
+        return manifest
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``manifest.json`` atomically into ``folder``."""
+        path = Path(folder) / MANIFEST_NAME
+        atomic_write_text(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> ShardManifest:
+        """Read and check ``folder/manifest.json``."""
+        path = Path(folder) / MANIFEST_NAME
+        if not path.is_file():
+            raise ShardError(
+                f"{folder}: no {MANIFEST_NAME}; the folder is not a complete shard set "
+                "(an interrupted build?): run `voxelflex shards build` to create or finish it"
+            )
+        return cls.from_json(path.read_text(), where=str(path))

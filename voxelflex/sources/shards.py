@@ -1,0 +1,291 @@
+"""Shard source: serves packed rows from the zstd WebDataset shards of ``voxelflex shards build``.
+
+A worker scans (with webdataset's tar iterators) only the shards that hold its domains, keeps
+its domains' compressed records in memory (all of mdCATH is ≈100 MB) and decodes each domain
+once, in plan order, when its mixing window comes up. Every record is checked against the
+manifest: a missing record or member, a truncated tar, a CRC-32 mismatch or a bad zstd frame
+raises :class:`~voxelflex.errors.ShardError` naming the shard and the domain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zstandard
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from voxelflex.errors import ShardError, SourceError
+from voxelflex.frame import PACKED_BYTES
+from voxelflex.sources.base import DomainReader, OnError, SampleSource
+from voxelflex.sources.manifest import KEYS_MEMBER, VOX_MEMBER, DomainRecord, ShardManifest
+from voxelflex.sources.shard_build import file_sha256
+
+__all__ = ["ShardReader", "ShardSource", "ShardVerifyReport", "decode_record", "verify_shards"]
+
+log = logging.getLogger(__name__)
+
+_FIX = "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
+
+
+def _scan_shard(
+    path: Path, keys: Sequence[str] | None, expected_bytes: int
+) -> tuple[dict[str, dict], str | None]:
+    """Read the records ``keys`` (all when None) of one shard with webdataset's tar iterators.
+
+    Returns the records found (key → members) and, if reading stopped early, why.
+    """
+    wanted = None if keys is None else set(keys)
+
+    def select(fname: str) -> bool:
+        return wanted is None or fname.split(".", 1)[0] in wanted
+
+    found: dict[str, dict] = {}
+    if not path.is_file():
+        return found, f"shard file {path} is missing"
+    size = path.stat().st_size
+    note = (
+        "" if size == expected_bytes else f" (file is {size} bytes, manifest says {expected_bytes})"
+    )
+    try:
+        with open(path, "rb") as fh:
+            files = tar_file_expander([{"url": str(path), "stream": fh}], select_files=select)
+            for sample in group_by_keys(files):
+                found[sample["__key__"]] = sample
+    except Exception as exc:  # tarfile raises several types on damaged archives
+        return found, f"{path} is unreadable after {len(found)} records{note}: {exc.args[0]!r}"
+    if note:
+        return found, f"{path} is damaged or truncated{note}"
+    return found, None
+
+
+def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.ndarray, dict]:
+    """Check and decode one domain record.
+
+    Parameters
+    ----------
+    shard : str
+        Shard path, for messages.
+    record : DomainRecord
+        The record's manifest entry.
+    members : dict
+        Member suffix → bytes, as grouped by webdataset.
+
+    Returns
+    -------
+    rows : numpy.ndarray of uint8, shape (n_residues, 5789), read-only
+    keys : dict
+        ``{"domain", "chains", "resids"}`` in row order.
+    """
+    where = f"shard {shard}, domain {record.domain}"
+    for member in (VOX_MEMBER, KEYS_MEMBER):
+        if member not in members:
+            raise ShardError(f"{where}: member {record.key}.{member} is missing; {_FIX}")
+    vox = members[VOX_MEMBER]
+    crc = zlib.crc32(vox)
+    if len(vox) != record.vox_bytes or crc != record.crc32:
+        raise ShardError(
+            f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({len(vox)} bytes, crc32 "
+            f"{crc:#010x}; manifest: {record.vox_bytes} bytes, {record.crc32:#010x}); {_FIX}"
+        )
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(vox)
+    except zstandard.ZstdError as exc:
+        raise ShardError(
+            f"{where}: bad zstd frame in {record.key}.{VOX_MEMBER} ({exc}); {_FIX}"
+        ) from exc
+    if len(raw) != record.n_residues * PACKED_BYTES:
+        raise ShardError(
+            f"{where}: {len(raw)} voxel bytes, expected {record.n_residues} rows of "
+            f"{PACKED_BYTES}; {_FIX}"
+        )
+    try:
+        keys = json.loads(members[KEYS_MEMBER])
+        if len(keys["chains"]) != record.n_residues or len(keys["resids"]) != record.n_residues:
+            raise ValueError("residue key count differs from the row count")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {_FIX}") from exc
+    return np.frombuffer(raw, dtype=np.uint8).reshape(record.n_residues, PACKED_BYTES), keys
+
+
+class ShardReader(DomainReader):
+    """Reads domains from shards inside one worker.
+
+    Parameters
+    ----------
+    folder : path
+        Shard folder.
+    records : dict
+        Domain → (shard file name, shard bytes, :class:`DomainRecord`) for the domains served.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike, records: dict[str, tuple[str, int, DomainRecord]]
+    ):
+        self.folder = Path(folder)
+        self.records = records
+        self._data: dict[str, dict] = {}
+        self._errors: dict[str, str] = {}
+
+    def prepare(self, domains: Sequence[str]) -> None:
+        """Scan the shards holding ``domains`` and keep those domains' compressed records."""
+        by_shard: dict[str, list[str]] = {}
+        for d in domains:
+            by_shard.setdefault(self.records[d][0], []).append(d)
+        for shard in sorted(by_shard):
+            doms = by_shard[shard]
+            path = self.folder / shard
+            keys = {self.records[d][2].key: d for d in doms}
+            found, error = _scan_shard(path, list(keys), self.records[doms[0]][1])
+            for key, d in keys.items():
+                if key in found:
+                    self._data[d] = found[key]
+                else:
+                    why = error or "the record is not in the shard"
+                    self._errors[d] = f"shard {path}, domain {d}: {why}; {_FIX}"
+
+    def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
+        if domain not in self.records:
+            raise SourceError(f"domain {domain} is not among this reader's shards")
+        if domain not in self._data and domain not in self._errors:
+            self.prepare([domain])
+        if domain in self._errors:
+            raise ShardError(self._errors.pop(domain))
+        shard, _, record = self.records[domain]
+        rows, keys = decode_record(str(self.folder / shard), record, self._data.pop(domain))
+        if keys["chains"] == chains.tolist() and keys["resids"] == resids.tolist():
+            return rows
+        # Shards built from a larger index: pick the index's residues by key.
+        position = {k: i for i, k in enumerate(zip(keys["chains"], keys["resids"], strict=True))}
+        try:
+            take = [position[k] for k in zip(chains.tolist(), resids.tolist(), strict=True)]
+        except KeyError as exc:
+            raise ShardError(
+                f"shard {self.folder / shard}, domain {domain}: residue {exc.args[0]} of the index "
+                "is not in the shard; the shards were built from another index: rebuild them"
+            ) from None
+        return rows[take]
+
+
+class ShardSource(SampleSource):
+    """Serves a split from a shard folder built from the same index.
+
+    Parameters
+    ----------
+    shards_dir : path
+        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shard_build.build_shards`).
+    Other parameters as :class:`~voxelflex.sources.base.SampleSource`.
+    """
+
+    name = "shards"
+
+    def __init__(
+        self,
+        index,
+        *,
+        split: str,
+        shards_dir: str | os.PathLike | None = None,
+        temperatures: Sequence[float] | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        if shards_dir is None:
+            raise SourceError(
+                "the shards source needs a shard folder (config data.shards_dir); create one "
+                "with `voxelflex shards build --index INDEX --output DIR`"
+            )
+        super().__init__(index, split=split, temperatures=temperatures, on_error=on_error)
+        self.shards_dir = Path(shards_dir)
+        self.manifest = ShardManifest.load(self.shards_dir)
+        index.meta.frame.require_same(
+            self.manifest.frame, what="the shards", where=str(self.shards_dir)
+        )
+        dmap = self.manifest.domain_map()
+        n_res = np.diff(self.table.domain_res_offsets).tolist()
+        missing = [d for d in self.table.domains.tolist() if d not in dmap]
+        short = [
+            d
+            for d, n in zip(self.table.domains.tolist(), n_res, strict=True)
+            if d in dmap and dmap[d][1].n_residues < n
+        ]
+        if missing or short:
+            raise ShardError(
+                f"{self.shards_dir}: the shards lack {len(missing)} domains and hold too few "
+                f"residues for {len(short)} domains of split {split!r} (e.g. "
+                f"{(missing + short)[:5]}); they were built from another index: rebuild them "
+                f"with `voxelflex shards build --index {index.path}`"
+            )
+        self.records = {
+            d: (
+                self.manifest.shards[dmap[d][0]].name,
+                self.manifest.shards[dmap[d][0]].bytes,
+                dmap[d][1],
+            )
+            for d in self.table.domains.tolist()
+        }
+        self.n_shards = len({v[0] for v in self.records.values()})
+
+    def make_reader(self) -> ShardReader:
+        return ShardReader(self.shards_dir, self.records)
+
+    def loader(self, cfg, epoch, start_batch=0):
+        if self.n_shards < cfg.n_streams:
+            log.info(
+                "%d shards hold split %r for %d ranks × workers: the plan deals domains, not "
+                "shards, so workers share shards and none idles",
+                self.n_shards,
+                self.split,
+                cfg.n_streams,
+            )
+        return super().loader(cfg, epoch, start_batch)
+
+
+@dataclass(frozen=True)
+class ShardVerifyReport:
+    """Outcome of :func:`verify_shards`: every problem found, one line each."""
+
+    folder: Path
+    n_shards: int
+    n_domains: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_shards(folder: str | os.PathLike) -> ShardVerifyReport:
+    """Check every shard against the manifest: size, SHA-256, every record decoded.
+
+    Does not stop at the first problem; the manifest itself must be readable.
+    """
+    folder = Path(folder)
+    manifest = ShardManifest.load(folder)
+    problems: list[str] = []
+    for shard in manifest.shards:
+        path = folder / shard.name
+        if path.is_file() and path.stat().st_size == shard.bytes:
+            digest = file_sha256(path)
+            if digest != shard.sha256:
+                problems.append(f"shard {path}: sha256 {digest} differs from the manifest's")
+        found, error = _scan_shard(path, None, shard.bytes)
+        if error:
+            problems.append(error)
+        listed = {r.key for r in shard.records}
+        for key in sorted(set(found) - listed):
+            problems.append(f"shard {path}: record {key} is not in the manifest")
+        for record in shard.records:
+            if record.key not in found:
+                if not error:
+                    problems.append(f"shard {path}, domain {record.domain}: record missing")
+                continue
+            try:
+                decode_record(str(path), record, found[record.key])
+            except ShardError as exc:
+                problems.append(str(exc))
+    return ShardVerifyReport(folder, len(manifest.shards), manifest.n_domains, tuple(problems))

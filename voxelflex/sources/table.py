@@ -1,0 +1,242 @@
+"""Columnar metadata of one split: the only per-row data a sample source carries.
+
+A :class:`SplitTable` holds a split's domains, their residues and their sample rows as flat NumPy
+arrays with offset vectors (CSR style), so any subset of domains is gathered with a few fancy
+indexing calls and handed to a DataLoader worker without per-row Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voxelflex.errors import IndexFormatError, SourceError
+from voxelflex.index.schema import SPLITS
+
+__all__ = ["SplitTable", "concat_ranges"]
+
+
+def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, s + c)`` for each pair, vectorised.
+
+    Parameters
+    ----------
+    starts, counts : numpy.ndarray of int64, shape (n,)
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (counts.sum(),)
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    shift = np.asarray(starts, dtype=np.int64) - (np.cumsum(counts) - counts)
+    return np.repeat(shift, counts) + np.arange(total, dtype=np.int64)
+
+
+def _offsets(boundaries: np.ndarray, n: int) -> np.ndarray:
+    """Offsets ``(k+1,)`` from a boolean "a new group starts here" mask of length ``n``."""
+    return np.append(np.flatnonzero(boundaries), n).astype(np.int64)
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Integer codes of a string column (equal strings, equal codes)."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=str)
+
+
+@dataclass(frozen=True)
+class SplitTable:
+    """Domains, residues and samples of one split, as offset-linked arrays.
+
+    Attributes
+    ----------
+    split : str
+    domains : numpy.ndarray of str, shape (D,)
+        HDF5 domain keys.
+    domain_res_offsets : numpy.ndarray of int64, shape (D + 1,)
+        Residues of domain ``d`` are ``domain_res_offsets[d]:domain_res_offsets[d + 1]``.
+    chains, resids : numpy.ndarray of str, shape (R,)
+        Residue keys (chain id, HDF5 residue key) in index order within each domain.
+    res_row_offsets : numpy.ndarray of int64, shape (R + 1,)
+        Sample rows of residue ``r`` are ``res_row_offsets[r]:res_row_offsets[r + 1]``.
+    row_id : numpy.ndarray of int64, shape (N,)
+        Index row of each sample (for prediction: the residue's row).
+    temperature : numpy.ndarray of float32, shape (N,)
+        Kelvin.
+    target : numpy.ndarray of float32, shape (N,)
+        RMSF in the index's unit; NaN where unknown.
+    """
+
+    split: str
+    domains: np.ndarray
+    domain_res_offsets: np.ndarray
+    chains: np.ndarray
+    resids: np.ndarray
+    res_row_offsets: np.ndarray
+    row_id: np.ndarray
+    temperature: np.ndarray
+    target: np.ndarray
+
+    @property
+    def n_domains(self) -> int:
+        return len(self.domains)
+
+    @property
+    def n_residues(self) -> int:
+        return len(self.chains)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.row_id)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays (what a worker's metadata costs)."""
+        return sum(
+            getattr(self, name).nbytes
+            for name in (
+                "domains",
+                "domain_res_offsets",
+                "chains",
+                "resids",
+                "res_row_offsets",
+                "row_id",
+                "temperature",
+                "target",
+            )
+        )
+
+    def residue_samples(self) -> np.ndarray:
+        """Samples per residue, int64 ``(R,)``."""
+        return np.diff(self.res_row_offsets)
+
+    def domain_samples(self) -> np.ndarray:
+        """Samples per domain, int64 ``(D,)``."""
+        return np.diff(self.res_row_offsets[self.domain_res_offsets])
+
+    def domain_residues(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """Chains and residue keys of domain ``d`` (str arrays, index order)."""
+        lo, hi = self.domain_res_offsets[d], self.domain_res_offsets[d + 1]
+        return self.chains[lo:hi], self.resids[lo:hi]
+
+    def subset(self, domain_indices: np.ndarray) -> SplitTable:
+        """A table of the given domains, in the given order (a worker's metadata)."""
+        domain_indices = np.asarray(domain_indices, dtype=np.int64)
+        dro = self.domain_res_offsets
+        n_res = dro[domain_indices + 1] - dro[domain_indices]
+        res = concat_ranges(dro[domain_indices], n_res)
+        rro = self.res_row_offsets
+        n_rows = rro[res + 1] - rro[res]
+        rows = concat_ranges(rro[res], n_rows)
+        return SplitTable(
+            split=self.split,
+            domains=self.domains[domain_indices],
+            domain_res_offsets=np.concatenate([[0], np.cumsum(n_res)]).astype(np.int64),
+            chains=self.chains[res],
+            resids=self.resids[res],
+            res_row_offsets=np.concatenate([[0], np.cumsum(n_rows)]).astype(np.int64),
+            row_id=self.row_id[rows],
+            temperature=self.temperature[rows],
+            target=self.target[rows],
+        )
+
+    @classmethod
+    def from_arrow(
+        cls,
+        table: pa.Table,
+        split: str,
+        *,
+        temperatures: Sequence[float] | None = None,
+        where: str = "the index",
+    ) -> SplitTable:
+        """Extract one split from an index table (see :mod:`voxelflex.index.schema`).
+
+        Parameters
+        ----------
+        table : pyarrow.Table
+            Index rows, sorted as the schema prescribes.
+        split : str
+            One of :data:`~voxelflex.index.schema.SPLITS`.
+        temperatures : sequence of float, optional
+            Prediction mode: each residue once × these temperatures (K), target NaN,
+            ``row_id`` the residue's first index row.
+        where : str
+            Path of the index, for error messages.
+        """
+        if split not in SPLITS:
+            raise SourceError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        rows = table.filter(pc.equal(table["split"], split))
+        if rows.num_rows == 0:
+            raise SourceError(
+                f"{where} has no rows in split {split!r} (rows per split: "
+                f"{_split_counts(table)}); choose another split or rebuild the index"
+            )
+        n = rows.num_rows
+        dom = _codes(rows["domain"])
+        chain = _codes(rows["chain"])
+        icode = _codes(rows["icode"])
+        resnum = rows["resnum"].to_numpy(zero_copy_only=False).astype(np.int64)
+        new_dom = np.ones(n, dtype=bool)
+        new_dom[1:] = dom[1:] != dom[:-1]
+        new_res = new_dom.copy()
+        new_res[1:] |= (chain[1:] != chain[:-1]) | (resnum[1:] != resnum[:-1])
+        new_res[1:] |= icode[1:] != icode[:-1]
+        dom_starts = np.flatnonzero(new_dom)
+        if len(np.unique(dom[dom_starts])) != len(dom_starts):
+            raise IndexFormatError(
+                f"{where}: rows of split {split!r} are not grouped by domain; the index must be "
+                "sorted by split, domain, chain, resnum, icode, temperature: rebuild it with "
+                "`voxelflex index build`"
+            )
+        res_starts = np.flatnonzero(new_res)
+        res_row_offsets = _offsets(new_res, n)
+        # residue r belongs to the domain whose first row is at or before its first row
+        domain_res_offsets = np.searchsorted(res_starts, np.append(dom_starts, n)).astype(np.int64)
+        first = pa.array(res_starts)
+        domains = _strings(rows["domain"].take(pa.array(dom_starts)))
+        chains = _strings(rows["chain"].take(first))
+        resids = _strings(rows["resid_str"].take(first))
+        row_id = rows["row_id"].to_numpy(zero_copy_only=False).astype(np.int64)
+        if temperatures is None:
+            return cls(
+                split=split,
+                domains=domains,
+                domain_res_offsets=domain_res_offsets,
+                chains=chains,
+                resids=resids,
+                res_row_offsets=res_row_offsets,
+                row_id=row_id,
+                temperature=rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float32),
+                target=rows["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32),
+            )
+        temps = np.asarray([float(t) for t in temperatures], dtype=np.float32)
+        if temps.size == 0 or not np.all(np.isfinite(temps)):
+            raise SourceError(
+                f"prediction temperatures must be a non-empty list of finite kelvin values, "
+                f"got {list(temperatures)}"
+            )
+        n_res = len(res_starts)
+        return cls(
+            split=split,
+            domains=domains,
+            domain_res_offsets=domain_res_offsets,
+            chains=chains,
+            resids=resids,
+            res_row_offsets=np.arange(n_res + 1, dtype=np.int64) * len(temps),
+            row_id=np.repeat(row_id[res_starts], len(temps)),
+            temperature=np.tile(temps, n_res),
+            target=np.full(n_res * len(temps), np.nan, dtype=np.float32),
+        )
+
+
+def _split_counts(table: pa.Table) -> dict:
+    counts = pc.value_counts(table["split"]).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
