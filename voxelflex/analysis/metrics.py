@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["grouped_metrics", "pearson", "rank", "regression_metrics", "spearman"]
+__all__ = [
+    "grouped_metrics",
+    "grouped_pearson",
+    "pearson",
+    "rank",
+    "regression_metrics",
+    "spearman",
+    "summarize",
+]
 
 
 def _finite(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,3 +86,62 @@ def grouped_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> dict[st
         sel = groups == g
         out[str(g)] = regression_metrics(np.asarray(y)[sel], np.asarray(p)[sel])
     return out
+
+
+def grouped_pearson(
+    y: np.ndarray, p: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation within each group, vectorised over all groups at once.
+
+    Parameters
+    ----------
+    y, p : numpy.ndarray, float, shape (N,)
+        Truth and prediction; rows where either is not finite are ignored.
+    codes : numpy.ndarray, int, shape (N,)
+        Group code of each row (any integers, e.g. from ``np.unique(..., return_inverse=True)``).
+
+    Returns
+    -------
+    groups : numpy.ndarray, int64, shape (G,)
+        Distinct codes (sorted) that have at least one finite row.
+    r : numpy.ndarray, float64, shape (G,)
+        Pearson r of each group; NaN where it has fewer than two rows or zero variance.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    codes = np.asarray(codes, dtype=np.int64)
+    keep = np.isfinite(y) & np.isfinite(p)
+    y, p, codes = y[keep], p[keep], codes[keep]
+    groups, inv = np.unique(codes, return_inverse=True)
+    n = np.bincount(inv, minlength=len(groups)).astype(np.float64)
+    # Centre on group means first: the one-pass sum formula loses precision on large offsets.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        yc = y - (np.bincount(inv, y, len(groups)) / n)[inv]
+        pc = p - (np.bincount(inv, p, len(groups)) / n)[inv]
+        syy = np.bincount(inv, yc * yc, len(groups))
+        spp = np.bincount(inv, pc * pc, len(groups))
+        syp = np.bincount(inv, yc * pc, len(groups))
+        denom = np.sqrt(syy * spp)
+        r = np.where((n >= 2) & (denom > 0), syp / np.where(denom > 0, denom, 1.0), np.nan)
+    return groups, r
+
+
+def summarize(values: np.ndarray) -> dict[str, float]:
+    """Mean, median, quartiles and counts of the finite ``values`` (e.g. per-domain Pearson r).
+
+    ``n`` counts the finite values, ``n_undefined`` the NaN ones (groups too small or constant).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    out = {"n": len(finite), "n_undefined": int(len(values) - len(finite))}
+    if len(finite) == 0:
+        nan = float("nan")
+        return {**out, "mean": nan, "median": nan, "q25": nan, "q75": nan}
+    q25, median, q75 = np.percentile(finite, [25, 50, 75])
+    return {
+        **out,
+        "mean": float(finite.mean()),
+        "median": float(median),
+        "q25": float(q25),
+        "q75": float(q75),
+    }

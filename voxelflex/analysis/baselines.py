@@ -1,0 +1,89 @@
+"""Reference predictors fitted on the train split, scored on the same rows as the model.
+
+- ``residue_type_temperature_mean``: mean train RMSF of the same residue type at the same
+  temperature (rows whose pair never occurs in train fall back to the temperature fit, counted).
+- ``temperature_fit``: least-squares line ``a + b·T`` through all train rows; it measures how much
+  of a pooled correlation the temperature trend alone explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voxelflex.errors import InputError
+
+__all__ = ["BASELINE_NAMES", "BaselinePredictions", "fit_baselines"]
+
+BASELINE_NAMES = ("residue_type_temperature_mean", "temperature_fit")
+
+
+@dataclass(frozen=True)
+class BaselinePredictions:
+    """Baseline predictions for evaluation rows.
+
+    Attributes
+    ----------
+    predictions : dict of str → numpy.ndarray, float64, shape (N,)
+        One array per name of :data:`BASELINE_NAMES`.
+    fallback_rows : int
+        Rows whose (residue type, temperature) is absent from train and used the temperature fit.
+    coefficients : tuple of float
+        (a, b) of the temperature fit, RMSF unit and RMSF unit per K.
+    n_train : int
+        Train rows used.
+    """
+
+    predictions: dict[str, np.ndarray]
+    fallback_rows: int
+    coefficients: tuple[float, float]
+    n_train: int
+
+
+def fit_baselines(
+    train: pa.Table, rows: pa.Table, *, where: str = "the index"
+) -> BaselinePredictions:
+    """Fit both baselines on ``train`` and predict them for ``rows``.
+
+    Parameters
+    ----------
+    train : pyarrow.Table
+        Columns ``resname``, ``temperature`` (K), ``target_rmsf``; rows of the train split.
+    rows : pyarrow.Table
+        Columns ``resname``, ``temperature``: the rows being evaluated.
+    where : str
+        Name of the source of ``train``, for error messages.
+    """
+    t = train["temperature"].to_numpy(zero_copy_only=False).astype(np.float64)
+    y = train["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float64)
+    keep = np.isfinite(t) & np.isfinite(y)
+    if keep.sum() < 2 or np.ptp(t[keep]) == 0:
+        raise InputError(
+            f"{where}: the train split has {int(keep.sum())} rows with a target over "
+            f"{len(np.unique(t[keep]))} temperature(s); baselines need at least two temperatures"
+        )
+    b, a = np.polyfit(t[keep], y[keep], 1)
+    t_rows = rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float64)
+    fit = a + b * t_rows
+
+    train_ok = train.select(["resname", "temperature", "target_rmsf"]).filter(pa.array(keep))
+    means = train_ok.group_by(["resname", "temperature"]).aggregate([("target_rmsf", "mean")])
+    order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
+    joined = (
+        rows.select(["resname", "temperature"])
+        .append_column("_order", order)
+        .join(means, keys=["resname", "temperature"], join_type="left outer")
+        .sort_by("_order")
+    )
+    mean = pc.fill_null(joined["target_rmsf_mean"], np.nan).to_numpy(zero_copy_only=False)
+    missing = ~np.isfinite(mean)
+    mean = np.where(missing, fit, mean)
+    return BaselinePredictions(
+        predictions={"residue_type_temperature_mean": mean, "temperature_fit": fit},
+        fallback_rows=int(missing.sum()),
+        coefficients=(float(a), float(b)),
+        n_train=int(keep.sum()),
+    )

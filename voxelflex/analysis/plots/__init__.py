@@ -1,0 +1,172 @@
+"""Plots of a run: each writes an image (PNG, SVG or PDF) and the CSV of the data it draws.
+
+:func:`plot` makes every plot its inputs allow; the ``plot_*`` functions make one each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from voxelflex.analysis.formats import ImageFormat
+from voxelflex.analysis.plots.accuracy import (
+    plot_error_distribution,
+    plot_per_temperature_metrics,
+    plot_pred_vs_true,
+    plot_residue_type_errors,
+)
+from voxelflex.analysis.plots.profiles import (
+    choose_domain,
+    plot_rmsf_profile,
+    plot_temperature_response,
+)
+from voxelflex.analysis.plots.training import plot_training_curves
+from voxelflex.analysis.predictions import read_predictions
+from voxelflex.errors import InputError
+
+__all__ = [
+    "ImageFormat",
+    "default_plot_dir",
+    "find_run_files",
+    "plot",
+    "plot_error_distribution",
+    "plot_per_temperature_metrics",
+    "plot_pred_vs_true",
+    "plot_residue_type_errors",
+    "plot_rmsf_profile",
+    "plot_temperature_response",
+    "plot_training_curves",
+]
+
+log = logging.getLogger(__name__)
+
+
+def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, Path | None]:
+    """Locate a run's ``training_history.json``, predictions and evaluation metrics.
+
+    Looks in ``run_dir`` and ``run_dir/metrics`` for ``predictions_<split>.{parquet,csv}`` and
+    ``evaluation_metrics_<split>.json`` (the newest when ``split`` is None).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: run folder not found")
+    pattern = split or "*"
+
+    def newest(names: list[str]) -> Path | None:
+        found = [p for d in (run_dir / "metrics", run_dir) for n in names for p in d.glob(n)]
+        return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+    history = run_dir / "training_history.json"
+    return {
+        "history": history if history.is_file() else None,
+        "predictions": newest([f"predictions_{pattern}.parquet", f"predictions_{pattern}.csv"]),
+        "metrics": newest([f"evaluation_metrics_{pattern}.json"]),
+    }
+
+
+def default_plot_dir(
+    *,
+    run_dir: str | Path | None = None,
+    predictions: str | Path | None = None,
+    history: str | Path | None = None,
+) -> Path:
+    """``<run_dir>/visualizations``; without a run folder, beside the predictions (or history).
+
+    Predictions in a run's ``metrics/`` folder put the plots in that run's ``visualizations/``.
+    """
+    if run_dir is not None:
+        return Path(run_dir) / "visualizations"
+    anchor = Path(predictions or history or ".").resolve().parent
+    return (anchor.parent if anchor.name == "metrics" else anchor) / "visualizations"
+
+
+def plot(
+    out_dir: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    predictions: str | Path | None = None,
+    history: str | Path | None = None,
+    metrics: str | Path | None = None,
+    fmt: ImageFormat | str = "png",
+    domain: str | None = None,
+    residues: Sequence[str] | None = None,
+    profile_temperatures: Sequence[float] | None = None,
+) -> list[Path]:
+    """Make every plot the given inputs allow; return the written paths (images and CSVs).
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder for ``<plot>.<fmt>`` and ``<plot>_data.csv``.
+    run_dir : path, optional
+        A training run folder; fills in ``history``, ``predictions`` and ``metrics`` not given.
+    predictions : path, optional
+        Predictions file (accuracy plots need targets; profiles work without).
+    history : path, optional
+        ``training_history.json`` for the training curves.
+    metrics : path, optional
+        ``evaluation_metrics_<split>.json``; adds the baselines to the per-temperature plot.
+    fmt : {"png", "svg", "pdf"}
+    domain : str, optional
+        Domain of the RMSF profile (default: the one with the median per-domain Pearson r).
+    residues : sequence of str, optional
+        ``DOMAIN:CHAIN:RESIDUE`` specs for the temperature response (default: four residues of
+        the profile's domain, least to most flexible).
+    profile_temperatures : sequence of float, optional
+        Temperatures (K) drawn in the profile.
+    """
+    out_dir = Path(out_dir)
+    fmt = ImageFormat(fmt)
+    if run_dir is not None:
+        found = find_run_files(run_dir)
+        history = history or found["history"]
+        predictions = predictions or found["predictions"]
+        metrics = metrics or found["metrics"]
+    if history is None and predictions is None:
+        raise InputError(
+            "nothing to plot: give a run folder with training_history.json or predictions, "
+            "or --predictions / --history"
+        )
+    paths: list[Path] = []
+    if history is not None:
+        paths += plot_training_curves(history, out_dir, fmt=fmt)
+    if predictions is not None:
+        table, meta = read_predictions(predictions)
+        unit = meta.rmsf_unit
+        metrics_dict = json.loads(Path(metrics).read_text()) if metrics else None
+        has_target = bool(np.isfinite(pc.fill_null(table["target_rmsf"], np.nan).to_numpy()).any())
+        if has_target:
+            paths += plot_pred_vs_true(table, out_dir, rmsf_unit=unit, fmt=fmt)
+            paths += plot_error_distribution(table, out_dir, rmsf_unit=unit, fmt=fmt)
+            paths += plot_per_temperature_metrics(
+                table, out_dir, rmsf_unit=unit, metrics=metrics_dict, fmt=fmt
+            )
+            paths += plot_residue_type_errors(table, out_dir, rmsf_unit=unit, fmt=fmt)
+        else:
+            log.info("%s has no targets: accuracy plots skipped", predictions)
+        domain = domain or choose_domain(table)
+        paths += plot_rmsf_profile(
+            table,
+            out_dir,
+            rmsf_unit=unit,
+            domain=domain,
+            temperatures=profile_temperatures,
+            fmt=fmt,
+        )
+        paths += plot_temperature_response(
+            table,
+            out_dir,
+            rmsf_unit=unit,
+            domain=domain,
+            residues=residues,
+            training_range=meta.training_temperature_range,
+            fmt=fmt,
+        )
+    for p in paths:
+        log.info("wrote %s", p)
+    return paths

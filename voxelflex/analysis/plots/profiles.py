@@ -1,0 +1,226 @@
+"""Per-domain and per-residue views: RMSF along the sequence, and RMSF against temperature.
+
+- ``rmsf_profile``: predicted RMSF (lines) and truth (dashed, where known) along a domain's
+  residues, one colour per temperature.
+- ``temperature_response``: predicted RMSF of chosen residues against temperature (best from a
+  ``--temperatures`` sweep), truth as markers, the training temperature range shaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.lines import Line2D
+
+from voxelflex.analysis.formats import ImageFormat
+from voxelflex.analysis.metrics import grouped_pearson
+from voxelflex.analysis.plots.common import new_figure, save, temperature_colors, unit_label
+from voxelflex.analysis.temperatures import temperature_key
+from voxelflex.errors import InputError
+
+__all__ = [
+    "choose_domain",
+    "choose_residues",
+    "plot_rmsf_profile",
+    "plot_temperature_response",
+]
+
+MAX_PROFILE_TEMPERATURES = 5
+
+
+def _np(table: pa.Table, name: str) -> np.ndarray:
+    col = table[name]
+    if pa.types.is_floating(col.type):
+        return pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.asarray(col.to_pylist())
+
+
+def choose_domain(table: pa.Table) -> str:
+    """A representative domain: median per-domain Pearson r among domains with targets.
+
+    Falls back to the first domain when no domain has a defined r.
+    """
+    domains = _np(table, "domain")
+    names, codes = np.unique(domains, return_inverse=True)
+    groups, r = grouped_pearson(_np(table, "target_rmsf"), _np(table, "predicted_rmsf"), codes)
+    ok = np.isfinite(r)
+    if not ok.any():
+        return str(domains[0])
+    groups, r = groups[ok], r[ok]
+    return str(names[groups[np.argsort(r)[len(r) // 2]]])
+
+
+def _domain_rows(table: pa.Table, domain: str) -> pa.Table:
+    rows = table.filter(pc.equal(table["domain"], domain))
+    if rows.num_rows == 0:
+        some = ", ".join(sorted(set(table["domain"].to_pylist()))[:10])
+        raise InputError(f"domain {domain!r} is not in the predictions; some that are: {some}")
+    return rows
+
+
+def _residue_labels(rows: pa.Table) -> np.ndarray:
+    chains = _np(rows, "chain")
+    resid = np.char.add(_np(rows, "resnum").astype(str), _np(rows, "icode").astype(str))
+    if len(np.unique(chains)) > 1:
+        return np.char.add(np.char.add(chains.astype(str), ":"), resid)
+    return resid
+
+
+def _pick(values: np.ndarray, k: int) -> np.ndarray:
+    if len(values) <= k:
+        return values
+    return values[np.unique(np.round(np.linspace(0, len(values) - 1, k)).astype(int))]
+
+
+def plot_rmsf_profile(
+    table: pa.Table,
+    out_dir: Path,
+    *,
+    rmsf_unit: str | None,
+    domain: str | None = None,
+    temperatures: Sequence[float] | None = None,
+    fmt: ImageFormat | str = "png",
+) -> list[Path]:
+    """RMSF along ``domain``'s sequence at several temperatures, predicted and true.
+
+    ``temperatures`` default: those with targets (else all predicted), at most five, spread out.
+    """
+    domain = domain or choose_domain(table)
+    rows = _domain_rows(table, domain)
+    t = _np(rows, "temperature")
+    y = _np(rows, "target_rmsf")
+    if temperatures is None:
+        pool = np.unique(t[np.isfinite(y)]) if np.isfinite(y).any() else np.unique(t)
+        temps = _pick(pool, MAX_PROFILE_TEMPERATURES)
+    else:
+        temps = np.asarray(sorted(temperatures), dtype=np.float64)
+        absent = [float(x) for x in temps if not np.isclose(t, x, atol=1e-3).any()]
+        if absent:
+            raise InputError(
+                f"domain {domain!r} has no predictions at {absent} K; predicted temperatures: "
+                f"{np.unique(t).tolist()}"
+            )
+    labels = _residue_labels(rows)
+    # Residue position along the chain(s): rows are in index order, temperatures adjacent.
+    first = np.r_[True, labels[1:] != labels[:-1]]
+    pos = np.cumsum(first) - 1
+    fig = new_figure(max(8, min(16, 0.12 * pos.max() + 4)), 4.5)
+    ax = fig.subplots()
+    keep = np.zeros(len(t), dtype=bool)
+    for temp, colour in zip(temps, temperature_colors(temps), strict=True):
+        sel = np.isclose(t, temp, atol=1e-3)
+        keep |= sel
+        ax.plot(pos[sel], _np(rows, "predicted_rmsf")[sel], color=colour, lw=1.6)
+        if np.isfinite(y[sel]).any():
+            ax.plot(pos[sel], y[sel], color=colour, lw=1.2, ls="--")
+    handles = [
+        Line2D([], [], color=c, lw=2, label=f"{temperature_key(x)} K")
+        for x, c in zip(temps, temperature_colors(temps), strict=True)
+    ]
+    handles += [
+        Line2D([], [], color="0.2", lw=1.6, label="predicted"),
+        Line2D([], [], color="0.2", lw=1.2, ls="--", label="true"),
+    ]
+    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    step = max(1, int(np.ceil((pos.max() + 1) / 25)))
+    ticks = np.arange(0, pos.max() + 1, step)
+    multi_chain = ":" in labels[0]
+    ax.set_xticks(ticks, labels[first][ticks], rotation=90 if multi_chain else 0, fontsize="small")
+    ax.set_xlabel("chain:residue number" if multi_chain else "residue number")
+    ax.set_ylabel(f"RMSF ({unit_label(rmsf_unit)})")
+    ax.set_title(f"RMSF profile of {domain}")
+    ax.grid(alpha=0.3)
+    data = rows.filter(pa.array(keep)).select(
+        [
+            "domain",
+            "chain",
+            "resid_str",
+            "resnum",
+            "icode",
+            "resname",
+            "temperature",
+            "predicted_rmsf",
+            "target_rmsf",
+        ]
+    )
+    return save(fig, data, out_dir, f"rmsf_profile_{domain}", fmt)
+
+
+def choose_residues(table: pa.Table, domain: str, k: int = 4) -> list[str]:
+    """``k`` residues of ``domain`` spanning its range of mean predicted RMSF, as specs."""
+    rows = _domain_rows(table, domain)
+    labels = _residue_labels(rows)
+    names, inv = np.unique(labels, return_inverse=True)
+    mean = np.bincount(inv, _np(rows, "predicted_rmsf")) / np.bincount(inv)
+    picked = _pick(names[np.argsort(mean)], k)
+    chain = _np(rows, "chain")[0]
+    return [f"{domain}:{lab}" if ":" in lab else f"{domain}:{chain}:{lab}" for lab in picked]
+
+
+def _select_residue(table: pa.Table, spec: str) -> pa.Table:
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise InputError(f"residue {spec!r}: expected DOMAIN:CHAIN:RESIDUE, e.g. 1a00A00:A:12")
+    domain, chain, resid = parts
+    rows = _domain_rows(table, domain)
+    rows = rows.filter(pc.equal(rows["chain"], chain))
+    full = np.char.add(_np(rows, "resnum").astype(str), _np(rows, "icode").astype(str))
+    hit = (full == resid) | (_np(rows, "resid_str").astype(str) == resid)
+    if not hit.any():
+        raise InputError(f"residue {spec!r} is not in the predictions of domain {domain!r}")
+    return rows.filter(pa.array(hit))
+
+
+def plot_temperature_response(
+    table: pa.Table,
+    out_dir: Path,
+    *,
+    rmsf_unit: str | None,
+    training_range: Sequence[float] | None = None,
+    residues: Sequence[str] | None = None,
+    domain: str | None = None,
+    fmt: ImageFormat | str = "png",
+) -> list[Path]:
+    """Predicted RMSF against temperature for each residue in ``residues`` (DOMAIN:CHAIN:RESIDUE).
+
+    Default residues: four of ``domain`` (default :func:`choose_domain`) from least to most
+    flexible.
+    """
+    residues = list(residues or choose_residues(table, domain or choose_domain(table)))
+    fig = new_figure(8, 4.5)
+    ax = fig.subplots()
+    if training_range is not None:
+        ax.axvspan(*training_range, color="0.9", zorder=0, label="training temperature range")
+    parts = []
+    for i, spec in enumerate(residues):
+        rows = _select_residue(table, spec)
+        t, p, y = _np(rows, "temperature"), _np(rows, "predicted_rmsf"), _np(rows, "target_rmsf")
+        name = f"{spec} {rows['resname'][0].as_py()}"
+        ax.plot(t, p, color=f"C{i}", lw=1.8, marker="." if len(t) > 8 else "o", label=name)
+        if np.isfinite(y).any():
+            ax.plot(t, y, ls="none", marker="x", ms=7, color=f"C{i}")
+        parts.append(
+            pa.table(
+                {
+                    "residue": [spec] * len(t),
+                    "resname": rows["resname"],
+                    "temperature": t,
+                    "predicted_rmsf": p,
+                    "target_rmsf": y,
+                }
+            )
+        )
+    handles, labels = ax.get_legend_handles_labels()
+    if any(np.isfinite(part["target_rmsf"].to_numpy()).any() for part in parts):
+        handles.append(Line2D([], [], ls="none", marker="x", color="0.2", label="true"))
+        labels.append("true")
+    ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xlabel("temperature (K)")
+    ax.set_ylabel(f"RMSF ({unit_label(rmsf_unit)})")
+    ax.set_title("Predicted temperature response")
+    ax.grid(alpha=0.3)
+    return save(fig, pa.concat_tables(parts), out_dir, "temperature_response", fmt)

@@ -1,0 +1,396 @@
+"""``voxelflex predict``: RMSF from a checkpoint for a split, some domains, or a prediction index.
+
+Prediction uses the sample sources' prediction mode: each residue's voxels are read and unpacked
+once and the trunk runs once per residue for all requested temperatures together, so a sweep of
+16 temperatures costs one read and one trunk pass per residue, plus 16 small head evaluations.
+
+Nothing is dropped silently: requested domains that are not in the index, residues the index
+builder skipped (from ``<index>.skipped.csv``), and domains whose voxels could not be read are
+listed in ``<output stem>_missing.csv`` with a reason, counted in :class:`PredictReport` and
+logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import torch
+
+from voxelflex.analysis.formats import TableFormat
+from voxelflex.analysis.predictions import (
+    PredictionsMeta,
+    assemble_predictions,
+    write_predictions,
+    write_table_csv,
+)
+from voxelflex.analysis.temperatures import temperature_key
+from voxelflex.errors import ConfigError, InputError, SourceError
+from voxelflex.index.schema import SPLITS
+
+__all__ = [
+    "MISSING_SCHEMA",
+    "PredictReport",
+    "default_predictions_path",
+    "importance_for_rows",
+    "predict",
+    "read_domain_list",
+]
+
+log = logging.getLogger(__name__)
+
+MISSING_SCHEMA = pa.schema(
+    [
+        ("domain", pa.string()),
+        ("chain", pa.string()),
+        ("resid", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+# Skip-table reasons under which an item never reached the index (see voxelflex.index.skips).
+_NOT_INDEXED = ("not_in_hdf5", "bad_voxel_dataset", "no_residues")
+
+
+@dataclass(frozen=True)
+class PredictReport:
+    """What :func:`predict` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        Predictions file.
+    n_rows, n_residues : int
+        Rows (residue × temperature) and residues predicted.
+    temperatures : tuple of float
+        Kelvin, ascending.
+    extrapolated_temperatures : tuple of float
+        Those outside the checkpoint's training range.
+    n_missing : int
+        Lines of the missing report (domains or residues not predicted).
+    missing_path : Path or None
+        ``<stem>_missing.csv`` when ``n_missing`` > 0.
+    """
+
+    path: Path
+    n_rows: int
+    n_residues: int
+    temperatures: tuple[float, ...]
+    extrapolated_temperatures: tuple[float, ...]
+    n_missing: int
+    missing_path: Path | None
+
+
+def read_domain_list(path: str | Path) -> list[str]:
+    """Domain ids from a text file: one per line, blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: domain list not found")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def default_predictions_path(checkpoint: str | Path, split: str, fmt: str = "parquet") -> Path:
+    """``<run_dir>/metrics/predictions_<split>.<fmt>``.
+
+    ``run_dir`` is the checkpoint's folder, or its parent when that folder is named ``models``
+    or ``checkpoints``.
+    """
+    ckpt = Path(checkpoint).resolve()
+    run_dir = ckpt.parent.parent if ckpt.parent.name in ("models", "checkpoints") else ckpt.parent
+    return run_dir / "metrics" / f"predictions_{split}.{fmt}"
+
+
+def _missing_table(rows: list[tuple[str | None, str | None, str | None, str]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+    return pa.table([pa.array(c, pa.string()) for c in cols], schema=MISSING_SCHEMA)
+
+
+def _skipped_lines(index_path: Path, domains: Iterable[str]) -> pa.Table:
+    """Lines of the index's skip table that left items of ``domains`` out of the index."""
+    from voxelflex.index.skips import skip_table_path
+
+    path = skip_table_path(index_path)
+    if not path.is_file():
+        return _missing_table([])
+    skipped = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in ("domain", "domain_id", "chain", "resid")}
+        ),
+    )
+    wanted = pa.array(sorted(set(domains)), pa.string())
+    hit = pc.is_in(skipped["reason"], pa.array(_NOT_INDEXED)) & (
+        pc.fill_null(pc.is_in(skipped["domain"], wanted), False)
+        | pc.fill_null(pc.is_in(skipped["domain_id"], wanted), False)
+    )
+    lines = skipped.filter(hit)
+    domain = pc.coalesce(lines["domain"], lines["domain_id"])
+    reason = pc.binary_join_element_wise(
+        pa.array(["not indexed"] * lines.num_rows),
+        lines["reason"],
+        pc.fill_null(lines["detail"], ""),
+        ": ",
+    )
+    return pa.table([domain, lines["chain"], lines["resid"], reason], schema=MISSING_SCHEMA)
+
+
+def _select(index, split: str | None, domains: Sequence[str] | None) -> tuple[dict, list]:
+    """Map the request to ``{split: domain keys or None for all}`` and missing-domain lines."""
+    table = index.table
+    if domains is None:
+        if split is None:
+            present = set(table["split"].unique().to_pylist())
+            split = next((s for s in ("test", "predict") if s in present), None)
+            if split is None:
+                raise ConfigError(
+                    f"{index.path} has no test or predict rows; choose --split from "
+                    f"{sorted(present)} or pass --domain"
+                )
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        return {split: None}, []
+    rows = table.select(["split", "domain", "domain_id"])
+    if split is not None:
+        rows = rows.filter(pc.equal(rows["split"], split))
+    wanted = pa.array(list(dict.fromkeys(domains)), pa.string())
+    hit = rows.filter(pc.is_in(rows["domain"], wanted) | pc.is_in(rows["domain_id"], wanted))
+    found = hit.group_by(["split", "domain", "domain_id"]).aggregate([])
+    by_split: dict[str, list[str]] = {}
+    seen = set()
+    for s, d, di in zip(
+        *(found[c].to_pylist() for c in ("split", "domain", "domain_id")), strict=True
+    ):
+        by_split.setdefault(s, []).append(d)
+        seen.update((d, di))
+    where = f"split {split!r} of the index" if split else "the index"
+    missing = [(d, None, None, f"not in {where}") for d in wanted.to_pylist() if d not in seen]
+    return {s: sorted(set(v)) for s, v in by_split.items()}, missing
+
+
+def _restrict(index, domains: list[str] | None):
+    """The index with only ``domains``' rows (row_id values keep pointing into the full index)."""
+    if domains is None:
+        return index
+    return replace(
+        index,
+        table=index.table.filter(pc.is_in(index.table["domain"], pa.array(domains, pa.string()))),
+    )
+
+
+def _split_temperatures(index, split: str, domains: list[str] | None) -> np.ndarray:
+    table = _restrict(index, domains).table
+    t = table.filter(pc.equal(table["split"], split))["temperature"]
+    t = np.unique(pc.drop_null(t).to_numpy(zero_copy_only=False))
+    return t[np.isfinite(t)].astype(np.float32)
+
+
+def predict(
+    checkpoint: str | Path,
+    index_path: str | Path,
+    *,
+    split: str | None = None,
+    domains: Sequence[str] | None = None,
+    temperatures: Sequence[float] | np.ndarray | None = None,
+    source: str = "hdf5",
+    shards_dir: str | Path | None = None,
+    out_path: str | Path | None = None,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    device: str = "cpu",
+    fmt: TableFormat | str = "parquet",
+) -> PredictReport:
+    """Predict RMSF and write a predictions file (see :mod:`voxelflex.analysis.predictions`).
+
+    Parameters
+    ----------
+    checkpoint : path
+        Trained model (``best.pt``).
+    index_path : path
+        Sample index; its frame and RMSF unit must match the checkpoint's (a prediction-only
+        index has no unit and is accepted).
+    split : str, optional
+        Split to predict; default ``test`` if the index has it, else ``predict``. With
+        ``domains``: only look there.
+    domains : sequence of str, optional
+        Domain keys or CSV domain ids; each is predicted in the split that holds it.
+    temperatures : sequence of float, optional
+        Kelvin. Default: the temperatures of the split's rows (required for split ``predict``).
+    source : {"hdf5", "shards"}
+        Where voxels come from (``shards`` needs ``shards_dir``).
+    out_path : path, optional
+        ``.parquet`` or ``.csv``; default :func:`default_predictions_path` with ``fmt``.
+    batch_size : int
+        Residues per batch (each with all its temperatures).
+    num_workers : int
+        DataLoader workers reading voxels.
+    device : str
+        Torch device, e.g. ``"cpu"``, ``"cuda"``.
+    fmt : {"parquet", "csv"}
+        Format of the default output path (ignored with ``out_path``).
+
+    Returns
+    -------
+    PredictReport
+    """
+    from voxelflex.engine.checkpoint import load_for_inference
+    from voxelflex.engine.step import predict_batch
+    from voxelflex.index import read_index
+    from voxelflex.sources import PlanConfig, open_source
+
+    index_path = Path(index_path)
+    model, ck = load_for_inference(checkpoint, device)
+    index = read_index(index_path)
+    ck.check_data(index.meta, where=str(index_path))
+    by_split, missing = _select(index, split, domains)
+    if temperatures is not None and len(temperatures):
+        temps = np.unique(np.asarray(temperatures, dtype=np.float32))
+    else:
+        found = [_split_temperatures(index, s, d) for s, d in by_split.items()]
+        temps = np.unique(np.concatenate(found)) if found else np.zeros(0, np.float32)
+        if len(temps) == 0 and by_split:
+            raise ConfigError(
+                f"split(s) {sorted(by_split)} of {index_path} have no temperatures (a prediction "
+                "index); pass --temperature K (repeatable) or --temperatures START:STOP:STEP"
+            )
+    row_ids, t_out, p_out = [], [], []
+    unread: set[str] = set()
+    for s, doms in by_split.items():
+        src = open_source(
+            source,
+            _restrict(index, doms),
+            split=s,
+            shards_dir=shards_dir,
+            temperatures=temps.tolist(),
+        )
+        cfg = PlanConfig(batch_size=batch_size * len(temps), shuffle=False, num_workers=num_workers)
+        src.on_error = "skip"  # an unreadable domain is reported, the rest still predicted
+        for batch in src.loader(cfg, epoch=0):
+            pred = predict_batch(model, batch, device).numpy()
+            ok = (batch.row_id >= 0).numpy()
+            bad = ok & (batch.weight == 0).numpy()
+            if bad.any():
+                unread.update(
+                    index.table["domain"].take(pa.array(batch.row_id.numpy()[bad])).to_pylist()
+                )
+            ok &= ~bad
+            row_ids.append(batch.row_id.numpy()[ok])
+            t_out.append(batch.temperature.numpy()[ok])
+            p_out.append(pred[ok])
+    missing += [
+        (d, None, None, "voxels could not be read (see the log's warning)") for d in sorted(unread)
+    ]
+    table = assemble_predictions(
+        index.table,
+        np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
+        np.concatenate(t_out) if t_out else np.zeros(0, np.float32),
+        np.concatenate(p_out) if p_out else np.zeros(0, np.float32),
+        training_range=ck.temperature_range,
+    )
+    predicted_domains = set(table["domain"].unique().to_pylist())
+    skipped = _skipped_lines(index_path, [*(domains or []), *predicted_domains])
+    missing_table = pa.concat_tables([_missing_table(missing), skipped])
+    split_names = sorted(by_split, key=SPLITS.index)
+    name = "+".join(split_names) if split_names else (split or "none")
+    out = (
+        Path(out_path)
+        if out_path
+        else default_predictions_path(checkpoint, name, TableFormat(fmt).value)
+    )
+    meta = PredictionsMeta(
+        rmsf_unit=ck.rmsf_unit,
+        checkpoint=str(Path(checkpoint).resolve()),
+        index=str(index_path.resolve()),
+        splits=split_names,
+        temperatures=[float(t) for t in temps],
+        training_temperature_range=[float(x) for x in ck.temperature_range],
+        model=f"{ck.model_name} ({ck.preset}, {ck.conditioning})",
+    )
+    write_predictions(table, meta, out)
+    extrap = tuple(float(t) for t in temps if ck.is_extrapolation(np.array([t]))[0])
+    if extrap:
+        log.warning(
+            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
+            "there are extrapolations (column `extrapolated`)",
+            ", ".join(temperature_key(t) for t in extrap),
+            *(temperature_key(x) for x in ck.temperature_range),
+        )
+    missing_path = None
+    if missing_table.num_rows:
+        missing_path = out.with_name(out.stem + "_missing.csv")
+        write_table_csv(missing_table, missing_path)
+        log.warning(
+            "%d domains/residues not predicted; reasons in %s", missing_table.num_rows, missing_path
+        )
+    n_res = table.num_rows // len(temps) if len(temps) else 0
+    log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
+    return PredictReport(
+        path=out,
+        n_rows=table.num_rows,
+        n_residues=n_res,
+        temperatures=tuple(float(t) for t in temps),
+        extrapolated_temperatures=extrap,
+        n_missing=missing_table.num_rows,
+        missing_path=missing_path,
+    )
+
+
+def importance_for_rows(
+    *,
+    checkpoint: Path,
+    index_path: Path,
+    splits: Sequence[str],
+    domains: Sequence[str],
+    n_shuffles: int = 3,
+    seed: int = 0,
+    source: str = "hdf5",
+    shards_dir: str | Path | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> dict:
+    """Permutation importance over the index rows (with targets) of ``domains`` in ``splits``.
+
+    See :func:`voxelflex.analysis.importance.permutation_importance`; one voxel read per residue.
+    """
+    from voxelflex.analysis.importance import permutation_importance
+    from voxelflex.engine.checkpoint import load_for_inference
+    from voxelflex.index import read_index
+    from voxelflex.sources import PlanConfig, open_source
+
+    model, ck = load_for_inference(checkpoint, device)
+    index = read_index(index_path)
+    ck.check_data(index.meta, where=str(index_path))
+    restricted = _restrict(index, list(domains))
+    use_features = bool(model.spec.features)
+
+    def forward(grids: torch.Tensor, batch) -> torch.Tensor:
+        feats = batch.features if use_features else None
+        return model(grids, batch.residue_index, batch.temperature, feats)
+
+    def batches():
+        for s in splits:
+            try:
+                src = open_source(source, restricted, split=s, shards_dir=shards_dir)
+            except SourceError as exc:
+                log.warning("permutation importance: split %s skipped: %s", s, exc)
+                continue
+            per_residue = int(src.table.residue_samples().max())
+            cfg = PlanConfig(batch_size=batch_size * per_residue, shuffle=False)
+            yield from src.loader(cfg, epoch=0)
+
+    result = permutation_importance(
+        forward,
+        batches(),
+        channels=ck.frame.channels,
+        device=device,
+        n_shuffles=n_shuffles,
+        seed=seed,
+    )
+    if result["n_rows"] == 0:
+        raise InputError(f"{index_path}: no rows with targets for permutation importance")
+    return result

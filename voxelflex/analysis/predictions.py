@@ -1,0 +1,261 @@
+"""The predictions table: its columns, how it is assembled from model outputs, written and read.
+
+One row per residue × temperature, in index order (domain, chain, resnum, icode) then ascending
+temperature. Parquet files carry :class:`PredictionsMeta` in the footer under
+:data:`METADATA_KEY`; CSV files carry the same JSON on a first line starting with ``#``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from voxelflex.atomic import atomic_path
+from voxelflex.errors import InputError
+from voxelflex.index.schema import OPTIONAL_COLUMNS
+
+__all__ = [
+    "COLUMN_DOCS",
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "RESIDUE_KEY",
+    "PredictionsMeta",
+    "assemble_predictions",
+    "extrapolation_mask",
+    "read_predictions",
+    "write_predictions",
+    "write_table_csv",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"voxelflex.predictions"
+CSV_PREFIX = "# voxelflex predictions "
+RESIDUE_KEY = ("domain", "chain", "resnum", "icode")
+
+COLUMN_DOCS = {
+    "domain": "domain key in the voxel HDF5",
+    "chain": "chain id",
+    "resid_str": "residue key in the voxel HDF5 (residue number as written)",
+    "resnum": "residue number (int)",
+    "icode": "insertion code ('' if none)",
+    "resname": "3-letter residue name",
+    "temperature": "temperature in K the prediction is for",
+    "predicted_rmsf": "predicted C-alpha RMSF, in the unit `rmsf_unit` of this file's metadata",
+    "target_rmsf": "RMSF from the index at this residue and temperature (NaN where none)",
+    "extrapolated": "true where the temperature lies outside the checkpoint's training range",
+    "relative_accessibility": "relative solvent accessibility from the index (null where none)",
+    "dssp": "DSSP secondary-structure code from the index (null where none)",
+    "secondary_structure_encoded": "encoded secondary structure from the index",
+}
+
+
+@dataclass(frozen=True)
+class PredictionsMeta:
+    """What a predictions file was made from.
+
+    Attributes
+    ----------
+    rmsf_unit : str
+        Unit of ``predicted_rmsf`` and ``target_rmsf`` (``"nm"`` or ``"angstrom"``).
+    checkpoint : str
+        Checkpoint path used.
+    index : str
+        Index path the residues (and targets) came from.
+    splits : list of str
+        Index splits the rows came from.
+    temperatures : list of float
+        Requested temperatures, K.
+    training_temperature_range : list of float or None
+        [min, max] K seen in training; rows outside are flagged ``extrapolated``.
+    model : str
+        Model name and preset.
+    columns : dict
+        Column name → description.
+    format_version : int
+    """
+
+    rmsf_unit: str
+    checkpoint: str
+    index: str
+    splits: list[str]
+    temperatures: list[float]
+    training_temperature_range: list[float] | None
+    model: str = ""
+    columns: dict = field(default_factory=lambda: dict(COLUMN_DOCS))
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, where: str) -> PredictionsMeta:
+        d = json.loads(text)
+        if d.get("format_version") != FORMAT_VERSION:
+            raise InputError(
+                f"{where}: predictions format version {d.get('format_version')} unsupported, "
+                f"expected {FORMAT_VERSION}; rerun `voxelflex predict`"
+            )
+        return cls(**d)
+
+    @property
+    def split(self) -> str:
+        """The split name used in output file names (``"+"``-joined when several)."""
+        return "+".join(self.splits) if self.splits else "custom"
+
+
+def extrapolation_mask(
+    temperature: np.ndarray, training_range: tuple[float, float] | list[float] | None
+) -> np.ndarray:
+    """Bool mask of temperatures outside ``training_range`` (all False when it is unknown)."""
+    temperature = np.asarray(temperature, dtype=np.float64)
+    if training_range is None:
+        return np.zeros(temperature.shape, dtype=bool)
+    lo, hi = training_range
+    return (temperature < lo) | (temperature > hi)
+
+
+def assemble_predictions(
+    index_table: pa.Table,
+    row_id: np.ndarray,
+    temperature: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    training_range: tuple[float, float] | None,
+) -> pa.Table:
+    """Attach residue identity, targets and index annotations to raw model outputs.
+
+    Parameters
+    ----------
+    index_table : pyarrow.Table
+        The whole index table (``row_id`` equals row position).
+    row_id : numpy.ndarray, int64, shape (N,)
+        For each prediction, the ``row_id`` of any index row of its residue.
+    temperature : numpy.ndarray, float32, shape (N,)
+        Kelvin.
+    predicted : numpy.ndarray, float32, shape (N,)
+        Predicted RMSF.
+    training_range : (float, float) or None
+        Checkpoint training temperature range, K, for the ``extrapolated`` column.
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns of :data:`COLUMN_DOCS` present in the index, sorted by index order and
+        temperature. ``target_rmsf`` and annotations come from the index row of the same split,
+        residue and temperature (a vectorised hash join); NaN/null where there is none.
+    """
+    row_id = np.asarray(row_id, dtype=np.int64)
+    ident = index_table.select(
+        ["split", "domain", "chain", "resid_str", "resnum", "icode", "resname"]
+    ).take(pa.array(row_id))
+    out = ident.append_column("temperature", pa.array(np.asarray(temperature, np.float32)))
+    out = out.append_column("predicted_rmsf", pa.array(np.asarray(predicted, np.float32)))
+    # Residue order: row_id is monotone in (split, domain, chain, resnum, icode) order.
+    out = out.append_column("_order", pa.array(row_id))
+    annotations = [c for c in OPTIONAL_COLUMNS if c in index_table.column_names]
+    keys = ["split", *RESIDUE_KEY, "temperature"]
+    known = index_table.select([*keys, "target_rmsf", *annotations]).filter(
+        pc.is_valid(index_table["temperature"]) & pc.invert(pc.is_nan(index_table["temperature"]))
+    )
+    out = out.join(known, keys=keys, join_type="left outer")
+    out = out.sort_by([("_order", "ascending"), ("temperature", "ascending")])
+    target = out["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32)
+    target = np.where(np.isfinite(target), target, np.float32(np.nan))  # null -> NaN
+    extrap = extrapolation_mask(out["temperature"].to_numpy(), training_range)
+    cols = {
+        "domain": out["domain"],
+        "chain": out["chain"],
+        "resid_str": out["resid_str"],
+        "resnum": out["resnum"],
+        "icode": out["icode"],
+        "resname": out["resname"],
+        "temperature": out["temperature"],
+        "predicted_rmsf": out["predicted_rmsf"],
+        "target_rmsf": pa.array(target, pa.float32()),
+        "extrapolated": pa.array(extrap),
+    }
+    cols.update({c: out[c].cast(OPTIONAL_COLUMNS[c]) for c in annotations})
+    return pa.table(cols)
+
+
+def _with_meta(table: pa.Table, meta: PredictionsMeta) -> pa.Table:
+    md = dict(table.schema.metadata or {})
+    md[METADATA_KEY] = meta.to_json().encode()
+    return table.replace_schema_metadata(md)
+
+
+def write_table_csv(table: pa.Table, path: Path, header: str | None = None) -> Path:
+    """Write ``table`` as CSV atomically, with an optional ``#`` comment first line."""
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "wb") as fh:
+        if header is not None:
+            fh.write(header.encode() + b"\n")
+        fh.write(buf.getvalue())
+    return Path(path)
+
+
+def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
+    """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        with atomic_path(path, suffix=".parquet") as tmp:
+            pq.write_table(_with_meta(table, meta), tmp)
+    elif suffix == ".csv":
+        write_table_csv(table, path, header=CSV_PREFIX + meta.to_json())
+    else:
+        raise InputError(f"{path}: predictions output must end in .parquet or .csv")
+    return path
+
+
+_CSV_TYPES = {
+    "domain": pa.string(),
+    "chain": pa.string(),
+    "resid_str": pa.string(),
+    "resnum": pa.int32(),
+    "icode": pa.string(),
+    "resname": pa.string(),
+    "temperature": pa.float32(),
+    "predicted_rmsf": pa.float32(),
+    "target_rmsf": pa.float32(),
+    "extrapolated": pa.bool_(),
+    **OPTIONAL_COLUMNS,
+}
+
+
+def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
+    """Read a predictions file written by :func:`write_predictions` (Parquet or CSV)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: predictions file not found; run `voxelflex predict` first")
+    if path.suffix.lower() == ".parquet":
+        table = pq.read_table(path)
+        raw = (table.schema.metadata or {}).get(METADATA_KEY)
+        if raw is None:
+            raise InputError(f"{path}: not a voxelflex predictions file (no {METADATA_KEY!r})")
+        return table.replace_schema_metadata(None), PredictionsMeta.from_json(raw, where=str(path))
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    if not first.startswith(CSV_PREFIX):
+        raise InputError(
+            f"{path}: not a voxelflex predictions CSV (first line should start with "
+            f"{CSV_PREFIX.strip()!r}); rerun `voxelflex predict`"
+        )
+    meta = PredictionsMeta.from_json(first[len(CSV_PREFIX) :], where=str(path))
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(skip_rows=1),
+        convert_options=pacsv.ConvertOptions(
+            column_types=_CSV_TYPES, strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
+    )
+    return table, meta
