@@ -1,0 +1,102 @@
+"""Models: registry, shapes, one trunk pass per residue, temperature scaling, batch independence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from voxelflex.errors import ConfigError
+from voxelflex.models import (
+    ARCHITECTURES,
+    CONDITIONINGS,
+    PRESET_NAMES,
+    ModelSpec,
+    build_model,
+    parameter_counts,
+)
+
+T_RANGE = (320.0, 450.0)
+
+
+def _voxels(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((n, 5, 21, 21, 21), generator=g) < 0.01).float()
+
+
+@pytest.mark.parametrize("conditioning", sorted(CONDITIONINGS))
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_tiny_models_predict_one_value_per_sample_with_one_trunk_pass(name, conditioning):
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(name, "tiny", conditioning), temperature_range=T_RANGE).eval()
+    calls = []
+    model.trunk.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    voxels = _voxels(3)
+    residue_index = torch.tensor([0, 0, 0, 1, 2, 2])
+    temperature = torch.tensor([320.0, 379.0, 450.0, 348.0, 413.0, 500.0])
+    out = model(voxels, residue_index, temperature)
+    assert out.shape == (6,) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert calls == [3]  # the trunk saw each residue once, not each of the 6 samples
+    # A sample's prediction does not depend on the other residues in the batch (GroupNorm),
+    # so zero-grid padding rows and batch composition cannot change it.
+    alone = model(voxels[1:2], torch.tensor([0]), torch.tensor([348.0]))
+    padded = model(
+        torch.cat([torch.zeros_like(voxels[:2]), voxels[1:2]]),
+        torch.tensor([2, 0]),
+        torch.tensor([348.0, 320.0]),
+    )
+    torch.testing.assert_close(alone[0], out[3], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(padded[0], out[3], rtol=1e-4, atol=1e-5)
+
+
+def test_presets_grow_and_counts_split_trunk_and_head():
+    for name in ARCHITECTURES:
+        totals = []
+        for preset in PRESET_NAMES:
+            counts = parameter_counts(
+                build_model(ModelSpec(name, preset, "head"), temperature_range=T_RANGE)
+            )
+            assert counts["total"] == counts["trunk"] + counts["head"] > 0
+            totals.append(counts["total"])
+        assert totals == sorted(totals) and len(set(totals)) == 3, (name, totals)
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        (ModelSpec("resnet", "tiny", "head"), "unknown model 'resnet'; valid: densenet3d"),
+        (ModelSpec("multipath", "huge", "head"), "unknown preset 'huge'; valid: tiny, small, base"),
+        (ModelSpec("multipath", "tiny", "concat"), "unknown conditioning 'concat'; valid: head"),
+    ],
+)
+def test_registry_rejects_unknown_names(spec, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_model(spec, temperature_range=T_RANGE)
+
+
+def test_temperature_scaling_is_not_clamped_and_flags_extrapolation():
+    model = build_model(ModelSpec("multipath", "tiny", "head"), temperature_range=T_RANGE)
+    t = torch.tensor([300.0, 320.0, 385.0, 450.0, 500.0])
+    scaled = model.scale_temperature(t)
+    torch.testing.assert_close(scaled[1:4], torch.tensor([-1.0, 0.0, 1.0]))
+    assert scaled[0] < -1 and scaled[4] > 1  # outside the range: extrapolated, not clamped
+    assert model.is_extrapolation(t).tolist() == [True, False, False, False, True]
+    model.eval()
+    out = model(_voxels(1), torch.zeros(5, dtype=torch.long), t)
+    assert len(set(out.tolist())) == 5  # every temperature, inside or out, changes the output
+
+
+def test_target_transform_round_trips_and_features_are_standardised():
+    spec = ModelSpec("densenet3d", "tiny", "head", features=("relative_accessibility",))
+    model = build_model(spec, temperature_range=T_RANGE).eval()
+    model.set_statistics(0.4, 0.2, torch.tensor([0.5]), torch.tensor([0.25]))
+    y = torch.tensor([0.1, 0.5, 1.2])
+    torch.testing.assert_close(model.decode_output(model.encode_target(y)), y)
+    log_model = build_model(
+        ModelSpec("densenet3d", "tiny", "head", log_target=True), temperature_range=T_RANGE
+    )
+    log_model.set_statistics(-1.0, 0.5)
+    torch.testing.assert_close(log_model.decode_output(log_model.encode_target(y)), y)
+    with pytest.raises(ValueError, match="relative_accessibility"):
+        model(_voxels(2), torch.tensor([0, 1]), torch.tensor([320.0, 320.0]))
+    out = model(_voxels(2), torch.tensor([0, 1]), torch.tensor([320.0, 320.0]), torch.ones(2, 1))
+    assert out.shape == (2,)

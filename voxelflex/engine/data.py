@@ -1,0 +1,152 @@
+"""What the trainer needs from the data: the index, train/val sources, plans and statistics."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from voxelflex.config import Config
+from voxelflex.engine.checkpoint import index_fingerprint
+from voxelflex.engine.distributed import DistContext
+from voxelflex.errors import ConfigError, TrainingError
+
+__all__ = ["TrainingData", "open_training_data"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """Index, sources and plan settings of one training run.
+
+    Attributes
+    ----------
+    index : LoadedIndex
+    train, val : SampleSource
+    plan, val_plan : PlanConfig
+        Shuffled training plan and in-order validation plan for this rank.
+    fingerprint : str
+        :func:`~voxelflex.engine.checkpoint.index_fingerprint` of the index.
+    target : numpy.ndarray of float32
+        Training targets (for the model's target standardisation).
+    features : numpy.ndarray of float32, shape (N_train_rows, F)
+        Training rows' feature columns (for their standardisation).
+    """
+
+    index: object
+    train: object
+    val: object
+    plan: object
+    val_plan: object
+    fingerprint: str
+    target: np.ndarray
+    features: np.ndarray
+
+
+def _index_path(config: Config, dist: DistContext) -> Path:
+    data = config.data
+    if data.index is not None:
+        return data.index
+    if data.voxel_file is None or data.rmsf_csv is None:
+        raise ConfigError(
+            "config key 'data.index' is not set: give --index (from `voxelflex index build`), "
+            "or data.voxel_file, data.rmsf_csv, data.rmsf_unit and the split files to build one"
+        )
+    out = config.run_dir / "index" / "index.parquet"
+    if dist.is_main:
+        from voxelflex.index import build_index
+
+        log.info("building the sample index %s from %s", out, data.voxel_file)
+        build_index(
+            data.voxel_file,
+            out,
+            rmsf_csv=data.rmsf_csv,
+            rmsf_unit=data.rmsf_unit,
+            train=data.train_split,
+            val=data.val_split,
+            test=data.test_split,
+            progress=config.train.progress,
+        )
+    dist.barrier()
+    return out
+
+
+def open_training_data(config: Config, dist: DistContext) -> TrainingData:
+    """Read (or build) the index and open the train and val sources of ``config.loader.source``.
+
+    Raises
+    ------
+    ConfigError, TrainingError
+        No index, no RMSF unit or temperature range in it, an empty train or val split, or
+        feature columns the index lacks.
+    """
+    from voxelflex.index import read_index
+    from voxelflex.sources import PlanConfig, open_source
+
+    path = _index_path(config, dist)
+    index = read_index(path)
+    meta = index.meta
+    if meta.rmsf_unit is None or meta.temperature_range is None:
+        raise TrainingError(
+            f"{path} is a prediction index (no RMSF targets); build it with --rmsf-csv and "
+            "train/val splits to train on it"
+        )
+    split = index.table.column("split")
+    train_rows = index.table.filter(pc.equal(split, "train"))
+    n_val = int(pc.sum(pc.equal(split, "val")).as_py() or 0)
+    if train_rows.num_rows == 0 or n_val == 0:
+        raise TrainingError(
+            f"{path} has {train_rows.num_rows} train and {n_val} val rows; training needs both: "
+            "rebuild the index with --train and --val split files"
+        )
+    missing = [f for f in config.model.features if f not in index.table.column_names]
+    if missing:
+        raise ConfigError(
+            f"config key 'model.features': {missing} are not columns of {path}; available: "
+            f"{', '.join(index.table.column_names)}"
+        )
+    features = (
+        np.stack(
+            [
+                train_rows.column(f).to_numpy(zero_copy_only=False).astype(np.float32)
+                for f in config.model.features
+            ],
+            axis=1,
+        )
+        if config.model.features
+        else np.zeros((train_rows.num_rows, 0), np.float32)
+    )
+    lc = config.loader
+    plan = PlanConfig(
+        batch_size=lc.batch_size,
+        seed=lc.seed,
+        num_workers=lc.num_workers,
+        world_size=dist.world_size,
+        rank=dist.rank,
+        shuffle=True,
+        mix_buffer_residues=lc.mix_buffer_residues,
+    )
+    val_plan = PlanConfig(
+        batch_size=lc.batch_size,
+        seed=lc.seed,
+        num_workers=lc.num_workers,
+        world_size=dist.world_size,
+        rank=dist.rank,
+        shuffle=False,
+        mix_buffer_residues=lc.mix_buffer_residues,
+    )
+    kwargs = {"shards_dir": config.data.shards_dir}
+    return TrainingData(
+        index=index,
+        train=open_source(lc.source, index, split="train", **kwargs),
+        val=open_source(lc.source, index, split="val", **kwargs),
+        plan=plan,
+        val_plan=val_plan,
+        fingerprint=index_fingerprint(meta),
+        target=train_rows.column("target_rmsf").to_numpy(zero_copy_only=False).astype(np.float32),
+        features=features,
+    )

@@ -1,0 +1,113 @@
+"""Process-group plumbing for ``torchrun``: which rank we are, which device, and collectives.
+
+``torchrun --nproc_per_node=N -m voxelflex train ...`` sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``; a plain run has none and everything below degrades to single-process no-ops.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from voxelflex.errors import ConfigError
+
+__all__ = ["DistContext", "resolve_device"]
+
+
+def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA if available, else CPU; ``cuda`` without a GPU is an error."""
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "config key 'train.device': got 'cuda', but no CUDA device is available; "
+            "use --device cpu or auto"
+        )
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+@dataclass
+class DistContext:
+    """This process's place in the job.
+
+    Attributes
+    ----------
+    rank, world_size, local_rank : int
+    device : torch.device
+        ``cuda:LOCAL_RANK`` or ``cpu``.
+    owns_group : bool
+        True when :meth:`setup` created the process group (and :meth:`close` destroys it).
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = False
+
+    @classmethod
+    def setup(cls, device_choice: str) -> DistContext:
+        """Read torchrun's environment; join the process group (gloo on CPU, nccl on CUDA)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = resolve_device(device_choice, local_rank)
+        owns = False
+        if world > 1 and not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group(
+                "nccl" if device.type == "cuda" else "gloo",
+                rank=rank,
+                world_size=world,
+                timeout=datetime.timedelta(minutes=30),
+            )
+            owns = True
+        return cls(rank, world, local_rank, device, owns)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """All-reduce sum (a copy; the input is untouched)."""
+        if not self.enabled:
+            return value
+        out = value.detach().clone()
+        dist.all_reduce(out)
+        return out
+
+    def gather_to_main(self, obj: Any) -> list[Any] | None:
+        """Every rank's ``obj`` on rank 0 (in rank order); None elsewhere."""
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,104 @@
+"""Per-epoch collection of predictions and their metrics (via :mod:`voxelflex.analysis.metrics`).
+
+Each rank collects the rows it served; :func:`reduce_metrics` gathers them on rank 0, checks that
+every row of the split was served exactly once across ranks, and computes loss, Pearson,
+Spearman, R², RMSE, MAE and Pearson per temperature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxelflex.analysis.metrics import grouped_metrics, regression_metrics
+from voxelflex.errors import TrainingError
+
+__all__ = ["EpochAccumulator", "reduce_metrics"]
+
+
+@dataclass
+class EpochAccumulator:
+    """Rows served so far this epoch on this rank (CPU tensors, appended per batch)."""
+
+    row_id: list[torch.Tensor] = field(default_factory=list)
+    pred: list[torch.Tensor] = field(default_factory=list)
+    target: list[torch.Tensor] = field(default_factory=list)
+    temperature: list[torch.Tensor] = field(default_factory=list)
+    loss_sum: float = 0.0
+    weight_sum: float = 0.0
+
+    def add(self, batch, pred: torch.Tensor, loss_sum: float, weight_sum: float) -> None:
+        """Record one batch (on any device): served rows (``row_id >= 0``) and the loss sum."""
+        served = (batch.row_id >= 0).cpu()
+        self.row_id.append(batch.row_id.cpu()[served])
+        self.pred.append(pred.detach().float().cpu()[served])
+        self.target.append(batch.target.cpu()[served])
+        self.temperature.append(batch.temperature.cpu()[served])
+        self.loss_sum += float(loss_sum)
+        self.weight_sum += float(weight_sum)
+
+    def arrays(self) -> dict[str, Any]:
+        """Concatenated numpy arrays and the sums (what ranks exchange)."""
+        cat = {
+            k: torch.cat(getattr(self, k)).numpy() if getattr(self, k) else np.zeros(0)
+            for k in ("row_id", "pred", "target", "temperature")
+        }
+        return {**cat, "loss_sum": self.loss_sum, "weight_sum": self.weight_sum}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and floats only (stored in mid-epoch checkpoints)."""
+        a = self.arrays()
+        return {
+            "row_id": torch.as_tensor(a["row_id"], dtype=torch.int64),
+            "pred": torch.as_tensor(a["pred"], dtype=torch.float32),
+            "target": torch.as_tensor(a["target"], dtype=torch.float32),
+            "temperature": torch.as_tensor(a["temperature"], dtype=torch.float32),
+            "loss_sum": a["loss_sum"],
+            "weight_sum": a["weight_sum"],
+        }
+
+    @classmethod
+    def merged(cls, parts: list[dict[str, Any]]) -> EpochAccumulator:
+        """One accumulator holding several ranks' :meth:`arrays` / :meth:`state_dict`."""
+        acc = cls()
+        for p in parts:
+            for k in ("row_id", "pred", "target", "temperature"):
+                getattr(acc, k).append(torch.as_tensor(p[k]))
+            acc.loss_sum += float(p["loss_sum"])
+            acc.weight_sum += float(p["weight_sum"])
+        return acc
+
+
+def reduce_metrics(
+    parts: list[dict[str, Any]], *, expected_rows: int, split: str, epoch: int
+) -> dict[str, Any]:
+    """Metrics of one epoch from every rank's :meth:`EpochAccumulator.arrays`.
+
+    Raises
+    ------
+    TrainingError
+        If a row was served twice or not at all (an epoch-plan bug; training on it would be
+        silently biased).
+    """
+    row_id = np.concatenate([np.asarray(p["row_id"], dtype=np.int64) for p in parts])
+    unique = np.unique(row_id)
+    if len(unique) != len(row_id) or len(row_id) != expected_rows:
+        raise TrainingError(
+            f"epoch {epoch}: the {split} loader served {len(row_id)} rows "
+            f"({len(row_id) - len(unique)} duplicates), expected each of {expected_rows} rows "
+            "exactly once; the epoch plan is inconsistent across ranks"
+        )
+    order = np.argsort(row_id, kind="stable")  # rank-independent order: reproducible sums
+    y = np.concatenate([np.asarray(p["target"]) for p in parts])[order]
+    p_ = np.concatenate([np.asarray(p["pred"]) for p in parts])[order]
+    t = np.concatenate([np.asarray(p["temperature"]) for p in parts])[order]
+    weight_sum = sum(float(p["weight_sum"]) for p in parts)
+    loss_sum = sum(float(p["loss_sum"]) for p in parts)
+    out: dict[str, Any] = {"loss": loss_sum / weight_sum if weight_sum > 0 else float("nan")}
+    out.update(regression_metrics(y, p_))
+    per_t = grouped_metrics(y, p_, np.round(t, 2))
+    out["pearson_per_temperature"] = {k: v["pearson"] for k, v in per_t.items()}
+    return out

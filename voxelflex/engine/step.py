@@ -1,0 +1,120 @@
+"""One batch through a model: move, unpack on the device, forward; the weighted loss.
+
+Used by the trainer (training and validation) and by prediction (``voxelflex predict``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voxelflex.packing import unpack_torch
+from voxelflex.sources.batch import Batch
+
+__all__ = ["forward_batch", "predict_batch", "weighted_loss"]
+
+
+def _features(model: nn.Module, batch: Batch) -> torch.Tensor | None:
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    return batch.features if inner.spec.features else None
+
+
+def forward_batch(
+    model: nn.Module,
+    batch: Batch,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    raw: bool = False,
+) -> torch.Tensor:
+    """Forward a batch already on the model's device.
+
+    Parameters
+    ----------
+    model : RMSFModel or DistributedDataParallel of one
+    batch : Batch
+        On the model's device; ``packed`` still uint8.
+    autocast_dtype : torch.dtype, optional
+        bf16/fp16 mixed precision (CUDA); voxels are unpacked straight into this dtype.
+    raw : bool
+        Standardised network outputs (for the loss) instead of RMSF.
+
+    Returns
+    -------
+    torch.Tensor, float32, shape (B,)
+    """
+    device = batch.packed.device
+    voxels = unpack_torch(batch.packed, autocast_dtype or torch.float32)
+    ctx = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with ctx:
+        out = model(
+            voxels, batch.residue_index, batch.temperature, _features(model, batch), raw=raw
+        )
+    return out.float()
+
+
+@torch.no_grad()
+def predict_batch(
+    model: nn.Module, batch: Batch, device: str | torch.device, *, autocast_dtype=None
+) -> torch.Tensor:
+    """Predicted RMSF for every sample of ``batch``.
+
+    Moves the batch to ``device`` (the model must already be there, in eval mode), unpacks the
+    voxels there with :func:`voxelflex.packing.unpack_torch` and runs the trunk once per residue.
+
+    Parameters
+    ----------
+    model : RMSFModel
+        E.g. from :func:`voxelflex.engine.checkpoint.load_for_inference`.
+    batch : Batch
+    device : str or torch.device
+    autocast_dtype : torch.dtype, optional
+        Mixed precision on CUDA (bf16/fp16); None = float32.
+
+    Returns
+    -------
+    torch.Tensor, float32, shape (B,), on the CPU
+        RMSF in the checkpoint's unit (padding rows included: drop ``row_id == -1``).
+    """
+    batch = batch.to(device, non_blocking=True)
+    return forward_batch(model, batch, autocast_dtype=autocast_dtype).cpu()
+
+
+def weighted_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    kind: str,
+    huber_delta: float = 1.0,
+    normalizer: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """Weighted mean of per-sample MSE or Huber loss; weight-0 rows (padding) count zero.
+
+    Parameters
+    ----------
+    pred, target, weight : torch.Tensor, float32, shape (B,)
+        Targets of weight-0 rows may be NaN; they never reach the sum.
+    kind : {"mse", "huber"}
+    huber_delta : float
+    normalizer : float or tensor, optional
+        Divide by this instead of ``weight.sum()`` (DDP: the global weight sum / world size,
+        so that averaging gradients over ranks gives the global weighted mean).
+    """
+    keep = weight > 0
+    safe_target = torch.where(keep, target, pred.detach())
+    if kind == "mse":
+        per = F.mse_loss(pred, safe_target, reduction="none")
+    elif kind == "huber":
+        per = F.huber_loss(pred, safe_target, reduction="none", delta=huber_delta)
+    else:
+        raise ValueError(f"unknown loss {kind!r}; valid: mse, huber")
+    total = (per * weight).sum()
+    denom = weight.sum() if normalizer is None else normalizer
+    return total / torch.clamp(torch.as_tensor(denom, dtype=total.dtype), min=1e-12)
