@@ -292,14 +292,17 @@ def format_summary(metrics: dict) -> str:
             rows.append((label, baselines[name]["overall"], baselines[name]["per_temperature"]))
     temps = list(metrics["per_temperature"])
     width = max(len(r[0]) for r in rows)
-    head = f"{'':{width}}  {'Pearson':>7} {'Spearman':>8} {'R²':>6} {'RMSE':>6} {'MAE':>6}"
-    head += "   Pearson at " + " ".join(f"{t + ' K':>6}" for t in temps)
-    lines = [f"{metrics.get('split', '')} split, {metrics['n_rows']} rows, RMSF in {unit}", head]
-    for label, overall, per_t in rows:
-        line = f"{label:{width}}  {_fmt(overall['pearson']):>7} {_fmt(overall['spearman']):>8} "
-        line += f"{_fmt(overall['r2'])} {_fmt(overall['rmse'])} {_fmt(overall['mae'])}"
-        line += "   " + " " * len("Pearson at ")
-        line += " ".join(f"{_fmt(per_t.get(t, {}).get('pearson')):>6}" for t in temps)
+    pooled = f"{'Pearson':>7} {'Spearman':>8} {'R²':>6} {'RMSE':>6} {'MAE':>6}"
+    per_t = " ".join(f"{t + ' K':>6}" for t in temps)
+    lines = [
+        f"{metrics.get('split', '')} split: {metrics['n_rows']} rows, RMSF in {unit}",
+        f"{'':{width}}  {'pooled over temperatures':<{len(pooled)}} | Pearson r per temperature",
+        f"{'':{width}}  {pooled} | {per_t}",
+    ]
+    for label, overall, by_t in rows:
+        values = [_fmt(overall[k]) for k in ("pearson", "spearman", "r2", "rmse", "mae")]
+        line = f"{label:{width}}  {values[0]:>7} {values[1]:>8} {' '.join(values[2:])} | "
+        line += " ".join(f"{_fmt(by_t.get(t, {}).get('pearson')):>6}" for t in temps)
         lines.append(line)
     dom = metrics["per_domain_pearson"]["all_temperatures"]
     lines.append(

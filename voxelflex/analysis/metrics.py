@@ -29,7 +29,8 @@ def _finite(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pearson(y: np.ndarray, p: np.ndarray) -> float:
     """Pearson correlation of truth ``y`` and prediction ``p``."""
     y, p = _finite(y, p)
-    if len(y) < 2:
+    if len(y) < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
+        # constant input: rounding in the mean would otherwise give a meaningless tiny r
         return float("nan")
     yc, pc = y - y.mean(), p - p.mean()
     denom = np.sqrt((yc * yc).sum() * (pc * pc).sum())

@@ -113,26 +113,23 @@ def _missing_table(rows: list[tuple[str | None, str | None, str | None, str]]) -
 
 def _skipped_lines(index_path: Path, domains: Iterable[str]) -> pa.Table:
     """Lines of the index's skip table that left items of ``domains`` out of the index."""
-    from voxelflex.index.skips import skip_table_path
+    from voxelflex.index.skips import SKIP_SCHEMA, skip_table_path
 
     path = skip_table_path(index_path)
     if not path.is_file():
         return _missing_table([])
-    skipped = pacsv.read_csv(
-        path,
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in ("domain", "domain_id", "chain", "resid")}
-        ),
-    )
+    types = {f.name: f.type for f in SKIP_SCHEMA}
+    skipped = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     wanted = pa.array(sorted(set(domains)), pa.string())
-    hit = pc.is_in(skipped["reason"], pa.array(_NOT_INDEXED)) & (
-        pc.fill_null(pc.is_in(skipped["domain"], wanted), False)
-        | pc.fill_null(pc.is_in(skipped["domain_id"], wanted), False)
+    of_wanted = pc.or_(
+        pc.fill_null(pc.is_in(skipped["domain"], wanted), False),
+        pc.fill_null(pc.is_in(skipped["domain_id"], wanted), False),
     )
+    hit = pc.and_(pc.is_in(skipped["reason"], pa.array(_NOT_INDEXED)), of_wanted)
     lines = skipped.filter(hit)
     domain = pc.coalesce(lines["domain"], lines["domain_id"])
     reason = pc.binary_join_element_wise(
-        pa.array(["not indexed"] * lines.num_rows),
+        pa.array(["not indexed"] * lines.num_rows, pa.string()),
         lines["reason"],
         pc.fill_null(lines["detail"], ""),
         ": ",
@@ -267,9 +264,9 @@ def predict(
             split=s,
             shards_dir=shards_dir,
             temperatures=temps.tolist(),
+            on_error="skip",  # an unreadable domain is reported, the rest still predicted
         )
         cfg = PlanConfig(batch_size=batch_size * len(temps), shuffle=False, num_workers=num_workers)
-        src.on_error = "skip"  # an unreadable domain is reported, the rest still predicted
         for batch in src.loader(cfg, epoch=0):
             pred = predict_batch(model, batch, device).numpy()
             ok = (batch.row_id >= 0).numpy()

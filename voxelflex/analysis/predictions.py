@@ -163,7 +163,7 @@ def assemble_predictions(
     annotations = [c for c in OPTIONAL_COLUMNS if c in index_table.column_names]
     keys = ["split", *RESIDUE_KEY, "temperature"]
     known = index_table.select([*keys, "target_rmsf", *annotations]).filter(
-        pc.is_valid(index_table["temperature"]) & pc.invert(pc.is_nan(index_table["temperature"]))
+        pc.is_finite(index_table["temperature"])
     )
     out = out.join(known, keys=keys, join_type="left outer")
     out = out.sort_by([("_order", "ascending"), ("temperature", "ascending")])

@@ -10,17 +10,30 @@ import pyarrow as pa
 from matplotlib.ticker import MaxNLocator
 
 from voxelflex.analysis.formats import ImageFormat
-from voxelflex.analysis.plots.common import new_figure, save
+from voxelflex.analysis.plots.common import new_figure, save, temperature_colors
+from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 
 __all__ = ["history_table", "plot_training_curves"]
 
 
+def _flatten(row: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "_"))
+        else:
+            out[name] = value
+    return out
+
+
 def history_table(history: str | Path | dict | list) -> pa.Table:
     """Epoch-wise numeric metrics as a table with an ``epoch`` column.
 
-    Accepts a path to the JSON or its content: a list of per-epoch dicts, a dict of per-epoch
-    lists, or either under an ``"epochs"`` or ``"history"`` key. Non-numeric entries are dropped.
+    Accepts a path to the JSON or its content: a list of per-epoch dicts (nested dicts are
+    flattened: ``{"val": {"loss": x}}`` becomes ``val_loss``), a dict of per-epoch lists, or
+    either under an ``"epochs"`` or ``"history"`` key. Non-numeric entries are dropped.
     """
     where = str(history) if isinstance(history, str | Path) else "training history"
     if isinstance(history, str | Path):
@@ -31,8 +44,9 @@ def history_table(history: str | Path | dict | list) -> pa.Table:
     if isinstance(history, dict):
         history = history.get("epochs", history.get("history", history))
     if isinstance(history, list):
-        keys = sorted({k for row in history if isinstance(row, dict) for k in row})
-        history = {k: [row.get(k) for row in history] for k in keys}
+        rows = [_flatten(row) for row in history if isinstance(row, dict)]
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        history = {k: [row.get(k) for row in rows] for k in keys}
     if not isinstance(history, dict) or not history:
         raise InputError(f"{where}: expected per-epoch metrics (list of dicts or dict of lists)")
     cols = {}
@@ -52,34 +66,57 @@ def history_table(history: str | Path | dict | list) -> pa.Table:
     return pa.table(cols)
 
 
+PER_T_PREFIX = "val_pearson_per_temperature_"
+
+
 def plot_training_curves(
     history: str | Path | dict | list, out_dir: Path, *, fmt: ImageFormat | str = "png"
 ) -> list[Path]:
-    """Loss (left) and Pearson r (right) per epoch, one line per recorded series.
+    """Loss and pooled Pearson r per epoch, plus validation Pearson r per temperature.
 
-    Series are recognised by name: those containing ``loss`` go left, ``pearson`` right.
+    Series are recognised by name: ``*loss``, ``*pearson`` and ``val_pearson_per_temperature_*``
+    (the layout of :mod:`voxelflex.engine.trainer`'s history).
     """
     table = history_table(history)
     epoch = table["epoch"].to_numpy()
     names = [c for c in table.column_names if c != "epoch"]
-    losses = [c for c in names if "loss" in c.lower()]
-    pearsons = [c for c in names if "pearson" in c.lower()]
-    fig = new_figure(10, 4)
-    ax_loss, ax_r = fig.subplots(1, 2)
-    for ax, series, ylabel in (
-        (ax_loss, losses, "loss (training objective)"),
-        (ax_r, pearsons, "Pearson r"),
-    ):
-        for name in series:
-            ax.plot(epoch, table[name].to_numpy(), marker="o", ms=3, label=name.replace("_", " "))
+    losses = [c for c in names if c.lower().endswith("loss")]
+    pearsons = [c for c in names if c.lower().endswith("pearson")]
+    per_t = sorted(
+        (c for c in names if c.startswith(PER_T_PREFIX)),
+        key=lambda c: float(c.removeprefix(PER_T_PREFIX)),
+    )
+    panels = [
+        (losses, "loss (training objective)", "Loss per epoch", None),
+        (pearsons, "Pearson r", "Pearson r per epoch (pooled)", None),
+    ]
+    if per_t:
+        temps = np.array([float(c.removeprefix(PER_T_PREFIX)) for c in per_t])
+        panels.append(
+            (per_t, "Pearson r", "Validation Pearson r per temperature", temperature_colors(temps))
+        )
+    fig = new_figure(5 * len(panels), 4)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (series, ylabel, title, colours) in zip(axes, panels, strict=True):
+        for i, name in enumerate(series):
+            label = name.replace("_", " ")
+            if colours is not None:
+                label = f"{temperature_key(float(name.removeprefix(PER_T_PREFIX)))} K"
+            ax.plot(
+                epoch,
+                table[name].to_numpy(),
+                marker="o",
+                ms=3,
+                label=label,
+                color=None if colours is None else colours[i],
+            )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
         if series:
             ax.legend(fontsize="small")
         else:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
-    ax_loss.set_title("Loss per epoch")
-    ax_r.set_title("Pearson r per epoch")
     return save(fig, table, out_dir, "training_curves", fmt)
