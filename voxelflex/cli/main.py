@@ -16,19 +16,15 @@ from voxelflex.errors import VoxelflexError
 __all__ = ["app", "main"]
 
 
-class _ReportedError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file=None) -> None:
-        click.secho(f"error: {self.message}", err=True, fg="red")
-
-
 class _Group(TyperGroup):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except VoxelflexError as exc:
-            raise _ReportedError(str(exc)) from exc
+            # typer.Exit, not a ClickException: typer >= 0.26 vendors click and would box
+            # (and re-wrap) the message with rich.
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(2) from exc
 
 
 app = typer.Typer(
