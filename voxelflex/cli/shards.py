@@ -1,11 +1,63 @@
-"""`voxelflex shards` commands (placeholder until implemented)."""
+"""`voxelflex shards build` / `voxelflex shards verify`: thin wrappers over voxelflex.sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="shards commands.")
+from voxelflex.errors import ShardError
+from voxelflex.sources.shard_build import DEFAULT_DOMAINS_PER_SHARD, build_shards
+from voxelflex.sources.shards import verify_shards
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Bit-packed zstd WebDataset shards of the voxels (fast training input).",
+)
 
 
 @app.command("build")
-def build() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(1)
+def build(
+    index: Annotated[Path, typer.Option("--index", help="Sample index (Parquet).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Shard folder to write.")],
+    domains_per_shard: Annotated[
+        int, typer.Option(help="Domains per tar file.", min=1)
+    ] = DEFAULT_DOMAINS_PER_SHARD,
+    workers: Annotated[int, typer.Option(help="Processes reading the HDF5.", min=1)] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the domain order across shards.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Pack every domain of the index into shards; rerun to resume an interrupted build."""
+    report = build_shards(
+        index,
+        output,
+        domains_per_shard=domains_per_shard,
+        workers=workers,
+        seed=seed,
+        progress=progress,
+    )
+    typer.echo(
+        f"{report.n_shards} shards ({report.built} built, {report.reused} reused), "
+        f"{report.n_domains} domains, {report.n_residues} residues, "
+        f"{report.total_bytes / 1e6:.1f} MB in {output} ({report.seconds:.1f} s); "
+        f"manifest {report.manifest_path}"
+    )
+
+
+@app.command("verify")
+def verify(
+    folder: Annotated[Path, typer.Argument(help="Shard folder (with manifest.json).")],
+) -> None:
+    """Check every shard and record against the manifest; list all problems."""
+    report = verify_shards(folder)
+    for problem in report.problems:
+        typer.echo(problem)
+    if not report.ok:
+        raise ShardError(
+            f"{folder}: {len(report.problems)} problems in {report.n_shards} shards (listed "
+            "above); rebuild with `voxelflex shards build` (intact shards are reused)"
+        )
+    typer.echo(f"{folder}: {report.n_shards} shards, {report.n_domains} domains, all intact")

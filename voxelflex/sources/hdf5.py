@@ -60,7 +60,7 @@ class Hdf5Reader(DomainReader):
         f = self._open()
         try:
             domain_id = h5py.h5g.open(f.id, domain.encode())
-        except KeyError:
+        except (KeyError, ValueError):  # h5py raises either for a missing link
             raise SourceError(
                 f"{self.path}: domain {domain} is in the index but not in the voxel file; "
                 "rebuild the index against this file"
@@ -73,7 +73,7 @@ class Hdf5Reader(DomainReader):
                 if chain not in chain_ids:
                     chain_ids[chain] = h5py.h5g.open(domain_id, chain.encode())
                 dataset = h5py.h5d.open(chain_ids[chain], resid.encode())
-            except KeyError:
+            except (KeyError, ValueError):  # h5py raises either for a missing link
                 raise SourceError(
                     f"{where}: not in the voxel file, though the index lists it; rebuild the "
                     "index against this file"

@@ -1,0 +1,196 @@
+"""Shard build, format, resume, verification and corruption handling."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import shutil
+import tarfile
+import zlib
+
+import pyarrow.compute as pc
+import pytest
+import torch
+import webdataset as wds
+from typer.testing import CliRunner
+
+from voxelflex.cli.main import app
+from voxelflex.errors import ShardError
+from voxelflex.index import read_index
+from voxelflex.sources import PlanConfig, build_shards, open_source, verify_shards
+from voxelflex.sources.manifest import MANIFEST_NAME, ShardManifest
+
+
+@pytest.fixture(scope="module")
+def index(demo_index):
+    return read_index(demo_index)
+
+
+@pytest.fixture(scope="module")
+def built(index, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards_template")
+    build_shards(index, out, domains_per_shard=10, workers=2, progress=False)
+    return out
+
+
+@pytest.fixture
+def shards(built, tmp_path):
+    """A private copy of the shard folder, free to damage."""
+    return shutil.copytree(built, tmp_path / "shards")
+
+
+def _epoch(index, shards, domain, **kw):
+    """Serve the split holding ``domain`` from the shards, in one pass."""
+    rows = index.table.filter(pc.equal(index.table["domain"], domain))
+    split = rows["split"][0].as_py()
+    src = open_source("shards", index, split=split, shards_dir=shards, **kw)
+    return list(src.loader(PlanConfig(batch_size=64, shuffle=False), 0))
+
+
+def _member_offset(path, name):
+    with tarfile.open(path) as tar:
+        info = tar.getmember(name)
+        return info.offset_data, info.size
+
+
+def test_shards_are_plain_tar_and_webdataset_readable(built, index):
+    manifest = ShardManifest.load(built)
+    assert manifest.n_domains == len(pc.unique(index.table["domain"]))
+    assert [s.name for s in manifest.shards] == [
+        "shard-000000.tar",
+        "shard-000001.tar",
+        "shard-000002.tar",
+    ]
+    with tarfile.open(built / "shard-000000.tar") as tar:
+        names = tar.getnames()
+    record = manifest.shards[0].records[0]
+    assert names[:2] == [f"{record.key}.keys.json", f"{record.key}.vox.zst"]
+    assert all(name.count(".") == 2 for name in names)
+    # a plain WebDataset pipeline over the brace pattern sees one sample per domain
+    url = str(built / "shard-{000000..000002}.tar")
+    samples = list(wds.WebDataset(url, shardshuffle=False))
+    assert len(samples) == manifest.n_domains
+    keys = json.loads(samples[0]["keys.json"])
+    assert keys["domain"] == record.domain and len(keys["resids"]) == record.n_residues
+    # domains are shuffled across shards, not in sorted order
+    order = [r.domain for s in manifest.shards for r in s.records]
+    assert order != sorted(order)
+
+
+def test_rerun_after_interruption_rebuilds_only_missing_shards(shards, index):
+    before = ShardManifest.load(shards)
+    (shards / MANIFEST_NAME).unlink()
+    (shards / "shard-000001.tar").unlink()
+    report = build_shards(index, shards, domains_per_shard=10, workers=1, progress=False)
+    assert (report.built, report.reused) == (1, 2)
+    assert ShardManifest.load(shards).to_json() == before.to_json()
+    # other settings invalidate every shard
+    report = build_shards(index, shards, domains_per_shard=12, progress=False)
+    assert (report.built, report.reused, report.n_shards) == (2, 0, 2)
+    assert not (shards / "shard-000002.tar").exists()
+
+
+def test_manifest_version_and_presence_are_checked(shards, index):
+    path = shards / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    data["format_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(ShardError, match="version 99 unsupported, expected 1"):
+        open_source("shards", index, split="train", shards_dir=shards)
+    path.unlink()
+    with pytest.raises(ShardError, match=r"no manifest\.json"):
+        verify_shards(shards)
+
+
+def test_truncated_shard_names_shard_and_domain(shards, index):
+    manifest = ShardManifest.load(shards)
+    path = shards / "shard-000001.tar"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    last = manifest.shards[1].records[-1]
+    with pytest.raises(ShardError) as err:
+        _epoch(index, shards, last.domain)
+    named = re.search(r"shard-000001\.tar, domain (\S+):", str(err.value))
+    assert named and named.group(1) in {r.domain for r in manifest.shards[1].records[1:]}
+    assert "manifest says" in str(err.value)
+
+
+def test_flipped_bytes_raise_checksum_mismatch(shards, index):
+    record = ShardManifest.load(shards).shards[0].records[2]
+    path = shards / "shard-000000.tar"
+    offset, size = _member_offset(path, f"{record.key}.vox.zst")
+    data = bytearray(path.read_bytes())
+    data[offset + size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        ShardError, match=f"shard-000000.tar, domain {record.domain}: checksum mismatch"
+    ):
+        _epoch(index, shards, record.domain)
+
+
+def test_bad_zstd_frame_is_reported(shards, index):
+    manifest = ShardManifest.load(shards)
+    record = manifest.shards[2].records[0]
+    path = shards / "shard-000002.tar"
+    offset, size = _member_offset(path, f"{record.key}.vox.zst")
+    data = bytearray(path.read_bytes())
+    data[offset : offset + size] = b"\x00" * size
+    path.write_bytes(bytes(data))
+    # make the checksum agree so the zstd decoder is the one that notices
+    text = json.loads((shards / MANIFEST_NAME).read_text())
+    text["shards"][2]["records"][0]["crc32"] = zlib.crc32(b"\x00" * size)
+    (shards / MANIFEST_NAME).write_text(json.dumps(text))
+    with pytest.raises(ShardError, match=f"domain {record.domain}: bad zstd frame"):
+        _epoch(index, shards, record.domain)
+
+
+def _drop_member(path, member):
+    with tarfile.open(path) as tar:
+        kept = [(m, tar.extractfile(m).read()) for m in tar.getmembers() if m.name != member]
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in kept:
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_missing_member_is_reported_and_verify_lists_every_problem(shards, index):
+    manifest = ShardManifest.load(shards)
+    record = manifest.shards[1].records[3]
+    _drop_member(shards / "shard-000001.tar", f"{record.key}.keys.json")
+    with pytest.raises(ShardError, match=f"domain {record.domain}: member .*keys.json is missing"):
+        _epoch(index, shards, record.domain)
+    (shards / "shard-000002.tar").write_bytes(b"")  # a second, different problem
+    report = verify_shards(shards)
+    assert not report.ok
+    text = "\n".join(report.problems)
+    assert f"{record.domain}: member" in text and "shard-000001.tar: sha256" not in text
+    assert "shard-000002.tar" in text and "manifest says" in text
+    result = CliRunner().invoke(app, ["shards", "verify", str(shards)])
+    assert result.exit_code == 2, result.exc_info
+    assert "problems in 3 shards" in result.output and record.domain in result.output
+
+
+def test_skip_policy_serves_the_rest_and_counts(shards, index, caplog):
+    record = ShardManifest.load(shards).shards[0].records[1]
+    path = shards / "shard-000000.tar"
+    offset, _ = _member_offset(path, f"{record.key}.vox.zst")
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        batches = _epoch(index, shards, record.domain, on_error="skip")
+    assert f"skipped domain {record.domain}" in caplog.text
+    weight = torch.cat([b.weight for b in batches])
+    assert int((weight == 0).sum()) == record.n_residues * 5
+
+
+def test_cli_build_and_verify(index, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli_shards"
+    args = ["shards", "build", "--index", str(index.path), "--output", str(out)]
+    result = runner.invoke(app, [*args, "--domains-per-shard", "30", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "1 shards (1 built, 0 reused), 24 domains" in result.output
+    result = runner.invoke(app, ["shards", "verify", str(out)])
+    assert result.exit_code == 0 and "all intact" in result.output

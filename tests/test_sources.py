@@ -1,0 +1,181 @@
+"""Contract tests run against every sample source, and the HDF5 ↔ shards consistency test."""
+
+from __future__ import annotations
+
+import logging
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import torch
+
+from voxelflex.errors import SourceError
+from voxelflex.frame import PACKED_BYTES
+from voxelflex.index import read_index
+from voxelflex.inputs.voxel_hdf5 import file_permutation
+from voxelflex.packing import pack_file_grids
+from voxelflex.sources import SOURCES, PlanConfig, build_shards, open_source
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
+
+
+@pytest.fixture(scope="module")
+def index(demo_index):
+    return read_index(demo_index)
+
+
+@pytest.fixture(scope="module")
+def shards_dir(index, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards")
+    build_shards(index, out, domains_per_shard=5, progress=False)
+    return out
+
+
+@pytest.fixture(params=sorted(SOURCES))
+def open_(request, index, shards_dir):
+    def factory(split="train", **kw):
+        return open_source(request.param, index, split=split, shards_dir=shards_dir, **kw)
+
+    return factory
+
+
+def _split_rows(index, split):
+    return index.table.filter(pc.equal(index.table["split"], split))
+
+
+def _epoch(src, cfg, epoch=0, start=0):
+    loader = src.loader(cfg, epoch, start)
+    batches = list(loader)
+    assert len(batches) == len(loader) == src.num_batches(cfg, epoch) - start
+    return batches
+
+
+class TestSourceContract:
+    def test_counts_match_the_index(self, open_, index):
+        rows = _split_rows(index, "train")
+        src = open_("train")
+        assert src.sample_count == rows.num_rows
+        assert src.residue_count == rows.num_rows // 5  # demo: 5 temperatures a residue
+        assert src.domain_count == len(pc.unique(rows["domain"]))
+
+    def test_epoch_serves_every_row_once_with_typed_batches(self, open_, index):
+        src = open_("train")
+        cfg = PlanConfig(batch_size=32, mix_buffer_residues=64)
+        ids = []
+        for b in _epoch(src, cfg):
+            assert b.packed.dtype == torch.uint8 and b.packed.shape == (b.n_residues, PACKED_BYTES)
+            assert b.residue_index.dtype == torch.int64
+            assert int(b.residue_index.max()) < b.n_residues
+            assert torch.equal(torch.unique(b.residue_index), torch.arange(b.n_residues))
+            for name in ("temperature", "target", "weight"):
+                assert getattr(b, name).dtype == torch.float32
+                assert getattr(b, name).shape == (b.n_samples,)
+            assert b.row_id.dtype == torch.int64 and b.features.shape == (b.n_residues, 0)
+            assert b.n_samples <= 32
+            ids.extend(b.row_id[b.row_id >= 0].tolist())
+        assert sorted(ids) == _split_rows(index, "train")["row_id"].to_pylist()
+
+    def test_voxels_and_rows_match_the_voxel_file(self, open_, index):
+        src = open_("val")
+        table = index.table.to_pydict()
+        with h5py.File(index.meta.voxel_file, "r") as f:
+            perm = file_permutation(f)
+            for b in _epoch(src, PlanConfig(batch_size=25, seed=3))[:3]:
+                for i in (0, b.n_samples - 1):
+                    rid = int(b.row_id[i])
+                    grid = f[table["domain"][rid]][table["chain"][rid]][table["resid_str"][rid]][()]
+                    expected = pack_file_grids(grid[None], perm)[0]
+                    assert np.array_equal(b.packed[int(b.residue_index[i])].numpy(), expected)
+                    assert b.temperature[i].item() == table["temperature"][rid]
+                    assert b.target[i].item() == pytest.approx(table["target_rmsf"][rid])
+
+    def test_unshuffled_split_is_served_in_index_order(self, open_, index):
+        src = open_("test")
+        ids = [
+            i
+            for b in _epoch(src, PlanConfig(batch_size=50, shuffle=False))
+            for i in b.row_id.tolist()
+        ]
+        assert ids == _split_rows(index, "test")["row_id"].to_pylist()
+
+    def test_prediction_mode_serves_each_residue_at_requested_temperatures(self, open_, index):
+        src = open_("test", temperatures=[300.0, 330.0])
+        assert src.prediction and src.sample_count == 2 * src.residue_count
+        batches = _epoch(src, PlanConfig(batch_size=40))
+        temps = torch.cat([b.temperature for b in batches])
+        assert torch.equal(temps, torch.tensor([300.0, 330.0]).repeat(src.residue_count))
+        assert all(bool(b.target.isnan().all()) for b in batches)
+        first_rows = _split_rows(index, "test")["row_id"].to_numpy()[::5]
+        ids = torch.cat([b.row_id for b in batches]).numpy()
+        assert np.array_equal(ids, np.repeat(first_rows, 2))
+
+    def test_two_ranks_get_equal_counts_and_disjoint_rows(self, open_, index):
+        src = open_("train")
+        ids, counts = [], []
+        for rank in (0, 1):
+            batches = _epoch(src, PlanConfig(batch_size=64, world_size=2, rank=rank))
+            counts.append(len(batches))
+            ids.extend(i for b in batches for i in b.row_id.tolist() if i >= 0)
+        assert counts[0] == counts[1]
+        assert sorted(ids) == _split_rows(index, "train")["row_id"].to_pylist()
+
+
+def test_hdf5_and_shards_give_identical_batches(index, shards_dir):
+    for cfg, epoch in (
+        (PlanConfig(batch_size=48, seed=7, mix_buffer_residues=100), 2),
+        (PlanConfig(batch_size=64, world_size=2, rank=1, num_workers=0), 0),
+    ):
+        a = _epoch(open_source("hdf5", index, split="train"), cfg, epoch)
+        b = _epoch(open_source("shards", index, split="train", shards_dir=shards_dir), cfg, epoch)
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            for name in ("packed", "residue_index", "temperature", "target", "weight", "row_id"):
+                assert torch.equal(getattr(x, name), getattr(y, name)), name
+
+
+def test_worker_processes_round_robin_resume_and_agree_across_sources(index, shards_dir):
+    cfg = PlanConfig(batch_size=40, num_workers=2, mix_buffer_residues=80)
+    full = _epoch(open_source("hdf5", index, split="train"), cfg, 1)
+    shards = open_source("shards", index, split="train", shards_dir=shards_dir)
+    rest = _epoch(shards, cfg, 1, start=3)
+    assert [b.row_id.tolist() for b in rest] == [b.row_id.tolist() for b in full[3:]]
+    assert all(torch.equal(x.packed, y.packed) for x, y in zip(full[3:], rest, strict=True))
+
+
+def test_registry_lists_valid_names(index, shards_dir):
+    with pytest.raises(SourceError, match="valid sources: hdf5, shards"):
+        open_source("zarr", index, split="train")
+    with pytest.raises(SourceError, match="shard folder"):
+        open_source("shards", index, split="train")
+
+
+def _with_renamed_domain(index, new_name):
+    """The index with its first train domain renamed (as if the voxel file had lost it)."""
+    table = index.table
+    first = table["domain"][0].as_py()
+    renamed = pc.if_else(pc.equal(table["domain"], first), new_name, table["domain"])
+    table = table.set_column(table.schema.get_field_index("domain"), "domain", renamed)
+    return type(index)(path=index.path, table=table, meta=index.meta), first
+
+
+def test_hdf5_missing_domain_raises_or_is_skipped_and_counted(index, caplog):
+    broken, _ = _with_renamed_domain(index, "00000A00")
+    cfg = PlanConfig(batch_size=64, shuffle=False)
+    with pytest.raises(SourceError, match=r"voxels\.hdf5: domain 00000A00 is in the index"):
+        _epoch(open_source("hdf5", broken, split="train"), cfg)
+    with caplog.at_level(logging.WARNING):
+        batches = _epoch(open_source("hdf5", broken, split="train", on_error="skip"), cfg)
+    assert "skipped domain 00000A00" in caplog.text and "1 domains skipped" in caplog.text
+    ids = pa.array(torch.cat([b.row_id for b in batches]).numpy())
+    weights = torch.cat([b.weight for b in batches]).numpy()
+    lost = pc.equal(broken.table["domain"], "00000A00").to_numpy(zero_copy_only=False)
+    lost_ids = set(broken.table["row_id"].to_numpy()[lost].tolist())
+    assert {int(i) for i, w in zip(ids.to_pylist(), weights, strict=True) if w == 0} == lost_ids
+
+
+def test_shards_from_another_index_are_refused(index, shards_dir):
+    broken, _ = _with_renamed_domain(index, "00000A00")
+    with pytest.raises(SourceError, match=r"lack 1 domains.*rebuild them"):
+        open_source("shards", broken, split="train", shards_dir=shards_dir)
