@@ -1,0 +1,228 @@
+"""Evaluation on predictions tables: metrics against hand-computed cases, baselines, JSON output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from voxelflex.analysis.baselines import fit_baselines
+from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
+from voxelflex.analysis.metrics import grouped_pearson, pearson, regression_metrics, summarize
+from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
+from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
+from voxelflex.errors import ConfigError, InputError
+
+
+def _table(**cols) -> pa.Table:
+    n = len(cols["target_rmsf"])
+    base = {
+        "domain": ["d1"] * n,
+        "chain": ["A"] * n,
+        "resid_str": [str(i + 1) for i in range(n)],
+        "resnum": pa.array(np.arange(1, n + 1), pa.int32()),
+        "icode": [""] * n,
+        "resname": ["ALA"] * n,
+        "temperature": [320.0] * n,
+        "extrapolated": [False] * n,
+    }
+    base.update(cols)
+    base["temperature"] = pa.array(base["temperature"], pa.float32())
+    base["predicted_rmsf"] = pa.array(base["predicted_rmsf"], pa.float32())
+    base["target_rmsf"] = pa.array(base["target_rmsf"], pa.float32())
+    return pa.table(base)
+
+
+def _meta(index: str = "/nonexistent/index.parquet") -> PredictionsMeta:
+    return PredictionsMeta(
+        rmsf_unit="nm",
+        checkpoint="/nonexistent/best.pt",
+        index=index,
+        splits=["test"],
+        temperatures=[320.0, 350.0],
+        training_temperature_range=[320.0, 450.0],
+        model="multipath (tiny, film)",
+    )
+
+
+def test_pearson_spearman_and_errors_match_hand_computation():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([1.0, 3.0, 2.0, 4.0])
+    m = regression_metrics(y, p)
+    # r = cov / (sd sd) = 4 / 5; ranks equal values here, so Spearman = Pearson
+    assert m["pearson"] == pytest.approx(0.8)
+    assert m["spearman"] == pytest.approx(0.8)
+    assert m["rmse"] == pytest.approx(np.sqrt(0.5))
+    assert m["mae"] == pytest.approx(0.5)
+    assert m["r2"] == pytest.approx(1 - 2 / 5)
+    assert np.isnan(pearson([1.0, 2.0, 3.0], [0.3, 0.3, 0.3]))  # constant prediction
+
+
+def test_grouped_pearson_equals_per_group_pearson_and_flags_small_groups():
+    rng = np.random.default_rng(0)
+    y, p = rng.random(30), rng.random(30)
+    codes = np.repeat([7, 3, 5], 10)
+    codes[-1] = 9  # a group of one row: undefined
+    groups, r = grouped_pearson(y, p, codes)
+    assert groups.tolist() == [3, 5, 7, 9]
+    for g, value in zip(groups[:3], r[:3], strict=True):
+        assert value == pytest.approx(pearson(y[codes == g], p[codes == g]))
+    assert np.isnan(r[3])
+
+
+def test_summarize_quartiles_and_undefined_count():
+    s = summarize(np.array([0.2, 0.4, 0.6, 0.8, np.nan]))
+    assert s == {
+        "n": 4,
+        "n_undefined": 1,
+        "mean": pytest.approx(0.5),
+        "median": pytest.approx(0.5),
+        "q25": pytest.approx(0.35),
+        "q75": pytest.approx(0.65),
+    }
+
+
+def test_per_domain_pearson_aggregates_each_domain_at_each_temperature():
+    # d1 at 320 K: r = 1; d2 at 320 K: r = -1; d1 at 350 K: r = 0.8; d2 at 350 K: constant truth
+    table = _table(
+        domain=["d1"] * 3 + ["d2"] * 3 + ["d1"] * 4 + ["d2"] * 2,
+        temperature=[320.0] * 6 + [350.0] * 6,
+        target_rmsf=[1, 2, 3, 1, 2, 3, 1, 2, 3, 4, 5, 5],
+        predicted_rmsf=[1, 2, 3, 3, 2, 1, 1, 3, 2, 4, 1, 2],
+    )
+    m = prediction_metrics(table)
+    d320 = m["per_domain_pearson"]["320"]
+    assert d320["n"] == 2 and d320["mean"] == pytest.approx(0.0)
+    assert d320["q25"] == pytest.approx(-0.5) and d320["q75"] == pytest.approx(0.5)
+    d350 = m["per_domain_pearson"]["350"]
+    assert d350["n"] == 1 and d350["n_undefined"] == 1
+    assert d350["median"] == pytest.approx(0.8)
+    assert m["per_temperature"]["320"]["n"] == 6
+    assert m["per_temperature"]["350"]["pearson"] == pytest.approx(
+        pearson([1, 2, 3, 4, 5, 5], [1, 3, 2, 4, 1, 2])
+    )
+
+
+def test_rows_without_target_are_counted_not_scored():
+    table = _table(target_rmsf=[1.0, 2.0, np.nan, 4.0], predicted_rmsf=[1.0, 2.0, 9.0, 4.0])
+    m = prediction_metrics(table)
+    assert m["n_rows"] == 3 and m["n_rows_without_target"] == 1
+    assert m["overall"]["rmse"] == pytest.approx(0.0)
+
+
+def test_stratification_by_accessibility_bins_secondary_structure_and_residue_type():
+    acc = [0.05, 0.0, 0.2, 0.39, 0.4, 1.0, np.nan, 1.2]
+    table = _table(
+        target_rmsf=np.arange(8.0),
+        predicted_rmsf=np.arange(8.0) + 0.5,
+        relative_accessibility=pa.array(acc, pa.float32()),
+        dssp=["H", "H", "E", "E", "C", None, "C", "H"],
+        resname=["GLY", "GLY", "ALA", "ALA", "ALA", "LYS", "LYS", "LYS"],
+    )
+    s = prediction_metrics(table)["stratified"]
+    bins = s["relative_accessibility"]["groups"]
+    assert {k: v["n"] for k, v in bins.items()} == {
+        "[0, 0.1)": 2,
+        "[0.1, 0.4)": 2,
+        "[0.4, 1.01)": 2,
+    }
+    assert s["relative_accessibility"]["n_without_value"] == 2  # NaN and 1.2
+    assert {k: v["n"] for k, v in s["secondary_structure"]["groups"].items()} == {
+        "C": 2,
+        "E": 2,
+        "H": 3,
+    }
+    assert s["secondary_structure"]["n_without_value"] == 1
+    assert s["residue_type"]["groups"]["LYS"]["mae"] == pytest.approx(0.5)
+
+
+def test_baselines_residue_type_temperature_mean_and_temperature_fit():
+    train = pa.table(
+        {
+            "resname": ["ALA", "ALA", "GLY", "ALA", "GLY"],
+            "temperature": pa.array([320, 320, 320, 450, 450], pa.float32()),
+            "target_rmsf": pa.array([0.1, 0.3, 0.5, 0.6, 0.9], pa.float32()),
+        }
+    )
+    rows = pa.table(
+        {
+            "resname": ["ALA", "GLY", "TRP", "ALA"],
+            "temperature": pa.array([320, 450, 320, 379], pa.float32()),
+        }
+    )
+    b = fit_baselines(train, rows)
+    slope, intercept = np.polyfit([320, 320, 320, 450, 450], [0.1, 0.3, 0.5, 0.6, 0.9], 1)
+    fit = intercept + slope * np.array([320, 450, 320, 379])
+    np.testing.assert_allclose(b.predictions["temperature_fit"], fit, rtol=1e-5)
+    # TRP never seen, 379 K never seen: both fall back to the temperature fit
+    np.testing.assert_allclose(
+        b.predictions["residue_type_temperature_mean"], [0.2, 0.9, fit[2], fit[3]], rtol=1e-5
+    )
+    assert b.fallback_rows == 2 and b.n_train == 5
+
+
+def test_baselines_need_two_temperatures():
+    train = pa.table(
+        {
+            "resname": ["ALA", "GLY"],
+            "temperature": pa.array([320, 320], pa.float32()),
+            "target_rmsf": pa.array([0.1, 0.2], pa.float32()),
+        }
+    )
+    with pytest.raises(InputError, match="two temperatures"):
+        fit_baselines(train, train)
+
+
+def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
+    rng = np.random.default_rng(1)
+    y = rng.random(40)
+    table = _table(
+        domain=["d1"] * 20 + ["d2"] * 20,
+        temperature=[320.0, 350.0] * 20,
+        target_rmsf=y,
+        predicted_rmsf=y + rng.normal(0, 0.1, 40),
+    )
+    preds = write_predictions(table, _meta(), tmp_path / "metrics" / "predictions_test.csv")
+    report = evaluate(preds, importance=False)
+    assert report.path == tmp_path / "metrics" / "evaluation_metrics_test.json"
+    on_disk = json.loads(report.path.read_text())  # strict JSON: NaN written as null
+    assert on_disk["overall"]["n"] == 40 and on_disk["rmsf_unit"] == "nm"
+    assert "does not exist" in on_disk["baselines"]["skipped"]
+    assert on_disk["permutation_importance"] == {"skipped": "not requested"}
+    text = format_summary(on_disk)
+    assert "model" in text and "320 K" in text and "350 K" in text
+
+
+def test_evaluate_refuses_predictions_without_targets(tmp_path):
+    table = _table(target_rmsf=[np.nan, np.nan], predicted_rmsf=[0.1, 0.2])
+    preds = write_predictions(table, _meta(), tmp_path / "p.parquet")
+    with pytest.raises(InputError, match="no row has a target_rmsf"):
+        evaluate(preds, importance=False)
+
+
+def test_predictions_round_trip_keeps_unit_and_types(tmp_path):
+    table = _table(target_rmsf=[0.1, np.nan], predicted_rmsf=[0.2, 0.3], icode=["", "A"])
+    for name in ("p.csv", "p.parquet"):
+        write_predictions(table, _meta(), tmp_path / name)
+        back, meta = read_predictions(tmp_path / name)
+        assert meta.rmsf_unit == "nm" and "predicted_rmsf" in meta.columns
+        assert back["icode"].to_pylist() == ["", "A"]
+        assert back["resid_str"].type == pa.string()
+        assert np.isnan(back["target_rmsf"].to_numpy()[1])
+    assert (tmp_path / "p.csv").read_text().startswith("# voxelflex predictions {")
+
+
+def test_temperature_sweep_parsing():
+    assert parse_sweep("300:450:10").tolist() == list(range(300, 451, 10))
+    assert parse_sweep("300:305:10").tolist() == [300.0]
+    both = resolve_temperatures([350.0, 320.0], "300:340:20")
+    assert both.tolist() == [300.0, 320.0, 340.0, 350.0]
+    assert resolve_temperatures([], None) is None
+    assert temperature_key(320.0) == "320" and temperature_key(320.5) == "320.5"
+    for bad in ("300:450", "450:300:10", "300:450:0", "a:b:c", "0:1:0.00001"):
+        with pytest.raises(ConfigError):
+            parse_sweep(bad)
+    with pytest.raises(ConfigError, match="> 0 K"):
+        resolve_temperatures([-5.0])

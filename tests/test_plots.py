@@ -1,0 +1,176 @@
+"""Plots: every plot writes a non-empty image and the CSV of its data, from tables and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from voxelflex.analysis.plots import (
+    default_plot_dir,
+    find_run_files,
+    plot,
+    plot_rmsf_profile,
+    plot_temperature_response,
+)
+from voxelflex.analysis.plots.profiles import choose_domain, choose_residues
+from voxelflex.analysis.plots.training import history_table
+from voxelflex.analysis.predictions import (
+    PredictionsMeta,
+    extrapolation_mask,
+    write_predictions,
+)
+from voxelflex.errors import InputError
+
+TEMPS = (320.0, 348.0, 379.0, 413.0, 450.0)
+
+
+def _predictions(sweep: bool = False, seed: int = 0) -> pa.Table:
+    """3 domains × 12 residues; targets at the mdCATH temperatures only."""
+    rng = np.random.default_rng(seed)
+    temps = np.unique(np.r_[TEMPS, np.arange(300, 471, 10)] if sweep else TEMPS)
+    n_res, doms = 12, ["1aaaA00", "1bbbA00", "1cccA00"]
+    dom = np.repeat(doms, n_res * len(temps))
+    resnum = np.tile(np.repeat(np.arange(1, n_res + 1), len(temps)), len(doms))
+    t = np.tile(temps, n_res * len(doms))
+    base = 0.1 + 0.3 * np.abs(np.sin(resnum / 3 + np.arange(len(dom)) // (n_res * len(temps))))
+    true = base * (1 + 0.5 * (t - 320) / 130)
+    target = np.where(np.isin(t, TEMPS), true * rng.lognormal(0, 0.05, len(t)), np.nan)
+    return pa.table(
+        {
+            "domain": dom,
+            "chain": ["A"] * len(t),
+            "resid_str": resnum.astype(str),
+            "resnum": pa.array(resnum, pa.int32()),
+            "icode": [""] * len(t),
+            "resname": np.array(["ALA", "GLY", "LYS", "SER"])[resnum % 4],
+            "temperature": pa.array(t, pa.float32()),
+            "predicted_rmsf": pa.array(true * rng.lognormal(0, 0.15, len(t)), pa.float32()),
+            "target_rmsf": pa.array(target, pa.float32()),
+            "extrapolated": extrapolation_mask(t, (320.0, 450.0)),
+        }
+    )
+
+
+def _write(tmp_path, table: pa.Table):
+    meta = PredictionsMeta(
+        rmsf_unit="nm",
+        checkpoint="best.pt",
+        index="index.parquet",
+        splits=["test"],
+        temperatures=sorted(set(table["temperature"].to_pylist())),
+        training_temperature_range=[320.0, 450.0],
+    )
+    return write_predictions(table, meta, tmp_path / "run" / "metrics" / "predictions_test.parquet")
+
+
+# the layout of voxelflex.engine.trainer's training_history.json
+HISTORY = [
+    {
+        "epoch": e,
+        "lr": 1e-3,
+        "train": {"loss": 1.0 / e, "pearson": 0.5 + 0.05 * e},
+        "val": {
+            "loss": 1.2 / e,
+            "pearson": 0.45 + 0.05 * e,
+            "pearson_per_temperature": {str(t): 0.4 + 0.05 * e - t / 5000 for t in TEMPS},
+        },
+        "timing": {"seconds": 3.0},
+    }
+    for e in (1, 2, 3)
+]
+
+
+def test_plot_run_writes_every_plot_and_its_data(tmp_path):
+    preds = _write(tmp_path, _predictions(sweep=True))
+    run = preds.parent.parent
+    (run / "training_history.json").write_text(json.dumps(HISTORY))
+    out = default_plot_dir(run_dir=run)
+    paths = plot(out, run_dir=run)
+    names = sorted(p.name for p in paths if p.suffix == ".png")
+    domain = choose_domain(_predictions(sweep=True))
+    assert names == sorted(
+        [
+            "training_curves.png",
+            "pred_vs_true.png",
+            "error_distribution.png",
+            "per_temperature_metrics.png",
+            "residue_type_errors.png",
+            f"rmsf_profile_{domain}.png",
+            "temperature_response.png",
+        ]
+    )
+    for p in paths:
+        assert p.parent == out and p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert p.with_name(p.stem + "_data.csv") in paths
+    curves = pacsv.read_csv(out / "training_curves_data.csv")
+    assert {"epoch", "train_loss", "val_pearson", "val_pearson_per_temperature_320.0"} <= set(
+        curves.column_names
+    )
+    response = pacsv.read_csv(out / "temperature_response_data.csv")
+    n_temps = len(np.unique(np.r_[TEMPS, np.arange(300, 471, 10)]))
+    assert response.num_rows == 4 * n_temps  # four residues × every predicted temperature
+
+
+def test_plot_formats_and_predictions_without_targets(tmp_path):
+    table = _predictions()
+    no_target = table.set_column(
+        table.schema.get_field_index("target_rmsf"),
+        "target_rmsf",
+        pa.array(np.full(table.num_rows, np.nan), pa.float32()),
+    )
+    preds = _write(tmp_path, no_target)
+    paths = plot(tmp_path / "svg", predictions=preds, fmt="svg", domain="1bbbA00")
+    images = sorted(p.name for p in paths if p.suffix == ".svg")
+    # accuracy plots need targets; the profile and the temperature response do not
+    assert images == ["rmsf_profile_1bbbA00.svg", "temperature_response.svg"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    pdf = plot(tmp_path / "pdf", history=_history_file(tmp_path), fmt="pdf")
+    assert pdf[0].read_bytes()[:4] == b"%PDF"
+
+
+def _history_file(tmp_path):
+    path = tmp_path / "training_history.json"
+    path.write_text(json.dumps(HISTORY))
+    return path
+
+
+def test_plot_baselines_from_metrics_json(tmp_path):
+    preds = _write(tmp_path, _predictions())
+    per_t = {str(int(t)): {"n": 36, "pearson": 0.1, "rmse": 0.2} for t in TEMPS}
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"baselines": {"temperature_fit": {"per_temperature": per_t}}}))
+    plot(tmp_path / "vis", predictions=preds, metrics=metrics)
+    data = pacsv.read_csv(tmp_path / "vis" / "per_temperature_metrics_data.csv")
+    assert sorted(set(data["series"].to_pylist())) == ["model", "temperature_fit"]
+    assert data.num_rows == 2 * len(TEMPS)
+
+
+def test_residue_choice_and_errors():
+    table = _predictions()
+    specs = choose_residues(table, "1aaaA00", k=3)
+    assert len(specs) == 3 and all(s.startswith("1aaaA00:A:") for s in specs)
+    with pytest.raises(InputError, match="nothing to plot"):
+        plot("unused")
+    with pytest.raises(InputError, match="'nope' is not in the predictions"):
+        plot_rmsf_profile(table, "unused", rmsf_unit="nm", domain="nope")
+    with pytest.raises(InputError, match="DOMAIN:CHAIN:RESIDUE"):
+        plot_temperature_response(table, "unused", rmsf_unit="nm", residues=["1aaaA00-5"])
+
+
+def test_history_table_accepts_dict_of_lists():
+    table = history_table({"train_loss": [1.0, 0.5], "val_pearson": [0.2, None]})
+    assert table["epoch"].to_pylist() == [1.0, 2.0]
+    assert np.isnan(table["val_pearson"].to_numpy()[1])
+
+
+def test_find_run_files_picks_run_outputs(tmp_path):
+    preds = _write(tmp_path, _predictions())
+    found = find_run_files(preds.parent.parent)
+    assert found == {"history": None, "predictions": preds, "metrics": None}
+    assert default_plot_dir(predictions=preds) == preds.parent.parent / "visualizations"
