@@ -156,7 +156,7 @@ def _select(index, split: str | None, domains: Sequence[str] | None) -> tuple[di
     if split is not None:
         rows = rows.filter(pc.equal(rows["split"], split))
     wanted = pa.array(list(dict.fromkeys(domains)), pa.string())
-    hit = rows.filter(pc.is_in(rows["domain"], wanted) | pc.is_in(rows["domain_id"], wanted))
+    hit = rows.filter(pc.or_(pc.is_in(rows["domain"], wanted), pc.is_in(rows["domain_id"], wanted)))
     found = hit.group_by(["split", "domain", "domain_id"]).aggregate([])
     by_split: dict[str, list[str]] = {}
     seen = set()

@@ -1,0 +1,225 @@
+"""Prediction from a checkpoint on the demo data; permutation importance; the analysis CLI.
+
+The model is a tiny untrained network (its weights on voxel channel O zeroed, so that channel
+provably cannot matter); the demo generator's own target function stands in for a perfect model
+where importance must reflect what the target uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from voxelflex.analysis.evaluate import evaluate
+from voxelflex.analysis.importance import permutation_importance
+from voxelflex.analysis.predict import predict
+from voxelflex.analysis.predictions import read_predictions
+from voxelflex.analysis.temperatures import parse_sweep
+from voxelflex.cli.main import app
+from voxelflex.demo.generate import MDCATH_TEMPERATURES, rmsf_target
+from voxelflex.engine import checkpoint as checkpoint_module
+from voxelflex.engine.checkpoint import CheckpointMeta, meta_to_dict, save_checkpoint
+from voxelflex.errors import CheckpointError, ConfigError
+from voxelflex.frame import FRAME
+from voxelflex.index import read_index
+from voxelflex.models import ModelSpec, build_model
+from voxelflex.sources import PlanConfig, open_source
+from voxelflex.sources.hdf5 import Hdf5Reader
+
+O_CHANNEL = FRAME.channels.index("O")
+
+
+def _checkpoint(path, *, rmsf_unit: str = "nm"):
+    torch.manual_seed(0)
+    spec = ModelSpec("dilated_resnet3d", "tiny", "head", dropout=0.0)
+    model = build_model(spec, temperature_range=(320.0, 450.0))
+    model.set_statistics(0.2, 0.1)  # outputs around 0.2 nm
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
+    with torch.no_grad():
+        first.weight[:, O_CHANNEL] = 0.0
+    meta = CheckpointMeta(
+        model_name=spec.name,
+        preset=spec.preset,
+        conditioning=spec.conditioning,
+        temperature_range=(320.0, 450.0),
+        frame=FRAME,
+        rmsf_unit=rmsf_unit,
+        features=[],
+        feature_mean=[],
+        feature_std=[],
+        index_fingerprint="test",
+        format_version=1,
+        epoch=1,
+        batch=0,
+        global_step=0,
+        log_target=False,
+    )
+    payload = {
+        "meta": meta_to_dict(meta),
+        "model_spec": spec.to_dict(),
+        "model": model.state_dict(),
+    }
+    save_checkpoint(path, payload)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("run") / "models" / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def test_domain(demo_index):
+    table = read_index(demo_index).table
+    return sorted(set(table.filter(pc.equal(table["split"], "test"))["domain"].to_pylist()))[0]
+
+
+def test_sweep_predicts_each_residue_at_each_temperature_in_order(
+    checkpoint, demo_index, test_domain, tmp_path, monkeypatch
+):
+    residues_read = []
+    original = Hdf5Reader.read_domain
+
+    def counting(self, domain, chains, resids):
+        residues_read.append(len(resids))
+        return original(self, domain, chains, resids)
+
+    monkeypatch.setattr(Hdf5Reader, "read_domain", counting)
+    trunk_rows = []
+    load = checkpoint_module.load_for_inference
+
+    def load_and_count(path, device):
+        model, meta = load(path, device)
+        model.trunk.register_forward_hook(lambda mod, args, out: trunk_rows.append(len(args[0])))
+        return model, meta
+
+    monkeypatch.setattr(checkpoint_module, "load_for_inference", load_and_count)
+    sweep = parse_sweep("300:460:20")  # 300, 320, ..., 460: 320 is an index temperature
+    report = predict(
+        checkpoint,
+        demo_index,
+        domains=[test_domain],
+        temperatures=sweep,
+        out_path=tmp_path / "sweep.parquet",
+        batch_size=16,
+    )
+    table, meta = read_predictions(report.path)
+    n_res = report.n_residues
+    # one voxel read and one trunk pass per residue for the whole sweep
+    assert sum(residues_read) == sum(trunk_rows) == n_res
+    assert table.num_rows == report.n_rows == n_res * len(sweep)
+    t = table["temperature"].to_numpy().reshape(n_res, len(sweep))
+    np.testing.assert_array_equal(t, np.broadcast_to(sweep, t.shape))
+    resnum = table["resnum"].to_numpy().reshape(n_res, len(sweep))
+    assert (resnum == resnum[:, :1]).all() and (np.diff(resnum[:, 0]) > 0).all()
+    assert set(table["domain"].to_pylist()) == {test_domain}
+    # targets joined exactly where the index has that residue and temperature
+    has_target = np.isfinite(table["target_rmsf"].to_numpy())
+    np.testing.assert_array_equal(has_target, table["temperature"].to_numpy() == 320.0)
+    # extrapolation: flagged in the column and the report, not refused
+    extrap = table["extrapolated"].to_numpy(zero_copy_only=False)
+    np.testing.assert_array_equal(extrap, np.isin(table["temperature"].to_numpy(), [300, 460]))
+    assert report.extrapolated_temperatures == (300.0, 460.0)
+    assert np.isfinite(table["predicted_rmsf"].to_numpy()).all()
+    assert meta.rmsf_unit == "nm" and meta.training_temperature_range == [320.0, 450.0]
+
+
+def test_domains_by_list_with_missing_ones_reported(checkpoint, demo_index, test_domain, tmp_path):
+    out = tmp_path / "some.csv"
+    report = predict(checkpoint, demo_index, domains=[test_domain, "9zzzZ99"], out_path=out)
+    table, _ = read_predictions(out)
+    assert set(table["domain"].to_pylist()) == {test_domain}
+    assert sorted(set(table["temperature"].to_pylist())) == list(MDCATH_TEMPERATURES)
+    assert np.isfinite(table["target_rmsf"].to_numpy()).all()
+    assert report.n_missing == 1 and report.missing_path.is_file()
+    missing = report.missing_path.read_text()
+    assert "9zzzZ99" in missing and "not in the index" in missing
+    assert out.read_text().splitlines()[0].startswith("# voxelflex predictions")
+
+
+def test_prediction_index_needs_temperatures(checkpoint, demo_data, tmp_path):
+    from voxelflex.index import build_index
+
+    index = tmp_path / "predict_index.parquet"
+    build_index(demo_data.voxel_file, index, progress=False)  # no RMSF: every residue in `predict`
+    with pytest.raises(ConfigError, match="--temperature"):
+        predict(checkpoint, index, split="predict", out_path=tmp_path / "p.parquet")
+    domain = read_index(index).table["domain"][0].as_py()
+    report = predict(
+        checkpoint, index, domains=[domain], temperatures=[300.0], out_path=tmp_path / "p.parquet"
+    )
+    table, _ = read_predictions(report.path)
+    assert table.num_rows == report.n_residues > 0
+    assert np.isnan(table["target_rmsf"].to_numpy()).all()
+
+
+def test_refuses_index_with_another_rmsf_unit(demo_index, tmp_path):
+    ckpt = _checkpoint(tmp_path / "angstrom.pt", rmsf_unit="angstrom")
+    with pytest.raises(CheckpointError, match=r"RMSF in nm.*checkpoint predicts RMSF in angstrom"):
+        predict(ckpt, demo_index, split="test", out_path=tmp_path / "x.parquet")
+
+
+def test_importance_of_a_channel_the_target_ignores_is_zero(demo_index):
+    """The demo target as the model: shuffling O changes nothing, the used channels matter."""
+    enc = list(FRAME.channels)
+
+    def target_model(grids, batch):
+        file_layout = grids.permute(0, 2, 3, 4, 1).cpu().numpy().astype(bool)
+        per_sample = rmsf_target(file_layout, batch.temperature.cpu().numpy(), enc)
+        return torch.from_numpy(
+            per_sample[batch.residue_index.cpu().numpy(), np.arange(batch.n_samples)]
+        )
+
+    source = open_source("hdf5", read_index(demo_index), split="test")
+    result = permutation_importance(
+        target_model,
+        source.loader(PlanConfig(batch_size=200, shuffle=False), epoch=0),
+        channels=enc,
+        n_shuffles=2,
+    )
+    drops = {k: v["pearson_drop"] for k, v in result["features"].items()}
+    assert result["n_rows"] == source.sample_count
+    assert result["baseline_pearson"] > 0.9  # the noise-free target against the noisy one
+    assert drops["channel_O"] == pytest.approx(0.0, abs=1e-12)
+    for used in ("temperature", "channel_C", "channel_N", "channel_CA", "channel_CB"):
+        assert drops[used] > 0.01, (used, drops)
+
+
+def test_evaluate_with_importance_through_a_checkpoint(
+    checkpoint, demo_index, test_domain, tmp_path
+):
+    preds = predict(
+        checkpoint, demo_index, domains=[test_domain], out_path=tmp_path / "metrics" / "p.parquet"
+    )
+    report = evaluate(preds.path, n_shuffles=1, batch_size=64)
+    m = report.metrics
+    assert report.path.name == "evaluation_metrics_test.json"
+    imp = m["permutation_importance"]
+    assert imp["n_rows"] == preds.n_rows  # the predicted domain's rows, once each
+    assert set(imp["features"]) == {"temperature", *(f"channel_{c}" for c in FRAME.channels)}
+    assert imp["features"]["channel_O"]["pearson_drop"] == 0.0  # zero weights on O
+    assert m["baselines"]["n_train_rows"] > 0
+    assert m["baselines"]["temperature_fit"]["overall"]["n"] == m["overall"]["n"]
+    assert set(m["stratified"]) == {"secondary_structure", "relative_accessibility", "residue_type"}
+
+
+def test_cli_predict_evaluate_plot(checkpoint, demo_index, test_domain, tmp_path):
+    runner = CliRunner()
+    preds = tmp_path / "metrics" / "predictions_test.csv"
+    args = ["predict", "-c", str(checkpoint), "-i", str(demo_index), "-d", test_domain]
+    args += ["-t", "348", "--temperatures", "400:500:50", "-o", str(preds)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "extrapolated (outside the training range): 500 K" in result.output
+    result = runner.invoke(app, ["evaluate", "-p", str(preds), "--no-importance"])
+    assert result.exit_code == 0, result.output
+    assert "baseline: temperature-only fit" in result.output
+    assert (tmp_path / "metrics" / "evaluation_metrics_test.json").is_file()
+    result = runner.invoke(app, ["visualize", "-p", str(preds), "--format", "svg"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "visualizations" / "pred_vs_true.svg").stat().st_size > 0
+    result = runner.invoke(app, [*args[:-4], "--temperatures", "300:200:10"])
+    assert result.exit_code == 2 and "error: temperature sweep" in result.output
