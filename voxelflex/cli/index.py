@@ -1,11 +1,127 @@
-"""`voxelflex index` commands (placeholder until implemented)."""
+"""`voxelflex index build | query | stats`: parse options, call :mod:`voxelflex.index`."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="index commands.")
+from voxelflex.config import load_config
+from voxelflex.errors import ConfigError
+from voxelflex.index import build_index
+from voxelflex.index.query import QueryFormat, format_stats, index_stats, run_query, write_result
+
+__all__ = ["app", "build", "query", "stats"]
+
+app = typer.Typer(
+    no_args_is_help=True, help="Build the sample index and query it with SQL (DuckDB)."
+)
+
+
+class RmsfUnit(StrEnum):
+    """Unit of ``target_rmsf`` in the CSV (mdCATH: nm)."""
+
+    nm = "nm"
+    angstrom = "angstrom"
 
 
 @app.command("build")
-def build() -> None:
-    """Not implemented yet."""
-    raise typer.Exit(1)
+def build(
+    voxel_file: Annotated[
+        Path | None, typer.Option("--voxel-file", help="aposteriori HDF5 (data.voxel_file).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Index Parquet to write (data.index).")
+    ] = None,
+    rmsf_csv: Annotated[
+        Path | None, typer.Option("--rmsf-csv", help="Aggregated RMSF CSV (data.rmsf_csv).")
+    ] = None,
+    rmsf_unit: Annotated[
+        RmsfUnit | None,
+        typer.Option("--rmsf-unit", help="Unit of target_rmsf; required with an RMSF CSV."),
+    ] = None,
+    train: Annotated[Path | None, typer.Option(help="Train split file (data.train_split).")] = None,
+    val: Annotated[
+        Path | None, typer.Option(help="Validation split file (data.val_split).")
+    ] = None,
+    test: Annotated[Path | None, typer.Option(help="Test split file (data.test_split).")] = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Check every voxel dataset, not a sample per chain.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config; flags override it.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Config override key.sub=value.")
+    ] = None,
+) -> None:
+    """Join voxel keys, RMSF rows and splits into the sample index (Parquet).
+
+    Without --rmsf-csv every voxelized residue becomes a `predict` row. Writes beside the index
+    a skip table (<name>.skipped.csv) and the train temperature range
+    (<name>.temperature_range.json), and prints counts.
+    """
+    flags = {
+        "data.voxel_file": voxel_file,
+        "data.index": output,
+        "data.rmsf_csv": rmsf_csv,
+        "data.rmsf_unit": rmsf_unit.value if rmsf_unit else None,
+        "data.train_split": train,
+        "data.val_split": val,
+        "data.test_split": test,
+    }
+    cfg = load_config(config, [*(overrides or ()), *_as_overrides(flags)]).data
+    if cfg.voxel_file is None or cfg.index is None:
+        raise ConfigError(
+            "index build needs a voxel file and an output path: pass --voxel-file and --output "
+            "(or set data.voxel_file and data.index in the config)"
+        )
+    report = build_index(
+        cfg.voxel_file,
+        cfg.index,
+        rmsf_csv=cfg.rmsf_csv,
+        rmsf_unit=cfg.rmsf_unit,
+        train=cfg.train_split,
+        val=cfg.val_split,
+        test=cfg.test_split,
+        deep=deep,
+        progress=progress,
+    )
+    typer.echo(report.summary())
+
+
+def _as_overrides(flags: dict[str, object]) -> list[str]:
+    return [f"{k}={v}" for k, v in flags.items() if v is not None]
+
+
+@app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="One SELECT statement over the view `samples`.")],
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
+    fmt: Annotated[QueryFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        QueryFormat.table
+    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Run read-only SQL over the index, e.g. "SELECT split, count(*) FROM samples GROUP BY 1"."""
+    text = write_result(run_query(index, sql), fmt, output)
+    if text is not None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("stats")
+def stats(
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Rows per split and temperature, domains, residues and the target distribution."""
+    result = index_stats(index)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_stats(result))

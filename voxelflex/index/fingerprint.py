@@ -1,0 +1,34 @@
+"""Cheap input fingerprints (size, mtime; key listing for the HDF5), not content hashes.
+
+Hashing a multi-GB voxel file would take longer than building the index; size and mtime catch
+a replaced or rewritten file, the key listing catches a re-voxelized one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from voxelflex.errors import IndexFormatError
+
+__all__ = ["check_fingerprint", "file_fingerprint"]
+
+
+def file_fingerprint(path: str | os.PathLike, **extra: object) -> dict:
+    """Return ``{"path", "size", "mtime_ns", **extra}`` for ``path``."""
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, **extra}
+
+
+def check_fingerprint(recorded: dict, *, index_path: str, what: str) -> None:
+    """Raise :class:`IndexFormatError` if the file behind ``recorded`` is missing or changed."""
+    path = recorded["path"]
+    fix = f"rebuild the index with `voxelflex index build` (index: {index_path})"
+    if not os.path.isfile(path):
+        raise IndexFormatError(f"{what} {path} recorded in the index no longer exists; {fix}")
+    now = file_fingerprint(path)
+    changed = [k for k in ("size", "mtime_ns") if now[k] != recorded.get(k)]
+    if changed:
+        detail = ", ".join(f"{k} {recorded.get(k)} -> {now[k]}" for k in changed)
+        raise IndexFormatError(
+            f"{what} {path} changed since the index was built ({detail}): the index is stale; {fix}"
+        )

@@ -1,0 +1,210 @@
+"""Reader and validator of the aggregated RMSF CSV (one row per residue per temperature).
+
+Required columns: ``domain_id, resid, resname, temperature_feature`` (K), ``target_rmsf``;
+optional: ``chain`` (multi-chain domains) and :data:`OPTIONAL_COLUMNS`.
+Read with ``pyarrow.csv`` and checked with vectorised compute; errors name the file, the
+1-based line, the domain and residue. Line numbers assume no quoted field spans lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from voxelflex.errors import ConfigError, InputError
+
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "RMSF_UNITS", "check_rmsf_unit", "read_rmsf_csv"]
+
+RMSF_UNITS = ("nm", "angstrom")
+REQUIRED_COLUMNS = {
+    "domain_id": pa.string(),
+    "resid": pa.int64(),
+    "resname": pa.string(),
+    "temperature_feature": pa.float64(),
+    "target_rmsf": pa.float64(),
+}
+# Carried through to the index (see voxelflex.index.schema.OPTIONAL_COLUMNS for stored types).
+OPTIONAL_COLUMNS = {
+    "relative_accessibility": pa.float64(),
+    "dssp": pa.string(),
+    "secondary_structure_encoded": pa.int64(),
+}
+_READ_TYPES = {**REQUIRED_COLUMNS, "chain": pa.string(), **OPTIONAL_COLUMNS}
+_NUMBER = {
+    pa.int64(): r"^\s*[-+]?\d+\s*$",
+    pa.float64(): r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|inf|Inf)\s*$",
+}
+_EXAMPLES = 5
+
+
+def check_rmsf_unit(unit: str | None) -> str:
+    """Return ``unit`` if it is one of :data:`RMSF_UNITS`; there is deliberately no default."""
+    if unit not in RMSF_UNITS:
+        raise ConfigError(
+            f"RMSF unit {unit!r} is not one of {list(RMSF_UNITS)}; it is required with an RMSF "
+            "CSV (mdCATH RMSF is in nm): pass --rmsf-unit nm or --rmsf-unit angstrom"
+        )
+    return unit
+
+
+def _header(path: str) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [c.strip() for c in next(csv.reader(fh), [])]
+
+
+def _locate_bad_value(path: str, column: str, typ: pa.DataType, message: str) -> InputError:
+    """Find the first line whose ``column`` does not parse as ``typ`` (runs only on failure)."""
+    raw = pcsv.read_csv(
+        path,
+        convert_options=pcsv.ConvertOptions(
+            column_types={column: pa.string()}, include_columns=[column]
+        ),
+    ).column(column)
+    ok = pc.match_substring_regex(raw, _NUMBER[typ])
+    bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+    if len(bad):
+        i = int(bad[0])
+        return InputError(
+            f"{path}, line {i + 2}: column {column!r} value {raw[i].as_py()!r} is not a "
+            f"{'whole number' if typ == pa.int64() else 'number'}; fix that line"
+        )
+    return InputError(f"{path}: column {column!r} could not be read ({message}); fix the file")
+
+
+def _read(path: str, columns: list[str]) -> pa.Table:
+    types = {c: _READ_TYPES[c] for c in columns if c in _READ_TYPES}
+    try:
+        return pcsv.read_csv(
+            path, convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""])
+        )
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        found = re.search(r"column #(\d+)", message)
+        column = columns[int(found.group(1))] if found else None
+        if column in types and types[column] in _NUMBER:
+            raise _locate_bad_value(path, column, types[column], message) from exc
+        raise InputError(f"{path}: not a readable CSV ({message}); fix the file") from exc
+
+
+def _rows_error(path: str, table: pa.Table, mask: pa.Array, what: str) -> InputError:
+    idx = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    examples = [
+        f"line {int(i) + 2} (domain {table['domain_id'][int(i)].as_py()}, "
+        f"resid {table['resid'][int(i)].as_py()})"
+        for i in idx[:_EXAMPLES]
+    ]
+    return InputError(f"{path}: {len(idx)} rows with {what}, e.g. {'; '.join(examples)}; fix them")
+
+
+def _check_values(path: str, t: pa.Table) -> None:
+    for col in ("domain_id", "resname"):
+        empty = pc.or_kleene(pc.is_null(t[col]), pc.equal(pc.utf8_trim_whitespace(t[col]), ""))
+        if pc.any(empty).as_py():
+            raise _rows_error(path, t, pc.fill_null(empty, True), f"an empty {col}")
+    for col in ("resid", "temperature_feature", "target_rmsf"):
+        null = pc.is_null(t[col])
+        if pc.any(null).as_py():
+            raise _rows_error(path, t, null, f"an empty {col}")
+    for col, what in (("temperature_feature", "temperature"), ("target_rmsf", "RMSF")):
+        values = t[col]
+        bad = pc.or_(pc.invert(pc.is_finite(values)), pc.less(values, 0.0))
+        if col == "temperature_feature":
+            bad = pc.or_(bad, pc.equal(values, 0.0))
+        if pc.any(bad).as_py():
+            sign = "non-positive" if col == "temperature_feature" else "negative"
+            raise _rows_error(path, t, bad, f"NaN, infinite or {sign} {what} ({col})")
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Integer codes of a column's values (equal values, equal codes)."""
+    return pc.dictionary_encode(column).combine_chunks().indices.to_numpy()
+
+
+def _check_duplicates(path: str, t: pa.Table) -> None:
+    # Sort-based: a lexsort of integer codes needs far less memory than a hash aggregate.
+    keys = [
+        _codes(t["domain_id"]),
+        _codes(pc.fill_null(t["chain"], "")),
+        t["resid"].to_numpy(),
+        _codes(t["temperature_feature"]),
+    ]
+    order = np.lexsort(keys[::-1])
+    same = np.ones(len(order) - 1 if len(order) else 0, dtype=bool)
+    for k in keys:
+        ks = k[order]
+        same &= ks[1:] == ks[:-1]
+    if not same.any():
+        return
+    starts = np.flatnonzero(same & ~np.concatenate([[False], same[:-1]]))
+    examples = []
+    for i in starts[:_EXAMPLES].tolist():
+        end = i + 1
+        while end < len(same) and same[end]:
+            end += 1
+        rows = np.sort(order[i : end + 1])
+        r0 = int(rows[0])
+        chain = t["chain"][r0].as_py()
+        examples.append(
+            f"domain {t['domain_id'][r0].as_py()}{'' if chain is None else f' chain {chain}'} "
+            f"resid {t['resid'][r0].as_py()} at {t['temperature_feature'][r0].as_py():g} K on "
+            f"lines {[int(x) + 2 for x in rows]}"
+        )
+    raise InputError(
+        f"{path}: {len(starts)} duplicated (domain, chain, resid, temperature) keys, e.g. "
+        f"{'; '.join(examples)}; keep one row per residue and temperature (average replicas "
+        "first)"
+    )
+
+
+def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
+    """Read and validate an RMSF CSV.
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns ``line`` (int64, 1-based line in the file), ``domain_id`` (str), ``chain``
+        (str, null when the file has no chain column), ``resid`` (int32), ``resname`` (str),
+        ``temperature`` (float32, K), ``target_rmsf`` (float32, the file's unit) and those of
+        :data:`OPTIONAL_COLUMNS` present in the file (as read; the index casts them).
+
+    Raises
+    ------
+    InputError
+        Missing file or columns, unparsable values, NaN/inf/negative RMSF or temperature,
+        duplicated (domain, chain, resid, temperature) rows.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"RMSF CSV {path} does not exist; check --rmsf-csv")
+    columns = _header(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise InputError(
+            f"{path}: required columns {missing} are missing (found {columns}); the RMSF CSV "
+            f"needs {list(REQUIRED_COLUMNS)}"
+        )
+    t = _read(path, columns)
+    t = t.append_column("line", pa.array(np.arange(2, t.num_rows + 2, dtype=np.int64)))
+    if "chain" not in columns:
+        t = t.append_column("chain", pa.nulls(t.num_rows, pa.string()))
+    _check_values(path, t)
+    _check_duplicates(path, t)
+    out = {
+        "line": t["line"],
+        "domain_id": pc.utf8_trim_whitespace(t["domain_id"]),
+        "chain": t["chain"],
+        "resid": pc.cast(t["resid"], pa.int32()),
+        "resname": pc.utf8_upper(pc.utf8_trim_whitespace(t["resname"])),
+        "temperature": pc.cast(t["temperature_feature"], pa.float32()),
+        "target_rmsf": pc.cast(t["target_rmsf"], pa.float32()),
+    }
+    for name in OPTIONAL_COLUMNS:
+        if name in columns:
+            out[name] = t[name]
+    return pa.table(out)

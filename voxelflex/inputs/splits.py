@@ -1,0 +1,67 @@
+"""Split files: one domain id a line; blank lines and ``#`` comments are ignored."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from voxelflex.errors import InputError
+
+__all__ = ["read_split_file", "read_splits"]
+
+_EXAMPLES = 10
+
+
+def read_split_file(path: str | os.PathLike) -> list[str]:
+    """Domain ids listed in ``path``, in file order, without repeats.
+
+    A ``#`` starts a comment (whole line or trailing); blank lines are skipped.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"split file {path} does not exist; check --train/--val/--test")
+    with open(path, encoding="utf-8") as fh:
+        ids = (line.split("#", 1)[0].strip() for line in fh)
+        return list(dict.fromkeys(i for i in ids if i))
+
+
+def read_splits(files: Mapping[str, str | os.PathLike | None]) -> pa.Table:
+    """Read the split files of each split name and check that no domain is in two of them.
+
+    Parameters
+    ----------
+    files : mapping of split name -> path or None
+        E.g. ``{"train": "train.txt", "val": None, "test": "test.txt"}``.
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns ``domain_id`` (str) and ``split`` (str), one row per listed domain.
+
+    Raises
+    ------
+    InputError
+        A domain listed in more than one split (leakage), naming the domains and files.
+    """
+    where: dict[str, list[str]] = {}
+    rows: tuple[list[str], list[str]] = ([], [])
+    for split, path in files.items():
+        if path is None:
+            continue
+        for domain_id in read_split_file(path):
+            where.setdefault(domain_id, []).append(f"{split} ({os.fspath(path)})")
+            rows[0].append(domain_id)
+            rows[1].append(split)
+    leaked = {d: w for d, w in where.items() if len(w) > 1}
+    if leaked:
+        shown = list(leaked.items())[:_EXAMPLES]
+        examples = "; ".join(f"{d} in {' and '.join(w)}" for d, w in shown)
+        raise InputError(
+            f"{len(leaked)} domains are in more than one split (leakage): {examples}; "
+            "list each domain in one split file only"
+        )
+    return pa.table(
+        {"domain_id": pa.array(rows[0], pa.string()), "split": pa.array(rows[1], pa.string())}
+    )
