@@ -223,3 +223,25 @@ def test_cli_predict_evaluate_plot(checkpoint, demo_index, test_domain, tmp_path
     assert (tmp_path / "visualizations" / "pred_vs_true.svg").stat().st_size > 0
     result = runner.invoke(app, [*args[:-4], "--temperatures", "300:200:10"])
     assert result.exit_code == 2 and "error: temperature sweep" in result.output
+
+
+def test_shards_and_hdf5_give_the_same_predictions(checkpoint, demo_index, test_domain, tmp_path):
+    from voxelflex.sources import build_shards
+
+    build_shards(read_index(demo_index), tmp_path / "shards", progress=False)
+    tables = []
+    for source in ("hdf5", "shards"):
+        report = predict(
+            checkpoint,
+            demo_index,
+            domains=[test_domain],
+            temperatures=[350.0],
+            source=source,
+            shards_dir=tmp_path / "shards",
+            out_path=tmp_path / f"{source}.parquet",
+        )
+        tables.append(read_predictions(report.path)[0])
+    hdf5, shards = tables
+    assert hdf5.drop_columns("target_rmsf").equals(shards.drop_columns("target_rmsf"))
+    assert np.isnan(hdf5["target_rmsf"].to_numpy()).all()  # 350 K is not an index temperature
+    assert np.isnan(shards["target_rmsf"].to_numpy()).all()

@@ -1,7 +1,6 @@
 """``voxelflex predict``, ``voxelflex evaluate`` and ``voxelflex plot`` (alias ``visualize``).
 
-Each command parses its options and calls one function of :mod:`voxelflex.analysis`; the
-library is imported inside the command so ``voxelflex --help`` stays fast.
+Each command parses its options and calls one function of :mod:`voxelflex.analysis`.
 """
 
 from __future__ import annotations
