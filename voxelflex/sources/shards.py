@@ -27,19 +27,40 @@ from voxelflex.sources.base import DomainReader, OnError, SampleSource
 from voxelflex.sources.manifest import KEYS_MEMBER, VOX_MEMBER, DomainRecord, ShardManifest
 from voxelflex.sources.shard_build import file_sha256
 
-__all__ = ["ShardReader", "ShardSource", "ShardVerifyReport", "decode_record", "verify_shards"]
+__all__ = [
+    "ShardReader",
+    "ShardSource",
+    "ShardVerifyReport",
+    "decode_record",
+    "scan_shard",
+    "verify_shards",
+]
 
 log = logging.getLogger(__name__)
 
 _FIX = "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
 
 
-def _scan_shard(
+def scan_shard(
     path: Path, keys: Sequence[str] | None, expected_bytes: int
 ) -> tuple[dict[str, dict], str | None]:
     """Read the records ``keys`` (all when None) of one shard with webdataset's tar iterators.
 
-    Returns the records found (key → members) and, if reading stopped early, why.
+    Parameters
+    ----------
+    path : Path
+        Shard file.
+    keys : sequence of str or None
+        Record keys to keep; other records are skipped without being stored.
+    expected_bytes : int
+        Size from the manifest (a difference is reported with any error).
+
+    Returns
+    -------
+    found : dict
+        Record key → members (suffix → bytes), as grouped by ``webdataset``.
+    error : str or None
+        Why reading stopped early (truncated or damaged tar), or None.
     """
     wanted = None if keys is None else set(keys)
 
@@ -142,7 +163,7 @@ class ShardReader(DomainReader):
             doms = by_shard[shard]
             path = self.folder / shard
             keys = {self.records[d][2].key: d for d in doms}
-            found, error = _scan_shard(path, list(keys), self.records[doms[0]][1])
+            found, error = scan_shard(path, list(keys), self.records[doms[0]][1])
             for key, d in keys.items():
                 if key in found:
                     self._data[d] = found[key]
@@ -273,7 +294,7 @@ def verify_shards(folder: str | os.PathLike) -> ShardVerifyReport:
             digest = file_sha256(path)
             if digest != shard.sha256:
                 problems.append(f"shard {path}: sha256 {digest} differs from the manifest's")
-        found, error = _scan_shard(path, None, shard.bytes)
+        found, error = scan_shard(path, None, shard.bytes)
         if error:
             problems.append(error)
         listed = {r.key for r in shard.records}

@@ -1,0 +1,468 @@
+"""I/O benchmark: samples/s and bytes/sample of every way voxels reach the model.
+
+Generates (once; ``--reuse`` keeps it) a demo dataset in aposteriori layout with realistic
+sparsity (≈9 true voxels a channel, ≈4.5 KB a residue on disk), default 500 domains × 100-200
+residues × 5 temperatures, builds its index and shards, then measures on the train split, for
+0, 1 and 2 DataLoader workers (samples = residue × temperature rows served):
+
+(a) the earlier system: per-sample h5py ``ds[()]``, float32 cast, transpose, default collate;
+(b) the HDF5 source; (c) the shard source (packed batches); (d) (c) plus CPU unpack to float32;
+(e) the ceiling: zstd-decoding the same compressed domain records, already in RAM, to packed
+rows (one process).
+
+Each measurement runs for at most ``--seconds`` (from loader creation, so worker start-up and
+shard scanning count). Also reports the per-worker metadata memory at 3.3 M index rows and,
+with ``--datasets N``, the cost of h5py lookups and reads in a file of N residue datasets.
+Prints a table and writes ``io_throughput.json`` and ``io_throughput.png`` to ``--out``.
+
+    python benchmarks/io_throughput.py --out bench_out/io [--reuse] [--datasets 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+import zstandard
+from torch.utils.data import DataLoader, Dataset
+
+from voxelflex.atomic import atomic_write_text
+from voxelflex.demo.generate import generate_demo
+from voxelflex.frame import PACKED_BYTES
+from voxelflex.index import build_index, read_index
+from voxelflex.inputs.voxel_hdf5 import file_permutation
+from voxelflex.packing import unpack_torch
+from voxelflex.sources import PlanConfig, build_shards, open_source
+from voxelflex.sources.base import DomainReader, SampleSource
+from voxelflex.sources.shards import scan_shard
+
+PATHS = {
+    "a": "earlier system (h5py per sample, float32)",
+    "b": "HDF5 source (packed batches)",
+    "c": "shard source (packed batches)",
+    "d": "shard source + CPU unpack to float32",
+    "e": "ceiling: zstd decode in RAM",
+}
+
+
+def prepare_data(out: Path, n_domains: int, reuse: bool, workers: int) -> dict:
+    """Demo data, index and shards under ``out/data``."""
+    data = out / "data"
+    index_path, shards = data / "index.parquet", data / "shards"
+    if not (reuse and index_path.is_file() and (shards / "manifest.json").is_file()):
+        t0 = time.perf_counter()
+        demo = generate_demo(data, n_domains=n_domains, min_residues=100, max_residues=200, seed=1)
+        t1 = time.perf_counter()
+        build_index(
+            demo.voxel_file,
+            index_path,
+            rmsf_csv=demo.rmsf_csv,
+            rmsf_unit="nm",
+            train=demo.train_split,
+            val=demo.val_split,
+            test=demo.test_split,
+            progress=False,
+        )
+        t2 = time.perf_counter()
+        report = build_shards(index_path, shards, workers=workers, progress=False)
+        print(
+            f"data: generated in {t1 - t0:.0f} s, index {t2 - t1:.1f} s, shards "
+            f"{report.seconds:.1f} s ({report.n_shards} shards, {workers} workers)"
+        )
+    index = read_index(index_path)
+    return {"index": index, "shards": shards, "voxel_file": Path(index.meta.voxel_file)}
+
+
+class _EarlierSystem(Dataset):
+    """One sample per index row: open the residue dataset, read, float32, transpose."""
+
+    def __init__(self, voxel_file: str, rows: pa.Table, seed: int) -> None:
+        order = np.random.default_rng(seed).permutation(rows.num_rows)
+        rows = rows.take(pa.array(order))
+        self.path = voxel_file
+        self.keys = list(
+            zip(
+                rows["domain"].to_pylist(),
+                rows["chain"].to_pylist(),
+                rows["resid_str"].to_pylist(),
+                strict=True,
+            )
+        )
+        self.temperature = rows["temperature"].to_numpy()
+        self.target = rows["target_rmsf"].to_numpy()
+        self.file = None
+        self.perm = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int):
+        if self.file is None:
+            self.file = h5py.File(self.path, "r")
+            self.perm = torch.from_numpy(file_permutation(self.file))
+        domain, chain, resid = self.keys[i]
+        grid = torch.from_numpy(self.file[domain][chain][resid][()].astype(np.float32))
+        x = grid.permute(3, 0, 1, 2)[self.perm]
+        return x, self.temperature[i], self.target[i]
+
+
+def _timed(batches, seconds: float, count) -> dict:
+    """Serve until the loader ends or ``seconds`` pass.
+
+    Returns samples/s over the whole run including worker start-up, shard scanning and the
+    first window's reads (``with_startup``, the headline figure), after the first batch
+    (``steady``; flattering, since the first mixing window is read before it), and the wait
+    for the first batch.
+    """
+    t0 = time.perf_counter()
+    n = n_first = 0
+    first = None
+    for batch in batches:
+        n += count(batch)
+        now = time.perf_counter()
+        if first is None:
+            first, n_first = now - t0, n
+        if now - t0 > seconds:
+            break
+    total = time.perf_counter() - t0
+    steady = (n - n_first) / (total - first) if total > first and n > n_first else n / total
+    return {"steady": steady, "with_startup": n / total, "first_batch_s": first, "samples": n}
+
+
+def measure(data: dict, path: str, workers: int, seconds: float, batch_size: int) -> dict:
+    """Rates of one path with ``workers`` DataLoader workers (see :func:`_timed`)."""
+    index = data["index"]
+    cfg = PlanConfig(batch_size=batch_size, num_workers=workers, seed=0)
+    if path == "a":
+        rows = index.table.filter(pc.equal(index.table["split"], "train"))
+        ds = _EarlierSystem(str(data["voxel_file"]), rows, seed=0)
+        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers)
+        return _timed(loader, seconds, lambda b: len(b[1]))
+    name = "hdf5" if path == "b" else "shards"
+    src = open_source(name, index, split="train", shards_dir=data["shards"])
+
+    def count(batch) -> int:
+        if path == "d":
+            unpack_torch(batch.packed)
+        return int((batch.row_id >= 0).sum())
+
+    return _timed(src.loader(cfg, epoch=0), seconds, count)
+
+
+def measure_ceiling(data: dict, seconds: float) -> float:
+    """(e): zstd decode of the train domains' records held in RAM, samples/s (one process)."""
+    src = open_source("shards", data["index"], split="train", shards_dir=data["shards"])
+    samples = dict(
+        zip(src.table.domains.tolist(), src.table.domain_samples().tolist(), strict=True)
+    )
+    by_shard: dict[tuple[str, int], list] = {}
+    for shard, size, record in src.records.values():
+        by_shard.setdefault((shard, size), []).append(record)
+    records = []
+    for (shard, size), recs in by_shard.items():
+        found, _ = scan_shard(data["shards"] / shard, [r.key for r in recs], size)
+        records += [(found[r.key]["vox.zst"], r.n_residues, samples[r.domain]) for r in recs]
+    dctx = zstandard.ZstdDecompressor()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min(seconds, 3.0):
+        for vox, n_res, n_samples in records:
+            np.frombuffer(dctx.decompress(vox), dtype=np.uint8).reshape(n_res, PACKED_BYTES)
+            n += n_samples
+    return n / (time.perf_counter() - t0)
+
+
+def _private_kb() -> dict:
+    """This process's memory from /proc (kB): rss and private (USS)."""
+    fields = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0])
+    return {"rss_kb": fields["Rss"], "uss_kb": fields["Private_Clean"] + fields["Private_Dirty"]}
+
+
+class _ZeroReader(DomainReader):
+    """Serves zero grids; records the worker's memory when it starts."""
+
+    def __init__(self, report_dir: str) -> None:
+        self.report_dir = report_dir
+
+    def prepare(self, domains) -> None:
+        worker = torch.utils.data.get_worker_info()
+        name = f"worker{worker.id if worker else 0}.json"
+        mem = _private_kb() | {"domains": len(domains)}
+        atomic_write_text(Path(self.report_dir) / name, json.dumps(mem))
+
+    def read_domain(self, domain, chains, resids):
+        return np.zeros((len(chains), PACKED_BYTES), dtype=np.uint8)
+
+
+class _ZeroSource(SampleSource):
+    name = "zero"
+
+    def __init__(self, table: pa.Table, report_dir: Path) -> None:
+        super().__init__(SimpleNamespace(table=table, path="synthetic"), split="train")
+        self.report_dir = report_dir
+
+    def make_reader(self) -> _ZeroReader:
+        return _ZeroReader(str(self.report_dir))
+
+
+def _synthetic_index(n_domains: int, residues: int, temps: int = 5) -> pa.Table:
+    n_res = n_domains * residues
+    n = n_res * temps
+    dom = np.repeat(np.arange(n_domains), residues * temps)
+    resnum = np.tile(np.repeat(np.arange(1, residues + 1), temps), n_domains)
+    names = np.char.add("d", np.char.zfill(np.arange(n_domains).astype(str), 6))
+    return pa.table(
+        {
+            "row_id": np.arange(n, dtype=np.int64),
+            "split": pa.array(["train"] * n),
+            "domain": pa.DictionaryArray.from_arrays(dom.astype(np.int32), names).cast(pa.string()),
+            "chain": pa.array(["A"] * n),
+            "resid_str": pa.array(resnum.astype(str)),
+            "resnum": resnum.astype(np.int32),
+            "icode": pa.array([""] * n),
+            "temperature": np.tile(np.float32([320, 348, 379, 413, 450][:temps]), n_res),
+            "target_rmsf": np.random.default_rng(0).random(n, dtype=np.float32),
+        }
+    )
+
+
+def memory_probe(out: Path, rows: int = 3_300_000, workers: int = 2) -> dict:
+    """Per-worker memory (metadata arrays and process USS) at ``rows`` index rows."""
+    result = {}
+    for label, n_domains in (("tiny", 10), ("full", max(1, rows // (137 * 5)))):
+        table = _synthetic_index(n_domains, 137)
+        report = out / f"mem_{label}"
+        report.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        src = _ZeroSource(table, report)
+        t_table = time.perf_counter() - t0
+        cfg = PlanConfig(batch_size=256, num_workers=workers)
+        t0 = time.perf_counter()
+        plan = src.plan(cfg, 0)
+        t_plan = time.perf_counter() - t0
+        for i, _ in enumerate(src.loader(cfg, 0)):
+            if i >= 2 * workers:
+                break
+        per_worker = [json.loads((report / f"worker{w}.json").read_text()) for w in range(workers)]
+        result[label] = {
+            "index_rows": table.num_rows,
+            "split_table_mb": src.table.nbytes / 1e6,
+            "table_seconds": t_table,
+            "plan_seconds": t_plan,
+            "stream_metadata_mb": [
+                (s.table.nbytes + s.order.nbytes + s.batch_offsets.nbytes) / 1e6
+                for s in plan.streams
+            ],
+            "worker_uss_mb": [w["uss_kb"] / 1e3 for w in per_worker],
+            "worker_rss_mb": [w["rss_kb"] / 1e3 for w in per_worker],
+        }
+    full, tiny = result["full"], result["tiny"]
+    result["worker_uss_growth_mb"] = float(
+        np.mean(full["worker_uss_mb"]) - np.mean(tiny["worker_uss_mb"])
+    )
+    return result
+
+
+def _chunks(grid: np.ndarray) -> list[tuple[tuple, bytes]]:
+    """gzip-4 chunks (11, 11, 11, 5) of a (21, 21, 21, 5) grid, as HDF5 stores them."""
+    import zlib
+
+    padded = np.zeros((22, 22, 22, 5), dtype=np.uint8)
+    padded[:21, :21, :21] = grid
+    out = []
+    for x in (0, 11):
+        for y in (0, 11):
+            for z in (0, 11):
+                block = np.ascontiguousarray(padded[x : x + 11, y : y + 11, z : z + 11])
+                out.append(((x, y, z, 0), zlib.compress(block.tobytes(), 4)))
+    return out
+
+
+def make_big_file(path: Path, n_datasets: int, residues: int = 150) -> None:
+    """aposteriori-layout file of ``n_datasets`` residue datasets (real gzip chunks)."""
+    rng = np.random.default_rng(0)
+    templates = []
+    for _ in range(16):
+        grid = np.zeros((21, 21, 21, 5), dtype=np.uint8)
+        for c in range(5):
+            xyz = rng.integers(0, 21, (3, 9))
+            grid[xyz[0], xyz[1], xyz[2], c] = 1
+        templates.append(_chunks(grid))
+    tmp = path.with_suffix(".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["atom_encoder"] = np.array(["C", "N", "O", "CA", "CB"], dtype=object)
+        f.attrs["frame_edge_length"] = 12.0
+        tid = h5py.h5t.py_create(np.dtype(bool))
+        space = h5py.h5s.create_simple((21, 21, 21, 5))
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((11, 11, 11, 5))
+        dcpl.set_deflate(4)
+        for d in range((n_datasets + residues - 1) // residues):
+            chain = f.create_group(f"{d:05d}A00").create_group("A")
+            for r in range(1, min(residues, n_datasets - d * residues) + 1):
+                ds = h5py.h5d.create(chain.id, str(r).encode(), tid, space, dcpl=dcpl)
+                for offset, data in templates[(d + r) % 16]:
+                    ds.write_direct_chunk(offset, data)
+    os.replace(tmp, path)
+
+
+def lookup_probe(path: Path, n_domains: int = 60, seed: int = 0) -> dict:
+    """Residues/s on random domains of ``path``: open only, ``ds[()]``, and the source reader."""
+    from voxelflex.sources.hdf5 import Hdf5Reader
+
+    with h5py.File(path, "r") as f:
+        domains = list(f.keys())
+        n_datasets = sum(len(f[d]["A"]) for d in domains[:5]) * len(domains) // 5
+        pick = np.random.default_rng(seed).choice(domains, min(n_domains, len(domains)), False)
+        keys = {d: sorted(f[d]["A"].keys(), key=int) for d in pick}
+        out = {"datasets": n_datasets}
+        t0, n = time.perf_counter(), 0
+        for d in pick:
+            gid = h5py.h5g.open(h5py.h5g.open(f.id, d.encode()), b"A")
+            for r in keys[d]:
+                h5py.h5d.open(gid, r.encode())
+                n += 1
+        out["open_only_per_s"] = n / (time.perf_counter() - t0)
+        t0, n = time.perf_counter(), 0
+        for d in pick:
+            for r in keys[d]:
+                f[d]["A"][r][()].astype(np.float32)
+                n += 1
+        out["ds_read_per_s"] = n / (time.perf_counter() - t0)
+    reader, t0, n = Hdf5Reader(path), time.perf_counter(), 0
+    for d in pick:
+        resids = np.asarray(keys[d])
+        reader.read_domain(d, np.full(len(resids), "A"), resids)
+        n += len(resids)
+    out["source_reader_per_s"] = n / (time.perf_counter() - t0)
+    return out
+
+
+def _chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels = list(PATHS)
+    width = 0.25
+    for j, w in enumerate(("0", "1", "2")):
+        values = [results[p].get(w, results[p].get("0", 0.0)) for p in labels]
+        ax.bar(np.arange(len(labels)) + (j - 1) * width, values, width, label=f"{w} workers")
+    ax.set_xticks(np.arange(len(labels)), [f"({p})" for p in labels])
+    ax.set_yscale("log")
+    ax.set_ylabel("samples / s")
+    ax.set_title("voxelflex I/O paths (samples = residue × temperature rows)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench_out/io_throughput"))
+    ap.add_argument("--domains", type=int, default=500)
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seconds", type=float, default=6.0, help="time cap per measurement")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--reuse", action="store_true", help="reuse the generated data")
+    ap.add_argument("--datasets", type=int, default=0, help="also probe a file of N datasets")
+    ap.add_argument("--memory-rows", type=int, default=3_300_000)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(args.out, args.domains, args.reuse, workers=max(args.workers))
+    index = data["index"]
+    n_rows = index.table.num_rows
+    shard_bytes = sum(p.stat().st_size for p in data["shards"].glob("shard-*.tar"))
+    bytes_per_sample = {
+        "hdf5": data["voxel_file"].stat().st_size / n_rows,
+        "shards": shard_bytes / n_rows,
+    }
+    results: dict[str, dict[str, float]] = {p: {} for p in PATHS}
+    details: dict[str, dict[str, dict]] = {p: {} for p in "abcd"}
+    for path in "abcd":
+        for w in args.workers:
+            run = measure(data, path, w, args.seconds, args.batch_size)
+            details[path][str(w)] = run
+            results[path][str(w)] = run["with_startup"]
+            print(
+                f"({path}) {w} workers: {run['with_startup']:,.0f} samples/s "
+                f"({run['samples']:,} samples, {run['first_batch_s']:.2f} s to first batch; "
+                f"{run['steady']:,.0f}/s after it)",
+                flush=True,
+            )
+    results["e"]["0"] = measure_ceiling(data, args.seconds)
+    print(f"(e) in RAM: {results['e']['0']:,.0f} samples/s")
+    one = "1" if "1" in results["a"] else str(args.workers[0])
+    ratios = {
+        "c/a": results["c"][one] / results["a"][one],
+        "b/a": results["b"][one] / results["a"][one],
+        "c/e": results["c"][one] / results["e"]["0"],
+        "hdf5_bytes/shard_bytes": bytes_per_sample["hdf5"] / bytes_per_sample["shards"],
+    }
+    memory = memory_probe(args.out, args.memory_rows) if args.memory_rows else {}
+    lookup = {"small": lookup_probe(data["voxel_file"])}
+    if args.datasets:
+        big = args.out / f"big_{args.datasets}.hdf5"
+        if not (args.reuse and big.is_file()):
+            t0 = time.perf_counter()
+            make_big_file(big, args.datasets)
+            print(f"big file: {args.datasets} datasets in {time.perf_counter() - t0:.0f} s")
+        lookup["big"] = lookup_probe(big)
+    src = open_source("hdf5", index, split="train")
+    summary = {
+        "dataset": {
+            "domains": len(pc.unique(index.table["domain"])),
+            "train_samples": src.sample_count,
+            "train_residues": src.residue_count,
+            "index_rows": n_rows,
+        },
+        "batch_size": args.batch_size,
+        "seconds_cap": args.seconds,
+        "samples_per_s": results,
+        "runs": details,
+        "load_average": os.getloadavg(),
+        "bytes_per_sample": bytes_per_sample,
+        "ratios_one_worker": ratios,
+        "memory": memory,
+        "hdf5_lookup": lookup,
+    }
+    atomic_write_text(args.out / "io_throughput.json", json.dumps(summary, indent=1))
+    _chart(results, args.out / "io_throughput.png")
+    print(f"\n| path | {' | '.join(f'{w} workers' for w in args.workers)} | bytes/sample |")
+    print("|---|" + "---:|" * (len(args.workers) + 1))
+    for p, label in PATHS.items():
+        kind = "hdf5" if p in "ab" else "shards"
+        cells = [f"{results[p][str(w)]:,.0f}" if str(w) in results[p] else "" for w in args.workers]
+        if p == "e":
+            cells = [f"{results['e']['0']:,.0f} (1 process)"] + [""] * (len(args.workers) - 1)
+        print(f"| ({p}) {label} | {' | '.join(cells)} | {bytes_per_sample[kind]:,.0f} |")
+    print("\nratios at one worker: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    if memory:
+        full = memory["full"]
+        print(
+            f"memory at {full['index_rows']:,} rows: split table {full['split_table_mb']:.0f} MB "
+            f"(main), plan {full['plan_seconds']:.2f} s; per worker metadata "
+            f"{np.mean(full['stream_metadata_mb']):.0f} MB, "
+            f"USS {np.mean(full['worker_uss_mb']):.0f} MB "
+            f"(tiny index: {np.mean(memory['tiny']['worker_uss_mb']):.0f} MB)"
+        )
+    for label, probe in lookup.items():
+        print(f"h5py {label} file ({probe['datasets']:,} datasets): {probe}")
+    print(f"wrote {args.out / 'io_throughput.json'} and {args.out / 'io_throughput.png'}")
+
+
+if __name__ == "__main__":
+    main()
