@@ -58,10 +58,10 @@ def check_offsets(con: duckdb.DuckDBPyConnection) -> pa.Table:
                CASE WHEN good_shift IS NOT NULL THEN 'resid_offset'
                     ELSE 'resname_mismatch' END AS reason,
                CASE WHEN good_shift IS NOT NULL THEN
-                   'CSV resid ' || CASE WHEN good_shift > 0 THEN '+' ELSE '' END
-                   || good_shift || ' matches the HDF5 residue names (' || good_n || '/'
-                   || good_n || ' checked) but resid as written matches ' || m0 || '/' || c0
-                   || '; renumber the CSV residues (or the structure) so numbers agree'
+                   'HDF5 resnum = CSV resid ' || CASE WHEN good_shift > 0 THEN '+' ELSE '' END
+                   || good_shift || ' matches the residue names (' || good_n || '/' || good_n
+                   || ' checked) but the numbers as written match ' || m0 || '/' || c0
+                   || '; renumber the CSV residues (or the structure) so the numbers agree'
                ELSE
                    'CSV residue names disagree with HDF5 labels at ' || (c0 - m0) || '/'
                    || c0 || ' checked residues, e.g. resid ' || bad_resnum || ' (CSV vs HDF5: '

@@ -1,0 +1,298 @@
+"""Index build: joins, sorting, metadata, skip table, offsets, prediction rows, read checks."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from tests._index_data import csv_rows, residues, write_csv, write_voxels
+from voxelflex.demo.generate import generate_demo
+from voxelflex.errors import ConfigError, IndexFormatError, InputError
+from voxelflex.index import (
+    METADATA_KEY,
+    SCHEMA,
+    SKIP_REASONS,
+    build_index,
+    connect,
+    read_index,
+)
+from voxelflex.inputs import read_split_file
+
+
+def _build(tmp_path, layout, rows, splits=None, header=None, **kw):
+    """Build an index from a hand-made voxel layout and CSV rows; return (report, table, skip)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    voxels = write_voxels(tmp_path / "v.h5", layout, bad=kw.pop("bad", {}))
+    args = {}
+    if rows is not None:
+        csv_args = {"header": header} if header else {}
+        args = {"rmsf_csv": write_csv(tmp_path / "r.csv", rows, **csv_args), "rmsf_unit": "nm"}
+    for split, ids in (splits or {}).items():
+        (tmp_path / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        args[split] = tmp_path / f"{split}.txt"
+    report = build_index(voxels, tmp_path / "idx.parquet", progress=False, **args, **kw)
+    table = read_index(report.index_path).table
+    skip = pcsv.read_csv(
+        report.skip_table_path,
+        convert_options=pcsv.ConvertOptions(
+            column_types={"resid": pa.string()}, strings_can_be_null=True
+        ),
+    )
+    return report, table, skip
+
+
+def _reasons(skip) -> list[tuple]:
+    return sorted(
+        zip(
+            skip["reason"].to_pylist(),
+            skip["domain"].to_pylist(),
+            skip["domain_id"].to_pylist(),
+            skip["resid"].to_pylist(),
+            strict=True,
+        ),
+        key=str,
+    )
+
+
+# ---------------------------------------------------------------- demo data (happy path)
+
+
+def test_demo_index_rows_sort_and_splits(demo_data, demo_index):
+    loaded = read_index(demo_index)
+    t = loaded.table
+    assert t.schema.names[: len(SCHEMA)] == SCHEMA.names
+    csv = pcsv.read_csv(demo_data.rmsf_csv)
+    assert t.num_rows == csv.num_rows  # every CSV row used, nothing predicted
+    assert t["row_id"].to_pylist() == list(range(t.num_rows))
+    order = {"train": 0, "val": 1, "test": 2, "predict": 3}
+    keys = list(
+        zip(
+            [order[s] for s in t["split"].to_pylist()],
+            t["domain"].to_pylist(),
+            t["chain"].to_pylist(),
+            t["resnum"].to_pylist(),
+            t["temperature"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert keys == sorted(keys)
+    for split, path in (("train", demo_data.train_split), ("test", demo_data.test_split)):
+        got = set(pc.filter(t["domain"], pc.equal(t["split"], split)).to_pylist())
+        assert got == set(read_split_file(path))
+    assert set(t.column_names) >= {"relative_accessibility", "dssp", "secondary_structure_encoded"}
+
+
+def test_demo_index_meta_and_side_files(demo_data, demo_index):
+    meta = read_index(demo_index, columns=["row_id"]).meta
+    assert meta.rmsf_unit == "nm"
+    assert meta.voxel_file == os.path.abspath(demo_data.voxel_file)
+    fp = meta.fingerprints["voxel_file"]
+    assert fp["size"] == os.path.getsize(demo_data.voxel_file) and len(fp["key_hash"]) == 64
+    assert set(meta.fingerprints) >= {"rmsf_csv", "train_split", "val_split", "test_split"}
+    assert meta.temperature_range == (320.0, 450.0)
+    rng = json.loads(demo_index.with_name("index.temperature_range.json").read_text())
+    assert (rng["min"], rng["max"], rng["unit"]) == (320.0, 450.0, "K")
+    skip = demo_index.with_name("index.skipped.csv").read_text().splitlines()
+    assert skip == ['"kind","domain","domain_id","chain","resid","reason","detail"']
+
+
+def test_prediction_index_without_csv(demo_data, tmp_path):
+    report = build_index(demo_data.voxel_file, tmp_path / "p.parquet", progress=False)
+    t = read_index(report.index_path).table
+    assert set(t["split"].to_pylist()) == {"predict"}
+    assert t.num_rows == report.rows["predict"] == report.residues["predict"]
+    assert pc.all(pc.is_nan(t["temperature"])).as_py()
+    assert pc.all(pc.is_nan(t["target_rmsf"])).as_py()
+    assert t["resname"].null_count == 0
+    csv = pcsv.read_csv(demo_data.rmsf_csv)
+    assert t.num_rows == csv.num_rows // 5  # one row per residue
+    assert read_index(report.index_path).meta.rmsf_unit is None
+    assert report.temperature_range is None
+
+
+def test_resid_offset_is_reported_not_applied(tmp_path):
+    paths = generate_demo(
+        tmp_path / "d", n_domains=3, min_residues=20, max_residues=25, csv_resid_offset=-1
+    )
+    report = build_index(
+        paths.voxel_file,
+        tmp_path / "i.parquet",
+        rmsf_csv=paths.rmsf_csv,
+        rmsf_unit="nm",
+        progress=False,
+    )
+    assert report.skipped == {"resid_offset": 3}
+    assert report.rows["train"] == 0 and report.residues["predict"] > 0
+    assert any("resid_offset" in w for w in report.warnings)
+    skip = pcsv.read_csv(report.skip_table_path)
+    assert "HDF5 resnum = CSV resid +1" in skip["detail"][0].as_py()
+
+
+# ---------------------------------------------------------------- hand-made cases
+
+
+def test_partial_csv_and_unknown_ids_in_skip_table(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY SER")}, "d2": {"A": residues("LEU VAL")}}
+    rows = csv_rows("d1", "ALA GLY") + csv_rows("gone", "ALA")
+    report, t, skip = _build(tmp_path, layout, rows, splits={"train": ["d1", "ghost"]})
+    assert report.rows == {"train": 4, "val": 0, "test": 0, "predict": 3}
+    predict = t.filter(pc.equal(t["split"], "predict"))
+    assert list(
+        zip(
+            predict["domain"].to_pylist(),
+            predict["resid_str"].to_pylist(),
+            predict["resname"].to_pylist(),
+            strict=True,
+        )
+    ) == [("d1", "3", "SER"), ("d2", "1", "LEU"), ("d2", "2", "VAL")]
+    assert _reasons(skip) == sorted(
+        [
+            ("no_rmsf", "d1", "d1", "3"),
+            ("no_rmsf", "d2", None, None),
+            ("not_in_hdf5", None, "gone", None),
+            ("split_id_unknown", None, "ghost", None),
+        ],
+        key=str,
+    )
+    assert set(skip["reason"].to_pylist()) <= set(SKIP_REASONS)
+    assert report.skipped["no_rmsf"] == 2
+    assert any("split_id_unknown" in w for w in report.warnings)
+
+
+def test_domain_in_no_split_becomes_predict(tmp_path):
+    layout = {"d1": {"A": residues("ALA")}, "d2": {"A": residues("GLY")}}
+    rows = csv_rows("d1", "ALA") + csv_rows("d2", "GLY")
+    report, _, skip = _build(tmp_path, layout, rows, splits={"test": ["d2"]})
+    assert report.rows == {"train": 0, "val": 0, "test": 2, "predict": 1}
+    assert _reasons(skip) == [("no_split", "d1", "d1", None)]
+
+
+def test_no_split_files_means_all_train(tmp_path):
+    report, _, _ = _build(tmp_path, {"d1": {"A": residues("ALA GLY")}}, csv_rows("d1", "ALA GLY"))
+    assert report.rows["train"] == 4 and report.temperature_range == (320.0, 450.0)
+
+
+def test_csv_residue_missing_from_hdf5(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY")}}
+    rows = csv_rows("d1", "ALA GLY TRP")
+    report, _, skip = _build(tmp_path, layout, rows)
+    assert report.rows["train"] == 4
+    assert _reasons(skip) == [("not_in_hdf5", "d1", "d1", "3")]
+    assert "line 6" in skip["detail"][0].as_py()
+
+
+def test_resname_mismatch_skips_domain(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY SER")}}
+    report, t, skip = _build(tmp_path, layout, csv_rows("d1", "ALA TRP SER"))
+    assert report.skipped == {"resname_mismatch": 1}
+    assert "resid 2 (CSV vs HDF5: TRP vs GLY)" in skip["detail"][0].as_py()
+    assert set(t["split"].to_pylist()) == {"predict"}
+
+
+def test_prefix_mapping_and_ambiguity(tmp_path):
+    layout = {"1abcA00_pdb": {"A": residues("ALA")}}
+    _, t, _ = _build(tmp_path, layout, csv_rows("1abcA00", "ALA"))
+    assert t["domain"][0].as_py() == "1abcA00_pdb" and t["domain_id"][0].as_py() == "1abcA00"
+    layout = {"1abcA00_1": {"A": residues("ALA")}, "1abcA00_2": {"A": residues("ALA")}}
+    with pytest.raises(InputError, match=r"'1abcA00' <- \['1abcA00_1', '1abcA00_2'\]"):
+        _build(tmp_path / "amb", layout, csv_rows("1abcA00", "ALA"))
+
+
+def test_multi_chain_domains(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY"), "B": residues("SER")}}
+    report, t, skip = _build(tmp_path, layout, csv_rows("d1", "ALA GLY"))
+    assert _reasons(skip) == [("multi_chain", "d1", "d1", None)]
+    assert report.rows["predict"] == 3
+    header = "domain_id,chain,resid,resname,temperature_feature,target_rmsf"
+    rows = [
+        (d, "B" if r == 3 else "A", 1 if r == 3 else r, n, tt, v)
+        for d, r, n, tt, v in csv_rows("d1", "ALA GLY SER")
+    ]
+    report, t, skip = _build(tmp_path / "c", layout, rows, header=header)
+    assert report.rows["train"] == 6 and skip.num_rows == 0
+    assert sorted(set(zip(t["chain"].to_pylist(), t["resname"].to_pylist(), strict=True))) == [
+        ("A", "ALA"),
+        ("A", "GLY"),
+        ("B", "SER"),
+    ]
+
+
+def test_insertion_codes_and_negative_resids_sorted(tmp_path):
+    keys = [("5", "ALA"), ("-2", "GLY"), ("5A", "SER"), ("10", "THR")]
+    _, t, _ = _build(tmp_path, {"d": {"A": keys}}, None)
+    assert t["resid_str"].to_pylist() == ["-2", "5", "5A", "10"]
+    assert t["icode"].to_pylist() == ["", "", "A", ""]
+
+
+def test_bad_voxel_dataset_is_skipped(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY SER")}}
+    bad = {("d1", "A", "3"): np.zeros((21, 21, 21, 5), np.float64)}
+    _, t, skip = _build(tmp_path, layout, csv_rows("d1", "ALA GLY SER"), bad=bad)
+    assert _reasons(skip) == [("bad_voxel_dataset", "d1", None, "3")]
+    assert "3" not in t["resid_str"].to_pylist()
+
+
+def test_leakage_and_argument_errors(tmp_path):
+    layout = {"d1": {"A": residues("ALA")}}
+    with pytest.raises(InputError, match=r"d1 in train .* and test"):
+        _build(tmp_path, layout, csv_rows("d1", "ALA"), splits={"train": ["d1"], "test": ["d1"]})
+    voxels = tmp_path / "v.h5"
+    with pytest.raises(ConfigError, match="rmsf-unit"):
+        build_index(voxels, tmp_path / "x.parquet", rmsf_csv=tmp_path / "r.csv", progress=False)
+    with pytest.raises(ConfigError, match="without an RMSF CSV"):
+        build_index(voxels, tmp_path / "x.parquet", train=tmp_path / "train.txt", progress=False)
+    assert not (tmp_path / "x.parquet").exists()
+
+
+# ---------------------------------------------------------------- reading and checks
+
+
+def test_read_index_detects_stale_voxel_file(tmp_path):
+    report, _, _ = _build(tmp_path, {"d1": {"A": residues("ALA")}}, None)
+    voxels = tmp_path / "v.h5"
+    st = os.stat(voxels)
+    os.utime(voxels, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(IndexFormatError, match=r"v\.h5 changed since the index was built") as err:
+        read_index(report.index_path)
+    assert "voxelflex index build" in str(err.value)
+    assert read_index(report.index_path, check_inputs=False).table.num_rows == 1
+    voxels.unlink()
+    with pytest.raises(IndexFormatError, match="no longer exists"):
+        read_index(report.index_path)
+
+
+def test_read_index_version_and_foreign_files(tmp_path):
+    report, _, _ = _build(tmp_path, {"d1": {"A": residues("ALA")}}, None)
+    t = pq.read_table(report.index_path)
+    meta = json.loads(t.schema.metadata[METADATA_KEY])
+    meta["format_version"] = 99
+    pq.write_table(t.replace_schema_metadata({METADATA_KEY: json.dumps(meta)}), tmp_path / "o.pq")
+    with pytest.raises(IndexFormatError, match=r"o\.pq: index format version 99 unsupported"):
+        read_index(tmp_path / "o.pq")
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "plain.parquet")
+    with pytest.raises(IndexFormatError, match=r"plain\.parquet has no voxelflex index metadata"):
+        read_index(tmp_path / "plain.parquet")
+    with pytest.raises(IndexFormatError, match=r"missing\.parquet does not exist"):
+        read_index(tmp_path / "missing.parquet")
+
+
+def test_connect_view_and_nan_filters(tmp_path, demo_index):
+    con = connect(demo_index)
+    n = con.sql("SELECT count(*) FROM samples WHERE split = 'train'").fetchall()[0][0]
+    assert n > 0
+    with pytest.raises(Exception, match="disabled by configuration"):
+        con.execute(f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'")
+    con.close()
+    report, _, _ = _build(tmp_path, {"d1": {"A": residues("ALA GLY")}}, csv_rows("d1", "ALA"))
+    con = connect(report.index_path)
+    # NaN temperature of predict rows must be visible to filters (no float min/max stats).
+    got = con.sql("SELECT split, isnan(temperature) FROM samples WHERE split = 'predict'")
+    assert got.fetchall() == [("predict", True)]
+    con.close()

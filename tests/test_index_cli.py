@@ -1,0 +1,121 @@
+"""`voxelflex index build | query | stats` and the `preprocess` alias through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from voxelflex.cli.main import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def cli_index(demo_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "idx.parquet"
+    d = demo_data
+    res = _invoke(
+        "index", "build", "--voxel-file", d.voxel_file, "--rmsf-csv", d.rmsf_csv,
+        "--rmsf-unit", "nm", "--train", d.train_split, "--val", d.val_split,
+        "--test", d.test_split, "--output", out, "--no-progress",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "train" in res.output and "skipped: 0 lines" in res.output
+    return out
+
+
+def test_build_prints_counts_and_writes_files(cli_index):
+    assert cli_index.exists()
+    assert cli_index.with_name("idx.skipped.csv").exists()
+    assert cli_index.with_name("idx.temperature_range.json").exists()
+
+
+def test_preprocess_alias_and_config_file(demo_data, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"data:\n  voxel_file: {demo_data.voxel_file}\n  rmsf_csv: {demo_data.rmsf_csv}\n"
+        f"  rmsf_unit: angstrom\n  index: {tmp_path / 'from_config.parquet'}\n"
+    )
+    res = _invoke("preprocess", "--config", config, "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "predict" in res.output
+    assert pq.read_metadata(tmp_path / "from_config.parquet").num_rows > 0
+
+
+def test_build_without_unit_fails_naming_the_option(demo_data, tmp_path):
+    res = _invoke(
+        "index", "build", "--voxel-file", demo_data.voxel_file, "--rmsf-csv",
+        demo_data.rmsf_csv, "--output", tmp_path / "x.parquet",
+    )  # fmt: skip
+    assert res.exit_code == 2
+    assert "error:" in res.stderr and "--rmsf-unit nm or --rmsf-unit angstrom" in res.stderr
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_build_missing_voxel_file_names_it(tmp_path):
+    res = _invoke("index", "build", "--voxel-file", tmp_path / "no.h5", "-o", tmp_path / "i.pq")
+    assert res.exit_code == 2 and "no.h5 does not exist" in res.stderr
+
+
+def test_query_table_default(cli_index):
+    res = _invoke(
+        "index", "query", "SELECT split, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1",
+        "--index", cli_index,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].split() == ["split", "n"]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["test", "train", "val"]
+    assert lines[-1] == "(3 rows)"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_query_formats_to_file(cli_index, tmp_path, fmt):
+    out = tmp_path / f"q.{fmt}"
+    sql = "SELECT domain, resnum, temperature, target_rmsf FROM samples WHERE split = 'test'"
+    res = _invoke("index", "query", sql, "--index", cli_index, "--format", fmt, "--output", out)
+    assert res.exit_code == 0, res.output
+    if fmt == "csv":
+        t = pcsv.read_csv(out)
+    elif fmt == "json":
+        rows = json.loads(out.read_text())
+        assert set(rows[0]) == {"domain", "resnum", "temperature", "target_rmsf"}
+        t = rows
+    else:
+        t = pq.read_table(out)
+    assert len(t) > 0
+
+
+def test_query_refuses_writes_and_reports_sql_errors(cli_index, tmp_path):
+    for sql in ("DELETE FROM samples", "CREATE TABLE t AS SELECT 1", "DROP VIEW samples"):
+        res = _invoke("index", "query", sql, "--index", cli_index)
+        assert res.exit_code == 2
+        assert "read-only" in res.stderr and sql in res.stderr
+    res = _invoke("index", "query", f"COPY samples TO '{tmp_path / 'x.csv'}'", "-i", cli_index)
+    assert res.exit_code == 2 and "read-only" in res.stderr
+    assert not (tmp_path / "x.csv").exists()
+    res = _invoke("index", "query", "SELECT nosuchcolumn FROM samples", "--index", cli_index)
+    assert res.exit_code == 2 and "nosuchcolumn" in res.stderr
+    res = _invoke("index", "query", "SELECT 1", "--index", cli_index, "--format", "parquet")
+    assert res.exit_code == 2 and "--output" in res.stderr
+
+
+def test_stats_text_and_json(cli_index):
+    res = _invoke("index", "stats", "--index", cli_index)
+    assert res.exit_code == 0, res.output
+    assert "train rows per temperature (K): 320:" in res.output
+    assert "target_rmsf (nm" in res.output
+    res = _invoke("index", "stats", "--index", cli_index, "--json")
+    stats = json.loads(res.output)
+    assert set(stats["temperatures"]["train"]) == {"320", "348", "379", "413", "450"}
+    tr = stats["target"]["train"]
+    assert tr["min"] <= tr["p05"] <= tr["median"] <= tr["p95"] <= tr["max"]
+    assert sum(v["rows"] for v in stats["splits"].values()) == pq.read_metadata(cli_index).num_rows
