@@ -281,3 +281,10 @@ def test_id_mapping_exact_beats_prefix_and_ambiguity_is_an_error():
     with pytest.raises(InputError, match=r"'1abcA00' <- \['1abcA00_1', '1abcA00_2'\]") as err:
         map_domain_ids(["1abcA00_1", "1abcA00_2"], ["1abcA00"], voxel_file="v.h5", csv_file="r.csv")
     assert "r.csv" in str(err.value) and "v.h5" in str(err.value)
+
+
+def test_csv_empty_chain_named(tmp_path):
+    header = "domain_id,chain,resid,resname,temperature_feature,target_rmsf"
+    rows = [("d1", "A", 1, "ALA", 320, 0.1), ("d1", "", 2, "GLY", 320, 0.1)]
+    with pytest.raises(InputError, match=r"empty chain, e\.g\. line 3 \(domain d1, resid 2\)"):
+        read_rmsf_csv(write_csv(tmp_path / "r.csv", rows, header))

@@ -5,6 +5,7 @@ from voxelflex.inputs.rmsf_csv import RMSF_UNITS, check_rmsf_unit, read_rmsf_csv
 from voxelflex.inputs.splits import read_split_file, read_splits
 from voxelflex.inputs.voxel_hdf5 import (
     ResidueKeys,
+    check_frame,
     file_permutation,
     list_chains,
     list_domains,
@@ -21,6 +22,7 @@ __all__ = [
     "IdMapping",
     "ResidueKeys",
     "VoxelScan",
+    "check_frame",
     "check_rmsf_unit",
     "file_permutation",
     "list_chains",

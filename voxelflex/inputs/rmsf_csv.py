@@ -102,8 +102,8 @@ def _rows_error(path: str, table: pa.Table, mask: pa.Array, what: str) -> InputE
     return InputError(f"{path}: {len(idx)} rows with {what}, e.g. {'; '.join(examples)}; fix them")
 
 
-def _check_values(path: str, t: pa.Table) -> None:
-    for col in ("domain_id", "resname"):
+def _check_values(path: str, t: pa.Table, *, has_chain: bool) -> None:
+    for col in ("domain_id", "resname", *(["chain"] if has_chain else [])):
         empty = pc.or_kleene(pc.is_null(t[col]), pc.equal(pc.utf8_trim_whitespace(t[col]), ""))
         if pc.any(empty).as_py():
             raise _rows_error(path, t, pc.fill_null(empty, True), f"an empty {col}")
@@ -193,7 +193,7 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
     t = t.append_column("line", pa.array(np.arange(2, t.num_rows + 2, dtype=np.int64)))
     if "chain" not in columns:
         t = t.append_column("chain", pa.nulls(t.num_rows, pa.string()))
-    _check_values(path, t)
+    _check_values(path, t, has_chain="chain" in columns)
     _check_duplicates(path, t)
     out = {
         "line": t["line"],
