@@ -137,11 +137,14 @@ class SampleSource(ABC):
         """Batches each rank yields in ``epoch`` (identical on every rank: padded)."""
         return self.plan(cfg, epoch).num_batches
 
-    def loader(self, cfg: PlanConfig, epoch: int, start_batch: int = 0) -> DataLoader:
+    def loader(
+        self, cfg: PlanConfig, epoch: int, start_batch: int = 0, *, pin_memory: bool = False
+    ) -> DataLoader:
         """Batches ``start_batch..`` of this rank's plan for ``epoch``.
 
         A :class:`torch.utils.data.DataLoader` with ``batch_size=None`` and ``cfg.num_workers``
-        workers; ``len()`` is the number of batches it yields.
+        workers; ``len()`` is the number of batches it yields. ``pin_memory`` pins each batch
+        (for asynchronous host-to-device copies).
         """
         plan = self.plan(cfg, epoch)
         empty = sum(s.table.n_domains == 0 for s in plan.streams)
@@ -163,7 +166,7 @@ class SampleSource(ABC):
             dataset,
             batch_size=None,
             num_workers=cfg.num_workers,
-            persistent_workers=False,
+            pin_memory=pin_memory,
         )
 
 

@@ -254,7 +254,7 @@ class ShardSource(SampleSource):
     def make_reader(self) -> ShardReader:
         return ShardReader(self.shards_dir, self.records)
 
-    def loader(self, cfg, epoch, start_batch=0):
+    def loader(self, cfg, epoch, start_batch=0, *, pin_memory=False):
         if self.n_shards < cfg.n_streams:
             log.info(
                 "%d shards hold split %r for %d ranks × workers: the plan deals domains, not "
@@ -263,7 +263,7 @@ class ShardSource(SampleSource):
                 self.split,
                 cfg.n_streams,
             )
-        return super().loader(cfg, epoch, start_batch)
+        return super().loader(cfg, epoch, start_batch, pin_memory=pin_memory)
 
 
 @dataclass(frozen=True)
