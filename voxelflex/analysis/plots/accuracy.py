@@ -126,7 +126,7 @@ def plot_pred_vs_true(
             ax.set_ylabel(f"predicted RMSF ({unit})")
     axes[0].legend(loc="lower right", fontsize="small")
     fig.colorbar(
-        hexes[0], ax=list(axes[: len(temps)]), label="residues per hexagon (log scale)", shrink=0.9
+        hexes[0], ax=list(axes[: len(temps)]), label="residues per hexagon (log scale)", shrink=0.7
     )
     fig.suptitle("Predicted vs true RMSF per temperature")
     return save(fig, pa.concat_tables(parts), out_dir, "pred_vs_true", fmt)
