@@ -174,3 +174,9 @@ def test_find_run_files_picks_run_outputs(tmp_path):
     found = find_run_files(preds.parent.parent)
     assert found == {"history": None, "predictions": preds, "metrics": None}
     assert default_plot_dir(predictions=preds) == preds.parent.parent / "visualizations"
+
+
+def test_find_run_files_ignores_the_missing_report(tmp_path):
+    preds = _write(tmp_path, _predictions())
+    (preds.parent / "predictions_test_missing.csv").write_text("domain,chain,resid,reason\n")
+    assert find_run_files(preds.parent.parent)["predictions"] == preds

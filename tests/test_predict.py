@@ -22,7 +22,7 @@ from voxelflex.cli.main import app
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, rmsf_target
 from voxelflex.engine import checkpoint as checkpoint_module
 from voxelflex.engine.checkpoint import CheckpointMeta, meta_to_dict, save_checkpoint
-from voxelflex.errors import CheckpointError, ConfigError
+from voxelflex.errors import CheckpointError, ConfigError, InputError
 from voxelflex.frame import FRAME
 from voxelflex.index import read_index
 from voxelflex.models import ModelSpec, build_model
@@ -138,6 +138,8 @@ def test_domains_by_list_with_missing_ones_reported(checkpoint, demo_index, test
     missing = report.missing_path.read_text()
     assert "9zzzZ99" in missing and "not in the index" in missing
     assert out.read_text().splitlines()[0].startswith("# voxelflex predictions")
+    with pytest.raises(InputError, match=r"9zzzZ99 \(not in the index\)"):
+        predict(checkpoint, demo_index, domains=["9zzzZ99"], out_path=tmp_path / "none.csv")
 
 
 def test_prediction_index_needs_temperatures(checkpoint, demo_data, tmp_path):

@@ -245,6 +245,11 @@ def predict(
     index = read_index(index_path)
     ck.check_data(index.meta, where=str(index_path))
     by_split, missing = _select(index, split, domains)
+    if not by_split:
+        raise InputError(
+            f"none of the requested domains is in {index_path}: "
+            + "; ".join(f"{d} ({reason})" for d, _, _, reason in missing[:10])
+        )
     if temperatures is not None and len(temperatures):
         temps = np.unique(np.asarray(temperatures, dtype=np.float32))
     else:

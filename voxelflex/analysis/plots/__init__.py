@@ -58,7 +58,13 @@ def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, P
     pattern = split or "*"
 
     def newest(names: list[str]) -> Path | None:
-        found = [p for d in (run_dir / "metrics", run_dir) for n in names for p in d.glob(n)]
+        found = [
+            p
+            for d in (run_dir / "metrics", run_dir)
+            for n in names
+            for p in d.glob(n)
+            if not p.stem.endswith("_missing")  # predict's report of what it could not predict
+        ]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
     history = run_dir / "training_history.json"
