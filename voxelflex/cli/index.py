@@ -61,9 +61,9 @@ def build(
 ) -> None:
     """Join voxel keys, RMSF rows and splits into the sample index (Parquet).
 
-    Without --rmsf-csv every voxelized residue becomes a `predict` row. Writes beside the index
-    a skip table (<name>.skipped.csv) and the train temperature range
-    (<name>.temperature_range.json), and prints counts.
+    Without --rmsf-csv every voxelized residue becomes a `predict` row.
+
+    Also writes NAME.skipped.csv (one reason per skipped item) and NAME.temperature_range.json.
     """
     flags = {
         "data.voxel_file": voxel_file,
