@@ -54,7 +54,7 @@ def check_rmsf_unit(unit: str | None) -> str:
 
 
 def _header(path: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
         return [c.strip() for c in next(csv.reader(fh), [])]
 
 
@@ -111,6 +111,10 @@ def _check_values(path: str, t: pa.Table, *, has_chain: bool) -> None:
         null = pc.is_null(t[col])
         if pc.any(null).as_py():
             raise _rows_error(path, t, null, f"an empty {col}")
+    resid = t["resid"]
+    too_big = pc.or_(pc.less(resid, -(2**31)), pc.greater(resid, 2**31 - 1))
+    if pc.any(too_big).as_py():
+        raise _rows_error(path, t, too_big, "a resid outside the 32-bit integer range")
     for col, what in (("temperature_feature", "temperature"), ("target_rmsf", "RMSF")):
         values = t[col]
         bad = pc.or_(pc.invert(pc.is_finite(values)), pc.less(values, 0.0))
