@@ -291,11 +291,14 @@ def format_summary(metrics: dict) -> str:
         if name in baselines:
             rows.append((label, baselines[name]["overall"], baselines[name]["per_temperature"]))
     temps = list(metrics["per_temperature"])
+    n_unscored = metrics.get("n_rows_without_target", 0)
+    unscored = f" ({n_unscored} without, not scored)" if n_unscored else ""
     width = max(len(r[0]) for r in rows)
     pooled = f"{'Pearson':>7} {'Spearman':>8} {'R²':>6} {'RMSE':>6} {'MAE':>6}"
     per_t = " ".join(f"{t + ' K':>6}" for t in temps)
     lines = [
-        f"{metrics.get('split', '')} split: {metrics['n_rows']} rows, RMSF in {unit}",
+        f"{metrics.get('split', '')} split: {metrics['n_rows']} rows with a target{unscored}, "
+        f"RMSF in {unit}",
         f"{'':{width}}  {'pooled over temperatures':<{len(pooled)}} | Pearson r per temperature",
         f"{'':{width}}  {pooled} | {per_t}",
     ]
