@@ -477,7 +477,7 @@ class _Trainer:
         if self.dist.enabled:
             finite = self.dist.sum(finite) / self.dist.world_size
         if float(finite) < 1.0:
-            self._non_finite(float(loss))
+            self._non_finite(loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if tc.grad_clip:

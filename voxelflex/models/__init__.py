@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from voxelflex.errors import ConfigError
@@ -56,7 +57,8 @@ def build_model(spec: ModelSpec, *, temperature_range: tuple[float, float]) -> R
     trunk_cls, presets = ARCHITECTURES[spec.name]
     trunk = trunk_cls(GRID_SHAPE[0], **presets[spec.preset])
     head = CONDITIONINGS[spec.conditioning](trunk.out_channels, len(spec.features), spec.dropout)
-    return RMSFModel(spec, trunk, head, temperature_range)
+    model = RMSFModel(spec, trunk, head, temperature_range)
+    return model.to(memory_format=torch.channels_last_3d)
 
 
 def parameter_counts(model: RMSFModel) -> dict[str, int]:

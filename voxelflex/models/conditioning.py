@@ -31,6 +31,12 @@ def _pool(h: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat.mean(dim=2), flat.amax(dim=2)], dim=1)
 
 
+def _gather(x: torch.Tensor, residue_index: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` for each sample. ``index_select``, not ``x[idx]``: the latter's CPU
+    backward accumulates with atomic adds across threads, which breaks run-to-run determinism."""
+    return torch.index_select(x, 0, residue_index)
+
+
 def _mlp(c_in: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(c_in, 64),
@@ -58,7 +64,7 @@ class HeadConditioning(nn.Module):
         features: torch.Tensor,
     ) -> torch.Tensor:
         pooled = _pool(self.post(fmap))  # once per residue
-        x = torch.cat([pooled, features], dim=1)[residue_index]
+        x = _gather(torch.cat([pooled, features], dim=1), residue_index)
         x = torch.cat([x, t_scaled.to(x.dtype).unsqueeze(1)], dim=1)
         return self.mlp(x).squeeze(1)
 
@@ -85,8 +91,8 @@ class FilmConditioning(nn.Module):
         h = self.post(fmap)  # once per residue
         gamma, beta = self.embed(t_scaled.to(h.dtype).unsqueeze(1)).chunk(2, dim=1)
         shape = (-1, _HIDDEN, 1, 1, 1)
-        h = torch.relu(h[residue_index] * (1 + gamma.view(shape)) + beta.view(shape))
-        x = torch.cat([_pool(h), features[residue_index]], dim=1)
+        h = torch.relu(_gather(h, residue_index) * (1 + gamma.view(shape)) + beta.view(shape))
+        x = torch.cat([_pool(h), _gather(features, residue_index)], dim=1)
         return self.mlp(x).squeeze(1)
 
 

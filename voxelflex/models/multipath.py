@@ -15,8 +15,8 @@ from voxelflex.models.blocks import ConvNormAct
 __all__ = ["PRESETS", "MultipathTrunk"]
 
 PRESETS = {
-    "tiny": {"stem_channels": 16, "path_channels": 16},
-    "small": {"stem_channels": 32, "path_channels": 32},
+    "tiny": {"stem_channels": 8, "path_channels": 8},
+    "small": {"stem_channels": 16, "path_channels": 32},
     "base": {"stem_channels": 32, "path_channels": 64},
 }
 _KERNELS = (3, 5, 7)

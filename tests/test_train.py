@@ -1,0 +1,227 @@
+"""End-to-end training on a small demo dataset: outputs, reproducibility, sources, resume, DDP.
+
+One module-scoped dataset (8 domains) and one reference run keep the whole file to well under a
+minute on 2 cores; the SIGKILL and torchrun tests use subprocesses as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from voxelflex.cli.main import app
+from voxelflex.config import load_config
+from voxelflex.demo.generate import generate_demo
+from voxelflex.engine import load_for_inference, train
+from voxelflex.engine.checkpoint import load_checkpoint
+from voxelflex.engine.epoch_metrics import reduce_metrics
+from voxelflex.errors import CheckpointError, TrainingError
+from voxelflex.index import build_index, read_index
+
+EPOCHS = 2
+BASE = [
+    "model.preset=tiny",
+    "model.name=multipath",
+    "loader.batch_size=64",
+    "loader.num_workers=0",
+    f"train.epochs={EPOCHS}",
+    "train.progress=false",
+    "train.checkpoint_every_batches=4",
+    "train.checkpoint_every_epochs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_demo")
+    paths = generate_demo(root / "demo", n_domains=8, seed=3)
+    out = root / "index.parquet"
+    build_index(
+        paths.voxel_file,
+        out,
+        rmsf_csv=paths.rmsf_csv,
+        rmsf_unit="nm",
+        train=paths.train_split,
+        val=paths.val_split,
+        test=paths.test_split,
+        progress=False,
+    )
+    return out
+
+
+def _overrides(index, out_dir, run_name, *extra):
+    return [f"data.index={index}", f"output_dir={out_dir}", f"run_name={run_name}", *BASE, *extra]
+
+
+def _rows(index, split):
+    return read_index(index).table.column("split").to_pylist().count(split)
+
+
+def _strip_timing(history):
+    return [{k: v for k, v in entry.items() if k != "timing"} for entry in history]
+
+
+@pytest.fixture(scope="module")
+def reference(small_index, tmp_path_factory):
+    """An uninterrupted run through the CLI."""
+    out = tmp_path_factory.mktemp("runs")
+    args = ["train", "--index", str(small_index), "--output-dir", str(out), "--run-name", "ref"]
+    for item in BASE:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "best model" in result.output
+    return out / "ref"
+
+
+def test_outputs_and_history(reference, small_index):
+    models = reference / "models"
+    for name in ("best.pt", "latest.pt", "epoch_001.pt", "epoch_002.pt"):
+        assert (models / name).is_file(), name
+    assert "epoch 2/2" in (reference / "logs" / "voxelflex.log").read_text()
+    assert load_config(reference / "config.yaml").model.preset == "tiny"
+    history = json.loads((reference / "training_history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    n_train, n_val = _rows(small_index, "train"), _rows(small_index, "val")
+    for h in history:
+        assert h["train"]["n"] == n_train and h["val"]["n"] == n_val  # every row, once
+        for key in ("loss", "pearson", "spearman", "rmse", "mae"):
+            assert key in h["train"] and key in h["val"]
+        assert set(h["val"]["pearson_per_temperature"]) == {
+            f"{t:.1f}" for t in (320, 348, 379, 413, 450)
+        }
+        assert 0 <= h["timing"]["data_wait_fraction"] <= 1
+    assert history[1]["train"]["loss"] < history[0]["train"]["loss"]
+    assert history[-1]["val"]["pearson"] > 0.5  # learning, even after two tiny epochs
+    _model, meta = load_for_inference(models / "best.pt", "cpu")
+    assert meta.temperature_range == (320.0, 450.0) and meta.rmsf_unit == "nm"
+    assert (meta.model_name, meta.preset, meta.conditioning) == ("multipath", "tiny", "film")
+    latest = load_checkpoint(models / "latest.pt")
+    assert (latest["meta"]["epoch"], latest["meta"]["batch"]) == (EPOCHS, 0)
+    assert latest["meta"]["global_step"] == history[-1]["global_step"]
+
+
+def test_same_seed_same_history(reference, small_index, tmp_path):
+    result = train(load_config(overrides=_overrides(small_index, tmp_path, "again")))
+    expected = json.loads((reference / "training_history.json").read_text())
+    assert _strip_timing(result.history) == _strip_timing(expected)
+
+
+def test_hdf5_and_shards_give_the_same_first_epoch_loss(reference, small_index, tmp_path):
+    from voxelflex.sources import build_shards
+
+    build_shards(read_index(small_index), tmp_path / "shards", domains_per_shard=3, progress=False)
+    config = load_config(
+        overrides=_overrides(
+            small_index,
+            tmp_path,
+            "shards",
+            "train.epochs=1",
+            "loader.source=shards",
+            f"data.shards_dir={tmp_path / 'shards'}",
+        )
+    )
+    first = train(config).history[0]
+    expected = json.loads((reference / "training_history.json").read_text())[0]
+    assert first["train"]["loss"] == pytest.approx(expected["train"]["loss"], rel=1e-6)
+
+
+_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from voxelflex.config import load_config
+    from voxelflex.engine import trainer
+
+    save = trainer.save_checkpoint
+    def save_then_die(path, payload):
+        save(path, payload)
+        if (payload["meta"]["epoch"], payload["meta"]["batch"]) == (1, 4):
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-epoch 2, right after latest.pt
+    trainer.save_checkpoint = save_then_die
+    trainer.train(load_config(overrides=sys.argv[1:]))
+    """
+)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference, small_index, tmp_path):
+    overrides = _overrides(small_index, tmp_path, "killed")
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, *overrides], capture_output=True, timeout=300, text=True
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    killed = load_checkpoint(tmp_path / "killed" / "models" / "latest.pt")
+    assert (killed["meta"]["epoch"], killed["meta"]["batch"]) == (1, 4)
+    result = train(load_config(overrides=[*overrides, "train.resume=true"]))
+    ref_latest = load_checkpoint(reference / "models" / "latest.pt")
+    assert result.global_step == ref_latest["meta"]["global_step"]
+    resumed = load_checkpoint(tmp_path / "killed" / "models" / "latest.pt")
+    for name, tensor in ref_latest["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    expected = json.loads((reference / "training_history.json").read_text())
+    assert _strip_timing(result.history) == _strip_timing(expected)
+
+
+def test_resume_refuses_other_model_or_index(reference, small_index, demo_index, tmp_path):
+    runner = CliRunner()
+    common = ["train", "--output-dir", str(reference.parent), "--run-name", "ref", "--resume"]
+    sets = [a for item in BASE for a in ("--set", item)]
+    result = runner.invoke(app, [*common, *sets, "--index", str(small_index), "--preset", "small"])
+    assert result.exit_code == 2
+    assert "holds model" in result.output and "'preset': 'tiny'" in result.output
+    result = runner.invoke(app, [*common, *sets, "--index", str(demo_index)])
+    assert result.exit_code == 2 and "index fingerprint" in result.output
+    with pytest.raises(CheckpointError, match="does not exist"):
+        fresh = _overrides(small_index, tmp_path, "new")
+        train(load_config(overrides=[*fresh, "train.resume=true"]))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_path, monkeypatch):
+    from voxelflex.engine import trainer
+
+    calls = {"n": 0}
+    real = trainer.weighted_loss
+
+    def poisoned(pred, *args, **kwargs):
+        calls["n"] += 1
+        loss = real(pred, *args, **kwargs)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(trainer, "weighted_loss", poisoned)
+    with pytest.raises(
+        TrainingError, match=r"non-finite training loss \(nan\) at epoch 1, batch 7"
+    ):
+        train(load_config(overrides=_overrides(small_index, tmp_path, "nan")))
+    kept = load_checkpoint(tmp_path / "nan" / "models" / "latest.pt")
+    assert (kept["meta"]["epoch"], kept["meta"]["batch"]) == (0, 4)
+    assert all(torch.isfinite(t).all() for t in kept["model"].values())
+
+
+def test_served_rows_are_checked_exactly_once():
+    part = {"row_id": [0, 1, 1], "pred": [0.1] * 3, "target": [0.2] * 3}
+    part |= {"temperature": [320.0] * 3, "loss_sum": 1.0, "weight_sum": 3.0}
+    with pytest.raises(TrainingError, match="1 duplicates"):
+        reduce_metrics([part], expected_rows=3, split="train", epoch=1)
+
+
+def test_torchrun_two_cpu_ranks_see_every_row_once(small_index, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "voxelflex", "train", "--index", str(small_index), "--output-dir", str(tmp_path),
+        "--run-name", "ddp", "--epochs", "2", "--workers", "0", "--set", "train.threads=1",
+        *[a for item in BASE[:3] for a in ("--set", item)], "--set", "train.progress=false",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = json.loads((tmp_path / "ddp" / "training_history.json").read_text())
+    assert [h["train"]["n"] for h in history] == [_rows(small_index, "train")] * 2
+    assert [h["val"]["n"] for h in history] == [_rows(small_index, "val")] * 2
+    assert "2 rank(s)" in (tmp_path / "ddp" / "logs" / "voxelflex.log").read_text()
