@@ -380,7 +380,15 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse the generated data")
     ap.add_argument("--datasets", type=int, default=0, help="also probe a file of N datasets")
     ap.add_argument("--memory-rows", type=int, default=3_300_000)
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="intra-op threads of this process (workers always use 1); more threads than free "
+        "cores make torch's CPU ops in the main process crawl on a shared machine",
+    )
     args = ap.parse_args()
+    torch.set_num_threads(args.torch_threads)
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(args.out, args.domains, args.reuse, workers=max(args.workers))
     index = data["index"]
@@ -430,6 +438,8 @@ def main() -> None:
             "index_rows": n_rows,
         },
         "batch_size": args.batch_size,
+        "torch_threads": args.torch_threads,
+        "cpu_count": os.cpu_count(),
         "seconds_cap": args.seconds,
         "samples_per_s": results,
         "runs": details,

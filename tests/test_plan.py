@@ -8,13 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 import pytest
-import torch
 
 from voxelflex.errors import ConfigError, IndexFormatError, SourceError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.sources import base
 from voxelflex.sources.base import DomainReader, SampleSource
-from voxelflex.sources.batch import Batch
 from voxelflex.sources.plan import PlanConfig, make_plan
 from voxelflex.sources.table import SplitTable
 
@@ -84,7 +82,7 @@ def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
     for j in range(cfg.streams_per_rank):
         monkeypatch.setattr(base, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
         # consumed while worker j is patched in, turned into Batch as BatchLoader does
-        iters.append(iter([Batch(*map(torch.from_numpy, t)) for t in dataset]))
+        iters.append(iter([base._to_batch(item) for item in dataset]))
     out = []
     for it in itertools.cycle(iters):
         batch = next(it, None)

@@ -10,6 +10,7 @@ domain's residue keys into packed rows. That is the template: subclasses fill tw
 from __future__ import annotations
 
 import logging
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -176,9 +177,9 @@ def _as_is(arrays: tuple) -> tuple:
 class BatchLoader:
     """Turns the DataLoader's NumPy tuples into :class:`Batch` objects in the main process.
 
-    Workers send plain NumPy arrays, which are pickled inline through the worker pipe; torch
-    tensors would each go through a shared-memory segment and a file-descriptor handshake,
-    which measured ≈4× slower for batches of this size (≈300 KB).
+    Workers send their batch's NumPy arrays pickled into one bytes object, which travels inline
+    through the worker pipe. Torch tensors would each go through a shared-memory segment and a
+    file-descriptor handshake: ≈5× slower for batches of this size (≈300 KB) on 2 cores.
 
     Attributes
     ----------
@@ -197,9 +198,15 @@ class BatchLoader:
         return len(self.dataloader)
 
     def __iter__(self) -> Iterator[Batch]:
-        for arrays in self.dataloader:
-            batch = Batch(*(torch.from_numpy(a) for a in arrays))
+        for item in self.dataloader:
+            batch = _to_batch(item)
             yield batch.pin_memory() if self.pin_memory else batch
+
+
+def _to_batch(item: bytes | tuple[np.ndarray, ...]) -> Batch:
+    """A worker's message (pickled arrays) or the main process's arrays → :class:`Batch`."""
+    arrays = pickle.loads(item) if isinstance(item, bytes) else item
+    return Batch(*(torch.from_numpy(a) for a in arrays))
 
 
 class _PlanDataset(IterableDataset):
@@ -230,7 +237,13 @@ class _PlanDataset(IterableDataset):
         server = _StreamServer(
             self.plan.streams[stream], self.reader, self.on_error, self.pad_temperature
         )
-        yield from server.batches(first, self.plan.batches_per_stream)
+        batches = server.batches(first, self.plan.batches_per_stream)
+        if info is None:
+            yield from batches
+        else:
+            # Pickled here, in the worker's own thread: the queue then moves one bytes object.
+            for arrays in batches:
+                yield pickle.dumps(arrays, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class _StreamServer:
@@ -297,8 +310,8 @@ class _StreamServer:
 
     def _batch(self, pos: np.ndarray, loaded: dict[int, np.ndarray]) -> tuple[np.ndarray, ...]:
         t = self.table
-        wins = np.searchsorted(self.win_res, pos, side="right") - 1
-        w_lo, w_hi = int(wins[0]), int(wins[-1])  # order is window-monotone
+        # order is window-monotone: the first and last residue bound the windows needed
+        w_lo, w_hi = (np.searchsorted(self.win_res, pos[[0, -1]], side="right") - 1).tolist()
         for w in [w for w in loaded if w < w_lo]:
             del loaded[w]
         for w in range(w_lo, w_hi + 1):
@@ -307,6 +320,7 @@ class _StreamServer:
         if w_lo == w_hi:
             packed = loaded[w_lo][pos - self.win_res[w_lo]]
         else:
+            wins = np.searchsorted(self.win_res, pos, side="right") - 1
             packed = np.concatenate(
                 [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)]
             )
@@ -314,7 +328,10 @@ class _StreamServer:
         counts = t.res_row_offsets[pos + 1] - starts
         rows = concat_ranges(starts, counts)
         residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
-        weight = np.where(self.skipped[pos], 0.0, 1.0).astype(np.float32)[residue_index]
+        if self.n_skipped_domains:
+            weight = np.where(self.skipped[pos], 0.0, 1.0).astype(np.float32)[residue_index]
+        else:
+            weight = np.ones(len(rows), dtype=np.float32)
         return (
             packed,
             residue_index,
