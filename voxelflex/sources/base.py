@@ -179,7 +179,7 @@ class BatchLoader:
 
     Workers send their batch's NumPy arrays pickled into one bytes object, which travels inline
     through the worker pipe. Torch tensors would each go through a shared-memory segment and a
-    file-descriptor handshake: ≈5× slower for batches of this size (≈300 KB) on 2 cores.
+    file-descriptor handshake: ≈4× slower for batches of this size (≈300 KB) on 2 cores.
 
     Attributes
     ----------
