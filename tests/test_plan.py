@@ -212,6 +212,14 @@ def test_config_and_input_errors(table):
         SplitTable.from_arrow(table, "val")
     with pytest.raises(SourceError, match="valid splits"):
         SplitTable.from_arrow(table, "training")
+    no_temps = table.set_column(
+        table.schema.get_field_index("temperature"),
+        "temperature",
+        pa.array(np.full(table.num_rows, np.nan, np.float32)),
+    )
+    with pytest.raises(SourceError, match="pass the temperatures"):
+        SplitTable.from_arrow(no_temps, "train")
+    assert SplitTable.from_arrow(no_temps, "train", temperatures=[300.0]).n_samples > 0
     shuffled = table.take(pa.array(np.random.default_rng(0).permutation(table.num_rows)))
     with pytest.raises(IndexFormatError, match="not grouped by domain"):
         SplitTable.from_arrow(shuffled, "train")

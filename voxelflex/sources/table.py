@@ -206,6 +206,13 @@ class SplitTable:
         resids = _strings(rows["resid_str"].take(first))
         row_id = rows["row_id"].to_numpy(zero_copy_only=False).astype(np.int64)
         if temperatures is None:
+            temperature = rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float32)
+            if not np.isfinite(temperature).all():
+                raise SourceError(
+                    f"{where}: split {split!r} has rows without a temperature (a prediction "
+                    "index); pass the temperatures to predict at (`temperatures=` / "
+                    "`voxelflex predict --temperature K`)"
+                )
             return cls(
                 split=split,
                 domains=domains,
@@ -214,7 +221,7 @@ class SplitTable:
                 resids=resids,
                 res_row_offsets=res_row_offsets,
                 row_id=row_id,
-                temperature=rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float32),
+                temperature=temperature,
                 target=rows["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32),
             )
         temps = np.asarray([float(t) for t in temperatures], dtype=np.float32)
