@@ -179,3 +179,33 @@ def test_shards_from_another_index_are_refused(index, shards_dir):
     broken, _ = _with_renamed_domain(index, "00000A00")
     with pytest.raises(SourceError, match=r"lack 1 domains.*rebuild them"):
         open_source("shards", broken, split="train", shards_dir=shards_dir)
+
+
+@pytest.mark.parametrize(
+    "dtype,shape,message",
+    [
+        (np.float32, (21, 21, 21, 5), "grid dtype float32, expected bool"),
+        (np.bool_, (21, 21, 21, 4), r"grid shape \(21, 21, 21, 4\)"),
+    ],
+)
+def test_hdf5_reader_names_file_domain_and_residue_of_a_bad_grid(tmp_path, dtype, shape, message):
+    from voxelflex.errors import FrameError
+    from voxelflex.sources.hdf5 import Hdf5Reader
+
+    path = tmp_path / "bad.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["atom_encoder"] = np.array(["C", "N", "O", "CA", "CB"], dtype=object)
+        chain = f.create_group("1abcA00").create_group("A")
+        chain.create_dataset("1", data=np.zeros((21, 21, 21, 5), bool))
+        chain.create_dataset("2", data=np.zeros(shape, dtype))
+    reader = Hdf5Reader(path)
+    assert reader.read_domain("1abcA00", np.array(["A"]), np.array(["1"])).shape == (
+        1,
+        PACKED_BYTES,
+    )
+    with pytest.raises(
+        FrameError, match=rf"bad\.hdf5: domain 1abcA00, chain A, residue 2: {message}"
+    ):
+        reader.read_domain("1abcA00", np.array(["A", "A"]), np.array(["1", "2"]))
+    with pytest.raises(SourceError, match="residue 7: not in the voxel file"):
+        reader.read_domain("1abcA00", np.array(["A"]), np.array(["7"]))
