@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -76,20 +75,34 @@ def source(table):
 
 
 def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
-    """What a DataLoader on rank ``cfg.rank`` yields: workers' streams taken round-robin."""
-    dataset = src.loader(cfg, epoch, start).dataset
-    iters = []
+    """What a DataLoader on rank ``cfg.rank`` yields: workers' streams taken round-robin.
+
+    Each worker's generator learns its id on its first ``next`` (while that id is patched in);
+    messages are turned into batches at once, as BatchLoader does, since ring slots are reused.
+    """
+    loader = src.loader(cfg, epoch, start)
+    ring = None if loader.ring is None else loader.ring.numpy()
+    gens, firsts = [], []
     for j in range(cfg.streams_per_rank):
         monkeypatch.setattr(base, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
-        # consumed while worker j is patched in, turned into Batch as BatchLoader does
-        iters.append(iter([base._to_batch(item) for item in dataset]))
+        gens.append(iter(loader.dataset))
+        item = next(gens[-1], None)
+        firsts.append(None if item is None else base._to_batch(item, ring))
+    monkeypatch.undo()
     out = []
-    for it in itertools.cycle(iters):
-        batch = next(it, None)
-        if batch is None:
-            break
-        out.append(batch)
-    assert len(out) == len(dataset)
+    active = list(range(len(gens)))
+    while active:
+        for j in list(active):
+            if firsts[j] is not None:
+                batch, firsts[j] = firsts[j], None
+            else:
+                item = next(gens[j], None)
+                if item is None:
+                    active.remove(j)
+                    continue
+                batch = base._to_batch(item, ring)
+            out.append(batch)
+    assert len(out) == len(loader)
     return out
 
 

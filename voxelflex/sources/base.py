@@ -160,13 +160,42 @@ class SampleSource(ABC):
                 cfg.n_streams,
             )
         pad_temperature = float(self.table.temperature[0])
+        ring = _make_ring(plan, cfg.num_workers)
         dataset = _PlanDataset(
-            plan, self.make_reader(), start_batch, self.on_error, pad_temperature
+            plan, self.make_reader(), start_batch, self.on_error, pad_temperature, ring
         )
         loader = DataLoader(
-            dataset, batch_size=None, num_workers=cfg.num_workers, collate_fn=_as_is
+            dataset,
+            batch_size=None,
+            num_workers=cfg.num_workers,
+            collate_fn=_as_is,
+            prefetch_factor=_PREFETCH if cfg.num_workers else None,
         )
-        return BatchLoader(loader, pin_memory=pin_memory)
+        return BatchLoader(loader, ring, pin_memory=pin_memory)
+
+
+_PREFETCH = 2  # batches each worker may run ahead (DataLoader prefetch_factor)
+
+
+def _make_ring(plan: EpochPlan, num_workers: int) -> torch.Tensor | None:
+    """Shared-memory slots the workers write packed rows into: uint8 (W, slots, cap, 5789).
+
+    A worker may run ``_PREFETCH`` batches ahead of the batch the main process is copying out,
+    plus one per exhausted worker at the end of an epoch; the slot count covers both, so a slot
+    is never rewritten before it is copied. None (rows go through the pipe) with 0 workers or
+    when shared memory cannot be had.
+    """
+    if num_workers == 0:
+        return None
+    cap = max(int(np.diff(s.batch_offsets).max(initial=1)) for s in plan.streams)
+    slots = _PREFETCH + num_workers + 1
+    try:
+        return torch.empty(
+            (num_workers, slots, cap, PACKED_BYTES), dtype=torch.uint8
+        ).share_memory_()
+    except (RuntimeError, OSError) as exc:
+        log.warning("no shared memory for the batch ring (%s); rows go through the pipe", exc)
+        return None
 
 
 def _as_is(arrays: tuple) -> tuple:
@@ -175,19 +204,26 @@ def _as_is(arrays: tuple) -> tuple:
 
 
 class BatchLoader:
-    """Turns the DataLoader's NumPy tuples into :class:`Batch` objects in the main process.
+    """Turns the DataLoader's messages into :class:`Batch` objects in the main process.
 
-    Workers send their batch's NumPy arrays pickled into one bytes object, which travels inline
-    through the worker pipe. Torch tensors would each go through a shared-memory segment and a
-    file-descriptor handshake: ≈4× slower for batches of this size (≈300 KB) on 2 cores.
+    Workers gather each batch's packed rows straight into a slot of a shared-memory ring and
+    send only the slot and the small per-sample arrays, pickled into one bytes object; the main
+    process copies the rows out of the slot. On 2 cores this moved ≈5 k batches/s against
+    ≈1.5 k/s for rows pickled through the pipe and ≈0.3 k/s for torch tensors (one
+    shared-memory segment and file-descriptor handshake per tensor).
 
     Attributes
     ----------
     dataloader : torch.utils.data.DataLoader
+    ring : torch.Tensor or None
+        uint8 ``(workers, slots, cap, 5789)`` in shared memory.
     """
 
-    def __init__(self, dataloader: DataLoader, *, pin_memory: bool = False) -> None:
+    def __init__(
+        self, dataloader: DataLoader, ring: torch.Tensor | None = None, *, pin_memory: bool = False
+    ) -> None:
         self.dataloader = dataloader
+        self.ring = ring
         self.pin_memory = pin_memory
 
     @property
@@ -198,15 +234,21 @@ class BatchLoader:
         return len(self.dataloader)
 
     def __iter__(self) -> Iterator[Batch]:
+        ring = None if self.ring is None else self.ring.numpy()
         for item in self.dataloader:
-            batch = _to_batch(item)
+            batch = _to_batch(item, ring)
             yield batch.pin_memory() if self.pin_memory else batch
 
 
-def _to_batch(item: bytes | tuple[np.ndarray, ...]) -> Batch:
-    """A worker's message (pickled arrays) or the main process's arrays → :class:`Batch`."""
-    arrays = pickle.loads(item) if isinstance(item, bytes) else item
-    return Batch(*(torch.from_numpy(a) for a in arrays))
+def _to_batch(item: bytes | tuple[np.ndarray, ...], ring: np.ndarray | None) -> Batch:
+    """A worker's message or the main process's arrays → :class:`Batch` (rows copied out of
+    the ring slot at once: the worker reuses it a few batches later)."""
+    if isinstance(item, bytes):
+        item = pickle.loads(item)
+        if ring is not None:
+            worker, slot, n, *rest = item
+            item = (ring[worker, slot, :n].copy(), *rest)
+    return Batch(*(torch.from_numpy(a) for a in item))
 
 
 class _PlanDataset(IterableDataset):
@@ -219,8 +261,10 @@ class _PlanDataset(IterableDataset):
         start_batch: int,
         on_error: OnError,
         pad_temperature: float,
+        ring: torch.Tensor | None,
     ) -> None:
         self.assignment = plan.worker_streams(start_batch)
+        self.ring = ring
         self.pad_temperature = pad_temperature
         self.plan = plan
         self.reader = reader
@@ -237,13 +281,18 @@ class _PlanDataset(IterableDataset):
         server = _StreamServer(
             self.plan.streams[stream], self.reader, self.on_error, self.pad_temperature
         )
-        batches = server.batches(first, self.plan.batches_per_stream)
         if info is None:
-            yield from batches
-        else:
-            # Pickled here, in the worker's own thread: the queue then moves one bytes object.
-            for arrays in batches:
-                yield pickle.dumps(arrays, protocol=pickle.HIGHEST_PROTOCOL)
+            yield from server.batches(first, self.plan.batches_per_stream)
+            return
+        ring = None if self.ring is None else self.ring[worker].numpy()
+        # Pickled here, in the worker's own thread: the queue then moves one bytes object.
+        for i, (packed, *rest) in enumerate(
+            server.batches(first, self.plan.batches_per_stream, ring)
+        ):
+            message = (
+                (packed, *rest) if ring is None else (worker, i % len(ring), len(packed), *rest)
+            )
+            yield pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class _StreamServer:
@@ -261,9 +310,15 @@ class _StreamServer:
         self.n_skipped_domains = 0
         self.pad_temperature = pad_temperature
 
-    def batches(self, first: int, total: int) -> Iterator[tuple[np.ndarray, ...]]:
+    def batches(
+        self, first: int, total: int, ring: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, ...]]:
         """Batches ``first..total-1`` of the stream (data, then padding), as tuples of NumPy
-        arrays in :class:`Batch` field order."""
+        arrays in :class:`Batch` field order.
+
+        With ``ring`` (uint8 ``(slots, cap, 5789)``), the packed rows of the ``i``-th batch
+        yielded are gathered into ``ring[i % slots]`` and returned as a view of it.
+        """
         s = self.stream
         if first < s.n_batches:
             first_res = s.order[s.batch_offsets[first]]
@@ -271,11 +326,12 @@ class _StreamServer:
             d0 = int(s.window_offsets[first_window])
             self.reader.prepare(self.table.domains[d0:].tolist())
         loaded: dict[int, np.ndarray] = {}
-        for b in range(first, s.n_batches):
-            pos = s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]]
-            yield self._batch(pos, loaded)
-        for _ in range(max(first, s.n_batches), total):
-            yield self._padding()
+        for i, b in enumerate(range(first, total)):
+            out = None if ring is None else ring[i % len(ring)]
+            if b < s.n_batches:
+                yield self._batch(s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]], loaded, out)
+            else:
+                yield self._padding(out)
 
     def _window(self, w: int) -> np.ndarray:
         """Packed rows of window ``w``, uint8 ``(n_res_window, 5789)`` in table order."""
@@ -308,7 +364,9 @@ class _StreamServer:
             out[r0 - lo : r1 - lo] = rows
         return out
 
-    def _batch(self, pos: np.ndarray, loaded: dict[int, np.ndarray]) -> tuple[np.ndarray, ...]:
+    def _batch(
+        self, pos: np.ndarray, loaded: dict[int, np.ndarray], out: np.ndarray | None
+    ) -> tuple[np.ndarray, ...]:
         t = self.table
         # order is window-monotone: the first and last residue bound the windows needed
         w_lo, w_hi = (np.searchsorted(self.win_res, pos[[0, -1]], side="right") - 1).tolist()
@@ -317,12 +375,14 @@ class _StreamServer:
         for w in range(w_lo, w_hi + 1):
             if w not in loaded:
                 loaded[w] = self._window(w)
+        dest = None if out is None else out[: len(pos)]
         if w_lo == w_hi:
-            packed = loaded[w_lo][pos - self.win_res[w_lo]]
+            packed = np.take(loaded[w_lo], pos - self.win_res[w_lo], axis=0, out=dest)
         else:
             wins = np.searchsorted(self.win_res, pos, side="right") - 1
             packed = np.concatenate(
-                [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)]
+                [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],
+                out=dest,
             )
         starts = t.res_row_offsets[pos]
         counts = t.res_row_offsets[pos + 1] - starts
@@ -342,10 +402,12 @@ class _StreamServer:
             np.zeros((len(pos), 0), dtype=np.float32),
         )
 
-    def _padding(self) -> tuple[np.ndarray, ...]:
+    def _padding(self, out: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """One zero grid, one sample of weight 0, ``row_id`` -1, finite temperature and target."""
+        packed = np.zeros((1, PACKED_BYTES), dtype=np.uint8) if out is None else out[:1]
+        packed[:] = 0
         return (
-            np.zeros((1, PACKED_BYTES), dtype=np.uint8),
+            packed,
             np.zeros(1, dtype=np.int64),
             np.full(1, self.pad_temperature, dtype=np.float32),
             np.zeros(1, dtype=np.float32),
