@@ -207,10 +207,11 @@ class BatchLoader:
     """Turns the DataLoader's messages into :class:`Batch` objects in the main process.
 
     Workers gather each batch's packed rows straight into a slot of a shared-memory ring and
-    send only the slot and the small per-sample arrays, pickled into one bytes object; the main
-    process copies the rows out of the slot. On 2 cores this moved ≈5 k batches/s against
-    ≈1.5 k/s for rows pickled through the pipe and ≈0.3 k/s for torch tensors (one
-    shared-memory segment and file-descriptor handshake per tensor).
+    send only a few numbers (slot, stream, batch, skipped residues); the main process copies
+    the rows out of the slot and builds the per-sample arrays from its own copy of the plan.
+    On 2 cores this moved ≈5 k batches/s against ≈1.5 k/s for rows pickled through the pipe
+    and ≈0.3 k/s for torch tensors (one shared-memory segment and file-descriptor handshake
+    per tensor).
 
     Attributes
     ----------
@@ -236,19 +237,8 @@ class BatchLoader:
     def __iter__(self) -> Iterator[Batch]:
         ring = None if self.ring is None else self.ring.numpy()
         for item in self.dataloader:
-            batch = _to_batch(item, ring)
+            batch = self.dataset.to_batch(item, ring)
             yield batch.pin_memory() if self.pin_memory else batch
-
-
-def _to_batch(item: bytes | tuple[np.ndarray, ...], ring: np.ndarray | None) -> Batch:
-    """A worker's message or the main process's arrays → :class:`Batch` (rows copied out of
-    the ring slot at once: the worker reuses it a few batches later)."""
-    if isinstance(item, bytes):
-        item = pickle.loads(item)
-        if ring is not None:
-            worker, slot, n, *rest = item
-            item = (ring[worker, slot, :n].copy(), *rest)
-    return Batch(*(torch.from_numpy(a) for a in item))
 
 
 class _PlanDataset(IterableDataset):
@@ -274,33 +264,79 @@ class _PlanDataset(IterableDataset):
     def __len__(self) -> int:
         return self.plan.num_batches - self.start_batch
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
+    def __iter__(self) -> Iterator[tuple | bytes]:
         info = get_worker_info()
         worker = 0 if info is None else info.id
         stream, first = self.assignment[worker]
-        server = _StreamServer(
-            self.plan.streams[stream], self.reader, self.on_error, self.pad_temperature
-        )
+        server = _StreamServer(self.plan.streams[stream], self.reader, self.on_error)
+        total = self.plan.batches_per_stream
         if info is None:
-            yield from server.batches(first, self.plan.batches_per_stream)
+            for b, packed, skipped in server.rows(first, total):
+                yield (stream, b, packed, skipped)
             return
         ring = None if self.ring is None else self.ring[worker].numpy()
-        # Pickled here, in the worker's own thread: the queue then moves one bytes object.
-        for i, (packed, *rest) in enumerate(
-            server.batches(first, self.plan.batches_per_stream, ring)
-        ):
-            message = (
-                (packed, *rest) if ring is None else (worker, i % len(ring), len(packed), *rest)
-            )
-            yield pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        for i, (b, packed, skipped) in enumerate(server.rows(first, total, ring)):
+            rows = packed if ring is None else (worker, i % len(ring), len(packed))
+            # Pickled here, in the worker's own thread: the queue then moves one small bytes.
+            yield pickle.dumps((stream, b, rows, skipped), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def to_batch(self, item: tuple | bytes, ring: np.ndarray | None) -> Batch:
+        """A message from :meth:`__iter__` → :class:`Batch` (in the main process).
+
+        Rows in a ring slot are copied out at once: the worker reuses the slot a few batches
+        later. The per-sample arrays come from this process's copy of the plan.
+        """
+        stream, b, rows, skipped = pickle.loads(item) if isinstance(item, bytes) else item
+        if isinstance(rows, tuple):
+            worker, slot, n = rows
+            rows = ring[worker, slot, :n].copy()
+        samples = _samples(self.plan.streams[stream], b, skipped, self.pad_temperature)
+        return Batch(torch.from_numpy(rows), *(torch.from_numpy(a) for a in samples))
+
+
+def _samples(
+    stream: StreamPlan, b: int, skipped: np.ndarray | None, pad_temperature: float
+) -> tuple[np.ndarray, ...]:
+    """Per-sample arrays of batch ``b`` of ``stream``: residue_index, temperature, target,
+    weight, row_id, features (the :class:`Batch` fields after ``packed``).
+
+    ``skipped`` (bool per residue of the batch, or None) zeroes the weight of unreadable
+    residues. Batches past the stream's data are padding: one sample of weight 0, ``row_id``
+    -1, a finite temperature and target.
+    """
+    if b >= stream.n_batches:
+        return (
+            np.zeros(1, dtype=np.int64),
+            np.full(1, pad_temperature, dtype=np.float32),
+            np.zeros(1, dtype=np.float32),
+            np.zeros(1, dtype=np.float32),
+            np.full(1, -1, dtype=np.int64),
+            np.zeros((1, 0), dtype=np.float32),
+        )
+    t = stream.table
+    pos = stream.order[stream.batch_offsets[b] : stream.batch_offsets[b + 1]]
+    starts = t.res_row_offsets[pos]
+    counts = t.res_row_offsets[pos + 1] - starts
+    rows = concat_ranges(starts, counts)
+    residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
+    if skipped is None:
+        weight = np.ones(len(rows), dtype=np.float32)
+    else:
+        weight = np.where(skipped, 0.0, 1.0).astype(np.float32)[residue_index]
+    return (
+        residue_index,
+        t.temperature[rows],
+        t.target[rows],
+        weight,
+        t.row_id[rows],
+        np.zeros((len(pos), 0), dtype=np.float32),
+    )
 
 
 class _StreamServer:
     """Reads a stream's mixing windows lazily and gathers their rows into batches."""
 
-    def __init__(
-        self, stream: StreamPlan, reader: DomainReader, on_error: OnError, pad_temperature: float
-    ) -> None:
+    def __init__(self, stream: StreamPlan, reader: DomainReader, on_error: OnError) -> None:
         self.stream = stream
         self.table = stream.table
         self.reader = reader
@@ -308,16 +344,15 @@ class _StreamServer:
         self.win_res = stream.window_res_offsets
         self.skipped = np.zeros(self.table.n_residues, dtype=bool)
         self.n_skipped_domains = 0
-        self.pad_temperature = pad_temperature
 
-    def batches(
+    def rows(
         self, first: int, total: int, ring: np.ndarray | None = None
-    ) -> Iterator[tuple[np.ndarray, ...]]:
-        """Batches ``first..total-1`` of the stream (data, then padding), as tuples of NumPy
-        arrays in :class:`Batch` field order.
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """Packed rows of batches ``first..total-1`` (data, then padding).
 
-        With ``ring`` (uint8 ``(slots, cap, 5789)``), the packed rows of the ``i``-th batch
-        yielded are gathered into ``ring[i % slots]`` and returned as a view of it.
+        Yields ``(b, packed uint8 (R, 5789), skipped bool (R,) or None)``. With ``ring``
+        (uint8 ``(slots, cap, 5789)``), the ``i``-th batch's rows are gathered into
+        ``ring[i % slots]`` and ``packed`` is a view of it.
         """
         s = self.stream
         if first < s.n_batches:
@@ -328,10 +363,14 @@ class _StreamServer:
         loaded: dict[int, np.ndarray] = {}
         for i, b in enumerate(range(first, total)):
             out = None if ring is None else ring[i % len(ring)]
-            if b < s.n_batches:
-                yield self._batch(s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]], loaded, out)
-            else:
-                yield self._padding(out)
+            if b >= s.n_batches:
+                packed = np.zeros((1, PACKED_BYTES), np.uint8) if out is None else out[:1]
+                packed[:] = 0
+                yield b, packed, None
+                continue
+            pos = s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]]
+            packed = self._gather(pos, loaded, out)
+            yield b, packed, (self.skipped[pos] if self.n_skipped_domains else None)
 
     def _window(self, w: int) -> np.ndarray:
         """Packed rows of window ``w``, uint8 ``(n_res_window, 5789)`` in table order."""
@@ -364,10 +403,10 @@ class _StreamServer:
             out[r0 - lo : r1 - lo] = rows
         return out
 
-    def _batch(
+    def _gather(
         self, pos: np.ndarray, loaded: dict[int, np.ndarray], out: np.ndarray | None
-    ) -> tuple[np.ndarray, ...]:
-        t = self.table
+    ) -> np.ndarray:
+        """Packed rows of residues ``pos`` (loading their windows), into ``out`` if given."""
         # order is window-monotone: the first and last residue bound the windows needed
         w_lo, w_hi = (np.searchsorted(self.win_res, pos[[0, -1]], side="right") - 1).tolist()
         for w in [w for w in loaded if w < w_lo]:
@@ -377,41 +416,9 @@ class _StreamServer:
                 loaded[w] = self._window(w)
         dest = None if out is None else out[: len(pos)]
         if w_lo == w_hi:
-            packed = np.take(loaded[w_lo], pos - self.win_res[w_lo], axis=0, out=dest)
-        else:
-            wins = np.searchsorted(self.win_res, pos, side="right") - 1
-            packed = np.concatenate(
-                [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],
-                out=dest,
-            )
-        starts = t.res_row_offsets[pos]
-        counts = t.res_row_offsets[pos + 1] - starts
-        rows = concat_ranges(starts, counts)
-        residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
-        if self.n_skipped_domains:
-            weight = np.where(self.skipped[pos], 0.0, 1.0).astype(np.float32)[residue_index]
-        else:
-            weight = np.ones(len(rows), dtype=np.float32)
-        return (
-            packed,
-            residue_index,
-            t.temperature[rows],
-            t.target[rows],
-            weight,
-            t.row_id[rows],
-            np.zeros((len(pos), 0), dtype=np.float32),
-        )
-
-    def _padding(self, out: np.ndarray | None) -> tuple[np.ndarray, ...]:
-        """One zero grid, one sample of weight 0, ``row_id`` -1, finite temperature and target."""
-        packed = np.zeros((1, PACKED_BYTES), dtype=np.uint8) if out is None else out[:1]
-        packed[:] = 0
-        return (
-            packed,
-            np.zeros(1, dtype=np.int64),
-            np.full(1, self.pad_temperature, dtype=np.float32),
-            np.zeros(1, dtype=np.float32),
-            np.zeros(1, dtype=np.float32),
-            np.full(1, -1, dtype=np.int64),
-            np.zeros((1, 0), dtype=np.float32),
+            return np.take(loaded[w_lo], pos - self.win_res[w_lo], axis=0, out=dest)
+        wins = np.searchsorted(self.win_res, pos, side="right") - 1
+        return np.concatenate(
+            [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],
+            out=dest,
         )
