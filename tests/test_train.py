@@ -225,3 +225,49 @@ def test_torchrun_two_cpu_ranks_see_every_row_once(small_index, tmp_path):
     assert [h["train"]["n"] for h in history] == [_rows(small_index, "train")] * 2
     assert [h["val"]["n"] for h in history] == [_rows(small_index, "val")] * 2
     assert "2 rank(s)" in (tmp_path / "ddp" / "logs" / "voxelflex.log").read_text()
+
+
+def test_ctrl_c_saves_latest_then_resume_finishes_the_run(reference, small_index, tmp_path):
+    from voxelflex.engine import trainer
+
+    save = trainer.save_checkpoint
+    pressed = []
+
+    def save_then_interrupt(path, payload):
+        save(path, payload)
+        if (payload["meta"]["epoch"], payload["meta"]["batch"]) == (0, 4) and not pressed:
+            pressed.append(True)
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C here
+
+    overrides = _overrides(small_index, tmp_path, "ctrl_c")
+    trainer.save_checkpoint = save_then_interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(load_config(overrides=overrides))
+    finally:
+        trainer.save_checkpoint = save
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    saved = load_checkpoint(tmp_path / "ctrl_c" / "models" / "latest.pt")
+    assert (saved["meta"]["epoch"], saved["meta"]["batch"]) == (0, 4)
+    assert "interrupted: saved" in (tmp_path / "ctrl_c" / "logs" / "voxelflex.log").read_text()
+    result = train(load_config(overrides=[*overrides, "train.resume=true"]))
+    expected = json.loads((reference / "training_history.json").read_text())
+    assert _strip_timing(result.history) == _strip_timing(expected)
+
+
+def test_early_stopping_after_patience(small_index, tmp_path):
+    # lr so small that val loss cannot improve meaningfully: stop after 1 + patience epochs
+    config = load_config(
+        overrides=[
+            *_overrides(small_index, tmp_path, "early"),
+            "train.epochs=5",
+            "train.lr=1e-12",
+            "train.scheduler=none",
+            "train.monitor=val_loss",
+            "train.early_stopping_patience=1",
+            "model.dropout=0.0",
+        ]
+    )
+    result = train(config)
+    assert result.stop_reason == "early_stopping"
+    assert len(result.history) < 5
