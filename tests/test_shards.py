@@ -41,12 +41,13 @@ def shards(built, tmp_path):
     return shutil.copytree(built, tmp_path / "shards")
 
 
-def _epoch(index, shards, domain, **kw):
+def _epoch(index, shards, domain, num_workers=0, **kw):
     """Serve the split holding ``domain`` from the shards, in one pass."""
     rows = index.table.filter(pc.equal(index.table["domain"], domain))
     split = rows["split"][0].as_py()
     src = open_source("shards", index, split=split, shards_dir=shards, **kw)
-    return list(src.loader(PlanConfig(batch_size=64, shuffle=False), 0))
+    cfg = PlanConfig(batch_size=64, shuffle=False, num_workers=num_workers)
+    return list(src.loader(cfg, 0))
 
 
 def _member_offset(path, name):
@@ -171,7 +172,8 @@ def test_missing_member_is_reported_and_verify_lists_every_problem(shards, index
     assert "problems in 3 shards" in result.output and record.domain in result.output
 
 
-def test_skip_policy_serves_the_rest_and_counts(shards, index, caplog):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_skip_policy_serves_the_rest_and_counts(shards, index, caplog, num_workers):
     record = ShardManifest.load(shards).shards[0].records[1]
     path = shards / "shard-000000.tar"
     offset, _ = _member_offset(path, f"{record.key}.vox.zst")
@@ -179,10 +181,14 @@ def test_skip_policy_serves_the_rest_and_counts(shards, index, caplog):
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING):
-        batches = _epoch(index, shards, record.domain, on_error="skip")
-    assert f"skipped domain {record.domain}" in caplog.text
+        batches = _epoch(index, shards, record.domain, num_workers, on_error="skip")
+    if num_workers == 0:  # worker processes log to their own stderr
+        assert f"skipped domain {record.domain}" in caplog.text
     weight = torch.cat([b.weight for b in batches])
-    assert int((weight == 0).sum()) == record.n_residues * 5
+    row_id = torch.cat([b.row_id for b in batches])
+    skipped = set(row_id[(weight == 0) & (row_id >= 0)].tolist())
+    rows = index.table.filter(pc.equal(index.table["domain"], record.domain))
+    assert skipped == set(rows["row_id"].to_pylist())
 
 
 def test_cli_build_and_verify(index, tmp_path):
