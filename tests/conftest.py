@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from voxelflex.demo.generate import DemoPaths, generate_demo
@@ -30,3 +32,19 @@ def demo_index(demo_data, tmp_path_factory):
         progress=False,
     )
     return out
+
+
+@pytest.fixture(autouse=True)
+def _reset_voxelflex_logging():
+    """Undo :func:`voxelflex.logs.setup_logging` after each test.
+
+    It installs handlers and stops propagation (as a CLI run should), which would hide later
+    tests' log records from ``caplog`` and keep run log files open.
+    """
+    yield
+    logger = logging.getLogger("voxelflex")
+    for handler in [h for h in logger.handlers if getattr(h, "_voxelflex_handler", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
