@@ -6,7 +6,6 @@ becomes a one-line ``error: ...`` message and exit status 2, never a traceback.
 
 from __future__ import annotations
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,7 +16,7 @@ __all__ = ["app", "main"]
 
 
 class _Group(TyperGroup):
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):  # ctx: Typer's (vendored) click Context
         try:
             return super().invoke(ctx)
         except VoxelflexError as exc:
