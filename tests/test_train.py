@@ -271,3 +271,20 @@ def test_early_stopping_after_patience(small_index, tmp_path):
     result = train(config)
     assert result.stop_reason == "early_stopping"
     assert len(result.history) < 5
+
+
+def test_cli_builds_an_index_from_inputs_or_says_what_is_missing(demo_data, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--output-dir", str(tmp_path), "--epochs", "1"])
+    assert result.exit_code == 2 and "'data.index' is not set" in result.output
+    args = [
+        "train", "--voxel-file", str(demo_data.voxel_file), "--rmsf-csv", str(demo_data.rmsf_csv),
+        "--rmsf-unit", "nm", "--train-split", str(demo_data.train_split),
+        "--val-split", str(demo_data.val_split), "--output-dir", str(tmp_path),
+        "--run-name", "built", "--epochs", "1", "--preset", "tiny", "--workers", "0",
+        "--set", "train.progress=false",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "built" / "index" / "index.parquet").is_file()
+    assert (tmp_path / "built" / "models" / "best.pt").is_file()
