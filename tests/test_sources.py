@@ -209,3 +209,28 @@ def test_hdf5_reader_names_file_domain_and_residue_of_a_bad_grid(tmp_path, dtype
         reader.read_domain("1abcA00", np.array(["A", "A"]), np.array(["1", "2"]))
     with pytest.raises(SourceError, match="residue 7: not in the voxel file"):
         reader.read_domain("1abcA00", np.array(["A"]), np.array(["7"]))
+
+
+def test_hdf5_reader_reads_binary_uint8_grids_like_bool(tmp_path):
+    """The index builder accepts 0/1 uint8 grids, so the HDF5 source must serve them too."""
+    from voxelflex.errors import InputError
+    from voxelflex.sources.hdf5 import Hdf5Reader
+
+    rng = np.random.default_rng(0)
+    grids = rng.random((2, 21, 21, 21, 5)) < 0.01
+    paths = {}
+    for dtype in (np.bool_, np.uint8):
+        paths[dtype] = tmp_path / f"{np.dtype(dtype).name}.hdf5"
+        with h5py.File(paths[dtype], "w") as f:
+            f.attrs["atom_encoder"] = np.array(["C", "N", "O", "CB", "CA"], dtype=object)
+            chain = f.create_group("1abcA00").create_group("A")
+            for i, grid in enumerate(grids):
+                chain.create_dataset(str(i + 1), data=grid.astype(dtype))
+            chain.create_dataset("9", data=np.full((21, 21, 21, 5), 2, np.uint8))
+    keys = (np.array(["A", "A"]), np.array(["1", "2"]))
+    rows = {d: Hdf5Reader(p).read_domain("1abcA00", *keys) for d, p in paths.items()}
+    np.testing.assert_array_equal(rows[np.uint8], rows[np.bool_])
+    with pytest.raises(
+        InputError, match=r"uint8\.hdf5: domain 1abcA00, chain A, residue 9: .*above 1"
+    ):
+        Hdf5Reader(paths[np.uint8]).read_domain("1abcA00", np.array(["A"]), np.array(["9"]))

@@ -23,7 +23,10 @@ __all__ = [
     "GRID_FILE_SHAPE",
     "ResidueKeys",
     "check_frame",
+    "check_grid_layout",
+    "check_grid_values",
     "file_permutation",
+    "grid_location",
     "list_chains",
     "list_domains",
     "open_voxel_file",
@@ -172,6 +175,52 @@ def residue_keys(f: h5py.File, domain: str, chain: str) -> ResidueKeys:
     )
 
 
+def grid_location(filename: str, domain: str, chain: str, resid: str) -> str:
+    """``"FILE: domain D, chain C, residue R"``: how every grid error names its dataset."""
+    return f"{filename}: domain {domain}, chain {chain}, residue {resid}"
+
+
+def check_grid_layout(shape: tuple[int, ...], dtype: np.dtype, *, where: str) -> None:
+    """Raise :class:`FrameError` unless a grid has shape (21, 21, 21, 5) and dtype bool or uint8.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Dataset or array shape.
+    dtype : numpy.dtype
+        Dataset or array dtype (uint8 must hold 0/1: see :func:`check_grid_values`).
+    where : str
+        File, domain, chain and residue, from :func:`grid_location`.
+    """
+    if tuple(shape) != GRID_FILE_SHAPE:
+        raise FrameError(
+            f"{where}: grid shape {tuple(shape)}, expected {GRID_FILE_SHAPE} "
+            f"({FRAME.voxels_per_side} voxels a side, {len(FRAME.channels)} channels); "
+            "re-voxelize with --voxels-per-side 21 -ae CNOCBCA -cb True"
+        )
+    if dtype != np.bool_ and dtype != np.uint8:
+        raise FrameError(
+            f"{where}: grid dtype {dtype}, expected bool (or uint8 holding 0/1); "
+            "gaussian voxels are not supported: re-voxelize with -vas False"
+        )
+
+
+def check_grid_values(grid: np.ndarray, *, where: str) -> None:
+    """Raise unless a uint8 grid holds only 0 and 1 (bool grids always pass).
+
+    Parameters
+    ----------
+    grid : numpy.ndarray of bool or uint8, any shape
+    where : str
+        File, domain, chain and residue, from :func:`grid_location`.
+    """
+    if grid.dtype == np.uint8 and grid.max(initial=0) > 1:
+        raise InputError(
+            f"{where}: uint8 grid holds values above 1; expected 0/1 occupancy: re-voxelize "
+            "with -vas False (binary voxels)"
+        )
+
+
 def validate_grid(
     grid: h5py.Dataset | np.ndarray, *, filename: str, domain: str, chain: str, resid: str
 ) -> None:
@@ -180,22 +229,12 @@ def validate_grid(
     For an ``h5py.Dataset`` only dtype and shape are checked (no data is read); for a NumPy
     array of uint8 the values are checked too.
     """
-    where = f"{filename}: domain {domain}, chain {chain}, residue {resid}"
+    where = grid_location(filename, domain, chain, resid)
     if not isinstance(grid, h5py.Dataset | np.ndarray):
         raise InputError(f"{where}: expected a voxel dataset, found {type(grid).__name__}")
-    if tuple(grid.shape) != GRID_FILE_SHAPE:
-        raise FrameError(
-            f"{where}: grid shape {tuple(grid.shape)}, expected {GRID_FILE_SHAPE} "
-            f"({FRAME.voxels_per_side} voxels a side, {len(FRAME.channels)} channels); "
-            "re-voxelize with --voxels-per-side 21 -ae CNOCBCA -cb True"
-        )
-    if grid.dtype != np.bool_ and grid.dtype != np.uint8:
-        raise InputError(
-            f"{where}: grid dtype {grid.dtype}, expected bool (or uint8 holding 0/1); "
-            "gaussian voxels are not supported: re-voxelize with -vas False"
-        )
-    if isinstance(grid, np.ndarray) and grid.dtype == np.uint8 and grid.max(initial=0) > 1:
-        raise InputError(f"{where}: uint8 grid holds values above 1; expected 0/1 occupancy")
+    check_grid_layout(grid.shape, grid.dtype, where=where)
+    if isinstance(grid, np.ndarray):
+        check_grid_values(grid, where=where)
 
 
 def read_label(group: h5py.Group, resid: str) -> str | None:

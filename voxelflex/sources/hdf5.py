@@ -17,8 +17,15 @@ import os
 import h5py
 import numpy as np
 
-from voxelflex.errors import FrameError, SourceError
-from voxelflex.inputs.voxel_hdf5 import GRID_FILE_SHAPE, check_frame, open_voxel_file
+from voxelflex.errors import SourceError
+from voxelflex.inputs.voxel_hdf5 import (
+    GRID_FILE_SHAPE,
+    check_frame,
+    check_grid_layout,
+    check_grid_values,
+    grid_location,
+    open_voxel_file,
+)
 from voxelflex.packing import pack_file_grids
 from voxelflex.sources.base import DomainReader, SampleSource
 
@@ -69,7 +76,7 @@ class Hdf5Reader(DomainReader):
         grids = np.empty((len(chains), *GRID_FILE_SHAPE), dtype=np.bool_)
         chain_ids: dict[str, h5py.h5g.GroupID] = {}
         for i, (chain, resid) in enumerate(zip(chains.tolist(), resids.tolist(), strict=True)):
-            where = f"{self.path}: domain {domain}, chain {chain}, residue {resid}"
+            where = grid_location(self.path, domain, chain, resid)
             try:
                 if chain not in chain_ids:
                     chain_ids[chain] = h5py.h5g.open(domain_id, chain.encode())
@@ -79,20 +86,14 @@ class Hdf5Reader(DomainReader):
                     f"{where}: not in the voxel file, though the index lists it; rebuild the "
                     "index against this file"
                 ) from None
-            if dataset.shape != GRID_FILE_SHAPE:
-                raise FrameError(
-                    f"{where}: grid shape {dataset.shape}, expected {GRID_FILE_SHAPE}; "
-                    "re-voxelize with --voxels-per-side 21 -ae CNOCBCA -cb True"
-                )
-            if dataset.dtype != np.bool_:
-                raise FrameError(
-                    f"{where}: grid dtype {dataset.dtype}, expected bool; gaussian voxels are "
-                    "not supported: re-voxelize with -vas False"
-                )
+            check_grid_layout(dataset.shape, dataset.dtype, where=where)
+            # A 0/1 uint8 dataset is read through a uint8 view of the bool block (same bytes).
+            out = grids[i] if dataset.dtype == np.bool_ else grids[i].view(np.uint8)
             try:
-                dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, grids[i])
+                dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
             except OSError as exc:
                 raise SourceError(f"{where}: unreadable ({exc}); the file may be damaged") from exc
+            check_grid_values(out, where=where)
         return pack_file_grids(grids, self._perm)
 
 
