@@ -9,6 +9,7 @@ import re
 import shutil
 import tarfile
 import zlib
+from dataclasses import replace
 
 import pyarrow.compute as pc
 import pytest
@@ -91,6 +92,23 @@ def test_rerun_after_interruption_rebuilds_only_missing_shards(shards, index):
     report = build_shards(index, shards, domains_per_shard=12, progress=False)
     assert (report.built, report.reused, report.n_shards) == (2, 0, 2)
     assert not (shards / "shard-000002.tar").exists()
+
+
+def test_rerun_rebuilds_shards_whose_voxel_file_or_residues_changed(shards, index):
+    manifest = ShardManifest.load(shards)
+    fingerprints = dict(index.meta.fingerprints)
+    fingerprints["voxel_file"] = {**fingerprints["voxel_file"], "mtime_ns": 1}
+    touched = replace(index, meta=replace(index.meta, fingerprints=fingerprints))
+    report = build_shards(touched, shards, domains_per_shard=10, progress=False)
+    assert (report.built, report.reused) == (3, 0)
+    # one residue fewer in one domain: only the shard holding that domain is rebuilt
+    domain = manifest.shards[1].records[0].domain
+    t = touched.table
+    first = pc.index(t["domain"], domain).as_py()
+    drop = pc.and_(pc.equal(t["domain"], domain), pc.equal(t["resid_str"], t["resid_str"][first]))
+    fewer = replace(touched, table=t.filter(pc.invert(drop)))
+    report = build_shards(fewer, shards, domains_per_shard=10, progress=False)
+    assert (report.built, report.reused) == (1, 2)
 
 
 def test_manifest_version_and_presence_are_checked(shards, index):

@@ -131,8 +131,19 @@ def _write_shard(
     return ShardEntry(name=path.name, bytes=size, sha256=digest, records=tuple(records))
 
 
-def _reusable(out: Path, i: int, planned: list[str], settings: dict) -> ShardEntry | None:
-    """The entry of shard ``i`` from an earlier run if it is complete and intact."""
+def _inputs_digest(voxels: dict, domains: list[str], chains: list, resids: list) -> str:
+    """SHA-256 of what a shard is made from: the voxel file's fingerprint and residue keys.
+
+    Compared on resume, so a shard built from another voxel file or index is rebuilt, not reused.
+    """
+    blob = json.dumps([voxels, domains, chains, resids], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _reusable(
+    out: Path, i: int, planned: list[str], settings: dict, inputs: str
+) -> ShardEntry | None:
+    """The entry of shard ``i`` from an earlier run if it is complete, intact and current."""
     state = out / _STATE_DIR / f"{shard_name(i)}.json"
     path = out / shard_name(i)
     if not (state.is_file() and path.is_file()):
@@ -142,7 +153,9 @@ def _reusable(out: Path, i: int, planned: list[str], settings: dict) -> ShardEnt
         entry = ShardEntry.from_dict(saved["entry"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    if saved.get("settings") != settings or [r.domain for r in entry.records] != planned:
+    if saved.get("settings") != settings or saved.get("inputs") != inputs:
+        return None
+    if [r.domain for r in entry.records] != planned:
         return None
     if path.stat().st_size != entry.bytes or file_sha256(path) != entry.sha256:
         return None
@@ -175,8 +188,9 @@ def build_shards(
     index : LoadedIndex or path
         Sample index (all splits are included); its ``meta.voxel_file`` is read.
     out_dir : path
-        Shard folder; shards and ``manifest.json`` go here. Rerunning with the same settings
-        reuses complete shards (checked by SHA-256) and writes only the missing ones.
+        Shard folder; shards and ``manifest.json`` go here. Rerunning with the same settings,
+        voxel file (size, mtime) and residue keys reuses complete shards (checked by SHA-256)
+        and writes only the missing or outdated ones.
     domains_per_shard : int
         Domains per tar file (default 64: ≈85 shards for mdCATH's 5,398 domains).
     workers : int
@@ -211,9 +225,18 @@ def build_shards(
         order[i : i + domains_per_shard].tolist() for i in range(0, len(names), domains_per_shard)
     ]
     settings = {"zstd_level": zstd_level, "domains_per_shard": domains_per_shard, "seed": seed}
-    entries = [_reusable(out, i, [names[d] for d in g], settings) for i, g in enumerate(groups)]
-    pending = [i for i, e in enumerate(entries) if e is None]
     voxel_file = index.meta.voxel_file
+    voxels = {k: index.meta.fingerprints["voxel_file"][k] for k in ("size", "mtime_ns")}
+    inputs = [
+        _inputs_digest(
+            voxels, [names[d] for d in g], [chains[d] for d in g], [resids[d] for d in g]
+        )
+        for g in groups
+    ]
+    entries = [
+        _reusable(out, i, [names[d] for d in g], settings, inputs[i]) for i, g in enumerate(groups)
+    ]
+    pending = [i for i, e in enumerate(entries) if e is None]
     tasks = [
         (voxel_file, names[d], chains[d], resids[d], zstd_level) for i in pending for d in groups[i]
     ]
@@ -235,7 +258,7 @@ def build_shards(
             entry = _write_shard(out / shard_name(i), encoded, [len(chains[d]) for d in groups[i]])
             atomic_write_text(
                 out / _STATE_DIR / f"{shard_name(i)}.json",
-                json.dumps({"settings": settings, "entry": entry.to_dict()}),
+                json.dumps({"settings": settings, "inputs": inputs[i], "entry": entry.to_dict()}),
             )
             entries[i] = entry
         results.close()
