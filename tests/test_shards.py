@@ -185,6 +185,9 @@ def test_missing_member_is_reported_and_verify_lists_every_problem(shards, index
     text = "\n".join(report.problems)
     assert f"{record.domain}: member" in text and "shard-000001.tar: sha256" not in text
     assert "shard-000002.tar" in text and "manifest says" in text
+    # every domain of the unreadable shard is named
+    for r in manifest.shards[2].records:
+        assert f"shard-000002.tar, domain {r.domain}: not reached" in text
     result = CliRunner().invoke(app, ["shards", "verify", str(shards)])
     assert result.exit_code == 2, result.exc_info
     assert "problems in 3 shards" in result.output and record.domain in result.output

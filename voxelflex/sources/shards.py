@@ -302,8 +302,8 @@ def verify_shards(folder: str | os.PathLike) -> ShardVerifyReport:
             problems.append(f"shard {path}: record {key} is not in the manifest")
         for record in shard.records:
             if record.key not in found:
-                if not error:
-                    problems.append(f"shard {path}, domain {record.domain}: record missing")
+                why = "not reached: the shard is damaged (above)" if error else "record missing"
+                problems.append(f"shard {path}, domain {record.domain}: {why}")
                 continue
             try:
                 decode_record(str(path), record, found[record.key])
