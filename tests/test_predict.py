@@ -225,6 +225,8 @@ def test_cli_predict_evaluate_plot(checkpoint, demo_index, test_domain, tmp_path
     assert (tmp_path / "visualizations" / "pred_vs_true.svg").stat().st_size > 0
     result = runner.invoke(app, [*args[:-4], "--temperatures", "300:200:10"])
     assert result.exit_code == 2 and "error: temperature sweep" in result.output
+    result = runner.invoke(app, [*args, "--domains-file", str(tmp_path / "ids.txt")])
+    assert result.exit_code == 2 and "ids.txt does not exist; check --domains-file" in result.output
 
 
 def test_shards_and_hdf5_give_the_same_predictions(checkpoint, demo_index, test_domain, tmp_path):

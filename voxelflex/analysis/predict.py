@@ -40,7 +40,6 @@ __all__ = [
     "default_predictions_path",
     "importance_for_rows",
     "predict",
-    "read_domain_list",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,15 +83,6 @@ class PredictReport:
     extrapolated_temperatures: tuple[float, ...]
     n_missing: int
     missing_path: Path | None
-
-
-def read_domain_list(path: str | Path) -> list[str]:
-    """Domain ids from a text file: one per line, blank lines and ``#`` comments ignored."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: domain list not found")
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
 
 
 def default_predictions_path(checkpoint: str | Path, split: str, fmt: str = "parquet") -> Path:

@@ -75,12 +75,12 @@ def predict(
 ) -> None:
     """Predict RMSF with a checkpoint at one or more temperatures; write CSV or Parquet."""
     from voxelflex.analysis.predict import predict as run_predict
-    from voxelflex.analysis.predict import read_domain_list
     from voxelflex.analysis.temperatures import resolve_temperatures
+    from voxelflex.inputs.splits import read_split_file
 
     domains = list(domain or [])
     if domains_file is not None:
-        domains += read_domain_list(domains_file)
+        domains += read_split_file(domains_file, what="domain list", option="--domains-file")
     temps = resolve_temperatures(temperature or (), temperatures)
     report = run_predict(
         checkpoint,

@@ -14,14 +14,24 @@ __all__ = ["read_split_file", "read_splits"]
 _EXAMPLES = 10
 
 
-def read_split_file(path: str | os.PathLike) -> list[str]:
+def read_split_file(
+    path: str | os.PathLike, *, what: str = "split file", option: str = "--train/--val/--test"
+) -> list[str]:
     """Domain ids listed in ``path``, in file order, without repeats.
 
-    A ``#`` starts a comment (whole line or trailing); blank lines are skipped.
+    A ``#`` starts a comment (whole line or trailing); blank lines are skipped. Also reads the
+    domain lists of ``voxelflex predict --domains-file``.
+
+    Parameters
+    ----------
+    path : path
+        Text file, one domain id a line.
+    what, option : str
+        What the file is and the option that named it, for the missing-file error.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputError(f"split file {path} does not exist; check --train/--val/--test")
+        raise InputError(f"{what} {path} does not exist; check {option}")
     with open(path, encoding="utf-8") as fh:
         ids = (line.split("#", 1)[0].strip() for line in fh)
         return list(dict.fromkeys(i for i in ids if i))
