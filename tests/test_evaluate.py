@@ -8,12 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
 from voxelflex.analysis.metrics import grouped_pearson, pearson, regression_metrics, summarize
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
 from voxelflex.errors import ConfigError, InputError
+from voxelflex.index import build_index
 
 
 def _table(**cols) -> pa.Table:
@@ -193,6 +195,24 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert on_disk["permutation_importance"] == {"skipped": "not requested"}
     text = format_summary(on_disk)
     assert "model" in text and "320 K" in text and "350 K" in text
+
+
+def test_baselines_need_the_index_but_not_its_voxel_file(tmp_path):
+    names = "ALA GLY ALA GLY"
+    voxels = write_voxels(tmp_path / "v.h5", {"d1": {"A": residues(names)}})
+    rmsf = write_csv(tmp_path / "rmsf.csv", csv_rows("d1", names))
+    index = build_index(
+        voxels, tmp_path / "index.parquet", rmsf_csv=rmsf, rmsf_unit="nm", progress=False
+    ).index_path
+    voxels.unlink()  # e.g. evaluating on another machine than the one that trained
+    table = _table(
+        temperature=[320.0, 450.0] * 2,
+        target_rmsf=[0.1, 0.2, 0.3, 0.4],
+        predicted_rmsf=[0.1, 0.2, 0.3, 0.5],
+    )
+    preds = write_predictions(table, _meta(str(index)), tmp_path / "predictions_test.parquet")
+    baselines = evaluate(preds, importance=False).metrics["baselines"]
+    assert "skipped" not in baselines and baselines["n_train_rows"] == 8
 
 
 def test_evaluate_refuses_predictions_without_targets(tmp_path):

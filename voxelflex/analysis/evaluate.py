@@ -141,7 +141,12 @@ def prediction_metrics(table: pa.Table) -> dict:
 def _baselines(rows: pa.Table, index_path: Path) -> dict:
     from voxelflex.index import read_index
 
-    loaded = read_index(index_path, columns=["split", "resname", "temperature", "target_rmsf"])
+    # Baselines need only the index's train targets, not the voxel file behind it.
+    loaded = read_index(
+        index_path,
+        columns=["split", "resname", "temperature", "target_rmsf"],
+        check_inputs=False,
+    )
     train = loaded.table.filter(pc.equal(loaded.table["split"], "train"))
     fitted = fit_baselines(
         train,

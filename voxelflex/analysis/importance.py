@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from voxelflex.analysis.metrics import pearson
+from voxelflex.errors import ConfigError
 from voxelflex.packing import unpack_torch
 from voxelflex.sources.batch import Batch
 
@@ -63,7 +64,10 @@ def permutation_importance(
         ``"channel_<label>"``, features ordered as listed.
     """
     if n_shuffles < 1:
-        raise ValueError(f"n_shuffles must be >= 1, got {n_shuffles}")
+        raise ConfigError(
+            f"permutation importance needs n_shuffles >= 1, got {n_shuffles}: pass --shuffles 1 "
+            "or more (or --no-importance)"
+        )
     names = ["temperature", *(f"channel_{c}" for c in channels)]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     truth: list[np.ndarray] = []
