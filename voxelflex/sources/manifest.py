@@ -3,7 +3,7 @@
 ``manifest.json`` lists every shard (file name, byte size, SHA-256, domains in write order) and
 every domain (record key, residue count, compressed size, CRC-32 of the compressed voxels), plus
 the frame and compression settings. It is written last and atomically, so a folder with a
-manifest is complete; see ``docs/shards.md`` for the full format.
+manifest is complete; see the Shards section of ``docs/formats.md`` for the full format.
 """
 
 from __future__ import annotations
