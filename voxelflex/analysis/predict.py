@@ -384,5 +384,9 @@ def importance_for_rows(
         seed=seed,
     )
     if result["n_rows"] == 0:
-        raise InputError(f"{index_path}: no rows with targets for permutation importance")
+        raise InputError(
+            f"{index_path}: no rows with targets in split(s) {list(splits)} for the predicted "
+            "domains, so permutation importance has nothing to score; evaluate predictions of a "
+            "split with targets (or pass --no-importance)"
+        )
     return result

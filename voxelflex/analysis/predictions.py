@@ -213,7 +213,10 @@ def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) 
     elif suffix == ".csv":
         write_table_csv(table, path, header=CSV_PREFIX + meta.to_json())
     else:
-        raise InputError(f"{path}: predictions output must end in .parquet or .csv")
+        raise InputError(
+            f"{path}: predictions output must end in .parquet or .csv; pass --output "
+            "NAME.parquet or NAME.csv"
+        )
     return path
 
 
@@ -241,7 +244,10 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
         table = pq.read_table(path)
         raw = (table.schema.metadata or {}).get(METADATA_KEY)
         if raw is None:
-            raise InputError(f"{path}: not a voxelflex predictions file (no {METADATA_KEY!r})")
+            raise InputError(
+                f"{path}: not a voxelflex predictions file (no {METADATA_KEY!r} metadata); pass "
+                "a file written by `voxelflex predict`"
+            )
         return table.replace_schema_metadata(None), PredictionsMeta.from_json(raw, where=str(path))
     with open(path, encoding="utf-8") as fh:
         first = fh.readline()

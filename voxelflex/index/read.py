@@ -90,7 +90,11 @@ def read_index(
     try:
         table = pq.read_table(path, columns=list(columns) if columns is not None else None)
     except (pa.ArrowInvalid, KeyError) as exc:
-        raise IndexFormatError(f"{path}: cannot read columns {columns} ({exc})") from exc
+        names = pq.read_schema(path).names
+        raise IndexFormatError(
+            f"{path}: cannot read columns {columns} ({exc}); the index has {names}: ask for "
+            "those, or rebuild the index with `voxelflex index build`"
+        ) from exc
     return LoadedIndex(path=Path(path), table=table, meta=meta)
 
 

@@ -122,7 +122,10 @@ def list_chains(f: h5py.File, domain: str) -> list[str]:
     try:
         group = f[domain]
     except KeyError:
-        raise InputError(f"{f.filename}: domain {domain!r} not found") from None
+        raise InputError(
+            f"{f.filename}: domain {domain!r} not found; check the domain key (the HDF5 key, "
+            "not the CSV id) or rebuild the index against this file"
+        ) from None
     if not isinstance(group, h5py.Group):
         raise InputError(
             f"{f.filename}: {domain!r} is a dataset, expected a group of chains "
@@ -162,7 +165,10 @@ def residue_keys(f: h5py.File, domain: str, chain: str) -> ResidueKeys:
     try:
         group = f[domain][chain]
     except KeyError:
-        raise InputError(f"{f.filename}: {domain}/{chain} not found") from None
+        raise InputError(
+            f"{f.filename}: domain {domain}, chain {chain} not found; check the chain key or "
+            "rebuild the index against this file"
+        ) from None
     keys = list(group.keys())
     resnum, icode = parse_residue_keys(keys, where=f"{f.filename}: {domain}/{chain}")
     resnum_np = resnum.to_numpy(zero_copy_only=False).astype(np.int32)

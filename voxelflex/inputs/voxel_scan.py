@@ -178,7 +178,10 @@ def scan_voxel_file(
             if n_domain == 0:
                 empty.append(domain)
     if n_checked and len(bad_rows[0]) >= n_checked:
-        raise InputError(f"every checked dataset failed; first problem: {bad_rows[3][0]}")
+        raise InputError(
+            f"{path}: every checked dataset failed ({n_checked} checked), so the file as a "
+            f"whole does not fit voxelflex; first problem: {bad_rows[3][0]}"
+        )
     lens = np.asarray(chain_len, dtype=np.int64)
     chain_domain_arr = np.asarray(chain_domain, dtype=object)
     chain_name_arr = np.asarray(chain_name, dtype=object)

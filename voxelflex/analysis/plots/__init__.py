@@ -54,7 +54,10 @@ def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, P
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: run folder not found")
+        raise InputError(
+            f"{run_dir}: run folder not found; pass the folder `voxelflex train` wrote "
+            "(<output_dir>/<run_name>), or --predictions / --history"
+        )
     pattern = split or "*"
 
     def newest(names: list[str]) -> Path | None:

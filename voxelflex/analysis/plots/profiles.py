@@ -171,7 +171,11 @@ def _select_residue(table: pa.Table, spec: str) -> pa.Table:
     full = np.char.add(_np(rows, "resnum").astype(str), _np(rows, "icode").astype(str))
     hit = (full == resid) | (_np(rows, "resid_str").astype(str) == resid)
     if not hit.any():
-        raise InputError(f"residue {spec!r} is not in the predictions of domain {domain!r}")
+        some = ", ".join(f"{domain}:{chain}:{r}" for r in _np(rows, "resid_str")[:5].tolist())
+        raise InputError(
+            f"residue {spec!r} is not in the predictions of domain {domain!r} chain {chain!r}; "
+            f"pick one that is (e.g. {some or 'none in this chain'})"
+        )
     return rows.filter(pa.array(hit))
 
 

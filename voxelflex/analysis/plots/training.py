@@ -40,7 +40,10 @@ def history_table(history: str | Path | dict | list) -> pa.Table:
         try:
             history = json.loads(Path(history).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{where}: cannot read training history ({exc})") from None
+            raise InputError(
+                f"{where}: cannot read training history ({exc}); pass the "
+                "training_history.json that `voxelflex train` wrote"
+            ) from None
     if isinstance(history, dict):
         history = history.get("epochs", history.get("history", history))
     if isinstance(history, list):
