@@ -87,14 +87,15 @@ def read_index(
         Check that the voxel file still has the size and mtime recorded at build time.
     """
     meta = read_meta(path, check_inputs=check_inputs)
-    try:
-        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
-    except (pa.ArrowInvalid, KeyError) as exc:
+    if columns is not None:
         names = pq.read_schema(path).names
-        raise IndexFormatError(
-            f"{path}: cannot read columns {columns} ({exc}); the index has {names}: ask for "
-            "those, or rebuild the index with `voxelflex index build`"
-        ) from exc
+        unknown = [c for c in columns if c not in names]
+        if unknown:
+            raise IndexFormatError(
+                f"{path}: the index has no columns {unknown}; its columns are {names}: ask for "
+                "those, or rebuild the index with `voxelflex index build`"
+            )
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None)
     return LoadedIndex(path=Path(path), table=table, meta=meta)
 
 
