@@ -23,6 +23,10 @@ class SourceName(StrEnum):
     shards = "shards"
 
 
+SourceOption = Annotated[SourceName, typer.Option(help="Where voxels are read from.")]
+ShardsDirOption = Annotated[Path | None, typer.Option(help="Shards folder (--source shards).")]
+
+
 def predict(
     checkpoint: Annotated[
         Path, typer.Option("--checkpoint", "-c", help="Trained model (best.pt).")
@@ -50,12 +54,8 @@ def predict(
         str | None,
         typer.Option(help="Sweep START:STOP:STEP in K, stop included, e.g. 300:450:10."),
     ] = None,
-    source: Annotated[
-        SourceName, typer.Option(help="Where voxels are read from.")
-    ] = SourceName.hdf5,
-    shards_dir: Annotated[
-        Path | None, typer.Option(help="Shards folder (--source shards).")
-    ] = None,
+    source: SourceOption = SourceName.hdf5,
+    shards_dir: ShardsDirOption = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -134,12 +134,8 @@ def evaluate(
     ] = True,
     shuffles: Annotated[int, typer.Option(help="Shuffles per input for importance.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the shuffles.")] = 0,
-    source: Annotated[
-        SourceName, typer.Option(help="Where voxels are read from.")
-    ] = SourceName.hdf5,
-    shards_dir: Annotated[
-        Path | None, typer.Option(help="Shards folder (--source shards).")
-    ] = None,
+    source: SourceOption = SourceName.hdf5,
+    shards_dir: ShardsDirOption = None,
     batch_size: Annotated[int, typer.Option(help="Residues per batch for importance.")] = 256,
     device: Annotated[str, typer.Option(help="Torch device for importance.")] = "cpu",
 ) -> None:
