@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import zstandard
+from _voxel_file import write_voxel_file  # benchmarks/ (scripts run from there)
 from torch.utils.data import DataLoader, Dataset
 
 from voxelflex.atomic import atomic_write_text
@@ -299,22 +300,14 @@ def make_big_file(path: Path, n_datasets: int, residues: int = 150) -> None:
             xyz = rng.integers(0, 21, (3, 9))
             grid[xyz[0], xyz[1], xyz[2], c] = 1
         templates.append(_chunks(grid))
-    tmp = path.with_suffix(".tmp")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["atom_encoder"] = np.array(["C", "N", "O", "CA", "CB"], dtype=object)
-        f.attrs["frame_edge_length"] = 12.0
-        tid = h5py.h5t.py_create(np.dtype(bool))
-        space = h5py.h5s.create_simple((21, 21, 21, 5))
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_chunk((11, 11, 11, 5))
-        dcpl.set_deflate(4)
-        for d in range((n_datasets + residues - 1) // residues):
-            chain = f.create_group(f"{d:05d}A00").create_group("A")
-            for r in range(1, min(residues, n_datasets - d * residues) + 1):
-                ds = h5py.h5d.create(chain.id, str(r).encode(), tid, space, dcpl=dcpl)
-                for offset, data in templates[(d + r) % 16]:
-                    ds.write_direct_chunk(offset, data)
-    os.replace(tmp, path)
+    n_domains = (n_datasets + residues - 1) // residues
+    lengths = [min(residues, n_datasets - d * residues) for d in range(n_domains)]
+    write_voxel_file(
+        path,
+        [f"{d:05d}A00" for d in range(n_domains)],
+        lengths,
+        chunks=lambda d, r: templates[(d + r) % 16],
+    )
 
 
 def lookup_probe(path: Path, n_domains: int = 60, seed: int = 0) -> dict:
