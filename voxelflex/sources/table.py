@@ -122,11 +122,6 @@ class SplitTable:
         """Samples per domain, int64 ``(D,)``."""
         return np.diff(self.res_row_offsets[self.domain_res_offsets])
 
-    def domain_residues(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """Chains and residue keys of domain ``d`` (str arrays, index order)."""
-        lo, hi = self.domain_res_offsets[d], self.domain_res_offsets[d + 1]
-        return self.chains[lo:hi], self.resids[lo:hi]
-
     def subset(self, domain_indices: np.ndarray) -> SplitTable:
         """A table of the given domains, in the given order (a worker's metadata)."""
         domain_indices = np.asarray(domain_indices, dtype=np.int64)
