@@ -186,6 +186,21 @@ def test_no_shuffle_serves_index_order(source, table, monkeypatch):
     assert ids == table["row_id"].to_pylist()
 
 
+def test_no_shuffle_still_cuts_windows_so_memory_stays_bounded(source, table, monkeypatch):
+    cfg = PlanConfig(batch_size=16, shuffle=False, mix_buffer_residues=20)
+    (stream,) = source.plan(cfg, 0).streams
+    sizes = np.diff(stream.window_res_offsets)
+    assert len(sizes) > 3 and (sizes[:-1] >= 20).all() and (sizes[:-1] < 20 + 17).all()
+    batches = _rank_batches(source, cfg, monkeypatch=monkeypatch)
+    ids = np.concatenate([b.row_id.numpy() for b in batches])
+    assert ids.tolist() == table["row_id"].to_pylist()
+    # grids gathered across window boundaries still belong to their rows
+    tags = np.concatenate([b.packed.numpy()[b.residue_index.numpy(), :5] for b in batches])
+    resnum = tags[:, :4].copy().view(np.int32).ravel()
+    assert resnum.tolist() == table["resnum"].to_pylist()
+    assert tags[:, 4].tolist() == [int(d[:2]) for d in table["domain"].to_pylist()]
+
+
 def test_prediction_mode_one_row_per_residue_and_temperature(table, monkeypatch):
     src = _MemSource(
         SimpleNamespace(table=table, path="mem"), split="train", temperatures=[300.0, 350.0, 400.0]

@@ -8,7 +8,8 @@ source (HDF5, shards) serves bit-identical batches for the same index, seed and 
   samples so far. Stream ``rank · W + w`` is served by DataLoader worker ``w`` of rank ``rank``.
 * A stream's domains are grouped into mixing windows of at least ``mix_buffer_residues``
   residues (whole domains, so each domain is read once per epoch); residues are shuffled within
-  each window with a generator seeded by ``(seed, epoch, stream)``.
+  each window with a generator seeded by ``(seed, epoch, stream)``. A worker holds only the
+  windows its current batch spans, so windows are cut the same way when ``shuffle`` is off.
 * Batches take whole residues (all their temperature rows) in that order, up to ``batch_size``
   samples. Every stream is padded with one-row, weight-0 batches to the longest stream's count,
   so all ranks run the same number of steps and no row is dropped.
@@ -216,14 +217,15 @@ def _stream_layout(
     dom_res = dro[dom + 1] - dro[dom]
     residues = concat_ranges(dro[dom], dom_res)
     n_res = len(residues)
+    # Windows also bound a worker's memory (it holds one or two windows of packed rows), so
+    # they are cut the same way without shuffling: a whole stream is never one window.
+    windows = _windows(dom_res, cfg.mix_buffer_residues)
     if cfg.shuffle and n_res:
-        windows = _windows(dom_res, cfg.mix_buffer_residues)
         res_offsets = np.concatenate([[0], np.cumsum(dom_res)])[windows]
         window_of = np.repeat(np.arange(len(windows) - 1), np.diff(res_offsets))
         rng = np.random.default_rng([cfg.seed, epoch, stream])
         order = np.lexsort((rng.random(n_res), window_of)).astype(np.int64)
     else:
-        windows = np.array([0, len(dom)], dtype=np.int64) if len(dom) else np.zeros(1, np.int64)
         order = np.arange(n_res, dtype=np.int64)
     counts = table.residue_samples()[residues][order]
     return dom, windows, order, _pack_batches(counts, cfg.batch_size)
