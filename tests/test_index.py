@@ -196,6 +196,14 @@ def test_resname_mismatch_skips_domain(tmp_path):
     assert set(t["split"].to_pylist()) == {"predict"}
 
 
+def test_force_field_residue_names_match_pdb_labels(tmp_path):
+    # mdCATH CSVs name histidines by protonation state; the voxelized structure says HIS
+    layout = {"d1": {"A": residues("ALA HIS CYS HIS")}}
+    report, t, _ = _build(tmp_path, layout, csv_rows("d1", "ALA HSD CYX HSE"))
+    assert report.skipped == {} and report.rows["train"] == 8
+    assert t["resname"].to_pylist()[2:4] == ["HSD", "HSD"]  # the CSV's names are kept
+
+
 def test_prefix_mapping_and_ambiguity(tmp_path):
     layout = {"1abcA00_pdb": {"A": residues("ALA")}}
     _, t, _ = _build(tmp_path, layout, csv_rows("1abcA00", "ALA"))

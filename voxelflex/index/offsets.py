@@ -2,8 +2,9 @@
 
 mdCATH-derived CSVs may number residues from 0 while the voxelized structure starts at 1. The
 residue names read from the HDF5 ``label`` attributes are compared with the CSV ``resname`` at
-shifts ``-MAX_SHIFT..MAX_SHIFT``; a domain whose names agree only under a shift is reported and
-skipped, never renumbered silently (a wrong shift would pair voxels with another residue's RMSF).
+shifts ``-MAX_SHIFT..MAX_SHIFT`` (force-field aliases such as HSD/HSE for HIS count as equal);
+a domain whose names agree only under a shift is reported and skipped, never renumbered
+silently (a wrong shift would pair voxels with another residue's RMSF).
 """
 
 from __future__ import annotations
@@ -11,9 +12,24 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-__all__ = ["MAX_SHIFT", "check_offsets"]
+__all__ = ["MAX_SHIFT", "RESNAME_ALIASES", "check_offsets"]
 
 MAX_SHIFT = 2
+# Force-field names of protonation states (mdCATH/CHARMM: HSD/HSE/HSP; Amber: HID/HIE/HIP, CYX,
+# ASH, GLH, LYN) name the same residue as the PDB name a voxelized structure carries.
+RESNAME_ALIASES = {
+    **dict.fromkeys(("HSD", "HSE", "HSP", "HID", "HIE", "HIP"), "HIS"),
+    **dict.fromkeys(("CYX", "CYM"), "CYS"),
+    "ASH": "ASP",
+    "GLH": "GLU",
+    "LYN": "LYS",
+}
+
+
+def _canonical(column: str) -> str:
+    """SQL expression: ``column`` with :data:`RESNAME_ALIASES` mapped to their PDB names."""
+    cases = " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in RESNAME_ALIASES.items())
+    return f"(CASE {column} {cases} ELSE {column} END)"
 
 
 def check_offsets(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -29,15 +45,16 @@ def check_offsets(con: duckdb.DuckDBPyConnection) -> pa.Table:
         one row per problem domain. Domains that agree at shift 0, or where no labelled
         residue has a CSV row at any shift, are not listed.
     """
+    csv_name, label = _canonical("c.resname"), _canonical("l.label")
     return con.sql(
         f"""
         WITH shifts AS (SELECT range::INTEGER AS shift FROM range(-{MAX_SHIFT}, {MAX_SHIFT + 1})),
         cmp AS (
             SELECT l.domain, s.shift, count(*) AS compared,
-                   count(*) FILTER (WHERE c.resname = l.label) AS matched,
-                   min(l.resnum) FILTER (WHERE c.resname <> l.label) AS bad_resnum,
+                   count(*) FILTER (WHERE {csv_name} = {label}) AS matched,
+                   min(l.resnum) FILTER (WHERE {csv_name} <> {label}) AS bad_resnum,
                    arg_min(c.resname || ' vs ' || l.label, l.resnum)
-                       FILTER (WHERE c.resname <> l.label) AS bad_names
+                       FILTER (WHERE {csv_name} <> {label}) AS bad_names
             FROM labels_num l CROSS JOIN shifts s
             JOIN csv_res c ON c.domain = l.domain AND c.chain = l.chain
                            AND c.resid + s.shift = l.resnum
