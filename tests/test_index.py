@@ -284,6 +284,11 @@ def test_read_index_version_and_foreign_files(tmp_path):
     pq.write_table(t.replace_schema_metadata({METADATA_KEY: json.dumps(meta)}), tmp_path / "o.pq")
     with pytest.raises(IndexFormatError, match=r"o\.pq: index format version 99 unsupported"):
         read_index(tmp_path / "o.pq")
+    meta["format_version"] = 1
+    del meta["fingerprints"]
+    pq.write_table(t.replace_schema_metadata({METADATA_KEY: json.dumps(meta)}), tmp_path / "o.pq")
+    with pytest.raises(IndexFormatError, match=r"o\.pq: index metadata field missing.*rebuild"):
+        read_index(tmp_path / "o.pq")
     pq.write_table(pa.table({"a": [1]}), tmp_path / "plain.parquet")
     with pytest.raises(IndexFormatError, match=r"plain\.parquet has no voxelflex index metadata"):
         read_index(tmp_path / "plain.parquet")

@@ -41,7 +41,7 @@ SCHEMA = pa.schema(
         ("resid_str", pa.string()),  # HDF5 residue key as written
         ("resnum", pa.int32()),
         ("icode", pa.string()),  # insertion code, "" for aposteriori files
-        ("resname", pa.string()),  # 3-letter name (HDF5 `label`)
+        ("resname", pa.string()),  # 3-letter name: CSV `resname`, HDF5 `label` for predict
         ("temperature", pa.float32()),  # K; NaN for split `predict`
         ("target_rmsf", pa.float32()),  # in IndexMeta.rmsf_unit; NaN when unknown
     ]
@@ -101,19 +101,33 @@ class IndexMeta:
 
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str) -> IndexMeta:
-        d = json.loads(text)
+        fix = "rebuild it with `voxelflex index build`"
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IndexFormatError(
+                f"{where}: index metadata is not valid JSON ({exc}); {fix}"
+            ) from exc
         version = d.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexFormatError(
                 f"{where}: index format version {version} unsupported, expected "
-                f"{FORMAT_VERSION}; rebuild it with `voxelflex index build`"
+                f"{FORMAT_VERSION}; {fix}"
             )
-        tr = d.get("temperature_range")
-        return cls(
-            frame=FrameSpec.from_dict(d["frame"]),
-            rmsf_unit=d.get("rmsf_unit"),
-            voxel_file=d["voxel_file"],
-            fingerprints=d.get("fingerprints", {}),
-            temperature_range=(float(tr[0]), float(tr[1])) if tr else None,
-            counts=d.get("counts", {}),
-        )
+        try:
+            if "path" not in d["fingerprints"]["voxel_file"]:  # read_meta checks that file
+                raise KeyError("fingerprints.voxel_file.path")
+            tr = d.get("temperature_range")
+            meta = cls(
+                frame=FrameSpec.from_dict(d["frame"]),
+                rmsf_unit=d.get("rmsf_unit"),
+                voxel_file=d["voxel_file"],
+                fingerprints=dict(d["fingerprints"]),
+                temperature_range=(float(tr[0]), float(tr[1])) if tr else None,
+                counts=d.get("counts", {}),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise IndexFormatError(
+                f"{where}: index metadata field missing or malformed ({exc!r}); {fix}"
+            ) from exc
+        return meta
