@@ -208,34 +208,30 @@ class SplitTable:
                     "index); pass the temperatures to predict at (`temperatures=` / "
                     "`voxelflex predict --temperature K`)"
                 )
-            return cls(
-                split=split,
-                domains=domains,
-                domain_res_offsets=domain_res_offsets,
-                chains=chains,
-                resids=resids,
-                res_row_offsets=res_row_offsets,
-                row_id=row_id,
-                temperature=temperature,
-                target=rows["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32),
-            )
-        temps = np.asarray([float(t) for t in temperatures], dtype=np.float32)
-        if temps.size == 0 or not np.all(np.isfinite(temps)):
-            raise SourceError(
-                f"prediction temperatures must be a non-empty list of finite kelvin values, "
-                f"got {list(temperatures)}"
-            )
-        n_res = len(res_starts)
+            target = rows["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32)
+        else:
+            temps = np.asarray([float(t) for t in temperatures], dtype=np.float32)
+            if temps.size == 0 or not np.all(np.isfinite(temps)):
+                raise SourceError(
+                    f"prediction temperatures must be a non-empty list of finite kelvin values, "
+                    f"got {list(temperatures)}"
+                )
+            # each residue once × the requested temperatures, traced to its first index row
+            n_res = len(res_starts)
+            res_row_offsets = np.arange(n_res + 1, dtype=np.int64) * len(temps)
+            row_id = np.repeat(row_id[res_starts], len(temps))
+            temperature = np.tile(temps, n_res)
+            target = np.full(n_res * len(temps), np.nan, dtype=np.float32)
         return cls(
             split=split,
             domains=domains,
             domain_res_offsets=domain_res_offsets,
             chains=chains,
             resids=resids,
-            res_row_offsets=np.arange(n_res + 1, dtype=np.int64) * len(temps),
-            row_id=np.repeat(row_id[res_starts], len(temps)),
-            temperature=np.tile(temps, n_res),
-            target=np.full(n_res * len(temps), np.nan, dtype=np.float32),
+            res_row_offsets=res_row_offsets,
+            row_id=row_id,
+            temperature=temperature,
+            target=target,
         )
 
 
