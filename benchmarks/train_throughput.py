@@ -154,6 +154,7 @@ def data_wait(
             "train.device": device,
             "train.progress": False,
             "train.checkpoint_every_batches": 0,
+            "train.threads": torch.get_num_threads(),
             "output_dir": str(out_dir),
             "run_name": run_name,
             "log_level": "WARNING",
@@ -202,7 +203,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny+small presets, fewer iterations")
     p.add_argument("--iters", type=int, default=3, help="timed steps per model")
     p.add_argument("--residues", type=int, default=32, help="residues per CPU batch (x5 samples)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: per-core figures; OpenMP teams collapse when other "
+        "jobs share the cores; 0: torch's default)",
+    )
     p.add_argument("--skip-models", action="store_true")
     p.add_argument("--skip-data", action="store_true")
     p.add_argument("--demo-domains", type=int, default=24, help="CPU data-wait dataset size")
