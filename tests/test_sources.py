@@ -234,3 +234,29 @@ def test_hdf5_reader_reads_binary_uint8_grids_like_bool(tmp_path):
         InputError, match=r"uint8\.hdf5: domain 1abcA00, chain A, residue 9: .*above 1"
     ):
         Hdf5Reader(paths[np.uint8]).read_domain("1abcA00", np.array(["A"]), np.array(["9"]))
+
+
+def test_hdf5_skip_policy_covers_a_bad_grid_but_not_a_file_wide_problem(tmp_path):
+    from tests._index_data import residues, write_voxels
+    from voxelflex.errors import FrameError
+    from voxelflex.index import build_index
+    from voxelflex.sources.hdf5 import Hdf5Reader
+
+    # residue 2 of d2 is float: the index build checks first, middle and last only
+    bad = {("d2", "A", "2"): np.zeros((21, 21, 21, 5), np.float32)}
+    layout = {d: {"A": residues("ALA GLY SER THR VAL LEU ILE")} for d in ("d1", "d2")}
+    voxels = write_voxels(tmp_path / "v.h5", layout, bad=bad)
+    built = read_index(build_index(voxels, tmp_path / "i.parquet", progress=False).index_path)
+    cfg = PlanConfig(batch_size=8, shuffle=False)
+    src = open_source("hdf5", built, split="predict", temperatures=[300.0])
+    with pytest.raises(FrameError, match=r"v\.h5: domain d2, chain A, residue 2: grid dtype"):
+        _epoch(src, cfg)
+    src = open_source("hdf5", built, split="predict", temperatures=[300.0], on_error="skip")
+    batches = _epoch(src, cfg)
+    weight = torch.cat([b.weight for b in batches]).numpy()
+    assert weight.tolist() == [1.0] * 7 + [0.0] * 7
+    write_voxels(tmp_path / "bare.h5", layout)
+    with h5py.File(tmp_path / "bare.h5", "a") as f:
+        del f.attrs["atom_encoder"]
+    with pytest.raises(FrameError, match="atom_encoder"):
+        Hdf5Reader(tmp_path / "bare.h5").prepare(["d1"])

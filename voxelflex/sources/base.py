@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from voxelflex.errors import SourceError
+from voxelflex.errors import InputError, SourceError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.sources.batch import Batch
 from voxelflex.sources.plan import EpochPlan, PlanConfig, StreamPlan, make_plan
@@ -42,7 +42,11 @@ class DomainReader(ABC):
     """
 
     def prepare(self, domains: Sequence[str]) -> None:  # noqa: B027 - optional hook
-        """Called once per worker and epoch with the domains it will read, in reading order."""
+        """Called once per worker and epoch with the domains it will read, in reading order.
+
+        Errors raised here stop the epoch under every ``on_error`` policy: they are for problems
+        of the whole input (a file of the wrong frame), not of one domain.
+        """
 
     @abstractmethod
     def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
@@ -387,7 +391,7 @@ class _StreamServer:
                         f"{type(self.reader).__name__} returned {rows.dtype} {rows.shape} for "
                         f"domain {domain}, expected uint8 ({r1 - r0}, {PACKED_BYTES})"
                     )
-            except SourceError as exc:
+            except (SourceError, InputError) as exc:  # InputError: a bad grid in the file
                 if self.on_error != "skip":
                     raise
                 self.n_skipped_domains += 1

@@ -13,6 +13,7 @@ lookups do not slow down with file size in this layout (see ``docs/performance.m
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import h5py
 import numpy as np
@@ -57,6 +58,13 @@ class Hdf5Reader(DomainReader):
             self._perm = check_frame(self._file)
             self._pid = os.getpid()
         return self._file
+
+    def prepare(self, domains: Sequence[str]) -> None:
+        """Open the file and check its frame before the first domain.
+
+        A file-wide problem is raised here, never skipped as if one domain were unreadable.
+        """
+        self._open()
 
     def close(self) -> None:
         """Close the file (it reopens on the next read)."""
