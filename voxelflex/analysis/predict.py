@@ -25,6 +25,7 @@ import torch
 
 from voxelflex.analysis.formats import TableFormat
 from voxelflex.analysis.predictions import (
+    COLUMN_DOCS,
     PredictionsMeta,
     assemble_predictions,
     write_predictions,
@@ -302,6 +303,7 @@ def predict(
         temperatures=[float(t) for t in temps],
         training_temperature_range=[float(x) for x in ck.temperature_range],
         model=f"{ck.model_name} ({ck.preset}, {ck.conditioning})",
+        columns={c: COLUMN_DOCS[c] for c in table.column_names},
     )
     write_predictions(table, meta, out)
     extrap = tuple(float(t) for t in temps if ck.is_extrapolation(np.array([t]))[0])
