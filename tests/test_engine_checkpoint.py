@@ -14,7 +14,7 @@ from voxelflex.engine.checkpoint import (
     save_checkpoint,
 )
 from voxelflex.engine.step import predict_batch, weighted_loss
-from voxelflex.errors import CheckpointError
+from voxelflex.errors import CheckpointError, SourceError
 from voxelflex.frame import FRAME, FrameSpec
 from voxelflex.index.schema import IndexMeta
 from voxelflex.models import ModelSpec, build_model
@@ -133,3 +133,12 @@ def test_weighted_loss_ignores_padding_rows():
     assert torch.isfinite(pred.grad).all() and pred.grad[2] == 0
     huber = weighted_loss(pred, target, weight, kind="huber", huber_delta=1.0)
     assert huber.item() == pytest.approx((0.125 + 0 + 2 * 3.5) / 4)
+
+
+def test_missing_features_are_an_error_naming_them():
+    model = build_model(
+        ModelSpec("multipath", "tiny", "head", features=("relative_accessibility",)),
+        temperature_range=T_RANGE,
+    ).eval()
+    with pytest.raises(SourceError, match=r"\['relative_accessibility'\].*0 feature column"):
+        predict_batch(model, _batch(), "cpu")

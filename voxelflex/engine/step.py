@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from voxelflex.errors import SourceError
 from voxelflex.packing import unpack_torch
 from voxelflex.sources.batch import Batch
 
@@ -18,8 +19,16 @@ __all__ = ["forward_batch", "predict_batch", "weighted_loss"]
 
 
 def _features(model: nn.Module, batch: Batch) -> torch.Tensor | None:
-    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
-    return batch.features if inner.spec.features else None
+    names = getattr(model, "module", model).spec.features  # DDP wraps the model
+    if not names:
+        return None
+    if batch.features.shape[1] != len(names):
+        raise SourceError(
+            f"the model needs per-residue features {list(names)}, but the source serves "
+            f"{batch.features.shape[1]} feature column(s); use a source that provides them or "
+            "train without model.features"
+        )
+    return batch.features
 
 
 def forward_batch(

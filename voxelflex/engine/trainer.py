@@ -278,6 +278,8 @@ class _Trainer:
             self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
+        if torch.cuda.is_available() and payload["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
         self.epoch, self.batch, self.global_step = meta.epoch, meta.batch, meta.global_step
         self.history = json.loads(payload["history"])
         state = payload["trainer"]
@@ -303,7 +305,10 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
-            "rng": {"torch": torch.get_rng_state()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             "plan": self._plan_key(),
             "history": json.dumps(self.history),
             "trainer": {"best": self.best, "bad_epochs": self.bad_epochs},
