@@ -288,3 +288,27 @@ def test_cli_builds_an_index_from_inputs_or_says_what_is_missing(demo_data, tmp_
     assert result.exit_code == 0, result.output
     assert (tmp_path / "built" / "index" / "index.parquet").is_file()
     assert (tmp_path / "built" / "models" / "best.pt").is_file()
+
+
+def test_huber_log_target_plateau_head_densenet(small_index, tmp_path):
+    from voxelflex.engine import predict_batch
+    from voxelflex.sources import PlanConfig, open_source
+
+    overrides = [
+        *_overrides(small_index, tmp_path, "variant"),
+        "train.epochs=1",
+        "train.loss=huber",
+        "train.log_target=true",
+        "train.scheduler=plateau",
+        "model.name=densenet3d",
+        "model.conditioning=head",
+    ]
+    result = train(load_config(overrides=overrides))
+    val = result.history[0]["val"]
+    assert all(val[k] == val[k] for k in ("loss", "pearson", "rmse"))  # finite, not NaN
+    model, meta = load_for_inference(result.best_checkpoint, "cpu")
+    assert meta.log_target and meta.conditioning == "head"
+    source = open_source("hdf5", read_index(small_index), split="val", temperatures=[300, 500])
+    batch = next(iter(source.loader(PlanConfig(batch_size=64, shuffle=False), 0)))
+    pred = predict_batch(model, batch, "cpu")
+    assert (pred[batch.row_id >= 0] > 0).all()  # exp of the log-space output: positive RMSF

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from voxelflex.atomic import atomic_write_text
 from voxelflex.config import Config, config_to_yaml
 from voxelflex.engine.checkpoint import (
+    FORMAT_VERSION,
     CheckpointMeta,
     load_checkpoint,
     meta_from_dict,
@@ -227,7 +228,7 @@ class _Trainer:
             feature_mean=self.model.feature_mean.tolist(),
             feature_std=self.model.feature_std.tolist(),
             index_fingerprint=self.data.fingerprint,
-            format_version=1,
+            format_version=FORMAT_VERSION,
             epoch=self.epoch,
             batch=self.batch,
             global_step=self.global_step,
