@@ -202,6 +202,11 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_p
     kept = load_checkpoint(tmp_path / "nan" / "models" / "latest.pt")
     assert (kept["meta"]["epoch"], kept["meta"]["batch"]) == (0, 4)
     assert all(torch.isfinite(t).all() for t in kept["model"].values())
+    # that mid-epoch checkpoint cannot continue with another epoch plan
+    monkeypatch.setattr(trainer, "weighted_loss", real)
+    other_plan = [*_overrides(small_index, tmp_path, "nan"), "train.resume=true"]
+    with pytest.raises(CheckpointError, match=r"stopped mid-epoch.*'batch_size': 64"):
+        train(load_config(overrides=[*other_plan, "loader.batch_size=32"]))
 
 
 def test_served_rows_are_checked_exactly_once():
