@@ -271,9 +271,23 @@ def test_read_index_detects_stale_voxel_file(tmp_path):
         read_index(report.index_path)
     assert "voxelflex index build" in str(err.value)
     assert read_index(report.index_path, check_inputs=False).table.num_rows == 1
-    voxels.unlink()
-    with pytest.raises(IndexFormatError, match="no longer exists"):
+
+
+def test_read_index_detects_a_changed_rmsf_csv(tmp_path):
+    report, _, _ = _build(tmp_path, {"d1": {"A": residues("ALA")}}, csv_rows("d1", "ALA"))
+    csv = tmp_path / "r.csv"
+    csv.write_text(csv.read_text() + "\n")
+    with pytest.raises(IndexFormatError, match=r"rmsf csv .*r\.csv changed since") as err:
         read_index(report.index_path)
+    assert "voxelflex index build" in str(err.value)
+
+
+def test_index_travels_without_its_inputs(tmp_path, caplog):
+    """Index + shards can move to a machine without the HDF5: missing inputs only warn."""
+    report, _, _ = _build(tmp_path, {"d1": {"A": residues("ALA")}}, None)
+    (tmp_path / "v.h5").unlink()
+    assert read_index(report.index_path).table.num_rows == 1
+    assert "v.h5" in caplog.text and "is not here" in caplog.text
 
 
 def test_read_index_version_and_foreign_files(tmp_path):

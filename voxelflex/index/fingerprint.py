@@ -6,11 +6,14 @@ a replaced or rewritten file, the key listing catches a re-voxelized one.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from voxelflex.errors import IndexFormatError
 
 __all__ = ["check_fingerprint", "file_fingerprint"]
+
+log = logging.getLogger(__name__)
 
 
 def file_fingerprint(path: str | os.PathLike, **extra: object) -> dict:
@@ -20,11 +23,21 @@ def file_fingerprint(path: str | os.PathLike, **extra: object) -> dict:
 
 
 def check_fingerprint(recorded: dict, *, index_path: str, what: str) -> None:
-    """Raise :class:`IndexFormatError` if the file behind ``recorded`` is missing or changed."""
+    """Raise :class:`IndexFormatError` if the file behind ``recorded`` changed.
+
+    A missing file is only logged: an index travels with its shards to machines that lack the
+    HDF5 or the CSV, and whatever later needs the file names it when opening it fails.
+    """
     path = recorded["path"]
     fix = f"rebuild the index with `voxelflex index build` (index: {index_path})"
     if not os.path.isfile(path):
-        raise IndexFormatError(f"{what} {path} recorded in the index no longer exists; {fix}")
+        log.warning(
+            "%s %s recorded in index %s is not here; using the index as built",
+            what,
+            path,
+            index_path,
+        )
+        return
     now = file_fingerprint(path)
     changed = [k for k in ("size", "mtime_ns") if now[k] != recorded.get(k)]
     if changed:

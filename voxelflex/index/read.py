@@ -46,7 +46,7 @@ def read_meta(path: str | os.PathLike, *, check_inputs: bool = True) -> IndexMet
     ------
     IndexFormatError
         Missing file, not a voxelflex index, other format version, or (with ``check_inputs``)
-        a voxel file that is missing or changed since the build.
+        an input (voxel file, RMSF CSV, split list) changed since the build.
     FrameError
         The index was built for another voxel frame.
     """
@@ -68,7 +68,8 @@ def read_meta(path: str | os.PathLike, *, check_inputs: bool = True) -> IndexMet
     meta = IndexMeta.from_json(kv[METADATA_KEY], where=path)
     FRAME.require_same(meta.frame, what="the index", where=path)
     if check_inputs:
-        check_fingerprint(meta.fingerprints["voxel_file"], index_path=path, what="voxel file")
+        for name, recorded in sorted(meta.fingerprints.items()):
+            check_fingerprint(recorded, index_path=path, what=name.replace("_", " "))
     return meta
 
 
@@ -84,7 +85,7 @@ def read_index(
     columns : sequence of str, optional
         Columns to read (all by default).
     check_inputs : bool
-        Check that the voxel file still has the size and mtime recorded at build time.
+        Check that every input still present has the size and mtime recorded at build time.
     """
     meta = read_meta(path, check_inputs=check_inputs)
     if columns is not None:
