@@ -260,3 +260,24 @@ def test_hdf5_skip_policy_covers_a_bad_grid_but_not_a_file_wide_problem(tmp_path
         del f.attrs["atom_encoder"]
     with pytest.raises(FrameError, match="atom_encoder"):
         Hdf5Reader(tmp_path / "bare.h5").prepare(["d1"])
+
+
+def test_index_and_shards_travel_without_the_voxel_file(tmp_path):
+    """Shards serve an index whose HDF5 is gone; the HDF5 source says what to do instead."""
+    from voxelflex.demo.generate import generate_demo
+    from voxelflex.errors import InputError
+    from voxelflex.index import build_index
+
+    data = generate_demo(tmp_path / "d", n_domains=3, min_residues=5, max_residues=8)
+    report = build_index(data.voxel_file, tmp_path / "i.parquet", progress=False)
+    build_shards(report.index_path, tmp_path / "s", progress=False)
+    data.voxel_file.unlink()
+    moved = read_index(report.index_path)
+    cfg = PlanConfig(batch_size=64, shuffle=False)
+    shards = open_source(
+        "shards", moved, split="predict", shards_dir=tmp_path / "s", temperatures=[300.0]
+    )
+    assert sum(b.n_samples for b in shards.loader(cfg, 0)) == moved.table.num_rows
+    hdf5 = open_source("hdf5", moved, split="predict", temperatures=[300.0])
+    with pytest.raises(InputError, match=r"voxels\.hdf5 .* does not exist: .*--source shards"):
+        list(hdf5.loader(cfg, 0))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from voxelflex.errors import InputError, SourceError
+from voxelflex.errors import InputError, SourceError, VoxelflexError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.sources.batch import Batch
 from voxelflex.sources.plan import EpochPlan, PlanConfig, StreamPlan, make_plan
@@ -240,9 +240,26 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         ring = None if self.ring is None else self.ring.numpy()
-        for item in self.dataloader:
-            batch = self.dataset.to_batch(item, ring)
-            yield batch.pin_memory() if self.pin_memory else batch
+        try:
+            for item in self.dataloader:
+                batch = self.dataset.to_batch(item, ring)
+                yield batch.pin_memory() if self.pin_memory else batch
+        except VoxelflexError as exc:
+            raise _without_worker_traceback(exc) from None
+
+
+def _without_worker_traceback(exc: VoxelflexError) -> VoxelflexError:
+    """The error a DataLoader worker raised, without the worker traceback torch puts in its text.
+
+    torch re-raises a worker's exception as ``type(exc)("Caught ... Original Traceback ...")``;
+    users should see the one-line message that names the file, domain and fix.
+    """
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    last = text.rstrip().splitlines()[-1]
+    prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    return type(exc)(last.removeprefix(prefix))
 
 
 class _PlanDataset(IterableDataset):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
-from voxelflex.errors import SourceError
+from voxelflex.errors import InputError, SourceError
 from voxelflex.inputs.voxel_hdf5 import (
     GRID_FILE_SHAPE,
     check_frame,
@@ -111,4 +111,11 @@ class Hdf5Source(SampleSource):
     name = "hdf5"
 
     def make_reader(self) -> Hdf5Reader:
-        return Hdf5Reader(self.index.meta.voxel_file)
+        path = self.index.meta.voxel_file
+        if not os.path.isfile(path):  # fail here, not in a worker behind a traceback
+            raise InputError(
+                f"voxel file {path} (recorded in index {self.index.path}) does not exist: put it "
+                "back, rebuild the index where it is, or use `--source shards` with shards "
+                "built from this index"
+            )
+        return Hdf5Reader(path)
