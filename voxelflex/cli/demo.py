@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from voxelflex.cli.train import Device, Source
 from voxelflex.demo.run import DemoSettings, run_demo
 from voxelflex.logs import setup_logging
 
@@ -20,13 +21,13 @@ def demo(
     domains: Annotated[int, typer.Option(help="Generated domains (30-70 residues).")] = 60,
     epochs: Annotated[int, typer.Option(help="Training epochs (tiny preset).")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the data and the run.")] = 0,
-    source: Annotated[str, typer.Option(help="hdf5 | shards")] = "shards",
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    source: Annotated[Source, typer.Option(help="Sample source for training.")] = Source.shards,
+    device: Annotated[Device, typer.Option(help="Training device.")] = Device.auto,
 ) -> None:
     """Generate demo data, then index, shard, train (tiny), predict, evaluate and plot."""
     setup_logging(None, "INFO")
     settings = DemoSettings(
-        n_domains=domains, epochs=epochs, seed=seed, source=source, device=device
+        n_domains=domains, epochs=epochs, seed=seed, source=source.value, device=device.value
     )
     result = run_demo(output, settings)
     typer.echo("\nvoxelflex demo finished. Outputs:")
