@@ -1,6 +1,7 @@
 """`voxelflex demo`: the whole pipeline on generated data, each step timed.
 
-generate inputs → index → shards → train (``tiny``) → predict → evaluate → plot.
+generate inputs → index → shards → train (``tiny``) → predict (the test split at 290-480 K)
+→ evaluate → plot.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from voxelflex.analysis import format_summary, plot
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
-from voxelflex.demo.generate import generate_demo
+from voxelflex.demo.generate import MDCATH_TEMPERATURES, generate_demo
 from voxelflex.engine import train
 from voxelflex.index import build_index
 from voxelflex.sources.shard_build import build_shards
@@ -134,6 +135,9 @@ def run_demo(
     )
     result = _timed(s, "train", lambda: train(config))
     device = "cuda" if _cuda(settings.device) else "cpu"
+    # The simulated temperatures (scored) plus a sweep past both ends of the training range
+    # (flagged as extrapolation), in one pass: the trunk runs once per residue either way.
+    temperatures = sorted(set(MDCATH_TEMPERATURES) | {290.0 + 10 * k for k in range(20)})
     preds = _timed(
         s,
         "predict",
@@ -141,6 +145,7 @@ def run_demo(
             result.best_checkpoint,
             index_path,
             split="test",
+            temperatures=temperatures,
             source=settings.source,
             shards_dir=shards_dir,
             device=device,
