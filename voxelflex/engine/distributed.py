@@ -80,12 +80,12 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def sum(self, value: torch.Tensor) -> torch.Tensor:
-        """All-reduce sum (a copy; the input is untouched)."""
+    def all_reduce(self, value: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """All-reduce ``op`` (``sum`` or ``min``) across ranks: a copy; the input is untouched."""
         if not self.enabled:
             return value
         out = value.detach().clone()
-        dist.all_reduce(out)
+        dist.all_reduce(out, op={"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN}[op])
         return out
 
     def gather_to_main(self, obj: Any) -> list[Any] | None:

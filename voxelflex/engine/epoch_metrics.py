@@ -21,32 +21,66 @@ __all__ = ["EpochAccumulator", "reduce_metrics"]
 
 @dataclass
 class EpochAccumulator:
-    """Rows served so far this epoch on this rank (CPU tensors, appended per batch)."""
+    """Rows served so far this epoch on this rank.
+
+    Row ids, targets and temperatures are taken from the host copy of each batch; predictions
+    and loss sums stay on the model's device until :meth:`arrays`, so recording a training
+    step costs no host-device synchronisation.
+    """
 
     row_id: list[torch.Tensor] = field(default_factory=list)
     pred: list[torch.Tensor] = field(default_factory=list)
+    served: list[torch.Tensor] = field(default_factory=list)
     target: list[torch.Tensor] = field(default_factory=list)
     temperature: list[torch.Tensor] = field(default_factory=list)
-    loss_sum: float = 0.0
+    loss_sum: torch.Tensor | float = 0.0
     weight_sum: float = 0.0
 
-    def add(self, batch, pred: torch.Tensor, loss_sum: float, weight_sum: float) -> None:
-        """Record one batch (on any device): served rows (``row_id >= 0``) and the loss sum."""
+    def add(
+        self, batch, pred: torch.Tensor, loss_sum: torch.Tensor | float, weight_sum: float
+    ) -> None:
+        """Record one batch.
+
+        Parameters
+        ----------
+        batch : Batch
+            Best on the host (its copy before moving to the device): served rows
+            (``row_id >= 0``) are picked there.
+        pred : torch.Tensor, float, shape (B,)
+            RMSF predictions for every row of the batch, on any device.
+        loss_sum : torch.Tensor or float
+            Weighted loss summed over the batch (standardised target units), on any device.
+        weight_sum : float
+            Sum of the batch's weights.
+        """
         served = (batch.row_id >= 0).cpu()
         self.row_id.append(batch.row_id.cpu()[served])
-        self.pred.append(pred.detach().float().cpu()[served])
+        self.pred.append(pred.detach())
+        self.served.append(served)
         self.target.append(batch.target.cpu()[served])
         self.temperature.append(batch.temperature.cpu()[served])
-        self.loss_sum += float(loss_sum)
+        self.loss_sum = self.loss_sum + (
+            loss_sum.detach() if isinstance(loss_sum, torch.Tensor) else float(loss_sum)
+        )
         self.weight_sum += float(weight_sum)
 
     def arrays(self) -> dict[str, Any]:
-        """Concatenated numpy arrays and the sums (what ranks exchange)."""
+        """Concatenated numpy arrays of served rows and the sums (what ranks exchange)."""
+        pred = (
+            torch.cat(self.pred).float().cpu()[torch.cat(self.served)]
+            if self.pred
+            else torch.zeros(0)
+        )
         cat = {
             k: torch.cat(getattr(self, k)).numpy() if getattr(self, k) else np.zeros(0)
-            for k in ("row_id", "pred", "target", "temperature")
+            for k in ("row_id", "target", "temperature")
         }
-        return {**cat, "loss_sum": self.loss_sum, "weight_sum": self.weight_sum}
+        return {
+            **cat,
+            "pred": pred.numpy(),
+            "loss_sum": float(self.loss_sum),
+            "weight_sum": self.weight_sum,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and floats only (stored in mid-epoch checkpoints)."""
@@ -67,6 +101,7 @@ class EpochAccumulator:
         for p in parts:
             for k in ("row_id", "pred", "target", "temperature"):
                 getattr(acc, k).append(torch.as_tensor(p[k]))
+            acc.served.append(torch.ones(len(p["pred"]), dtype=torch.bool))
             acc.loss_sum += float(p["loss_sum"])
             acc.weight_sum += float(p["weight_sum"])
         return acc

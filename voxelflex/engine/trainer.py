@@ -47,6 +47,7 @@ from voxelflex.engine.step import forward_batch, weighted_loss
 from voxelflex.errors import CheckpointError, ConfigError, TrainingError
 from voxelflex.logs import setup_logging
 from voxelflex.models import ModelSpec, RMSFModel, build_model, parameter_counts
+from voxelflex.sources.batch import Batch
 
 __all__ = ["HISTORY_FILE", "TrainResult", "read_history", "train"]
 
@@ -115,6 +116,32 @@ def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
 
 
+_NONE = torch.iinfo(torch.int64).max  # no non-finite loss seen
+_CUDA_CHECK_EVERY = 50  # steps between reads of the loss watch on CUDA
+
+
+class _LossWatch:
+    """The first non-finite training loss, tracked on the device.
+
+    Reading it is a host-device sync, so on CUDA the trainer reads it every
+    ``_CUDA_CHECK_EVERY`` steps, before every checkpoint and at each epoch end (a bad step may
+    be followed by a few more before the run stops; nothing after it is saved); on the CPU,
+    where reading is free, after every step.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.every = 1 if device.type == "cpu" else _CUDA_CHECK_EVERY
+        self.batch = torch.full((), _NONE, dtype=torch.int64, device=device)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def record(self, loss: torch.Tensor, batch_number: int) -> None:
+        """Remember ``loss`` and its 1-based batch number if it is the first non-finite one."""
+        loss = loss.detach().float()
+        first = ~torch.isfinite(loss) & (self.batch == _NONE)
+        self.batch = torch.where(first, batch_number, self.batch)
+        self.value = torch.where(first, loss, self.value)
+
+
 class _Trainer:
     def __init__(self, config: Config, dist: DistContext) -> None:
         self.config = config
@@ -130,6 +157,7 @@ class _Trainer:
             self.run_dir if dist.is_main else None, config.log_level, console=dist.is_main
         )
         self.device = dist.device
+        self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
         self.autocast = _precision(tc.precision, self.device)
         self.data: TrainingData = open_training_data(config, dist)
         meta = self.data.index.meta
@@ -173,6 +201,7 @@ class _Trainer:
         self.bad_epochs = 0
         self.partial = EpochAccumulator()
         self.interrupted = False
+        self.loss_watch = _LossWatch(self.device)
         if tc.resume:
             self._resume()
         if dist.is_main:
@@ -318,7 +347,8 @@ class _Trainer:
         }
 
     def _save(self, paths: list[Path], acc: EpochAccumulator | None = None) -> None:
-        """Write a checkpoint of the current state to ``paths`` (collective when ``acc``)."""
+        """Write a checkpoint of the current state to ``paths`` (collective)."""
+        self._check_finite()  # never save weights a non-finite step has touched
         partial = None
         if acc is not None:  # mid-epoch: rank 0 keeps every rank's rows served so far
             parts = self.dist.gather_to_main(acc.state_dict())
@@ -399,7 +429,7 @@ class _Trainer:
         tc = self.config.train
         data = self.data
         n_batches = data.train.num_batches(data.plan, self.epoch)
-        loader = data.train.loader(data.plan, self.epoch, self.batch)
+        loader = data.train.loader(data.plan, self.epoch, self.batch, pin_memory=self.pin)
         self.net.train()
         acc = self.partial  # rows served before a resume point, then this run's
         t_start = time.perf_counter()
@@ -417,14 +447,15 @@ class _Trainer:
         while True:
             t0 = time.perf_counter()
             try:
-                batch = next(it)
+                host = next(it)
             except StopIteration:
                 break
             wait += time.perf_counter() - t0
-            batch = batch.to(self.device, non_blocking=True)
-            self._step(batch, acc)
+            self._step(host.to(self.device, non_blocking=True), host, acc)
             self.batch += 1
-            samples += int((batch.row_id >= 0).sum())
+            samples += int((host.row_id >= 0).sum())
+            if self.batch % self.loss_watch.every == 0:
+                self._check_finite()
             every = tc.checkpoint_every_batches
             if every and self.batch % every == 0 and self.batch < n_batches:
                 self._save([self.latest_path], acc)
@@ -436,6 +467,7 @@ class _Trainer:
             )
             self._stop_if_interrupted()
         bar.close()
+        self._check_finite()
         elapsed = time.perf_counter() - t_start
         parts = self.dist.gather_to_main(acc.arrays())
         metrics = (
@@ -460,7 +492,8 @@ class _Trainer:
             },
         }
 
-    def _step(self, batch, acc: EpochAccumulator) -> None:
+    def _step(self, batch: Batch, host: Batch, acc: EpochAccumulator) -> None:
+        """One optimizer step on ``batch`` (on the device; ``host`` is its CPU copy)."""
         tc = self.config.train
         torch.manual_seed(
             _step_seed(self.config.loader.seed, self.epoch, self.batch, self.dist.rank)
@@ -470,7 +503,7 @@ class _Trainer:
         weight_sum = batch.weight.sum()
         normalizer = None
         if self.dist.enabled:  # global weighted mean after DDP averages gradients over ranks
-            normalizer = self.dist.sum(weight_sum) / self.dist.world_size
+            normalizer = self.dist.all_reduce(weight_sum) / self.dist.world_size
         loss = weighted_loss(
             raw,
             target,
@@ -479,11 +512,7 @@ class _Trainer:
             huber_delta=tc.huber_delta,
             normalizer=normalizer,
         )
-        finite = torch.isfinite(loss).float()
-        if self.dist.enabled:
-            finite = self.dist.sum(finite) / self.dist.world_size
-        if float(finite) < 1.0:
-            self._non_finite(loss.item())
+        self.loss_watch.record(loss, self.batch + 1)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if tc.grad_clip:
@@ -494,15 +523,21 @@ class _Trainer:
         if self.scheduler is not None and tc.scheduler == "cosine":
             self.scheduler.step()
         self.global_step += 1
-        denom = float(normalizer) if normalizer is not None else float(weight_sum)
+        denom = normalizer if normalizer is not None else weight_sum
         acc.add(
-            batch,
+            host,
             self.model.decode_output(raw.detach()),
-            float(loss.detach()) * denom,
-            float(weight_sum),
+            loss.detach() * denom,
+            float(host.weight.sum()),
         )
 
-    def _non_finite(self, value: float) -> None:
+    def _check_finite(self) -> None:
+        """Raise TrainingError if a step since the start had a non-finite loss (on any rank)."""
+        first = int(self.dist.all_reduce(self.loss_watch.batch, "min"))
+        if first == _NONE:
+            return
+        local = int(self.loss_watch.batch) == first
+        value = f"{float(self.loss_watch.value)}" if local else "on another rank"
         kept = (
             f"the last good checkpoint {self.latest_path} is kept"
             if self.latest_path.is_file()
@@ -510,7 +545,7 @@ class _Trainer:
         )
         raise TrainingError(
             f"non-finite training loss ({value}) at epoch {self.epoch + 1}, batch "
-            f"{self.batch + 1}: stopped; {kept}. Lower train.lr, check the data for extreme "
+            f"{first}: stopped; {kept}. Lower train.lr, check the data for extreme "
             "targets, or use train.precision=fp32"
         )
 
@@ -520,15 +555,19 @@ class _Trainer:
         data = self.data
         self.model.eval()
         acc = EpochAccumulator()
-        for batch in data.val.loader(data.val_plan, 0):
-            batch = batch.to(self.device, non_blocking=True)
+        for host in data.val.loader(data.val_plan, 0, pin_memory=self.pin):
+            batch = host.to(self.device, non_blocking=True)
             raw = forward_batch(self.model, batch, autocast_dtype=self.autocast, raw=True)
             target = self.model.encode_target(batch.target)
             loss = weighted_loss(
                 raw, target, batch.weight, kind=tc.loss, huber_delta=tc.huber_delta
             )
-            weight_sum = float(batch.weight.sum())
-            acc.add(batch, self.model.decode_output(raw), float(loss) * weight_sum, weight_sum)
+            acc.add(
+                host,
+                self.model.decode_output(raw),
+                loss * batch.weight.sum(),
+                float(host.weight.sum()),
+            )
         parts = self.dist.gather_to_main(acc.arrays())
         metrics = (
             reduce_metrics(
