@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.compute as pc
@@ -14,12 +16,16 @@ from voxelflex.engine.checkpoint import index_fingerprint
 from voxelflex.engine.distributed import DistContext
 from voxelflex.errors import ConfigError, TrainingError
 
+if TYPE_CHECKING:
+    from voxelflex.index import LoadedIndex
+    from voxelflex.sources import PlanConfig, SampleSource
+
 __all__ = ["TrainingData", "open_training_data"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingData:
     """Index, sources and plan settings of one training run.
 
@@ -31,17 +37,17 @@ class TrainingData:
         Shuffled training plan and in-order validation plan for this rank.
     fingerprint : str
         :func:`~voxelflex.engine.checkpoint.index_fingerprint` of the index.
-    target : numpy.ndarray of float32
-        Training targets (for the model's target standardisation).
+    target : numpy.ndarray of float32, shape (N_train_rows,)
+        Training targets in the index's RMSF unit (for the model's target standardisation).
     features : numpy.ndarray of float32, shape (N_train_rows, F)
-        Training rows' feature columns (for their standardisation).
+        Training rows' feature columns, NaN where missing (for their standardisation).
     """
 
-    index: object
-    train: object
-    val: object
-    plan: object
-    val_plan: object
+    index: LoadedIndex
+    train: SampleSource
+    val: SampleSource
+    plan: PlanConfig
+    val_plan: PlanConfig
     fingerprint: str
     target: np.ndarray
     features: np.ndarray
@@ -130,15 +136,7 @@ def open_training_data(config: Config, dist: DistContext) -> TrainingData:
         shuffle=True,
         mix_buffer_residues=lc.mix_buffer_residues,
     )
-    val_plan = PlanConfig(
-        batch_size=lc.batch_size,
-        seed=lc.seed,
-        num_workers=lc.num_workers,
-        world_size=dist.world_size,
-        rank=dist.rank,
-        shuffle=False,
-        mix_buffer_residues=lc.mix_buffer_residues,
-    )
+    val_plan = dataclasses.replace(plan, shuffle=False)
     kwargs = {"shards_dir": config.data.shards_dir}
     return TrainingData(
         index=index,
