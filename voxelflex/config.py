@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -297,8 +298,19 @@ def _field_type(dotted: str, *, origin: str) -> Any:
     return tp
 
 
-def _merge(base: dict, layer: Mapping, *, origin: str, base_dir: Path, prefix: str = "") -> None:
-    """Merge ``layer`` into ``base`` in place, resolving relative paths against ``base_dir``."""
+def _merge(
+    base: dict,
+    layer: Mapping,
+    *,
+    origin: str,
+    base_dir: Path,
+    origins: dict[str, str],
+    prefix: str = "",
+) -> None:
+    """Merge ``layer`` into ``base`` in place, resolving relative paths against ``base_dir``.
+
+    ``origins`` records, for each dotted key set, where its value came from (for messages).
+    """
     if not isinstance(layer, Mapping):
         raise ConfigError(
             f"{origin}: expected a mapping of config keys, got {type(layer).__name__}"
@@ -311,11 +323,19 @@ def _merge(base: dict, layer: Mapping, *, origin: str, base_dir: Path, prefix: s
                 raise ConfigError(
                     f"config key '{key}' in {origin}: expected a section (mapping), got {value!r}"
                 )
-            _merge(base[name], value, origin=origin, base_dir=base_dir, prefix=key + ".")
+            _merge(
+                base[name],
+                value,
+                origin=origin,
+                base_dir=base_dir,
+                origins=origins,
+                prefix=key + ".",
+            )
         else:
             if _is_path(tp) and isinstance(value, str | Path):
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value
+            origins[key] = origin
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
@@ -385,14 +405,29 @@ def load_config(
     cwd = Path.cwd()
     # Defaults are merged into an empty skeleton so they go through the same key checks.
     merged = _skeleton(Config)
-    _merge(merged, defaults, origin="the packaged default_config.yaml", base_dir=cwd)
+    origins: dict[str, str] = {}
+    _merge(
+        merged,
+        defaults,
+        origin="the packaged default_config.yaml",
+        base_dir=cwd,
+        origins=origins,
+    )
     if path is not None:
         path = Path(path).expanduser().resolve()
-        _merge(merged, _read_yaml(path), origin=str(path), base_dir=path.parent)
+        _merge(merged, _read_yaml(path), origin=str(path), base_dir=path.parent, origins=origins)
     items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override, overrides)
     for key, value in items:
-        _merge(merged, _nest(key, value), origin=f"override {key}", base_dir=cwd)
-    return _build(Config, merged, "")
+        _merge(merged, _nest(key, value), origin=f"override {key}", base_dir=cwd, origins=origins)
+    try:
+        return _build(Config, merged, "")
+    except ConfigError as exc:
+        # Values are checked once all layers are merged; say which layer set the bad one.
+        match = re.match(r"config key '([^']+)'", str(exc))
+        origin = origins.get(match[1]) if match else None
+        if origin is None:
+            raise
+        raise ConfigError(f"{exc} (set in {origin})") from None
 
 
 def _skeleton(cls: type) -> dict:
