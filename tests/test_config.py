@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voxelflex.config import Config, config_to_yaml, load_config
+from voxelflex.config import Config, choices, config_to_yaml, load_config
 from voxelflex.errors import ConfigError
 from voxelflex.logs import setup_logging
 
@@ -92,6 +92,24 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_bad_value_names_the_layer_that_set_it(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  epochs: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "'train.epochs'" in str(info.value) and str(path) in str(info.value)
+    # a later override replaces the file's value, and with it the culprit named
+    with pytest.raises(ConfigError, match=r"got 'x'.*\(set in override loader\.seed\)"):
+        load_config(path, ["train.epochs=2", "loader.seed=x"])
+
+
+def test_choices_list_a_keys_allowed_values():
+    assert choices("loader.source") == ("hdf5", "shards")
+    assert choices("data.rmsf_unit") == ("nm", "angstrom")
+    with pytest.raises(ConfigError, match=r"'train\.epochs' is not a choice"):
+        choices("train.epochs")
 
 
 def test_setup_logging_writes_run_log(tmp_path):

@@ -29,6 +29,7 @@ __all__ = [
     "LoaderConfig",
     "ModelConfig",
     "TrainConfig",
+    "choices",
     "config_to_yaml",
     "load_config",
 ]
@@ -336,6 +337,20 @@ def _merge(
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value
             origins[key] = origin
+
+
+def choices(dotted: str) -> tuple[str, ...]:
+    """Allowed values of a choice key, e.g. ``choices("loader.source") == ("hdf5", "shards")``.
+
+    Raises
+    ------
+    ConfigError
+        ``dotted`` is not a config key, or not one with a fixed set of values.
+    """
+    inner, _ = _split_optional(_field_type(dotted, origin="choices()"))
+    if typing.get_origin(inner) is not Literal:
+        raise ConfigError(f"config key '{dotted}' is not a choice ({_describe(inner)})")
+    return typing.get_args(inner)
 
 
 def _parse_override(item: str) -> tuple[str, Any]:

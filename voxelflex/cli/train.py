@@ -14,40 +14,22 @@ from typing import Annotated, Any
 
 import typer
 
+from voxelflex.config import choices
+
 __all__ = ["train"]
 
 
-class Source(StrEnum):
-    hdf5 = "hdf5"
-    shards = "shards"
+def _choice(name: str, key: str) -> type[StrEnum]:
+    """A Typer choice type listing the values the config declares for ``key``."""
+    return StrEnum(name, [(value, value) for value in choices(key)])
 
 
-class Architecture(StrEnum):
-    densenet3d = "densenet3d"
-    dilated_resnet3d = "dilated_resnet3d"
-    multipath = "multipath"
-
-
-class Preset(StrEnum):
-    tiny = "tiny"
-    small = "small"
-    base = "base"
-
-
-class Conditioning(StrEnum):
-    head = "head"
-    film = "film"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class RmsfUnit(StrEnum):
-    nm = "nm"
-    angstrom = "angstrom"
+Source = _choice("Source", "loader.source")
+Architecture = _choice("Architecture", "model.name")
+Preset = _choice("Preset", "model.preset")
+Conditioning = _choice("Conditioning", "model.conditioning")
+Device = _choice("Device", "train.device")
+RmsfUnit = _choice("RmsfUnit", "data.rmsf_unit")
 
 
 def train(
