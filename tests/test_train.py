@@ -178,6 +178,21 @@ def test_resume_refuses_other_model_or_index(reference, small_index, demo_index,
     assert "holds model" in result.output and "'preset': 'tiny'" in result.output
     result = runner.invoke(app, [*common, *sets, "--index", str(demo_index)])
     assert result.exit_code == 2 and "index fingerprint" in result.output
+    # the same inputs declared in another unit: the message names both units, not a fingerprint
+    demo = small_index.parent / "demo"
+    angstrom = tmp_path / "angstrom.parquet"
+    build_index(
+        demo / "voxels.hdf5",
+        angstrom,
+        rmsf_csv=demo / "rmsf.csv",
+        rmsf_unit="angstrom",
+        train=demo / "train_domains.txt",
+        val=demo / "val_domains.txt",
+        progress=False,
+    )
+    result = runner.invoke(app, [*common, *sets, "--index", str(angstrom)])
+    assert result.exit_code == 2
+    assert "RMSF in angstrom" in result.output and "predicts RMSF in nm" in result.output
     with pytest.raises(CheckpointError, match="does not exist"):
         fresh = _overrides(small_index, tmp_path, "new")
         train(load_config(overrides=[*fresh, "train.resume=true"]))

@@ -102,7 +102,7 @@ class CheckpointMeta:
         lo, hi = self.temperature_range
         return (t < lo) | (t > hi)
 
-    def check_data(self, index_meta, *, where: str) -> None:
+    def check_data(self, index_meta, *, where: str, checkpoint: str | None = None) -> None:
         """Refuse data whose frame or RMSF unit differs from the checkpoint's.
 
         Parameters
@@ -112,16 +112,19 @@ class CheckpointMeta:
             checked for its frame.
         where : str
             The index path, for the message.
+        checkpoint : str, optional
+            The checkpoint path, for the message.
         """
+        ck = "the checkpoint" if checkpoint is None else f"checkpoint {checkpoint}"
         if index_meta.frame != self.frame:
             raise CheckpointError(
-                f"{where} uses voxel frame {index_meta.frame.to_dict()}, but the checkpoint was "
+                f"{where} uses voxel frame {index_meta.frame.to_dict()}, but {ck} was "
                 f"trained on frame {self.frame.to_dict()}; re-voxelize with the checkpoint's "
                 "frame settings or train a model on this frame"
             )
         if index_meta.rmsf_unit is not None and index_meta.rmsf_unit != self.rmsf_unit:
             raise CheckpointError(
-                f"{where} has RMSF in {index_meta.rmsf_unit}, but the checkpoint predicts RMSF "
+                f"{where} has RMSF in {index_meta.rmsf_unit}, but {ck} predicts RMSF "
                 f"in {self.rmsf_unit}; rebuild the index with --rmsf-unit {self.rmsf_unit} "
                 "(after converting the CSV) or use a checkpoint trained in "
                 f"{index_meta.rmsf_unit}"

@@ -283,6 +283,9 @@ class _Trainer:
             )
         payload = load_checkpoint(path)
         meta = meta_from_dict(payload["meta"])
+        # Frame and unit first: another frame or unit also changes the fingerprint, and this
+        # message says what differs.
+        meta.check_data(self.data.index.meta, where=str(self.data.index.path), checkpoint=str(path))
         if meta.index_fingerprint != self.data.fingerprint:
             raise CheckpointError(
                 f"--resume: {path} was trained on index fingerprint {meta.index_fingerprint}, "
@@ -295,7 +298,6 @@ class _Trainer:
                 f"--resume: {path} holds model {spec.to_dict()}, but the config asks for "
                 f"{self.spec.to_dict()}; use the checkpoint's model settings or a new run"
             )
-        meta.check_data(self.data.index.meta, where=str(self.data.index.path))
         if meta.batch > 0 and payload["plan"] != self._plan_key():
             raise CheckpointError(
                 f"--resume: {path} stopped mid-epoch with plan {payload['plan']}, but this run "
