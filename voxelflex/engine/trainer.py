@@ -374,6 +374,7 @@ class _Trainer:
             previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             while self.epoch < tc.epochs:
+                self._stop_if_interrupted()  # Ctrl-C during validation: stop at the boundary
                 entry = self._train_epoch()
                 val = self._evaluate()
                 entry["val"] = val
