@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from voxelflex.config import choices
 from voxelflex.errors import ConfigError
 from voxelflex.models import (
     ARCHITECTURES,
@@ -58,6 +59,12 @@ def test_presets_grow_and_counts_split_trunk_and_head():
             assert counts["total"] == counts["trunk"] + counts["head"] > 0
             totals.append(counts["total"])
         assert totals == sorted(totals) and len(set(totals)) == 3, (name, totals)
+
+
+def test_config_choices_match_the_registries():
+    assert choices("model.name") == tuple(ARCHITECTURES)
+    assert choices("model.preset") == PRESET_NAMES
+    assert choices("model.conditioning") == tuple(CONDITIONINGS)
 
 
 @pytest.mark.parametrize(
