@@ -60,7 +60,7 @@ class EpochAccumulator:
         self.target.append(batch.target.cpu()[served])
         self.temperature.append(batch.temperature.cpu()[served])
         self.loss_sum = self.loss_sum + (
-            loss_sum.detach() if isinstance(loss_sum, torch.Tensor) else float(loss_sum)
+            loss_sum.detach().double() if isinstance(loss_sum, torch.Tensor) else float(loss_sum)
         )
         self.weight_sum += float(weight_sum)
 
