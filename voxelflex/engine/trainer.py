@@ -308,10 +308,14 @@ class _Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler is not None and payload["scheduler"] is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
-        self.scaler.load_state_dict(payload["scaler"])
+        # A run may resume on other hardware: a CPU/bf16 checkpoint has no fp16 scaler state,
+        # and CUDA RNG states only fit the same GPU count (steps re-seed the RNG anyway).
+        if payload["scaler"]:
+            self.scaler.load_state_dict(payload["scaler"])
         torch.set_rng_state(payload["rng"]["torch"])
-        if torch.cuda.is_available() and payload["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        cuda_rng = payload["rng"]["cuda"]
+        if torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_rng)
         self.epoch, self.batch, self.global_step = meta.epoch, meta.batch, meta.global_step
         self.history = json.loads(payload["history"])
         state = payload["trainer"]
