@@ -34,9 +34,6 @@ __all__ = [
     "load_config",
 ]
 
-MONITOR_METRICS = ("val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae")
-
-
 def _require(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}': got {value!r}, expected {allowed}")
