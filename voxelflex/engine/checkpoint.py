@@ -132,6 +132,7 @@ class CheckpointMeta:
 
 
 def meta_to_dict(meta: CheckpointMeta) -> dict[str, Any]:
+    """Plain values only (lists, str, numbers), as stored under ``meta`` in a checkpoint."""
     return {
         "model_name": meta.model_name,
         "preset": meta.preset,
@@ -152,6 +153,7 @@ def meta_to_dict(meta: CheckpointMeta) -> dict[str, Any]:
 
 
 def meta_from_dict(d: dict[str, Any]) -> CheckpointMeta:
+    """Inverse of :func:`meta_to_dict`."""
     return CheckpointMeta(
         model_name=str(d["model_name"]),
         preset=str(d["preset"]),

@@ -70,7 +70,11 @@ def forward_batch(
 
 @torch.no_grad()
 def predict_batch(
-    model: nn.Module, batch: Batch, device: str | torch.device, *, autocast_dtype=None
+    model: nn.Module,
+    batch: Batch,
+    device: str | torch.device,
+    *,
+    autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Predicted RMSF for every sample of ``batch``.
 

@@ -46,12 +46,14 @@ class ModelSpec:
     log_target: bool = False
 
     def to_dict(self) -> dict:
+        """Plain values (features as a list), as stored under ``model_spec`` in a checkpoint."""
         d = asdict(self)
         d["features"] = list(self.features)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
+        """Inverse of :meth:`to_dict`."""
         return cls(
             name=str(d["name"]),
             preset=str(d["preset"]),
