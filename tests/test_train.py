@@ -306,8 +306,14 @@ def test_cli_builds_an_index_from_inputs_or_says_what_is_missing(demo_data, tmp_
     ]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "built" / "index" / "index.parquet").is_file()
+    built = tmp_path / "built" / "index" / "index.parquet"
+    assert built.is_file()
     assert (tmp_path / "built" / "models" / "best.pt").is_file()
+    # resuming with the same, unchanged inputs reuses that index instead of rebuilding it
+    mtime = built.stat().st_mtime_ns
+    result = runner.invoke(app, [*args, "--epochs", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert built.stat().st_mtime_ns == mtime
 
 
 def test_huber_log_target_plateau_head_densenet(small_index, tmp_path):
