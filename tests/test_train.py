@@ -224,6 +224,18 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_p
         train(load_config(overrides=[*other_plan, "loader.batch_size=32"]))
 
 
+def test_loss_watch_keeps_the_first_non_finite_loss():
+    from voxelflex.engine.trainer import _LossWatch
+
+    watch = _LossWatch(torch.device("cpu"))
+    assert watch.every == 1  # reading is free on the CPU
+    for batch, value in enumerate([1.0, float("inf"), float("nan"), 2.0], start=1):
+        watch.record(torch.tensor(value), batch)
+    assert int(watch.batch) == 2 and float(watch.value) == float("inf")
+    # on an accelerator the watch lives there and is read only every few dozen steps
+    assert _LossWatch(torch.device("meta")).every > 1
+
+
 def test_served_rows_are_checked_exactly_once():
     part = {"row_id": [0, 1, 1], "pred": [0.1] * 3, "target": [0.2] * 3}
     part |= {"temperature": [320.0] * 3, "loss_sum": 1.0, "weight_sum": 3.0}
