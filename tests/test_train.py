@@ -23,7 +23,7 @@ from voxelflex.demo.generate import generate_demo
 from voxelflex.engine import load_for_inference, train
 from voxelflex.engine.checkpoint import load_checkpoint
 from voxelflex.engine.epoch_metrics import reduce_metrics
-from voxelflex.errors import CheckpointError, TrainingError
+from voxelflex.errors import CheckpointError, ConfigError, TrainingError
 from voxelflex.index import build_index, read_index
 
 EPOCHS = 2
@@ -222,6 +222,15 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_p
     other_plan = [*_overrides(small_index, tmp_path, "nan"), "train.resume=true"]
     with pytest.raises(CheckpointError, match=r"stopped mid-epoch.*'batch_size': 64"):
         train(load_config(overrides=[*other_plan, "loader.batch_size=32"]))
+
+
+def test_features_the_sources_cannot_serve_are_refused_up_front(small_index, tmp_path):
+    base = _overrides(small_index, tmp_path, "feat")
+    with pytest.raises(ConfigError, match=r"'model\.features'.*\['bogus'\] are not columns"):
+        train(load_config(overrides=[*base, "model.features=bogus"]))
+    with pytest.raises(ConfigError, match=r"do not serve per-residue features yet"):
+        train(load_config(overrides=[*base, "model.features=relative_accessibility"]))
+    assert not (tmp_path / "feat" / "models").exists()
 
 
 def test_loss_watch_keeps_the_first_non_finite_loss():

@@ -144,6 +144,13 @@ def open_training_data(config: Config, dist: DistContext) -> TrainingData:
             f"config key 'model.features': {missing} are not columns of {path}; available: "
             f"{', '.join(index.table.column_names)}"
         )
+    if config.model.features:
+        # Fail before building anything: otherwise the first step finds Batch.features empty.
+        raise ConfigError(
+            f"config key 'model.features': {list(config.model.features)} asked for, but the "
+            "sample sources do not serve per-residue features yet (their batches carry none); "
+            "set model.features=[]"
+        )
     features = (
         np.stack(
             [
