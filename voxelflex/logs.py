@@ -18,7 +18,11 @@ _MARK = "_voxelflex_handler"
 
 
 def setup_logging(
-    run_dir: str | Path | None = None, level: str = "INFO", *, console: bool = True
+    run_dir: str | Path | None = None,
+    level: str = "INFO",
+    *,
+    console: bool = True,
+    rank: int | None = None,
 ) -> Path | None:
     """Route the ``voxelflex`` logger to the console and, given ``run_dir``, to its log file.
 
@@ -32,7 +36,9 @@ def setup_logging(
     level : str
         ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
     console : bool
-        Also log to stderr (off on non-zero DDP ranks).
+        Also log to stderr.
+    rank : int, optional
+        DDP rank, written into every line (torchrun interleaves the ranks' stderr).
 
     Returns
     -------
@@ -45,7 +51,8 @@ def setup_logging(
         if getattr(handler, _MARK, False):
             logger.removeHandler(handler)
             handler.close()
-    formatter = logging.Formatter(_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+    fmt = _FORMAT if rank is None else _FORMAT.replace("%(levelname)s", f"rank{rank} %(levelname)s")
+    formatter = logging.Formatter(fmt, datefmt="%Y-%m-%d %H:%M:%S")
     handlers: list[logging.Handler] = []
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))

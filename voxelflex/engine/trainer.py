@@ -153,8 +153,12 @@ class _Trainer:
         self.models_dir = self.run_dir / "models"
         self.latest_path = self.models_dir / "latest.pt"
         self.best_path = self.models_dir / "best.pt"
+        # Rank 0 logs everything (and writes the log file); other ranks only warnings and
+        # errors (e.g. skipped domains of their part of the plan), tagged with their rank.
         setup_logging(
-            self.run_dir if dist.is_main else None, config.log_level, console=dist.is_main
+            self.run_dir if dist.is_main else None,
+            config.log_level if dist.is_main or config.log_level == "ERROR" else "WARNING",
+            rank=dist.rank if dist.enabled else None,
         )
         self.device = dist.device
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
