@@ -480,22 +480,12 @@ class _Trainer:
         bar.close()
         self._check_finite()
         elapsed = time.perf_counter() - t_start
-        parts = self.dist.gather_to_main(acc.arrays())
-        metrics = (
-            reduce_metrics(
-                parts,
-                expected_rows=data.train.sample_count,
-                split="train",
-                epoch=self.epoch + 1,
-            )
-            if self.dist.is_main
-            else None
-        )
+        metrics = self._epoch_metrics(acc, "train", data.train.sample_count)
         return {
             "epoch": self.epoch + 1,
             "lr": self.optimizer.param_groups[0]["lr"],
             "global_step": self.global_step,
-            "train": self.dist.broadcast(metrics),
+            "train": metrics,
             "timing": {
                 "seconds": elapsed,
                 "samples_per_s": samples * self.dist.world_size / max(elapsed, 1e-9),
@@ -579,15 +569,25 @@ class _Trainer:
                 loss * batch.weight.sum(),
                 float(host.weight.sum()),
             )
+        return self._epoch_metrics(acc, "val", data.val.sample_count)
+
+    def _epoch_metrics(
+        self, acc: EpochAccumulator, split: str, expected_rows: int
+    ) -> dict[str, Any]:
+        """Every rank's rows reduced on rank 0, the metrics (or its error) on every rank."""
         parts = self.dist.gather_to_main(acc.arrays())
-        metrics = (
-            reduce_metrics(
-                parts, expected_rows=data.val.sample_count, split="val", epoch=self.epoch + 1
-            )
-            if self.dist.is_main
-            else None
-        )
-        return self.dist.broadcast(metrics)
+        result: dict[str, Any] | TrainingError | None = None
+        if self.dist.is_main:
+            try:
+                result = reduce_metrics(
+                    parts, expected_rows=expected_rows, split=split, epoch=self.epoch + 1
+                )
+            except TrainingError as exc:  # raised on every rank, not only 0 (others would hang)
+                result = exc
+        result = self.dist.broadcast(result)
+        if isinstance(result, TrainingError):
+            raise result
+        return result
 
     def _track(self, val: dict[str, Any]) -> bool:
         """Update best value and patience; True when ``monitor`` improved."""
