@@ -34,6 +34,7 @@ __all__ = [
     "load_config",
 ]
 
+
 def _require(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}': got {value!r}, expected {allowed}")
