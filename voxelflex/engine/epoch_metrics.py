@@ -66,11 +66,13 @@ class EpochAccumulator:
 
     def arrays(self) -> dict[str, Any]:
         """Concatenated numpy arrays of served rows and the sums (what ranks exchange)."""
-        pred = (
-            torch.cat(self.pred).float().cpu()[torch.cat(self.served)]
-            if self.pred
-            else torch.zeros(0)
-        )
+        pred = torch.zeros(0)
+        if self.pred:
+            # After a mid-epoch resume the rows served before it are on the CPU, later ones on
+            # the model's device: one copy each way, not one per batch.
+            device = self.pred[-1].device
+            pred = torch.cat([p.to(device) for p in self.pred]).float().cpu()
+            pred = pred[torch.cat(self.served)]
         cat = {
             k: torch.cat(getattr(self, k)).numpy() if getattr(self, k) else np.zeros(0)
             for k in ("row_id", "target", "temperature")
