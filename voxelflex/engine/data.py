@@ -63,11 +63,13 @@ def _index_path(config: Config, dist: DistContext) -> Path:
             "or data.voxel_file, data.rmsf_csv, data.rmsf_unit and the split files to build one"
         )
     out = config.run_dir / "index" / "index.parquet"
-    if dist.is_main and _built_from_same_inputs(out, config):
-        log.info("reusing the sample index %s (its inputs are unchanged)", out)
-    elif dist.is_main:
+
+    def build() -> None:  # rank 0 only; a failure reaches every rank
         from voxelflex.index import build_index
 
+        if _built_from_same_inputs(out, config):
+            log.info("reusing the sample index %s (its inputs are unchanged)", out)
+            return
         log.info("building the sample index %s from %s", out, data.voxel_file)
         build_index(
             data.voxel_file,
@@ -79,7 +81,8 @@ def _index_path(config: Config, dist: DistContext) -> Path:
             test=data.test_split,
             progress=config.train.progress,
         )
-    dist.barrier()
+
+    dist.on_main(build)
     return out
 
 

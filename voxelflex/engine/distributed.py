@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from voxelflex.errors import ConfigError
+from voxelflex.errors import ConfigError, VoxelflexError
 
 __all__ = ["DistContext", "resolve_device"]
+
+T = TypeVar("T")
 
 
 def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
@@ -104,9 +107,22 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
+    def on_main(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on rank 0 only; its result, or the VoxelflexError it raised, on every rank.
+
+        The other ranks wait in the broadcast; an error reaches them instead of leaving them
+        waiting for a collective rank 0 never joins.
+        """
+        result: Any = None
+        if self.is_main:
+            try:
+                result = fn()
+            except VoxelflexError as exc:
+                result = exc
+        result = self.broadcast(result)
+        if isinstance(result, VoxelflexError):
+            raise result
+        return result
 
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():

@@ -576,18 +576,11 @@ class _Trainer:
     ) -> dict[str, Any]:
         """Every rank's rows reduced on rank 0, the metrics (or its error) on every rank."""
         parts = self.dist.gather_to_main(acc.arrays())
-        result: dict[str, Any] | TrainingError | None = None
-        if self.dist.is_main:
-            try:
-                result = reduce_metrics(
-                    parts, expected_rows=expected_rows, split=split, epoch=self.epoch + 1
-                )
-            except TrainingError as exc:  # raised on every rank, not only 0 (others would hang)
-                result = exc
-        result = self.dist.broadcast(result)
-        if isinstance(result, TrainingError):
-            raise result
-        return result
+        return self.dist.on_main(
+            lambda: reduce_metrics(
+                parts, expected_rows=expected_rows, split=split, epoch=self.epoch + 1
+            )
+        )
 
     def _track(self, val: dict[str, Any]) -> bool:
         """Update best value and patience; True when ``monitor`` improved."""
