@@ -233,6 +233,19 @@ def test_features_the_sources_cannot_serve_are_refused_up_front(small_index, tmp
     assert not (tmp_path / "feat" / "models").exists()
 
 
+def test_on_main_gives_rank_0_result_or_error():
+    from voxelflex.engine.distributed import DistContext
+
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    assert ctx.on_main(lambda: 3) == 3
+
+    def fail():
+        raise TrainingError("rank 0 failed")
+
+    with pytest.raises(TrainingError, match="rank 0 failed"):
+        ctx.on_main(fail)
+
+
 def test_loss_watch_keeps_the_first_non_finite_loss():
     from voxelflex.engine.trainer import _LossWatch
 
