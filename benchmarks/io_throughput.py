@@ -37,9 +37,9 @@ from _voxel_file import write_voxel_file  # benchmarks/ (scripts run from there)
 from torch.utils.data import DataLoader, Dataset
 
 from voxelflex.atomic import atomic_write_text
-from voxelflex.demo.generate import generate_demo
+from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.frame import PACKED_BYTES
-from voxelflex.index import build_index, read_index
+from voxelflex.index import read_index
 from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import unpack_torch
 from voxelflex.sources import PlanConfig, build_shards, open_source
@@ -63,16 +63,7 @@ def prepare_data(out: Path, n_domains: int, reuse: bool, workers: int) -> dict:
         t0 = time.perf_counter()
         demo = generate_demo(data, n_domains=n_domains, min_residues=100, max_residues=200, seed=1)
         t1 = time.perf_counter()
-        build_index(
-            demo.voxel_file,
-            index_path,
-            rmsf_csv=demo.rmsf_csv,
-            rmsf_unit="nm",
-            train=demo.train_split,
-            val=demo.val_split,
-            test=demo.test_split,
-            progress=False,
-        )
+        build_demo_index(demo, index_path)
         t2 = time.perf_counter()
         report = build_shards(index_path, shards, workers=workers, progress=False)
         print(

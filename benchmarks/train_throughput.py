@@ -99,8 +99,7 @@ def model_throughput(
 
 def make_dataset(root: Path, n_domains: int, *, min_residues: int, max_residues: int) -> dict:
     """Generate demo inputs, the index and shards under ``root`` (reused when present)."""
-    from voxelflex.demo.generate import generate_demo
-    from voxelflex.index import build_index
+    from voxelflex.demo.generate import build_demo_index, generate_demo
     from voxelflex.sources import build_shards
 
     index_path = root / "index.parquet"
@@ -113,16 +112,7 @@ def make_dataset(root: Path, n_domains: int, *, min_residues: int, max_residues:
             max_residues=max_residues,
             seed=0,
         )
-        build_index(
-            paths.voxel_file,
-            index_path,
-            rmsf_csv=paths.rmsf_csv,
-            rmsf_unit="nm",
-            train=paths.train_split,
-            val=paths.val_split,
-            test=paths.test_split,
-            progress=False,
-        )
+        build_demo_index(paths, index_path)
         build_shards(index_path, shards_dir, progress=False)
     return {"index": index_path, "shards_dir": shards_dir}
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from voxelflex.demo.generate import DemoPaths, generate_demo
+from voxelflex.demo.generate import DemoPaths, build_demo_index, generate_demo
 
 
 @pytest.fixture(scope="session")
@@ -18,19 +18,8 @@ def demo_data(tmp_path_factory) -> DemoPaths:
 @pytest.fixture(scope="session")
 def demo_index(demo_data, tmp_path_factory):
     """Path of the sample index built from :func:`demo_data` (train/val/test splits, nm)."""
-    from voxelflex.index import build_index
-
     out = tmp_path_factory.mktemp("index") / "index.parquet"
-    build_index(
-        demo_data.voxel_file,
-        out,
-        rmsf_csv=demo_data.rmsf_csv,
-        rmsf_unit="nm",
-        train=demo_data.train_split,
-        val=demo_data.val_split,
-        test=demo_data.test_split,
-        progress=False,
-    )
+    build_demo_index(demo_data, out)
     return out
 
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
-from voxelflex.demo.generate import generate_demo
+from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.engine import load_for_inference, train
 from voxelflex.engine.checkpoint import load_checkpoint
 from voxelflex.engine.epoch_metrics import reduce_metrics
@@ -44,16 +44,7 @@ def small_index(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_demo")
     paths = generate_demo(root / "demo", n_domains=8, seed=3)
     out = root / "index.parquet"
-    build_index(
-        paths.voxel_file,
-        out,
-        rmsf_csv=paths.rmsf_csv,
-        rmsf_unit="nm",
-        train=paths.train_split,
-        val=paths.val_split,
-        test=paths.test_split,
-        progress=False,
-    )
+    build_demo_index(paths, out)
     return out
 
 

@@ -28,8 +28,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.index import BuildReport, build_index
 
-__all__ = ["MDCATH_TEMPERATURES", "DemoPaths", "generate_demo", "rmsf_target"]
+__all__ = ["MDCATH_TEMPERATURES", "DemoPaths", "build_demo_index", "generate_demo", "rmsf_target"]
 
 MDCATH_TEMPERATURES = (320.0, 348.0, 379.0, 413.0, 450.0)
 AMINO_ACIDS = [
@@ -264,3 +265,19 @@ def generate_demo(
         lines = ["# voxelflex demo split: one domain id a line"] + [ids[k] for k in sorted(part)]
         atomic_write_text(path, "\n".join(lines) + "\n")
     return paths
+
+
+def build_demo_index(
+    paths: DemoPaths, out_path: str | Path, *, progress: bool = False
+) -> BuildReport:
+    """Build the sample index of a demo dataset (all three splits, RMSF in nm)."""
+    return build_index(
+        paths.voxel_file,
+        out_path,
+        rmsf_csv=paths.rmsf_csv,
+        rmsf_unit="nm",
+        train=paths.train_split,
+        val=paths.val_split,
+        test=paths.test_split,
+        progress=progress,
+    )

@@ -17,9 +17,8 @@ from voxelflex.analysis import format_summary, plot
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
-from voxelflex.demo.generate import MDCATH_TEMPERATURES, generate_demo
+from voxelflex.demo.generate import MDCATH_TEMPERATURES, build_demo_index, generate_demo
 from voxelflex.engine import train
-from voxelflex.index import build_index
 from voxelflex.sources.shard_build import build_shards
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
@@ -100,16 +99,7 @@ def run_demo(
     _timed(
         s,
         "index",
-        lambda: build_index(
-            data.voxel_file,
-            index_path,
-            rmsf_csv=data.rmsf_csv,
-            rmsf_unit="nm",
-            train=data.train_split,
-            val=data.val_split,
-            test=data.test_split,
-            progress=False,
-        ),
+        lambda: build_demo_index(data, index_path),
     )
     shards_dir = root / "work" / "shards"
     _timed(
