@@ -98,7 +98,8 @@ def predict(
     )
     typer.echo(
         f"predictions: {report.path} ({report.n_residues} residues × "
-        f"{len(report.temperatures)} temperatures = {report.n_rows} rows)"
+        f"{len(report.temperatures)} temperature{'s' if len(report.temperatures) > 1 else ''}"
+        f" = {report.n_rows} rows)"
     )
     if report.extrapolated_temperatures:
         typer.echo(

@@ -167,7 +167,8 @@ def _pack_batches(counts: np.ndarray, batch_size: int) -> np.ndarray:
     if counts.max() > batch_size:
         raise ConfigError(
             f"batch_size {batch_size} is smaller than a residue's {int(counts.max())} "
-            "temperature rows; a residue is never split across batches: raise batch_size"
+            "temperature rows; a residue is never split across batches: raise the batch size "
+            "(`loader.batch_size`, `--batch-size`)"
         )
     if counts.min() == counts.max():
         per = batch_size // int(counts[0])
