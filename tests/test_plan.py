@@ -228,7 +228,7 @@ def test_more_streams_than_domains_pads_with_weight_zero(monkeypatch):
 
 def test_config_and_input_errors(table):
     t = SplitTable.from_arrow(table, "train")
-    with pytest.raises(ConfigError, match=r"raise the batch size \(`loader.batch_size`, `--batch-size`\)"):
+    with pytest.raises(ConfigError, match=r"raise the batch size \(`loader.batch_size`"):
         make_plan(t, PlanConfig(batch_size=4), 0)
     with pytest.raises(ConfigError, match="rank"):
         PlanConfig(world_size=2, rank=2)
