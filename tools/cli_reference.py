@@ -27,16 +27,23 @@ def _commands(group, prefix: list[str]):
 
 
 def render() -> str:
+    """The whole reference as Markdown (plain help text, 100 columns)."""
+    rich = typer.core.HAS_RICH
     typer.core.HAS_RICH = False  # plain help text instead of rich boxes printed to the terminal
-    root = typer.main.get_command(app)
-    parts = [
-        "# voxelflex CLI reference\n",
-        "Generated from the commands' help by `python tools/cli_reference.py`; do not edit.\n",
-    ]
-    for path, cmd in _commands(root, []):
-        ctx = cmd.context_class(cmd, info_name="voxelflex " + " ".join(path), terminal_width=100)
-        text = _ANSI.sub("", cmd.get_help(ctx))
-        parts.append(f"## `voxelflex {' '.join(path)}`\n\n```text\n{text.rstrip()}\n```\n")
+    try:
+        root = typer.main.get_command(app)
+        parts = [
+            "# voxelflex CLI reference\n",
+            "Generated from the commands' help by `python tools/cli_reference.py`; do not edit.\n",
+        ]
+        for path, cmd in _commands(root, []):
+            name = "voxelflex " + " ".join(path)
+            text = _ANSI.sub(
+                "", cmd.get_help(cmd.context_class(cmd, info_name=name, terminal_width=100))
+            )
+            parts.append(f"## `{name}`\n\n```text\n{text.rstrip()}\n```\n")
+    finally:
+        typer.core.HAS_RICH = rich
     return "\n".join(parts)
 
 
