@@ -122,7 +122,7 @@ def _write_shard(
     """Write one shard atomically; return its manifest entry."""
     records = []
     with atomic_path(path) as tmp:
-        with wds.TarWriter(str(tmp), encoder=False, mtime=0.0) as writer:
+        with wds.TarWriter(str(tmp), encoder=False, mtime=0) as writer:
             for (domain, vox, keys), n in zip(encoded, n_res, strict=True):
                 key = domain_key(domain)
                 writer.write({"__key__": key, VOX_MEMBER: vox, KEYS_MEMBER: keys})
