@@ -61,6 +61,6 @@ def unpack_torch(packed: torch.Tensor, dtype: torch.dtype = torch.float32) -> to
             f"expected uint8 (R, {PACKED_BYTES}), got {packed.dtype} {tuple(packed.shape)}"
         )
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
-    bits = (packed.unsqueeze(-1) >> shifts) & 1
-    bits = bits.reshape(packed.shape[0], PACKED_BYTES * 8)[:, :N_VOXELS]
-    return bits.to(dtype).reshape(packed.shape[0], *GRID_SHAPE)
+    bits = (packed.unsqueeze(-1) >> shifts).bitwise_and_(1)  # in place: one uint8 pass fewer
+    bits = bits.view(packed.shape[0], PACKED_BYTES * 8)[:, :N_VOXELS]
+    return bits.to(dtype).view(packed.shape[0], *GRID_SHAPE)
