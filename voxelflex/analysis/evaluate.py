@@ -28,6 +28,7 @@ from voxelflex.analysis.metrics import (
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
+from voxelflex.columns import strings
 from voxelflex.errors import InputError, VoxelflexError
 
 __all__ = [
@@ -55,12 +56,6 @@ def _column(table: pa.Table, name: str, dtype=np.float64) -> np.ndarray:
     return np.asarray(pc.fill_null(table[name], np.nan).to_numpy(zero_copy_only=False), dtype)
 
 
-def _strings(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(
-        pc.fill_null(table[name].cast(pa.string()), "").to_numpy(zero_copy_only=False)
-    )
-
-
 def _per_temperature(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict:
     return {temperature_key(k): regression_metrics(y[t == k], p[t == k]) for k in np.unique(t)}
 
@@ -70,7 +65,7 @@ def _stratified(table: pa.Table, y: np.ndarray, p: np.ndarray) -> dict:
     names = table.column_names
     ss_col = next((c for c in ("dssp", "secondary_structure_encoded") if c in names), None)
     if ss_col is not None:
-        ss = _strings(table, ss_col)
+        ss = strings(table[ss_col])
         if (ss != "").any():
             out["secondary_structure"] = {"column": ss_col, **_grouped(y, p, ss, "")}
     if "relative_accessibility" in names:
@@ -82,7 +77,7 @@ def _stratified(table: pa.Table, y: np.ndarray, p: np.ndarray) -> dict:
         if ok.any():
             binned = np.where(ok, labels[np.clip(where, 0, len(labels) - 1)], "")
             out["relative_accessibility"] = {"bins": list(edges), **_grouped(y, p, binned, "")}
-    out["residue_type"] = _grouped(y, p, _strings(table, "resname"), "")
+    out["residue_type"] = _grouped(y, p, strings(table["resname"]), "")
     return out
 
 
@@ -95,7 +90,7 @@ def _grouped(y: np.ndarray, p: np.ndarray, groups: np.ndarray, missing) -> dict:
 
 
 def _per_domain(table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict:
-    _, dom = np.unique(_strings(table, "domain"), return_inverse=True)
+    _, dom = np.unique(strings(table["domain"]), return_inverse=True)
     out = {"all_temperatures": summarize(grouped_pearson(y, p, dom)[1])}
     for k in np.unique(t):
         sel = t == k
@@ -265,7 +260,7 @@ def _importance(meta: PredictionsMeta, rows: pa.Table, *, enabled: bool, **kwarg
         return {"skipped": "not requested"}
     from voxelflex.analysis.predict import importance_for_rows
 
-    domains = sorted(set(_strings(rows, "domain").tolist()))
+    domains = sorted(set(strings(rows["domain"]).tolist()))
     try:
         return importance_for_rows(splits=meta.splits, domains=domains, **kwargs)
     except VoxelflexError as exc:

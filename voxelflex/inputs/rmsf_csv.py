@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from voxelflex.columns import codes
 from voxelflex.errors import ConfigError, InputError
 
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "RMSF_UNITS", "check_rmsf_unit", "read_rmsf_csv"]
@@ -125,18 +126,13 @@ def _check_values(path: str, t: pa.Table, *, has_chain: bool) -> None:
             raise _rows_error(path, t, bad, f"NaN, infinite or {sign} {what} ({col})")
 
 
-def _codes(column: pa.ChunkedArray) -> np.ndarray:
-    """Integer codes of a column's values (equal values, equal codes)."""
-    return pc.dictionary_encode(column).combine_chunks().indices.to_numpy()
-
-
 def _check_duplicates(path: str, t: pa.Table) -> None:
     # Sort-based: a lexsort of integer codes needs far less memory than a hash aggregate.
     keys = [
-        _codes(t["domain_id"]),
-        _codes(pc.fill_null(t["chain"], "")),
+        codes(t["domain_id"]),
+        codes(pc.fill_null(t["chain"], "")),
         t["resid"].to_numpy(),
-        _codes(t["temperature_feature"]),
+        codes(t["temperature_feature"]),
     ]
     order = np.lexsort(keys[::-1])
     same = np.ones(len(order) - 1 if len(order) else 0, dtype=bool)

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voxelflex.columns import codes, strings
 from voxelflex.errors import IndexFormatError, SourceError
 from voxelflex.index.schema import SPLITS
 
@@ -40,16 +41,6 @@ def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 def _offsets(boundaries: np.ndarray, n: int) -> np.ndarray:
     """Offsets ``(k+1,)`` from a boolean "a new group starts here" mask of length ``n``."""
     return np.append(np.flatnonzero(boundaries), n).astype(np.int64)
-
-
-def _codes(column: pa.ChunkedArray) -> np.ndarray:
-    """Integer codes of a string column (equal strings, equal codes)."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=str)
 
 
 @dataclass(frozen=True)
@@ -175,9 +166,9 @@ class SplitTable:
                 f"{_split_counts(table)}); choose another split or rebuild the index"
             )
         n = rows.num_rows
-        dom = _codes(rows["domain"])
-        chain = _codes(rows["chain"])
-        icode = _codes(rows["icode"])
+        dom = codes(rows["domain"])
+        chain = codes(rows["chain"])
+        icode = codes(rows["icode"])
         resnum = rows["resnum"].to_numpy(zero_copy_only=False).astype(np.int64)
         new_dom = np.ones(n, dtype=bool)
         new_dom[1:] = dom[1:] != dom[:-1]
@@ -196,9 +187,9 @@ class SplitTable:
         # residue r belongs to the domain whose first row is at or before its first row
         domain_res_offsets = np.searchsorted(res_starts, np.append(dom_starts, n)).astype(np.int64)
         first = pa.array(res_starts)
-        domains = _strings(rows["domain"].take(pa.array(dom_starts)))
-        chains = _strings(rows["chain"].take(first))
-        resids = _strings(rows["resid_str"].take(first))
+        domains = strings(rows["domain"].take(pa.array(dom_starts)))
+        chains = strings(rows["chain"].take(first))
+        resids = strings(rows["resid_str"].take(first))
         row_id = rows["row_id"].to_numpy(zero_copy_only=False).astype(np.int64)
         if temperatures is None:
             temperature = rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float32)
