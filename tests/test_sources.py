@@ -281,3 +281,40 @@ def test_index_and_shards_travel_without_the_voxel_file(tmp_path):
     hdf5 = open_source("hdf5", moved, split="predict", temperatures=[300.0])
     with pytest.raises(InputError, match=r"voxels\.hdf5 .* does not exist: .*--source shards"):
         list(hdf5.loader(cfg, 0))
+
+
+def test_shards_serve_a_split_that_holds_part_of_a_domain(tmp_path):
+    """A residue without RMSF becomes a `predict` row; its domain's shard record holds every
+    residue, so the shard reader picks the split's residues by key, as the HDF5 source does."""
+    import pyarrow.csv as pacsv
+
+    from voxelflex.demo.generate import generate_demo
+    from voxelflex.index import build_index
+
+    data = generate_demo(tmp_path / "d", n_domains=4, min_residues=10, max_residues=15)
+    rows = pacsv.read_csv(data.rmsf_csv)
+    dom = rows["domain_id"][0].as_py()
+    drop = pc.and_(pc.equal(rows["resid"], 3), pc.equal(rows["domain_id"], dom))
+    pacsv.write_csv(rows.filter(pc.invert(drop)), tmp_path / "r.csv")
+    build_index(
+        data.voxel_file,
+        tmp_path / "i.parquet",
+        rmsf_csv=tmp_path / "r.csv",
+        rmsf_unit="nm",
+        train=data.train_split,
+        val=data.val_split,
+        test=data.test_split,
+        progress=False,
+    )
+    index = read_index(tmp_path / "i.parquet")
+    assert index.table.filter(pc.equal(index.table["split"], "predict")).num_rows == 1
+    split = index.table.filter(pc.equal(index.table["domain"], dom))["split"][0].as_py()
+    build_shards(index, tmp_path / "s", progress=False)
+    cfg = PlanConfig(batch_size=64, shuffle=False)
+    hdf5 = list(open_source("hdf5", index, split=split).loader(cfg, 0))
+    shards = list(
+        open_source("shards", index, split=split, shards_dir=tmp_path / "s").loader(cfg, 0)
+    )
+    assert len(hdf5) == len(shards)
+    for a, b in zip(hdf5, shards, strict=True):
+        assert torch.equal(a.packed, b.packed) and torch.equal(a.row_id, b.row_id)

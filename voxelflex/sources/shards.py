@@ -180,18 +180,29 @@ class ShardReader(DomainReader):
             raise ShardError(self._errors.pop(domain))
         shard, _, record = self.records[domain]
         rows, keys = decode_record(str(self.folder / shard), record, self._data.pop(domain))
-        if keys["chains"] == chains.tolist() and keys["resids"] == resids.tolist():
+        stored = _residue_keys(
+            np.asarray(keys["chains"], dtype=str), np.asarray(keys["resids"], dtype=str)
+        )
+        wanted = _residue_keys(chains.astype(str), resids.astype(str))
+        if stored.shape == wanted.shape and (stored == wanted).all():
             return rows
-        # Shards built from a larger index: pick the index's residues by key.
-        position = {k: i for i, k in enumerate(zip(keys["chains"], keys["resids"], strict=True))}
-        try:
-            take = [position[k] for k in zip(chains.tolist(), resids.tolist(), strict=True)]
-        except KeyError as exc:
+        # Shards built from a larger index (e.g. all splits): pick the index's residues by key.
+        order = np.argsort(stored, kind="stable")
+        pos = np.minimum(np.searchsorted(stored, wanted, sorter=order), len(stored) - 1)
+        take = order[pos]
+        missing = np.flatnonzero(stored[take] != wanted)
+        if len(missing):
+            chain, resid = wanted[missing[0]].split("\x00")
             raise ShardError(
-                f"shard {self.folder / shard}, domain {domain}: residue {exc.args[0]} of the index "
-                "is not in the shard; the shards were built from another index: rebuild them"
-            ) from None
+                f"shard {self.folder / shard}, domain {domain}: residue {(chain, resid)} of the "
+                "index is not in the shard; the shards were built from another index: rebuild them"
+            )
         return rows[take]
+
+
+def _residue_keys(chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
+    """One comparable key per residue: ``chain NUL resid_str`` (neither contains NUL)."""
+    return np.char.add(np.char.add(chains, "\x00"), resids)
 
 
 class ShardSource(SampleSource):
