@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -112,6 +113,7 @@ class TrainConfig:
     checkpoint_every_batches: int
     progress: bool
     resume: bool
+    overwrite: bool
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "train.epochs", self.epochs, "an integer >= 1")
@@ -131,6 +133,12 @@ class TrainConfig:
             _require(value >= 0, f"train.{key}", value, "an integer >= 0")
         _require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a number >= 0")
         _require(self.huber_delta > 0, "train.huber_delta", self.huber_delta, "a number > 0")
+        _require(
+            not (self.resume and self.overwrite),
+            "train.overwrite",
+            self.overwrite,
+            "false with train.resume (continue the run, or start it over: not both)",
+        )
 
     @property
     def monitor_mode(self) -> str:
@@ -232,7 +240,7 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
             with contextlib.suppress(ValueError):
                 value = float(value)
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        _require(ok, key, value, "a number")
+        _require(ok and math.isfinite(value), key, value, "a finite number")
         return float(value)
     if inner is str:
         _require(isinstance(value, str), key, value, "a string")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's text advises weights_only=False, i.e. running whatever code the file holds
+        found = re.search(r"WeightsUnpickler error: ([^\n]*)", str(exc))
+        detail = f" ({found[1].strip()})" if found else ""
+        raise CheckpointError(
+            f"checkpoint {path} holds Python objects a weights-only load refuses{detail}; "
+            "voxelflex checkpoints hold none, so it is not one (or was altered): do not load it, "
+            "use a checkpoint written by `voxelflex train`"
+        ) from None
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it is corrupt or "
@@ -208,9 +219,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_from_payload(payload: dict[str, Any], *, where: str) -> tuple[RMSFModel, CheckpointMeta]:
-    """Rebuild the model of a loaded checkpoint dict and load its weights (on the CPU)."""
-    meta = meta_from_dict(payload["meta"])
-    spec = ModelSpec.from_dict(payload["model_spec"])
+    """Rebuild the model of a loaded checkpoint dict and load its weights (on the CPU).
+
+    Raises
+    ------
+    CheckpointError
+        A key is missing or malformed, or a weight is NaN or infinite (a model that can only
+        predict NaN).
+    """
+    missing = [k for k in ("meta", "model_spec", "model") if k not in payload]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {where} lacks {missing} (it has {sorted(payload)}); it is not a complete "
+            "voxelflex checkpoint: use one written by `voxelflex train`"
+        )
+    try:
+        meta = meta_from_dict(payload["meta"])
+        spec = ModelSpec.from_dict(payload["model_spec"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(
+            f"checkpoint {where}: metadata field missing or malformed ({exc!r}); use a checkpoint "
+            "written by `voxelflex train`"
+        ) from exc
+    _require_finite(payload["model"], where=where)
     model = build_model(spec, temperature_range=meta.temperature_range)
     try:
         model.load_state_dict(payload["model"])
@@ -219,6 +250,21 @@ def model_from_payload(payload: dict[str, Any], *, where: str) -> tuple[RMSFMode
             f"checkpoint {where}: weights do not fit its model spec ({exc})"
         ) from exc
     return model, meta
+
+
+def _require_finite(state: dict[str, Any], *, where: str) -> None:
+    """Raise :class:`CheckpointError` naming the first tensor with NaN or infinite values."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {where}: `model` is not a state dict; retrain")
+    for name, tensor in state.items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"checkpoint {where}: weight {name!r} holds {bad} NaN or infinite values, so "
+                    "every prediction would be NaN; use an earlier checkpoint of the run "
+                    "(best.pt, epoch_NNN.pt) or retrain"
+                )
 
 
 def load_for_inference(

@@ -104,12 +104,14 @@ def connect(path: str | os.PathLike, *, check_inputs: bool = False) -> duckdb.Du
     """DuckDB connection with the view ``samples`` over the index; no file can be written.
 
     File system access is limited to the index itself and the configuration is locked, so
-    ``COPY ... TO``, ``ATTACH`` and reads of other files fail. (Temporary in-memory tables
-    remain possible; :func:`voxelflex.index.query.run_query` also refuses non-SELECT statements.)
+    ``COPY ... TO``, ``ATTACH`` and reads of other files fail. DuckDB's spill folder is off:
+    its allowed-paths check lets queries read anything under it (``<cwd>/.tmp/`` by default).
+    (Temporary in-memory tables remain possible; :func:`voxelflex.index.query.run_query` also
+    refuses non-SELECT statements.)
     """
     read_meta(path, check_inputs=check_inputs)
     abspath = os.path.abspath(path)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"temp_directory": ""})
     literal = abspath.replace("'", "''")
     con.execute(f"CREATE VIEW samples AS SELECT * FROM read_parquet('{literal}')")
     con.execute(f"SET allowed_paths = ['{literal}']")

@@ -19,6 +19,7 @@ import pyarrow.csv as pcsv
 
 from voxelflex.columns import codes
 from voxelflex.errors import ConfigError, InputError
+from voxelflex.paths import require_file
 
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "RMSF_UNITS", "check_rmsf_unit", "read_rmsf_csv"]
 
@@ -180,8 +181,7 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
         duplicated (domain, chain, resid, temperature) rows.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"RMSF CSV {path} does not exist; check --rmsf-csv")
+    require_file(path, what="RMSF CSV", option="--rmsf-csv")
     columns = _header(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:

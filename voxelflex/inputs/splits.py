@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from voxelflex.errors import InputError
+from voxelflex.paths import require_file
 
 __all__ = ["read_split_file", "read_splits"]
 
@@ -30,9 +31,8 @@ def read_split_file(
         What the file is and the option that named it, for the missing-file error.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"{what} {path} does not exist; check {option}")
-    with open(path, encoding="utf-8") as fh:
+    require_file(path, what=what, option=option)
+    with open(path, encoding="utf-8-sig") as fh:  # -sig: Windows editors write a BOM
         ids = (line.split("#", 1)[0].strip() for line in fh)
         return list(dict.fromkeys(i for i in ids if i))
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from voxelflex.errors import FrameError, InputError
 from voxelflex.frame import FRAME, channel_permutation, decode_atom_encoder
+from voxelflex.paths import require_file
 
 __all__ = [
     "GRID_FILE_SHAPE",
@@ -66,8 +67,7 @@ class ResidueKeys:
 def open_voxel_file(path: str | os.PathLike) -> h5py.File:
     """Open a voxel HDF5 read-only, with an :class:`InputError` naming the file if that fails."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"voxel file {path} does not exist; pass the aposteriori HDF5 output")
+    require_file(path, what="voxel file", option="--voxel-file (the aposteriori HDF5 output)")
     try:
         return h5py.File(path, "r")
     except OSError as exc:

@@ -49,7 +49,11 @@ class VoxelScan:
     labels : pyarrow.Table
         ``domain, chain, resid_str, label`` for the residues whose ``label`` was read.
     bad : pyarrow.Table
-        ``domain, chain, resid_str, detail`` for datasets that failed a check.
+        ``domain, chain, resid_str, detail`` for datasets that failed the dtype/shape check.
+    no_label : pyarrow.Table
+        ``domain, chain, resid_str`` of datasets without a ``label`` attribute. The quick scan
+        reads a sample of labels per chain and, when one is missing, every label of that
+        chain, so quick and deep scans skip the same residues for the same rule.
     empty_domains : list of str
         Domains without any residue dataset.
     key_hash : str
@@ -63,6 +67,7 @@ class VoxelScan:
     keys: pa.Table
     labels: pa.Table
     bad: pa.Table
+    no_label: pa.Table
     empty_domains: list[str]
     key_hash: str
     n_checked: int
@@ -84,33 +89,30 @@ def _check_dataset(group: h5py.Group, filename: str, domain: str, chain: str, re
 
 def _check_chain(
     group: h5py.Group, path: str, domain: str, chain: str, keys: list[str], deep: bool
-) -> tuple[int, list[tuple[tuple[str, str, str, str], bool]]]:
+) -> tuple[int, list[tuple[str, str]], list[tuple[str, str]], list[str]]:
     """Check dtype/shape and read ``label`` of a sample of one chain's datasets (all if deep).
 
-    Returns the number of datasets checked and rows ``((domain, chain, resid, label or
-    problem), is_label)``.
+    Returns the number of datasets checked, ``(resid, problem)`` of failed checks,
+    ``(resid, label)`` of labels read and the residues without a label. A missing label in the
+    sample makes every label of the chain be read (the same outcome as a deep scan).
     """
     n = len(keys)
     check_at = np.arange(n) if deep else _spread(n, CHECKS_PER_CHAIN)
     label_at = np.arange(n) if deep else _spread(n, LABELS_PER_CHAIN)
-    rows = []
+    bad = []
     failed = set()
     for i in check_at.tolist():
         try:
             _check_dataset(group, path, domain, chain, keys[i])
         except InputError as exc:
             failed.add(i)
-            rows.append(((domain, chain, keys[i], str(exc)), False))
-    for i in label_at.tolist():
-        if i in failed:
-            continue
-        label = read_label(group, keys[i])
-        if label is None:
-            problem = f"{path}: {domain}/{chain}/{keys[i]} has no `label` attribute"
-            rows.append(((domain, chain, keys[i], problem), False))
-        else:
-            rows.append(((domain, chain, keys[i], label), True))
-    return len(check_at), rows
+            bad.append((keys[i], str(exc)))
+    labels = {i: read_label(group, keys[i]) for i in label_at.tolist() if i not in failed}
+    if None in labels.values() and len(labels) < n:
+        labels = {i: read_label(group, keys[i]) for i in range(n) if i not in failed}
+    found = [(keys[i], v) for i, v in labels.items() if v is not None]
+    missing = [keys[i] for i, v in labels.items() if v is None]
+    return len(check_at), bad, found, missing
 
 
 def scan_voxel_file(
@@ -143,6 +145,7 @@ def scan_voxel_file(
     all_keys: list[str] = []
     lab_rows: tuple[list, list, list, list] = ([], [], [], [])
     bad_rows: tuple[list, list, list, list] = ([], [], [], [])
+    unlabelled: tuple[list, list, list] = ([], [], [])
     empty: list[str] = []
     n_checked = 0
     with open_voxel_file(path) as f:
@@ -170,10 +173,14 @@ def scan_voxel_file(
                 chain_len.append(len(keys))
                 all_keys.extend(keys)
                 n_domain += len(keys)
-                checked, failures = _check_chain(cgroup, path, domain, chain, keys, deep)
+                checked, bad, found, missing = _check_chain(cgroup, path, domain, chain, keys, deep)
                 n_checked += checked
-                for row, is_label in failures:
-                    for col, v in zip(lab_rows if is_label else bad_rows, row, strict=True):
+                for target, items in ((bad_rows, bad), (lab_rows, found)):
+                    for resid, value in items:
+                        for col, v in zip(target, (domain, chain, resid, value), strict=True):
+                            col.append(v)
+                for resid in missing:
+                    for col, v in zip(unlabelled, (domain, chain, resid), strict=True):
                         col.append(v)
             if n_domain == 0:
                 empty.append(domain)
@@ -202,6 +209,9 @@ def scan_voxel_file(
         keys=keys_table,
         labels=pa.table(dict(zip([*names, "label"], lab_rows, strict=True)), schema=_LABELS_SCHEMA),
         bad=pa.table(dict(zip([*names, "detail"], bad_rows, strict=True)), schema=_BAD_SCHEMA),
+        no_label=pa.table(
+            dict(zip(names, unlabelled, strict=True)), schema=pa.schema(list(_BAD_SCHEMA)[:3])
+        ),
         empty_domains=empty,
         key_hash=digest.hexdigest(),
         n_checked=n_checked,

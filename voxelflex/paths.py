@@ -1,0 +1,109 @@
+"""Input files that must exist and the one overwrite policy for every output voxelflex writes.
+
+The policy (also in ``docs/formats.md``, "Outputs and overwriting"):
+
+* An output never resolves to one of the command's inputs (``index build -o voxels.hdf5`` would
+  replace the voxel file with a Parquet): refused, naming both.
+* An existing output is refused, naming it and the ways on: ``--resume`` where the command has it,
+  another name, or ``--overwrite``.
+* A folder that holds the command's own build state (an interrupted ``shards build``) resumes
+  without a flag; ``voxelflex demo`` owns its output folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from voxelflex.errors import InputError, VoxelflexError
+
+__all__ = ["check_output", "require_file", "same_file"]
+
+
+def require_file(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    option: str | None = None,
+    error: type[VoxelflexError] = InputError,
+) -> Path:
+    """Return ``path`` if it is an existing file; else raise ``error`` naming it and the fix.
+
+    Parameters
+    ----------
+    path : path
+    what : str
+        What the file is, e.g. ``"RMSF CSV"``.
+    option : str, optional
+        The option that named it (``--rmsf-csv``), for the hint.
+    error : type of VoxelflexError
+        Raised type (InputError by default).
+    """
+    p = Path(path)
+    hint = f"; check {option}" if option else ""
+    if p.is_dir():
+        raise error(f"{what} {p} is a directory, not a file{hint} (name the file itself)")
+    if not p.is_file():
+        raise error(f"{what} {p} does not exist{hint}")
+    return p
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file (through links, ``..`` and case folding)."""
+    a, b = Path(a), Path(b)
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare the resolved names
+        return a.resolve() == b.resolve()
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Mapping[str, str | os.PathLike | None] | Iterable = (),
+    overwrite: bool = False,
+    option: str = "--output",
+    resume: str | None = None,
+    what: str = "output",
+) -> Path:
+    """Apply the overwrite policy to one output file; return it as a :class:`~pathlib.Path`.
+
+    Parameters
+    ----------
+    path : path
+        The file the command is about to write.
+    inputs : mapping of name -> path
+        The command's inputs (None values are ignored); an output naming one is refused.
+    overwrite : bool
+        ``--overwrite`` was given: an existing output (not an input) may be replaced.
+    option : str
+        The option that set ``path``, for messages.
+    resume : str, optional
+        The flag that continues from the existing output, when the command has one.
+    what : str
+        What the output is, e.g. ``"index"``.
+
+    Raises
+    ------
+    InputError
+        The output is one of the inputs, a directory, or exists (without ``overwrite``).
+    """
+    p = Path(path)
+    pairs = inputs.items() if isinstance(inputs, Mapping) else inputs
+    for name, source in pairs:
+        if source is not None and same_file(p, source):
+            raise InputError(
+                f"{option} {p} is the {name} this command reads; writing there would destroy "
+                f"that input: choose another {option} path"
+            )
+    if p.is_dir():
+        raise InputError(
+            f"{option} {p} is a directory, but the {what} is a file: give a file path "
+            "(inside that folder, if you like)"
+        )
+    if p.exists() and not overwrite:
+        ways = [f"pass {resume} to continue it"] if resume else []
+        ways += [f"choose another {option}", "pass --overwrite to replace it"]
+        raise InputError(f"{what} {p} already exists; " + ", or ".join(ways))
+    return p
