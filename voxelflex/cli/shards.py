@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from voxelflex.errors import ShardError
+from voxelflex.index import read_index
 from voxelflex.sources.shard_build import DEFAULT_DOMAINS_PER_SHARD, build_shards
 from voxelflex.sources.shards import verify_shards
 
@@ -50,9 +51,13 @@ def build(
 @app.command("verify")
 def verify(
     folder: Annotated[Path, typer.Argument(help="Shard folder (with manifest.json).")],
+    index: Annotated[
+        Path | None,
+        typer.Option(help="Also check that the shards were built from this index's voxel file."),
+    ] = None,
 ) -> None:
     """Check every shard and record against the manifest; list all problems."""
-    report = verify_shards(folder)
+    report = verify_shards(folder, index=None if index is None else read_index(index))
     for problem in report.problems:
         typer.echo(problem)
     if not report.ok:

@@ -26,12 +26,50 @@ from voxelflex.sources.batch import Batch
 from voxelflex.sources.plan import EpochPlan, PlanConfig, StreamPlan, make_plan
 from voxelflex.sources.table import SplitTable, concat_ranges
 
-__all__ = ["ON_ERROR", "BatchLoader", "DomainReader", "OnError", "SampleSource"]
+__all__ = [
+    "ON_ERROR",
+    "BatchLoader",
+    "DomainReader",
+    "OnError",
+    "ResidueReadError",
+    "SampleSource",
+]
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
+
+
+class ResidueReadError(SourceError):
+    """Some residues of a domain could not be read; the others were.
+
+    Raised by :meth:`DomainReader.read_domain`. Under ``on_error="raise"`` it stops the epoch
+    like any error (its message is the first bad residue's); under ``"skip"`` the readable rows
+    are served and each bad residue is skipped with its own reason.
+
+    Attributes
+    ----------
+    rows : numpy.ndarray of uint8, shape (R, 5789)
+        Packed rows of the domain, zeros where ``bad`` lists a residue.
+    bad : dict of int -> VoxelflexError
+        Position (in the requested order) → the error that residue raised.
+    """
+
+    def __init__(self, rows: np.ndarray, bad: dict[int, VoxelflexError]) -> None:
+        more = f" (and {len(bad) - 1} more residues of this domain)" if len(bad) > 1 else ""
+        super().__init__(f"{bad[min(bad)]}{more}")
+        self.rows = rows
+        self.bad = bad
+
+    @property
+    def first(self) -> VoxelflexError:
+        """The first bad residue's own error (what ``on_error="raise"`` raises)."""
+        return self.bad[min(self.bad)]
+
+    def __reduce__(self):
+        # Crossing a process boundary (DataLoader or build worker) only the message matters.
+        return SourceError, (str(self),)
 
 
 class DomainReader(ABC):
@@ -65,8 +103,10 @@ class DomainReader(ABC):
 
         Raises
         ------
+        ResidueReadError
+            Some residues were unreadable (the rest were read), naming each.
         SourceError
-            Naming the file, domain and residue that could not be served.
+            The whole domain could not be served, naming the file and domain.
         """
 
 
@@ -83,8 +123,9 @@ class SampleSource(ABC):
         Prediction mode: each residue of ``split`` once × these temperatures (K), targets NaN,
         index order (``shuffle`` is ignored).
     on_error : {"raise", "skip"}
-        ``skip`` serves an unreadable domain's rows with weight 0 and zero grids, and logs a
-        warning with a running count, instead of raising.
+        ``skip`` serves an unreadable residue's (or domain's) rows with weight 0 and zero grids,
+        logs a warning with a running count and records the reason in
+        :attr:`BatchLoader.skipped`, instead of raising.
     """
 
     name: ClassVar[str]
@@ -222,6 +263,9 @@ class BatchLoader:
     dataloader : torch.utils.data.DataLoader
     ring : torch.Tensor or None
         uint8 ``(workers, slots, cap, 5789)`` in shared memory.
+    skipped : dict of int -> str
+        Under ``on_error="skip"``: each residue served with weight 0 because it could not be
+        read, keyed by the ``row_id`` of its first sample, with the reason.
     """
 
     def __init__(
@@ -230,6 +274,7 @@ class BatchLoader:
         self.dataloader = dataloader
         self.ring = ring
         self.pin_memory = pin_memory
+        self.skipped: dict[int, str] = {}
 
     @property
     def dataset(self) -> IterableDataset:
@@ -242,7 +287,7 @@ class BatchLoader:
         ring = None if self.ring is None else self.ring.numpy()
         try:
             for item in self.dataloader:
-                batch = self.dataset.to_batch(item, ring)
+                batch = self.dataset.to_batch(item, ring, self.skipped)
                 yield batch.pin_memory() if self.pin_memory else batch
         except VoxelflexError as exc:
             raise _without_worker_traceback(exc) from None
@@ -301,17 +346,29 @@ class _PlanDataset(IterableDataset):
             # Pickled here, in the worker's own thread: the queue then moves one small bytes.
             yield pickle.dumps((stream, b, rows, skipped), protocol=pickle.HIGHEST_PROTOCOL)
 
-    def to_batch(self, item: tuple | bytes, ring: np.ndarray | None) -> Batch:
+    def to_batch(
+        self, item: tuple | bytes, ring: np.ndarray | None, skipped: dict[int, str]
+    ) -> Batch:
         """A message from :meth:`__iter__` → :class:`Batch` (in the main process).
 
         Rows in a ring slot are copied out at once: the worker reuses the slot a few batches
-        later. The per-sample arrays come from this process's copy of the plan.
+        later. The per-sample arrays come from this process's copy of the plan; residues the
+        worker could not read are added to ``skipped`` (first row_id → reason).
         """
-        stream, b, rows, skipped = pickle.loads(item) if isinstance(item, bytes) else item
+        stream, b, rows, reasons = pickle.loads(item) if isinstance(item, bytes) else item
         if isinstance(rows, tuple):
             worker, slot, n = rows
             rows = ring[worker, slot, :n].copy()
-        samples = _samples(self.plan.streams[stream], b, skipped, self.pad_temperature)
+        mask = None
+        if reasons:
+            mask = np.zeros(len(rows), dtype=bool)
+            mask[list(reasons)] = True
+        samples = _samples(self.plan.streams[stream], b, mask, self.pad_temperature)
+        if reasons:
+            residue_index, row_id = samples[0], samples[4]
+            first = np.flatnonzero(np.r_[True, residue_index[1:] != residue_index[:-1]])
+            for i, reason in reasons.items():
+                skipped[int(row_id[first[i]])] = reason
         return Batch(torch.from_numpy(rows), *(torch.from_numpy(a) for a in samples))
 
 
@@ -363,15 +420,16 @@ class _StreamServer:
         self.reader = reader
         self.on_error = on_error
         self.win_res = stream.window_res_offsets
-        self.skipped = np.zeros(self.table.n_residues, dtype=bool)
+        self.skipped: dict[int, str] = {}  # residue position in the stream table -> reason
         self.n_skipped_domains = 0
 
     def rows(
         self, first: int, total: int, ring: np.ndarray | None = None
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    ) -> Iterator[tuple[int, np.ndarray, dict[int, str] | None]]:
         """Packed rows of batches ``first..total-1`` (data, then padding).
 
-        Yields ``(b, packed uint8 (R, 5789), skipped bool (R,) or None)``. With ``ring``
+        Yields ``(b, packed uint8 (R, 5789), skipped)``, ``skipped`` mapping the batch positions
+        of unreadable residues to their reason (None when there are none). With ``ring``
         (uint8 ``(slots, cap, 5789)``), the ``i``-th batch's rows are gathered into
         ``ring[i % slots]`` and ``packed`` is a view of it.
         """
@@ -391,7 +449,12 @@ class _StreamServer:
                 continue
             pos = s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]]
             packed = self._gather(pos, loaded, out)
-            yield b, packed, (self.skipped[pos] if self.n_skipped_domains else None)
+            reasons = None
+            if self.skipped:
+                reasons = {
+                    i: self.skipped[p] for i, p in enumerate(pos.tolist()) if p in self.skipped
+                }
+            yield b, packed, reasons or None
 
     def _window(self, w: int) -> np.ndarray:
         """Packed rows of window ``w``, uint8 ``(n_res_window, 5789)`` in table order."""
@@ -408,6 +471,19 @@ class _StreamServer:
                         f"{type(self.reader).__name__} returned {rows.dtype} {rows.shape} for "
                         f"domain {domain}, expected uint8 ({r1 - r0}, {PACKED_BYTES})"
                     )
+            except ResidueReadError as exc:
+                if self.on_error != "skip":
+                    raise exc.first from None
+                for i, error in exc.bad.items():
+                    self.skipped[r0 + i] = str(error)
+                log.warning(
+                    "skipped %d of %d residues of domain %s: %s",
+                    len(exc.bad),
+                    r1 - r0,
+                    domain,
+                    exc,
+                )
+                rows = exc.rows
             except (SourceError, InputError) as exc:  # InputError: a bad grid in the file
                 if self.on_error != "skip":
                     raise
@@ -419,7 +495,7 @@ class _StreamServer:
                     exc,
                     self.n_skipped_domains,
                 )
-                self.skipped[r0:r1] = True
+                self.skipped.update(dict.fromkeys(range(r0, r1), str(exc)))
                 rows = 0
             out[r0 - lo : r1 - lo] = rows
         return out

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
-from voxelflex.errors import InputError, SourceError
+from voxelflex.errors import InputError, SourceError, VoxelflexError
 from voxelflex.inputs.voxel_hdf5 import (
     GRID_FILE_SHAPE,
     check_frame,
@@ -28,7 +28,7 @@ from voxelflex.inputs.voxel_hdf5 import (
     open_voxel_file,
 )
 from voxelflex.packing import pack_file_grids
-from voxelflex.sources.base import DomainReader, SampleSource
+from voxelflex.sources.base import DomainReader, ResidueReadError, SampleSource
 
 __all__ = ["Hdf5Reader", "Hdf5Source"]
 
@@ -81,28 +81,48 @@ class Hdf5Reader(DomainReader):
                 f"{self.path}: domain {domain} is in the index but not in the voxel file; "
                 "rebuild the index against this file"
             ) from None
-        grids = np.empty((len(chains), *GRID_FILE_SHAPE), dtype=np.bool_)
+        grids = np.zeros((len(chains), *GRID_FILE_SHAPE), dtype=np.bool_)
         chain_ids: dict[str, h5py.h5g.GroupID] = {}
+        bad: dict[int, VoxelflexError] = {}
         for i, (chain, resid) in enumerate(zip(chains.tolist(), resids.tolist(), strict=True)):
-            where = grid_location(self.path, domain, chain, resid)
             try:
-                if chain not in chain_ids:
-                    chain_ids[chain] = h5py.h5g.open(domain_id, chain.encode())
-                dataset = h5py.h5d.open(chain_ids[chain], resid.encode())
-            except (KeyError, ValueError):  # h5py raises either for a missing link
-                raise SourceError(
-                    f"{where}: not in the voxel file, though the index lists it; rebuild the "
-                    "index against this file"
-                ) from None
-            check_grid_layout(dataset.shape, dataset.dtype, where=where)
-            # A 0/1 uint8 dataset is read through a uint8 view of the bool block (same bytes).
-            out = grids[i] if dataset.dtype == np.bool_ else grids[i].view(np.uint8)
-            try:
-                dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-            except OSError as exc:
-                raise SourceError(f"{where}: unreadable ({exc}); the file may be damaged") from exc
-            check_grid_values(out, where=where)
-        return pack_file_grids(grids, self._perm)
+                self._read_residue(domain_id, chain_ids, domain, chain, resid, grids[i])
+            except (SourceError, InputError) as exc:  # one bad residue: read the others
+                grids[i] = False
+                bad[i] = exc
+        rows = pack_file_grids(grids, self._perm)
+        if bad:
+            raise ResidueReadError(rows, bad)
+        return rows
+
+    def _read_residue(
+        self,
+        domain_id: h5py.h5g.GroupID,
+        chain_ids: dict[str, h5py.h5g.GroupID],
+        domain: str,
+        chain: str,
+        resid: str,
+        grid: np.ndarray,
+    ) -> None:
+        """Read one residue's grid into ``grid`` (bool (21, 21, 21, 5)) or raise naming it."""
+        where = grid_location(self.path, domain, chain, resid)
+        try:
+            if chain not in chain_ids:
+                chain_ids[chain] = h5py.h5g.open(domain_id, chain.encode())
+            dataset = h5py.h5d.open(chain_ids[chain], resid.encode())
+        except (KeyError, ValueError):  # h5py raises either for a missing link
+            raise SourceError(
+                f"{where}: not in the voxel file, though the index lists it; rebuild the "
+                "index against this file"
+            ) from None
+        check_grid_layout(dataset.shape, dataset.dtype, where=where)
+        # A 0/1 uint8 dataset is read through a uint8 view of the bool block (same bytes).
+        out = grid if dataset.dtype == np.bool_ else grid.view(np.uint8)
+        try:
+            dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        except OSError as exc:
+            raise SourceError(f"{where}: unreadable ({exc}); the file may be damaged") from exc
+        check_grid_values(out, where=where)
 
 
 class Hdf5Source(SampleSource):

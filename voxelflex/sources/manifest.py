@@ -31,10 +31,16 @@ __all__ = [
 ]
 
 FORMAT_NAME = "voxelflex-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: voxel-file fingerprint, checksums of keys.json
+# What identifies the voxel file shards were built from (as the index records it).
+FINGERPRINT_KEYS = ("size", "mtime_ns", "key_hash")
 MANIFEST_NAME = "manifest.json"
 VOX_MEMBER = "vox.zst"  # zstd frame of the stacked packed rows, uint8 (n_residues, 5789)
 KEYS_MEMBER = "keys.json"  # {"domain", "chains", "resids"} in row order
+
+
+def _describe(fingerprint: dict) -> str:
+    return ", ".join(f"{k} {fingerprint.get(k)}" for k in FINGERPRINT_KEYS)
 
 
 def shard_name(i: int) -> str:
@@ -62,6 +68,10 @@ class DomainRecord:
         Size of the compressed voxel member.
     crc32 : int
         CRC-32 of the compressed voxel member.
+    keys_bytes : int
+        Size of the ``keys.json`` member.
+    keys_crc32 : int
+        CRC-32 of the ``keys.json`` member (it names the domain and its residues).
     """
 
     domain: str
@@ -69,6 +79,8 @@ class DomainRecord:
     n_residues: int
     vox_bytes: int
     crc32: int
+    keys_bytes: int
+    keys_crc32: int
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,9 @@ class ShardManifest:
     settings : dict
         ``zstd_level``, ``domains_per_shard``, ``seed`` used by the build.
     source : dict
-        Where the voxels came from: ``voxel_file``, ``index`` paths.
+        Where the voxels came from: ``voxel_file``, ``index`` paths, and ``voxel_fingerprint``,
+        the fingerprint the index recorded for its voxel file (``path``, ``size``,
+        ``mtime_ns``, ``key_hash``).
     shards : tuple of ShardEntry
     format_version : int
     """
@@ -123,6 +137,31 @@ class ShardManifest:
     source: dict
     shards: tuple[ShardEntry, ...]
     format_version: int = FORMAT_VERSION
+
+    def check_index(self, index_meta, *, index_path: str, where: str) -> None:
+        """Refuse an index built from another voxel file than these shards (stale shards).
+
+        Parameters
+        ----------
+        index_meta : IndexMeta
+            Of the index about to be served from these shards.
+        index_path, where : str
+            The index and the shard folder, for the message.
+
+        Raises
+        ------
+        ShardError
+            The voxel-file fingerprints differ (size, mtime or key listing).
+        """
+        ours = self.source["voxel_fingerprint"]
+        theirs = index_meta.fingerprints.get("voxel_file", {})
+        if any(ours.get(k) != theirs.get(k) for k in FINGERPRINT_KEYS):
+            raise ShardError(
+                f"{where}: the shards were built from voxel file {ours.get('path')} "
+                f"({_describe(ours)}), but index {index_path} was built from "
+                f"{theirs.get('path')} ({_describe(theirs)}): the shards are stale; rebuild "
+                f"them with `voxelflex shards build --index {index_path}`"
+            )
 
     def domain_map(self) -> dict[str, tuple[int, DomainRecord]]:
         """Domain → (shard position, record)."""
@@ -194,6 +233,8 @@ class ShardManifest:
             raise ShardError(
                 f"{where}: manifest field missing or malformed ({exc!r}); {fix}"
             ) from exc
+        if not isinstance(manifest.source.get("voxel_fingerprint"), dict):
+            raise ShardError(f"{where}: manifest lacks source.voxel_fingerprint; {fix}")
         derived = {dom: i for dom, (i, _) in manifest.domain_map().items()}
         if derived != listed or len(derived) != manifest.n_domains:
             raise ShardError(

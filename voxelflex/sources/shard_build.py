@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import ShardError
 from voxelflex.sources.hdf5 import Hdf5Reader
 from voxelflex.sources.manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
     KEYS_MEMBER,
     MANIFEST_NAME,
     VOX_MEMBER,
@@ -126,7 +129,11 @@ def _write_shard(
             for (domain, vox, keys), n in zip(encoded, n_res, strict=True):
                 key = domain_key(domain)
                 writer.write({"__key__": key, VOX_MEMBER: vox, KEYS_MEMBER: keys})
-                records.append(DomainRecord(domain, key, n, len(vox), zlib.crc32(vox)))
+                records.append(
+                    DomainRecord(
+                        domain, key, n, len(vox), zlib.crc32(vox), len(keys), zlib.crc32(keys)
+                    )
+                )
         size, digest = tmp.stat().st_size, file_sha256(tmp)
     return ShardEntry(name=path.name, bytes=size, sha256=digest, records=tuple(records))
 
@@ -155,6 +162,8 @@ def _reusable(
         return None
     if saved.get("settings") != settings or saved.get("inputs") != inputs:
         return None
+    if saved.get("format_version") != FORMAT_VERSION:
+        return None
     if [r.domain for r in entry.records] != planned:
         return None
     if path.stat().st_size != entry.bytes or file_sha256(path) != entry.sha256:
@@ -162,9 +171,60 @@ def _reusable(
     return entry
 
 
+_LEFTOVER = re.compile(r"^\.(shard-\d+\.tar|manifest\.json)\..+\.tmp$")  # atomic_path temps
+
+
+def _own_files(out: Path) -> set[str]:
+    """Shard files of ``out`` that its own build state or manifest names (free to replace).
+
+    Leftover temporary files of an interrupted write are removed. Anything else in the folder
+    (another program's files, an unrelated ``manifest.json``) is refused: a build replaces
+    only what a build wrote.
+
+    Raises
+    ------
+    ShardError
+        Naming the foreign files.
+    """
+    named: set[str] = set()
+    foreign: list[str] = []
+    state = out / _STATE_DIR
+    if state.is_dir():
+        named |= {p.name.removesuffix(".json") for p in state.glob("shard-*.tar.json")}
+    manifest = out / MANIFEST_NAME
+    if manifest.is_file():
+        try:
+            d = json.loads(manifest.read_text())
+            if d.get("format") != FORMAT_NAME:
+                raise ValueError("another format")
+            named |= {str(e["name"]) for e in d["shards"]}
+        except (ValueError, KeyError, TypeError):
+            foreign.append(MANIFEST_NAME)
+    for entry in sorted(out.iterdir()):
+        if entry.name in (_STATE_DIR, MANIFEST_NAME) or entry.name in named:
+            continue
+        if _LEFTOVER.match(entry.name) and entry.is_file():
+            entry.unlink()
+            continue
+        foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    if foreign:
+        raise ShardError(
+            f"shard folder {out} holds {len(foreign)} entries that no voxelflex shard build of "
+            f"this folder wrote: {foreign[:10]}; shards build replaces only its own files: "
+            "choose a new or empty --output folder, or move those files away"
+        )
+    return {n for n in named if (out / n).is_file()}
+
+
 def _results(tasks: list, workers: int) -> Iterator[tuple[str, bytes, bytes]]:
+    global _worker_reader
     if workers <= 1:
-        yield from map(_encode_domain, tasks)
+        try:
+            yield from map(_encode_domain, tasks)
+        finally:  # in this process: do not keep the voxel file open after the build
+            if _worker_reader is not None:
+                _worker_reader.close()
+            _worker_reader = None
         return
     # fork: workers inherit the imported modules; the parent holds no open HDF5 handle.
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -210,7 +270,10 @@ def build_shards(
 
         index = read_index(index)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ShardError(f"--output {out} is a file; shards go into a folder: name a folder")
     out.mkdir(parents=True, exist_ok=True)
+    ours = _own_files(out)
     # No manifest while shards change: readers never see a half-updated folder as complete.
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     names, chains, resids = _domain_residues(index.table)
@@ -258,19 +321,30 @@ def build_shards(
             entry = _write_shard(out / shard_name(i), encoded, [len(chains[d]) for d in groups[i]])
             atomic_write_text(
                 out / _STATE_DIR / f"{shard_name(i)}.json",
-                json.dumps({"settings": settings, "inputs": inputs[i], "entry": entry.to_dict()}),
+                json.dumps(
+                    {
+                        "format_version": FORMAT_VERSION,
+                        "settings": settings,
+                        "inputs": inputs[i],
+                        "entry": entry.to_dict(),
+                    }
+                ),
             )
             entries[i] = entry
         results.close()
     planned = {shard_name(i) for i in range(len(groups))}
-    for stale in sorted(out.glob("shard-*.tar")):
-        if stale.name not in planned:
-            log.info("removing %s, left over from an earlier build with other settings", stale)
-            stale.unlink()
+    for name in sorted(ours - planned):
+        log.info("removing %s, left over from an earlier build with other settings", out / name)
+        (out / name).unlink(missing_ok=True)
+        (out / _STATE_DIR / f"{name}.json").unlink(missing_ok=True)
     manifest = ShardManifest(
         frame=index.meta.frame,
         settings=settings,
-        source={"voxel_file": str(voxel_file), "index": str(index.path)},
+        source={
+            "voxel_file": str(voxel_file),
+            "index": str(index.path),
+            "voxel_fingerprint": index.meta.fingerprints["voxel_file"],
+        },
         shards=tuple(entries),
     )
     path = manifest.save(out)

@@ -22,7 +22,7 @@ import zstandard
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from voxelflex.errors import ShardError, SourceError
-from voxelflex.frame import PACKED_BYTES
+from voxelflex.frame import FRAME, PACKED_BYTES
 from voxelflex.sources.base import DomainReader, OnError, SampleSource
 from voxelflex.sources.manifest import KEYS_MEMBER, VOX_MEMBER, DomainRecord, ShardManifest
 from voxelflex.sources.shard_build import file_sha256
@@ -32,6 +32,8 @@ __all__ = [
     "ShardSource",
     "ShardVerifyReport",
     "decode_record",
+    "pick_rows",
+    "residue_keys",
     "scan_shard",
     "verify_shards",
 ]
@@ -126,12 +128,29 @@ def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.n
             f"{where}: {len(raw)} voxel bytes, expected {record.n_residues} rows of "
             f"{PACKED_BYTES}; {_FIX}"
         )
+    raw_keys = members[KEYS_MEMBER]
+    crc = zlib.crc32(raw_keys)
+    if len(raw_keys) != record.keys_bytes or crc != record.keys_crc32:
+        raise ShardError(
+            f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({len(raw_keys)} bytes, "
+            f"crc32 {crc:#010x}; manifest: {record.keys_bytes} bytes, {record.keys_crc32:#010x})"
+            f"; {_FIX}"
+        )
     try:
-        keys = json.loads(members[KEYS_MEMBER])
+        keys = json.loads(raw_keys)
         if len(keys["chains"]) != record.n_residues or len(keys["resids"]) != record.n_residues:
             raise ValueError("residue key count differs from the row count")
+        if not all(isinstance(k, str) for k in [*keys["chains"], *keys["resids"]]):
+            raise ValueError("residue keys are not strings")
     except (ValueError, KeyError, TypeError) as exc:
         raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {_FIX}") from exc
+    if keys.get("domain") != record.domain:
+        # A manifest edited (or records swapped) would otherwise serve another domain's voxels.
+        raise ShardError(
+            f"{where}: record {record.key} holds domain {keys.get('domain')!r}, but the manifest "
+            f"lists it as {record.domain!r}; the manifest does not describe these shards: "
+            "rebuild them with `voxelflex shards build`"
+        )
     return np.frombuffer(raw, dtype=np.uint8).reshape(record.n_residues, PACKED_BYTES), keys
 
 
@@ -179,30 +198,66 @@ class ShardReader(DomainReader):
         if domain in self._errors:
             raise ShardError(self._errors.pop(domain))
         shard, _, record = self.records[domain]
+        where = f"shard {self.folder / shard}, domain {domain}"
         rows, keys = decode_record(str(self.folder / shard), record, self._data.pop(domain))
-        stored = _residue_keys(
-            np.asarray(keys["chains"], dtype=str), np.asarray(keys["resids"], dtype=str)
+        take = pick_rows(keys["chains"], keys["resids"], chains, resids, where=where)
+        return rows if take is None else rows[take]
+
+
+def residue_keys(chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
+    """One comparable, collision-free string per residue: ``len(chain) ":" chain resid``.
+
+    The length prefix makes the split between chain and residue unambiguous for any strings
+    (chain "A" + residue "12" and chain "A1" + residue "2" differ). A NUL separator did not:
+    NumPy strips trailing NULs, so both became "A12".
+    """
+    chains = np.asarray(chains, dtype=str)
+    resids = np.asarray(resids, dtype=str)
+    prefix = np.char.add(np.char.str_len(chains).astype(str), ":")
+    return np.char.add(np.char.add(prefix, chains), resids)
+
+
+def pick_rows(
+    stored_chains, stored_resids, chains: np.ndarray, resids: np.ndarray, *, where: str
+) -> np.ndarray | None:
+    """Positions in a record (stored keys) of the wanted residues; None when they are equal.
+
+    Shards hold whole domains of the index they were built from; a split may hold only part
+    of a domain (residues without RMSF are ``predict`` rows), so its residues are picked by key.
+
+    Parameters
+    ----------
+    stored_chains, stored_resids : sequence of str, shape (S,)
+        The record's residue keys in row order.
+    chains, resids : numpy.ndarray of str, shape (R,)
+        The residues wanted, in the order the rows must come back.
+    where : str
+        Shard and domain, for the error.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (R,), or None
+
+    Raises
+    ------
+    ShardError
+        A wanted residue is not in the record.
+    """
+    stored = residue_keys(stored_chains, stored_resids)
+    wanted = residue_keys(chains, resids)
+    if stored.shape == wanted.shape and (stored == wanted).all():
+        return None
+    order = np.argsort(stored, kind="stable")
+    pos = np.minimum(np.searchsorted(stored, wanted, sorter=order), len(stored) - 1)
+    take = order[pos]
+    missing = np.flatnonzero(stored[take] != wanted)
+    if len(missing):
+        i = int(missing[0])
+        raise ShardError(
+            f"{where}: residue {(str(chains[i]), str(resids[i]))} of the index is not in the "
+            "shard; the shards were built from another index: rebuild them"
         )
-        wanted = _residue_keys(chains.astype(str), resids.astype(str))
-        if stored.shape == wanted.shape and (stored == wanted).all():
-            return rows
-        # Shards built from a larger index (e.g. all splits): pick the index's residues by key.
-        order = np.argsort(stored, kind="stable")
-        pos = np.minimum(np.searchsorted(stored, wanted, sorter=order), len(stored) - 1)
-        take = order[pos]
-        missing = np.flatnonzero(stored[take] != wanted)
-        if len(missing):
-            chain, resid = wanted[missing[0]].split("\x00")
-            raise ShardError(
-                f"shard {self.folder / shard}, domain {domain}: residue {(chain, resid)} of the "
-                "index is not in the shard; the shards were built from another index: rebuild them"
-            )
-        return rows[take]
-
-
-def _residue_keys(chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
-    """One comparable key per residue: ``chain NUL resid_str`` (neither contains NUL)."""
-    return np.char.add(np.char.add(chains, "\x00"), resids)
+    return take.astype(np.int64)
 
 
 class ShardSource(SampleSource):
@@ -236,6 +291,9 @@ class ShardSource(SampleSource):
         self.manifest = ShardManifest.load(self.shards_dir)
         index.meta.frame.require_same(
             self.manifest.frame, what="the shards", where=str(self.shards_dir)
+        )
+        self.manifest.check_index(
+            index.meta, index_path=str(index.path), where=str(self.shards_dir)
         )
         dmap = self.manifest.domain_map()
         n_res = np.diff(self.table.domain_res_offsets).tolist()
@@ -291,14 +349,31 @@ class ShardVerifyReport:
         return not self.problems
 
 
-def verify_shards(folder: str | os.PathLike) -> ShardVerifyReport:
+def verify_shards(folder: str | os.PathLike, *, index=None) -> ShardVerifyReport:
     """Check every shard against the manifest: size, SHA-256, every record decoded.
 
     Does not stop at the first problem; the manifest itself must be readable.
+
+    Parameters
+    ----------
+    folder : path
+        Shard folder.
+    index : LoadedIndex, optional
+        Also check that the shards were built from this index's voxel file (stale shards).
     """
     folder = Path(folder)
     manifest = ShardManifest.load(folder)
     problems: list[str] = []
+    if manifest.frame != FRAME:
+        problems.append(
+            f"{folder}: the manifest's frame {manifest.frame.to_dict()} is not voxelflex's "
+            f"{FRAME.to_dict()}; rebuild with `voxelflex shards build`"
+        )
+    if index is not None:
+        try:
+            manifest.check_index(index.meta, index_path=str(index.path), where=str(folder))
+        except ShardError as exc:
+            problems.append(str(exc))
     for shard in manifest.shards:
         path = folder / shard.name
         if path.is_file() and path.stat().st_size == shard.bytes:
