@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voxelflex.atomic import atomic_path, atomic_write_text
-from voxelflex.errors import ConfigError
+from voxelflex.errors import ConfigError, InputError
 from voxelflex.frame import FRAME
 from voxelflex.index.fingerprint import file_fingerprint
 from voxelflex.index.offsets import check_offsets
@@ -36,12 +36,20 @@ from voxelflex.inputs.id_mapping import map_domain_ids
 from voxelflex.inputs.rmsf_csv import check_rmsf_unit, read_rmsf_csv
 from voxelflex.inputs.splits import read_splits
 from voxelflex.inputs.voxel_scan import VoxelScan, read_labels, scan_voxel_file
+from voxelflex.paths import check_output
 
 __all__ = ["BuildReport", "build_index", "temperature_range_path"]
 
 ROW_GROUP_SIZE = 128 * 1024
 # Reasons that usually mean an input mistake, repeated as warnings at the end of a build.
-_WARN_REASONS = ("split_id_unknown", "resid_offset", "resname_mismatch", "multi_chain", "no_split")
+_WARN_REASONS = (
+    "split_id_unknown",
+    "resid_offset",
+    "resname_mismatch",
+    "multi_chain",
+    "chain_not_in_hdf5",
+    "no_split",
+)
 _SORT = (
     "CASE split WHEN 'train' THEN 0 WHEN 'val' THEN 1 WHEN 'test' THEN 2 ELSE 3 END, "
     "domain, chain, resnum, icode, temperature"
@@ -195,6 +203,16 @@ def _join_csv(
         "SELECT 'domain' AS kind, domain, domain_id, 'no_split' AS reason, "
         "'in the RMSF CSV but in no split file; add it to --train, --val or --test' AS detail "
         "FROM dom_split WHERE split IS NULL",
+        f"""SELECT 'chain' AS kind, c.domain, c.domain_id, c.chain, 'chain_not_in_hdf5' AS reason,
+               'CSV chain ' || c.chain || ' (first on line ' || c.line || ' of ' || {_q(csv_path)}
+               || ') is not a chain of HDF5 domain ' || c.domain || ' (its chains: '
+               || h.chains || '); fix the CSV chain column' AS detail
+        FROM (SELECT domain, domain_id, chain, min(line) AS line FROM csv_m
+              WHERE domain IN (SELECT domain FROM dom_split WHERE split IS NOT NULL)
+              GROUP BY ALL) c
+        JOIN (SELECT domain, string_agg(DISTINCT chain, ', ' ORDER BY chain) AS chains
+              FROM keys GROUP BY domain) h USING (domain)
+        ANTI JOIN (SELECT DISTINCT domain, chain FROM keys) k USING (domain, chain)""",
         f"""SELECT 'residue' AS kind, c.domain, c.domain_id, c.chain, c.resid,
                'not_in_hdf5' AS reason,
                'CSV rows (first on line ' || c.line || ' of ' || {_q(csv_path)}
@@ -203,6 +221,7 @@ def _join_csv(
         FROM (SELECT domain, domain_id, chain, resid, min(line) AS line FROM csv_m
               WHERE domain IN (SELECT domain FROM dom_split WHERE split IS NOT NULL)
               GROUP BY ALL) c
+        SEMI JOIN (SELECT DISTINCT domain, chain FROM keys) h USING (domain, chain)
         ANTI JOIN keys k ON k.domain = c.domain AND k.chain = c.chain AND k.resnum = c.resid
                         AND k.icode = ''""",
         """SELECT 'domain' AS kind, domain, 'no_rmsf' AS reason,
@@ -216,6 +235,72 @@ def _join_csv(
                'listed in the ' || split || ' split file but in neither the CSV nor the HDF5'
                AS detail FROM unknown_split_ids""",
     ]
+
+
+def _csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """CSV rows by what became of them: ``indexed`` or the reason they were dropped.
+
+    Needs the tables :func:`_join_csv` made on ``con``.
+    """
+    rows = con.sql(
+        """SELECT CASE
+                WHEN ds.reason IS NOT NULL THEN ds.reason
+                WHEN sp.split IS NULL THEN 'no_split'
+                WHEN dc.chain IS NULL THEN 'chain_not_in_hdf5'
+                WHEN k.resnum IS NULL THEN 'not_in_hdf5'
+                WHEN g.resnum IS NULL THEN 'bad_voxel_dataset'
+                ELSE 'indexed' END AS fate, count(*) AS n
+        FROM csv_m c
+        LEFT JOIN dom_skip ds USING (domain)
+        LEFT JOIN dom_split sp USING (domain)
+        LEFT JOIN (SELECT DISTINCT domain, chain FROM keys) dc USING (domain, chain)
+        LEFT JOIN (SELECT domain, chain, resnum FROM keys WHERE icode = '') k
+               ON k.domain = c.domain AND k.chain = c.chain AND k.resnum = c.resid
+        LEFT JOIN (SELECT domain, chain, resnum FROM good WHERE icode = '') g
+               ON g.domain = c.domain AND g.chain = c.chain AND g.resnum = c.resid
+        GROUP BY 1"""
+    ).fetchall()
+    fates = dict(rows)
+    ((unmapped,),) = con.sql(
+        "SELECT count(*) FROM csv SEMI JOIN unmapped_ids USING (domain_id)"
+    ).fetchall()
+    if unmapped:
+        fates["domain_not_in_hdf5"] = unmapped
+    return fates
+
+
+def _check_targets(fates: dict[str, int], *, csv_path: str, skip_path: Path) -> list[str]:
+    """Fail when no CSV row became a target; a warning when most rows were dropped.
+
+    Raises
+    ------
+    InputError
+        With the number of rows dropped at each step.
+    """
+    total = sum(fates.values())
+    kept = fates.get("indexed", 0)
+    dropped = ", ".join(
+        f"{reason} {n:,}"
+        for reason, n in sorted(fates.items(), key=lambda x: -x[1])
+        if reason != "indexed"
+    )
+    if total == 0:
+        raise InputError(
+            f"RMSF CSV {csv_path} has no data rows (only a header?); pass the aggregated RMSF "
+            "CSV, or build a prediction index without --rmsf-csv"
+        )
+    if kept == 0:
+        raise InputError(
+            f"none of the {total:,} rows of RMSF CSV {csv_path} became a training target; rows "
+            f"dropped per reason: {dropped} (each item is listed in {skip_path}); fix the CSV "
+            "ids, chains, residue numbering or split files so they match the voxel file"
+        )
+    if kept < total / 2:
+        return [
+            f"only {kept:,} of {total:,} RMSF CSV rows became targets; dropped per reason: "
+            f"{dropped} (see {skip_path})"
+        ]
+    return []
 
 
 def _make_predict(con: duckdb.DuckDBPyConnection, voxel_file: str, progress: bool) -> list[str]:
@@ -250,8 +335,8 @@ def _make_predict(con: duckdb.DuckDBPyConnection, voxel_file: str, progress: boo
     con.execute("DELETE FROM predict WHERE resname IS NULL")
     return [
         "SELECT 'residue' AS kind, domain, domain_id, chain, resid_str AS resid, "
-        "'bad_voxel_dataset' AS reason, 'dataset has no `label` attribute' AS detail "
-        "FROM no_label"
+        "'no_label' AS reason, 'the voxel dataset has no `label` attribute (residue name)' "
+        "AS detail FROM no_label"
     ]
 
 
@@ -311,6 +396,7 @@ def build_index(
     test: str | os.PathLike | None = None,
     deep: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> BuildReport:
     """Build the sample index from a voxel HDF5, an optional RMSF CSV and split files.
 
@@ -330,6 +416,9 @@ def build_index(
         Check every voxel dataset, not a sample per chain.
     progress : bool
         Progress bars on stderr.
+    overwrite : bool
+        Replace an existing index at ``out_path`` (refused otherwise; an output that is one of
+        the inputs is always refused: see :mod:`voxelflex.paths`).
 
     Returns
     -------
@@ -338,7 +427,14 @@ def build_index(
     split_files = {"train": train, "val": val, "test": test}
     splits_given = any(v is not None for v in split_files.values())
     voxel_file = os.path.abspath(os.fspath(voxel_file))
-    out_path = Path(out_path)
+    inputs = {
+        "voxel file": voxel_file,
+        "RMSF CSV": rmsf_csv,
+        **{f"{k} split file": v for k, v in split_files.items()},
+    }
+    out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="index")
+    for side in (skip_table_path(out_path), temperature_range_path(out_path)):
+        check_output(side, inputs=inputs, overwrite=True, what="index side file")
     if rmsf_csv is None:
         if splits_given:
             raise ConfigError(
@@ -357,9 +453,23 @@ def build_index(
     try:
         table, skip, temp_range = _join(con, scan, csv, splits, rmsf_csv, splits_given, progress)
         rows, residues, domains = _counts(con)
+        fates = _csv_fates(con) if csv is not None else None
     finally:
         con.close()
+    skip_path = skip_table_path(out_path)
     skipped = dict(Counter(skip["reason"].to_pylist()))
+    csv_warnings = []
+    try:
+        if fates is not None:
+            csv_warnings = _check_targets(fates, csv_path=rmsf_csv, skip_path=skip_path)
+        if not sum(rows.values()):
+            raise InputError(
+                f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
+                f"{skipped}; each item is listed in {skip_path}); fix the voxel file"
+            )
+    except InputError:
+        write_skip_table(skip, skip_path)  # the reasons behind the error, item by item
+        raise
     report = BuildReport(
         index_path=out_path,
         skip_table_path=skip_table_path(out_path),
@@ -369,9 +479,12 @@ def build_index(
         domains=domains,
         skipped=skipped,
         warnings=[
-            f"{skipped[r]} skip-table lines with reason {r}: {SKIP_REASONS[r]}"
-            for r in _WARN_REASONS
-            if skipped.get(r)
+            *csv_warnings,
+            *(
+                f"{skipped[r]} skip-table lines with reason {r}: {SKIP_REASONS[r]}"
+                for r in _WARN_REASONS
+                if skipped.get(r)
+            ),
         ],
         temperature_range=temp_range,
     )
@@ -407,16 +520,24 @@ def _join(
     progress: bool,
 ) -> tuple[pa.Table, pa.Table, tuple[float, float] | None]:
     """Run the joins on ``con``; return the sorted index table, skip table and train T range."""
-    for name, t in (("keys", scan.keys), ("labels", scan.labels), ("bad", scan.bad)):
+    tables = {
+        "keys": scan.keys,
+        "labels": scan.labels,
+        "bad": scan.bad,
+        "unlabelled": scan.no_label,
+    }
+    for name, t in tables.items():
         con.register(name, t)
     con.register("empty", pa.table({"domain": pa.array(scan.empty_domains, pa.string())}))
     con.execute(
-        "CREATE TEMP TABLE good AS "
-        "SELECT * FROM keys ANTI JOIN bad USING (domain, chain, resid_str)"
+        "CREATE TEMP TABLE good AS SELECT * FROM keys ANTI JOIN bad USING (domain, chain, "
+        "resid_str) ANTI JOIN unlabelled USING (domain, chain, resid_str)"
     )
     parts = [
         "SELECT 'residue' AS kind, domain, chain, resid_str AS resid, "
         "'bad_voxel_dataset' AS reason, detail FROM bad",
+        "SELECT 'residue' AS kind, domain, chain, resid_str AS resid, 'no_label' AS reason, "
+        "'the voxel dataset has no `label` attribute (residue name)' AS detail FROM unlabelled",
         "SELECT 'domain' AS kind, domain, 'no_residues' AS reason, "
         "'the HDF5 domain group holds no residue datasets' AS detail FROM empty",
     ]

@@ -19,19 +19,21 @@ __all__ = ["SKIP_REASONS", "SKIP_SCHEMA", "skip_table_path", "write_skip_table"]
 # reason -> what happens to the item; documented in docs/formats.md.
 SKIP_REASONS = {
     "not_in_hdf5": "CSV domain or residue without a voxel dataset; not indexed",
-    "bad_voxel_dataset": "voxel dataset failed the dtype/shape/label check; not indexed",
+    "bad_voxel_dataset": "voxel dataset failed the dtype/shape check; not indexed",
+    "no_label": "voxel dataset without a `label` attribute (residue name); not indexed",
     "no_residues": "HDF5 domain without residue datasets; not indexed",
     "no_rmsf": "voxelized domain or residue without CSV rows; indexed as predict",
     "no_split": "domain with RMSF listed in no split file; indexed as predict",
     "resid_offset": "CSV residue numbers shifted against the HDF5 keys; indexed as predict",
     "resname_mismatch": "CSV residue names disagree with HDF5 labels; indexed as predict",
     "multi_chain": "domain with several chains and no CSV chain column; indexed as predict",
+    "chain_not_in_hdf5": "CSV chain that the HDF5 domain does not have; its rows not indexed",
     "split_id_unknown": "split-file id in neither the CSV nor the HDF5; nothing to index",
 }
 
 SKIP_SCHEMA = pa.schema(
     [
-        ("kind", pa.string()),  # "domain", "residue" or "split_id"
+        ("kind", pa.string()),  # "domain", "chain", "residue" or "split_id"
         ("domain", pa.string()),  # HDF5 key, null when the item is not in the HDF5
         ("domain_id", pa.string()),  # CSV / split-file id, null when unmapped
         ("chain", pa.string()),
