@@ -79,7 +79,9 @@ def _child(out: Path, predict_only: bool) -> None:
     )
     name = "predict_index.parquet" if predict_only else "index.parquet"
     t0 = time.perf_counter()
-    report = build_index(out / "voxels.hdf5", out / name, progress=False, **csv_args)
+    report = build_index(
+        out / "voxels.hdf5", out / name, progress=False, overwrite=True, **csv_args
+    )
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb, "rows": report.rows}))

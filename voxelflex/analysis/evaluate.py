@@ -30,6 +30,7 @@ from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import strings
 from voxelflex.errors import InputError, VoxelflexError
+from voxelflex.paths import check_output
 
 __all__ = [
     "ACCESSIBILITY_BINS",
@@ -190,6 +191,7 @@ def evaluate(
     shards_dir: str | Path | None = None,
     batch_size: int = 256,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> EvaluationReport:
     """Compute all metrics of a predictions file and write them as JSON.
 
@@ -208,6 +210,8 @@ def evaluate(
         Shuffles per input and their seed.
     source, shards_dir, batch_size, device
         How to read voxels for permutation importance.
+    overwrite : bool
+        Replace an existing metrics JSON (refused otherwise; see :mod:`voxelflex.paths`).
 
     Returns
     -------
@@ -215,6 +219,14 @@ def evaluate(
     """
     predictions = Path(predictions)
     table, meta = read_predictions(predictions)
+    index_path = Path(index_path or meta.index)
+    checkpoint = Path(checkpoint or meta.checkpoint)
+    out = check_output(
+        out_path or predictions.parent / f"evaluation_metrics_{meta.split}.json",
+        inputs={"predictions": predictions, "index": index_path, "checkpoint": checkpoint},
+        overwrite=overwrite,
+        what="metrics file",
+    )
     metrics = prediction_metrics(table)
     if metrics["n_rows"] == 0:
         raise InputError(
@@ -227,7 +239,6 @@ def evaluate(
         "predictions": str(predictions),
         **metrics,
     }
-    index_path = Path(index_path or meta.index)
     rows = table.filter(pc.is_finite(table["target_rmsf"]))
     try:
         metrics["baselines"] = _baselines(rows, index_path)
@@ -239,16 +250,13 @@ def evaluate(
         rows,
         enabled=importance,
         index_path=index_path,
-        checkpoint=Path(checkpoint or meta.checkpoint),
+        checkpoint=checkpoint,
         n_shuffles=n_shuffles,
         seed=seed,
         source=source,
         shards_dir=shards_dir,
         batch_size=batch_size,
         device=device,
-    )
-    out = (
-        Path(out_path) if out_path else predictions.parent / f"evaluation_metrics_{meta.split}.json"
     )
     atomic_write_text(out, json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
     log.info("evaluation metrics written to %s", out)

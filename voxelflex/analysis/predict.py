@@ -5,9 +5,10 @@ once and the trunk runs once per residue for all requested temperatures together
 16 temperatures costs one read and one trunk pass per residue, plus 16 small head evaluations.
 
 Nothing is dropped silently: requested domains that are not in the index, residues the index
-builder skipped (from ``<index>.skipped.csv``), and domains whose voxels could not be read are
-listed in ``<output stem>_missing.csv`` with a reason, counted in :class:`PredictReport` and
-logged.
+builder skipped (from ``<index>.skipped.csv``), residues (HDF5) or domains (a shard record)
+whose voxels could not be read, and predictions that came out NaN or infinite are listed in
+``<output stem>_missing.csv`` with a reason (:data:`MISSING_REASONS`), counted in
+:class:`PredictReport` and logged.
 """
 
 from __future__ import annotations
@@ -28,14 +29,17 @@ from voxelflex.analysis.predictions import (
     COLUMN_DOCS,
     PredictionsMeta,
     assemble_predictions,
+    predictions_format,
     write_predictions,
     write_table_csv,
 )
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import ConfigError, InputError, SourceError
 from voxelflex.index.schema import SPLITS
+from voxelflex.paths import check_output
 
 __all__ = [
+    "MISSING_REASONS",
     "MISSING_SCHEMA",
     "PredictReport",
     "default_predictions_path",
@@ -48,13 +52,21 @@ log = logging.getLogger(__name__)
 MISSING_SCHEMA = pa.schema(
     [
         ("domain", pa.string()),
-        ("chain", pa.string()),
-        ("resid", pa.string()),
-        ("reason", pa.string()),
+        ("chain", pa.string()),  # null for a whole domain
+        ("resid", pa.string()),  # null for a whole domain or chain
+        ("temperature", pa.float32()),  # K; null unless only some temperatures are missing
+        ("reason", pa.string()),  # a key of MISSING_REASONS
+        ("detail", pa.string()),
     ]
 )
+MISSING_REASONS = {
+    "not_in_index": "a requested domain the index (or the requested split) does not hold",
+    "not_indexed": "left out of the index by `index build` (its skip table's reason in detail)",
+    "unreadable": "voxels could not be read (the error in detail)",
+    "non_finite": "the model predicted NaN or infinity; never written as a number",
+}
 # Skip-table reasons under which an item never reached the index (see voxelflex.index.skips).
-_NOT_INDEXED = ("not_in_hdf5", "bad_voxel_dataset", "no_residues")
+_NOT_INDEXED = ("not_in_hdf5", "bad_voxel_dataset", "no_label", "no_residues", "chain_not_in_hdf5")
 
 
 @dataclass(frozen=True)
@@ -97,9 +109,49 @@ def default_predictions_path(checkpoint: str | Path, split: str, fmt: str = "par
     return run_dir / "metrics" / f"predictions_{split}.{fmt}"
 
 
-def _missing_table(rows: list[tuple[str | None, str | None, str | None, str]]) -> pa.Table:
-    cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
-    return pa.table([pa.array(c, pa.string()) for c in cols], schema=MISSING_SCHEMA)
+def _missing_table(rows: list[tuple]) -> pa.Table:
+    """Rows ``(domain, chain, resid, temperature, reason, detail)`` as a :data:`MISSING_SCHEMA`
+    table."""
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * len(MISSING_SCHEMA)
+    return pa.table(
+        [pa.array(c, f.type) for c, f in zip(cols, MISSING_SCHEMA, strict=True)],
+        schema=MISSING_SCHEMA,
+    )
+
+
+def _unread_lines(index_table: pa.Table, skipped: dict[int, str]) -> list[tuple]:
+    """Missing lines for residues a source could not read (first row_id → reason).
+
+    A domain whose residues all failed with one message (a whole domain unreadable, e.g. a
+    damaged shard record) becomes one domain line; otherwise each residue gets its own line
+    (per-residue messages name the residue).
+    """
+    if not skipped:
+        return []
+    ids = sorted(skipped)
+    keys = index_table.select(["domain", "chain", "resid_str"]).take(pa.array(ids)).to_pylist()
+    by_domain: dict[str, list[tuple]] = {}
+    for row_id, k in zip(ids, keys, strict=True):
+        by_domain.setdefault(k["domain"], []).append((k["chain"], k["resid_str"], skipped[row_id]))
+    out = []
+    for domain, residues in by_domain.items():
+        reasons = {why for *_, why in residues}
+        if len(residues) > 1 and len(reasons) == 1:
+            out.append((domain, None, None, None, "unreadable", reasons.pop()))
+        else:
+            out += [(domain, c, r, None, "unreadable", why) for c, r, why in residues]
+    return out
+
+
+def _non_finite_lines(
+    index_table: pa.Table, row_id: np.ndarray, temperature: np.ndarray, value: np.ndarray
+) -> list[tuple]:
+    """One missing line per non-finite prediction (residue × temperature)."""
+    keys = index_table.select(["domain", "chain", "resid_str"]).take(pa.array(row_id)).to_pylist()
+    return [
+        (k["domain"], k["chain"], k["resid_str"], float(t), "non_finite", f"predicted {v}")
+        for k, t, v in zip(keys, temperature.tolist(), value.tolist(), strict=True)
+    ]
 
 
 def _skipped_lines(index_path: Path, domains: Iterable[str]) -> pa.Table:
@@ -118,14 +170,19 @@ def _skipped_lines(index_path: Path, domains: Iterable[str]) -> pa.Table:
     )
     hit = pc.and_(pc.is_in(skipped["reason"], pa.array(_NOT_INDEXED)), of_wanted)
     lines = skipped.filter(hit)
-    domain = pc.coalesce(lines["domain"], lines["domain_id"])
-    reason = pc.binary_join_element_wise(
-        pa.array(["not indexed"] * lines.num_rows, pa.string()),
-        lines["reason"],
-        pc.fill_null(lines["detail"], ""),
-        ": ",
+    n = lines.num_rows
+    detail = pc.binary_join_element_wise(lines["reason"], pc.fill_null(lines["detail"], ""), ": ")
+    return pa.table(
+        [
+            pc.coalesce(lines["domain"], lines["domain_id"]),
+            lines["chain"],
+            lines["resid"],
+            pa.nulls(n, pa.float32()),
+            pa.array(["not_indexed"] * n, pa.string()),
+            detail,
+        ],
+        schema=MISSING_SCHEMA,
     )
-    return pa.table([domain, lines["chain"], lines["resid"], reason], schema=MISSING_SCHEMA)
 
 
 def _select(index, split: str | None, domains: Sequence[str] | None) -> tuple[dict, list]:
@@ -157,7 +214,11 @@ def _select(index, split: str | None, domains: Sequence[str] | None) -> tuple[di
         by_split.setdefault(s, []).append(d)
         seen.update((d, di))
     where = f"split {split!r} of the index" if split else "the index"
-    missing = [(d, None, None, f"not in {where}") for d in wanted.to_pylist() if d not in seen]
+    missing = [
+        (d, None, None, None, "not_in_index", f"not in {where}")
+        for d in wanted.to_pylist()
+        if d not in seen
+    ]
     return {s: sorted(set(v)) for s, v in by_split.items()}, missing
 
 
@@ -192,6 +253,7 @@ def predict(
     num_workers: int = 0,
     device: str = "cpu",
     fmt: TableFormat | str = "parquet",
+    overwrite: bool = False,
 ) -> PredictReport:
     """Predict RMSF and write a predictions file (see :mod:`voxelflex.analysis.predictions`).
 
@@ -221,6 +283,8 @@ def predict(
         Torch device, e.g. ``"cpu"``, ``"cuda"``.
     fmt : {"parquet", "csv"}
         Format of the default output path (ignored with ``out_path``).
+    overwrite : bool
+        Replace an existing predictions file (refused otherwise; see :mod:`voxelflex.paths`).
 
     Returns
     -------
@@ -239,8 +303,25 @@ def predict(
     if not by_split:
         raise InputError(
             f"none of the requested domains is in {index_path}: "
-            + "; ".join(f"{d} ({reason})" for d, _, _, reason in missing[:10])
+            + "; ".join(f"{m[0]} ({m[-1]})" for m in missing[:10])
         )
+    split_names = sorted(by_split, key=SPLITS.index)
+    out = (
+        Path(out_path)
+        if out_path
+        else default_predictions_path(checkpoint, "+".join(split_names), TableFormat(fmt).value)
+    )
+    inputs = {
+        "checkpoint": checkpoint,
+        "index": index_path,
+        "voxel file": index.meta.voxel_file,
+        "shard folder": shards_dir,
+    }
+    predictions_format(out)
+    check_output(out, inputs=inputs, overwrite=overwrite, what="predictions file")
+    missing_out = check_output(
+        out.with_name(out.stem + "_missing.csv"), inputs=inputs, overwrite=True
+    )
     if temperatures is not None and len(temperatures):
         temps = np.unique(np.asarray(temperatures, dtype=np.float32))
     else:
@@ -252,7 +333,7 @@ def predict(
                 "index); pass --temperature K (repeatable) or --temperatures START:STOP:STEP"
             )
     row_ids, t_out, p_out = [], [], []
-    unread: set[str] = set()
+    unread: dict[int, str] = {}
     for s, doms in by_split.items():
         src = open_source(
             source,
@@ -263,38 +344,34 @@ def predict(
             on_error="skip",  # an unreadable domain is reported, the rest still predicted
         )
         cfg = PlanConfig(batch_size=batch_size * len(temps), shuffle=False, num_workers=num_workers)
-        for batch in src.loader(cfg, epoch=0):
+        loader = src.loader(cfg, epoch=0)
+        for batch in loader:
             pred = predict_batch(model, batch, device).numpy()
-            ok = (batch.row_id >= 0).numpy()
-            bad = ok & (batch.weight == 0).numpy()
-            if bad.any():
-                unread.update(
-                    index.table["domain"].take(pa.array(batch.row_id.numpy()[bad])).to_pylist()
-                )
-            ok &= ~bad
+            ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
             row_ids.append(batch.row_id.numpy()[ok])
             t_out.append(batch.temperature.numpy()[ok])
             p_out.append(pred[ok])
-    missing += [
-        (d, None, None, "voxels could not be read (see the log's warning)") for d in sorted(unread)
-    ]
+        unread.update(loader.skipped)
+    missing += _unread_lines(index.table, unread)
+    row_id = np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64)
+    t_all = np.concatenate(t_out) if t_out else np.zeros(0, np.float32)
+    p_all = np.concatenate(p_out) if p_out else np.zeros(0, np.float32)
+    finite = np.isfinite(p_all)
+    if not finite.all():
+        # A NaN written as a number is a wrong number: such rows are reported, never written.
+        missing += _non_finite_lines(index.table, row_id[~finite], t_all[~finite], p_all[~finite])
+        log.warning(
+            "%d predictions are NaN or infinite (a broken model or input); they are listed in "
+            "the _missing.csv report with reason non_finite, not written",
+            int((~finite).sum()),
+        )
+        row_id, t_all, p_all = row_id[finite], t_all[finite], p_all[finite]
     table = assemble_predictions(
-        index.table,
-        np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
-        np.concatenate(t_out) if t_out else np.zeros(0, np.float32),
-        np.concatenate(p_out) if p_out else np.zeros(0, np.float32),
-        training_range=ck.temperature_range,
+        index.table, row_id, t_all, p_all, training_range=ck.temperature_range
     )
     predicted_domains = set(table["domain"].unique().to_pylist())
     skipped = _skipped_lines(index_path, [*(domains or []), *predicted_domains])
     missing_table = pa.concat_tables([_missing_table(missing), skipped])
-    split_names = sorted(by_split, key=SPLITS.index)
-    name = "+".join(split_names) if split_names else (split or "none")
-    out = (
-        Path(out_path)
-        if out_path
-        else default_predictions_path(checkpoint, name, TableFormat(fmt).value)
-    )
     meta = PredictionsMeta(
         rmsf_unit=ck.rmsf_unit,
         checkpoint=str(Path(checkpoint).resolve()),
@@ -315,13 +392,14 @@ def predict(
             *(temperature_key(x) for x in ck.temperature_range),
         )
     missing_path = None
+    missing_out.unlink(missing_ok=True)  # a report from an earlier run would describe it
     if missing_table.num_rows:
-        missing_path = out.with_name(out.stem + "_missing.csv")
+        missing_path = missing_out
         write_table_csv(missing_table, missing_path)
         log.warning(
             "%d domains/residues not predicted; reasons in %s", missing_table.num_rows, missing_path
         )
-    n_res = table.num_rows // len(temps) if len(temps) else 0
+    n_res = len(np.unique(row_id))
     log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
     return PredictReport(
         path=out,

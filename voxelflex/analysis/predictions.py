@@ -30,6 +30,7 @@ __all__ = [
     "PredictionsMeta",
     "assemble_predictions",
     "extrapolation_mask",
+    "predictions_format",
     "read_predictions",
     "write_predictions",
     "write_table_csv",
@@ -203,20 +204,25 @@ def write_table_csv(table: pa.Table, path: Path, header: str | None = None) -> P
     return Path(path)
 
 
-def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
-    """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        with atomic_path(path, suffix=".parquet") as tmp:
-            pq.write_table(_with_meta(table, meta), tmp)
-    elif suffix == ".csv":
-        write_table_csv(table, path, header=CSV_PREFIX + meta.to_json())
-    else:
+def predictions_format(path: str | Path) -> str:
+    """``"parquet"`` or ``"csv"`` from the suffix of a predictions path; InputError otherwise."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in ("parquet", "csv"):
         raise InputError(
             f"{path}: predictions output must end in .parquet or .csv; pass --output "
             "NAME.parquet or NAME.csv"
         )
+    return suffix
+
+
+def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
+    """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically."""
+    path = Path(path)
+    if predictions_format(path) == "parquet":
+        with atomic_path(path, suffix=".parquet") as tmp:
+            pq.write_table(_with_meta(table, meta), tmp)
+    else:
+        write_table_csv(table, path, header=CSV_PREFIX + meta.to_json())
     return path
 
 

@@ -72,6 +72,9 @@ def predict(
     ] = 256,
     workers: Annotated[int, typer.Option(help="DataLoader workers reading voxels.")] = 0,
     device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
 ) -> None:
     """Predict RMSF with a checkpoint at one or more temperatures; write CSV or Parquet."""
     from voxelflex.analysis.predict import predict as run_predict
@@ -95,6 +98,7 @@ def predict(
         num_workers=workers,
         device=device,
         fmt=fmt.value,
+        overwrite=overwrite,
     )
     typer.echo(
         f"predictions: {report.path} ({report.n_residues} residues × "
@@ -139,6 +143,9 @@ def evaluate(
     shards_dir: ShardsDirOption = None,
     batch_size: Annotated[int, typer.Option(help="Residues per batch for importance.")] = 256,
     device: Annotated[str, typer.Option(help="Torch device for importance.")] = "cpu",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
 ) -> None:
     """Metrics JSON: overall, per temperature, per domain, stratified, baselines, importance."""
     from voxelflex.analysis.evaluate import evaluate as run_evaluate
@@ -156,6 +163,7 @@ def evaluate(
         shards_dir=shards_dir,
         batch_size=batch_size,
         device=device,
+        overwrite=overwrite,
     )
     typer.echo(format_summary(report.metrics))
     typer.echo(f"metrics: {report.path}")
@@ -198,6 +206,9 @@ def plot(
         list[float] | None,
         typer.Option("--profile-temperature", help="Temperature (K) in the profile (repeatable)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
 ) -> None:
     """Plots (PNG/SVG/PDF) and the CSV of the data behind each."""
     from voxelflex.analysis.plots import default_plot_dir
@@ -214,6 +225,7 @@ def plot(
         domain=domain,
         residues=residue or None,
         profile_temperatures=profile_temperature or None,
+        overwrite=overwrite,
     )
     images = [p for p in paths if p.suffix != ".csv"]
     typer.echo(f"{len(images)} plots (+ data CSVs) in {out}:")

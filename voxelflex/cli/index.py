@@ -13,6 +13,7 @@ from voxelflex.config import load_config
 from voxelflex.errors import ConfigError
 from voxelflex.index import build_index
 from voxelflex.index.query import QueryFormat, format_stats, index_stats, run_query, write_result
+from voxelflex.paths import check_output
 
 __all__ = ["app", "build", "query", "stats"]
 
@@ -52,6 +53,9 @@ def build(
         bool, typer.Option("--deep", help="Check every voxel dataset, not a sample per chain.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing index at --output.")
+    ] = False,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config; flags override it.")
     ] = None,
@@ -90,6 +94,7 @@ def build(
         test=cfg.test_split,
         deep=deep,
         progress=progress,
+        overwrite=overwrite,
     )
     typer.echo(report.summary())
 
@@ -108,8 +113,13 @@ def query(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --output file.")
+    ] = False,
 ) -> None:
     """Run read-only SQL over the index, e.g. "SELECT split, count(*) FROM samples GROUP BY 1"."""
+    if output is not None:
+        check_output(output, inputs={"index": index}, overwrite=overwrite, what="query result")
     text = write_result(run_query(index, sql), fmt, output)
     if text is not None:
         typer.echo(text, nl=False)

@@ -69,6 +69,12 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from <run>/models/latest.pt.")
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Start over in a run folder that holds a run (deletes it)."
+        ),
+    ] = False,
     workers: Annotated[int | None, typer.Option(help="DataLoader workers per rank.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (plan, init, dropout).")] = None,
 ) -> None:
@@ -98,6 +104,7 @@ def train(
         "output_dir": output_dir,
         "run_name": run_name,
         "train.resume": True if resume else None,
+        "train.overwrite": True if overwrite else None,
     }
     overrides = [*(set_ or [])]
     overrides += [

@@ -268,7 +268,7 @@ def generate_demo(
 
 
 def build_demo_index(
-    paths: DemoPaths, out_path: str | Path, *, progress: bool = False
+    paths: DemoPaths, out_path: str | Path, *, progress: bool = False, overwrite: bool = False
 ) -> BuildReport:
     """Build the sample index of a demo dataset (all three splits, RMSF in nm)."""
     return build_index(
@@ -280,4 +280,5 @@ def build_demo_index(
         val=paths.val_split,
         test=paths.test_split,
         progress=progress,
+        overwrite=overwrite,
     )

@@ -19,6 +19,7 @@ from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, build_demo_index, generate_demo
 from voxelflex.engine import train
+from voxelflex.errors import InputError
 from voxelflex.sources.shard_build import build_shards
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
@@ -83,6 +84,7 @@ def run_demo(
     settings : DemoSettings
     """
     root = Path(out_dir).resolve()
+    _claim(root)
     s: dict[str, float] = {}
     data = _timed(
         s,
@@ -99,7 +101,7 @@ def run_demo(
     _timed(
         s,
         "index",
-        lambda: build_demo_index(data, index_path),
+        lambda: build_demo_index(data, index_path, overwrite=True),
     )
     shards_dir = root / "work" / "shards"
     _timed(
@@ -121,6 +123,7 @@ def run_demo(
             "train.epochs": settings.epochs,
             "train.device": settings.device,
             "train.progress": False,
+            "train.overwrite": True,
         },
     )
     result = _timed(s, "train", lambda: train(config))
@@ -139,6 +142,7 @@ def run_demo(
             source=settings.source,
             shards_dir=shards_dir,
             device=device,
+            overwrite=True,
         ),
     )
     report = _timed(
@@ -151,13 +155,20 @@ def run_demo(
             source=settings.source,
             shards_dir=shards_dir,
             device=device,
+            overwrite=True,
         ),
     )
     plot_dir = result.run_dir / "visualizations"
     _timed(
         s,
         "plot",
-        lambda: plot(plot_dir, run_dir=result.run_dir, predictions=preds.path, metrics=report.path),
+        lambda: plot(
+            plot_dir,
+            run_dir=result.run_dir,
+            predictions=preds.path,
+            metrics=report.path,
+            overwrite=True,
+        ),
     )
     outputs = {
         "inputs": data.root,
@@ -170,6 +181,22 @@ def run_demo(
         "plots": plot_dir,
     }
     return DemoResult(root=root, outputs=outputs, seconds=s, summary=format_summary(report.metrics))
+
+
+MARKER = ".voxelflex-demo"  # marks a folder the demo made, so it may replace its contents
+
+
+def _claim(root: Path) -> None:
+    """Make ``root`` the demo's folder; refuse a non-empty folder the demo did not make."""
+    if root.exists() and not root.is_dir():
+        raise InputError(f"demo output {root} is a file; --output names a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).is_file():
+        raise InputError(
+            f"demo output folder {root} holds files the demo did not write; the demo replaces "
+            "what is in its folder: choose a new or empty --output folder"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("written by `voxelflex demo`, which may replace this folder\n")
 
 
 def _cuda(device: str) -> bool:

@@ -80,6 +80,7 @@ def _index_path(config: Config, dist: DistContext) -> Path:
             val=data.val_split,
             test=data.test_split,
             progress=config.train.progress,
+            overwrite=True,  # the run's own copy, rebuilt because its inputs changed
         )
 
     dist.on_main(build)

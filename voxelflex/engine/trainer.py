@@ -160,6 +160,8 @@ class _Trainer:
             config.log_level if dist.is_main or config.log_level == "ERROR" else "WARNING",
             rank=dist.rank if dist.enabled else None,
         )
+        if not tc.resume:
+            dist.on_main(self._claim_run_dir)
         self.device = dist.device
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
         self.autocast = _precision(tc.precision, self.device)
@@ -228,6 +230,25 @@ class _Trainer:
             )
 
     # ------------------------------------------------------------------ set-up helpers
+
+    def _claim_run_dir(self) -> None:
+        """Refuse a run folder that holds a run, or clear it with ``train.overwrite``."""
+        outputs = [
+            *sorted(self.models_dir.glob("*.pt")),
+            *[p for p in (self.run_dir / HISTORY_FILE,) if p.is_file()],
+        ]
+        if not outputs:
+            return
+        if not self.config.train.overwrite:
+            raise ConfigError(
+                f"run folder {self.run_dir} already holds a run ({outputs[0].name}, "
+                f"{len(outputs)} files); pass --resume to continue it, choose another "
+                "--run-name, or pass --overwrite to start over (its checkpoints and history "
+                "are deleted)"
+            )
+        log.warning("--overwrite: deleting the earlier run's %s", [str(p) for p in outputs])
+        for path in outputs:
+            path.unlink()
 
     def _set_statistics(self) -> None:
         y = self.data.target.astype(np.float64)

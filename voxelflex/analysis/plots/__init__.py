@@ -94,6 +94,31 @@ def default_plot_dir(
     return (anchor.parent if anchor.name == "metrics" else anchor) / "visualizations"
 
 
+# Every plot's file-name stem (``rmsf_profile`` is followed by ``_<domain>``): what an existing
+# plot folder is checked for before anything is drawn.
+PLOT_NAMES = (
+    "training_curves",
+    "pred_vs_true",
+    "error_distribution",
+    "per_temperature_metrics",
+    "residue_type_errors",
+    "rmsf_profile",
+    "temperature_response",
+)
+
+
+def _existing_plots(out_dir: Path) -> list[str]:
+    """Files in ``out_dir`` that a plot run writes (images of any format and data CSVs)."""
+    if not out_dir.is_dir():
+        return []
+    suffixes = {f".{f.value}" for f in ImageFormat} | {".csv"}
+    return sorted(
+        p.name
+        for p in out_dir.iterdir()
+        if p.suffix in suffixes and p.stem.removesuffix("_data").startswith(PLOT_NAMES)
+    )
+
+
 def plot(
     out_dir: str | Path,
     *,
@@ -105,6 +130,7 @@ def plot(
     domain: str | None = None,
     residues: Sequence[str] | None = None,
     profile_temperatures: Sequence[float] | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Make every plot the given inputs allow; return the written paths (images and CSVs).
 
@@ -128,9 +154,19 @@ def plot(
         the profile's domain, least to most flexible).
     profile_temperatures : sequence of float, optional
         Temperatures (K) drawn in the profile.
+    overwrite : bool
+        Replace plots already in ``out_dir`` (refused otherwise; see :mod:`voxelflex.paths`).
     """
     out_dir = Path(out_dir)
     fmt = ImageFormat(fmt)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"plot folder {out_dir} is a file; --output-dir names a folder")
+    existing = _existing_plots(out_dir)
+    if existing and not overwrite:
+        raise InputError(
+            f"plot folder {out_dir} already holds {len(existing)} plot files (e.g. "
+            f"{existing[:3]}); choose another --output-dir, or pass --overwrite to replace them"
+        )
     if run_dir is not None:
         found = find_run_files(run_dir)
         history = history or found["history"]

@@ -1,0 +1,46 @@
+"""A small untrained checkpoint for prediction tests (no training run needed)."""
+
+from __future__ import annotations
+
+import torch
+
+from voxelflex.engine.checkpoint import CheckpointMeta, meta_to_dict, save_checkpoint
+from voxelflex.frame import FRAME
+from voxelflex.models import ModelSpec, build_model
+
+O_CHANNEL = FRAME.channels.index("O")
+
+
+def make_checkpoint(path, *, rmsf_unit: str = "nm"):
+    """A tiny dilated_resnet3d/head model (outputs ≈0.2 nm; channel O's weights zeroed)."""
+    torch.manual_seed(0)
+    spec = ModelSpec("dilated_resnet3d", "tiny", "head", dropout=0.0)
+    model = build_model(spec, temperature_range=(320.0, 450.0))
+    model.set_statistics(0.2, 0.1)  # outputs around 0.2 nm
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
+    with torch.no_grad():
+        first.weight[:, O_CHANNEL] = 0.0
+    meta = CheckpointMeta(
+        model_name=spec.name,
+        preset=spec.preset,
+        conditioning=spec.conditioning,
+        temperature_range=(320.0, 450.0),
+        frame=FRAME,
+        rmsf_unit=rmsf_unit,
+        features=[],
+        feature_mean=[],
+        feature_std=[],
+        index_fingerprint="test",
+        format_version=1,
+        epoch=1,
+        batch=0,
+        global_step=0,
+        log_target=False,
+    )
+    payload = {
+        "meta": meta_to_dict(meta),
+        "model_spec": spec.to_dict(),
+        "model": model.state_dict(),
+    }
+    save_checkpoint(path, payload)
+    return path
