@@ -121,18 +121,39 @@ def test_resid_offset_is_reported_not_applied(tmp_path):
     paths = generate_demo(
         tmp_path / "d", n_domains=3, min_residues=20, max_residues=25, csv_resid_offset=-1
     )
+    # every domain shifted: no row becomes a target, which is an error naming the step
+    with pytest.raises(InputError, match=r"none of the \d+ rows .* resid_offset \d+") as err:
+        build_index(
+            paths.voxel_file,
+            tmp_path / "i.parquet",
+            rmsf_csv=paths.rmsf_csv,
+            rmsf_unit="nm",
+            progress=False,
+        )
+    assert "i.skipped.csv" in str(err.value) and not (tmp_path / "i.parquet").exists()
+    skip = pcsv.read_csv(tmp_path / "i.skipped.csv")
+    assert skip["reason"].to_pylist() == ["resid_offset"] * 3
+    assert "HDF5 resnum = CSV resid +1" in skip["detail"][0].as_py()
+    # one domain shifted among good ones: reported and left as predict rows, not renumbered
+    good = generate_demo(tmp_path / "g", n_domains=3, min_residues=20, max_residues=25)
+    rows = pcsv.read_csv(good.rmsf_csv)
+    first = rows["domain_id"][0].as_py()
+    shifted = pc.if_else(
+        pc.equal(rows["domain_id"], first), pc.subtract(rows["resid"], 1), rows["resid"]
+    )
+    pcsv.write_csv(rows.set_column(1, "resid", shifted), tmp_path / "one.csv")
     report = build_index(
-        paths.voxel_file,
-        tmp_path / "i.parquet",
-        rmsf_csv=paths.rmsf_csv,
+        good.voxel_file,
+        tmp_path / "j.parquet",
+        rmsf_csv=tmp_path / "one.csv",
         rmsf_unit="nm",
         progress=False,
     )
-    assert report.skipped == {"resid_offset": 3}
-    assert report.rows["train"] == 0 and report.residues["predict"] > 0
+    assert report.skipped == {"resid_offset": 1} and report.rows["train"] > 0
     assert any("resid_offset" in w for w in report.warnings)
-    skip = pcsv.read_csv(report.skip_table_path)
-    assert "HDF5 resnum = CSV resid +1" in skip["detail"][0].as_py()
+    assert (
+        "HDF5 resnum = CSV resid +1" in pcsv.read_csv(report.skip_table_path)["detail"][0].as_py()
+    )
 
 
 # ---------------------------------------------------------------- hand-made cases
@@ -189,11 +210,12 @@ def test_csv_residue_missing_from_hdf5(tmp_path):
 
 
 def test_resname_mismatch_skips_domain(tmp_path):
-    layout = {"d1": {"A": residues("ALA GLY SER")}}
-    report, t, skip = _build(tmp_path, layout, csv_rows("d1", "ALA TRP SER"))
+    layout = {"d1": {"A": residues("ALA GLY SER")}, "d2": {"A": residues("VAL")}}
+    rows = csv_rows("d1", "ALA TRP SER") + csv_rows("d2", "VAL")
+    report, t, skip = _build(tmp_path, layout, rows)
     assert report.skipped == {"resname_mismatch": 1}
     assert "resid 2 (CSV vs HDF5: TRP vs GLY)" in skip["detail"][0].as_py()
-    assert set(t["split"].to_pylist()) == {"predict"}
+    assert set(t.filter(pc.equal(t["domain"], "d1"))["split"].to_pylist()) == {"predict"}
 
 
 def test_force_field_residue_names_match_pdb_labels(tmp_path):
@@ -215,7 +237,8 @@ def test_prefix_mapping_and_ambiguity(tmp_path):
 
 def test_multi_chain_domains(tmp_path):
     layout = {"d1": {"A": residues("ALA GLY"), "B": residues("SER")}}
-    report, t, skip = _build(tmp_path, layout, csv_rows("d1", "ALA GLY"))
+    layout2 = {**layout, "d2": {"A": residues("VAL")}}
+    report, t, skip = _build(tmp_path, layout2, csv_rows("d1", "ALA GLY") + csv_rows("d2", "VAL"))
     assert _reasons(skip) == [("multi_chain", "d1", "d1", None)]
     assert report.rows["predict"] == 3
     header = "domain_id,chain,resid,resname,temperature_feature,target_rmsf"

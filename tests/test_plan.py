@@ -87,7 +87,7 @@ def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
         monkeypatch.setattr(base, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
         gens.append(iter(loader.dataset))
         item = next(gens[-1], None)
-        firsts.append(None if item is None else loader.dataset.to_batch(item, ring))
+        firsts.append(None if item is None else loader.dataset.to_batch(item, ring, {}))
     monkeypatch.undo()
     out = []
     active = list(range(len(gens)))
@@ -100,7 +100,7 @@ def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
                 if item is None:
                     active.remove(j)
                     continue
-                batch = loader.dataset.to_batch(item, ring)
+                batch = loader.dataset.to_batch(item, ring, {})
             out.append(batch)
     assert len(out) == len(loader)
     return out

@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests._checkpoints import make_checkpoint
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.importance import permutation_importance
 from voxelflex.analysis.predict import predict
@@ -21,54 +22,16 @@ from voxelflex.analysis.temperatures import parse_sweep
 from voxelflex.cli.main import app
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, rmsf_target
 from voxelflex.engine import checkpoint as checkpoint_module
-from voxelflex.engine.checkpoint import CheckpointMeta, meta_to_dict, save_checkpoint
 from voxelflex.errors import CheckpointError, ConfigError, InputError
 from voxelflex.frame import FRAME
 from voxelflex.index import read_index
-from voxelflex.models import ModelSpec, build_model
 from voxelflex.sources import PlanConfig, open_source
 from voxelflex.sources.hdf5 import Hdf5Reader
-
-O_CHANNEL = FRAME.channels.index("O")
-
-
-def _checkpoint(path, *, rmsf_unit: str = "nm"):
-    torch.manual_seed(0)
-    spec = ModelSpec("dilated_resnet3d", "tiny", "head", dropout=0.0)
-    model = build_model(spec, temperature_range=(320.0, 450.0))
-    model.set_statistics(0.2, 0.1)  # outputs around 0.2 nm
-    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
-    with torch.no_grad():
-        first.weight[:, O_CHANNEL] = 0.0
-    meta = CheckpointMeta(
-        model_name=spec.name,
-        preset=spec.preset,
-        conditioning=spec.conditioning,
-        temperature_range=(320.0, 450.0),
-        frame=FRAME,
-        rmsf_unit=rmsf_unit,
-        features=[],
-        feature_mean=[],
-        feature_std=[],
-        index_fingerprint="test",
-        format_version=1,
-        epoch=1,
-        batch=0,
-        global_step=0,
-        log_target=False,
-    )
-    payload = {
-        "meta": meta_to_dict(meta),
-        "model_spec": spec.to_dict(),
-        "model": model.state_dict(),
-    }
-    save_checkpoint(path, payload)
-    return path
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    return _checkpoint(tmp_path_factory.mktemp("run") / "models" / "best.pt")
+    return make_checkpoint(tmp_path_factory.mktemp("run") / "models" / "best.pt")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +122,7 @@ def test_prediction_index_needs_temperatures(checkpoint, demo_data, tmp_path):
 
 
 def test_refuses_index_with_another_rmsf_unit(demo_index, tmp_path):
-    ckpt = _checkpoint(tmp_path / "angstrom.pt", rmsf_unit="angstrom")
+    ckpt = make_checkpoint(tmp_path / "angstrom.pt", rmsf_unit="angstrom")
     with pytest.raises(CheckpointError, match=r"RMSF in nm.*checkpoint predicts RMSF in angstrom"):
         predict(ckpt, demo_index, split="test", out_path=tmp_path / "x.parquet")
 

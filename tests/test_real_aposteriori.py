@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from voxelflex.errors import InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.packing import unpack_numpy
 from voxelflex.sources import PlanConfig, build_shards, open_source
@@ -79,7 +80,8 @@ def test_csv_numbered_from_zero_is_reported_not_shifted(tmp_path):
         ),
         csv,
     )
-    report = build_index(REAL, tmp_path / "i.parquet", rmsf_csv=csv, rmsf_unit="nm", progress=False)
-    skipped = pacsv.read_csv(report.skip_table_path).to_pylist()
+    # the only domain is shifted, so no row becomes a target: an error, with the skip table
+    with pytest.raises(InputError, match=r"none of the 36 rows .*: resid_offset 36"):
+        build_index(REAL, tmp_path / "i.parquet", rmsf_csv=csv, rmsf_unit="nm", progress=False)
+    skipped = pacsv.read_csv(tmp_path / "i.skipped.csv").to_pylist()
     assert any(r["reason"] == "resid_offset" and r["domain"] == "1vii" for r in skipped)
-    assert report.rows["train"] == 0 and report.rows["predict"] == n

@@ -116,7 +116,7 @@ def test_manifest_version_and_presence_are_checked(shards, index):
     data = json.loads(path.read_text())
     data["format_version"] = 99
     path.write_text(json.dumps(data))
-    with pytest.raises(ShardError, match="version 99 unsupported, expected 1"):
+    with pytest.raises(ShardError, match="version 99 unsupported, expected 2"):
         open_source("shards", index, split="train", shards_dir=shards)
     path.unlink()
     with pytest.raises(ShardError, match=r"no manifest\.json"):

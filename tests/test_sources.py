@@ -17,6 +17,7 @@ from voxelflex.index import read_index
 from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import pack_file_grids
 from voxelflex.sources import SOURCES, PlanConfig, build_shards, open_source
+from voxelflex.sources.base import ResidueReadError
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -204,9 +205,11 @@ def test_hdf5_reader_names_file_domain_and_residue_of_a_bad_grid(tmp_path, dtype
         PACKED_BYTES,
     )
     with pytest.raises(
-        FrameError, match=rf"bad\.hdf5: domain 1abcA00, chain A, residue 2: {message}"
-    ):
+        ResidueReadError, match=rf"bad\.hdf5: domain 1abcA00, chain A, residue 2: {message}"
+    ) as err:
         reader.read_domain("1abcA00", np.array(["A", "A"]), np.array(["1", "2"]))
+    assert isinstance(err.value.first, FrameError) and list(err.value.bad) == [1]
+    assert err.value.rows.shape == (2, PACKED_BYTES) and not err.value.rows[1].any()
     with pytest.raises(SourceError, match="residue 7: not in the voxel file"):
         reader.read_domain("1abcA00", np.array(["A"]), np.array(["7"]))
 
@@ -231,9 +234,10 @@ def test_hdf5_reader_reads_binary_uint8_grids_like_bool(tmp_path):
     rows = {d: Hdf5Reader(p).read_domain("1abcA00", *keys) for d, p in paths.items()}
     np.testing.assert_array_equal(rows[np.uint8], rows[np.bool_])
     with pytest.raises(
-        InputError, match=r"uint8\.hdf5: domain 1abcA00, chain A, residue 9: .*above 1"
-    ):
+        SourceError, match=r"uint8\.hdf5: domain 1abcA00, chain A, residue 9: .*above 1"
+    ) as err:
         Hdf5Reader(paths[np.uint8]).read_domain("1abcA00", np.array(["A"]), np.array(["9"]))
+    assert isinstance(err.value.first, InputError)
 
 
 def test_hdf5_skip_policy_covers_a_bad_grid_but_not_a_file_wide_problem(tmp_path):
@@ -252,9 +256,12 @@ def test_hdf5_skip_policy_covers_a_bad_grid_but_not_a_file_wide_problem(tmp_path
     with pytest.raises(FrameError, match=r"v\.h5: domain d2, chain A, residue 2: grid dtype"):
         _epoch(src, cfg)
     src = open_source("hdf5", built, split="predict", temperatures=[300.0], on_error="skip")
-    batches = _epoch(src, cfg)
+    loader = src.loader(cfg, 0)
+    batches = list(loader)
     weight = torch.cat([b.weight for b in batches]).numpy()
-    assert weight.tolist() == [1.0] * 7 + [0.0] * 7
+    assert weight.tolist() == [1.0] * 8 + [0.0] + [1.0] * 5  # only the bad residue
+    ((row_id, reason),) = loader.skipped.items()
+    assert built.table["resid_str"][row_id].as_py() == "2" and "grid dtype float32" in reason
     write_voxels(tmp_path / "bare.h5", layout)
     with h5py.File(tmp_path / "bare.h5", "a") as f:
         del f.attrs["atom_encoder"]
