@@ -18,17 +18,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from voxelflex.errors import ConfigError
+from voxelflex.quantities import RMSF_UNITS
+from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS, SOURCES, Registry
 
 __all__ = [
+    "Choice",
     "Config",
     "DataConfig",
     "LoaderConfig",
     "ModelConfig",
+    "PredictConfig",
     "TrainConfig",
     "choices",
     "config_to_yaml",
@@ -42,13 +46,27 @@ def _require(ok: bool, key: str, value: object, allowed: str) -> None:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """Marks a ``str`` key whose allowed values are a registry's names or a constant tuple.
+
+    The values are read when a config is loaded, so a source or architecture registered at run
+    time (:meth:`voxelflex.registry.Registry.register`) is accepted.
+    """
+
+    values: Registry | tuple[str, ...]
+
+    def names(self) -> tuple[str, ...]:
+        return self.values.names() if isinstance(self.values, Registry) else self.values
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Input files (absolute paths after loading). See ``default_config.yaml`` for each key."""
 
     index: Path | None
     voxel_file: Path | None
     rmsf_csv: Path | None
-    rmsf_unit: Literal["nm", "angstrom"] | None
+    rmsf_unit: Annotated[str, Choice(RMSF_UNITS)] | None
     train_split: Path | None
     val_split: Path | None
     test_split: Path | None
@@ -59,7 +77,7 @@ class DataConfig:
 class LoaderConfig:
     """Sample source and epoch-plan settings."""
 
-    source: Literal["hdf5", "shards"]
+    source: Annotated[str, Choice(SOURCES)]
     batch_size: int
     num_workers: int
     mix_buffer_residues: int
@@ -80,9 +98,9 @@ class LoaderConfig:
 class ModelConfig:
     """Architecture, size preset and how temperature enters."""
 
-    name: Literal["densenet3d", "dilated_resnet3d", "multipath"]
-    preset: Literal["tiny", "small", "base"]
-    conditioning: Literal["head", "film"]
+    name: Annotated[str, Choice(ARCHITECTURES)]
+    preset: Annotated[str, Choice(PRESETS)]
+    conditioning: Annotated[str, Choice(CONDITIONINGS)]
     dropout: float
     features: tuple[str, ...]
 
@@ -140,10 +158,21 @@ class TrainConfig:
             "false with train.resume (continue the run, or start it over: not both)",
         )
 
-    @property
-    def monitor_mode(self) -> str:
-        """``"max"`` for correlations, ``"min"`` for losses and errors."""
-        return "max" if self.monitor in ("val_pearson", "val_spearman") else "min"
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Prediction and evaluation settings (they also read ``loader``, ``data`` and
+    ``train.device``)."""
+
+    residues_per_batch: int
+
+    def __post_init__(self) -> None:
+        _require(
+            self.residues_per_batch >= 1,
+            "predict.residues_per_batch",
+            self.residues_per_batch,
+            "an integer >= 1",
+        )
 
 
 @dataclass(frozen=True)
@@ -157,6 +186,7 @@ class Config:
     loader: LoaderConfig
     model: ModelConfig
     train: TrainConfig
+    predict: PredictConfig
 
     def __post_init__(self) -> None:
         _require(
@@ -174,6 +204,17 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (str paths, lists) for YAML copies and checkpoints."""
         return _plain(self)
+
+    def get(self, dotted: str) -> Any:
+        """The value of a dotted key, e.g. ``config.get("data.shards_dir")``."""
+        node: Any = self
+        for part in dotted.split("."):
+            if not dataclasses.is_dataclass(node) or part not in {
+                f.name for f in dataclasses.fields(node)
+            }:
+                raise ConfigError(f"unknown config key '{dotted}'")
+            node = getattr(node, part)
+        return node
 
 
 def _plain(obj: Any) -> Any:
@@ -195,7 +236,14 @@ def config_to_yaml(config: Config) -> str:
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _choice(tp: Any) -> Choice | None:
+    """The :class:`Choice` of an ``Annotated[str, Choice(...)]`` type, else None."""
+    if typing.get_origin(tp) is Annotated:
+        return next((m for m in typing.get_args(tp)[1:] if isinstance(m, Choice)), None)
+    return None
 
 
 def _is_section(tp: Any) -> bool:
@@ -221,6 +269,11 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     if value is None:
         _require(optional, key, value, f"a value of type {_describe(inner)}")
         return None
+    choice = _choice(inner)
+    if choice is not None:
+        names = choice.names()
+        _require(value in names, key, value, "one of " + ", ".join(names))
+        return value
     origin = typing.get_origin(inner)
     if origin is Literal:
         choices = typing.get_args(inner)
@@ -258,6 +311,8 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
 
 
 def _describe(tp: Any) -> str:
+    if _choice(tp) is not None:
+        return "one of " + ", ".join(_choice(tp).names())
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(map(str, typing.get_args(tp)))
     return getattr(tp, "__name__", str(tp))
@@ -354,6 +409,8 @@ def choices(dotted: str) -> tuple[str, ...]:
         ``dotted`` is not a config key, or not one with a fixed set of values.
     """
     inner, _ = _split_optional(_field_type(dotted, origin="choices()"))
+    if _choice(inner) is not None:
+        return _choice(inner).names()
     if typing.get_origin(inner) is not Literal:
         raise ConfigError(f"config key '{dotted}' is not a choice ({_describe(inner)})")
     return typing.get_args(inner)

@@ -1,7 +1,7 @@
 """Readers and validators of voxelflex's three inputs: voxel HDF5, RMSF CSV, split files."""
 
 from voxelflex.inputs.id_mapping import IdMapping, map_domain_ids
-from voxelflex.inputs.rmsf_csv import RMSF_UNITS, check_rmsf_unit, read_rmsf_csv
+from voxelflex.inputs.rmsf_csv import read_rmsf_csv
 from voxelflex.inputs.splits import read_split_file, read_splits
 from voxelflex.inputs.voxel_hdf5 import (
     ResidueKeys,
@@ -18,12 +18,10 @@ from voxelflex.inputs.voxel_hdf5 import (
 from voxelflex.inputs.voxel_scan import VoxelScan, read_labels, scan_voxel_file
 
 __all__ = [
-    "RMSF_UNITS",
     "IdMapping",
     "ResidueKeys",
     "VoxelScan",
     "check_frame",
-    "check_rmsf_unit",
     "file_permutation",
     "list_chains",
     "list_domains",

@@ -18,12 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from voxelflex.columns import codes
-from voxelflex.errors import ConfigError, InputError
+from voxelflex.errors import InputError
 from voxelflex.paths import require_file
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "RMSF_UNITS", "check_rmsf_unit", "read_rmsf_csv"]
+__all__ = ["OPTIONAL_COLUMNS", "OPTIONAL_COLUMN_DOCS", "REQUIRED_COLUMNS", "read_rmsf_csv"]
 
-RMSF_UNITS = ("nm", "angstrom")
 REQUIRED_COLUMNS = {
     "domain_id": pa.string(),
     "resid": pa.int64(),
@@ -31,28 +30,36 @@ REQUIRED_COLUMNS = {
     "temperature_feature": pa.float64(),
     "target_rmsf": pa.float64(),
 }
-# Carried through to the index (see voxelflex.index.schema.OPTIONAL_COLUMNS for stored types).
+# The CSV's optional columns, as the index and the predictions store them. They come from the
+# target's own simulation, so they stratify evaluation and are never model inputs.
 OPTIONAL_COLUMNS = {
-    "relative_accessibility": pa.float64(),
+    "relative_accessibility": pa.float32(),
     "dssp": pa.string(),
-    "secondary_structure_encoded": pa.int64(),
+    "secondary_structure_encoded": pa.int32(),
 }
-_READ_TYPES = {**REQUIRED_COLUMNS, "chain": pa.string(), **OPTIONAL_COLUMNS}
-_NUMBER = {
-    pa.int64(): r"^\s*[-+]?\d+\s*$",
-    pa.float64(): r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|inf|Inf)\s*$",
+OPTIONAL_COLUMN_DOCS = {
+    "relative_accessibility": "relative solvent accessibility from the index (null where none)",
+    "dssp": "DSSP secondary-structure code from the index (null where none)",
+    "secondary_structure_encoded": "encoded secondary structure from the index",
 }
+
+
+def _wide(t: pa.DataType) -> pa.DataType:
+    """Parse numbers at 64 bits and cast once, as for the required columns."""
+    if pa.types.is_floating(t):
+        return pa.float64()
+    return pa.int64() if pa.types.is_integer(t) else t
+
+
+_READ_TYPES = {
+    **REQUIRED_COLUMNS,
+    "chain": pa.string(),
+    **{n: _wide(t) for n, t in OPTIONAL_COLUMNS.items()},
+}
+_INTEGER = r"^\s*[-+]?\d+\s*$"
+_REAL = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|inf|Inf)\s*$"
+_NUMBER = {pa.int64(): _INTEGER, pa.int32(): _INTEGER, pa.float64(): _REAL, pa.float32(): _REAL}
 _EXAMPLES = 5
-
-
-def check_rmsf_unit(unit: str | None) -> str:
-    """Return ``unit`` if it is one of :data:`RMSF_UNITS`; there is deliberately no default."""
-    if unit not in RMSF_UNITS:
-        raise ConfigError(
-            f"RMSF unit {unit!r} is not one of {list(RMSF_UNITS)}; it is required with an RMSF "
-            "CSV (mdCATH RMSF is in nm): pass --rmsf-unit nm or --rmsf-unit angstrom"
-        )
-    return unit
 
 
 def _header(path: str) -> list[str]:
@@ -74,7 +81,7 @@ def _locate_bad_value(path: str, column: str, typ: pa.DataType, message: str) ->
         i = int(bad[0])
         return InputError(
             f"{path}, line {i + 2}: column {column!r} value {raw[i].as_py()!r} is not a "
-            f"{'whole number' if typ == pa.int64() else 'number'}; fix that line"
+            f"{'whole number' if pa.types.is_integer(typ) else 'number'}; fix that line"
         )
     return InputError(f"{path}: column {column!r} could not be read ({message}); fix the file")
 

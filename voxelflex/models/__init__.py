@@ -1,45 +1,22 @@
-"""Temperature-aware 3D CNNs: a registry of trunks, two conditionings, three size presets.
+"""Temperature-aware 3D CNNs: trunks and conditionings from :mod:`voxelflex.registry`.
 
 ``build_model(ModelSpec("multipath", "tiny", "film"), temperature_range=(320., 450.))`` gives an
 :class:`RMSFModel`; unknown names raise :class:`~voxelflex.errors.ConfigError` listing the
-valid ones.
+valid ones. A trunk class takes ``in_channels`` plus the keyword arguments of one of its
+``PRESETS`` (``tiny``, ``small``, ``base``) and has ``out_channels``; a conditioning class takes
+``(trunk channels, number of features, dropout)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-from torch import nn
 
 from voxelflex.errors import ConfigError
 from voxelflex.frame import GRID_SHAPE
-from voxelflex.models import densenet3d, dilated_resnet3d, multipath
-from voxelflex.models.conditioning import CONDITIONINGS
 from voxelflex.models.model import ModelSpec, RMSFModel
+from voxelflex.registry import ARCHITECTURES, CONDITIONINGS
 
-__all__ = [
-    "ARCHITECTURES",
-    "CONDITIONINGS",
-    "PRESET_NAMES",
-    "ModelSpec",
-    "RMSFModel",
-    "build_model",
-    "parameter_counts",
-]
-
-# name -> (trunk class, {preset: constructor kwargs})
-ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], dict[str, dict]]] = {
-    "densenet3d": (densenet3d.DenseNet3DTrunk, densenet3d.PRESETS),
-    "dilated_resnet3d": (dilated_resnet3d.DilatedResNet3DTrunk, dilated_resnet3d.PRESETS),
-    "multipath": (multipath.MultipathTrunk, multipath.PRESETS),
-}
-PRESET_NAMES = ("tiny", "small", "base")
-
-
-def _choice(kind: str, value: str, valid) -> None:
-    if value not in valid:
-        raise ConfigError(f"unknown {kind} {value!r}; valid: {', '.join(valid)}")
+__all__ = ["ModelSpec", "RMSFModel", "build_model", "parameter_counts"]
 
 
 def build_model(spec: ModelSpec, *, temperature_range: tuple[float, float]) -> RMSFModel:
@@ -51,12 +28,15 @@ def build_model(spec: ModelSpec, *, temperature_range: tuple[float, float]) -> R
     temperature_range : (float, float)
         Training (min, max) temperature in K.
     """
-    _choice("model", spec.name, ARCHITECTURES)
-    _choice("preset", spec.preset, PRESET_NAMES)
-    _choice("conditioning", spec.conditioning, CONDITIONINGS)
-    trunk_cls, presets = ARCHITECTURES[spec.name]
-    trunk = trunk_cls(GRID_SHAPE[0], **presets[spec.preset])
-    head = CONDITIONINGS[spec.conditioning](trunk.out_channels, len(spec.features), spec.dropout)
+    trunk_cls = ARCHITECTURES.get(spec.name)
+    head_cls = CONDITIONINGS.get(spec.conditioning)
+    if spec.preset not in trunk_cls.PRESETS:
+        raise ConfigError(
+            f"unknown preset {spec.preset!r} of architecture {spec.name!r} (config key "
+            f"'model.preset'); valid: {', '.join(trunk_cls.PRESETS)}"
+        )
+    trunk = trunk_cls(GRID_SHAPE[0], **trunk_cls.PRESETS[spec.preset])
+    head = head_cls(trunk.out_channels, len(spec.features), spec.dropout)
     model = RMSFModel(spec, trunk, head, temperature_range)
     return model.to(memory_format=torch.channels_last_3d)
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from voxelflex.models.blocks import ConvNormAct
 
-__all__ = ["CONDITIONINGS", "FilmConditioning", "HeadConditioning"]
+__all__ = ["FilmConditioning", "HeadConditioning"]
 
 _HIDDEN = 64  # channels of the 1×1 layer after the trunk; MLP 64 → 32 → 1 as before
 _EMBED = 32
@@ -96,6 +96,3 @@ class FilmConditioning(nn.Module):
         h = torch.relu(_gather(h, residue_index) * (1 + gamma.view(shape)) + beta.view(shape))
         x = torch.cat([_pool(h), _gather(features, residue_index)], dim=1)
         return self.mlp(x).squeeze(1)
-
-
-CONDITIONINGS = {"head": HeadConditioning, "film": FilmConditioning}

@@ -35,6 +35,8 @@ class _DenseLayer(nn.Module):
 class DenseNet3DTrunk(nn.Module):
     """``(R, 5, 21, 21, 21)`` → feature map ``(R, out_channels, d, d, d)``."""
 
+    PRESETS = PRESETS  # size presets: voxelflex.registry.PRESETS, each a set of kwargs
+
     def __init__(
         self,
         in_channels: int,

@@ -43,6 +43,8 @@ class _ResBlock(nn.Module):
 class DilatedResNet3DTrunk(nn.Module):
     """``(R, 5, 21, 21, 21)`` → feature map ``(R, out_channels, d, d, d)``."""
 
+    PRESETS = PRESETS  # size presets: voxelflex.registry.PRESETS, each a set of kwargs
+
     def __init__(self, in_channels: int, *, base_filters: int, n_blocks: int) -> None:
         super().__init__()
         layers: list[nn.Module] = [ConvNormAct(in_channels, base_filters, 3, stride=2)]

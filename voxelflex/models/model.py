@@ -2,7 +2,7 @@
 
 :class:`RMSFModel` owns everything that turns data into model inputs and outputs back into RMSF:
 temperature scaling from the training range (no clamping: temperatures outside it are allowed
-and reported by :meth:`RMSFModel.is_extrapolation`), per-residue feature standardisation, and
+and flagged by :func:`voxelflex.quantities.outside_range`), per-residue feature standardisation, and
 the target transform (optional log, then standardisation). These statistics are buffers, so
 they travel inside the checkpoint's weights.
 """
@@ -121,11 +121,6 @@ class RMSFModel(nn.Module):
         lo, hi = self.temperature_range[0], self.temperature_range[1]
         half = torch.clamp((hi - lo) / 2, min=1.0)  # a single training temperature: 1 K per unit
         return (temperature.float() - (lo + hi) / 2) / half
-
-    def is_extrapolation(self, temperature: torch.Tensor) -> torch.Tensor:
-        """``bool (B,)``: temperature outside the training range."""
-        lo, hi = self.temperature_range[0], self.temperature_range[1]
-        return (temperature < lo) | (temperature > hi)
 
     def encode_target(self, target: torch.Tensor) -> torch.Tensor:
         """RMSF → the standardised units the network outputs with ``raw=True``."""

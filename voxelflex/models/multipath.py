@@ -25,6 +25,8 @@ _KERNELS = (3, 5, 7)
 class MultipathTrunk(nn.Module):
     """``(R, 5, 21, 21, 21)`` → feature map ``(R, out_channels, 6, 6, 6)``."""
 
+    PRESETS = PRESETS  # size presets: voxelflex.registry.PRESETS, each a set of kwargs
+
     def __init__(self, in_channels: int, *, stem_channels: int, path_channels: int) -> None:
         super().__init__()
         self.stem = nn.Sequential(
