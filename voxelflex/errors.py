@@ -9,6 +9,7 @@ __all__ = [
     "FrameError",
     "IndexFormatError",
     "InputError",
+    "ResidueReadError",
     "ShardError",
     "SourceError",
     "TrainingError",
@@ -42,6 +43,37 @@ class SourceError(VoxelflexError):
 
 class ShardError(SourceError):
     """A shard is truncated, corrupt, or disagrees with its manifest."""
+
+
+class ResidueReadError(SourceError):
+    """Some residues of a domain could not be read; the others were.
+
+    Raised by a source's domain reader. Under ``on_error="raise"`` the first bad residue's own
+    error stops the epoch; under ``"skip"`` the readable rows are served and each bad residue
+    is skipped with its own reason.
+
+    Attributes
+    ----------
+    rows : numpy.ndarray of uint8, shape (R, 5789)
+        Packed rows of the domain, zeros where ``bad`` lists a residue.
+    bad : dict of int -> VoxelflexError
+        Position (in the requested order) → the error that residue raised.
+    """
+
+    def __init__(self, rows, bad: dict[int, VoxelflexError]) -> None:
+        more = f" (and {len(bad) - 1} more residues of this domain)" if len(bad) > 1 else ""
+        super().__init__(f"{bad[min(bad)]}{more}")
+        self.rows = rows
+        self.bad = bad
+
+    @property
+    def first(self) -> VoxelflexError:
+        """The first bad residue's own error (what ``on_error="raise"`` raises)."""
+        return self.bad[min(self.bad)]
+
+    def __reduce__(self):
+        # Crossing a process boundary (DataLoader or build worker) only the message matters.
+        return SourceError, (str(self),)
 
 
 class CheckpointError(VoxelflexError):

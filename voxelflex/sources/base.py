@@ -1,75 +1,54 @@
-"""The sample-source interface and the batching every source shares.
+"""The sample-source interface: what a new source implements.
 
-A source is a :class:`SampleSource` (main process: index, epoch plan, DataLoader) plus a
+A source is a :class:`SampleSource` (main process: index, split table, epoch plan) plus a
 :class:`DomainReader` (pickled into each DataLoader worker, opens its files lazily there). The
-base class does all the batching from the :mod:`~voxelflex.sources.plan`; a reader only turns a
-domain's residue keys into packed rows. That is the template: subclasses fill two hooks,
-:meth:`SampleSource.make_reader` and :meth:`DomainReader.read_domain`.
+base class does all the planning and batching (:mod:`~voxelflex.sources.plan`,
+:mod:`~voxelflex.sources.transport`); a reader only turns a domain's residue keys into packed
+rows. That is the template: subclasses fill two hooks, :meth:`SampleSource.make_reader` and
+:meth:`DomainReader.read_domain`, and declare the settings they read in ``OPTIONS``.
 """
 
 from __future__ import annotations
 
-import logging
-import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from typing import ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from voxelflex.errors import InputError, SourceError, VoxelflexError
-from voxelflex.frame import PACKED_BYTES
-from voxelflex.sources.batch import Batch
-from voxelflex.sources.plan import EpochPlan, PlanConfig, StreamPlan, make_plan
-from voxelflex.sources.table import SplitTable, concat_ranges
+from voxelflex.errors import SourceError
+from voxelflex.index import LoadedIndex
+from voxelflex.sources.plan import EpochPlan, PlanConfig, make_plan
+from voxelflex.sources.table import SplitTable
+from voxelflex.sources.transport import BatchLoader, make_loader
 
-__all__ = [
-    "ON_ERROR",
-    "BatchLoader",
-    "DomainReader",
-    "OnError",
-    "ResidueReadError",
-    "SampleSource",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["ON_ERROR", "DomainReader", "OnError", "SampleSource", "SourceOption"]
 
 OnError = Literal["raise", "skip"]
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
 
 
-class ResidueReadError(SourceError):
-    """Some residues of a domain could not be read; the others were.
-
-    Raised by :meth:`DomainReader.read_domain`. Under ``on_error="raise"`` it stops the epoch
-    like any error (its message is the first bad residue's); under ``"skip"`` the readable rows
-    are served and each bad residue is skipped with its own reason.
+@dataclass(frozen=True)
+class SourceOption:
+    """A setting a source reads from the run configuration.
 
     Attributes
     ----------
-    rows : numpy.ndarray of uint8, shape (R, 5789)
-        Packed rows of the domain, zeros where ``bad`` lists a residue.
-    bad : dict of int -> VoxelflexError
-        Position (in the requested order) → the error that residue raised.
+    name : str
+        Keyword argument of the source's constructor.
+    key : str
+        Dotted config key it comes from, e.g. ``"data.shards_dir"``.
+    required : bool
+        The source cannot open without it.
+    help : str
+        What it is, for the error when it is missing.
     """
 
-    def __init__(self, rows: np.ndarray, bad: dict[int, VoxelflexError]) -> None:
-        more = f" (and {len(bad) - 1} more residues of this domain)" if len(bad) > 1 else ""
-        super().__init__(f"{bad[min(bad)]}{more}")
-        self.rows = rows
-        self.bad = bad
-
-    @property
-    def first(self) -> VoxelflexError:
-        """The first bad residue's own error (what ``on_error="raise"`` raises)."""
-        return self.bad[min(self.bad)]
-
-    def __reduce__(self):
-        # Crossing a process boundary (DataLoader or build worker) only the message matters.
-        return SourceError, (str(self),)
+    name: str
+    key: str
+    required: bool = False
+    help: str = ""
 
 
 class DomainReader(ABC):
@@ -103,7 +82,7 @@ class DomainReader(ABC):
 
         Raises
         ------
-        ResidueReadError
+        voxelflex.errors.ResidueReadError
             Some residues were unreadable (the rest were read), naming each.
         SourceError
             The whole domain could not be served, naming the file and domain.
@@ -129,10 +108,11 @@ class SampleSource(ABC):
     """
 
     name: ClassVar[str]
+    OPTIONS: ClassVar[tuple[SourceOption, ...]] = ()  # settings read from the config
 
     def __init__(
         self,
-        index,
+        index: LoadedIndex,
         *,
         split: str,
         temperatures: Sequence[float] | None = None,
@@ -189,333 +169,35 @@ class SampleSource(ABC):
         """Batches ``start_batch..`` of this rank's plan for ``epoch``.
 
         Iterates a :class:`torch.utils.data.DataLoader` (``batch_size=None``, ``cfg.num_workers``
-        workers) and yields :class:`Batch`; ``len()`` is the number of batches it yields.
-        ``pin_memory`` pins each batch (for asynchronous host-to-device copies).
+        workers) and yields :class:`~voxelflex.sources.batch.Batch`; ``len()`` is the number of
+        batches it yields. ``pin_memory`` pins each batch (for asynchronous host-to-device
+        copies).
         """
-        plan = self.plan(cfg, epoch)
-        empty = sum(s.table.n_domains == 0 for s in plan.streams)
-        if empty:
-            log.warning(
-                "%d of %d streams on rank %d have no domains (%d domains for %d ranks × workers); "
-                "they yield weight-0 padding batches only",
-                empty,
-                len(plan.streams),
-                cfg.rank,
-                self.table.n_domains,
-                cfg.n_streams,
-            )
-        pad_temperature = float(self.table.temperature[0])
-        ring = _make_ring(plan, cfg.num_workers)
-        dataset = _PlanDataset(
-            plan, self.make_reader(), start_batch, self.on_error, pad_temperature, ring
+        return make_loader(
+            self.plan(cfg, epoch),
+            self.make_reader(),
+            start_batch=start_batch,
+            on_error=self.on_error,
+            pad_temperature=float(self.table.temperature[0]),
+            pin_memory=pin_memory,
         )
-        loader = DataLoader(
-            dataset,
-            batch_size=None,
-            num_workers=cfg.num_workers,
-            collate_fn=_as_is,
-            prefetch_factor=_PREFETCH if cfg.num_workers else None,
-        )
-        return BatchLoader(loader, ring, pin_memory=pin_memory)
 
+    @classmethod
+    def take_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor keywords of :attr:`OPTIONS` from ``options`` (others are ignored).
 
-_PREFETCH = 2  # batches each worker may run ahead (DataLoader prefetch_factor)
-
-
-def _make_ring(plan: EpochPlan, num_workers: int) -> torch.Tensor | None:
-    """Shared-memory slots the workers write packed rows into: uint8 (W, slots, cap, 5789).
-
-    A worker may run ``_PREFETCH`` batches ahead of the batch the main process is copying out,
-    plus one per exhausted worker at the end of an epoch; the slot count covers both, so a slot
-    is never rewritten before it is copied. None (rows go through the pipe) with 0 workers or
-    when shared memory cannot be had.
-    """
-    if num_workers == 0:
-        return None
-    cap = max(int(np.diff(s.batch_offsets).max(initial=1)) for s in plan.streams)
-    slots = _PREFETCH + num_workers + 1
-    try:
-        return torch.empty(
-            (num_workers, slots, cap, PACKED_BYTES), dtype=torch.uint8
-        ).share_memory_()
-    except (RuntimeError, OSError) as exc:
-        log.warning("no shared memory for the batch ring (%s); rows go through the pipe", exc)
-        return None
-
-
-def _as_is(arrays: tuple) -> tuple:
-    """Collate function that leaves the workers' NumPy arrays alone."""
-    return arrays
-
-
-class BatchLoader:
-    """Turns the DataLoader's messages into :class:`Batch` objects in the main process.
-
-    Workers gather each batch's packed rows straight into a slot of a shared-memory ring and
-    send only a few numbers (slot, stream, batch, skipped residues); the main process copies
-    the rows out of the slot and builds the per-sample arrays from its own copy of the plan.
-    On 2 cores this moved ≈5 k batches/s against ≈1.5 k/s for rows pickled through the pipe
-    and ≈0.3 k/s for torch tensors (one shared-memory segment and file-descriptor handshake
-    per tensor).
-
-    Attributes
-    ----------
-    dataloader : torch.utils.data.DataLoader
-    ring : torch.Tensor or None
-        uint8 ``(workers, slots, cap, 5789)`` in shared memory.
-    skipped : dict of int -> str
-        Under ``on_error="skip"``: each residue served with weight 0 because it could not be
-        read, keyed by the ``row_id`` of its first sample, with the reason.
-    """
-
-    def __init__(
-        self, dataloader: DataLoader, ring: torch.Tensor | None = None, *, pin_memory: bool = False
-    ) -> None:
-        self.dataloader = dataloader
-        self.ring = ring
-        self.pin_memory = pin_memory
-        self.skipped: dict[int, str] = {}
-
-    @property
-    def dataset(self) -> IterableDataset:
-        return self.dataloader.dataset
-
-    def __len__(self) -> int:
-        return len(self.dataloader)
-
-    def __iter__(self) -> Iterator[Batch]:
-        ring = None if self.ring is None else self.ring.numpy()
-        try:
-            for item in self.dataloader:
-                batch = self.dataset.to_batch(item, ring, self.skipped)
-                yield batch.pin_memory() if self.pin_memory else batch
-        except VoxelflexError as exc:
-            raise _without_worker_traceback(exc) from None
-
-
-def _without_worker_traceback(exc: VoxelflexError) -> VoxelflexError:
-    """The error a DataLoader worker raised, without the worker traceback torch puts in its text.
-
-    torch re-raises a worker's exception as ``type(exc)("Caught ... Original Traceback ...")``;
-    users should see the one-line message that names the file, domain and fix.
-    """
-    text = str(exc)
-    if "Original Traceback" not in text:
-        return exc
-    last = text.rstrip().splitlines()[-1]
-    prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
-    return type(exc)(last.removeprefix(prefix))
-
-
-class _PlanDataset(IterableDataset):
-    """The rank's streams; each DataLoader worker serves one of them."""
-
-    def __init__(
-        self,
-        plan: EpochPlan,
-        reader: DomainReader,
-        start_batch: int,
-        on_error: OnError,
-        pad_temperature: float,
-        ring: torch.Tensor | None,
-    ) -> None:
-        self.assignment = plan.worker_streams(start_batch)
-        self.ring = ring
-        self.pad_temperature = pad_temperature
-        self.plan = plan
-        self.reader = reader
-        self.start_batch = start_batch
-        self.on_error = on_error
-
-    def __len__(self) -> int:
-        return self.plan.num_batches - self.start_batch
-
-    def __iter__(self) -> Iterator[tuple | bytes]:
-        info = get_worker_info()
-        worker = 0 if info is None else info.id
-        stream, first = self.assignment[worker]
-        server = _StreamServer(self.plan.streams[stream], self.reader, self.on_error)
-        total = self.plan.batches_per_stream
-        if info is None:
-            for b, packed, skipped in server.rows(first, total):
-                yield (stream, b, packed, skipped)
-            return
-        ring = None if self.ring is None else self.ring[worker].numpy()
-        for i, (b, packed, skipped) in enumerate(server.rows(first, total, ring)):
-            rows = packed if ring is None else (worker, i % len(ring), len(packed))
-            # Pickled here, in the worker's own thread: the queue then moves one small bytes.
-            yield pickle.dumps((stream, b, rows, skipped), protocol=pickle.HIGHEST_PROTOCOL)
-
-    def to_batch(
-        self, item: tuple | bytes, ring: np.ndarray | None, skipped: dict[int, str]
-    ) -> Batch:
-        """A message from :meth:`__iter__` → :class:`Batch` (in the main process).
-
-        Rows in a ring slot are copied out at once: the worker reuses the slot a few batches
-        later. The per-sample arrays come from this process's copy of the plan; residues the
-        worker could not read are added to ``skipped`` (first row_id → reason).
+        Raises
+        ------
+        SourceError
+            A required option is missing or None, naming its config key.
         """
-        stream, b, rows, reasons = pickle.loads(item) if isinstance(item, bytes) else item
-        if isinstance(rows, tuple):
-            worker, slot, n = rows
-            rows = ring[worker, slot, :n].copy()
-        mask = None
-        if reasons:
-            mask = np.zeros(len(rows), dtype=bool)
-            mask[list(reasons)] = True
-        samples = _samples(self.plan.streams[stream], b, mask, self.pad_temperature)
-        if reasons:
-            residue_index, row_id = samples[0], samples[4]
-            first = np.flatnonzero(np.r_[True, residue_index[1:] != residue_index[:-1]])
-            for i, reason in reasons.items():
-                skipped[int(row_id[first[i]])] = reason
-        return Batch(torch.from_numpy(rows), *(torch.from_numpy(a) for a in samples))
-
-
-def _samples(
-    stream: StreamPlan, b: int, skipped: np.ndarray | None, pad_temperature: float
-) -> tuple[np.ndarray, ...]:
-    """Per-sample arrays of batch ``b`` of ``stream``: residue_index, temperature, target,
-    weight, row_id, features (the :class:`Batch` fields after ``packed``).
-
-    ``skipped`` (bool per residue of the batch, or None) zeroes the weight of unreadable
-    residues. Batches past the stream's data are padding: one sample of weight 0, ``row_id``
-    -1, a finite temperature and target.
-    """
-    if b >= stream.n_batches:
-        return (
-            np.zeros(1, dtype=np.int64),
-            np.full(1, pad_temperature, dtype=np.float32),
-            np.zeros(1, dtype=np.float32),
-            np.zeros(1, dtype=np.float32),
-            np.full(1, -1, dtype=np.int64),
-            np.zeros((1, 0), dtype=np.float32),
-        )
-    t = stream.table
-    pos = stream.order[stream.batch_offsets[b] : stream.batch_offsets[b + 1]]
-    starts = t.res_row_offsets[pos]
-    counts = t.res_row_offsets[pos + 1] - starts
-    rows = concat_ranges(starts, counts)
-    residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
-    if skipped is None:
-        weight = np.ones(len(rows), dtype=np.float32)
-    else:
-        weight = np.where(skipped, 0.0, 1.0).astype(np.float32)[residue_index]
-    return (
-        residue_index,
-        t.temperature[rows],
-        t.target[rows],
-        weight,
-        t.row_id[rows],
-        np.zeros((len(pos), 0), dtype=np.float32),
-    )
-
-
-class _StreamServer:
-    """Reads a stream's mixing windows lazily and gathers their rows into batches."""
-
-    def __init__(self, stream: StreamPlan, reader: DomainReader, on_error: OnError) -> None:
-        self.stream = stream
-        self.table = stream.table
-        self.reader = reader
-        self.on_error = on_error
-        self.win_res = stream.window_res_offsets
-        self.skipped: dict[int, str] = {}  # residue position in the stream table -> reason
-        self.n_skipped_domains = 0
-
-    def rows(
-        self, first: int, total: int, ring: np.ndarray | None = None
-    ) -> Iterator[tuple[int, np.ndarray, dict[int, str] | None]]:
-        """Packed rows of batches ``first..total-1`` (data, then padding).
-
-        Yields ``(b, packed uint8 (R, 5789), skipped)``, ``skipped`` mapping the batch positions
-        of unreadable residues to their reason (None when there are none). With ``ring``
-        (uint8 ``(slots, cap, 5789)``), the ``i``-th batch's rows are gathered into
-        ``ring[i % slots]`` and ``packed`` is a view of it.
-        """
-        s = self.stream
-        if first < s.n_batches:
-            first_res = s.order[s.batch_offsets[first]]
-            first_window = int(np.searchsorted(self.win_res, first_res, side="right") - 1)
-            d0 = int(s.window_offsets[first_window])
-            self.reader.prepare(self.table.domains[d0:].tolist())
-        loaded: dict[int, np.ndarray] = {}
-        for i, b in enumerate(range(first, total)):
-            out = None if ring is None else ring[i % len(ring)]
-            if b >= s.n_batches:
-                packed = np.zeros((1, PACKED_BYTES), np.uint8) if out is None else out[:1]
-                packed[:] = 0
-                yield b, packed, None
-                continue
-            pos = s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]]
-            packed = self._gather(pos, loaded, out)
-            reasons = None
-            if self.skipped:
-                reasons = {
-                    i: self.skipped[p] for i, p in enumerate(pos.tolist()) if p in self.skipped
-                }
-            yield b, packed, reasons or None
-
-    def _window(self, w: int) -> np.ndarray:
-        """Packed rows of window ``w``, uint8 ``(n_res_window, 5789)`` in table order."""
-        t = self.table
-        lo = int(self.win_res[w])
-        out = np.empty((int(self.win_res[w + 1]) - lo, PACKED_BYTES), dtype=np.uint8)
-        for d in range(int(self.stream.window_offsets[w]), int(self.stream.window_offsets[w + 1])):
-            r0, r1 = int(t.domain_res_offsets[d]), int(t.domain_res_offsets[d + 1])
-            domain = str(t.domains[d])
-            try:
-                rows = self.reader.read_domain(domain, t.chains[r0:r1], t.resids[r0:r1])
-                if rows.dtype != np.uint8 or rows.shape != (r1 - r0, PACKED_BYTES):
-                    raise SourceError(
-                        f"{type(self.reader).__name__} returned {rows.dtype} {rows.shape} for "
-                        f"domain {domain}, expected uint8 ({r1 - r0}, {PACKED_BYTES})"
-                    )
-            except ResidueReadError as exc:
-                if self.on_error != "skip":
-                    raise exc.first from None
-                for i, error in exc.bad.items():
-                    self.skipped[r0 + i] = str(error)
-                log.warning(
-                    "skipped %d of %d residues of domain %s: %s",
-                    len(exc.bad),
-                    r1 - r0,
-                    domain,
-                    exc,
+        out = {}
+        for opt in cls.OPTIONS:
+            value = options.get(opt.name)
+            if value is None and opt.required:
+                raise SourceError(
+                    f"the {cls.name} source needs {opt.help} (config key '{opt.key}', "
+                    f"--{opt.key.rpartition('.')[2].replace('_', '-')})"
                 )
-                rows = exc.rows
-            except (SourceError, InputError) as exc:  # InputError: a bad grid in the file
-                if self.on_error != "skip":
-                    raise
-                self.n_skipped_domains += 1
-                log.warning(
-                    "skipped domain %s (%d residues): %s [%d domains skipped by this worker]",
-                    domain,
-                    r1 - r0,
-                    exc,
-                    self.n_skipped_domains,
-                )
-                self.skipped.update(dict.fromkeys(range(r0, r1), str(exc)))
-                rows = 0
-            out[r0 - lo : r1 - lo] = rows
+            out[opt.name] = value
         return out
-
-    def _gather(
-        self, pos: np.ndarray, loaded: dict[int, np.ndarray], out: np.ndarray | None
-    ) -> np.ndarray:
-        """Packed rows of residues ``pos`` (loading their windows), into ``out`` if given."""
-        # order is window-monotone: the first and last residue bound the windows needed
-        w_lo, w_hi = (np.searchsorted(self.win_res, pos[[0, -1]], side="right") - 1).tolist()
-        for w in [w for w in loaded if w < w_lo]:
-            del loaded[w]
-        for w in range(w_lo, w_hi + 1):
-            if w not in loaded:
-                loaded[w] = self._window(w)
-        dest = None if out is None else out[: len(pos)]
-        if w_lo == w_hi:
-            return np.take(loaded[w_lo], pos - self.win_res[w_lo], axis=0, out=dest)
-        wins = np.searchsorted(self.win_res, pos, side="right") - 1
-        return np.concatenate(
-            [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],
-            out=dest,
-        )

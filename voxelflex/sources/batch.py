@@ -31,8 +31,10 @@ class Batch:
         Loss weight; 0 for padding rows.
     row_id : torch.Tensor, int64, shape (B,)
         Index ``row_id`` of each sample (for prediction: the residue's row); -1 for padding.
-    features : torch.Tensor, float32, shape (R, F)
-        Optional per-residue scalar features; F may be 0.
+    features : torch.Tensor, float32, shape (R, F), or None
+        Per-residue scalar features for models that take them (``model.features``). No source
+        fills them yet: this is the seam where structural-context features plug in
+        (``docs/architecture.md``).
     """
 
     packed: torch.Tensor
@@ -41,7 +43,7 @@ class Batch:
     target: torch.Tensor
     weight: torch.Tensor
     row_id: torch.Tensor
-    features: torch.Tensor
+    features: torch.Tensor | None = None
 
     @property
     def n_residues(self) -> int:
@@ -52,7 +54,8 @@ class Batch:
         return int(self.residue_index.shape[0])
 
     def _map(self, fn) -> Batch:
-        return Batch(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Batch(**{k: None if v is None else fn(v) for k, v in values.items()})
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """Move every tensor to ``device`` (packed bits stay uint8)."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
-from voxelflex.errors import InputError, SourceError, VoxelflexError
+from voxelflex.errors import InputError, ResidueReadError, SourceError, VoxelflexError
 from voxelflex.inputs.voxel_hdf5 import (
     GRID_FILE_SHAPE,
     check_frame,
@@ -28,7 +28,7 @@ from voxelflex.inputs.voxel_hdf5 import (
     open_voxel_file,
 )
 from voxelflex.packing import pack_file_grids
-from voxelflex.sources.base import DomainReader, ResidueReadError, SampleSource
+from voxelflex.sources.base import DomainReader, SampleSource
 
 __all__ = ["Hdf5Reader", "Hdf5Source"]
 

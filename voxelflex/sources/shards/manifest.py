@@ -8,6 +8,7 @@ manifest is complete; see the Shards section of ``docs/formats.md`` for the full
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from voxelflex.atomic import atomic_write_text
 from voxelflex.errors import ShardError
 from voxelflex.frame import PACKED_BYTES, FrameSpec
+from voxelflex.index import IndexMeta
 
 __all__ = [
     "FORMAT_NAME",
@@ -27,6 +29,7 @@ __all__ = [
     "ShardEntry",
     "ShardManifest",
     "domain_key",
+    "file_sha256",
     "shard_name",
 ]
 
@@ -37,6 +40,15 @@ FINGERPRINT_KEYS = ("size", "mtime_ns", "key_hash")
 MANIFEST_NAME = "manifest.json"
 VOX_MEMBER = "vox.zst"  # zstd frame of the stacked packed rows, uint8 (n_residues, 5789)
 KEYS_MEMBER = "keys.json"  # {"domain", "chains", "resids"} in row order
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _describe(fingerprint: dict) -> str:
@@ -138,7 +150,7 @@ class ShardManifest:
     shards: tuple[ShardEntry, ...]
     format_version: int = FORMAT_VERSION
 
-    def check_index(self, index_meta, *, index_path: str, where: str) -> None:
+    def check_index(self, index_meta: IndexMeta, *, index_path: str, where: str) -> None:
         """Refuse an index built from another voxel file than these shards (stale shards).
 
         Parameters

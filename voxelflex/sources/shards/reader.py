@@ -14,7 +14,6 @@ import logging
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,25 +21,28 @@ import zstandard
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from voxelflex.errors import ShardError, SourceError
-from voxelflex.frame import FRAME, PACKED_BYTES
-from voxelflex.sources.base import DomainReader, OnError, SampleSource
-from voxelflex.sources.manifest import KEYS_MEMBER, VOX_MEMBER, DomainRecord, ShardManifest
-from voxelflex.sources.shard_build import file_sha256
+from voxelflex.frame import PACKED_BYTES
+from voxelflex.index import LoadedIndex
+from voxelflex.sources.base import DomainReader, OnError, SampleSource, SourceOption
+from voxelflex.sources.shards.manifest import (
+    KEYS_MEMBER,
+    VOX_MEMBER,
+    DomainRecord,
+    ShardManifest,
+)
 
 __all__ = [
     "ShardReader",
     "ShardSource",
-    "ShardVerifyReport",
     "decode_record",
     "pick_rows",
     "residue_keys",
     "scan_shard",
-    "verify_shards",
 ]
 
 log = logging.getLogger(__name__)
 
-_FIX = "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
+FIX = "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
 
 
 def scan_shard(
@@ -109,24 +111,24 @@ def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.n
     where = f"shard {shard}, domain {record.domain}"
     for member in (VOX_MEMBER, KEYS_MEMBER):
         if member not in members:
-            raise ShardError(f"{where}: member {record.key}.{member} is missing; {_FIX}")
+            raise ShardError(f"{where}: member {record.key}.{member} is missing; {FIX}")
     vox = members[VOX_MEMBER]
     crc = zlib.crc32(vox)
     if len(vox) != record.vox_bytes or crc != record.crc32:
         raise ShardError(
             f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({len(vox)} bytes, crc32 "
-            f"{crc:#010x}; manifest: {record.vox_bytes} bytes, {record.crc32:#010x}); {_FIX}"
+            f"{crc:#010x}; manifest: {record.vox_bytes} bytes, {record.crc32:#010x}); {FIX}"
         )
     try:
         raw = zstandard.ZstdDecompressor().decompress(vox)
     except zstandard.ZstdError as exc:
         raise ShardError(
-            f"{where}: bad zstd frame in {record.key}.{VOX_MEMBER} ({exc}); {_FIX}"
+            f"{where}: bad zstd frame in {record.key}.{VOX_MEMBER} ({exc}); {FIX}"
         ) from exc
     if len(raw) != record.n_residues * PACKED_BYTES:
         raise ShardError(
             f"{where}: {len(raw)} voxel bytes, expected {record.n_residues} rows of "
-            f"{PACKED_BYTES}; {_FIX}"
+            f"{PACKED_BYTES}; {FIX}"
         )
     raw_keys = members[KEYS_MEMBER]
     crc = zlib.crc32(raw_keys)
@@ -134,7 +136,7 @@ def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.n
         raise ShardError(
             f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({len(raw_keys)} bytes, "
             f"crc32 {crc:#010x}; manifest: {record.keys_bytes} bytes, {record.keys_crc32:#010x})"
-            f"; {_FIX}"
+            f"; {FIX}"
         )
     try:
         keys = json.loads(raw_keys)
@@ -143,7 +145,7 @@ def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.n
         if not all(isinstance(k, str) for k in [*keys["chains"], *keys["resids"]]):
             raise ValueError("residue keys are not strings")
     except (ValueError, KeyError, TypeError) as exc:
-        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {_FIX}") from exc
+        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
     if keys.get("domain") != record.domain:
         # A manifest edited (or records swapped) would otherwise serve another domain's voxels.
         raise ShardError(
@@ -188,7 +190,7 @@ class ShardReader(DomainReader):
                     self._data[d] = found[key]
                 else:
                     why = error or "the record is not in the shard"
-                    self._errors[d] = f"shard {path}, domain {d}: {why}; {_FIX}"
+                    self._errors[d] = f"shard {path}, domain {d}: {why}; {FIX}"
 
     def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
         if domain not in self.records:
@@ -266,26 +268,30 @@ class ShardSource(SampleSource):
     Parameters
     ----------
     shards_dir : path
-        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shard_build.build_shards`).
+        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shards.writer.build_shards`).
     Other parameters as :class:`~voxelflex.sources.base.SampleSource`.
     """
 
     name = "shards"
+    OPTIONS = (
+        SourceOption(
+            "shards_dir",
+            "data.shards_dir",
+            required=True,
+            help="a shard folder (create one with `voxelflex shards build --index INDEX "
+            "--output DIR`)",
+        ),
+    )
 
     def __init__(
         self,
-        index,
+        index: LoadedIndex,
         *,
         split: str,
-        shards_dir: str | os.PathLike | None = None,
+        shards_dir: str | os.PathLike,
         temperatures: Sequence[float] | None = None,
         on_error: OnError = "raise",
     ) -> None:
-        if shards_dir is None:
-            raise SourceError(
-                "the shards source needs a shard folder (config data.shards_dir); create one "
-                "with `voxelflex shards build --index INDEX --output DIR`"
-            )
         super().__init__(index, split=split, temperatures=temperatures, on_error=on_error)
         self.shards_dir = Path(shards_dir)
         self.manifest = ShardManifest.load(self.shards_dir)
@@ -333,66 +339,3 @@ class ShardSource(SampleSource):
                 cfg.n_streams,
             )
         return super().loader(cfg, epoch, start_batch, pin_memory=pin_memory)
-
-
-@dataclass(frozen=True)
-class ShardVerifyReport:
-    """Outcome of :func:`verify_shards`: every problem found, one line each."""
-
-    folder: Path
-    n_shards: int
-    n_domains: int
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def verify_shards(folder: str | os.PathLike, *, index=None) -> ShardVerifyReport:
-    """Check every shard against the manifest: size, SHA-256, every record decoded.
-
-    Does not stop at the first problem; the manifest itself must be readable.
-
-    Parameters
-    ----------
-    folder : path
-        Shard folder.
-    index : LoadedIndex, optional
-        Also check that the shards were built from this index's voxel file (stale shards).
-    """
-    folder = Path(folder)
-    manifest = ShardManifest.load(folder)
-    problems: list[str] = []
-    if manifest.frame != FRAME:
-        problems.append(
-            f"{folder}: the manifest's frame {manifest.frame.to_dict()} is not voxelflex's "
-            f"{FRAME.to_dict()}; rebuild with `voxelflex shards build`"
-        )
-    if index is not None:
-        try:
-            manifest.check_index(index.meta, index_path=str(index.path), where=str(folder))
-        except ShardError as exc:
-            problems.append(str(exc))
-    for shard in manifest.shards:
-        path = folder / shard.name
-        if path.is_file() and path.stat().st_size == shard.bytes:
-            digest = file_sha256(path)
-            if digest != shard.sha256:
-                problems.append(f"shard {path}: sha256 {digest} differs from the manifest's")
-        found, error = scan_shard(path, None, shard.bytes)
-        if error:
-            problems.append(error)
-        listed = {r.key for r in shard.records}
-        for key in sorted(set(found) - listed):
-            problems.append(f"shard {path}: record {key} is not in the manifest")
-        for record in shard.records:
-            if record.key not in found:
-                why = "not reached: the shard is damaged (above)" if error else "record missing"
-                problems.append(f"shard {path}, domain {record.domain}: {why}")
-                continue
-            try:
-                decode_record(str(path), record, found[record.key])
-            except ShardError as exc:
-                problems.append(str(exc))
-    return ShardVerifyReport(folder, len(manifest.shards), manifest.n_domains, tuple(problems))

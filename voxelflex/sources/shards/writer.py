@@ -31,8 +31,10 @@ from tqdm import tqdm
 
 from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import ShardError
+from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD, DEFAULT_ZSTD_LEVEL
+from voxelflex.index import LoadedIndex, read_index
 from voxelflex.sources.hdf5 import Hdf5Reader
-from voxelflex.sources.manifest import (
+from voxelflex.sources.shards.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
     KEYS_MEMBER,
@@ -42,15 +44,14 @@ from voxelflex.sources.manifest import (
     ShardEntry,
     ShardManifest,
     domain_key,
+    file_sha256,
     shard_name,
 )
 
-__all__ = ["DEFAULT_DOMAINS_PER_SHARD", "ShardBuildReport", "build_shards", "file_sha256"]
+__all__ = ["ShardBuildReport", "build_shards"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DOMAINS_PER_SHARD = 64
-DEFAULT_ZSTD_LEVEL = 3
 _STATE_DIR = ".build"
 
 
@@ -77,15 +78,6 @@ class ShardBuildReport:
     built: int
     reused: int
     seconds: float
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _domain_residues(table: pa.Table) -> tuple[list[str], list[list[str]], list[list[str]]]:
@@ -232,7 +224,7 @@ def _results(tasks: list, workers: int) -> Iterator[tuple[str, bytes, bytes]]:
 
 
 def build_shards(
-    index,
+    index: LoadedIndex | str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     domains_per_shard: int = DEFAULT_DOMAINS_PER_SHARD,
@@ -266,8 +258,6 @@ def build_shards(
     if not isinstance(domains_per_shard, int) or domains_per_shard < 1:
         raise ShardError(f"domains_per_shard must be a positive integer, got {domains_per_shard!r}")
     if isinstance(index, str | os.PathLike):
-        from voxelflex.index import read_index
-
         index = read_index(index)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
