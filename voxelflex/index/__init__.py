@@ -1,6 +1,7 @@
 """The sample index: one Parquet row per residue × temperature, with metadata and SQL access."""
 
 from voxelflex.index.build import BuildReport, build_index, temperature_range_path
+from voxelflex.index.ensure import ensure_index
 from voxelflex.index.read import LoadedIndex, connect, read_index, read_meta
 from voxelflex.index.schema import (
     FORMAT_VERSION,
@@ -24,6 +25,7 @@ __all__ = [
     "LoadedIndex",
     "build_index",
     "connect",
+    "ensure_index",
     "read_index",
     "read_meta",
     "skip_table_path",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from enum import StrEnum
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 
 from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import InputError
+from voxelflex.formats import QueryFormat
 from voxelflex.index.read import connect, read_meta
 from voxelflex.index.schema import SPLITS
 
@@ -31,15 +31,6 @@ __all__ = [
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 TABLE_MAX_ROWS = 200
-
-
-class QueryFormat(StrEnum):
-    """Output formats of ``voxelflex index query``."""
-
-    table = "table"
-    csv = "csv"
-    json = "json"
-    parquet = "parquet"
 
 
 def run_query(index_path: str | os.PathLike, sql: str) -> pa.Table:

@@ -10,6 +10,7 @@ Rows of split ``predict`` describe residues without a target: one row per residu
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from voxelflex.errors import IndexFormatError
 from voxelflex.frame import FrameSpec
+from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMNS
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,12 +48,6 @@ SCHEMA = pa.schema(
         ("target_rmsf", pa.float32()),  # in IndexMeta.rmsf_unit; NaN when unknown
     ]
 )
-# Carried through from the RMSF CSV when present (nullable).
-OPTIONAL_COLUMNS = {
-    "relative_accessibility": pa.float32(),
-    "dssp": pa.string(),
-    "secondary_structure_encoded": pa.int32(),
-}
 
 
 @dataclass(frozen=True)
@@ -98,6 +94,23 @@ class IndexMeta:
             },
             sort_keys=True,
         )
+
+    def fingerprint(self) -> str:
+        """Short hash of what the index holds (its input fingerprints, counts, unit, frame,
+        temperature range): checkpoints record it, and ``--resume`` compares it."""
+        payload = {
+            "fingerprints": self.fingerprints,
+            "counts": self.counts,
+            "rmsf_unit": self.rmsf_unit,
+            "frame": self.frame.to_dict(),
+            "temperature_range": list(self.temperature_range) if self.temperature_range else None,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def input_paths(self) -> dict[str, str]:
+        """Input name (``voxel_file``, ``rmsf_csv``, ``train_split`` ...) → absolute path."""
+        return {name: fp["path"] for name, fp in self.fingerprints.items()}
 
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str) -> IndexMeta:
