@@ -1,110 +1,85 @@
-"""Checkpoints: one versioned dict of tensors and plain Python values, written atomically.
+"""Checkpoints: one versioned :class:`Checkpoint`, saved atomically, loaded weights-only.
 
-Everything a checkpoint holds loads with ``torch.load(weights_only=True)``: model spec and
-weights (statistics included as buffers), optimizer / scheduler / scaler / RNG state, the
-position in training (epoch, next batch, optimizer steps), and what the data must match: frame,
-RMSF unit, training temperature range, feature list and standardisation, index fingerprint.
+A checkpoint is a flat dict of tensors and plain Python values, so everything in it loads with
+``torch.load(weights_only=True)``; :class:`Checkpoint` owns its key names (its field names), its
+format version and the conversion both ways. A new field is one edit: add it to
+:class:`Checkpoint` (or to :class:`CheckpointMeta` for a plain value), with a default so older
+files still load.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from voxelflex.atomic import atomic_path
 from voxelflex.errors import CheckpointError
 from voxelflex.frame import FrameSpec
+from voxelflex.index import IndexMeta, LoadedIndex
 from voxelflex.models import ModelSpec, RMSFModel, build_model
 
-__all__ = [
-    "FORMAT_VERSION",
-    "CheckpointMeta",
-    "index_fingerprint",
-    "load_checkpoint",
-    "load_for_inference",
-    "meta_from_dict",
-    "meta_to_dict",
-    "model_from_payload",
-    "save_checkpoint",
-]
+__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointMeta", "load_for_inference"]
 
 FORMAT_VERSION = 1
 
 
-def index_fingerprint(meta) -> str:
-    """Short hash identifying an index's content (its input fingerprints, counts, unit, frame).
-
-    Parameters
-    ----------
-    meta : IndexMeta
-    """
-    payload = {
-        "fingerprints": meta.fingerprints,
-        "counts": meta.counts,
-        "rmsf_unit": meta.rmsf_unit,
-        "frame": meta.frame.to_dict(),
-        "temperature_range": list(meta.temperature_range) if meta.temperature_range else None,
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class CheckpointMeta:
-    """What a checkpoint says about its model and the data it was trained on.
+    """What the data must match, and where training stood when the checkpoint was written.
 
     Attributes
     ----------
-    model_name, preset, conditioning : str
     temperature_range : (float, float)
         Training temperatures (min, max) in K; predictions outside are extrapolation.
     frame : FrameSpec
     rmsf_unit : str
         ``nm`` or ``angstrom``: the unit of predictions.
-    features : list of str
-        Per-residue input features, in order.
-    feature_mean, feature_std : list of float
-        Their standardisation (from the training split).
     index_fingerprint : str
-        :func:`index_fingerprint` of the training index.
-    format_version : int
+        :meth:`voxelflex.index.IndexMeta.fingerprint` of the training index.
     epoch, batch, global_step : int
         Position: ``batch`` is the next batch to run in ``epoch``; ``global_step`` counts
         optimizer steps so far.
-    log_target : bool
     """
 
-    model_name: str
-    preset: str
-    conditioning: str
     temperature_range: tuple[float, float]
     frame: FrameSpec
     rmsf_unit: str
-    features: list[str]
-    feature_mean: list[float]
-    feature_std: list[float]
     index_fingerprint: str
-    format_version: int
-    epoch: int
-    batch: int
-    global_step: int
-    log_target: bool
+    epoch: int = 0
+    batch: int = 0
+    global_step: int = 0
 
-    def is_extrapolation(self, temperature: np.ndarray) -> np.ndarray:
-        """``bool`` array: temperatures (K) outside the training range."""
-        t = np.asarray(temperature, dtype=np.float64)
-        lo, hi = self.temperature_range
-        return (t < lo) | (t > hi)
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (lists, str, numbers), as stored under ``meta``."""
+        d = dataclasses.asdict(self)
+        d["temperature_range"] = [float(x) for x in self.temperature_range]
+        d["frame"] = self.frame.to_dict()
+        return d
 
-    def check_data(self, index_meta, *, where: str, checkpoint: str | None = None) -> None:
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CheckpointMeta:
+        """Inverse of :meth:`to_dict`; keys it does not know (older files' extras) are ignored."""
+        lo, hi = d["temperature_range"]
+        return cls(
+            temperature_range=(float(lo), float(hi)),
+            frame=FrameSpec.from_dict(d["frame"]),
+            rmsf_unit=str(d["rmsf_unit"]),
+            index_fingerprint=str(d["index_fingerprint"]),
+            epoch=int(d.get("epoch", 0)),
+            batch=int(d.get("batch", 0)),
+            global_step=int(d.get("global_step", 0)),
+        )
+
+    def check_data(
+        self, index_meta: IndexMeta, *, where: str, checkpoint: str | None = None
+    ) -> None:
         """Refuse data whose frame or RMSF unit differs from the checkpoint's.
 
         Parameters
@@ -133,126 +108,194 @@ class CheckpointMeta:
             )
 
 
-def meta_to_dict(meta: CheckpointMeta) -> dict[str, Any]:
-    """Plain values only (lists, str, numbers), as stored under ``meta`` in a checkpoint."""
-    return {
-        "model_name": meta.model_name,
-        "preset": meta.preset,
-        "conditioning": meta.conditioning,
-        "temperature_range": [float(x) for x in meta.temperature_range],
-        "frame": meta.frame.to_dict(),
-        "rmsf_unit": meta.rmsf_unit,
-        "features": list(meta.features),
-        "feature_mean": [float(x) for x in meta.feature_mean],
-        "feature_std": [float(x) for x in meta.feature_std],
-        "index_fingerprint": meta.index_fingerprint,
-        "format_version": meta.format_version,
-        "epoch": meta.epoch,
-        "batch": meta.batch,
-        "global_step": meta.global_step,
-        "log_target": meta.log_target,
-    }
+# Fields stored as something else than themselves: (to the file, from the file).
+_CODECS: dict[str, tuple] = {
+    "model_spec": (ModelSpec.to_dict, ModelSpec.from_dict),
+    "meta": (CheckpointMeta.to_dict, CheckpointMeta.from_dict),
+    "history": (json.dumps, json.loads),  # nested lists of dicts: a string loads weights-only
+}
 
 
-def meta_from_dict(d: dict[str, Any]) -> CheckpointMeta:
-    """Inverse of :func:`meta_to_dict`."""
-    return CheckpointMeta(
-        model_name=str(d["model_name"]),
-        preset=str(d["preset"]),
-        conditioning=str(d["conditioning"]),
-        temperature_range=(float(d["temperature_range"][0]), float(d["temperature_range"][1])),
-        frame=FrameSpec.from_dict(d["frame"]),
-        rmsf_unit=str(d["rmsf_unit"]),
-        features=list(d["features"]),
-        feature_mean=list(d["feature_mean"]),
-        feature_std=list(d["feature_std"]),
-        index_fingerprint=str(d["index_fingerprint"]),
-        format_version=int(d["format_version"]),
-        epoch=int(d["epoch"]),
-        batch=int(d["batch"]),
-        global_step=int(d["global_step"]),
-        log_target=bool(d["log_target"]),
-    )
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything a checkpoint holds; the field names are its keys in the file.
 
-
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (see :mod:`voxelflex.engine.trainer`) atomically with ``torch.save``."""
-    payload = {"format_version": FORMAT_VERSION, **payload}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` onto the CPU and check its format version.
-
-    Raises
-    ------
-    CheckpointError
-        Missing or unreadable file, or another format version.
+    Attributes
+    ----------
+    model_spec : ModelSpec
+    meta : CheckpointMeta
+    model : dict of str -> torch.Tensor
+        Weights and statistics buffers (target and feature standardisation).
+    optimizer, scheduler, scaler, rng : dict or None
+        Training state (only ``--resume`` needs it).
+    plan : dict or None
+        Plan settings a mid-epoch resume must keep (batch size, seed, workers, world size,
+        mixing buffer).
+    history : list of dict
+        One entry per finished epoch.
+    trainer : dict or None
+        Best value and epochs without improvement (:class:`~voxelflex.engine.tracker.BestTracker`).
+    partial : dict or None
+        Rows served so far in a mid-epoch checkpoint (the epoch's train metrics survive a resume).
+    config : dict or None
+        The resolved run configuration.
+    format_version : int
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's text advises weights_only=False, i.e. running whatever code the file holds
-        found = re.search(r"WeightsUnpickler error: ([^\n]*)", str(exc))
-        detail = f" ({found[1].strip()})" if found else ""
-        raise CheckpointError(
-            f"checkpoint {path} holds Python objects a weights-only load refuses{detail}; "
-            "voxelflex checkpoints hold none, so it is not one (or was altered): do not load it, "
-            "use a checkpoint written by `voxelflex train`"
-        ) from None
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it is corrupt or "
-            "not a voxelflex checkpoint"
-        ) from exc
-    version = payload.get("format_version") if isinstance(payload, dict) else None
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {version}, this voxelflex reads version "
-            f"{FORMAT_VERSION}; retrain with this version"
-        )
-    return payload
+
+    model_spec: ModelSpec
+    meta: CheckpointMeta
+    model: dict[str, torch.Tensor]
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    scaler: dict | None = None
+    rng: dict | None = None
+    plan: dict | None = None
+    history: list = field(default_factory=list)
+    trainer: dict | None = None
+    partial: dict | None = None
+    config: dict | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict that is saved (tensors and plain values only)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = _CODECS[f.name][0](value) if f.name in _CODECS else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str) -> Checkpoint:
+        """Inverse of :meth:`to_dict`, checked.
+
+        Raises
+        ------
+        CheckpointError
+            Another format version, a required key missing or malformed, or weights holding
+            NaN or infinity (a model that can only predict NaN).
+        """
+        version = d.get("format_version") if isinstance(d, dict) else None
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"checkpoint {where} has format version {version}, this voxelflex reads version "
+                f"{FORMAT_VERSION}; retrain with this version"
+            )
+        required = [f.name for f in dataclasses.fields(cls) if _no_default(f)]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {where} lacks {missing} (it has {sorted(d)}); it is not a complete "
+                "voxelflex checkpoint: use one written by `voxelflex train`"
+            )
+        kwargs = {}
+        try:
+            for f in dataclasses.fields(cls):
+                if f.name in d:
+                    value = d[f.name]
+                    kwargs[f.name] = _CODECS[f.name][1](value) if f.name in _CODECS else value
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(
+                f"checkpoint {where}: field {f.name!r} missing or malformed ({exc!r}); use a "
+                "checkpoint written by `voxelflex train`"
+            ) from exc
+        _require_finite(kwargs["model"], where=where)
+        return cls(**kwargs)
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically with ``torch.save``."""
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(self.to_dict(), tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        """Read with ``weights_only=True`` onto the CPU and check it (see :meth:`from_dict`).
+
+        Raises
+        ------
+        CheckpointError
+            Missing or unreadable file, pickled Python objects, or a malformed checkpoint.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            # torch's text advises weights_only=False, i.e. running whatever code the file holds
+            found = re.search(r"WeightsUnpickler error: ([^\n]*)", str(exc))
+            detail = f" ({found[1].strip()})" if found else ""
+            raise CheckpointError(
+                f"checkpoint {path} holds Python objects a weights-only load refuses{detail}; "
+                "voxelflex checkpoints hold none, so it is not one (or was altered): do not "
+                "load it, use a checkpoint written by `voxelflex train`"
+            ) from None
+        except Exception as exc:  # torch raises many types for corrupt or foreign files
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it is corrupt "
+                "or not a voxelflex checkpoint"
+            ) from exc
+        return cls.from_dict(payload, where=str(path))
+
+    def require_resumable(
+        self, *, spec: ModelSpec, index: LoadedIndex, plan: dict[str, int], where: str
+    ) -> None:
+        """Refuse to continue a run from this checkpoint with other data, model or epoch plan.
+
+        Parameters
+        ----------
+        spec : ModelSpec
+            The model the resumed run's config asks for.
+        index : LoadedIndex
+            The index the resumed run trains on.
+        plan : dict
+            The resumed run's plan settings (see :attr:`plan`).
+        where : str
+            The checkpoint path, for messages.
+
+        Raises
+        ------
+        CheckpointError
+            Naming what differs: frame or unit (checked first: they also change the index
+            fingerprint, and this message says what differs), index fingerprint, model
+            settings, or (mid-epoch only) the plan.
+        """
+        self.meta.check_data(index.meta, where=str(index.path), checkpoint=where)
+        fingerprint = index.meta.fingerprint()
+        if self.meta.index_fingerprint != fingerprint:
+            raise CheckpointError(
+                f"--resume: {where} was trained on index fingerprint "
+                f"{self.meta.index_fingerprint}, but {index.path} has {fingerprint}; resume "
+                "with the same index or start a new run (another --run-name)"
+            )
+        if self.model_spec != spec:
+            raise CheckpointError(
+                f"--resume: {where} holds model {self.model_spec.to_dict()}, but the config "
+                f"asks for {spec.to_dict()}; use the checkpoint's model settings or a new run"
+            )
+        if self.meta.batch > 0 and self.plan != plan:
+            raise CheckpointError(
+                f"--resume: {where} stopped mid-epoch with plan {self.plan}, but this run has "
+                f"{plan}; the epoch cannot continue at batch {self.meta.batch} with another "
+                "batch size, seed, worker or rank count: keep those settings"
+            )
+
+    def build_model(self, *, where: str = "the checkpoint") -> RMSFModel:
+        """The model with its weights (on the CPU, train mode)."""
+        model = build_model(self.model_spec, temperature_range=self.meta.temperature_range)
+        try:
+            model.load_state_dict(self.model)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"checkpoint {where}: weights do not fit its model spec ({exc})"
+            ) from exc
+        return model
 
 
-def model_from_payload(payload: dict[str, Any], *, where: str) -> tuple[RMSFModel, CheckpointMeta]:
-    """Rebuild the model of a loaded checkpoint dict and load its weights (on the CPU).
-
-    Raises
-    ------
-    CheckpointError
-        A key is missing or malformed, or a weight is NaN or infinite (a model that can only
-        predict NaN).
-    """
-    missing = [k for k in ("meta", "model_spec", "model") if k not in payload]
-    if missing:
-        raise CheckpointError(
-            f"checkpoint {where} lacks {missing} (it has {sorted(payload)}); it is not a complete "
-            "voxelflex checkpoint: use one written by `voxelflex train`"
-        )
-    try:
-        meta = meta_from_dict(payload["meta"])
-        spec = ModelSpec.from_dict(payload["model_spec"])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(
-            f"checkpoint {where}: metadata field missing or malformed ({exc!r}); use a checkpoint "
-            "written by `voxelflex train`"
-        ) from exc
-    _require_finite(payload["model"], where=where)
-    model = build_model(spec, temperature_range=meta.temperature_range)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"checkpoint {where}: weights do not fit its model spec ({exc})"
-        ) from exc
-    return model, meta
+def _no_default(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _require_finite(state: dict[str, Any], *, where: str) -> None:
+def _require_finite(state: Any, *, where: str) -> None:
     """Raise :class:`CheckpointError` naming the first tensor with NaN or infinite values."""
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {where}: `model` is not a state dict; retrain")
@@ -269,7 +312,7 @@ def _require_finite(state: dict[str, Any], *, where: str) -> None:
 
 def load_for_inference(
     path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[RMSFModel, CheckpointMeta]:
+) -> tuple[RMSFModel, Checkpoint]:
     """Load a checkpoint's model for prediction.
 
     Parameters
@@ -280,9 +323,9 @@ def load_for_inference(
 
     Returns
     -------
-    (RMSFModel, CheckpointMeta)
-        The model on ``device`` in eval mode; the metadata to check data against
-        (:meth:`CheckpointMeta.check_data`) and to flag extrapolation.
+    (RMSFModel, Checkpoint)
+        The model on ``device`` in eval mode; the checkpoint (its ``meta`` checks data with
+        :meth:`CheckpointMeta.check_data` and gives the training temperature range).
     """
-    model, meta = model_from_payload(load_checkpoint(path), where=str(path))
-    return model.to(device).eval(), meta
+    ck = Checkpoint.load(path)
+    return ck.build_model(where=str(path)).to(device).eval(), ck

@@ -1,4 +1,4 @@
-"""Per-epoch collection of predictions and their metrics (via :mod:`voxelflex.analysis.metrics`).
+"""Per-epoch collection of predictions and their metrics (via :mod:`voxelflex.metrics`).
 
 Each rank collects the rows it served; :func:`reduce_metrics` gathers them on rank 0, checks that
 every row of the split was served exactly once across ranks, and computes loss, Pearson,
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxelflex.analysis.metrics import grouped_metrics, regression_metrics
 from voxelflex.errors import TrainingError
+from voxelflex.metrics import grouped_metrics, regression_metrics
 
 __all__ = ["EpochAccumulator", "reduce_metrics"]
 

@@ -11,22 +11,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxelflex.errors import SourceError
+from voxelflex.errors import ConfigError, SourceError
 from voxelflex.packing import unpack_torch
 from voxelflex.sources.batch import Batch
 
-__all__ = ["forward_batch", "predict_batch", "weighted_loss"]
+__all__ = ["autocast_dtype", "forward_batch", "predict_batch", "weighted_loss"]
+
+
+def autocast_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.precision`` on ``device``: None = fp32.
+
+    Mixed precision runs on CUDA only (``auto``: bf16 where supported, else fp16).
+    """
+    if device.type != "cuda":
+        if choice in ("bf16", "fp16"):
+            raise ConfigError(
+                f"config key 'train.precision': got {choice!r}, but mixed precision needs CUDA "
+                f"(device is {device}); use fp32 or auto"
+            )
+        return None
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
 def _features(model: nn.Module, batch: Batch) -> torch.Tensor | None:
     names = getattr(model, "module", model).spec.features  # DDP wraps the model
     if not names:
         return None
-    if batch.features.shape[1] != len(names):
+    served = 0 if batch.features is None else batch.features.shape[1]
+    if served != len(names):
         raise SourceError(
             f"the model needs per-residue features {list(names)}, but the source serves "
-            f"{batch.features.shape[1]} feature column(s); use a source that provides them or "
-            "train without model.features"
+            f"{served} feature column(s); use a source that provides them or train without "
+            "model.features"
         )
     return batch.features
 

@@ -1,0 +1,93 @@
+"""Which checkpoint files a run writes, when, and the run folder they live in.
+
+``models/latest.pt`` at every epoch end and every ``every_batches`` optimizer steps (what
+``--resume`` continues from), ``models/best.pt`` when the monitored metric improved,
+``models/epoch_NNN.pt`` every ``every_epochs`` epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxelflex.errors import ConfigError
+
+__all__ = ["HISTORY_FILE", "CheckpointPolicy"]
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "training_history.json"
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """The checkpoint files of one run.
+
+    Attributes
+    ----------
+    run_dir : Path
+        ``<output_dir>/<run_name>``.
+    every_epochs : int
+        Keep ``epoch_NNN.pt`` every this many epochs (0: never).
+    every_batches : int
+        Refresh ``latest.pt`` every this many optimizer steps within an epoch (0: never).
+    """
+
+    run_dir: Path
+    every_epochs: int = 0
+    every_batches: int = 0
+
+    @property
+    def models_dir(self) -> Path:
+        return self.run_dir / "models"
+
+    @property
+    def latest(self) -> Path:
+        return self.models_dir / "latest.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.models_dir / "best.pt"
+
+    @property
+    def history(self) -> Path:
+        return self.run_dir / HISTORY_FILE
+
+    def at_epoch_end(self, epoch: int, improved: bool) -> list[Path]:
+        """Files to write after finished epoch ``epoch`` (1-based)."""
+        paths = [self.latest]
+        if improved:
+            paths.append(self.best)
+        if self.every_epochs and epoch % self.every_epochs == 0:
+            paths.append(self.models_dir / f"epoch_{epoch:03d}.pt")
+        return paths
+
+    def due_mid_epoch(self, batch: int, n_batches: int) -> bool:
+        """Whether to refresh ``latest.pt`` after ``batch`` (1-based) of ``n_batches``."""
+        return bool(self.every_batches) and batch % self.every_batches == 0 and batch < n_batches
+
+    def claim(self, *, overwrite: bool) -> None:
+        """Refuse a run folder that already holds a run, or clear it when ``overwrite``.
+
+        Raises
+        ------
+        ConfigError
+            Naming the folder and the ways on (``--resume``, another ``--run-name``,
+            ``--overwrite``).
+        """
+        outputs = [*sorted(self.models_dir.glob("*.pt"))]
+        if self.history.is_file():
+            outputs.append(self.history)
+        if not outputs:
+            return
+        if not overwrite:
+            raise ConfigError(
+                f"run folder {self.run_dir} already holds a run ({outputs[0].name}, "
+                f"{len(outputs)} files); pass --resume to continue it, choose another "
+                "--run-name, or pass --overwrite to start over (its checkpoints and history "
+                "are deleted)"
+            )
+        log.warning("--overwrite: deleting the earlier run's %s", [str(p) for p in outputs])
+        for path in outputs:
+            path.unlink()
