@@ -1,10 +1,23 @@
-"""File formats the analysis commands write (choices for the library and the CLI alike)."""
+"""Output formats and shard defaults: the choices and defaults the library and the CLI share.
+
+A light module (no torch, h5py or duckdb) so that the CLI can show them without importing the
+library.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ImageFormat", "TableFormat"]
+__all__ = [
+    "DEFAULT_DOMAINS_PER_SHARD",
+    "DEFAULT_ZSTD_LEVEL",
+    "ImageFormat",
+    "QueryFormat",
+    "TableFormat",
+]
+
+DEFAULT_DOMAINS_PER_SHARD = 64  # ≈85 shards of ≈1.3 MB for mdCATH's 5,398 domains
+DEFAULT_ZSTD_LEVEL = 3
 
 
 class ImageFormat(StrEnum):
@@ -20,3 +33,12 @@ class TableFormat(StrEnum):
 
     parquet = "parquet"
     csv = "csv"
+
+
+class QueryFormat(StrEnum):
+    """Output formats of ``voxelflex index query``."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"

@@ -12,7 +12,6 @@ here, which would hide the modules).
 """
 
 from voxelflex.analysis.evaluate import EvaluationReport, format_summary
-from voxelflex.analysis.formats import ImageFormat, TableFormat
 from voxelflex.analysis.plots import plot
 from voxelflex.analysis.predict import PredictReport
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
@@ -20,10 +19,8 @@ from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures
 
 __all__ = [
     "EvaluationReport",
-    "ImageFormat",
     "PredictReport",
     "PredictionsMeta",
-    "TableFormat",
     "format_summary",
     "parse_sweep",
     "plot",

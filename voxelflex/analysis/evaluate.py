@@ -19,17 +19,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voxelflex.analysis.baselines import BASELINE_NAMES, fit_baselines
-from voxelflex.analysis.metrics import (
+from voxelflex.analysis.importance import importance_for_rows
+from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
+from voxelflex.analysis.temperatures import temperature_key
+from voxelflex.atomic import atomic_write_text
+from voxelflex.columns import strings
+from voxelflex.config import Config, load_config
+from voxelflex.errors import InputError, VoxelflexError
+from voxelflex.index import read_index
+from voxelflex.metrics import (
     grouped_metrics,
     grouped_pearson,
     regression_metrics,
     summarize,
 )
-from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
-from voxelflex.analysis.temperatures import temperature_key
-from voxelflex.atomic import atomic_write_text
-from voxelflex.columns import strings
-from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.paths import check_output
 
 __all__ = [
@@ -135,8 +138,6 @@ def prediction_metrics(table: pa.Table) -> dict:
 
 
 def _baselines(rows: pa.Table, index_path: Path) -> dict:
-    from voxelflex.index import read_index
-
     # Baselines need only the index's train targets, not the voxel file behind it.
     loaded = read_index(
         index_path,
@@ -187,11 +188,8 @@ def evaluate(
     importance: bool = True,
     n_shuffles: int = 3,
     seed: int = 0,
-    source: str = "hdf5",
-    shards_dir: str | Path | None = None,
-    batch_size: int = 256,
-    device: str = "cpu",
     overwrite: bool = False,
+    config: Config | None = None,
 ) -> EvaluationReport:
     """Compute all metrics of a predictions file and write them as JSON.
 
@@ -208,10 +206,11 @@ def evaluate(
         Compute permutation importance (reads the split's voxels again: one pass).
     n_shuffles, seed : int
         Shuffles per input and their seed.
-    source, shards_dir, batch_size, device
-        How to read voxels for permutation importance.
     overwrite : bool
         Replace an existing metrics JSON (refused otherwise; see :mod:`voxelflex.paths`).
+    config : Config, optional
+        How permutation importance reads voxels (source and its options, batch size, device),
+        as for :func:`voxelflex.analysis.predict.predict`; default: the packaged defaults.
 
     Returns
     -------
@@ -253,10 +252,7 @@ def evaluate(
         checkpoint=checkpoint,
         n_shuffles=n_shuffles,
         seed=seed,
-        source=source,
-        shards_dir=shards_dir,
-        batch_size=batch_size,
-        device=device,
+        config=config or load_config(),
     )
     atomic_write_text(out, json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
     log.info("evaluation metrics written to %s", out)
@@ -266,8 +262,6 @@ def evaluate(
 def _importance(meta: PredictionsMeta, rows: pa.Table, *, enabled: bool, **kwargs) -> dict:
     if not enabled:
         return {"skipped": "not requested"}
-    from voxelflex.analysis.predict import importance_for_rows
-
     domains = sorted(set(strings(rows["domain"]).tolist()))
     try:
         return importance_for_rows(splits=meta.splits, domains=domains, **kwargs)

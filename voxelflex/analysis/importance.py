@@ -9,18 +9,28 @@ the other channels stay in place. Each batch is read and unpacked once for all s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from voxelflex.analysis.metrics import pearson
-from voxelflex.errors import ConfigError
+from voxelflex.analysis.predict import restrict_index
+from voxelflex.config import Config
+from voxelflex.engine.checkpoint import load_for_inference
+from voxelflex.engine.distributed import resolve_device
+from voxelflex.errors import ConfigError, InputError, SourceError
+from voxelflex.index import read_index
+from voxelflex.metrics import pearson
 from voxelflex.packing import unpack_torch
+from voxelflex.sources import PlanConfig, open_source, source_options
 from voxelflex.sources.batch import Batch
 
-__all__ = ["Forward", "permutation_importance"]
+__all__ = ["Forward", "importance_for_rows", "permutation_importance"]
+
+log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor, Batch], torch.Tensor]
 """``forward(grids, batch) -> (B,)``: model output for unpacked ``grids`` float32
@@ -120,3 +130,59 @@ def permutation_importance(
         "baseline_rmse": e0,
         "features": features,
     }
+
+
+def importance_for_rows(
+    *,
+    checkpoint: Path,
+    index_path: Path,
+    splits: Sequence[str],
+    domains: Sequence[str],
+    config: Config,
+    n_shuffles: int = 3,
+    seed: int = 0,
+) -> dict:
+    """Permutation importance over the index rows (with targets) of ``domains`` in ``splits``.
+
+    One voxel read per residue; batches of ``config.predict.residues_per_batch`` residues (each
+    with all its temperature rows), from ``config.loader.source`` on ``config.train.device``.
+    """
+    device = str(resolve_device(config.train.device))
+    model, ck = load_for_inference(checkpoint, device)
+    index = read_index(index_path)
+    ck.meta.check_data(index.meta, where=str(index_path))
+    restricted = restrict_index(index, list(domains))
+
+    def forward(grids: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return model(grids, batch.residue_index, batch.temperature, batch.features)
+
+    def batches() -> Iterator[Batch]:
+        for s in splits:
+            try:
+                src = open_source(
+                    config.loader.source, restricted, split=s, **source_options(config)
+                )
+            except SourceError as exc:
+                log.warning("permutation importance: split %s skipped: %s", s, exc)
+                continue
+            per_residue = int(src.table.residue_samples().max())
+            cfg = PlanConfig(
+                batch_size=config.predict.residues_per_batch * per_residue, shuffle=False
+            )
+            yield from src.loader(cfg, epoch=0)
+
+    result = permutation_importance(
+        forward,
+        batches(),
+        channels=ck.meta.frame.channels,
+        device=device,
+        n_shuffles=n_shuffles,
+        seed=seed,
+    )
+    if result["n_rows"] == 0:
+        raise InputError(
+            f"{index_path}: no rows with targets in split(s) {list(splits)} for the predicted "
+            "domains, so permutation importance has nothing to score; evaluate predictions of a "
+            "split with targets (or pass --no-importance)"
+        )
+    return result

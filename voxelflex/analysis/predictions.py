@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from voxelflex.atomic import atomic_path
 from voxelflex.errors import InputError
-from voxelflex.index.schema import OPTIONAL_COLUMNS
+from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
+from voxelflex.quantities import outside_range
 
 __all__ = [
     "COLUMN_DOCS",
@@ -29,7 +30,6 @@ __all__ = [
     "RESIDUE_KEY",
     "PredictionsMeta",
     "assemble_predictions",
-    "extrapolation_mask",
     "predictions_format",
     "read_predictions",
     "write_predictions",
@@ -52,9 +52,7 @@ COLUMN_DOCS = {
     "predicted_rmsf": "predicted C-alpha RMSF, in the unit `rmsf_unit` of this file's metadata",
     "target_rmsf": "RMSF from the index at this residue and temperature (NaN where none)",
     "extrapolated": "true where the temperature lies outside the checkpoint's training range",
-    "relative_accessibility": "relative solvent accessibility from the index (null where none)",
-    "dssp": "DSSP secondary-structure code from the index (null where none)",
-    "secondary_structure_encoded": "encoded secondary structure from the index",
+    **OPTIONAL_COLUMN_DOCS,
 }
 
 
@@ -112,17 +110,6 @@ class PredictionsMeta:
         return "+".join(self.splits) if self.splits else "custom"
 
 
-def extrapolation_mask(
-    temperature: np.ndarray, training_range: tuple[float, float] | list[float] | None
-) -> np.ndarray:
-    """Bool mask of temperatures outside ``training_range`` (all False when it is unknown)."""
-    temperature = np.asarray(temperature, dtype=np.float64)
-    if training_range is None:
-        return np.zeros(temperature.shape, dtype=bool)
-    lo, hi = training_range
-    return (temperature < lo) | (temperature > hi)
-
-
 def assemble_predictions(
     index_table: pa.Table,
     row_id: np.ndarray,
@@ -170,7 +157,7 @@ def assemble_predictions(
     out = out.sort_by([("_order", "ascending"), ("temperature", "ascending")])
     target = out["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32)
     target = np.where(np.isfinite(target), target, np.float32(np.nan))  # null -> NaN
-    extrap = extrapolation_mask(out["temperature"].to_numpy(), training_range)
+    extrap = outside_range(out["temperature"].to_numpy(), training_range)
     cols = {
         "domain": out["domain"],
         "chain": out["chain"],

@@ -1,30 +1,40 @@
 """``voxelflex predict``, ``voxelflex evaluate`` and ``voxelflex plot`` (alias ``visualize``).
 
-Each command parses its options and calls one function of :mod:`voxelflex.analysis`.
+Each command parses its options and calls one function of :mod:`voxelflex.analysis`. Predict
+and evaluate read the same configuration as training (``--config``, ``--set``; a run's
+``config.yaml`` applies as is), with flags for the keys they use most.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from voxelflex.analysis.formats import ImageFormat, TableFormat
+from voxelflex.cli.options import (
+    ConfigOption,
+    DeviceOption,
+    OverwriteOption,
+    SetOption,
+    ShardsDirOption,
+    SourceOption,
+    WorkersOption,
+    build_config,
+)
+from voxelflex.formats import ImageFormat, TableFormat
 
 __all__ = ["evaluate", "plot", "predict"]
 
-
-class SourceName(StrEnum):
-    """Sample sources (voxelflex.sources.SOURCES)."""
-
-    hdf5 = "hdf5"
-    shards = "shards"
-
-
-SourceOption = Annotated[SourceName, typer.Option(help="Where voxels are read from.")]
-ShardsDirOption = Annotated[Path | None, typer.Option(help="Shards folder (--source shards).")]
+ResiduesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--residues-per-batch",
+        "--batch-size",
+        help="Residues a batch holds, each with all its temperatures (predict.residues_per_batch;"
+        " --batch-size is the earlier spelling, kept as an alias).",
+    ),
+]
 
 
 def predict(
@@ -54,7 +64,7 @@ def predict(
         str | None,
         typer.Option(help="Sweep START:STOP:STEP in K, stop included, e.g. 300:450:10."),
     ] = None,
-    source: SourceOption = SourceName.hdf5,
+    source: SourceOption = None,
     shards_dir: ShardsDirOption = None,
     output: Annotated[
         Path | None,
@@ -67,20 +77,29 @@ def predict(
     fmt: Annotated[
         TableFormat, typer.Option("--format", help="Format when --output is not given.")
     ] = TableFormat.parquet,
-    batch_size: Annotated[
-        int, typer.Option(help="Residues per batch (all temperatures each).")
-    ] = 256,
-    workers: Annotated[int, typer.Option(help="DataLoader workers reading voxels.")] = 0,
-    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1, ...")] = "cpu",
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing output.")
-    ] = False,
+    residues_per_batch: ResiduesOption = None,
+    workers: WorkersOption = None,
+    device: DeviceOption = None,
+    overwrite: OverwriteOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Predict RMSF with a checkpoint at one or more temperatures; write CSV or Parquet."""
     from voxelflex.analysis.predict import predict as run_predict
     from voxelflex.analysis.temperatures import resolve_temperatures
     from voxelflex.inputs.splits import read_split_file
 
+    cfg = build_config(
+        config,
+        set_,
+        {
+            "loader.source": source,
+            "data.shards_dir": shards_dir,
+            "predict.residues_per_batch": residues_per_batch,
+            "loader.num_workers": workers,
+            "train.device": device,
+        },
+    )
     domains = list(domain or [])
     if domains_file is not None:
         domains += read_split_file(domains_file, what="domain list", option="--domains-file")
@@ -91,14 +110,10 @@ def predict(
         split=split,
         domains=domains or None,
         temperatures=temps,
-        source=source.value,
-        shards_dir=shards_dir,
         out_path=output,
-        batch_size=batch_size,
-        num_workers=workers,
-        device=device,
         fmt=fmt.value,
         overwrite=overwrite,
+        config=cfg,
     )
     typer.echo(
         f"predictions: {report.path} ({report.n_residues} residues × "
@@ -139,18 +154,28 @@ def evaluate(
     ] = True,
     shuffles: Annotated[int, typer.Option(help="Shuffles per input for importance.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the shuffles.")] = 0,
-    source: SourceOption = SourceName.hdf5,
+    source: SourceOption = None,
     shards_dir: ShardsDirOption = None,
-    batch_size: Annotated[int, typer.Option(help="Residues per batch for importance.")] = 256,
-    device: Annotated[str, typer.Option(help="Torch device for importance.")] = "cpu",
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing output.")
-    ] = False,
+    residues_per_batch: ResiduesOption = None,
+    device: DeviceOption = None,
+    overwrite: OverwriteOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Metrics JSON: overall, per temperature, per domain, stratified, baselines, importance."""
     from voxelflex.analysis.evaluate import evaluate as run_evaluate
     from voxelflex.analysis.evaluate import format_summary
 
+    cfg = build_config(
+        config,
+        set_,
+        {
+            "loader.source": source,
+            "data.shards_dir": shards_dir,
+            "predict.residues_per_batch": residues_per_batch,
+            "train.device": device,
+        },
+    )
     report = run_evaluate(
         predictions,
         index_path=index,
@@ -159,11 +184,8 @@ def evaluate(
         importance=importance,
         n_shuffles=shuffles,
         seed=seed,
-        source=source.value,
-        shards_dir=shards_dir,
-        batch_size=batch_size,
-        device=device,
         overwrite=overwrite,
+        config=cfg,
     )
     typer.echo(format_summary(report.metrics))
     typer.echo(f"metrics: {report.path}")
@@ -206,9 +228,7 @@ def plot(
         list[float] | None,
         typer.Option("--profile-temperature", help="Temperature (K) in the profile (repeatable)."),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing output.")
-    ] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Plots (PNG/SVG/PDF) and the CSV of the data behind each."""
     from voxelflex.analysis.plots import default_plot_dir

@@ -7,24 +7,32 @@ from typing import Annotated
 
 import typer
 
-from voxelflex.cli.train import Device, Source
-from voxelflex.demo.run import DemoSettings, run_demo
-from voxelflex.logs import setup_logging
+from voxelflex.cli.options import Device, Source
+from voxelflex.demo.settings import DemoSettings
 
 __all__ = ["demo"]
+
+_DEFAULT = DemoSettings()
 
 
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything.")] = Path(
         "demo_out"
     ),
-    domains: Annotated[int, typer.Option(help="Generated domains (30-70 residues).")] = 60,
-    epochs: Annotated[int, typer.Option(help="Training epochs (tiny preset).")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the data and the run.")] = 0,
-    source: Annotated[Source, typer.Option(help="Sample source for training.")] = Source.shards,
-    device: Annotated[Device, typer.Option(help="Training device.")] = Device.auto,
+    domains: Annotated[
+        int, typer.Option(help="Generated domains (30-70 residues).")
+    ] = _DEFAULT.n_domains,
+    epochs: Annotated[int, typer.Option(help="Training epochs (tiny preset).")] = _DEFAULT.epochs,
+    seed: Annotated[int, typer.Option(help="Seed of the data and the run.")] = _DEFAULT.seed,
+    source: Annotated[Source, typer.Option(help="Sample source for training.")] = Source(
+        _DEFAULT.source
+    ),
+    device: Annotated[Device, typer.Option(help="Training device.")] = Device(_DEFAULT.device),
 ) -> None:
     """Generate demo data, then index, shard, train (tiny), predict, evaluate and plot."""
+    from voxelflex.demo.run import run_demo
+    from voxelflex.logs import setup_logging
+
     setup_logging(None, "INFO")
     settings = DemoSettings(
         n_domains=domains, epochs=epochs, seed=seed, source=source.value, device=device.value

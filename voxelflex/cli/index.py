@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from voxelflex.config import load_config
+from voxelflex.cli.options import OverwriteOption, RmsfUnit, SetOption, build_config
 from voxelflex.errors import ConfigError
-from voxelflex.index import build_index
-from voxelflex.index.query import QueryFormat, format_stats, index_stats, run_query, write_result
-from voxelflex.paths import check_output
+from voxelflex.formats import QueryFormat
 
 __all__ = ["app", "build", "query", "stats"]
 
 app = typer.Typer(
     no_args_is_help=True, help="Build the sample index and query it with SQL (DuckDB)."
 )
-
-
-class RmsfUnit(StrEnum):
-    """Unit of ``target_rmsf`` in the CSV (mdCATH: nm)."""
-
-    nm = "nm"
-    angstrom = "angstrom"
 
 
 @app.command("build")
@@ -44,24 +34,33 @@ def build(
         RmsfUnit | None,
         typer.Option("--rmsf-unit", help="Unit of target_rmsf; required with an RMSF CSV."),
     ] = None,
-    train: Annotated[Path | None, typer.Option(help="Train split file (data.train_split).")] = None,
-    val: Annotated[
-        Path | None, typer.Option(help="Validation split file (data.val_split).")
+    train: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-split", "--train", help="Train split file (data.train_split; alias --train)."
+        ),
     ] = None,
-    test: Annotated[Path | None, typer.Option(help="Test split file (data.test_split).")] = None,
+    val: Annotated[
+        Path | None,
+        typer.Option(
+            "--val-split", "--val", help="Validation split file (data.val_split; alias --val)."
+        ),
+    ] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            "--test-split", "--test", help="Test split file (data.test_split; alias --test)."
+        ),
+    ] = None,
     deep: Annotated[
         bool, typer.Option("--deep", help="Check every voxel dataset, not a sample per chain.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing index at --output.")
-    ] = False,
+    overwrite: OverwriteOption = False,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config; flags override it.")
     ] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Config override key.sub=value.")
-    ] = None,
+    overrides: SetOption = None,
 ) -> None:
     """Join voxel keys, RMSF rows and splits into the sample index (Parquet).
 
@@ -69,16 +68,18 @@ def build(
 
     Also writes NAME.skipped.csv (one reason per skipped item) and NAME.temperature_range.json.
     """
+    from voxelflex.index import build_index
+
     flags = {
         "data.voxel_file": voxel_file,
         "data.index": output,
         "data.rmsf_csv": rmsf_csv,
-        "data.rmsf_unit": rmsf_unit.value if rmsf_unit else None,
+        "data.rmsf_unit": rmsf_unit,
         "data.train_split": train,
         "data.val_split": val,
         "data.test_split": test,
     }
-    cfg = load_config(config, [*(overrides or ()), *_as_overrides(flags)]).data
+    cfg = build_config(config, overrides, flags).data
     if cfg.voxel_file is None or cfg.index is None:
         raise ConfigError(
             "index build needs a voxel file and an output path: pass --voxel-file and --output "
@@ -99,10 +100,6 @@ def build(
     typer.echo(report.summary())
 
 
-def _as_overrides(flags: dict[str, object]) -> list[str]:
-    return [f"{k}={v}" for k, v in flags.items() if v is not None]
-
-
 @app.command("query")
 def query(
     sql: Annotated[str, typer.Argument(help="One SELECT statement over the view `samples`.")],
@@ -113,11 +110,12 @@ def query(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --output file.")
-    ] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run read-only SQL over the index, e.g. "SELECT split, count(*) FROM samples GROUP BY 1"."""
+    from voxelflex.index.query import run_query, write_result
+    from voxelflex.paths import check_output
+
     if output is not None:
         check_output(output, inputs={"index": index}, overwrite=overwrite, what="query result")
     text = write_result(run_query(index, sql), fmt, output)
@@ -133,5 +131,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Rows per split and temperature, domains, residues and the target distribution."""
+    from voxelflex.index.query import format_stats, index_stats
+
     result = index_stats(index)
     typer.echo(json.dumps(result, indent=2) if as_json else format_stats(result))

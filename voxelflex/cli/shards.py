@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from voxelflex.errors import ShardError
-from voxelflex.index import read_index
-from voxelflex.sources.shard_build import DEFAULT_DOMAINS_PER_SHARD, build_shards
-from voxelflex.sources.shards import verify_shards
+from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD
 
 __all__ = ["app"]
 
@@ -32,6 +29,8 @@ def build(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Pack every domain of the index into shards; rerun to resume an interrupted build."""
+    from voxelflex.sources.shards import build_shards
+
     report = build_shards(
         index,
         output,
@@ -57,6 +56,10 @@ def verify(
     ] = None,
 ) -> None:
     """Check every shard and record against the manifest; list all problems."""
+    from voxelflex.errors import ShardError
+    from voxelflex.index import read_index
+    from voxelflex.sources.shards import verify_shards
+
     report = verify_shards(folder, index=None if index is None else read_index(index))
     for problem in report.problems:
         typer.echo(problem)

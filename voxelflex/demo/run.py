@@ -18,38 +18,14 @@ from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, build_demo_index, generate_demo
+from voxelflex.demo.settings import DemoSettings
 from voxelflex.engine import train
 from voxelflex.errors import InputError
-from voxelflex.sources.shard_build import build_shards
+from voxelflex.sources.shards import build_shards
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """Size of the demo run; the defaults finish in a few minutes on 2 CPU cores.
-
-    Attributes
-    ----------
-    n_domains : int
-        Generated single-chain domains (30-70 residues each, 5 temperatures).
-    epochs : int
-        Training epochs of the ``tiny`` preset.
-    seed : int
-        Seeds the data generator and the run.
-    source : str
-        ``shards`` (default, built by the demo) or ``hdf5``.
-    device : str
-        ``auto``, ``cpu`` or ``cuda``.
-    """
-
-    n_domains: int = 60
-    epochs: int = 8
-    seed: int = 0
-    source: str = "shards"
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -127,7 +103,6 @@ def run_demo(
         },
     )
     result = _timed(s, "train", lambda: train(config))
-    device = "cuda" if _cuda(settings.device) else "cpu"
     # The simulated temperatures (scored) plus a sweep past both ends of the training range
     # (flagged as extrapolation), in one pass: the trunk runs once per residue either way.
     temperatures = sorted(set(MDCATH_TEMPERATURES) | {290.0 + 10 * k for k in range(20)})
@@ -139,10 +114,8 @@ def run_demo(
             index_path,
             split="test",
             temperatures=temperatures,
-            source=settings.source,
-            shards_dir=shards_dir,
-            device=device,
             overwrite=True,
+            config=config,
         ),
     )
     report = _timed(
@@ -152,10 +125,8 @@ def run_demo(
             preds.path,
             index_path=index_path,
             checkpoint=result.best_checkpoint,
-            source=settings.source,
-            shards_dir=shards_dir,
-            device=device,
             overwrite=True,
+            config=config,
         ),
     )
     plot_dir = result.run_dir / "visualizations"
@@ -197,9 +168,3 @@ def _claim(root: Path) -> None:
         )
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text("written by `voxelflex demo`, which may replace this folder\n")
-
-
-def _cuda(device: str) -> bool:
-    import torch
-
-    return device == "cuda" or (device == "auto" and torch.cuda.is_available())

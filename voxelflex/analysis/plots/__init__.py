@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from voxelflex.analysis.formats import ImageFormat
 from voxelflex.analysis.plots.accuracy import (
     plot_error_distribution,
     plot_per_temperature_metrics,
@@ -28,6 +27,7 @@ from voxelflex.analysis.plots.profiles import (
 from voxelflex.analysis.plots.training import plot_training_curves
 from voxelflex.analysis.predictions import read_predictions
 from voxelflex.errors import InputError
+from voxelflex.formats import ImageFormat
 
 __all__ = [
     "ImageFormat",

@@ -15,8 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voxelflex.analysis.formats import ImageFormat
-from voxelflex.analysis.metrics import regression_metrics
 from voxelflex.analysis.plots.common import (
     new_figure,
     save,
@@ -25,6 +23,8 @@ from voxelflex.analysis.plots.common import (
 )
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
+from voxelflex.formats import ImageFormat
+from voxelflex.metrics import regression_metrics
 
 __all__ = [
     "plot_error_distribution",

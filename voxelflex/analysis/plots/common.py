@@ -14,9 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from voxelflex.analysis.formats import ImageFormat
 from voxelflex.analysis.predictions import write_table_csv
 from voxelflex.atomic import atomic_path
+from voxelflex.formats import ImageFormat
 
 __all__ = ["new_figure", "save", "temperature_colors", "unit_label"]
 

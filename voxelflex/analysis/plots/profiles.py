@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.lines import Line2D
 
-from voxelflex.analysis.formats import ImageFormat
-from voxelflex.analysis.metrics import grouped_pearson
 from voxelflex.analysis.plots.common import new_figure, save, temperature_colors, unit_label
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
+from voxelflex.formats import ImageFormat
+from voxelflex.metrics import grouped_pearson
 
 __all__ = [
     "choose_domain",

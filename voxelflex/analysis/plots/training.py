@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 from matplotlib.ticker import MaxNLocator
 
-from voxelflex.analysis.formats import ImageFormat
 from voxelflex.analysis.plots.common import new_figure, save, temperature_colors
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
+from voxelflex.formats import ImageFormat
 
 __all__ = ["history_table", "plot_training_curves"]
 
