@@ -44,7 +44,7 @@ from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import unpack_torch
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.base import DomainReader, SampleSource
-from voxelflex.sources.shards import scan_shard
+from voxelflex.sources.shards.reader import scan_shard
 
 PATHS = {
     "a": "earlier system (h5py per sample, float32)",

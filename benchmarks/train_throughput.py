@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from voxelflex.models import ARCHITECTURES, PRESET_NAMES, ModelSpec, build_model, parameter_counts
+from voxelflex.models import ModelSpec, build_model, parameter_counts
+from voxelflex.registry import ARCHITECTURES, PRESETS
 
 T_RANGE = (320.0, 450.0)
 TEMPERATURES = torch.tensor([320.0, 348.0, 379.0, 413.0, 450.0])
@@ -209,7 +210,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    presets = ("tiny", "small") if args.quick else PRESET_NAMES
+    presets = ("tiny", "small") if args.quick else PRESETS
     iters = 1 if args.quick else args.iters
     report: dict = {
         "torch": torch.__version__,

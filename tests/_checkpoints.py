@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from voxelflex.engine.checkpoint import CheckpointMeta, meta_to_dict, save_checkpoint
+from voxelflex.engine.checkpoint import Checkpoint, CheckpointMeta
 from voxelflex.frame import FRAME
 from voxelflex.models import ModelSpec, build_model
 
@@ -21,26 +21,11 @@ def make_checkpoint(path, *, rmsf_unit: str = "nm"):
     with torch.no_grad():
         first.weight[:, O_CHANNEL] = 0.0
     meta = CheckpointMeta(
-        model_name=spec.name,
-        preset=spec.preset,
-        conditioning=spec.conditioning,
         temperature_range=(320.0, 450.0),
         frame=FRAME,
         rmsf_unit=rmsf_unit,
-        features=[],
-        feature_mean=[],
-        feature_std=[],
         index_fingerprint="test",
-        format_version=1,
         epoch=1,
-        batch=0,
-        global_step=0,
-        log_target=False,
     )
-    payload = {
-        "meta": meta_to_dict(meta),
-        "model_spec": spec.to_dict(),
-        "model": model.state_dict(),
-    }
-    save_checkpoint(path, payload)
+    Checkpoint(model_spec=spec, meta=meta, model=model.state_dict()).save(path)
     return path

@@ -15,3 +15,19 @@ def test_cli_reference_is_up_to_date():
     assert (ROOT / "docs" / "cli.md").read_text() == module.render(), (
         "docs/cli.md is stale: run `python tools/cli_reference.py`"
     )
+
+
+def test_default_config_comments_list_the_registered_names():
+    """The packaged YAML documents each choice key with the registry's (or constant's) names."""
+    import re
+
+    from voxelflex.config import choices
+
+    text = (ROOT / "voxelflex" / "default_config.yaml").read_text()
+    for key in ("loader.source", "model.name", "model.preset", "model.conditioning"):
+        section, name = key.split(".")
+        block = text.split(f"\n{section}:")[1]
+        comment = re.search(rf"\n  {name}: \S+\s+# ([^\n]*)", block)[1]
+        assert comment.startswith(" | ".join(choices(key))), (key, comment)
+    comment = re.search(r"\n  rmsf_unit: \S+\s+# ([^\n]*)", text)[1]
+    assert comment.startswith(" | ".join(choices("data.rmsf_unit")))

@@ -6,19 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from voxelflex.engine.checkpoint import (
-    CheckpointMeta,
-    load_checkpoint,
-    load_for_inference,
-    meta_to_dict,
-    save_checkpoint,
-)
+from voxelflex.engine.checkpoint import Checkpoint, CheckpointMeta, load_for_inference
 from voxelflex.engine.step import predict_batch, weighted_loss
 from voxelflex.errors import CheckpointError, SourceError
 from voxelflex.frame import FRAME, FrameSpec
 from voxelflex.index.schema import IndexMeta
 from voxelflex.models import ModelSpec, build_model
 from voxelflex.packing import unpack_numpy
+from voxelflex.quantities import outside_range
 from voxelflex.sources.batch import Batch
 
 T_RANGE = (320.0, 450.0)
@@ -26,21 +21,13 @@ T_RANGE = (320.0, 450.0)
 
 def _meta(**kw) -> CheckpointMeta:
     d = {
-        "model_name": "dilated_resnet3d",
-        "preset": "tiny",
-        "conditioning": "film",
         "temperature_range": T_RANGE,
         "frame": FRAME,
         "rmsf_unit": "nm",
-        "features": [],
-        "feature_mean": [],
-        "feature_std": [],
         "index_fingerprint": "abc123",
-        "format_version": 1,
         "epoch": 2,
         "batch": 0,
         "global_step": 40,
-        "log_target": False,
     }
     d.update(kw)
     return CheckpointMeta(**d)
@@ -58,7 +45,6 @@ def _batch(seed: int = 0) -> Batch:
         target=torch.tensor([0.1, 0.2, 0.3, float("nan"), 0.5]),
         weight=torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0]),
         row_id=torch.tensor([4, 5, 9, -1, 12]),
-        features=torch.zeros((3, 0)),
     )
 
 
@@ -69,18 +55,15 @@ def saved(tmp_path):
     model = build_model(spec, temperature_range=T_RANGE)
     model.set_statistics(0.3, 0.1)
     path = tmp_path / "models" / "best.pt"
-    save_checkpoint(
-        path,
-        {"meta": meta_to_dict(_meta()), "model_spec": spec.to_dict(), "model": model.state_dict()},
-    )
+    Checkpoint(model_spec=spec, meta=_meta(), model=model.state_dict()).save(path)
     return path, model.eval()
 
 
 def test_round_trip_through_load_for_inference(saved):
     path, model = saved
-    loaded, meta = load_for_inference(path, "cpu")
+    loaded, ck = load_for_inference(path, "cpu")
     assert not loaded.training
-    assert meta == _meta()
+    assert ck.meta == _meta() and ck.model_spec == ModelSpec("dilated_resnet3d", "tiny", "film")
     assert float(loaded.target_loc) == pytest.approx(0.3)
     batch = _batch()
     out = predict_batch(loaded, batch, "cpu")
@@ -89,13 +72,19 @@ def test_round_trip_through_load_for_inference(saved):
     with torch.no_grad():
         expected = model(voxels, batch.residue_index, batch.temperature)
     torch.testing.assert_close(out, expected)
-    assert meta.is_extrapolation(batch.temperature.numpy()).tolist() == [0, 0, 0, 0, 1]
+    assert outside_range(batch.temperature.numpy(), ck.meta.temperature_range).tolist() == [
+        0,
+        0,
+        0,
+        0,
+        1,
+    ]
     assert not list(path.parent.glob(".*tmp"))  # the atomic write left no temp file
 
 
 def test_version_and_corruption_are_refused(saved, tmp_path):
     path, _ = saved
-    payload = load_checkpoint(path)
+    payload = Checkpoint.load(path).to_dict()
     payload["format_version"] = 99
     other = tmp_path / "v99.pt"
     torch.save(payload, other)
@@ -142,3 +131,20 @@ def test_missing_features_are_an_error_naming_them():
     ).eval()
     with pytest.raises(SourceError, match=r"\['relative_accessibility'\].*0 feature column"):
         predict_batch(model, _batch(), "cpu")
+
+
+def test_a_new_checkpoint_field_round_trips_and_older_files_lack_it(saved, tmp_path):
+    """Checkpoint owns its keys: every field goes to the file and comes back; the fixture from
+    before the restructuring (tests/data/checkpoint_v1) loads with today's fields."""
+    path, _ = saved
+    ck = Checkpoint.load(path)
+    assert set(ck.to_dict()) == {f for f in Checkpoint.__dataclass_fields__}
+    again = tmp_path / "again.pt"
+    ck.save(again)
+    back = Checkpoint.load(again)
+    assert back.meta == ck.meta and back.model_spec == ck.model_spec and back.history == []
+    legacy = Checkpoint.load("tests/data/checkpoint_v1/best.pt")
+    assert legacy.model_spec.name == "densenet3d" and legacy.meta.epoch == 1
+    assert legacy.optimizer is not None and legacy.history and legacy.plan["batch_size"] == 256
+    with pytest.raises(CheckpointError, match=r"lacks \['model'\]"):
+        Checkpoint.from_dict({k: v for k, v in ck.to_dict().items() if k != "model"}, where="x")

@@ -11,11 +11,11 @@ import pytest
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
-from voxelflex.analysis.metrics import grouped_pearson, pearson, regression_metrics, summarize
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.index import build_index
+from voxelflex.metrics import grouped_pearson, pearson, regression_metrics, summarize
 
 
 def _table(**cols) -> pa.Table:

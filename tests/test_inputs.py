@@ -9,7 +9,6 @@ import pytest
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.errors import ConfigError, FrameError, InputError
 from voxelflex.inputs import (
-    check_rmsf_unit,
     file_permutation,
     map_domain_ids,
     open_voxel_file,
@@ -21,6 +20,7 @@ from voxelflex.inputs import (
     scan_voxel_file,
     validate_grid,
 )
+from voxelflex.quantities import check_rmsf_unit
 
 # ---------------------------------------------------------------- voxel HDF5
 

@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from voxelflex.analysis.predict import predict
+from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index, generate_demo
 
 DATA = Path(__file__).parent / "data" / "checkpoint_v1"
@@ -24,7 +25,7 @@ def test_version_1_checkpoint_predicts_what_it_predicted_when_written(tmp_path):
         split="train",
         temperatures=[300.0, 400.0],
         out_path=tmp_path / "p.parquet",
-        device="cpu",
+        config=load_config(None, ["train.device=cpu"]),
     )
     got = pq.read_table(report.path)
     want = pacsv.read_csv(DATA / "predictions.csv")

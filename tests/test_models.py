@@ -7,14 +7,9 @@ import torch
 
 from voxelflex.config import choices
 from voxelflex.errors import ConfigError
-from voxelflex.models import (
-    ARCHITECTURES,
-    CONDITIONINGS,
-    PRESET_NAMES,
-    ModelSpec,
-    build_model,
-    parameter_counts,
-)
+from voxelflex.models import ModelSpec, build_model, parameter_counts
+from voxelflex.quantities import outside_range
+from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS
 
 T_RANGE = (320.0, 450.0)
 
@@ -52,7 +47,7 @@ def test_tiny_models_predict_one_value_per_sample_with_one_trunk_pass(name, cond
 def test_presets_grow_and_counts_split_trunk_and_head():
     for name in ARCHITECTURES:
         totals = []
-        for preset in PRESET_NAMES:
+        for preset in PRESETS:
             counts = parameter_counts(
                 build_model(ModelSpec(name, preset, "head"), temperature_range=T_RANGE)
             )
@@ -62,17 +57,28 @@ def test_presets_grow_and_counts_split_trunk_and_head():
 
 
 def test_config_choices_match_the_registries():
-    assert choices("model.name") == tuple(ARCHITECTURES)
-    assert choices("model.preset") == PRESET_NAMES
-    assert choices("model.conditioning") == tuple(CONDITIONINGS)
+    assert choices("model.name") == ARCHITECTURES.names()
+    assert choices("model.preset") == PRESETS
+    assert choices("model.conditioning") == CONDITIONINGS.names()
+    for name in ARCHITECTURES:  # every architecture defines every preset
+        assert tuple(ARCHITECTURES.get(name).PRESETS) == PRESETS
 
 
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        (ModelSpec("resnet", "tiny", "head"), "unknown model 'resnet'; valid: densenet3d"),
-        (ModelSpec("multipath", "huge", "head"), "unknown preset 'huge'; valid: tiny, small, base"),
-        (ModelSpec("multipath", "tiny", "concat"), "unknown conditioning 'concat'; valid: head"),
+        (
+            ModelSpec("resnet", "tiny", "head"),
+            r"unknown architecture 'resnet' \(config key 'model.name'\); valid: densenet3d",
+        ),
+        (
+            ModelSpec("multipath", "huge", "head"),
+            r"unknown preset 'huge' of architecture 'multipath' .*; valid: tiny, small, base",
+        ),
+        (
+            ModelSpec("multipath", "tiny", "concat"),
+            r"unknown temperature conditioning 'concat' .*; valid: head, film",
+        ),
     ],
 )
 def test_registry_rejects_unknown_names(spec, needle):
@@ -86,7 +92,7 @@ def test_temperature_scaling_is_not_clamped_and_flags_extrapolation():
     scaled = model.scale_temperature(t)
     torch.testing.assert_close(scaled[1:4], torch.tensor([-1.0, 0.0, 1.0]))
     assert scaled[0] < -1 and scaled[4] > 1  # outside the range: extrapolated, not clamped
-    assert model.is_extrapolation(t).tolist() == [True, False, False, False, True]
+    assert outside_range(t.numpy(), T_RANGE).tolist() == [True, False, False, False, True]
     model.eval()
     out = model(_voxels(1), torch.zeros(5, dtype=torch.long), t)
     assert len(set(out.tolist())) == 5  # every temperature, inside or out, changes the output

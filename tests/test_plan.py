@@ -10,7 +10,7 @@ import pytest
 
 from voxelflex.errors import ConfigError, IndexFormatError, SourceError
 from voxelflex.frame import PACKED_BYTES
-from voxelflex.sources import base
+from voxelflex.sources import transport
 from voxelflex.sources.base import DomainReader, SampleSource
 from voxelflex.sources.plan import PlanConfig, make_plan
 from voxelflex.sources.table import SplitTable
@@ -84,7 +84,7 @@ def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
     ring = None if loader.ring is None else loader.ring.numpy()
     gens, firsts = [], []
     for j in range(cfg.streams_per_rank):
-        monkeypatch.setattr(base, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
+        monkeypatch.setattr(transport, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
         gens.append(iter(loader.dataset))
         item = next(gens[-1], None)
         firsts.append(None if item is None else loader.dataset.to_batch(item, ring, {}))

@@ -20,10 +20,10 @@ from voxelflex.analysis.plots.profiles import choose_domain, choose_residues
 from voxelflex.analysis.plots.training import history_table
 from voxelflex.analysis.predictions import (
     PredictionsMeta,
-    extrapolation_mask,
     write_predictions,
 )
 from voxelflex.errors import InputError
+from voxelflex.quantities import outside_range
 
 TEMPS = (320.0, 348.0, 379.0, 413.0, 450.0)
 
@@ -50,7 +50,7 @@ def _predictions(sweep: bool = False, seed: int = 0) -> pa.Table:
             "temperature": pa.array(t, pa.float32()),
             "predicted_rmsf": pa.array(true * rng.lognormal(0, 0.15, len(t)), pa.float32()),
             "target_rmsf": pa.array(target, pa.float32()),
-            "extrapolated": extrapolation_mask(t, (320.0, 450.0)),
+            "extrapolated": outside_range(t, (320.0, 450.0)),
         }
     )
 

@@ -14,14 +14,15 @@ import torch
 from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
+from voxelflex.analysis import predict as predict_module
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.importance import permutation_importance
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import read_predictions
 from voxelflex.analysis.temperatures import parse_sweep
 from voxelflex.cli.main import app
+from voxelflex.config import load_config
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, rmsf_target
-from voxelflex.engine import checkpoint as checkpoint_module
 from voxelflex.errors import CheckpointError, ConfigError, InputError
 from voxelflex.frame import FRAME
 from voxelflex.index import read_index
@@ -52,14 +53,14 @@ def test_sweep_predicts_each_residue_at_each_temperature_in_order(
 
     monkeypatch.setattr(Hdf5Reader, "read_domain", counting)
     trunk_rows = []
-    load = checkpoint_module.load_for_inference
+    load = predict_module.load_for_inference
 
     def load_and_count(path, device):
-        model, meta = load(path, device)
+        model, ck = load(path, device)
         model.trunk.register_forward_hook(lambda mod, args, out: trunk_rows.append(len(args[0])))
-        return model, meta
+        return model, ck
 
-    monkeypatch.setattr(checkpoint_module, "load_for_inference", load_and_count)
+    monkeypatch.setattr(predict_module, "load_for_inference", load_and_count)
     sweep = parse_sweep("300:460:20")  # 300, 320, ..., 460: 320 is an index temperature
     report = predict(
         checkpoint,
@@ -67,7 +68,7 @@ def test_sweep_predicts_each_residue_at_each_temperature_in_order(
         domains=[test_domain],
         temperatures=sweep,
         out_path=tmp_path / "sweep.parquet",
-        batch_size=16,
+        config=load_config(None, ["predict.residues_per_batch=16", "loader.num_workers=0"]),
     )
     table, meta = read_predictions(report.path)
     n_res = report.n_residues
@@ -159,7 +160,9 @@ def test_evaluate_with_importance_through_a_checkpoint(
     preds = predict(
         checkpoint, demo_index, domains=[test_domain], out_path=tmp_path / "metrics" / "p.parquet"
     )
-    report = evaluate(preds.path, n_shuffles=1, batch_size=64)
+    report = evaluate(
+        preds.path, n_shuffles=1, config=load_config(None, ["predict.residues_per_batch=64"])
+    )
     m = report.metrics
     assert report.path.name == "evaluation_metrics_test.json"
     imp = m["permutation_importance"]
@@ -203,9 +206,10 @@ def test_shards_and_hdf5_give_the_same_predictions(checkpoint, demo_index, test_
             demo_index,
             domains=[test_domain],
             temperatures=[350.0],
-            source=source,
-            shards_dir=tmp_path / "shards",
             out_path=tmp_path / f"{source}.parquet",
+            config=load_config(
+                None, [f"loader.source={source}", f"data.shards_dir={tmp_path / 'shards'}"]
+            ),
         )
         tables.append(read_predictions(report.path)[0])
     hdf5, shards = tables

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
+from voxelflex.analysis import predict as predict_module
 from voxelflex.analysis.predict import predict
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
@@ -32,7 +33,7 @@ from voxelflex.index import build_index, read_index
 from voxelflex.index.query import run_query
 from voxelflex.inputs import read_split_file, read_splits, scan_voxel_file
 from voxelflex.sources import PlanConfig, build_shards, open_source, verify_shards
-from voxelflex.sources.manifest import MANIFEST_NAME
+from voxelflex.sources.shards.manifest import MANIFEST_NAME
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -252,16 +253,14 @@ def test_non_finite_weights_config_values_and_predictions_are_never_numbers(
             load_config(None, [f"train.lr={bad}"])
     # a model that outputs NaN for some inputs: those rows go to _missing.csv, not the table
     good = make_checkpoint(tmp_path / "good.pt")
-    from voxelflex.engine import step
-
-    real = step.predict_batch
+    real = predict_module.predict_batch
 
     def half_nan(model, batch, device, **kw):
         out = real(model, batch, device, **kw)
         out[batch.temperature > 340] = float("nan")
         return out
 
-    monkeypatch.setattr(step, "predict_batch", half_nan)
+    monkeypatch.setattr(predict_module, "predict_batch", half_nan)
     report = predict(
         good, demo_index, split="test", temperatures=[320.0, 350.0], out_path=tmp_path / "p.csv"
     )

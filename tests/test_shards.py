@@ -21,7 +21,7 @@ from voxelflex.cli.main import app
 from voxelflex.errors import ShardError
 from voxelflex.index import read_index
 from voxelflex.sources import PlanConfig, build_shards, open_source, verify_shards
-from voxelflex.sources.manifest import MANIFEST_NAME, ShardManifest
+from voxelflex.sources.shards.manifest import MANIFEST_NAME, ShardManifest
 
 
 @pytest.fixture(scope="module")

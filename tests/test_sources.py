@@ -11,13 +11,14 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
-from voxelflex.errors import SourceError
+from voxelflex.config import load_config
+from voxelflex.errors import ConfigError, ResidueReadError, SourceError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.index import read_index
 from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import pack_file_grids
-from voxelflex.sources import SOURCES, PlanConfig, build_shards, open_source
-from voxelflex.sources.base import ResidueReadError
+from voxelflex.registry import SOURCES
+from voxelflex.sources import PlanConfig, build_shards, open_source, source_options
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -73,7 +74,7 @@ class TestSourceContract:
             for name in ("temperature", "target", "weight"):
                 assert getattr(b, name).dtype == torch.float32
                 assert getattr(b, name).shape == (b.n_samples,)
-            assert b.row_id.dtype == torch.int64 and b.features.shape == (b.n_residues, 0)
+            assert b.row_id.dtype == torch.int64 and b.features is None  # no source serves any
             assert b.n_samples <= 32
             ids.extend(b.row_id[b.row_id >= 0].tolist())
         assert sorted(ids) == _split_rows(index, "train")["row_id"].to_pylist()
@@ -145,11 +146,16 @@ def test_worker_processes_round_robin_resume_and_agree_across_sources(index, sha
     assert all(torch.equal(x.packed, y.packed) for x, y in zip(full[3:], rest, strict=True))
 
 
-def test_registry_lists_valid_names(index, shards_dir):
-    with pytest.raises(SourceError, match="valid sources: hdf5, shards"):
+def test_registry_lists_valid_names_and_sources_declare_their_options(index, shards_dir):
+    with pytest.raises(ConfigError, match=r"unknown sample source 'zarr' .*valid: hdf5, shards"):
         open_source("zarr", index, split="train")
-    with pytest.raises(SourceError, match="shard folder"):
+    with pytest.raises(SourceError, match=r"shard folder .*config key 'data.shards_dir'"):
         open_source("shards", index, split="train")
+    with pytest.raises(SourceError, match=r"unknown sample source options \['shard_dir'\]"):
+        open_source("hdf5", index, split="train", shard_dir=shards_dir)
+    options = source_options(load_config(None, [f"data.shards_dir={shards_dir}"]))
+    assert options == {"shards_dir": shards_dir}
+    assert open_source("hdf5", index, split="train", **options).sample_count > 0
 
 
 def _with_renamed_domain(index, new_name):

@@ -1,0 +1,108 @@
+"""The pieces around the training loop, each on its own: loss watch, best-value tracker,
+learning-rate schedule, checkpoint policy, Ctrl-C handling."""
+
+from __future__ import annotations
+
+import math
+import signal
+
+import pytest
+import torch
+
+from voxelflex.engine.checkpointing import CheckpointPolicy
+from voxelflex.engine.distributed import DistContext
+from voxelflex.engine.interrupt import GracefulInterrupt
+from voxelflex.engine.loss_watch import LossWatch
+from voxelflex.engine.schedule import LRSchedule
+from voxelflex.engine.tracker import BestTracker
+from voxelflex.errors import ConfigError, TrainingError
+
+CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+def test_loss_watch_keeps_the_first_non_finite_loss(tmp_path):
+    watch = LossWatch(torch.device("cpu"))
+    assert watch.every == 1  # reading is free on the CPU
+    watch.record(torch.tensor(1.0), 1)
+    watch.check(CPU, epoch=0, latest=tmp_path / "latest.pt")  # all finite: no error
+    for batch, value in enumerate([float("inf"), float("nan"), 2.0], start=2):
+        watch.record(torch.tensor(value), batch)
+    assert int(watch.batch) == 2 and float(watch.value) == float("inf")
+    with pytest.raises(TrainingError, match=r"\(inf\) at epoch 3, batch 2.*no checkpoint had"):
+        watch.check(CPU, epoch=2, latest=tmp_path / "latest.pt")
+    # on an accelerator the watch lives there and is read only every few dozen steps
+    assert LossWatch(torch.device("meta")).every > 1
+
+
+def test_tracker_improvement_nan_and_patience():
+    t = BestTracker("val_pearson", patience=2)
+    assert t.mode == "max" and BestTracker("val_rmse", 0).mode == "min"
+    assert t.update({"pearson": math.nan})  # no best yet: counts as improved, best stays None
+    assert t.best is None
+    assert t.update({"pearson": 0.5}) and t.best == 0.5
+    assert not t.update({"pearson": math.nan}) and t.bad_epochs == 1
+    assert not t.update({"pearson": 0.4}) and t.should_stop
+    restored = BestTracker("val_pearson", patience=2)
+    restored.load_state_dict(t.state_dict())
+    assert (restored.best, restored.bad_epochs) == (0.5, 2)
+    assert not BestTracker("val_loss", patience=0).should_stop  # 0: never stops
+
+
+def test_schedules_warm_up_decay_halve_or_do_nothing():
+    def opt():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    o = opt()
+    cosine = LRSchedule(o, "cosine", total_steps=10, warmup_steps=2, mode="max", patience=1)
+    lrs = []
+    for _ in range(10):
+        lrs.append(o.param_groups[0]["lr"])
+        o.step()
+        cosine.after_step()
+        cosine.after_epoch(0.0)  # ignored by cosine
+    assert lrs[0] == pytest.approx(0.5) and lrs[1] == pytest.approx(1.0)
+    assert lrs[2:] == sorted(lrs[2:], reverse=True) and lrs[-1] > 0.01
+    o = opt()
+    plateau = LRSchedule(o, "plateau", total_steps=10, warmup_steps=0, mode="max", patience=0)
+    o.step()
+    plateau.after_step()  # ignored by plateau
+    plateau.after_epoch(0.5)
+    plateau.after_epoch(0.4)
+    assert o.param_groups[0]["lr"] == pytest.approx(0.5)
+    o = opt()
+    none = LRSchedule(o, "none", total_steps=10, warmup_steps=0, mode="max", patience=0)
+    none.after_step()
+    none.after_epoch(0.0)
+    assert o.param_groups[0]["lr"] == 1.0 and none.state_dict() is None
+    with pytest.raises(ConfigError, match="valid: cosine, plateau, none"):
+        LRSchedule(o, "step", total_steps=1, warmup_steps=0, mode="max", patience=0)
+
+
+def test_checkpoint_policy_files_and_run_folder(tmp_path):
+    policy = CheckpointPolicy(tmp_path / "run", every_epochs=2, every_batches=3)
+    assert policy.at_epoch_end(1, improved=False) == [policy.latest]
+    assert policy.at_epoch_end(2, improved=True) == [
+        policy.latest,
+        policy.best,
+        policy.models_dir / "epoch_002.pt",
+    ]
+    assert [b for b in range(1, 10) if policy.due_mid_epoch(b, 9)] == [3, 6]  # not the last
+    policy.claim(overwrite=False)  # an empty folder is free
+    policy.models_dir.mkdir(parents=True)
+    policy.latest.write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"already holds a run .*--resume.*--overwrite"):
+        policy.claim(overwrite=False)
+    policy.claim(overwrite=True)
+    assert not policy.latest.exists()
+
+
+def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
+    before = signal.getsignal(signal.SIGINT)
+    with GracefulInterrupt(enabled=True) as interrupt:
+        signal.raise_signal(signal.SIGINT)
+        assert interrupt.requested
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    with GracefulInterrupt(enabled=False) as off:  # torchrun: default behaviour
+        assert signal.getsignal(signal.SIGINT) is before and not off.requested
