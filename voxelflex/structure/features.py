@@ -585,10 +585,10 @@ def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> Res
     row_res = np.flatnonzero(framed)
     ca_xyz = xyz[env.ca[node_res]]
     heavy_node = node_of_res[env.res_of_atom]  # -1 for atoms of residues without CA
+    # Atoms of a residue without CA are "other residues" for everyone: -2 matches no row.
     wcn_ca, wcn_heavy, counts, pairs = _contacts(
         ca_xyz, node_of_res[row_res], xyz, np.where(heavy_node >= 0, heavy_node, -2)
     )
-    # Atoms of a residue without CA are "other residues" for everyone: -2 matches no row.
     _, chain_code = np.unique(chain, return_inverse=True)
     msf = _gnm_msf(len(node_res), pairs, chain_code[node_res])[node_of_res[row_res]]
 
