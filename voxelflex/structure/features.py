@@ -1,0 +1,812 @@
+"""Per-residue context features computed from a static structure, and their Parquet sidecar.
+
+An aposteriori frame shows only the backbone within ±6 Å of a residue; flexibility also depends
+on packing at longer range and on where the residue sits in its chain. :func:`compute_features`
+derives those context descriptors from one model of a structure (never from B-factors or
+occupancies, which are what users want predicted), for every chain of the file and for the
+residues the voxelizer frames: protein residues with N, CA and C.
+
+What counts as the environment
+------------------------------
+Only protein residues: those biotite classifies as amino acids (``filter_amino_acids``: CCD
+peptide-linking residues, so MSE or CAS count) plus ATOM records (not HETATM) that have N, CA
+and C (force-field names such as CHARMM's HSD). Water, ions, ligands and nucleic acids are
+ignored everywhere, so a crystal structure with ligands and the same protein stripped for
+simulation (mdCATH) are described alike. Hydrogens (element H or D; atom names starting with H
+when the element column is empty) are dropped first, so a CHARMM file with hydrogens and a
+crystal structure without them give the same features. Every chain of the file belongs to the
+environment of every other chain.
+
+Keys
+----
+One row per framed residue, in file order: ``chain`` (an empty chain id becomes ``"A"``, as
+aposteriori names it), ``resnum``, ``icode``, ``resname``. ``resid_str`` = ``f"{resnum}{icode}"``
+is the voxel file's residue key (aposteriori's keys have no insertion code: residues with one are
+absent there and simply do not join).
+
+Features (:data:`FEATURES` holds names, groups, units and definitions; the same text is stored in
+every sidecar's footer): inverse-square contact numbers and CA neighbour counts (group
+``contact``), Gaussian network model mean-square fluctuation (``gnm``), relative chain position
+and distance to the nearest terminus (``position``), relative solvent accessibility (``rsa``) and
+a P-SEA secondary-structure one-hot (``ss``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import biotite
+import biotite.structure as struc
+import biotite.structure.info as struc_info
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from biotite.sequence import ProteinSequence
+
+from voxelflex.atomic import atomic_path
+from voxelflex.errors import InputError
+
+__all__ = [
+    "BREAK_DISTANCE",
+    "FEATURES",
+    "FEATURE_GROUPS",
+    "FEATURE_NAMES",
+    "FORMAT_VERSION",
+    "GNM_CUTOFF",
+    "GNM_MAX_NODES",
+    "KEY_COLUMNS",
+    "MAX_ASA",
+    "METADATA_KEY",
+    "NEIGHBOUR_RADII",
+    "SASA_POINTS",
+    "FeatureMeta",
+    "FeatureSpec",
+    "ResidueFeatures",
+    "compute_features",
+    "feature_names",
+    "feature_table",
+    "read_feature_sidecar",
+    "write_feature_sidecar",
+]
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"voxelflex.features"
+KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
+
+GNM_CUTOFF = 7.3  # Å, CA–CA contact cutoff of the Kirchhoff matrix (Bahar et al. 1997)
+NEIGHBOUR_RADII = (8.0, 12.0, 16.0)  # Å, CA–CA
+BREAK_DISTANCE = 2.0  # Å, C(i)–N(i+1) beyond this is a chain break (a peptide bond is 1.33 Å)
+# Shrake–Rupley points per atom. biotite's default (1000) costs ~10x more; per-residue RSA then
+# moves by about 0.01 (mean absolute, on real chains; tests/test_features.py checks a bound).
+SASA_POINTS = 100
+# Above this many CA nodes the Kirchhoff matrix is split by chain (inter-chain contacts dropped):
+# a connected component costs one dense O(n³) inverse.
+GNM_MAX_NODES = 3000
+_MIN_R2 = 1.0  # Å², floor of squared distances in the 1/r² sums (coincident atoms are errors)
+_CHUNK = 1 << 20  # pair distances held in memory at once in the contact sums
+
+# Theoretical maximum ASA in Å² (Tien, Meyer, Sydykova, Spielman, Wilke 2013, PLoS ONE 8:e80635,
+# table 1, "theoretical"), the usual denominator of relative solvent accessibility.
+# fmt: off
+MAX_ASA: dict[str, float] = {
+    "ALA": 129.0, "ARG": 274.0, "ASN": 195.0, "ASP": 193.0, "CYS": 167.0,
+    "GLN": 225.0, "GLU": 223.0, "GLY": 104.0, "HIS": 224.0, "ILE": 197.0,
+    "LEU": 201.0, "LYS": 236.0, "MET": 224.0, "PHE": 240.0, "PRO": 159.0,
+    "SER": 155.0, "THR": 172.0, "TRP": 285.0, "TYR": 263.0, "VAL": 174.0,
+}
+# Force-field names that the CCD does not know or, worse, knows as something else (HSE is
+# homoserine there, CHARMM's epsilon-protonated histidine here).
+_FORCE_FIELD_NAMES = {
+    "HSD": "HIS", "HSE": "HIS", "HSP": "HIS", "HID": "HIS", "HIE": "HIS", "HIP": "HIS",
+    "CYX": "CYS", "CYM": "CYS", "ASH": "ASP", "GLH": "GLU", "LYN": "LYS",
+}
+# fmt: on
+_FALLBACK_MAX_ASA = 200.0  # Å², about the table's median, for residues with no standard parent
+_ONE_TO_THREE = {ProteinSequence.convert_letter_3to1(name): name for name in MAX_ASA}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature column.
+
+    Attributes
+    ----------
+    name : str
+        Column name in :class:`ResidueFeatures` and the sidecar.
+    group : str
+        One of ``contact``, ``gnm``, ``position``, ``rsa``, ``ss``; models pick whole groups.
+    unit : str
+    definition : str
+        Exact definition (stored in every sidecar's footer).
+    """
+
+    name: str
+    group: str
+    unit: str
+    definition: str
+
+
+_OTHER_CA = "the CA atoms of all other protein residues of the file (every chain)"
+FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec(
+        "wcn_ca",
+        "contact",
+        "1/Å²",
+        f"Σ 1/r² from this residue's CA to {_OTHER_CA}; no cutoff; r² floored at 1 Å²",
+    ),
+    FeatureSpec(
+        "wcn_heavy",
+        "contact",
+        "1/Å²",
+        "Σ 1/r² from this residue's CA to every heavy (non-hydrogen) atom of all other protein "
+        "residues of the file (every chain); no cutoff; r² floored at 1 Å²",
+    ),
+    *(
+        FeatureSpec(
+            f"n_ca_{r:g}",
+            "contact",
+            "count",
+            f"number of {_OTHER_CA} within {r:g} Å (r ≤ {r:g}) of this residue's CA",
+        )
+        for r in NEIGHBOUR_RADII
+    ),
+    FeatureSpec(
+        "gnm_msf",
+        "gnm",
+        "1/γ (Kirchhoff units)",
+        f"Gaussian network model mean-square fluctuation [Γ⁺]_ii: Γ is the Kirchhoff matrix of "
+        f"the CA atoms of all protein residues of the file with contacts at r ≤ {GNM_CUTOFF:g} Å "
+        "(spatial, so chain breaks and other chains are handled by geometry), Γ⁺ its "
+        "pseudo-inverse (every zero mode dropped, one per connected component); a residue "
+        "without contacts gets the largest value of the file; above "
+        f"{GNM_MAX_NODES} CA atoms Γ is built per chain",
+    ),
+    FeatureSpec(
+        "rel_position",
+        "position",
+        "fraction",
+        "k / (n - 1): k the 0-based index of the residue among the n framed residues of its "
+        "chain in file order; 0 for a one-residue chain",
+    ),
+    FeatureSpec(
+        "term_distance",
+        "position",
+        "residues",
+        "residues to the nearest end of the residue's chain segment (0 at an end); segments end "
+        f"at the chain ends and at chain breaks (C(i)–N(i+1) > {BREAK_DISTANCE:g} Å between "
+        "consecutive framed residues, which includes every missing residue)",
+    ),
+    FeatureSpec(
+        "rsa",
+        "rsa",
+        "fraction",
+        f"Shrake–Rupley SASA (biotite.structure.sasa, ProtOr radii, probe 1.4 Å, {SASA_POINTS} "
+        "points an atom) summed over the residue's heavy atoms, with every protein heavy atom of "
+        "the file occluding, divided by the theoretical maximum ASA of Tien et al. 2013 (parent "
+        f"amino acid for modified residues, {_FALLBACK_MAX_ASA:g} Å² when none); not clipped",
+    ),
+    *(
+        FeatureSpec(
+            f"ss_{name}",
+            "ss",
+            "one-hot",
+            f"1 if biotite.structure.annotate_sse (P-SEA, CA geometry, per chain) calls the "
+            f"residue {name} ('{code}'), else 0"
+            + ("; residues P-SEA leaves unassigned count as coil" if name == "coil" else ""),
+        )
+        for name, code in (("helix", "a"), ("strand", "b"), ("coil", "c"))
+    ),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    g: tuple(f.name for f in FEATURES if f.group == g)
+    for g in ("contact", "gnm", "position", "rsa", "ss")
+}
+
+
+def feature_names(groups: Iterable[str]) -> tuple[str, ...]:
+    """Feature names of the given groups, in :data:`FEATURE_NAMES` order.
+
+    Raises
+    ------
+    InputError
+        An unknown group name.
+    """
+    groups = list(groups)
+    unknown = [g for g in groups if g not in FEATURE_GROUPS]
+    if unknown:
+        raise InputError(f"unknown feature group(s) {unknown}; choose from {list(FEATURE_GROUPS)}")
+    return tuple(n for n in FEATURE_NAMES if any(n in FEATURE_GROUPS[g] for g in groups))
+
+
+@dataclass(frozen=True)
+class ResidueFeatures:
+    """Features of the framed residues of one structure, in file order.
+
+    Attributes
+    ----------
+    chain : numpy.ndarray of str, shape (R,)
+        Chain id (empty ids become ``"A"``).
+    resnum : numpy.ndarray of int32, shape (R,)
+        Author residue number.
+    icode : numpy.ndarray of str, shape (R,)
+        Insertion code, ``""`` when none.
+    resname : numpy.ndarray of str, shape (R,)
+        Residue name as in the file.
+    values : numpy.ndarray of float32, shape (R, F)
+        Feature values, columns in the order of ``names`` (units in :data:`FEATURES`).
+    names : tuple of str
+        Column names of ``values``; :data:`FEATURE_NAMES`.
+    """
+
+    chain: np.ndarray
+    resnum: np.ndarray
+    icode: np.ndarray
+    resname: np.ndarray
+    values: np.ndarray
+    names: tuple[str, ...] = field(default=FEATURE_NAMES)
+
+    def __post_init__(self) -> None:
+        n = len(self.resnum)
+        if self.values.shape != (n, len(self.names)):
+            raise InputError(
+                f"feature values have shape {self.values.shape}, expected ({n}, "
+                f"{len(self.names)}) for {n} residues and features {list(self.names)}"
+            )
+        for name in ("chain", "icode", "resname"):
+            if len(getattr(self, name)) != n:
+                raise InputError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.resnum)
+
+    @property
+    def resid_str(self) -> np.ndarray:
+        """Voxel-file residue keys ``f"{resnum}{icode}"``, numpy str array of shape (R,)."""
+        return np.char.add(self.resnum.astype(str), self.icode.astype(str))
+
+    def column(self, name: str) -> np.ndarray:
+        """Values of feature ``name``, float32 of shape (R,)."""
+        if name not in self.names:
+            raise InputError(f"unknown feature {name!r}; features are {list(self.names)}")
+        return self.values[:, self.names.index(name)]
+
+
+# --------------------------------------------------------------------------------------------
+# selection of the environment and of the framed residues
+
+
+def _hydrogen_mask(atoms: struc.AtomArray) -> np.ndarray:
+    """Hydrogen and deuterium atoms, bool of shape (A,). biotite's readers store elements
+    stripped and upper case (guessed from the atom name when the column is empty); string work
+    is kept to the atoms that still have no element, as solvated inputs run to 10⁵ atoms."""
+    element = atoms.element
+    mask = (element == "H") | (element == "D")
+    blank = np.flatnonzero(element == "")
+    if len(blank):
+        name = np.char.upper(np.char.strip(atoms.atom_name[blank].astype(str)))
+        mask[blank] = np.char.startswith(name, "H") | np.char.startswith(name, "D")
+    return mask
+
+
+def _check_input(atoms: object, where: str) -> struc.AtomArray:
+    if isinstance(atoms, struc.AtomArrayStack):
+        raise InputError(
+            f"{where}: got {atoms.stack_depth()} models; pass one model (e.g. "
+            "`pdb_file.get_structure(model=1)`)"
+        )
+    if not isinstance(atoms, struc.AtomArray):
+        raise InputError(f"{where}: expected a biotite AtomArray, got {type(atoms).__name__}")
+    if atoms.array_length() and not np.isfinite(atoms.coord).all():
+        bad = int(np.flatnonzero(~np.isfinite(atoms.coord).all(axis=1))[0])
+        raise InputError(
+            f"{where}: atom {atoms.atom_name[bad]} of chain {str(atoms.chain_id[bad])!r} residue "
+            f"{atoms.res_id[bad]}{atoms.ins_code[bad]} has non-finite coordinates; fix the file"
+        )
+    return atoms
+
+
+@dataclass(frozen=True)
+class _Environment:
+    """Protein heavy atoms of a structure, grouped into residues.
+
+    ``atoms`` holds the environment (A atoms); ``res_of_atom`` (A,) its residue index 0..M-1;
+    ``n``, ``ca``, ``c`` (M,) the atom index of N, CA, C per residue (-1 when absent).
+    """
+
+    atoms: struc.AtomArray
+    res_of_atom: np.ndarray
+    starts: np.ndarray
+    n: np.ndarray
+    ca: np.ndarray
+    c: np.ndarray
+
+
+def _named_atom(
+    atoms: struc.AtomArray, res_of_atom: np.ndarray, n_res: int, name: str, where: str
+) -> np.ndarray:
+    hits = np.flatnonzero(atoms.atom_name == name)
+    counts = np.bincount(res_of_atom[hits], minlength=n_res)
+    if (counts > 1).any():
+        r = int(np.flatnonzero(counts > 1)[0])
+        i = hits[res_of_atom[hits] == r][0]
+        raise InputError(
+            f"{where}: chain {str(atoms.chain_id[i])!r} residue {atoms.res_name[i]} "
+            f"{atoms.res_id[i]}{atoms.ins_code[i]} has {counts[r]} atoms named {name}; resolve "
+            "alternate locations first (e.g. biotite's get_structure(altloc='first'))"
+        )
+    index = np.full(n_res, -1, dtype=np.int64)
+    index[res_of_atom[hits]] = hits
+    return index
+
+
+def _environment(atoms: struc.AtomArray, where: str) -> _Environment:
+    heavy = atoms[~_hydrogen_mask(atoms)]
+    if heavy.array_length() == 0:
+        raise InputError(f"{where}: no heavy atoms; is this a structure file?")
+    starts = struc.get_residue_starts(heavy)
+    n_res = len(starts)
+    res_of_atom = np.repeat(np.arange(n_res), np.diff(np.append(starts, heavy.array_length())))
+    n = _named_atom(heavy, res_of_atom, n_res, "N", where)
+    ca = _named_atom(heavy, res_of_atom, n_res, "CA", where)
+    c = _named_atom(heavy, res_of_atom, n_res, "C", where)
+    amino = struc.filter_amino_acids(heavy)[starts]
+    solvent = struc.filter_solvent(heavy)[starts]
+    backbone = (n >= 0) & (ca >= 0) & (c >= 0)
+    protein = (amino | (~heavy.hetero[starts] & backbone)) & ~solvent
+    if not protein.any():
+        raise InputError(
+            f"{where}: no protein residue (amino acid, or ATOM record with N, CA and C); "
+            "features are defined for proteins only"
+        )
+    keep_atom = protein[res_of_atom]
+    atom_offset = np.cumsum(keep_atom) - 1  # index among the kept atoms
+    res_offset = np.cumsum(protein) - 1  # index among the kept residues
+
+    def kept(index: np.ndarray) -> np.ndarray:
+        index = index[protein]
+        return np.where(index >= 0, atom_offset[np.maximum(index, 0)], -1)
+
+    return _Environment(
+        atoms=heavy[keep_atom],
+        res_of_atom=res_offset[res_of_atom[keep_atom]],
+        starts=atom_offset[starts[protein]],
+        n=kept(n),
+        ca=kept(ca),
+        c=kept(c),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the feature groups
+
+
+def _contacts(
+    ca_xyz: np.ndarray, rows: np.ndarray, heavy_xyz: np.ndarray, heavy_res: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Contact sums of the ``rows`` among ``ca_xyz`` (node index = residue index of ``rows``).
+
+    Returns wcn_ca (R,), wcn_heavy (R,), neighbour counts (R, len(NEIGHBOUR_RADII)) and the
+    GNM contact pairs (P, 2) over all nodes (i < j), all float64/int64.
+    """
+    m = len(ca_xyz)
+    wcn_ca = np.zeros(len(rows))
+    wcn_heavy = np.zeros(len(rows))
+    counts = np.zeros((len(rows), len(NEIGHBOUR_RADII)))
+    radii2 = np.square(np.asarray(NEIGHBOUR_RADII))
+    step = max(1, _CHUNK // max(m, len(heavy_xyz), 1))
+    for lo in range(0, len(rows), step):
+        sel = rows[lo : lo + step]
+        d2 = _sq_dist(ca_xyz[sel], ca_xyz)
+        d2[np.arange(len(sel)), sel] = np.inf  # not this residue itself
+        wcn_ca[lo : lo + len(sel)] = (1.0 / np.maximum(d2, _MIN_R2)).sum(axis=1)
+        counts[lo : lo + len(sel)] = (d2[:, :, None] <= radii2).sum(axis=1)
+        h2 = _sq_dist(ca_xyz[sel], heavy_xyz)
+        h2[heavy_res[None, :] == sel[:, None]] = np.inf
+        wcn_heavy[lo : lo + len(sel)] = (1.0 / np.maximum(h2, _MIN_R2)).sum(axis=1)
+    # GNM contacts over all nodes (not only the framed rows), upper triangle.
+    pairs = []
+    cut2 = GNM_CUTOFF**2
+    step = max(1, _CHUNK // max(m, 1))
+    for lo in range(0, m, step):
+        d2 = _sq_dist(ca_xyz[lo : lo + step], ca_xyz)
+        i, j = np.nonzero(d2 <= cut2)
+        i = i + lo
+        pairs.append(np.stack([i[i < j], j[i < j]], axis=1))
+    return wcn_ca, wcn_heavy, counts, np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
+
+
+def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared distances (Å², float64 (len(a), len(b))) as |a|² + |b|² − 2a·b: one BLAS product
+    instead of an (a, b, 3) difference array; in float64 the cancellation error at protein
+    coordinates (|x| ≲ 10³ Å) is ~1e-9 Å², far below the 1 Å² floor of the sums."""
+    d2 = np.square(a).sum(axis=1)[:, None] + np.square(b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d2, 0.0, out=d2)
+
+
+def _components(n_nodes: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label (the smallest node index in it) of every node, int64 (n,)."""
+    label = np.arange(n_nodes)
+    if not len(pairs):
+        return label
+    while True:
+        new = label.copy()
+        np.minimum.at(new, pairs[:, 0], label[pairs[:, 1]])
+        np.minimum.at(new, pairs[:, 1], label[pairs[:, 0]])
+        new = new[new]  # pointer jumping: O(log diameter) rounds instead of O(diameter)
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def _gnm_msf(n_nodes: int, pairs: np.ndarray, node_chain: np.ndarray) -> np.ndarray:
+    """Diagonal of the Kirchhoff pseudo-inverse, float64 of shape (n_nodes,).
+
+    The pseudo-inverse of a block-diagonal Kirchhoff matrix is the block-diagonal of the blocks'
+    pseudo-inverses, and for one connected block Γ of n nodes Γ⁺ = (Γ + J/n)⁻¹ − J/n (J all
+    ones), so each connected component costs one dense inverse instead of an eigendecomposition.
+    """
+    if n_nodes > GNM_MAX_NODES:
+        pairs = pairs[node_chain[pairs[:, 0]] == node_chain[pairs[:, 1]]]
+    degree = np.bincount(pairs.ravel(), minlength=n_nodes)
+    label = _components(n_nodes, pairs)
+    msf = np.zeros(n_nodes)
+    local = np.full(n_nodes, -1)
+    for root in np.unique(label[degree > 0]):
+        nodes = np.flatnonzero(label == root)
+        n = len(nodes)
+        local[nodes] = np.arange(n)
+        p = local[pairs]
+        p = p[(p >= 0).all(axis=1)]
+        local[nodes] = -1
+        k = np.full((n, n), 1.0 / n)
+        k[p[:, 0], p[:, 1]] -= 1.0
+        k[p[:, 1], p[:, 0]] -= 1.0
+        k[np.diag_indices(n)] += degree[nodes]
+        msf[nodes] = np.diag(np.linalg.inv(k)) - 1.0 / n
+    isolated = degree == 0
+    if isolated.any() and (~isolated).any():
+        msf[isolated] = msf[~isolated].max()  # no contact: least constrained of the file
+    return msf
+
+
+def _position(chain_code: np.ndarray, broken_before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rel_position and term_distance of R rows given their chain codes (rows of a chain in
+    file order) and whether a break separates a row from the previous row of its chain."""
+    r = len(chain_code)
+    rel = np.zeros(r)
+    term = np.zeros(r)
+    for code in np.unique(chain_code):
+        idx = np.flatnonzero(chain_code == code)
+        k = np.arange(len(idx))
+        if len(idx) > 1:
+            rel[idx] = k / (len(idx) - 1)
+        new_segment = broken_before[idx].copy()
+        new_segment[0] = True
+        seg = np.cumsum(new_segment) - 1
+        first = np.flatnonzero(new_segment)
+        last = np.append(first[1:] - 1, len(idx) - 1)
+        term[idx] = np.minimum(k - first[seg], last[seg] - k)
+    return rel, term
+
+
+@functools.lru_cache(maxsize=4096)
+def _max_asa(res_name: str) -> float:
+    name = _FORCE_FIELD_NAMES.get(res_name, res_name)
+    if name in MAX_ASA:
+        return MAX_ASA[name]
+    try:
+        code = struc_info.one_letter_code(name)
+    except Exception:  # an unknown name: the CCD lookup's errors are not part of its contract
+        code = None
+    return MAX_ASA.get(_ONE_TO_THREE.get(code or "", ""), _FALLBACK_MAX_ASA)
+
+
+# Terminal-oxygen and CHARMM names that the CCD spells otherwise (ProtOr radii come from the CCD).
+_ATOM_ALIASES = {"OT1": "O", "OT2": "OXT", "OC1": "O", "OC2": "OXT", "O1": "O", "O2": "OXT"}
+
+
+@functools.lru_cache(maxsize=65536)
+def _protor_radius(res_name: str, atom_name: str, element: str) -> float:
+    res_name = _FORCE_FIELD_NAMES.get(res_name, res_name)
+    atom_name = "CD1" if (res_name, atom_name) == ("ILE", "CD") else atom_name
+    atom_name = _ATOM_ALIASES.get(atom_name, atom_name)
+    try:
+        radius = struc_info.vdw_radius_protor(res_name, atom_name)
+    except Exception:  # biotite raises KeyError/ValueError for names the CCD lacks
+        radius = None
+    if radius is None:
+        try:
+            radius = struc_info.vdw_radius_single(element)
+        except Exception:  # an element biotite does not know
+            radius = None
+    return float(radius) if radius is not None else 1.8  # 1.8 Å: biotite's own default
+
+
+def _sasa_radii(atoms: struc.AtomArray) -> np.ndarray:
+    """ProtOr radius of every atom (Å, float32 of shape (A,)), with fallbacks for names the
+    Chemical Component Dictionary lacks (force-field residue and atom names)."""
+    key = np.char.add(
+        np.char.add(atoms.res_name.astype(str), "|"),
+        np.char.add(np.char.add(atoms.atom_name.astype(str), "|"), atoms.element.astype(str)),
+    )
+    unique, inverse = np.unique(key, return_inverse=True)
+    radii = np.array([_protor_radius(*k.split("|")) for k in unique.tolist()], dtype=np.float32)
+    return radii[inverse]
+
+
+def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> ResidueFeatures:
+    """Context features of every framed residue of one structure model.
+
+    Parameters
+    ----------
+    atoms : biotite.structure.AtomArray
+        One model, alternate locations already resolved; hydrogens, water, ions and ligands may
+        be present (they are ignored, see the module docstring). B-factor and occupancy
+        annotations, if present, are never read.
+    where : str
+        Name of the source (file path) used in error messages.
+
+    Returns
+    -------
+    ResidueFeatures
+        One row per protein residue with N, CA and C, in file order; ``values`` float32 of
+        shape (R, len(FEATURE_NAMES)), definitions and units in :data:`FEATURES`.
+
+    Raises
+    ------
+    InputError
+        Not a single-model AtomArray, non-finite coordinates, an atom name twice in a residue
+        (unresolved alternate locations), or no protein residue.
+    """
+    atoms = _check_input(atoms, where)
+    env = _environment(atoms, where)
+    a = env.atoms
+    xyz = a.coord.astype(np.float64)
+    has_ca = env.ca >= 0
+    framed = (env.n >= 0) & has_ca & (env.c >= 0)
+    if not framed.any():
+        raise InputError(
+            f"{where}: no protein residue has all of N, CA and C; nothing to compute features for"
+        )
+    starts = env.starts
+    chain_raw = a.chain_id[starts].astype(str)
+    chain = np.where(chain_raw == "", "A", chain_raw)
+
+    # CA nodes: every protein residue with a CA; rows: the framed ones among them.
+    node_res = np.flatnonzero(has_ca)
+    node_of_res = np.full(len(starts), -1)
+    node_of_res[node_res] = np.arange(len(node_res))
+    row_res = np.flatnonzero(framed)
+    ca_xyz = xyz[env.ca[node_res]]
+    heavy_node = node_of_res[env.res_of_atom]  # -1 for atoms of residues without CA
+    # Atoms of a residue without CA are "other residues" for everyone: -2 matches no row.
+    wcn_ca, wcn_heavy, counts, pairs = _contacts(
+        ca_xyz, node_of_res[row_res], xyz, np.where(heavy_node >= 0, heavy_node, -2)
+    )
+    _, chain_code = np.unique(chain, return_inverse=True)
+    msf = _gnm_msf(len(node_res), pairs, chain_code[node_res])[node_of_res[row_res]]
+
+    row_chain = chain_code[row_res]
+    order = np.argsort(row_chain, kind="stable")
+    prev = np.full(len(row_res), -1)
+    same_chain = row_chain[order][1:] == row_chain[order][:-1]
+    prev[order[1:][same_chain]] = row_res[order[:-1][same_chain]]
+    gap = np.linalg.norm(xyz[env.n[row_res]] - xyz[env.c[np.maximum(prev, 0)]], axis=1)
+    broken_before = (prev >= 0) & (gap > BREAK_DISTANCE)
+    rel, term = _position(row_chain, broken_before)
+
+    res_sasa = np.bincount(
+        env.res_of_atom,
+        weights=np.nan_to_num(struc.sasa(a, point_number=SASA_POINTS, vdw_radii=_sasa_radii(a))),
+        minlength=len(starts),
+    )
+    res_names = a.res_name[starts].astype(str)
+    rsa = res_sasa[row_res] / np.array([_max_asa(n) for n in res_names[row_res]])
+
+    sse = np.full(len(starts), "c", dtype="U1")
+    for code in np.unique(chain_code):
+        in_chain = chain_code[env.res_of_atom] == code
+        res_in_chain = np.flatnonzero(chain_code == code)
+        sse[res_in_chain] = struc.annotate_sse(a[in_chain])
+    sse = sse[row_res]
+    columns = {
+        "wcn_ca": wcn_ca,
+        "wcn_heavy": wcn_heavy,
+        **{f"n_ca_{r:g}": counts[:, i] for i, r in enumerate(NEIGHBOUR_RADII)},
+        "gnm_msf": msf,
+        "rel_position": rel,
+        "term_distance": term,
+        "rsa": rsa,
+        "ss_helix": sse == "a",
+        "ss_strand": sse == "b",
+        "ss_coil": (sse != "a") & (sse != "b"),
+    }
+    values = np.stack([np.asarray(columns[n], dtype=np.float32) for n in FEATURE_NAMES], axis=1)
+    return ResidueFeatures(
+        chain=chain[row_res],
+        resnum=a.res_id[starts][row_res].astype(np.int32),
+        icode=a.ins_code[starts][row_res].astype(str),
+        resname=res_names[row_res],
+        values=values,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the sidecar
+
+
+@dataclass(frozen=True)
+class FeatureMeta:
+    """Footer metadata of a feature sidecar (under :data:`METADATA_KEY`).
+
+    Attributes
+    ----------
+    features : tuple of FeatureSpec
+        Columns with group, unit and definition.
+    parameters : dict
+        Cutoffs and settings the values depend on.
+    biotite_version : str
+    format_version : int
+    """
+
+    features: tuple[FeatureSpec, ...] = FEATURES
+    parameters: dict = field(default_factory=lambda: _parameters())
+    biotite_version: str = biotite.__version__
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": self.format_version,
+                "features": [
+                    {"name": f.name, "group": f.group, "unit": f.unit, "definition": f.definition}
+                    for f in self.features
+                ],
+                "parameters": self.parameters,
+                "biotite_version": self.biotite_version,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, where: str) -> FeatureMeta:
+        fix = "recompute it with `voxelflex features` (or compute_features + write_feature_sidecar)"
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: feature metadata is not valid JSON ({exc}); {fix}") from exc
+        version = d.get("format_version") if isinstance(d, dict) else None
+        if version != FORMAT_VERSION:
+            raise InputError(
+                f"{where}: feature sidecar format version {version} unsupported, expected "
+                f"{FORMAT_VERSION}; {fix}"
+            )
+        try:
+            return cls(
+                features=tuple(FeatureSpec(**f) for f in d["features"]),
+                parameters=dict(d["parameters"]),
+                biotite_version=str(d["biotite_version"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InputError(
+                f"{where}: feature metadata field missing or malformed ({exc!r}); {fix}"
+            ) from exc
+
+
+def _parameters() -> dict:
+    return {
+        "gnm_cutoff_angstrom": GNM_CUTOFF,
+        "gnm_max_nodes": GNM_MAX_NODES,
+        "neighbour_radii_angstrom": list(NEIGHBOUR_RADII),
+        "break_distance_angstrom": BREAK_DISTANCE,
+        "sasa_points": SASA_POINTS,
+        "sasa_radii": "ProtOr",
+        "sasa_probe_angstrom": 1.4,
+        "max_asa": "Tien et al. 2013, theoretical",
+        "min_r2_angstrom2": _MIN_R2,
+    }
+
+
+def feature_table(domain: str, features: ResidueFeatures) -> pa.Table:
+    """Sidecar rows of one domain: :data:`KEY_COLUMNS` then one float32 column per feature."""
+    n = len(features)
+    cols = {
+        "domain": pa.array([domain] * n, pa.string()),
+        "chain": pa.array(features.chain.tolist(), pa.string()),
+        "resid_str": pa.array(features.resid_str.tolist(), pa.string()),
+        "resnum": pa.array(features.resnum, pa.int32()),
+        "icode": pa.array(features.icode.tolist(), pa.string()),
+        "resname": pa.array(features.resname.tolist(), pa.string()),
+    }
+    for i, name in enumerate(features.names):
+        cols[name] = pa.array(features.values[:, i], pa.float32())
+    return pa.table(cols)
+
+
+def _schema(names: Iterable[str]) -> pa.Schema:
+    keys = [(k, pa.int32() if k == "resnum" else pa.string()) for k in KEY_COLUMNS]
+    return pa.schema(keys + [(n, pa.float32()) for n in names])
+
+
+def write_feature_sidecar(
+    path: str | os.PathLike, tables: Iterable[pa.Table], meta: FeatureMeta | None = None
+) -> int:
+    """Write the feature sidecar Parquet atomically; return the number of rows.
+
+    Parameters
+    ----------
+    path : path
+        Output ``.parquet`` file.
+    tables : iterable of pyarrow.Table
+        :func:`feature_table` outputs, one per domain.
+    meta : FeatureMeta, optional
+        Defaults to this module's definitions.
+
+    Raises
+    ------
+    InputError
+        A table without the sidecar columns, or a (domain, chain, resid_str) key twice.
+    """
+    meta = meta or FeatureMeta()
+    schema = _schema(f.name for f in meta.features)
+    parts = []
+    for t in tables:
+        missing = [c for c in schema.names if c not in t.column_names]
+        if missing:
+            raise InputError(f"feature table lacks columns {missing}; build it with feature_table")
+        parts.append(t.select(schema.names).cast(schema))
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    keys = table.group_by(["domain", "chain", "resid_str"]).aggregate([("resnum", "count")])
+    dup = keys.filter(pc.greater(keys["resnum_count"], 1))
+    if dup.num_rows:
+        first = dup.slice(0, 1).to_pylist()[0]
+        raise InputError(
+            f"{path}: {dup.num_rows} (domain, chain, resid_str) keys occur twice, e.g. "
+            f"{first['domain']}/{first['chain']}/{first['resid_str']}; give each structure file "
+            "a distinct domain name"
+        )
+    table = table.replace_schema_metadata({METADATA_KEY: meta.to_json().encode("utf-8")})
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)
+    return table.num_rows
+
+
+def read_feature_sidecar(path: str | os.PathLike) -> tuple[pa.Table, FeatureMeta]:
+    """Read a feature sidecar and check its format version and columns.
+
+    Returns
+    -------
+    table : pyarrow.Table
+        :data:`KEY_COLUMNS` and one float32 column per feature.
+    meta : FeatureMeta
+
+    Raises
+    ------
+    InputError
+        Missing file, not a Parquet file, no or another version of feature metadata, or a
+        feature named in the metadata missing from the table.
+    """
+    path = os.fspath(path)
+    fix = "compute it with `voxelflex features`"
+    if not os.path.isfile(path):
+        raise InputError(f"feature sidecar {path} does not exist; {fix}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path} is not a Parquet file ({exc}); {fix}") from exc
+    kv = table.schema.metadata or {}
+    if METADATA_KEY not in kv:
+        raise InputError(f"{path} has no voxelflex feature metadata; {fix}")
+    meta = FeatureMeta.from_json(kv[METADATA_KEY], where=path)
+    expected = _schema(f.name for f in meta.features).names
+    missing = [c for c in expected if c not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: columns {missing} are missing; {fix}")
+    return table, meta
