@@ -38,8 +38,8 @@ class NoiseSource(SampleSource):
     name = "noise"
     OPTIONS = (SourceOption("shards_dir", "data.shards_dir"),)  # declared, not required
 
-    def __init__(self, index, *, split, temperatures=None, on_error="raise", shards_dir=None):
-        super().__init__(index, split=split, temperatures=temperatures, on_error=on_error)
+    def __init__(self, index, *, shards_dir=None, **common):
+        super().__init__(index, **common)
 
     def make_reader(self) -> DomainReader:
         return _NoiseReader(0.002)

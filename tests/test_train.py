@@ -23,7 +23,7 @@ from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.engine import load_for_inference, train
 from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.engine.epoch_metrics import reduce_metrics
-from voxelflex.errors import CheckpointError, ConfigError, TrainingError
+from voxelflex.errors import CheckpointError, SourceError, TrainingError
 from voxelflex.index import build_index, read_index
 
 EPOCHS = 2
@@ -217,9 +217,10 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_p
         train(load_config(overrides=[*other_plan, "loader.batch_size=32"]))
 
 
-def test_features_the_sources_cannot_serve_are_refused_up_front(small_index, tmp_path):
+def test_features_must_be_structure_features_of_the_index(small_index, tmp_path):
+    """The CSV's relative_accessibility comes from the target's own simulation: never an input."""
     base = _overrides(small_index, tmp_path, "feat")
-    with pytest.raises(ConfigError, match=r"no sample source serves per-residue features yet"):
+    with pytest.raises(SourceError, match=r"\['relative_accessibility'\] are not structure feat"):
         train(load_config(overrides=[*base, "model.features=relative_accessibility"]))
     assert not (tmp_path / "feat" / "models").exists()
 

@@ -71,6 +71,7 @@ class DataConfig:
     val_split: Path | None
     test_split: Path | None
     shards_dir: Path | None
+    features: Path | None
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     device: Literal["auto", "cpu", "cuda"]
     threads: int
-    monitor: Literal["val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae"]
+    monitor: Literal[
+        "val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae", "val_domain_pearson"
+    ]
+    target_norm: Literal["global", "domain"]
     early_stopping_patience: int
     checkpoint_every_epochs: int
     checkpoint_every_batches: int

@@ -4,6 +4,10 @@
   temperature (rows whose pair never occurs in train fall back to the temperature fit, counted).
 - ``temperature_fit``: least-squares line ``a + b·T`` through all train rows; it measures how much
   of a pooled correlation the temperature trend alone explains.
+
+Physics baselines (when the index has the feature columns): ``contact_number`` (``wcn_ca``, the
+inverse-square CA contact number) and ``gnm`` (``gnm_msf``, Gaussian network model fluctuation),
+each a least-squares line ``a + b·x`` through the train rows, so its sign is learned.
 """
 
 from __future__ import annotations
@@ -16,9 +20,38 @@ import pyarrow.compute as pc
 
 from voxelflex.errors import InputError
 
-__all__ = ["BASELINE_NAMES", "BaselinePredictions", "fit_baselines"]
+__all__ = [
+    "BASELINE_NAMES",
+    "PHYSICS_BASELINES",
+    "BaselinePredictions",
+    "fit_baselines",
+    "fit_line",
+]
 
 BASELINE_NAMES = ("residue_type_temperature_mean", "temperature_fit")
+PHYSICS_BASELINES = {"contact_number": "wcn_ca", "gnm": "gnm_msf"}  # name -> feature column
+
+
+def fit_line(
+    x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, *, what: str
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Least-squares ``a + b·x`` on the finite train pairs; predictions for ``x`` and (a, b).
+
+    Raises
+    ------
+    InputError
+        Fewer than two finite train pairs, or a constant ``x``.
+    """
+    x_train = np.asarray(x_train, dtype=np.float64)
+    y_train = np.asarray(y_train, dtype=np.float64)
+    keep = np.isfinite(x_train) & np.isfinite(y_train)
+    if keep.sum() < 2 or np.ptp(x_train[keep]) == 0:
+        raise InputError(
+            f"{what}: the train split has {int(keep.sum())} usable rows (or a constant value); "
+            "a line needs at least two different values"
+        )
+    b, a = np.polyfit(x_train[keep], y_train[keep], 1)
+    return a + b * np.asarray(x, dtype=np.float64), (float(a), float(b))
 
 
 @dataclass(frozen=True)
@@ -65,9 +98,8 @@ def fit_baselines(
             f"{where}: the train split has {int(keep.sum())} rows with a target over "
             f"{len(np.unique(t[keep]))} temperature(s); baselines need at least two temperatures"
         )
-    b, a = np.polyfit(t[keep], y[keep], 1)
     t_rows = rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float64)
-    fit = a + b * t_rows
+    fit, (a, b) = fit_line(t, y, t_rows, what=where)
 
     train_ok = train.select(["resname", "temperature", "target_rmsf"]).filter(pa.array(keep))
     means = train_ok.group_by(["resname", "temperature"]).aggregate([("target_rmsf", "mean")])

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voxelflex.analysis.baselines import BASELINE_NAMES, fit_baselines
+from voxelflex.analysis.baselines import BASELINE_NAMES, PHYSICS_BASELINES, fit_baselines, fit_line
 from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
@@ -26,7 +26,7 @@ from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import strings
 from voxelflex.config import Config, load_config
 from voxelflex.errors import InputError, VoxelflexError
-from voxelflex.index import read_index
+from voxelflex.index import read_index, read_meta
 from voxelflex.metrics import (
     grouped_metrics,
     grouped_pearson,
@@ -139,9 +139,12 @@ def prediction_metrics(table: pa.Table) -> dict:
 
 def _baselines(rows: pa.Table, index_path: Path) -> dict:
     # Baselines need only the index's train targets, not the voxel file behind it.
+    meta = read_meta(index_path, check_inputs=False)
+    physics = {n: c for n, c in PHYSICS_BASELINES.items() if c in meta.features}
+    keys = ["domain", "chain", "resid_str"]
     loaded = read_index(
         index_path,
-        columns=["split", "resname", "temperature", "target_rmsf"],
+        columns=["split", "resname", "temperature", "target_rmsf", *keys, *physics.values()],
         check_inputs=False,
     )
     train = loaded.table.filter(pc.equal(loaded.table["split"], "train"))
@@ -164,6 +167,32 @@ def _baselines(rows: pa.Table, index_path: Path) -> dict:
         "intercept": fitted.coefficients[0],
         "slope_per_K": fitted.coefficients[1],
     }
+    if physics:
+        # The rows' feature values, from any index row of the same residue.
+        per_residue = (
+            loaded.table.select([*keys, *physics.values()])
+            .group_by(keys, use_threads=False)
+            .aggregate([(c, "first") for c in physics.values()])
+        )
+        order = pa.array(np.arange(rows.num_rows))
+        joined = (
+            rows.select(keys).append_column("_order", order).join(per_residue, keys=keys)
+        ).sort_by("_order")
+        y_train = _column(train, "target_rmsf")
+        for name, column in physics.items():
+            p, (a, b) = fit_line(
+                _column(train, column),
+                y_train,
+                _column(joined, f"{column}_first"),
+                what=f"{index_path}: baseline {name}",
+            )
+            out[name] = {
+                "feature": column,
+                "overall": regression_metrics(y, p),
+                "per_temperature": _per_temperature(y, p, t),
+                "per_domain_pearson": _per_domain(rows, y, p, t),
+                "coefficients": {"intercept": a, "slope": b},
+            }
     return out
 
 
@@ -287,6 +316,8 @@ def format_summary(metrics: dict) -> str:
     labels = {
         "residue_type_temperature_mean": "baseline: residue type × T mean",
         "temperature_fit": "baseline: temperature-only fit",
+        "contact_number": "baseline: contact number (wcn_ca)",
+        "gnm": "baseline: GNM fluctuation",
     }
     baselines = metrics.get("baselines", {})
     for name, label in labels.items():
@@ -314,6 +345,14 @@ def format_summary(metrics: dict) -> str:
         f"per-domain Pearson (all T): median {_fmt(dom['median']).strip()}, "
         f"quartiles {_fmt(dom['q25']).strip()}–{_fmt(dom['q75']).strip()} over {dom['n']} domains"
     )
+    physics = [
+        f"{labels[n].removeprefix('baseline: ')} "
+        f"{_fmt(b['per_domain_pearson']['all_temperatures']['median']).strip()}"
+        for n, b in baselines.items()
+        if isinstance(b, dict) and "per_domain_pearson" in b
+    ]
+    if physics:
+        lines.append("per-domain Pearson of the physics baselines (median): " + ", ".join(physics))
     imp = metrics.get("permutation_importance", {})
     if "features" in imp:
         drops = ", ".join(

@@ -47,11 +47,12 @@ def permutation_importance(
     batches: Iterable[Batch],
     *,
     channels: Sequence[str],
+    feature_names: Sequence[str] = (),
     device: torch.device | str = "cpu",
     n_shuffles: int = 3,
     seed: int = 0,
 ) -> dict:
-    """Drop in Pearson r (and rise in RMSE) when temperature or one channel is shuffled.
+    """Drop in Pearson r (and rise in RMSE) when temperature, a channel or a feature is shuffled.
 
     Parameters
     ----------
@@ -61,6 +62,8 @@ def permutation_importance(
         Rows to score (targets finite; padding rows with ``row_id`` -1 are ignored).
     channels : sequence of str
         Channel labels in grid order, e.g. ``("C", "N", "O", "CA", "CB")``.
+    feature_names : sequence of str
+        Columns of ``Batch.features``; each is permuted across the batch's residues.
     n_shuffles : int
         Shuffles averaged per input.
     seed : int
@@ -70,15 +73,19 @@ def permutation_importance(
     -------
     dict
         ``{"n_rows", "n_shuffles", "baseline_pearson", "baseline_rmse", "features": {name:
-        {"pearson_drop", "pearson_drop_std", "rmse_rise"}}}`` with names ``"temperature"`` and
-        ``"channel_<label>"``, features ordered as listed.
+        {"pearson_drop", "pearson_drop_std", "rmse_rise"}}}`` with names ``"temperature"``,
+        ``"channel_<label>"`` and ``"feature_<name>"``, in that order.
     """
     if n_shuffles < 1:
         raise ConfigError(
             f"permutation importance needs n_shuffles >= 1, got {n_shuffles}: pass --shuffles 1 "
             "or more (or --no-importance)"
         )
-    names = ["temperature", *(f"channel_{c}" for c in channels)]
+    names = [
+        "temperature",
+        *(f"channel_{c}" for c in channels),
+        *(f"feature_{f}" for f in feature_names),
+    ]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     truth: list[np.ndarray] = []
     base: list[np.ndarray] = []
@@ -105,6 +112,11 @@ def permutation_importance(
                 g = grids.clone()
                 g[:, ci] = grids[perm_r, ci]
                 shuffled[f"channel_{c}"][k].append(run(g, batch))
+            for fi, f in enumerate(feature_names):  # drawn after the channels': same streams
+                perm_r = torch.randperm(n_res, generator=gen).to(device)
+                feats = batch.features.clone()
+                feats[:, fi] = batch.features[perm_r, fi]
+                shuffled[f"feature_{f}"][k].append(run(grids, replace(batch, features=feats)))
 
     def cat(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
@@ -160,7 +172,11 @@ def importance_for_rows(
         for s in splits:
             try:
                 src = open_source(
-                    config.loader.source, restricted, split=s, **source_options(config)
+                    config.loader.source,
+                    restricted,
+                    split=s,
+                    features=model.spec.features,
+                    **source_options(config),
                 )
             except SourceError as exc:
                 log.warning("permutation importance: split %s skipped: %s", s, exc)
@@ -175,6 +191,7 @@ def importance_for_rows(
         forward,
         batches(),
         channels=ck.meta.frame.channels,
+        feature_names=ck.model_spec.features,
         device=device,
         n_shuffles=n_shuffles,
         seed=seed,

@@ -43,7 +43,14 @@ MISSING_REASONS = {
     "non_finite": "the model predicted NaN or infinity; never written as a number",
 }
 # Skip-table reasons under which an item never reached the index (see voxelflex.index.skips).
-_NOT_INDEXED = ("not_in_hdf5", "bad_voxel_dataset", "no_label", "no_residues", "chain_not_in_hdf5")
+_NOT_INDEXED = (
+    "not_in_hdf5",
+    "bad_voxel_dataset",
+    "no_label",
+    "no_residues",
+    "no_features",
+    "chain_not_in_hdf5",
+)
 
 
 def missing_table(rows: list[tuple]) -> pa.Table:

@@ -282,6 +282,7 @@ def predict(
             split=s,
             temperatures=temps.tolist(),
             on_error="skip",  # an unreadable residue is reported, the rest still predicted
+            features=ck.model_spec.features,
             **source_options(config),
         )
         for s, doms in by_split.items()

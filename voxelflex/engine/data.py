@@ -9,13 +9,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from voxelflex.columns import codes
 from voxelflex.config import Config
 from voxelflex.engine.distributed import DistContext
 from voxelflex.errors import ConfigError, TrainingError
 from voxelflex.index import LoadedIndex, ensure_index, read_index
 from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
+from voxelflex.sources.table import SplitTable
+from voxelflex.structure.features import FEATURE_GROUPS
 
-__all__ = ["TrainingData", "open_training_data", "plan_config"]
+__all__ = [
+    "TrainingData",
+    "expand_features",
+    "open_training_data",
+    "per_domain_zscores",
+    "plan_config",
+]
 
 
 @dataclass(frozen=True)
@@ -28,8 +37,15 @@ class TrainingData:
     train, val : SampleSource
     train_plan_config, val_plan_config : PlanConfig
         Shuffled training plan settings and in-order validation plan settings for this rank.
+    features : tuple of str
+        Per-residue feature columns the model takes (groups expanded).
     target : numpy.ndarray of float32, shape (N_train_rows,)
-        Training targets in the index's RMSF unit (for the model's target standardisation).
+        Training targets as the model sees them (the index's RMSF unit, or per-domain z-scores
+        with ``train.target_norm = domain``), for the model's target standardisation.
+    feature_mean, feature_std : numpy.ndarray of float64, shape (F,)
+        Standardisation of the features over the train split's residues.
+    domain_of_row : numpy.ndarray of int64, shape (N_index,)
+        Domain code of every index row (per-domain metrics).
     """
 
     index: LoadedIndex
@@ -37,7 +53,11 @@ class TrainingData:
     val: SampleSource
     train_plan_config: PlanConfig
     val_plan_config: PlanConfig
+    features: tuple[str, ...]
     target: np.ndarray
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    domain_of_row: np.ndarray
 
 
 def plan_config(config: Config, dist: DistContext, *, shuffle: bool) -> PlanConfig:
@@ -52,6 +72,35 @@ def plan_config(config: Config, dist: DistContext, *, shuffle: bool) -> PlanConf
         shuffle=shuffle,
         mix_buffer_residues=lc.mix_buffer_residues,
     )
+
+
+def expand_features(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``model.features`` with group names (``contact``, ``gnm``, ...) replaced by their columns.
+
+    Order is kept and repeats are dropped, so the model's input order is what the config says.
+    """
+    out: list[str] = []
+    for name in names:
+        out += FEATURE_GROUPS.get(name, (name,))
+    return tuple(dict.fromkeys(out))
+
+
+def per_domain_zscores(table: SplitTable) -> SplitTable:
+    """The table with each domain's targets z-scored (mean 0, standard deviation 1).
+
+    For sets whose absolute scale varies between structures (crystal B-factors): the model
+    then learns which residues of a structure move more, not each structure's scale. A domain
+    with constant targets gets zeros.
+    """
+    rows_per_domain = np.diff(table.res_row_offsets[table.domain_res_offsets])
+    domain = np.repeat(np.arange(table.n_domains), rows_per_domain)
+    y = table.target.astype(np.float64)
+    n = np.bincount(domain, minlength=table.n_domains)
+    mean = np.bincount(domain, y, table.n_domains) / np.maximum(n, 1)
+    centred = y - mean[domain]
+    std = np.sqrt(np.bincount(domain, centred**2, table.n_domains) / np.maximum(n, 1))
+    z = np.where(std[domain] > 0, centred / np.where(std > 0, std, 1.0)[domain], 0.0)
+    return dataclasses.replace(table, target=z.astype(np.float32))
 
 
 def _index_path(config: Config, dist: DistContext) -> Path:
@@ -72,6 +121,7 @@ def _index_path(config: Config, dist: DistContext) -> Path:
             train=data.train_split,
             val=data.val_split,
             test=data.test_split,
+            features=data.features,
             progress=config.train.progress,
         )
     )
@@ -82,17 +132,10 @@ def open_training_data(config: Config, dist: DistContext) -> TrainingData:
 
     Raises
     ------
-    ConfigError, TrainingError
+    ConfigError, TrainingError, SourceError
         No index, no RMSF unit or temperature range in it, an empty train or val split, or
-        per-residue features asked for (no source serves them yet).
+        feature columns the index lacks (named).
     """
-    if config.model.features:
-        # The seam for structural-context features (docs/architecture.md): the model and the
-        # checkpoint carry them, no source fills Batch.features yet.
-        raise ConfigError(
-            f"config key 'model.features': {list(config.model.features)} asked for, but no "
-            "sample source serves per-residue features yet; set model.features=[]"
-        )
     path = _index_path(config, dist)
     index = read_index(path)
     meta = index.meta
@@ -102,20 +145,31 @@ def open_training_data(config: Config, dist: DistContext) -> TrainingData:
             "train/val splits to train on it"
         )
     split = index.table.column("split")
-    train_rows = index.table.filter(pc.equal(split, "train"))
+    n_train = int(pc.sum(pc.equal(split, "train")).as_py() or 0)
     n_val = int(pc.sum(pc.equal(split, "val")).as_py() or 0)
-    if train_rows.num_rows == 0 or n_val == 0:
+    if n_train == 0 or n_val == 0:
         raise TrainingError(
-            f"{path} has {train_rows.num_rows} train and {n_val} val rows; training needs both: "
+            f"{path} has {n_train} train and {n_val} val rows; training needs both: "
             "rebuild the index with --train-split and --val-split files"
         )
+    features = expand_features(config.model.features)
     options = source_options(config)
+    train = open_source(config.loader.source, index, split="train", features=features, **options)
+    val = open_source(config.loader.source, index, split="val", features=features, **options)
+    if config.train.target_norm == "domain":
+        train.table = per_domain_zscores(train.table)
+        val.table = per_domain_zscores(val.table)
+    values = train.table.features.astype(np.float64)
     train_plan_config = plan_config(config, dist, shuffle=True)
     return TrainingData(
         index=index,
-        train=open_source(config.loader.source, index, split="train", **options),
-        val=open_source(config.loader.source, index, split="val", **options),
+        train=train,
+        val=val,
         train_plan_config=train_plan_config,
         val_plan_config=dataclasses.replace(train_plan_config, shuffle=False),
-        target=train_rows.column("target_rmsf").to_numpy(zero_copy_only=False).astype(np.float32),
+        features=features,
+        target=train.table.target,
+        feature_mean=values.mean(axis=0) if len(values) else np.zeros(len(features)),
+        feature_std=values.std(axis=0) if len(values) else np.ones(len(features)),
+        domain_of_row=codes(index.table["domain"]),
     )

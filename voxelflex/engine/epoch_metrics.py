@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from voxelflex.errors import TrainingError
-from voxelflex.metrics import grouped_metrics, regression_metrics
+from voxelflex.metrics import grouped_metrics, grouped_pearson, regression_metrics, summarize
 
 __all__ = ["EpochAccumulator", "reduce_metrics"]
 
@@ -110,9 +110,26 @@ class EpochAccumulator:
 
 
 def reduce_metrics(
-    parts: list[dict[str, Any]], *, expected_rows: int, split: str, epoch: int
+    parts: list[dict[str, Any]],
+    *,
+    expected_rows: int,
+    split: str,
+    epoch: int,
+    domain_of_row: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of one epoch from every rank's :meth:`EpochAccumulator.arrays`.
+
+    Parameters
+    ----------
+    parts : list of dict
+        Every rank's arrays.
+    expected_rows : int
+        Rows the split has (each must be served exactly once).
+    split : str
+    epoch : int
+        1-based, for messages.
+    domain_of_row : numpy.ndarray of int64, shape (N_index,), optional
+        Domain code of every index row; adds ``domain_pearson`` (median per-domain r).
 
     Raises
     ------
@@ -138,4 +155,10 @@ def reduce_metrics(
     out.update(regression_metrics(y, p_))
     per_t = grouped_metrics(y, p_, np.round(t, 2))
     out["pearson_per_temperature"] = {k: v["pearson"] for k, v in per_t.items()}
+    if domain_of_row is not None:
+        # Median over domains of each domain's r (all its temperatures): what a user who asks
+        # "which residues of my protein move" sees, and what early stopping may watch.
+        out["domain_pearson"] = summarize(grouped_pearson(y, p_, domain_of_row[row_id[order]])[1])[
+            "median"
+        ]
     return out

@@ -100,15 +100,16 @@ def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
 
 
-def _model_spec(config: Config) -> ModelSpec:
+def _model_spec(config: Config, features: tuple[str, ...]) -> ModelSpec:
     m = config.model
     return ModelSpec(
         name=m.name,
         preset=m.preset,
         conditioning=m.conditioning,
-        features=m.features,
+        features=features,
         dropout=m.dropout,
         log_target=config.train.log_target,
+        target_norm=config.train.target_norm,
     )
 
 
@@ -138,7 +139,7 @@ class _Trainer:
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.data: TrainingData = open_training_data(config, dist)
-        self.spec = _model_spec(config)
+        self.spec = _model_spec(config, self.data.features)
         torch.manual_seed(config.loader.seed)  # identical initial weights on every rank
         meta = self.data.index.meta
         self.model: RMSFModel = build_model(self.spec, temperature_range=meta.temperature_range)
@@ -195,7 +196,13 @@ class _Trainer:
                     "are <= 0; set train.log_target=false"
                 )
             y = np.log(y)
-        self.model.set_statistics(float(y.mean()), float(max(y.std(), 1e-6)))
+        std = self.data.feature_std
+        self.model.set_statistics(
+            float(y.mean()),
+            float(max(y.std(), 1e-6)),
+            torch.as_tensor(self.data.feature_mean, dtype=torch.float32),
+            torch.as_tensor(np.where(std > 0, std, 1.0), dtype=torch.float32),
+        )
 
     def _plan_key(self) -> dict[str, int]:
         p = self.data.train_plan_config
@@ -454,7 +461,11 @@ class _Trainer:
         parts = self.dist.gather_to_main(acc.arrays())
         return self.dist.on_main(
             lambda: reduce_metrics(
-                parts, expected_rows=expected_rows, split=split, epoch=self.epoch + 1
+                parts,
+                expected_rows=expected_rows,
+                split=split,
+                epoch=self.epoch + 1,
+                domain_of_row=self.data.domain_of_row,
             )
         )
 

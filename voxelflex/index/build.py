@@ -35,6 +35,7 @@ from voxelflex.inputs.splits import read_splits
 from voxelflex.inputs.voxel_scan import scan_voxel_file
 from voxelflex.paths import check_output
 from voxelflex.quantities import check_rmsf_unit
+from voxelflex.structure.features import read_feature_sidecar
 
 __all__ = ["BuildReport", "build_index", "temperature_range_path"]
 
@@ -167,6 +168,7 @@ def build_index(
     deep: bool = False,
     progress: bool = True,
     overwrite: bool = False,
+    features: str | os.PathLike | None = None,
 ) -> BuildReport:
     """Build the sample index from a voxel HDF5, an optional RMSF CSV and split files.
 
@@ -189,6 +191,9 @@ def build_index(
     overwrite : bool
         Replace an existing index at ``out_path`` (refused otherwise; an output that is one of
         the inputs is always refused: see :mod:`voxelflex.paths`).
+    features : path, optional
+        Feature sidecar (``voxelflex features``); its columns join the index, residues it lacks
+        are skipped (``no_features``).
 
     Returns
     -------
@@ -200,6 +205,7 @@ def build_index(
     inputs = {
         "voxel file": voxel_file,
         "RMSF CSV": rmsf_csv,
+        "feature sidecar": features,
         **{f"{k} split file": v for k, v in split_files.items()},
     }
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="index")
@@ -217,11 +223,14 @@ def build_index(
         rmsf_unit = check_rmsf_unit(rmsf_unit)
     csv = read_rmsf_csv(rmsf_csv) if rmsf_csv else None
     splits = read_splits(split_files)
+    sidecar, feature_meta = (None, None) if features is None else read_feature_sidecar(features)
     scan = scan_voxel_file(voxel_file, deep=deep, progress=progress)
 
     con = duckdb.connect()
     try:
-        table, skip, temp_range = join(con, scan, csv, splits, rmsf_csv, splits_given, progress)
+        table, skip, temp_range = join(
+            con, scan, csv, splits, rmsf_csv, splits_given, progress, features=sidecar
+        )
         rows, residues, domains = counts(con)
         fates = csv_fates(con) if csv is not None else None
     finally:
@@ -261,6 +270,8 @@ def build_index(
     fingerprints = {"voxel_file": file_fingerprint(voxel_file, key_hash=scan.key_hash)}
     if rmsf_csv:
         fingerprints["rmsf_csv"] = file_fingerprint(rmsf_csv)
+    if features is not None:
+        fingerprints["features"] = file_fingerprint(features)
     for split, path in split_files.items():
         if path is not None:
             fingerprints[f"{split}_split"] = file_fingerprint(path)
@@ -271,6 +282,12 @@ def build_index(
         fingerprints=fingerprints,
         temperature_range=temp_range,
         counts={"rows": rows, "residues": residues, "domains": domains, "skipped": skipped},
+        features={}
+        if feature_meta is None
+        else {
+            f.name: {"group": f.group, "unit": f.unit, "definition": f.definition}
+            for f in feature_meta.features
+        },
     )
     write_skip_table(skip, report.skip_table_path)
     lo, hi = temp_range if temp_range else (None, None)

@@ -24,6 +24,7 @@ def ensure_index(
     train: str | os.PathLike | None = None,
     val: str | os.PathLike | None = None,
     test: str | os.PathLike | None = None,
+    features: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Path:
     """Build the index at ``path`` unless it was built from exactly these inputs, unchanged.
@@ -43,6 +44,7 @@ def ensure_index(
         "train_split": train,
         "val_split": val,
         "test_split": test,
+        "features": features,
     }
     wanted = {k: os.path.abspath(v) for k, v in wanted.items() if v is not None}
     if path.is_file():
@@ -62,6 +64,7 @@ def ensure_index(
         train=train,
         val=val,
         test=test,
+        features=features,
         progress=progress,
         overwrite=True,
     )

@@ -162,6 +162,7 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                 WHEN sp.split IS NULL THEN 'no_split'
                 WHEN dc.chain IS NULL THEN 'chain_not_in_hdf5'
                 WHEN k.resnum IS NULL THEN 'not_in_hdf5'
+                WHEN nf.resnum IS NOT NULL THEN 'no_features'
                 WHEN g.resnum IS NULL THEN 'bad_voxel_dataset'
                 ELSE 'indexed' END AS fate, count(*) AS n
         FROM csv_m c
@@ -172,6 +173,8 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                ON k.domain = c.domain AND k.chain = c.chain AND k.resnum = c.resid
         LEFT JOIN (SELECT domain, chain, resnum FROM good WHERE icode = '') g
                ON g.domain = c.domain AND g.chain = c.chain AND g.resnum = c.resid
+        LEFT JOIN (SELECT domain, chain, resnum FROM nofeat WHERE icode = '') nf
+               ON nf.domain = c.domain AND nf.chain = c.chain AND nf.resnum = c.resid
         GROUP BY 1"""
     ).fetchall()
     fates = dict(rows)
@@ -220,11 +223,15 @@ def _make_predict(con: duckdb.DuckDBPyConnection, voxel_file: str, progress: boo
     ]
 
 
-def _as_schema(table: pa.Table) -> pa.Table:
-    """Cast DuckDB output to SCHEMA plus the optional columns present, in schema order."""
+_FEATURE_KEYS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
+
+
+def _as_schema(table: pa.Table, feature_names: list[str]) -> pa.Table:
+    """Cast DuckDB output to SCHEMA, the optional CSV columns present, then the features."""
     fields = list(SCHEMA) + [
         pa.field(n, t) for n, t in OPTIONAL_COLUMNS.items() if n in table.column_names
     ]
+    fields += [pa.field(n, pa.float32()) for n in feature_names]
     return table.select([f.name for f in fields]).cast(pa.schema(fields))
 
 
@@ -258,8 +265,13 @@ def join(
     csv_path: str | None,
     splits_given: bool,
     progress: bool,
+    features: pa.Table | None = None,
 ) -> tuple[pa.Table, pa.Table, tuple[float, float] | None]:
-    """Run the joins on ``con``; return the sorted index table, skip table and train T range."""
+    """Run the joins on ``con``; return the sorted index table, skip table and train T range.
+
+    ``features`` (a feature sidecar: ``domain, chain, resid_str`` and float32 columns) joins its
+    columns onto the rows; residues it lacks are skipped (``no_features``).
+    """
     tables = {
         "keys": scan.keys,
         "labels": scan.labels,
@@ -269,11 +281,32 @@ def join(
     for name, t in tables.items():
         con.register(name, t)
     con.register("empty", pa.table({"domain": pa.array(scan.empty_domains, pa.string())}))
+    feature_names = (
+        [] if features is None else [c for c in features.column_names if c not in _FEATURE_KEYS]
+    )
+    con.register(
+        "feat",
+        features.select(["domain", "chain", "resid_str", *feature_names])
+        if features is not None
+        else pa.table({k: pa.array([], pa.string()) for k in ("domain", "chain", "resid_str")}),
+    )
     con.execute(
-        "CREATE TEMP TABLE good AS SELECT * FROM keys ANTI JOIN bad USING (domain, chain, "
+        "CREATE TEMP TABLE usable AS SELECT * FROM keys ANTI JOIN bad USING (domain, chain, "
         "resid_str) ANTI JOIN unlabelled USING (domain, chain, resid_str)"
     )
+    # Without a sidecar every usable residue is good; with one, those it lacks are skipped.
+    limit = "" if features is not None else " LIMIT 0"
+    con.execute(
+        "CREATE TEMP TABLE nofeat AS SELECT * FROM usable "
+        f"ANTI JOIN feat USING (domain, chain, resid_str){limit}"
+    )
+    con.execute(
+        "CREATE TEMP TABLE good AS SELECT * FROM usable "
+        "ANTI JOIN nofeat USING (domain, chain, resid_str)"
+    )
     parts = [
+        "SELECT 'residue' AS kind, domain, chain, resid_str AS resid, 'no_features' AS reason, "
+        "'no row for this residue in the feature sidecar' AS detail FROM nofeat",
         "SELECT 'residue' AS kind, domain, chain, resid_str AS resid, "
         "'bad_voxel_dataset' AS reason, detail FROM bad",
         "SELECT 'residue' AS kind, domain, chain, resid_str AS resid, 'no_label' AS reason, "
@@ -305,11 +338,14 @@ def join(
         )
     parts += _make_predict(con, scan.path, progress)
     # Materialized once, in Arrow; counts below scan it in place.
+    columns = "".join(f", f.{n}" for n in feature_names)
     rows = con.sql(
-        f"SELECT * FROM target UNION ALL BY NAME SELECT * FROM predict ORDER BY {_SORT}"
+        f"SELECT r.*{columns} FROM (SELECT * FROM target UNION ALL BY NAME "
+        f"SELECT * FROM predict) r LEFT JOIN feat f USING (domain, chain, resid_str) "
+        f"ORDER BY {_SORT}"
     ).to_arrow_table()
     rows = rows.add_column(0, "row_id", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
-    table = _as_schema(rows)
+    table = _as_schema(rows, feature_names)
     del rows
     con.register("final", table)
     ((lo, hi),) = con.sql(

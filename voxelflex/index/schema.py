@@ -68,6 +68,9 @@ class IndexMeta:
         (min, max) temperature in K over the train split.
     counts : dict
         Rows per split, and number of skipped items.
+    features : dict
+        Per-residue feature columns joined from a feature sidecar: name → its ``group``,
+        ``unit`` and ``definition``; empty without a sidecar.
     format_version : int
     """
 
@@ -77,6 +80,7 @@ class IndexMeta:
     fingerprints: dict = field(default_factory=dict)
     temperature_range: tuple[float, float] | None = None
     counts: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -91,6 +95,7 @@ class IndexMeta:
                 if self.temperature_range
                 else None,
                 "counts": self.counts,
+                "features": self.features,
             },
             sort_keys=True,
         )
@@ -138,6 +143,7 @@ class IndexMeta:
                 fingerprints=dict(d["fingerprints"]),
                 temperature_range=(float(tr[0]), float(tr[1])) if tr else None,
                 counts=d.get("counts", {}),
+                features=dict(d.get("features") or {}),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise IndexFormatError(

@@ -22,6 +22,7 @@ SKIP_REASONS = {
     "bad_voxel_dataset": "voxel dataset failed the dtype/shape check; not indexed",
     "no_label": "voxel dataset without a `label` attribute (residue name); not indexed",
     "no_residues": "HDF5 domain without residue datasets; not indexed",
+    "no_features": "residue without a row in the feature sidecar (--features); not indexed",
     "no_rmsf": "voxelized domain or residue without CSV rows; indexed as predict",
     "no_split": "domain with RMSF listed in no split file; indexed as predict",
     "resid_offset": "CSV residue numbers shifted against the HDF5 keys; indexed as predict",

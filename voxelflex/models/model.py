@@ -36,6 +36,9 @@ class ModelSpec:
     dropout : float
     log_target : bool
         The network fits log(RMSF); :meth:`RMSFModel.forward` still returns RMSF.
+    target_norm : str
+        ``global``: outputs are RMSF in the training unit; ``domain``: trained on each
+        domain's z-scored targets, so outputs are relative (per-domain z-scores).
     """
 
     name: str
@@ -44,6 +47,7 @@ class ModelSpec:
     features: tuple[str, ...] = ()
     dropout: float = 0.3
     log_target: bool = False
+    target_norm: str = "global"
 
     def to_dict(self) -> dict:
         """Plain values (features as a list), as stored under ``model_spec`` in a checkpoint."""
@@ -61,6 +65,7 @@ class ModelSpec:
             features=tuple(d.get("features", ())),
             dropout=float(d.get("dropout", 0.3)),
             log_target=bool(d.get("log_target", False)),
+            target_norm=str(d.get("target_norm", "global")),
         )
 
 

@@ -55,6 +55,7 @@ def open_source(
     split: str,
     temperatures: Sequence[float] | None = None,
     on_error: OnError = "raise",
+    features: Sequence[str] = (),
     **options: Any,
 ) -> SampleSource:
     """Open sample source ``name`` on one split of ``index``.
@@ -72,6 +73,8 @@ def open_source(
     on_error : {"raise", "skip"}
         What to do with an unreadable residue or domain (``skip``: weight-0 rows, counted in
         the log and in the loader's ``skipped``).
+    features : sequence of str
+        Index columns to serve per residue as ``Batch.features``.
     **options
         Source settings (e.g. ``shards_dir``); each source takes those it declares in
         ``OPTIONS`` and ignores the other sources' (:func:`source_options` gives them all from
@@ -96,6 +99,7 @@ def open_source(
         split=split,
         temperatures=temperatures,
         on_error=on_error,
+        features=features,
         **cls.take_options(options),
     )
 

@@ -105,6 +105,9 @@ class SampleSource(ABC):
         ``skip`` serves an unreadable residue's (or domain's) rows with weight 0 and zero grids,
         logs a warning with a running count and records the reason in
         :attr:`BatchLoader.skipped`, instead of raising.
+    features : sequence of str
+        Index columns served per residue as ``Batch.features`` (float32 ``(R, F)``); the
+        base class serves them from the index, so a source's reader never sees them.
     """
 
     name: ClassVar[str]
@@ -117,6 +120,7 @@ class SampleSource(ABC):
         split: str,
         temperatures: Sequence[float] | None = None,
         on_error: OnError = "raise",
+        features: Sequence[str] = (),
     ) -> None:
         if on_error not in ON_ERROR:
             raise SourceError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -124,8 +128,23 @@ class SampleSource(ABC):
         self.split = split
         self.on_error = on_error
         self.temperatures = None if temperatures is None else tuple(float(t) for t in temperatures)
+        self.features = tuple(features)
+        not_features = [f for f in self.features if f not in index.meta.features]
+        if not_features:
+            # The CSV's columns (relative_accessibility, dssp) come from the target's own
+            # simulation: evaluation may stratify by them, a model must never see them.
+            raise SourceError(
+                f"{index.path}: {not_features} are not structure features of the index (it "
+                f"has {sorted(index.meta.features) or 'none'}); build the index with --features "
+                "SIDECAR.parquet from `voxelflex features`; the RMSF CSV's own columns stratify "
+                "evaluation only"
+            )
         self.table = SplitTable.from_arrow(
-            index.table, split, temperatures=temperatures, where=str(index.path)
+            index.table,
+            split,
+            temperatures=temperatures,
+            features=self.features,
+            where=str(index.path),
         )
         self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
 

@@ -64,6 +64,8 @@ class SplitTable:
         Kelvin.
     target : numpy.ndarray of float32, shape (N,)
         RMSF in the index's unit; NaN where unknown.
+    features : numpy.ndarray of float32, shape (R, F)
+        Per-residue feature columns of the index (F = 0 unless asked for).
     """
 
     split: str
@@ -75,6 +77,7 @@ class SplitTable:
     row_id: np.ndarray
     temperature: np.ndarray
     target: np.ndarray
+    features: np.ndarray
 
     @property
     def n_domains(self) -> int:
@@ -102,6 +105,7 @@ class SplitTable:
                 "row_id",
                 "temperature",
                 "target",
+                "features",
             )
         )
 
@@ -132,6 +136,7 @@ class SplitTable:
             row_id=self.row_id[rows],
             temperature=self.temperature[rows],
             target=self.target[rows],
+            features=self.features[res],
         )
 
     @classmethod
@@ -141,6 +146,7 @@ class SplitTable:
         split: str,
         *,
         temperatures: Sequence[float] | None = None,
+        features: Sequence[str] = (),
         where: str = "the index",
     ) -> SplitTable:
         """Extract one split from an index table (see :mod:`voxelflex.index.schema`).
@@ -154,8 +160,16 @@ class SplitTable:
         temperatures : sequence of float, optional
             Prediction mode: each residue once × these temperatures (K), target NaN,
             ``row_id`` the residue's first index row.
+        features : sequence of str
+            Per-residue feature columns to carry (their values on each residue's first row).
         where : str
             Path of the index, for error messages.
+
+        Raises
+        ------
+        SourceError
+            Unknown split, no rows, feature columns the index lacks or holds non-finite
+            values in (naming them).
         """
         if split not in SPLITS:
             raise SourceError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
@@ -187,6 +201,7 @@ class SplitTable:
         # residue r belongs to the domain whose first row is at or before its first row
         domain_res_offsets = np.searchsorted(res_starts, np.append(dom_starts, n)).astype(np.int64)
         first = pa.array(res_starts)
+        feature_values = _features(rows, features, first, split=split, where=where)
         domains = strings(rows["domain"].take(pa.array(dom_starts)))
         chains = strings(rows["chain"].take(first))
         resids = strings(rows["resid_str"].take(first))
@@ -223,7 +238,32 @@ class SplitTable:
             row_id=row_id,
             temperature=temperature,
             target=target,
+            features=feature_values,
         )
+
+
+def _features(
+    rows: pa.Table, names: Sequence[str], first: pa.Array, *, split: str, where: str
+) -> np.ndarray:
+    """float32 ``(R, F)``: the named columns on each residue's first row, checked finite."""
+    missing = [n for n in names if n not in rows.column_names]
+    if missing:
+        raise SourceError(
+            f"{where} has no feature columns {missing} (the model needs {list(names)}); build "
+            "the index with --features SIDECAR.parquet from `voxelflex features`"
+        )
+    out = np.zeros((len(first), len(names)), dtype=np.float32)
+    for i, name in enumerate(names):
+        column = pc.fill_null(rows[name].take(first), np.nan)
+        out[:, i] = column.to_numpy(zero_copy_only=False)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        names_bad = sorted({names[j] for j in np.flatnonzero(bad.any(axis=0))})
+        raise SourceError(
+            f"{where}: {int(bad.any(axis=1).sum())} residues of split {split!r} have no finite "
+            f"value of features {names_bad}; recompute the feature sidecar and rebuild the index"
+        )
+    return out
 
 
 def _split_counts(table: pa.Table) -> dict:

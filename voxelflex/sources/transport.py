@@ -226,13 +226,19 @@ class _PlanDataset(IterableDataset):
         if reasons:
             mask = np.zeros(len(rows), dtype=bool)
             mask[list(reasons)] = True
-        samples = _samples(self.plan.streams[stream], b, mask, self.pad_temperature)
+        plan = self.plan.streams[stream]
+        samples = _samples(plan, b, mask, self.pad_temperature)
         if reasons:
             residue_index, row_id = samples[0], samples[4]
             first = np.flatnonzero(np.r_[True, residue_index[1:] != residue_index[:-1]])
             for i, reason in reasons.items():
                 skipped[int(row_id[first[i]])] = reason
-        return Batch(torch.from_numpy(rows), *(torch.from_numpy(a) for a in samples))
+        features = None
+        if plan.table.features.shape[1]:
+            features = torch.from_numpy(_residue_features(plan, b, len(rows)))
+        return Batch(
+            torch.from_numpy(rows), *(torch.from_numpy(a) for a in samples), features=features
+        )
 
 
 def _samples(
@@ -270,6 +276,14 @@ def _samples(
         weight,
         t.row_id[rows],
     )
+
+
+def _residue_features(stream: StreamPlan, b: int, n_residues: int) -> np.ndarray:
+    """float32 ``(R, F)`` features of batch ``b``'s residues (zeros for a padding batch)."""
+    t = stream.table
+    if b >= stream.n_batches:
+        return np.zeros((n_residues, t.features.shape[1]), dtype=np.float32)
+    return t.features[stream.order[stream.batch_offsets[b] : stream.batch_offsets[b + 1]]]
 
 
 class _StreamServer:

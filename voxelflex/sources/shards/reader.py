@@ -15,6 +15,7 @@ import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -23,7 +24,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from voxelflex.errors import ShardError, SourceError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.index import LoadedIndex
-from voxelflex.sources.base import DomainReader, OnError, SampleSource, SourceOption
+from voxelflex.sources.base import DomainReader, SampleSource, SourceOption
 from voxelflex.sources.shards.manifest import (
     KEYS_MEMBER,
     VOX_MEMBER,
@@ -269,7 +270,9 @@ class ShardSource(SampleSource):
     ----------
     shards_dir : path
         Folder with ``manifest.json`` (see :func:`voxelflex.sources.shards.writer.build_shards`).
-    Other parameters as :class:`~voxelflex.sources.base.SampleSource`.
+    **common
+        ``split``, ``temperatures``, ``on_error``, ``features``: as
+        :class:`~voxelflex.sources.base.SampleSource`.
     """
 
     name = "shards"
@@ -283,16 +286,8 @@ class ShardSource(SampleSource):
         ),
     )
 
-    def __init__(
-        self,
-        index: LoadedIndex,
-        *,
-        split: str,
-        shards_dir: str | os.PathLike,
-        temperatures: Sequence[float] | None = None,
-        on_error: OnError = "raise",
-    ) -> None:
-        super().__init__(index, split=split, temperatures=temperatures, on_error=on_error)
+    def __init__(self, index: LoadedIndex, *, shards_dir: str | os.PathLike, **common: Any) -> None:
+        super().__init__(index, **common)
         self.shards_dir = Path(shards_dir)
         self.manifest = ShardManifest.load(self.shards_dir)
         index.meta.frame.require_same(
@@ -312,7 +307,7 @@ class ShardSource(SampleSource):
         if missing or short:
             raise ShardError(
                 f"{self.shards_dir}: the shards lack {len(missing)} domains and hold too few "
-                f"residues for {len(short)} domains of split {split!r} (e.g. "
+                f"residues for {len(short)} domains of split {self.split!r} (e.g. "
                 f"{(missing + short)[:5]}); they were built from another index: rebuild them "
                 f"with `voxelflex shards build --index {index.path}`"
             )

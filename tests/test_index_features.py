@@ -1,0 +1,149 @@
+"""Structure features as model inputs: sidecar joined into the index, served by every source,
+standardised in training, required by the checkpoint, scored as physics baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+import torch
+
+from voxelflex.analysis.evaluate import evaluate
+from voxelflex.analysis.predict import predict
+from voxelflex.config import load_config
+from voxelflex.demo.generate import generate_demo
+from voxelflex.engine import Checkpoint, train
+from voxelflex.errors import SourceError
+from voxelflex.index import build_index, read_index
+from voxelflex.sources import PlanConfig, build_shards, open_source
+from voxelflex.structure.features import FEATURE_NAMES, feature_table, write_feature_sidecar
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
+
+
+class _Values:
+    """Stands in for ResidueFeatures in feature_table (names, keys and a value matrix)."""
+
+    def __init__(self, keys: pa.Table, values: np.ndarray) -> None:
+        self.names = FEATURE_NAMES
+        self.chain = np.asarray(keys["chain"].to_pylist(), dtype=object)
+        self.resid_str = np.asarray(keys["resid_str"].to_pylist(), dtype=object)
+        self.resnum = keys["resnum"].to_numpy()
+        self.icode = np.asarray(keys["icode"].to_pylist(), dtype=object)
+        self.resname = np.asarray(keys["resname"].to_pylist(), dtype=object)
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.chain)
+
+
+def _sidecar(index_path, out, drop_domain=None):
+    """A sidecar for every residue of an index: gnm_msf tracks the 320 K target (a good
+    'physics' baseline), wcn_ca is its negative plus noise, the rest is noise."""
+    t = read_index(index_path).table
+    rows = t.filter(pc.or_(pc.equal(t["temperature"], 320.0), pc.is_nan(t["temperature"])))
+    keys = ["domain", "chain", "resid_str", "resnum", "icode", "resname"]
+    rng = np.random.default_rng(0)
+    tables = []
+    for domain in sorted(set(rows["domain"].to_pylist()) - {drop_domain}):
+        d = rows.filter(pc.equal(rows["domain"], domain))
+        y = np.nan_to_num(d["target_rmsf"].to_numpy(zero_copy_only=False), nan=0.2)
+        values = rng.normal(size=(d.num_rows, len(FEATURE_NAMES))).astype(np.float32)
+        values[:, FEATURE_NAMES.index("gnm_msf")] = y
+        values[:, FEATURE_NAMES.index("wcn_ca")] = -y + rng.normal(0, 0.05, d.num_rows)
+        tables.append(feature_table(domain, _Values(d.select(keys), values)))
+    write_feature_sidecar(out, tables)
+    return out
+
+
+@pytest.fixture(scope="module")
+def featured(tmp_path_factory):
+    """Demo data, its plain index, a sidecar lacking one domain, and the index with features."""
+    root = tmp_path_factory.mktemp("features")
+    data = generate_demo(root / "data", n_domains=9, min_residues=8, max_residues=14, seed=4)
+    args = {
+        "rmsf_csv": data.rmsf_csv,
+        "rmsf_unit": "nm",
+        "train": data.train_split,
+        "val": data.val_split,
+        "test": data.test_split,
+        "progress": False,
+    }
+    plain = build_index(data.voxel_file, root / "plain.parquet", **args).index_path
+    first = read_index(plain).table["domain"][0].as_py()
+    sidecar = _sidecar(plain, root / "features.parquet", drop_domain=first)
+    report = build_index(data.voxel_file, root / "index.parquet", features=sidecar, **args)
+    return data, plain, report, first
+
+
+def test_sidecar_columns_join_and_residues_without_features_are_skipped(featured):
+    _, plain, report, dropped = featured
+    index = read_index(report.index_path)
+    assert set(FEATURE_NAMES) <= set(index.table.column_names)
+    assert sorted(index.meta.features) == sorted(FEATURE_NAMES)
+    assert index.meta.features["gnm_msf"]["group"] == "gnm"
+    assert dropped not in index.table["domain"].to_pylist()
+    assert report.skipped["no_features"] > 0
+    skip = pacsv.read_csv(report.skip_table_path).to_pylist()
+    assert {r["domain"] for r in skip if r["reason"] == "no_features"} == {dropped}
+    assert "features" in index.meta.fingerprints
+    assert index.meta.fingerprint() != read_index(plain).meta.fingerprint()
+
+
+def test_every_source_serves_the_same_features_per_residue(featured, tmp_path):
+    _, _, report, _ = featured
+    index = read_index(report.index_path)
+    build_shards(index, tmp_path / "s", progress=False)
+    names = ("gnm_msf", "wcn_ca")
+    batches = {}
+    for name in ("hdf5", "shards"):
+        src = open_source(name, index, split="train", features=names, shards_dir=tmp_path / "s")
+        batches[name] = list(src.loader(PlanConfig(batch_size=64, shuffle=False), 0))
+    for a, b in zip(batches["hdf5"], batches["shards"], strict=True):
+        assert a.features.shape == (a.n_residues, 2) and torch.equal(a.features, b.features)
+    table = index.table
+    first = batches["hdf5"][0]
+    rid = int(first.row_id[0])
+    assert float(first.features[0, 0]) == pytest.approx(table["gnm_msf"][rid].as_py())
+    with pytest.raises(SourceError, match=r"\['relative_accessibility'\] are not structure"):
+        open_source("hdf5", index, split="train", features=("relative_accessibility",))
+
+
+def test_training_with_features_stores_them_and_prediction_requires_them(featured, tmp_path):
+    _, plain, report, _ = featured
+    overrides = [
+        f"data.index={report.index_path}",
+        f"output_dir={tmp_path}",
+        "run_name=feat",
+        "model.preset=tiny",
+        "model.features=[gnm, wcn_ca]",
+        "loader.num_workers=0",
+        "train.epochs=1",
+        "train.progress=false",
+        "train.monitor=val_domain_pearson",
+    ]
+    result = train(load_config(None, overrides))
+    assert "domain_pearson" in result.history[0]["val"]
+    ck = Checkpoint.load(result.best_checkpoint)
+    assert ck.model_spec.features == ("gnm_msf", "wcn_ca")  # the group expanded, order kept
+    index = read_index(report.index_path)
+    train_rows = index.table.filter(pc.equal(index.table["split"], "train"))
+    first_rows = train_rows.filter(pc.equal(train_rows["temperature"], 320.0))
+    expected = np.mean(first_rows["gnm_msf"].to_numpy())
+    assert float(ck.model["feature_mean"][0]) == pytest.approx(expected, rel=1e-5)
+    report_p = predict(result.best_checkpoint, report.index_path, out_path=tmp_path / "p.parquet")
+    assert report_p.n_rows > 0
+    with pytest.raises(SourceError, match=r"\['gnm_msf', 'wcn_ca'\] are not structure features"):
+        predict(result.best_checkpoint, plain, out_path=tmp_path / "q.parquet")
+    metrics = evaluate(report_p.path, n_shuffles=1).metrics
+    imp = metrics["permutation_importance"]["features"]
+    assert {"feature_gnm_msf", "feature_wcn_ca"} <= set(imp)
+    for name in ("contact_number", "gnm"):
+        base = metrics["baselines"][name]
+        assert base["per_domain_pearson"]["all_temperatures"]["n"] > 0
+    # gnm_msf is the 320 K target itself: its per-domain r at 320 K is 1
+    gnm = metrics["baselines"]["gnm"]["per_domain_pearson"]["320"]["median"]
+    assert gnm == pytest.approx(1.0, abs=1e-5)
+    assert metrics["baselines"]["contact_number"]["coefficients"]["slope"] < 0  # sign learned
