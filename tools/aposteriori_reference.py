@@ -141,6 +141,39 @@ def _blank_chain_1vii(lines: list[str]) -> list[str]:
     return [x[:21] + " " + x[22:] if _is_atom(x) and _resnum(x) <= 58 else x for x in lines]
 
 
+def _o_onto_cb(lines: list[str], o_res: int, cb_res: int) -> list[str]:
+    """1BD2_short without residue 50, the O of ``o_res`` moved onto the pseudo-CB of ``cb_res``."""
+    lines = _drop_residue_50(lines)
+    xyz = {
+        x[12:16].strip(): np.array([float(x[30:38]), float(x[38:46]), float(x[46:54])])
+        for x in lines
+        if _is_atom(x) and _resnum(x) == cb_res
+    }
+    e_y = (xyz["N"] - xyz["CA"]) / np.linalg.norm(xyz["N"] - xyz["CA"])
+    c = xyz["C"] - xyz["CA"]
+    e_x = c - (c @ e_y) * e_y
+    e_x /= np.linalg.norm(e_x)
+    cb = xyz["CA"] + np.array([-0.741287356, -0.53937931, -1.224287356]) @ np.stack(
+        [e_x, e_y, np.cross(e_x, e_y)]
+    )
+    return [
+        x[:30] + "".join(f"{v:8.3f}" for v in cb) + x[54:]
+        if _is_atom(x) and _resnum(x) == o_res and x[12:16].strip() == "O"
+        else x
+        for x in lines
+    ]
+
+
+def _o52_onto_cb53(lines: list[str]) -> list[str]:
+    """The O of residue 52 (written before) on residue 53's pseudo-CB: the CB overwrites it."""
+    return _o_onto_cb(lines, 52, 53)
+
+
+def _o55_onto_cb53(lines: list[str]) -> list[str]:
+    """The O of residue 55 (written after) on residue 53's pseudo-CB: aposteriori refuses."""
+    return _o_onto_cb(lines, 55, 53)
+
+
 MDA, BIO, FIXER = "MDAnalysisTests==2.11.0", "biopython==1.85", "pdbfixer==1.12.0"
 BD2 = "MDAnalysisTests/data/mmcif/1BD2_short"
 # (fixture file, sdist, member, edit, run aposteriori on it)
@@ -153,6 +186,8 @@ FIXTURE_RECIPES = [
     ("1bd2s.cif.gz", MDA, f"{BD2}.cif.gz", None, False),
     ("1bd2t.pdb", MDA, f"{BD2}.pdb.gz", _drop_residue_50, True),
     ("1bd2hsd.pdb", MDA, f"{BD2}.pdb.gz", _hsd_55, True),
+    ("1bd2cb.pdb", MDA, f"{BD2}.pdb.gz", _o52_onto_cb53, True),
+    ("1bd2cbx.pdb", MDA, f"{BD2}.pdb.gz", _o55_onto_cb53, True),
     ("3pwpcut.pdb", MDA, "MDAnalysisTests/data/mmcif/3PWP.pdb.gz", _cut_3pwp, True),
     ("1viihet.pdb.gz", FIXER, "pdbfixer/tests/data/test.pdb", _hetatm_1vii, True),
     ("1viiblank.pdb.gz", FIXER, "pdbfixer/tests/data/test.pdb", _blank_chain_1vii, True),
