@@ -209,6 +209,15 @@ def test_non_standard_atom_names_are_voxelized_where_aposteriori_refuses():
     assert frames.labels[row] == "HSD" and not frames.encoded_residues()[row].any()
 
 
+def test_a_structure_without_amino_acids_has_no_frames_and_says_why(tmp_path):
+    water = [x for x in _lines("1a8o.pdb.gz") if x.startswith("HETATM") and "HOH" in x]
+    frames = compute_frames(read_structure(_write(tmp_path / "water.pdb", water)))
+    assert len(frames) == 0 and frames.packed.shape == (0, 5789)
+    assert [s.reason for s in frames.skipped] == [
+        "chain not voxelized: HETATM records only (ligands, ions or water)"
+    ]
+
+
 def test_blank_chain_is_stored_as_a_and_takes_the_key_from_chain_a():
     frames = _frames("1viiblank.pdb.gz")  # 41-58 blank chain, 59-76 chain A
     assert set(frames.chains) == {"A"} and set(frames.chain_ids) == {""}

@@ -306,8 +306,8 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
                 domain,
                 str(table.chain[g]),
                 _resid_text(table, g),
-                f"{table.label[g]} is a ligand (a HETATM residue without N, CA, C and O, or not "
-                "a three-letter name), not voxelized",
+                f"{table.label[g]} is not an amino-acid residue (no N, CA, C and O, or not a "
+                "three-letter name): a ligand, not voxelized",
             )
         )
 
@@ -325,7 +325,6 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
                 "frame; fix the coordinates",
             )
         )
-        rejects.append(f"{table.describe(g)} has degenerate N, CA, C")
     cand, rot_all = cand[ok], rot_all[ok]
     framable = np.zeros(len(table), dtype=bool)
     framable[cand] = True
@@ -347,13 +346,13 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
     write_order = np.lexsort((within, grp))
     pos, chan = pos[write_order], chan[write_order]
 
-    # Frames of the keyed residues only (the others' atoms are in pos already).
-    frame_of = np.searchsorted(cand, groups)
-    rot, ca = rot_all[frame_of], ca_all[frame_of]
-    packed, collision_rejects = _voxelize(pos, chan, rot, ca)
+    # Every residue's frame, as aposteriori makes them all before dropping unkeyed residues
+    # (a collision in any of them makes it refuse the file).
+    packed, collision_rejects = _voxelize(pos, chan, rot_all, ca_all)
+    packed = packed[np.searchsorted(cand, groups)]
     for i in collision_rejects[:3]:
         rejects.append(
-            f"{table.describe(groups[i])}: frame has two atoms in one voxel, which "
+            f"{table.describe(cand[i])}: frame has two atoms in one voxel, which "
             "aposteriori refuses unless a pseudo-CB is written last"
         )
     if len(collision_rejects) > 3:

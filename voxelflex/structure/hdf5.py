@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 import time
 import zlib
@@ -36,7 +37,13 @@ from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.frame import FRAME
 from voxelflex.structure.frames import KEY_RULES, FrameSet, KeyRule, Skip, compute_frames
-from voxelflex.structure.io import ALTLOC_RULES, AltlocRule, find_structure_files, read_structure
+from voxelflex.structure.io import (
+    ALTLOC_RULES,
+    AltlocRule,
+    domain_key,
+    find_structure_files,
+    read_structure,
+)
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
 
 __all__ = [
@@ -357,7 +364,10 @@ def _results(paths: Sequence[Path], keys: str, altloc: str, workers: int) -> Ite
         for path in paths:
             yield _voxelize_one(str(path), keys, altloc)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # fork, as shards build does: workers start in milliseconds and need nothing re-imported
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("fork")
+    ) as pool:
         pending: deque[Future] = deque()
         it = iter(paths)
         for path in it:
@@ -443,9 +453,7 @@ def voxelize_files(
             totals["compress"] += result.compress_seconds
             if result.item is None:
                 totals["failed"] += 1
-                rows.append(
-                    (result.path, Skip(Path(result.path).name.split(".")[0], "", "", result.error))
-                )
+                rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
                 continue
             frames = result.item.frames
             totals["rejects"] += bool(frames.aposteriori_rejects)
