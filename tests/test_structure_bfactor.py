@@ -111,3 +111,14 @@ def test_values_round_trip_through_a_parser(tmp_path):
     for (chain, resid), value in list(values.items())[:5]:
         mask = (atoms.chain_id == chain) & (atoms.res_id == int(resid))
         assert np.allclose(atoms.b_factor[mask], round(value, 2))
+
+
+def test_every_model_gets_the_values(tmp_path):
+    atoms = [x for x in _text(STRUCTURES / "1bd2t.pdb") if x.startswith("ATOM")]
+    src = tmp_path / "two.pdb"
+    src.write_text("".join(["MODEL        1\n", *atoms, "ENDMDL\n", "MODEL        2\n", *atoms,
+                            "ENDMDL\n", "END\n"]))  # fmt: skip
+    out = tmp_path / "out.pdb"
+    report = write_bfactor_copy(src, out, {("D", "51"): 2.5})
+    written = [float(x[60:66]) for x in _text(out) if x.startswith("ATOM") and x[22:27] == "  51 "]
+    assert written == [2.5] * (2 * (len(written) // 2)) and report.atoms_with_value == len(written)

@@ -126,6 +126,7 @@ def test_first_altloc_in_sorted_order_with_blank_counted_as_a(tmp_path):
     default = read_structure(STRUCTURES / "3pwpcut.pdb")
     residue = (default.atoms.chain_id == "B") & (default.atoms.res_id == 2)
     assert set(default.atoms.altloc_id[residue & default.selected]) == {"", "A"}
+    assert default.resolved().array_length() == int(default.selected.sum())
 
 
 def test_occupancy_option_takes_the_most_occupied_altloc(tmp_path):

@@ -41,7 +41,6 @@ __all__ = [
     "FrameSet",
     "Skip",
     "compute_frames",
-    "keyed_residues",
 ]
 
 KeyRule = Literal["aposteriori", "icode"]
@@ -156,7 +155,7 @@ def _resid_text(table: ResidueTable, g: int) -> str:
     return f"{table.resnum[g]}{table.icode[g]}"
 
 
-def keyed_residues(
+def _keyed_residues(
     table: ResidueTable, domain: str, *, keys: KeyRule = "aposteriori", framable: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Skip]]:
     """Give each residue with a frame its HDF5 (chain, residue) key, as aposteriori stores them.
@@ -328,7 +327,7 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
     cand, rot_all = cand[ok], rot_all[ok]
     framable = np.zeros(len(table), dtype=bool)
     framable[cand] = True
-    groups, chain_keys, resid_keys, key_skips = keyed_residues(
+    groups, chain_keys, resid_keys, key_skips = _keyed_residues(
         table, domain, keys=keys, framable=framable
     )
     skipped.extend(key_skips)
