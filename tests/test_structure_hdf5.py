@@ -39,6 +39,8 @@ def test_layout_dtype_chunks_and_attributes_match_aposteriori(three):
             assert np.array_equal(mine[()], theirs[()])
             for prop in ("dtype", "shape", "chunks", "compression", "compression_opts"):
                 assert getattr(mine, prop) == getattr(theirs, prop), prop
+            for offset in [(x, y, z, 0) for x in (0, 11) for y in (0, 11) for z in (0, 11)]:
+                assert mine.id.read_direct_chunk(offset) == theirs.id.read_direct_chunk(offset)
             for name, value in theirs.attrs.items():
                 assert np.array_equal(mine.attrs[name], value)
                 assert type(mine.attrs[name]) is type(value)
