@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,6 +331,7 @@ def run_aposteriori(python: Path, paths: list[Path], work: Path) -> list[dict]:
 
 def compare_file(path: Path, rec: dict) -> dict:
     """Compare voxelflex's frames of one file with aposteriori's (``rec`` from the runner)."""
+    # this checkout's voxelflex (main() puts it first on sys.path)
     from voxelflex.structure import compute_frames, read_structure
 
     row = {"file": path.name, "aposteriori_seconds": round(rec["seconds"], 3)}
@@ -421,8 +424,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _grids_npz(hdf5: Path, out: Path) -> int:
     """aposteriori's HDF5 as bit-packed frames (the layout of ``FrameSet.packed``) in a npz."""
-    import h5py
-
     chains, resids, labels, encoded, packed = [], [], [], [], []
     with h5py.File(hdf5, "r") as f:
         if not len(f):
@@ -456,8 +457,6 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     kept as ``<domain>.aposteriori.npz`` (bit-packed, ~50x smaller); its in-process frame function
     is run as well, to record why a file is refused and to check it agrees with the CLI.
     """
-    import gzip
-
     python = ensure_venv(args.venv)
     cli = args.venv / "bin" / "make-frame-dataset"
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
