@@ -1,0 +1,124 @@
+"""write_bfactor_copy changes the B-factor fields and nothing else."""
+
+import gzip
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxelflex.errors import InputError
+from voxelflex.structure import compute_frames, read_structure, write_bfactor_copy
+
+STRUCTURES = Path(__file__).parent / "data" / "structures"
+TOKEN = re.compile(r"""'(?:[^']|'(?!\s))*'(?=\s|$)|"(?:[^"]|"(?!\s))*"(?=\s|$)|\S+""")
+
+
+def _text(path: Path) -> list[str]:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.name.endswith(".gz") else data).decode().splitlines(True)
+
+
+def _values(path: Path) -> dict[tuple[str, str], float]:
+    frames = compute_frames(read_structure(path))
+    keys = zip(frames.chains.tolist(), frames.resids.tolist(), strict=True)
+    return {key: 0.05 * (i + 1) for i, key in enumerate(keys)}
+
+
+def _copy(tmp_path: Path, name: str, **kwargs):
+    src = STRUCTURES / name
+    values = _values(src)
+    out = tmp_path / name
+    report = write_bfactor_copy(src, out, values, **kwargs)
+    return src, out, values, report
+
+
+@pytest.mark.parametrize("name", ["3pwpcut.pdb", "1a8o.pdb.gz", "1bd2s.pdb.gz"])
+def test_pdb_copy_changes_only_columns_61_to_66(tmp_path, name):
+    src, out, values, report = _copy(tmp_path, name)
+    before, after = _text(src), _text(out)
+    assert len(before) == len(after)
+    for a, b in zip(before, after, strict=True):
+        if a.startswith(("ATOM", "HETATM")):
+            assert a[:60] == b[:60] and a[66:] == b[66:]
+        else:
+            assert a == b
+    assert report.residues_with_value == len(values)
+
+
+@pytest.mark.parametrize("name", ["1a8o.cif.gz", "1bd2s.cif.gz"])
+def test_mmcif_copy_changes_only_the_b_iso_tokens(tmp_path, name):
+    src, out, _, _ = _copy(tmp_path, name)
+    before, after = _text(src), _text(out)
+    header = [x.split()[0] for x in before if x.startswith("_atom_site.")]
+    column = header.index("_atom_site.B_iso_or_equiv")
+    changed = 0
+    for a, b in zip(before, after, strict=True):
+        if a.startswith(("ATOM ", "HETATM ")):
+            ta, tb = TOKEN.findall(a), TOKEN.findall(b)
+            assert ta[:column] + ta[column + 1 :] == tb[:column] + tb[column + 1 :]
+            changed += ta[column] != tb[column]
+        else:
+            assert a == b
+    assert changed > 0
+
+
+def test_every_atom_of_a_residue_gets_its_value_and_others_the_sentinel(tmp_path):
+    src, out, values, report = _copy(tmp_path, "1bd2s.pdb.gz")  # 50 has no frame, 54A no key
+    by_residue = {}
+    for line in _text(out):
+        if line.startswith("ATOM"):
+            by_residue.setdefault(line[22:27].strip(), set()).add(float(line[60:66]))
+    assert by_residue["50"] == {-1.0} and by_residue["54A"] == {-1.0}
+    for (_, resid), value in values.items():
+        assert by_residue[resid] == {round(value, 2)}
+    assert report.atoms_with_sentinel == sum(
+        1 for x in _text(src) if x.startswith("ATOM") and x[22:27].strip() in ("50", "54A")
+    )
+
+
+def test_bfactor_mode_writes_eight_pi_squared_over_three_rmsf_squared(tmp_path):
+    src = STRUCTURES / "1bd2t.pdb"
+    out = tmp_path / "1bd2t.pdb"
+    write_bfactor_copy(src, out, {("D", "51"): 0.5}, as_="bfactor", sentinel=0.0)
+    written = {float(x[60:66]) for x in _text(out) if x.startswith("ATOM") and x[22:27] == "  51 "}
+    assert written == {round(8 * math.pi**2 / 3 * 0.25, 2)}
+
+
+def test_icode_keys_address_the_insertion_code_residue(tmp_path):
+    src = STRUCTURES / "1bd2t.pdb"
+    out = tmp_path / "1bd2t.pdb"
+    write_bfactor_copy(src, out, {("D", "54A"): 1.25}, keys="icode")
+    written = {x[22:27]: float(x[60:66]) for x in _text(out) if x.startswith("ATOM")}
+    assert written["  54A"] == 1.25 and written["  54 "] == -1.0
+
+
+def test_bad_requests_raise_input_errors(tmp_path):
+    src = STRUCTURES / "1bd2t.pdb"
+    with pytest.raises(InputError, match="not residues with a frame"):
+        write_bfactor_copy(src, tmp_path / "x.pdb", {("D", "999"): 1.0})
+    with pytest.raises(InputError, match="keep the input's format"):
+        write_bfactor_copy(src, tmp_path / "x.cif", {("D", "51"): 1.0})
+    with pytest.raises(InputError, match="does not fit"):
+        write_bfactor_copy(src, tmp_path / "x.pdb", {("D", "51"): 40.0}, as_="bfactor")
+    assert not (tmp_path / "x.pdb").exists()
+
+
+def test_values_round_trip_through_a_parser(tmp_path):
+    _, out, values, _ = _copy(tmp_path, "1a8o.cif.gz")
+    atoms = read_structure(out).atoms
+    for (chain, resid), value in list(values.items())[:5]:
+        mask = (atoms.chain_id == chain) & (atoms.res_id == int(resid))
+        assert np.allclose(atoms.b_factor[mask], round(value, 2))
+
+
+def test_every_model_gets_the_values(tmp_path):
+    atoms = [x for x in _text(STRUCTURES / "1bd2t.pdb") if x.startswith("ATOM")]
+    src = tmp_path / "two.pdb"
+    src.write_text("".join(["MODEL        1\n", *atoms, "ENDMDL\n", "MODEL        2\n", *atoms,
+                            "ENDMDL\n", "END\n"]))  # fmt: skip
+    out = tmp_path / "out.pdb"
+    report = write_bfactor_copy(src, out, {("D", "51"): 2.5})
+    written = [float(x[60:66]) for x in _text(out) if x.startswith("ATOM") and x[22:27] == "  51 "]
+    assert written == [2.5] * (2 * (len(written) // 2)) and report.atoms_with_value == len(written)

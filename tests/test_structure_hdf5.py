@@ -1,0 +1,114 @@
+"""voxelize_files writes aposteriori's HDF5 layout, atomically, and index build reads it."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from voxelflex.errors import InputError
+from voxelflex.index import build_index, read_index
+from voxelflex.structure import compute_frames, read_structure, voxelize_files, write_voxel_hdf5
+
+DATA = Path(__file__).parent / "data"
+STRUCTURES = DATA / "structures"
+REAL = DATA / "aposteriori_1vii.hdf5"
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """1vii, 1a8o and 1bd2s (aposteriori refuses the last) voxelized into one file."""
+    folder = tmp_path_factory.mktemp("in")
+    for name in ("1vii.pdb.gz", "1a8o.pdb.gz", "1bd2s.cif.gz"):
+        shutil.copy(STRUCTURES / name, folder / name)
+    out = folder.parent / "voxels.hdf5"
+    return voxelize_files(folder, out, progress=False)
+
+
+def test_layout_dtype_chunks_and_attributes_match_aposteriori(three):
+    with h5py.File(REAL, "r") as real, h5py.File(three.out_path, "r") as ours:
+        for name, value in real.attrs.items():
+            if name != "atom_filter_fn":  # aposteriori writes a memory address into it
+                assert np.array_equal(ours.attrs[name], value), name
+                assert type(ours.attrs[name]) is type(value), name
+        assert ours.attrs["voxelflex_keys"] == "aposteriori"
+        for resid, theirs in real["1vii"]["A"].items():
+            mine = ours["1vii"]["A"][resid]
+            assert np.array_equal(mine[()], theirs[()])
+            for prop in ("dtype", "shape", "chunks", "compression", "compression_opts"):
+                assert getattr(mine, prop) == getattr(theirs, prop), prop
+            for offset in [(x, y, z, 0) for x in (0, 11) for y in (0, 11) for z in (0, 11)]:
+                assert mine.id.read_direct_chunk(offset) == theirs.id.read_direct_chunk(offset)
+            for name, value in theirs.attrs.items():
+                assert np.array_equal(mine.attrs[name], value)
+                assert type(mine.attrs[name]) is type(value)
+
+
+def test_file_holds_every_frame_of_every_structure(three):
+    assert three.files == 3 and three.domains == 3 and three.files_failed == 0
+    assert three.files_aposteriori_rejects == 1  # 1bd2s: residue 50 has no N
+    frames = compute_frames(read_structure(STRUCTURES / "1a8o.pdb.gz"))
+    with h5py.File(three.out_path, "r") as f:
+        assert sorted(f) == ["1a8o", "1bd2s", "1vii"]
+        keys = zip(frames.chains, frames.resids, strict=True)
+        grids = np.stack([f["1a8o"][c][r][()] for c, r in keys])
+    assert np.array_equal(grids, frames.grids())
+    assert three.residues == 36 + 70 + 7
+
+
+def test_skip_report_gives_one_reason_per_row(three):
+    with open(three.skipped_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == three.skipped
+    assert any(r["domain"] == "1bd2s" and r["resid"] == "50" for r in rows)
+    assert all(r["reason"] for r in rows)
+
+
+def test_index_build_reads_the_file_unchanged(three, tmp_path):
+    build_index(three.out_path, tmp_path / "index.parquet", deep=True, progress=False)
+    table = read_index(tmp_path / "index.parquet").table
+    assert table.num_rows == three.residues
+    assert set(table["domain"].to_pylist()) == {"1vii", "1a8o", "1bd2s"}
+
+
+def test_workers_give_the_same_file(three, tmp_path):
+    files = [STRUCTURES / n for n in ("1vii.pdb.gz", "1a8o.pdb.gz", "1bd2s.cif.gz")]
+    report = voxelize_files(files, tmp_path / "w2.hdf5", workers=2, progress=False)
+    with h5py.File(three.out_path, "r") as a, h5py.File(report.out_path, "r") as b:
+        for domain in a:
+            for chain in a[domain]:
+                for resid in a[domain][chain]:
+                    assert np.array_equal(a[domain][chain][resid][()], b[domain][chain][resid][()])
+
+
+def test_a_second_file_with_the_same_domain_key_is_skipped(tmp_path):
+    report = voxelize_files(
+        [STRUCTURES / "1a8o.pdb.gz", STRUCTURES / "1a8o.cif.gz"], tmp_path / "v.hdf5",
+        progress=False,
+    )  # fmt: skip
+    assert report.domains == 1
+    with open(report.skipped_csv) as fh:
+        assert any("already in the file" in r["reason"] for r in csv.DictReader(fh))
+
+
+def test_nothing_voxelized_leaves_no_file(tmp_path):
+    bad = tmp_path / "x.pdb"
+    bad.write_text("REMARK no atoms\nEND\n")
+    with pytest.raises(InputError, match="no residue could be voxelized"):
+        voxelize_files(bad, tmp_path / "v.hdf5", progress=False)
+    assert not (tmp_path / "v.hdf5").exists()
+    assert (tmp_path / "v.hdf5.skipped.csv").exists()
+
+
+def test_a_crash_while_writing_leaves_no_file_that_looks_whole(tmp_path):
+    frames = compute_frames(read_structure(STRUCTURES / "1vii.pdb.gz"))
+
+    def crashing():
+        yield frames
+        raise RuntimeError("worker died")
+
+    with pytest.raises(RuntimeError):
+        write_voxel_hdf5(crashing(), tmp_path / "v.hdf5")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,294 @@
+"""Copy a structure file with one value per residue (predicted RMSF) in its B-factor column.
+
+Only the text of the B-factor field of each atom record changes; every other byte of the file
+stays as it was, so the copy opens wherever the original did and can be coloured by B-factor in
+PyMOL (``spectrum b``) or ChimeraX (``color bfactor``).
+
+- PDB: columns 61-66 of every ATOM/HETATM record, written as ``%6.2f``.
+- PDBx/mmCIF: the ``_atom_site.B_iso_or_equiv`` token of every ``atom_site`` row, written as
+  ``%.2f`` (left-aligned in the old token's width when it fits, so columns stay aligned).
+
+Every model's atoms are written. A residue is addressed by its HDF5 keys ``(chain, resid)`` as in
+:class:`voxelflex.structure.FrameSet` (chain ``"A"`` for a blank chain id; ``resid`` as made by
+the ``keys`` rule), and all its atoms (every alternate location) get its value; every other atom
+(ligands, water, residues without a value) gets ``sentinel``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import biotite.structure.io.pdb as pdb
+import biotite.structure.io.pdbx as pdbx
+import numpy as np
+
+from voxelflex.atomic import atomic_write_bytes
+from voxelflex.errors import InputError
+from voxelflex.structure.frames import KeyRule, compute_frames
+from voxelflex.structure.io import AltlocRule, read_structure, structure_format
+
+__all__ = ["BFACTOR_MODES", "DEFAULT_SENTINEL", "BfactorReport", "write_bfactor_copy"]
+
+BfactorMode = Literal["rmsf", "bfactor"]
+BFACTOR_MODES: tuple[str, ...] = ("rmsf", "bfactor")
+# Written for atoms of residues without a value: not a possible RMSF or B-factor, so it is easy
+# to mask (PyMOL: `spectrum b, selection=b > -1`).
+DEFAULT_SENTINEL = -1.0
+# One CIF token: a quoted string (a quote ends it only before whitespace) or a bare word.
+_CIF_TOKEN = re.compile(r"""'(?:[^']|'(?!\s))*'(?=\s|$)|"(?:[^"]|"(?!\s))*"(?=\s|$)|\S+""")
+
+
+@dataclass(frozen=True)
+class BfactorReport:
+    """What :func:`write_bfactor_copy` wrote.
+
+    Attributes
+    ----------
+    out_path : pathlib.Path
+    residues_with_value : int
+        Residues (of those with a frame) whose atoms got a value.
+    residues_without_value : int
+        Residues with a frame but no value (their atoms got the sentinel).
+    atoms_with_value : int
+        Atom records (all models) that got a value.
+    atoms_with_sentinel : int
+        Atom records that got the sentinel.
+    """
+
+    out_path: Path
+    residues_with_value: int
+    residues_without_value: int
+    atoms_with_value: int
+    atoms_with_sentinel: int
+
+
+def _keys(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
+    return np.char.add(np.char.add(np.char.add(chain.astype(str), "\x00"), resnum.astype(str)),
+                       np.char.add("\x00", icode.astype(str)))  # fmt: skip
+
+
+def _atom_values(
+    chain: np.ndarray,
+    resnum: np.ndarray,
+    icode: np.ndarray,
+    residue_keys: np.ndarray,
+    residue_values: np.ndarray,
+) -> np.ndarray:
+    """Value of each atom's residue (NaN where none), matched on (chain, number, icode)."""
+    atom_keys = _keys(chain, resnum, icode)
+    order = np.argsort(residue_keys)
+    pos = np.searchsorted(residue_keys[order], atom_keys)
+    pos = np.minimum(pos, len(order) - 1)
+    hit = residue_keys[order][pos] == atom_keys if len(order) else np.zeros(len(atom_keys), bool)
+    out = np.full(len(atom_keys), np.nan)
+    out[hit] = residue_values[order][pos[hit]]
+    return out
+
+
+def _format(value: float, path: Path, width: int | None) -> str:
+    text = f"{value:.2f}"
+    if width is not None and len(text) > width:
+        raise InputError(
+            f"{path}: value {value:.2f} does not fit the {width}-character B-factor column; "
+            "write RMSF (as_='rmsf') or scale the values"
+        )
+    return text.rjust(width) if width is not None else text
+
+
+def _pdb_annotations(text: str, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    pdb_file = pdb.PDBFile.read(io.StringIO(text))
+    chains, resnums, icodes = [], [], []
+    for model in range(1, pdb_file.get_model_count() + 1):
+        atoms = pdb_file.get_structure(model=model, altloc="all")
+        chains.append(atoms.chain_id)
+        resnums.append(atoms.res_id)
+        icodes.append(atoms.ins_code)
+    lines = [i for i, line in enumerate(pdb_file.lines) if line.startswith(("ATOM", "HETATM"))]
+    n = sum(len(c) for c in chains)
+    if n != len(lines):
+        raise InputError(
+            f"{path}: {len(lines)} ATOM/HETATM records but {n} atoms in its models (atoms outside "
+            "MODEL/ENDMDL?); fix the model records before writing B-factors"
+        )
+    return np.concatenate(chains), np.concatenate(resnums), np.concatenate(icodes), lines
+
+
+def _rewrite_pdb(text: str, path: Path, values: np.ndarray, sentinel: float) -> str:
+    chain, resnum, icode, line_index = _pdb_annotations(text, path)
+    atom_values = values(chain, resnum, icode)
+    lines = text.splitlines(keepends=True)
+    # biotite's lines are the same lines without their endings
+    for i, value in zip(line_index, atom_values, strict=True):
+        line = lines[i]
+        body = line.rstrip("\r\n")
+        end = line[len(body) :]
+        field = _format(sentinel if math.isnan(value) else value, path, 6)
+        lines[i] = body[:60].ljust(60) + field + body[66:] + end
+    return "".join(lines)
+
+
+def _atom_site_spans(text: str, path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Column names of the atom_site loop and, per row, (line, start, end) of B_iso_or_equiv."""
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        if (
+            lines[i].strip() == "loop_"
+            and lines[i + 1 : i + 2]
+            and lines[i + 1].lstrip().startswith("_atom_site.")
+        ):
+            break
+        i += 1
+    else:
+        raise InputError(f"{path}: no atom_site loop; not a PDBx/mmCIF coordinate file")
+    names = []
+    i += 1
+    while i < len(lines) and lines[i].lstrip().startswith("_atom_site."):
+        names.append(lines[i].split()[0][len("_atom_site.") :])
+        i += 1
+    if "B_iso_or_equiv" not in names:
+        raise InputError(f"{path}: the atom_site loop has no B_iso_or_equiv column to write")
+    column = names.index("B_iso_or_equiv")
+    spans: list[tuple[int, int, int]] = []
+    count = 0
+    for row_line in range(i, len(lines)):
+        stripped = lines[row_line].lstrip()
+        if stripped.startswith(("_", "loop_", "data_", "#")):
+            break  # the loop ends at the next item, loop, block or comment
+        if stripped.startswith(";"):
+            raise InputError(
+                f"{path}: line {row_line + 1}: a multi-line value in the atom_site loop; the "
+                "B-factor column cannot be located: re-export the file"
+            )
+        for match in _CIF_TOKEN.finditer(lines[row_line]):
+            if count % len(names) == column:
+                spans.append((row_line, match.start(), match.end()))
+            count += 1
+    if count % len(names):
+        raise InputError(
+            f"{path}: the atom_site loop has {count} values, not a multiple of its "
+            f"{len(names)} columns; the file is malformed"
+        )
+    return names, spans
+
+
+def _rewrite_cif(text: str, path: Path, values, sentinel: float) -> str:
+    _, spans = _atom_site_spans(text, path)
+    site = pdbx.CIFFile.read(io.StringIO(text)).block["atom_site"]
+    if site.row_count != len(spans):
+        raise InputError(
+            f"{path}: found {len(spans)} atom_site rows but biotite reads {site.row_count}; the "
+            "file's layout is unusual: re-export it"
+        )
+
+    def column(name: str, fallback: str) -> np.ndarray:
+        return site[name if name in site else fallback].as_array(str)
+
+    icode = site["pdbx_PDB_ins_code"].as_array(str, "") if "pdbx_PDB_ins_code" in site else None
+    chain = column("auth_asym_id", "label_asym_id")
+    resnum = column("auth_seq_id", "label_seq_id")
+    atom_values = values(chain, resnum, icode if icode is not None else np.full(len(chain), ""))
+    lines = text.splitlines(keepends=True)
+    for (i, start, end), value in sorted(
+        zip(spans, atom_values, strict=True), key=lambda s: (s[0][0], -s[0][1])
+    ):
+        token = _format(sentinel if math.isnan(value) else value, path, None)
+        token = token.ljust(end - start)
+        lines[i] = lines[i][:start] + token + lines[i][end:]
+    return "".join(lines)
+
+
+def write_bfactor_copy(
+    structure_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    values: Mapping[tuple[str, str], float],
+    *,
+    as_: BfactorMode = "rmsf",
+    sentinel: float = DEFAULT_SENTINEL,
+    keys: KeyRule = "aposteriori",
+    altloc: AltlocRule = "first",
+) -> BfactorReport:
+    """Write a copy of a structure with a per-residue value in every atom's B-factor field.
+
+    Parameters
+    ----------
+    structure_path : path
+        PDB or PDBx/mmCIF file, plain or ``.gz``.
+    out_path : path
+        The copy; same format and compression as the input (``.pdb.gz`` in, ``.pdb.gz`` out),
+        written atomically.
+    values : mapping of (str, str) to float
+        ``(chain, resid)`` HDF5 keys, as in the structure's :class:`FrameSet`, to RMSF in Å.
+    as_ : {"rmsf", "bfactor"}
+        Write the RMSF in Å, or the equivalent isotropic B-factor ``8π²/3 · RMSF²`` in Å².
+    sentinel : float
+        Written for every atom without a value (default -1.0).
+    keys, altloc : str
+        The rules the keys in ``values`` were made with (:func:`compute_frames`,
+        :func:`read_structure`).
+
+    Returns
+    -------
+    BfactorReport
+
+    Raises
+    ------
+    InputError
+        Unknown keys in ``values``, a mismatched output name, a value that does not fit the PDB
+        column, or a file whose atom records cannot be located.
+    """
+    structure_path, out_path = Path(structure_path), Path(out_path)
+    if as_ not in BFACTOR_MODES:
+        raise InputError(f"as_={as_!r} is not one of {BFACTOR_MODES}")
+    fmt = structure_format(structure_path)
+    gz = structure_path.name.lower().endswith(".gz")
+    if structure_format(out_path) != fmt or out_path.name.lower().endswith(".gz") != gz:
+        raise InputError(
+            f"{out_path}: the copy must keep the input's format and compression "
+            f"({structure_path.name}); name it like the input"
+        )
+    frames = compute_frames(read_structure(structure_path, altloc=altloc), keys=keys)
+    index = {
+        key: i
+        for i, key in enumerate(zip(frames.chains.tolist(), frames.resids.tolist(), strict=True))
+    }
+    unknown = [k for k in values if tuple(k) not in index]
+    if unknown:
+        raise InputError(
+            f"{structure_path}: {len(unknown)} residue keys are not residues with a frame in this "
+            f"file, e.g. {unknown[:3]}; pass (chain, resid) keys from this file's FrameSet"
+        )
+    rows = np.array([index[tuple(k)] for k in values], dtype=np.int64)
+    rmsf = np.array([float(v) for v in values.values()], dtype=np.float64)
+    value = rmsf if as_ == "rmsf" else 8 * math.pi**2 / 3 * rmsf**2
+    residue_keys = _keys(frames.chain_ids[rows], frames.resnums[rows], frames.icodes[rows])
+
+    counts = {}
+
+    def per_atom(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
+        out = _atom_values(chain, resnum, icode, residue_keys, value)
+        counts["with"] = int(np.count_nonzero(~np.isnan(out)))
+        counts["without"] = int(np.count_nonzero(np.isnan(out)))
+        return out
+
+    raw = structure_path.read_bytes()
+    data = gzip.decompress(raw) if gz else raw
+    text = data.decode("latin-1")  # byte for byte: only the B-factor fields change
+    new = (_rewrite_pdb if fmt == "pdb" else _rewrite_cif)(text, structure_path, per_atom, sentinel)
+    out = new.encode("latin-1")
+    atomic_write_bytes(out_path, gzip.compress(out, mtime=0) if gz else out)
+    return BfactorReport(
+        out_path=out_path,
+        residues_with_value=len(rows),
+        residues_without_value=len(frames) - len(rows),
+        atoms_with_value=counts["with"],
+        atoms_with_sentinel=counts["without"],
+    )
