@@ -11,12 +11,17 @@ from voxelflex.models import ModelSpec, build_model
 O_CHANNEL = FRAME.channels.index("O")
 
 
-def make_checkpoint(path, *, rmsf_unit: str = "nm"):
-    """A tiny dilated_resnet3d/head model (outputs ≈0.2 nm; channel O's weights zeroed)."""
+def make_checkpoint(path, *, rmsf_unit: str = "nm", features: tuple[str, ...] = ()):
+    """A tiny dilated_resnet3d/head model (outputs ≈0.2 nm; channel O's weights zeroed).
+
+    With ``features``, the model takes those structure features (standardised with mean 1 and
+    standard deviation 2, so they move the output).
+    """
     torch.manual_seed(0)
-    spec = ModelSpec("dilated_resnet3d", "tiny", "head", dropout=0.0)
+    spec = ModelSpec("dilated_resnet3d", "tiny", "head", features=features, dropout=0.0)
     model = build_model(spec, temperature_range=(320.0, 450.0))
-    model.set_statistics(0.2, 0.1)  # outputs around 0.2 nm
+    n = len(features)
+    model.set_statistics(0.2, 0.1, torch.ones(n), torch.full((n,), 2.0))  # outputs ≈0.2 nm
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
     with torch.no_grad():
         first.weight[:, O_CHANNEL] = 0.0

@@ -9,8 +9,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "ALTLOC_RULES",
+    "BFACTOR_MODES",
     "DEFAULT_DOMAINS_PER_SHARD",
     "DEFAULT_ZSTD_LEVEL",
+    "KEY_RULES",
     "ImageFormat",
     "QueryFormat",
     "TableFormat",
@@ -18,6 +21,10 @@ __all__ = [
 
 DEFAULT_DOMAINS_PER_SHARD = 64  # ≈85 shards of ≈1.3 MB for mdCATH's 5,398 domains
 DEFAULT_ZSTD_LEVEL = 3
+# Voxelizer rules (docs/structures.md): residue keys, alternate locations, B-factor copies.
+KEY_RULES: tuple[str, ...] = ("aposteriori", "icode")
+ALTLOC_RULES: tuple[str, ...] = ("first", "occupancy")
+BFACTOR_MODES: tuple[str, ...] = ("rmsf", "bfactor")
 
 
 class ImageFormat(StrEnum):

@@ -41,6 +41,8 @@ MISSING_REASONS = {
     "not_indexed": "left out of the index by `index build` (its skip table's reason in detail)",
     "unreadable": "voxels could not be read (the error in detail)",
     "non_finite": "the model predicted NaN or infinity; never written as a number",
+    "unreadable_file": "a structure file that could not be read (predict --structure)",
+    "not_framed": "a residue the voxelizer frames no voxels for, e.g. no N, CA or C",
 }
 # Skip-table reasons under which an item never reached the index (see voxelflex.index.skips).
 _NOT_INDEXED = (

@@ -7,6 +7,7 @@ and evaluate read the same configuration as training (``--config``, ``--set``; a
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +23,12 @@ from voxelflex.cli.options import (
     WorkersOption,
     build_config,
 )
-from voxelflex.formats import ImageFormat, TableFormat
+from voxelflex.cli.structure import Altloc, AltlocOption, Keys, KeysOption
+from voxelflex.formats import BFACTOR_MODES, ImageFormat, TableFormat
 
 __all__ = ["evaluate", "plot", "predict"]
+
+BfactorAs = StrEnum("BfactorAs", [(m, m) for m in BFACTOR_MODES])
 
 ResiduesOption = Annotated[
     int | None,
@@ -41,7 +45,37 @@ def predict(
     checkpoint: Annotated[
         Path, typer.Option("--checkpoint", "-c", help="Trained model (best.pt).")
     ],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Sample index (index.parquet).")],
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", "-i", help="Sample index (index.parquet); or --structure."),
+    ] = None,
+    structure: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--structure",
+            help="PDB/mmCIF file or folder to predict on directly (repeatable; voxelized in "
+            "memory, no HDF5 written).",
+        ),
+    ] = None,
+    bfactor_temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="--structure: temperature (K) written into the structure copies' B-factor "
+            "column (default: the first requested)."
+        ),
+    ] = None,
+    bfactor_as: Annotated[
+        BfactorAs,
+        typer.Option(help="--structure: write RMSF in Å, or the B-factor 8π²/3·RMSF² in Å²."),
+    ] = BfactorAs.rmsf,
+    bfactor_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="--structure: folder of the structure copies (default <output stem>_structures)."
+        ),
+    ] = None,
+    keys: KeysOption = Keys.aposteriori,
+    altloc: AltlocOption = Altloc.first,
     split: Annotated[
         str | None,
         typer.Option(
@@ -84,9 +118,18 @@ def predict(
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Predict RMSF with a checkpoint at one or more temperatures; write CSV or Parquet."""
+    """Predict RMSF with a checkpoint at one or more temperatures; write CSV or Parquet.
+
+    On an index (--index) or straight on structure files (--structure), which also writes a
+    copy of each structure with the predicted RMSF (Å) as its B-factors.
+
+    Examples: voxelflex predict -c best.pt -i index.parquet --temperatures 300:450:10 ;
+    voxelflex predict -c best.pt --structure my.pdb -t 300 -o my_rmsf.csv
+    """
     from voxelflex.analysis.predict import predict as run_predict
+    from voxelflex.analysis.structures import predict_structures
     from voxelflex.analysis.temperatures import resolve_temperatures
+    from voxelflex.errors import ConfigError
     from voxelflex.inputs.splits import read_split_file
 
     cfg = build_config(
@@ -100,10 +143,34 @@ def predict(
             "train.device": device,
         },
     )
+    temps = resolve_temperatures(temperature or (), temperatures)
+    if (index is None) == (not structure):
+        raise ConfigError("predict needs either --index INDEX or --structure FILE|DIR (one)")
+    if structure:
+        report = predict_structures(
+            checkpoint,
+            structure,
+            temperatures=() if temps is None else temps,
+            out_path=output or Path(f"{structure[0].name.split('.')[0]}_predictions.{fmt}"),
+            bfactor_dir=bfactor_dir,
+            bfactor_temperature=bfactor_temperature,
+            bfactor_as=bfactor_as.value,
+            keys=keys.value,
+            altloc=altloc.value,
+            overwrite=overwrite,
+            config=cfg,
+        )
+        typer.echo(
+            f"predictions: {report.path} ({report.n_residues} residues of {report.files} "
+            f"structure files, {report.n_rows} rows); structures with predicted RMSF at "
+            f"{report.bfactor_temperature:g} K as B-factors: {report.bfactor_dir}"
+        )
+        if report.missing_path is not None:
+            typer.echo(f"not predicted: {report.n_missing} items, reasons in {report.missing_path}")
+        return
     domains = list(domain or [])
     if domains_file is not None:
         domains += read_split_file(domains_file, what="domain list", option="--domains-file")
-    temps = resolve_temperatures(temperature or (), temperatures)
     report = run_predict(
         checkpoint,
         index,

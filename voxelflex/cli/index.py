@@ -52,6 +52,12 @@ def build(
             "--test-split", "--test", help="Test split file (data.test_split; alias --test)."
         ),
     ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            "--features", help="Structure-feature sidecar to join (`voxelflex features`)."
+        ),
+    ] = None,
     deep: Annotated[
         bool, typer.Option("--deep", help="Check every voxel dataset, not a sample per chain.")
     ] = False,
@@ -78,6 +84,7 @@ def build(
         "data.train_split": train,
         "data.val_split": val,
         "data.test_split": test,
+        "data.features": features,
     }
     cfg = build_config(config, overrides, flags).data
     if cfg.voxel_file is None or cfg.index is None:
@@ -96,6 +103,7 @@ def build(
         deep=deep,
         progress=progress,
         overwrite=overwrite,
+        features=cfg.features,
     )
     typer.echo(report.summary())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from voxelflex.cli import analysis, demo, index, shards, train
+from voxelflex.cli import analysis, demo, index, shards, structure, train
 from voxelflex.errors import VoxelflexError
 
 __all__ = ["app", "main"]
@@ -37,6 +37,8 @@ app = typer.Typer(
 app.add_typer(index.app, name="index")
 app.add_typer(shards.app, name="shards")
 app.command("preprocess", help="Alias of `voxelflex index build`.")(index.build)
+app.command("voxelize")(structure.voxelize)
+app.command("features")(structure.features)
 app.command("train")(train.train)
 app.command("predict")(analysis.predict)
 app.command("evaluate")(analysis.evaluate)

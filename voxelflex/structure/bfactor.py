@@ -32,13 +32,13 @@ import numpy as np
 
 from voxelflex.atomic import atomic_write_bytes
 from voxelflex.errors import InputError
+from voxelflex.formats import BFACTOR_MODES
 from voxelflex.structure.frames import KeyRule, compute_frames
 from voxelflex.structure.io import AltlocRule, read_structure, structure_format
 
 __all__ = ["BFACTOR_MODES", "DEFAULT_SENTINEL", "BfactorReport", "write_bfactor_copy"]
 
 BfactorMode = Literal["rmsf", "bfactor"]
-BFACTOR_MODES: tuple[str, ...] = ("rmsf", "bfactor")
 # Written for atoms of residues without a value: not a possible RMSF or B-factor, so it is easy
 # to mask (PyMOL: `spectrum b, selection=b > -1`).
 DEFAULT_SENTINEL = -1.0

@@ -24,6 +24,7 @@ from typing import Literal
 import biotite.structure as struc
 import numpy as np
 
+from voxelflex.formats import KEY_RULES
 from voxelflex.frame import FRAME, N_VOXELS, PACKED_BYTES
 from voxelflex.structure.io import Structure
 from voxelflex.structure.residue_codes import encode_residue
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 KeyRule = Literal["aposteriori", "icode"]
-KEY_RULES: tuple[str, ...] = ("aposteriori", "icode")
 # Å, in the residue's frame: aposteriori's mean CB position over the aligned frames of 1QYS.
 CB_OFFSET = np.array([-0.741287356, -0.53937931, -1.224287356])
 _CHANNEL = {"C": 0, "N": 1, "O": 2, "CA": 3, "CB": 4}  # voxelflex.frame.CHANNELS order

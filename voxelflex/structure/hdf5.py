@@ -16,26 +16,27 @@ the gzip chunks are compressed beside the frames (in the worker processes) and w
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-import multiprocessing
 import os
 import time
 import zlib
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.frame import FRAME
+from voxelflex.paths import check_output
+from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
 from voxelflex.structure.frames import KEY_RULES, FrameSet, KeyRule, Skip, compute_frames
 from voxelflex.structure.io import (
     ALTLOC_RULES,
@@ -44,6 +45,7 @@ from voxelflex.structure.io import (
     find_structure_files,
     read_structure,
 )
+from voxelflex.structure.parallel import ordered_map
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
 
 __all__ = [
@@ -307,6 +309,10 @@ class VoxelizeReport:
     wall_seconds : float
         Elapsed time of the whole call.
     workers : int
+    features_path : pathlib.Path or None
+        The feature sidecar, when asked for.
+    feature_seconds : float
+        Time summed over workers computing features.
     """
 
     out_path: Path
@@ -323,6 +329,8 @@ class VoxelizeReport:
     write_seconds: float
     wall_seconds: float
     workers: int
+    features_path: Path | None = None
+    feature_seconds: float = 0.0
 
     @property
     def frames_per_second(self) -> float:
@@ -343,9 +351,11 @@ class _FileResult:
     read_seconds: float
     frame_seconds: float
     compress_seconds: float
+    features: pa.Table | None = None
+    feature_seconds: float = 0.0
 
 
-def _voxelize_one(path: str, keys: str, altloc: str) -> _FileResult:
+def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _FileResult:
     t0 = time.perf_counter()
     try:
         structure = read_structure(path, altloc=altloc)
@@ -355,31 +365,22 @@ def _voxelize_one(path: str, keys: str, altloc: str) -> _FileResult:
     frames = compute_frames(structure, keys=keys)
     t2 = time.perf_counter()
     item = compress_frames(frames)
-    return _FileResult(path, item, "", t1 - t0, t2 - t1, time.perf_counter() - t2)
+    t3 = time.perf_counter()
+    table = None
+    if features:  # the same reading of the file as the frames: one conformer, one model
+        table = feature_table(structure.domain, compute_features(structure.resolved(), where=path))
+    return _FileResult(path, item, "", t1 - t0, t2 - t1, t3 - t2, table, time.perf_counter() - t3)
 
 
-def _results(paths: Sequence[Path], keys: str, altloc: str, workers: int) -> Iterator[_FileResult]:
-    """Per-file results in input order; at most ``4 * workers`` files in flight."""
-    if workers <= 1:
-        for path in paths:
-            yield _voxelize_one(str(path), keys, altloc)
-        return
-    # fork, as shards build does: workers start in milliseconds and need nothing re-imported
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("fork")
-    ) as pool:
-        pending: deque[Future] = deque()
-        it = iter(paths)
-        for path in it:
-            pending.append(pool.submit(_voxelize_one, str(path), keys, altloc))
-            if len(pending) >= 4 * workers:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_voxelize_one, str(nxt), keys, altloc))
-            yield result
+def _results(
+    paths: Sequence[Path], keys: str, altloc: str, workers: int, features: bool
+) -> Iterator[_FileResult]:
+    """Per-file results in input order."""
+    return ordered_map(
+        functools.partial(_voxelize_one, keys=keys, altloc=altloc, features=features),
+        [str(p) for p in paths],
+        workers,
+    )
 
 
 def _write_skips(path: Path, rows: list[tuple[str, Skip]]) -> None:
@@ -399,6 +400,8 @@ def voxelize_files(
     keys: KeyRule = "aposteriori",
     altloc: AltlocRule = "first",
     progress: bool = True,
+    features: bool = False,
+    overwrite: bool = False,
 ) -> VoxelizeReport:
     """Voxelize structure files into one HDF5 file in aposteriori's layout.
 
@@ -418,6 +421,12 @@ def voxelize_files(
         Conformer rule (:func:`voxelflex.structure.read_structure`).
     progress : bool
         Show a progress bar over files.
+    features : bool
+        Also compute the structure features (:func:`voxelflex.structure.features.compute_features`)
+        of the same residues from the same reading, into the sidecar
+        ``<out stem>.features.parquet``.
+    overwrite : bool
+        Replace an existing output (refused otherwise: :mod:`voxelflex.paths`).
 
     Returns
     -------
@@ -439,18 +448,33 @@ def voxelize_files(
     files = find_structure_files(paths)
     if not files:
         raise InputError("no structure files (.pdb .ent .cif .mmcif, optionally .gz) found")
-    out_path = Path(out_path)
+    inputs = [("structure file", f) for f in files]
+    out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="voxel file")
+    features_path = out_path.with_suffix(".features.parquet") if features else None
+    if features_path is not None:
+        check_output(features_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
     start = time.perf_counter()
     rows: list[tuple[str, Skip]] = []
-    totals = {"read": 0.0, "frame": 0.0, "compress": 0.0, "failed": 0, "rejects": 0}
+    tables: list[pa.Table] = []
+    totals = {
+        "read": 0.0,
+        "frame": 0.0,
+        "compress": 0.0,
+        "features": 0.0,
+        "failed": 0,
+        "rejects": 0,
+    }
 
     def items() -> Iterator[CompressedFrames]:
         bar = tqdm(total=len(files), unit="file", disable=not progress, desc="voxelize")
-        for result in _results(files, keys, altloc, workers):
+        for result in _results(files, keys, altloc, workers, features):
             bar.update()
             totals["read"] += result.read_seconds
             totals["frame"] += result.frame_seconds
             totals["compress"] += result.compress_seconds
+            totals["features"] += result.feature_seconds
+            if result.features is not None:
+                tables.append(result.features)
             if result.item is None:
                 totals["failed"] += 1
                 rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
@@ -472,6 +496,8 @@ def voxelize_files(
         ) from None
     rows.extend(("", s) for s in written.skipped)
     _write_skips(skipped_csv, rows)
+    if features_path is not None:
+        write_feature_sidecar(features_path, tables)
     return VoxelizeReport(
         out_path=out_path,
         skipped_csv=skipped_csv,
@@ -487,4 +513,6 @@ def voxelize_files(
         write_seconds=written.seconds,
         wall_seconds=time.perf_counter() - start,
         workers=workers,
+        features_path=features_path,
+        feature_seconds=totals["features"],
     )

@@ -25,6 +25,7 @@ import biotite.structure.io.pdbx as pdbx
 import numpy as np
 
 from voxelflex.errors import InputError
+from voxelflex.formats import ALTLOC_RULES
 
 __all__ = [
     "ALTLOC_RULES",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 AltlocRule = Literal["first", "occupancy"]
-ALTLOC_RULES: tuple[str, ...] = ("first", "occupancy")
 # Suffixes read, each optionally followed by ".gz".
 STRUCTURE_SUFFIXES: dict[str, str] = {".pdb": "pdb", ".ent": "pdb", ".cif": "cif", ".mmcif": "cif"}
 _BLANK_ALTLOC = ("", ".", "?")

@@ -1,0 +1,128 @@
+"""`voxelflex predict --structure`: frames and features computed in memory give exactly what
+the file route (voxelize → index → shards → predict) gives; the B-factor copies."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from typer.testing import CliRunner
+
+from tests._checkpoints import make_checkpoint
+from voxelflex.analysis.predict import predict
+from voxelflex.analysis.predictions import read_predictions
+from voxelflex.analysis.structures import predict_structures
+from voxelflex.cli.main import app
+from voxelflex.config import load_config
+from voxelflex.errors import ConfigError, InputError
+from voxelflex.index import build_index
+from voxelflex.sources import build_shards
+from voxelflex.structure import voxelize_files
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
+
+DATA = Path(__file__).parent / "data" / "structures"
+FILES = ("1vii.pdb.gz", "1a8o.pdb.gz", "disordered.pdb")
+FEATURES = ("gnm_msf", "wcn_ca", "rsa")
+
+
+@pytest.fixture(scope="module")
+def structures(tmp_path_factory):
+    root = tmp_path_factory.mktemp("structures")
+    for name in FILES:
+        shutil.copy(DATA / name, root / name)
+    return root
+
+
+@pytest.mark.parametrize("features", [(), FEATURES], ids=["frames", "frames+features"])
+def test_structure_route_equals_voxelize_index_shards_predict(structures, tmp_path, features):
+    ckpt = make_checkpoint(tmp_path / "c.pt", features=features)
+    report = voxelize_files(structures, tmp_path / "v.hdf5", features=True, progress=False)
+    index = build_index(
+        report.out_path,
+        tmp_path / "i.parquet",
+        features=report.features_path,
+        progress=False,
+    ).index_path
+    build_shards(index, tmp_path / "s", progress=False)
+    config = load_config(None, ["loader.source=shards", f"data.shards_dir={tmp_path / 's'}"])
+    temps = [300.0, 400.0]
+    files = predict(ckpt, index, temperatures=temps, out_path=tmp_path / "a.parquet", config=config)
+    direct = predict_structures(
+        ckpt, structures, temperatures=temps, out_path=tmp_path / "b.parquet"
+    )
+    a, _ = read_predictions(files.path)
+    b, meta = read_predictions(direct.path)
+    keys = ["domain", "chain", "resid_str", "temperature"]
+    a, b = (t.sort_by([(k, "ascending") for k in keys]) for t in (a, b))
+    for k in keys:
+        assert a[k].to_pylist() == b[k].to_pylist(), k
+    np.testing.assert_allclose(
+        a["predicted_rmsf"].to_numpy(), b["predicted_rmsf"].to_numpy(), rtol=0, atol=1e-6
+    )
+    assert direct.n_residues == files.n_residues and meta.splits == ["predict"]
+    assert set(b["domain"].to_pylist()) == {"1vii", "1a8o", "disordered"}
+
+
+def test_bfactor_copies_hold_predicted_rmsf_in_angstrom(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")  # predicts in nm
+    report = predict_structures(
+        ckpt,
+        structures / "1a8o.pdb.gz",
+        temperatures=[300.0, 350.0],
+        bfactor_temperature=350.0,
+        out_path=tmp_path / "p.csv",
+    )
+    table, _ = read_predictions(report.path)
+    at = table.filter(pc.equal(table["temperature"], 350.0))
+    first = at.slice(0, 1).to_pylist()[0]
+    copy = report.bfactor_dir / "1a8o.pdb.gz"
+    lines = [
+        line
+        for line in gzip.decompress(copy.read_bytes()).decode().splitlines()
+        if line.startswith(("ATOM", "HETATM"))
+    ]
+    ca = next(
+        line
+        for line in lines
+        if line[12:16].strip() == "CA" and line[22:26].strip() == first["resid_str"]
+    )
+    assert float(ca[60:66]) == pytest.approx(10 * first["predicted_rmsf"], abs=0.006)  # nm -> Å
+    water = next(line for line in lines if line[17:20] == "HOH")
+    assert float(water[60:66]) == -1.0  # no prediction: the sentinel
+    original = gzip.decompress((structures / "1a8o.pdb.gz").read_bytes()).decode().splitlines()
+    copied = gzip.decompress(copy.read_bytes()).decode().splitlines()
+    assert [o[:60] + o[66:] for o in original] == [c[:60] + c[66:] for c in copied]
+
+
+def test_cli_predict_structure_and_plot(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    out = tmp_path / "one.csv"
+    args = ["predict", "-c", ckpt, "--structure", structures / "1vii.pdb.gz", "-t", "320"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in [*args, "-o", out, "--bfactor-as", "bfactor"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert "as B-factors" in result.output and out.is_file()
+    assert (tmp_path / "one_structures" / "1vii.pdb.gz").is_file()
+    result = CliRunner().invoke(app, ["plot", "-p", str(out), "-o", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    assert any(p.name.startswith("rmsf_profile") for p in (tmp_path / "plots").iterdir())
+    result = CliRunner().invoke(app, ["predict", "-c", str(ckpt), "--structure", str(structures)])
+    assert result.exit_code == 2 and "needs temperatures" in result.output
+
+
+def test_refusals(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    with pytest.raises(ConfigError, match="needs temperatures"):
+        predict_structures(ckpt, structures, temperatures=[], out_path=tmp_path / "p.csv")
+    twin = tmp_path / "twins"
+    twin.mkdir()
+    shutil.copy(DATA / "1a8o.pdb.gz", twin)
+    shutil.copy(DATA / "1a8o.cif.gz", twin)
+    with pytest.raises(InputError, match="same domain key '1a8o'"):
+        predict_structures(ckpt, twin, temperatures=[300.0], out_path=tmp_path / "p.csv")

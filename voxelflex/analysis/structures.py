@@ -1,0 +1,362 @@
+"""``voxelflex predict --structure``: RMSF for users' own PDB/mmCIF files, no HDF5 written.
+
+Each file is read and voxelized in memory exactly as ``voxelflex voxelize`` would
+(:mod:`voxelflex.structure`), its structure features are computed when the checkpoint takes
+them, and the frames go through the same prediction path as an index's residues
+(:func:`voxelflex.analysis.predict.run_model`). Outputs:
+
+- the predictions table (columns as ``voxelflex predict``; ``domain`` = the file name up to its
+  first dot), and ``<stem>_missing.csv`` for anything not predicted, with its reason;
+- for one temperature, a copy of every structure in its own format with the predicted RMSF in
+  Å (or the equivalent B-factor ``8π²/3 · RMSF²``) in the B-factor column of every atom of the
+  residue; atoms without a prediction get :data:`voxelflex.structure.DEFAULT_SENTINEL` (-1.00).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from voxelflex.analysis.missing import missing_table, non_finite_lines, unread_lines
+from voxelflex.analysis.predict import run_model
+from voxelflex.analysis.predictions import (
+    COLUMN_DOCS,
+    PredictionsMeta,
+    assemble_predictions,
+    predictions_format,
+    write_predictions,
+    write_table_csv,
+)
+from voxelflex.config import Config, load_config
+from voxelflex.engine.checkpoint import load_for_inference
+from voxelflex.engine.distributed import resolve_device
+from voxelflex.errors import ConfigError, InputError, VoxelflexError
+from voxelflex.index.memory import frames_index
+from voxelflex.paths import check_output
+from voxelflex.quantities import outside_range, to_angstrom
+from voxelflex.sources.memory import MemorySource
+from voxelflex.structure import (
+    BFACTOR_MODES,
+    DEFAULT_SENTINEL,
+    FrameSet,
+    compute_frames,
+    domain_key,
+    find_structure_files,
+    read_structure,
+    write_bfactor_copy,
+)
+from voxelflex.structure.features import compute_features, feature_table
+
+__all__ = ["StructurePredictReport", "predict_structures"]
+
+log = logging.getLogger(__name__)
+
+FILES_PER_CHUNK = 64  # structures held in memory at once (packed frames: 5.8 KB a residue)
+
+
+@dataclass(frozen=True)
+class StructurePredictReport:
+    """What :func:`predict_structures` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The predictions table.
+    bfactor_dir : Path
+        Folder of the structure copies with predicted RMSF as B-factors.
+    bfactor_temperature : float
+        K, the temperature written into the copies.
+    files, files_failed : int
+    n_rows, n_residues : int
+    n_missing : int
+    missing_path : Path or None
+    """
+
+    path: Path
+    bfactor_dir: Path
+    bfactor_temperature: float
+    files: int
+    files_failed: int
+    n_rows: int
+    n_residues: int
+    n_missing: int
+    missing_path: Path | None
+
+
+def _frames(
+    path: Path, *, keys: str, altloc: str, features: Sequence[str]
+) -> tuple[FrameSet, pa.Table | None]:
+    structure = read_structure(path, altloc=altloc)
+    frames = compute_frames(structure, keys=keys)
+    table = None
+    if features:  # the same reading as the frames: one conformer of the first model
+        table = feature_table(
+            structure.domain, compute_features(structure.resolved(), where=str(path))
+        )
+    return frames, table
+
+
+def predict_structures(
+    checkpoint: str | Path,
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    temperatures: Sequence[float],
+    out_path: str | Path,
+    bfactor_dir: str | Path | None = None,
+    bfactor_temperature: float | None = None,
+    bfactor_as: str = "rmsf",
+    keys: str = "aposteriori",
+    altloc: str = "first",
+    overwrite: bool = False,
+    config: Config | None = None,
+) -> StructurePredictReport:
+    """Predict RMSF for structure files and write the table and B-factor copies.
+
+    Parameters
+    ----------
+    checkpoint : path
+    paths : path or iterable of paths
+        PDB/mmCIF files (plain or ``.gz``) and folders of them.
+    temperatures : sequence of float
+        K; at least one.
+    out_path : path
+        Predictions ``.parquet`` or ``.csv``.
+    bfactor_dir : path, optional
+        Folder for the structure copies (same file names); default ``<out stem>_structures``
+        beside ``out_path``.
+    bfactor_temperature : float, optional
+        K, the temperature whose predictions go into the copies; default the first requested.
+    bfactor_as : {"rmsf", "bfactor"}
+        RMSF in Å, or ``8π²/3 · RMSF²`` in Å².
+    keys, altloc : str
+        Voxelizer rules (``voxelflex voxelize --keys/--altloc``).
+    overwrite : bool
+    config : Config, optional
+        Workers, batch size and device (as :func:`voxelflex.analysis.predict.predict`).
+
+    Raises
+    ------
+    ConfigError, InputError, CheckpointError
+        No temperature, no structure file, an unknown ``bfactor_as``, a checkpoint trained on
+        another frame, or nothing could be predicted.
+    """
+    config = config or load_config()
+    temps = np.unique(np.asarray(list(temperatures), dtype=np.float32))
+    if len(temps) == 0:
+        raise ConfigError(
+            "predict --structure needs temperatures: pass --temperature K (repeatable) or "
+            "--temperatures START:STOP:STEP"
+        )
+    if bfactor_as not in BFACTOR_MODES:
+        raise ConfigError(f"--bfactor-as {bfactor_as!r}: choose one of {list(BFACTOR_MODES)}")
+    bfactor_temperature = float(temps[0] if bfactor_temperature is None else bfactor_temperature)
+    temps = np.unique(np.append(temps, np.float32(bfactor_temperature)))
+    files = _files(paths)
+    out = Path(out_path)
+    predictions_format(out)
+    inputs = [("checkpoint", checkpoint), *(("structure file", f) for f in files)]
+    check_output(out, inputs=inputs, overwrite=overwrite, what="predictions file")
+    missing_out = out.with_name(out.stem + "_missing.csv")
+    check_output(missing_out, inputs=inputs, overwrite=True)
+    bfactor_dir = Path(bfactor_dir or out.with_name(out.stem + "_structures"))
+    copies = [bfactor_dir / f.name for f in files]
+    for copy in copies:
+        check_output(copy, inputs=inputs, overwrite=overwrite, option="--bfactor-dir")
+    device = str(resolve_device(config.train.device))
+    model, ck = load_for_inference(checkpoint, device)
+    if ck.model_spec.target_norm != "global":
+        log.warning(
+            "%s was trained on per-domain z-scored targets: its outputs (and the B-factor "
+            "copies) are relative per structure, not RMSF in %s",
+            checkpoint,
+            ck.meta.rmsf_unit,
+        )
+    rules = {"keys": keys, "altloc": altloc}
+    tables, missing, failed = [], [], 0
+    bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
+    for start in range(0, len(files), FILES_PER_CHUNK):
+        chunk = list(zip(files, copies, strict=True))[start : start + FILES_PER_CHUNK]
+        read, lines, n_failed = _read_chunk([p for p, _ in chunk], ck.model_spec.features, rules)
+        missing += lines
+        failed += n_failed
+        bar.update(len(chunk))
+        if not read:
+            continue
+        table, lines = _predict_chunk(model, ck, read, temps, config, device, checkpoint)
+        missing += lines
+        tables.append(table)
+        copy_of = dict(chunk)
+        _write_copies(
+            table,
+            [(path, copy_of[path], frames) for path, frames, _ in read],
+            bfactor_temperature,
+            ck.meta.rmsf_unit,
+            bfactor_as,
+            rules,
+        )
+    bar.close()
+    if not tables:
+        raise InputError(
+            f"nothing could be predicted from {len(files)} structure file(s); reasons: "
+            + "; ".join(f"{m[0]}: {m[-1]}" for m in missing[:5])
+        )
+    table = pa.concat_tables(tables)
+    spec = ck.model_spec
+    meta = PredictionsMeta(
+        rmsf_unit=ck.meta.rmsf_unit,
+        checkpoint=str(Path(checkpoint).resolve()),
+        index="(structures)",
+        splits=["predict"],
+        temperatures=[float(t) for t in temps],
+        training_temperature_range=[float(x) for x in ck.meta.temperature_range],
+        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
+        columns={c: COLUMN_DOCS[c] for c in table.column_names},
+    )
+    write_predictions(table, meta, out)
+    extrap = temps[outside_range(temps, ck.meta.temperature_range)]
+    if len(extrap):
+        log.warning(
+            "temperatures %s K lie outside the checkpoint's training range: those predictions "
+            "are extrapolations (column `extrapolated`)",
+            ", ".join(f"{t:g}" for t in extrap),
+        )
+    missing_out.unlink(missing_ok=True)
+    missing_path = None
+    if missing:
+        missing_path = write_table_csv(missing_table(missing), missing_out)
+        log.warning("%d items not predicted; reasons in %s", len(missing), missing_path)
+    residues = table.select(["domain", "chain", "resid_str"]).group_by(
+        ["domain", "chain", "resid_str"], use_threads=False
+    )
+    return StructurePredictReport(
+        path=out,
+        bfactor_dir=bfactor_dir,
+        bfactor_temperature=bfactor_temperature,
+        files=len(files),
+        files_failed=failed,
+        n_rows=table.num_rows,
+        n_residues=residues.aggregate([]).num_rows,
+        n_missing=len(missing),
+        missing_path=missing_path,
+    )
+
+
+def _files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """The structure files, refused when two share a domain key (predictions would mix)."""
+    files = find_structure_files([paths] if isinstance(paths, str | os.PathLike) else paths)
+    if not files:
+        raise InputError("no structure files (.pdb .ent .cif .mmcif, optionally .gz) found")
+    seen: dict[str, Path] = {}
+    for f in files:
+        other = seen.setdefault(domain_key(f), f)
+        if other != f:
+            raise InputError(
+                f"{other} and {f} have the same domain key {domain_key(f)!r} (the file name up "
+                "to its first dot); predictions would mix them: rename one or predict them apart"
+            )
+    return files
+
+
+def _read_chunk(
+    paths: list[Path], features: Sequence[str], rules: dict
+) -> tuple[list[tuple[Path, FrameSet, pa.Table | None]], list[tuple], int]:
+    """Frames (and features) of the files; missing lines for what could not be framed."""
+    read, missing, failed = [], [], 0
+    for path in paths:
+        try:
+            frames, feats = _frames(path, features=features, **rules)
+        except VoxelflexError as exc:
+            failed += 1
+            missing.append((domain_key(path), None, None, None, "unreadable_file", str(exc)))
+            continue
+        missing += [
+            (s.domain, s.chain or None, s.resid or None, None, "not_framed", s.reason)
+            for s in frames.skipped
+        ]
+        if len(frames):
+            read.append((path, frames, feats))
+    return read, missing, failed
+
+
+def _predict_chunk(
+    model, ck, read: list, temps: np.ndarray, config: Config, device: str, checkpoint
+) -> tuple[pa.Table, list[tuple]]:
+    """Predictions of one chunk of structures, and missing lines for what was not predicted."""
+    spec = ck.model_spec
+    feats = [t for _, _, t in read if t is not None]
+    index = frames_index([f for _, f, _ in read], pa.concat_tables(feats) if feats else None)
+    ck.meta.check_data(index.meta, where="the voxelizer's frame", checkpoint=str(checkpoint))
+    source = MemorySource(
+        index,
+        rows={f.domain: (f.chains, f.resids, f.packed) for _, f, _ in read},
+        split="predict",
+        temperatures=temps.tolist(),
+        on_error="skip",
+        features=spec.features,
+    )
+    row_id, t_all, p_all, unread = run_model(model, [source], config, device)
+    missing = unread_lines(index.table, unread)
+    finite = np.isfinite(p_all)
+    missing += non_finite_lines(index.table, row_id[~finite], t_all[~finite], p_all[~finite])
+    if spec.features:
+        missing += _featureless(index.table, read)
+    table = assemble_predictions(
+        index.table,
+        row_id[finite],
+        t_all[finite],
+        p_all[finite],
+        training_range=ck.meta.temperature_range,
+    )
+    return table, missing
+
+
+def _featureless(index_table: pa.Table, read: list) -> list[tuple]:
+    """Missing lines for framed residues that got no feature row (and so no prediction)."""
+    have = set(
+        zip(*(index_table[c].to_pylist() for c in ("domain", "chain", "resid_str")), strict=True)
+    )
+    return [
+        (f.domain, c, r, None, "no_features", "no structure features for this residue")
+        for _, f, _ in read
+        for c, r in zip(f.chains.tolist(), f.resids.tolist(), strict=True)
+        if (f.domain, c, r) not in have
+    ]
+
+
+def _write_copies(
+    table: pa.Table,
+    written: list[tuple[Path, Path, FrameSet]],
+    temperature: float,
+    unit: str,
+    as_: str,
+    rules: dict,
+) -> None:
+    """One B-factor copy per structure, from the predictions at ``temperature`` (in Å)."""
+    at_t = table.filter(pc.equal(table["temperature"], pa.scalar(temperature, pa.float32())))
+    values = to_angstrom(at_t["predicted_rmsf"].to_numpy(), unit)
+    per_domain: dict[str, dict[tuple[str, str], float]] = {}
+    for d, c, r, v in zip(
+        at_t["domain"].to_pylist(),
+        at_t["chain"].to_pylist(),
+        at_t["resid_str"].to_pylist(),
+        values.tolist(),
+        strict=True,
+    ):
+        per_domain.setdefault(d, {})[(c, r)] = v
+    for path, copy, frames in written:
+        write_bfactor_copy(
+            path,
+            copy,
+            per_domain.get(frames.domain, {}),
+            as_=as_,
+            sentinel=DEFAULT_SENTINEL,
+            **rules,
+        )
