@@ -122,10 +122,10 @@ def test_training_with_features_stores_them_and_prediction_requires_them(feature
         "loader.num_workers=0",
         "train.epochs=1",
         "train.progress=false",
-        "train.monitor=val_domain_pearson",
+        "train.monitor=val_chain_pearson",
     ]
     result = train(load_config(None, overrides))
-    assert "domain_pearson" in result.history[0]["val"]
+    assert "chain_pearson" in result.history[0]["val"]
     ck = Checkpoint.load(result.best_checkpoint)
     assert ck.model_spec.features == ("gnm_msf", "wcn_ca")  # the group expanded, order kept
     index = read_index(report.index_path)

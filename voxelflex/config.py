@@ -127,7 +127,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"]
     threads: int
     monitor: Literal[
-        "val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae", "val_domain_pearson"
+        "val_loss", "val_pearson", "val_spearman", "val_rmse", "val_mae", "val_chain_pearson"
     ]
     target_norm: Literal["global", "domain"]
     early_stopping_patience: int

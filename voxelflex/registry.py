@@ -92,6 +92,7 @@ ARCHITECTURES = Registry(
         "densenet3d": "voxelflex.models.densenet3d:DenseNet3DTrunk",
         "dilated_resnet3d": "voxelflex.models.dilated_resnet3d:DilatedResNet3DTrunk",
         "multipath": "voxelflex.models.multipath:MultipathTrunk",
+        "features_only": "voxelflex.models.no_voxels:NoVoxelsTrunk",
     },
 )
 CONDITIONINGS = Registry(

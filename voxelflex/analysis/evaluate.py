@@ -93,13 +93,26 @@ def _grouped(y: np.ndarray, p: np.ndarray, groups: np.ndarray, missing) -> dict:
     }
 
 
-def _per_domain(table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict:
-    _, dom = np.unique(strings(table["domain"]), return_inverse=True)
-    out = {"all_temperatures": summarize(grouped_pearson(y, p, dom)[1])}
+def _grouped_pearson_summary(
+    groups: np.ndarray, y: np.ndarray, p: np.ndarray, t: np.ndarray
+) -> dict:
+    """Summary of each group's Pearson r: over all temperatures, then per temperature."""
+    out = {"all_temperatures": summarize(grouped_pearson(y, p, groups)[1])}
     for k in np.unique(t):
         sel = t == k
-        out[temperature_key(k)] = summarize(grouped_pearson(y[sel], p[sel], dom[sel])[1])
+        out[temperature_key(k)] = summarize(grouped_pearson(y[sel], p[sel], groups[sel])[1])
     return out
+
+
+def _per_domain(table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict:
+    _, dom = np.unique(strings(table["domain"]), return_inverse=True)
+    return _grouped_pearson_summary(dom, y, p, t)
+
+
+def _per_chain(table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict:
+    keys = np.stack([strings(table["domain"]), strings(table["chain"])], axis=1)
+    _, chain = np.unique(keys, axis=0, return_inverse=True)
+    return _grouped_pearson_summary(chain.ravel(), y, p, t)
 
 
 def prediction_metrics(table: pa.Table) -> dict:
@@ -115,7 +128,8 @@ def prediction_metrics(table: pa.Table) -> dict:
     dict
         ``n_rows``, ``n_rows_without_target``, ``n_extrapolated``, ``overall`` (n, pearson,
         spearman, r2, rmse, mae), ``per_temperature`` (same, keyed by K), ``per_domain_pearson``
-        (mean, median, q25, q75 of each domain's r, over all temperatures and per temperature)
+        and ``per_chain_pearson`` (mean, median, q25, q75 of each domain's or chain's r, over
+        all temperatures and per temperature)
         and ``stratified`` (secondary structure, accessibility bins [0, 0.1, 0.4, 1.01], residue
         type; the first two only when the columns exist).
     """
@@ -133,6 +147,7 @@ def prediction_metrics(table: pa.Table) -> dict:
         "overall": regression_metrics(y, p),
         "per_temperature": _per_temperature(y, p, t),
         "per_domain_pearson": _per_domain(rows, y, p, t),
+        "per_chain_pearson": _per_chain(rows, y, p, t),
         "stratified": _stratified(rows, y, p),
     }
 
@@ -191,6 +206,7 @@ def _baselines(rows: pa.Table, index_path: Path) -> dict:
                 "overall": regression_metrics(y, p),
                 "per_temperature": _per_temperature(y, p, t),
                 "per_domain_pearson": _per_domain(rows, y, p, t),
+                "per_chain_pearson": _per_chain(rows, y, p, t),
                 "coefficients": {"intercept": a, "slope": b},
             }
     return out
@@ -345,14 +361,21 @@ def format_summary(metrics: dict) -> str:
         f"per-domain Pearson (all T): median {_fmt(dom['median']).strip()}, "
         f"quartiles {_fmt(dom['q25']).strip()}–{_fmt(dom['q75']).strip()} over {dom['n']} domains"
     )
+    chains = metrics["per_chain_pearson"]["all_temperatures"]
+    if chains["n"] != dom["n"]:  # multi-chain domains (crystal entries): per chain too
+        lines.append(
+            f"per-chain Pearson (all T): median {_fmt(chains['median']).strip()}, quartiles "
+            f"{_fmt(chains['q25']).strip()}–{_fmt(chains['q75']).strip()} over {chains['n']} "
+            "chains"
+        )
     physics = [
         f"{labels[n].removeprefix('baseline: ')} "
-        f"{_fmt(b['per_domain_pearson']['all_temperatures']['median']).strip()}"
+        f"{_fmt(b['per_chain_pearson']['all_temperatures']['median']).strip()}"
         for n, b in baselines.items()
-        if isinstance(b, dict) and "per_domain_pearson" in b
+        if isinstance(b, dict) and "per_chain_pearson" in b
     ]
     if physics:
-        lines.append("per-domain Pearson of the physics baselines (median): " + ", ".join(physics))
+        lines.append("per-chain Pearson of the physics baselines (median): " + ", ".join(physics))
     imp = metrics.get("permutation_importance", {})
     if "features" in imp:
         drops = ", ".join(

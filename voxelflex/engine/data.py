@@ -44,8 +44,8 @@ class TrainingData:
         with ``train.target_norm = domain``), for the model's target standardisation.
     feature_mean, feature_std : numpy.ndarray of float64, shape (F,)
         Standardisation of the features over the train split's residues.
-    domain_of_row : numpy.ndarray of int64, shape (N_index,)
-        Domain code of every index row (per-domain metrics).
+    chain_of_row : numpy.ndarray of int64, shape (N_index,)
+        Code of every index row's (domain, chain) (per-chain metrics).
     """
 
     index: LoadedIndex
@@ -57,7 +57,7 @@ class TrainingData:
     target: np.ndarray
     feature_mean: np.ndarray
     feature_std: np.ndarray
-    domain_of_row: np.ndarray
+    chain_of_row: np.ndarray
 
 
 def plan_config(config: Config, dist: DistContext, *, shuffle: bool) -> PlanConfig:
@@ -101,6 +101,11 @@ def per_domain_zscores(table: SplitTable) -> SplitTable:
     std = np.sqrt(np.bincount(domain, centred**2, table.n_domains) / np.maximum(n, 1))
     z = np.where(std[domain] > 0, centred / np.where(std > 0, std, 1.0)[domain], 0.0)
     return dataclasses.replace(table, target=z.astype(np.float32))
+
+
+def _pair_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One int64 code per distinct (a, b) pair of non-negative codes."""
+    return a * (int(b.max(initial=0)) + 1) + b
 
 
 def _index_path(config: Config, dist: DistContext) -> Path:
@@ -171,5 +176,5 @@ def open_training_data(config: Config, dist: DistContext) -> TrainingData:
         target=train.table.target,
         feature_mean=values.mean(axis=0) if len(values) else np.zeros(len(features)),
         feature_std=values.std(axis=0) if len(values) else np.ones(len(features)),
-        domain_of_row=codes(index.table["domain"]),
+        chain_of_row=_pair_codes(codes(index.table["domain"]), codes(index.table["chain"])),
     )

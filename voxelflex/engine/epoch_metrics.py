@@ -115,7 +115,7 @@ def reduce_metrics(
     expected_rows: int,
     split: str,
     epoch: int,
-    domain_of_row: np.ndarray | None = None,
+    chain_of_row: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of one epoch from every rank's :meth:`EpochAccumulator.arrays`.
 
@@ -128,7 +128,7 @@ def reduce_metrics(
     split : str
     epoch : int
         1-based, for messages.
-    domain_of_row : numpy.ndarray of int64, shape (N_index,), optional
+    chain_of_row : numpy.ndarray of int64, shape (N_index,), optional
         Domain code of every index row; adds ``domain_pearson`` (median per-domain r).
 
     Raises
@@ -155,10 +155,10 @@ def reduce_metrics(
     out.update(regression_metrics(y, p_))
     per_t = grouped_metrics(y, p_, np.round(t, 2))
     out["pearson_per_temperature"] = {k: v["pearson"] for k, v in per_t.items()}
-    if domain_of_row is not None:
-        # Median over domains of each domain's r (all its temperatures): what a user who asks
+    if chain_of_row is not None:
+        # Median over chains of each chain's r (all its temperatures): what a user who asks
         # "which residues of my protein move" sees, and what early stopping may watch.
-        out["domain_pearson"] = summarize(grouped_pearson(y, p_, domain_of_row[row_id[order]])[1])[
+        out["chain_pearson"] = summarize(grouped_pearson(y, p_, chain_of_row[row_id[order]])[1])[
             "median"
         ]
     return out

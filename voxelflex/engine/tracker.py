@@ -11,7 +11,7 @@ __all__ = ["BestTracker", "monitor_mode"]
 
 def monitor_mode(monitor: str) -> str:
     """``"max"`` for correlations, ``"min"`` for losses and errors (``monitor`` = ``val_<m>``)."""
-    return "max" if monitor in ("val_pearson", "val_spearman", "val_domain_pearson") else "min"
+    return "max" if monitor in ("val_pearson", "val_spearman", "val_chain_pearson") else "min"
 
 
 @dataclass

@@ -465,7 +465,7 @@ class _Trainer:
                 expected_rows=expected_rows,
                 split=split,
                 epoch=self.epoch + 1,
-                domain_of_row=self.data.domain_of_row,
+                chain_of_row=self.data.chain_of_row,
             )
         )
 

@@ -46,7 +46,7 @@ from voxelflex.structure.io import (
     read_structure,
 )
 from voxelflex.structure.parallel import ordered_map
-from voxelflex.structure.residue_codes import STANDARD_RESIDUES
+from voxelflex.structure.residue_codes import STANDARD_RESIDUES, encode_residue
 
 __all__ = [
     "VOXELIZER_VERSION",
@@ -80,18 +80,29 @@ def _voxelflex_version() -> str:
 
 @dataclass(frozen=True)
 class CompressedFrames:
-    """A :class:`FrameSet` with each grid as the eight gzip chunks HDF5 stores.
+    """What the HDF5 writer needs of a :class:`FrameSet`: keys, labels and each grid as the
+    eight gzip chunks HDF5 stores (small enough to keep on disk between runs).
 
     Attributes
     ----------
-    frames : FrameSet
+    domain, source : str
+        As :class:`FrameSet`.
+    chains, resids, labels : numpy.ndarray of str, shape (R,)
+        HDF5 chain and residue keys, three-letter names.
     chunks : list of list of bytes
         Per residue, the zlib-compressed (level 4) chunks ``(11, 11, 11, 5)`` of its bool grid
         in the C order of the 2 x 2 x 2 chunk grid; edge chunks zero-padded, as HDF5 stores them.
     """
 
-    frames: FrameSet
+    domain: str
+    source: str
+    chains: np.ndarray
+    resids: np.ndarray
+    labels: np.ndarray
     chunks: list[list[bytes]]
+
+    def __len__(self) -> int:
+        return len(self.chains)
 
 
 def compress_frames(frames: FrameSet) -> CompressedFrames:
@@ -103,7 +114,9 @@ def compress_frames(frames: FrameSet) -> CompressedFrames:
     blocks = np.ascontiguousarray(blocks.transpose(0, 1, 3, 5, 2, 4, 6, 7))
     blocks = blocks.reshape(len(frames), 8, -1)
     chunks = [[zlib.compress(b.tobytes(), _GZIP_LEVEL) for b in res] for res in blocks]
-    return CompressedFrames(frames, chunks)
+    return CompressedFrames(
+        frames.domain, frames.source, frames.chains, frames.resids, frames.labels, chunks
+    )
 
 
 def _root_attrs(keys: str, altloc: str) -> dict[str, object]:
@@ -207,7 +220,7 @@ class _Writer:
 
     def add(self, item: CompressedFrames) -> None:
         start = time.perf_counter()
-        frames = item.frames
+        frames = item
         if len(frames) == 0:
             self.stats.skipped.append(
                 Skip(frames.domain, "", "", f"{frames.source}: no residue to voxelize")
@@ -226,7 +239,7 @@ class _Writer:
             )
             return
         domain = self.f.create_group(frames.domain)
-        encoded = frames.encoded_residues()
+        encoded = encode_residue(frames.labels)
         chains: dict[str, h5py.Group] = {}
         keys = zip(frames.chains.tolist(), frames.resids.tolist(), strict=True)
         for i, (chain, resid) in enumerate(keys):
@@ -353,6 +366,8 @@ class _FileResult:
     compress_seconds: float
     features: pa.Table | None = None
     feature_seconds: float = 0.0
+    skipped: tuple[Skip, ...] = ()
+    rejects: bool = False
 
 
 def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _FileResult:
@@ -369,7 +384,18 @@ def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _File
     table = None
     if features:  # the same reading of the file as the frames: one conformer, one model
         table = feature_table(structure.domain, compute_features(structure.resolved(), where=path))
-    return _FileResult(path, item, "", t1 - t0, t2 - t1, t3 - t2, table, time.perf_counter() - t3)
+    return _FileResult(
+        path,
+        item,
+        "",
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+        table,
+        time.perf_counter() - t3,
+        frames.skipped,
+        bool(frames.aposteriori_rejects),
+    )
 
 
 def _results(
@@ -479,9 +505,8 @@ def voxelize_files(
                 totals["failed"] += 1
                 rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
                 continue
-            frames = result.item.frames
-            totals["rejects"] += bool(frames.aposteriori_rejects)
-            rows.extend((result.path, s) for s in frames.skipped)
+            totals["rejects"] += result.rejects
+            rows.extend((result.path, s) for s in result.skipped)
             yield result.item
         bar.close()
 

@@ -33,6 +33,7 @@ __all__ = [
     "Structure",
     "domain_key",
     "find_structure_files",
+    "parse_structure",
     "read_structure",
     "residue_groups",
     "structure_format",
@@ -292,10 +293,28 @@ def read_structure(path: str | os.PathLike, *, altloc: AltlocRule = "first") -> 
         The file cannot be read or parsed, or holds no atoms.
     """
     path = Path(path)
+    structure_format(path)  # an unknown suffix is named before any reading
+    return parse_structure(_read_text(path), path, altloc=altloc)
+
+
+def parse_structure(
+    text: str, path: str | os.PathLike, *, altloc: AltlocRule = "first"
+) -> Structure:
+    """:func:`read_structure` of a text already in memory (e.g. mdCATH's ``pdbProteinAtoms``).
+
+    Parameters
+    ----------
+    text : str
+        PDB or PDBx/mmCIF content.
+    path : path
+        Its name: the format comes from the suffix and the domain key from the name, as for a
+        file (it need not exist).
+    altloc : {"first", "occupancy"}
+    """
+    path = Path(path)
     if altloc not in ALTLOC_RULES:
         raise InputError(f"altloc={altloc!r} is not one of {ALTLOC_RULES}; pick one of them")
     fmt = structure_format(path)
-    text = _read_text(path)
     try:
         with warnings.catch_warnings():
             # biotite warns when it guesses elements from atom names; only N, CA, C, O matter

@@ -1,0 +1,198 @@
+"""Model selection on the real-structure set: train configurations, compare on validation,
+then score the chosen one on the test split once (≥ 3 seeds, bootstrap 95 % interval).
+
+Every run goes through the ordinary voxelflex API with an index built as the README of this
+folder says (``voxelflex voxelize --features``, ``index build --features``, ``shards build``).
+
+    python tools/real_set/experiment.py select OUT_DIR           # validation table, all variants
+    python tools/real_set/experiment.py test OUT_DIR --config C  # test, 3 seeds, with baselines
+
+``select`` writes ``OUT_DIR/experiments/select.json``; ``test`` writes
+``OUT_DIR/experiments/test.json``. Per-chain Pearson r is computed per (entry, chain) on rows
+with a target; the median over chains is the figure of merit (the issue's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from voxelflex.analysis.evaluate import evaluate
+from voxelflex.analysis.predict import predict
+from voxelflex.analysis.predictions import read_predictions
+from voxelflex.config import load_config
+from voxelflex.engine import train
+from voxelflex.index import read_index
+from voxelflex.metrics import grouped_pearson
+
+# name -> overrides on top of BASE; chosen on validation only.
+BASE = [
+    "model.name=multipath",
+    "model.preset=tiny",
+    "model.conditioning=film",
+    "model.dropout=0.3",
+    "loader.source=shards",
+    "loader.batch_size=256",
+    "loader.num_workers=1",
+    "train.epochs=14",
+    "train.lr=0.001",
+    "train.weight_decay=0.01",
+    "train.monitor=val_chain_pearson",
+    "train.early_stopping_patience=4",
+    "train.target_norm=domain",
+    "train.progress=false",
+    "train.checkpoint_every_batches=0",
+]
+VARIANTS = {
+    "frames": [],
+    "frames+contact": ["model.features=[contact]"],
+    "frames+gnm": ["model.features=[gnm]"],
+    "frames+position": ["model.features=[position]"],
+    "frames+rsa": ["model.features=[rsa]"],
+    "frames+ss": ["model.features=[ss]"],
+    "frames+all": ["model.features=[contact, gnm, position, rsa, ss]"],
+    "features_only": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, position, rsa, ss]",
+    ],
+    "frames+all, head": [
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "model.conditioning=head",
+    ],
+    "frames+all, global targets": [
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "train.target_norm=global",
+    ],
+    "frames+all, small": ["model.features=[contact, gnm, position, rsa, ss]", "model.preset=small"],
+    "frames+all, no weight decay": [
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "train.weight_decay=0",
+        "model.dropout=0",
+    ],
+}
+
+
+def _config(root: Path, name: str, extra: list[str], seed: int):
+    run = f"{name.replace(' ', '').replace(',', '_').replace('+', '_')}_s{seed}"
+    return load_config(
+        None,
+        [
+            f"data.index={root / 'index.parquet'}",
+            f"data.shards_dir={root / 'shards'}",
+            f"output_dir={root / 'experiments' / 'runs'}",
+            f"run_name={run}",
+            f"loader.seed={seed}",
+            "train.overwrite=true",
+            *BASE,
+            *extra,
+        ],
+    )
+
+
+def _chain_r(predictions: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Per-chain Pearson r of a predictions file (rows with a target) and the chain labels."""
+    table, _ = read_predictions(predictions)
+    table = table.filter(pc.is_finite(table["target_rmsf"]))
+    labels = np.array(
+        [
+            f"{d}/{c}"
+            for d, c in zip(table["domain"].to_pylist(), table["chain"].to_pylist(), strict=True)
+        ]
+    )
+    names, codes = np.unique(labels, return_inverse=True)
+    groups, r = grouped_pearson(
+        table["target_rmsf"].to_numpy(), table["predicted_rmsf"].to_numpy(), codes
+    )
+    return names[groups], r
+
+
+def _bootstrap(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(n, len(values)), replace=True), axis=1)
+    return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
+
+
+def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
+    results = {}
+    for name, extra in VARIANTS.items():
+        if only and name not in only:
+            continue
+        t0 = time.perf_counter()
+        result = train(_config(root, name, extra, seed))
+        best = max(h["val"]["chain_pearson"] for h in result.history)
+        results[name] = {
+            "val_median_chain_pearson": best,
+            "best_epoch": 1 + int(np.argmax([h["val"]["chain_pearson"] for h in result.history])),
+            "epochs": len(result.history),
+            "train_chain_pearson_at_best": result.history[
+                int(np.argmax([h["val"]["chain_pearson"] for h in result.history]))
+            ]["train"]["chain_pearson"],
+            "seconds": time.perf_counter() - t0,
+        }
+        print(f"{name:32s} val median per-chain r {best:.3f}  {results[name]}", flush=True)
+    return results
+
+
+def test(root: Path, name: str, seeds: list[int]) -> dict:
+    extra = VARIANTS[name]
+    per_seed, r_all = [], []
+    chains = None
+    for seed in seeds:
+        config = _config(root, name, extra, seed)
+        result = train(config)
+        out = root / "experiments" / f"test_{seed}.parquet"
+        predict(
+            result.best_checkpoint,
+            root / "index.parquet",
+            split="test",
+            out_path=out,
+            overwrite=True,
+            config=config,
+        )
+        chains, r = _chain_r(out)
+        per_seed.append(float(np.median(r)))
+        r_all.append(r)
+    mean_r = np.mean(np.stack(r_all), axis=0)  # each chain's r averaged over the seeds
+    metrics = evaluate(out, importance=False, overwrite=True, config=config).metrics
+    baselines = {
+        n: metrics["baselines"][n]["per_chain_pearson"]["all_temperatures"]["median"]
+        for n in ("contact_number", "gnm")
+    }
+    return {
+        "variant": name,
+        "seeds": seeds,
+        "test_chains": len(chains),
+        "median_chain_pearson_per_seed": per_seed,
+        "median_chain_pearson_mean_over_seeds": float(np.mean(per_seed)),
+        "median_of_seed_mean_chain_r": float(np.median(mean_r)),
+        "bootstrap95_over_chains": _bootstrap(mean_r),
+        "physics_baselines_median_chain_pearson": baselines,
+        "index_rows": read_index(root / "index.parquet").table.num_rows,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["select", "test"])
+    ap.add_argument("root", type=Path, help="the set's folder (build_real_set.py OUT_DIR)")
+    ap.add_argument("--variant", default="frames+all", help="test: the variant chosen")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--only", nargs="*", help="select: these variants only")
+    args = ap.parse_args()
+    (args.root / "experiments").mkdir(exist_ok=True)
+    if args.what == "select":
+        out = select(args.root, args.seeds[0], args.only)
+    else:
+        out = test(args.root, args.variant, args.seeds)
+    path = args.root / "experiments" / f"{args.what}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
