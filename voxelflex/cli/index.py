@@ -113,16 +113,12 @@ def query(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Run read-only SQL over the index, e.g. "SELECT split, count(*) FROM samples GROUP BY 1"."""
-    from voxelflex.index.query import run_query, write_result
-    from voxelflex.paths import check_output
+    from voxelflex.index.query import query_to_file, run_query, write_result
 
     if output is not None:
-        check_output(output, inputs={"index": index}, overwrite=overwrite, what="query result")
-    text = write_result(run_query(index, sql), fmt, output)
-    if text is not None:
-        typer.echo(text, nl=False)
-    else:
-        typer.echo(f"wrote {output}", err=True)
+        typer.echo(f"wrote {query_to_file(index, sql, fmt, output, overwrite=overwrite)}", err=True)
+    else:  # read-only: prints the result, writes nothing (no log either)
+        typer.echo(write_result(run_query(index, sql), fmt, None), nl=False)
 
 
 @app.command("stats")
