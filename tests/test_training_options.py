@@ -9,7 +9,9 @@ import math
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.engine import train
@@ -17,7 +19,7 @@ from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import CheckpointError, ConfigError
-from voxelflex.index import build_index
+from voxelflex.index import build_index, read_index
 from voxelflex.models import STATISTICS_BUFFERS, ModelSpec, build_model, parameter_counts
 from voxelflex.models.model import STATISTICS_BUFFERS as MODEL_STATISTICS
 
@@ -249,3 +251,33 @@ def test_statistics_buffers_are_one_list():
     model = build_model(ModelSpec("multipath", "tiny", "film"), temperature_range=(1, 2))
     buffers = {name for name, _ in model.named_buffers()}
     assert set(STATISTICS_BUFFERS) <= buffers
+
+
+def test_cli_init_from_flag(small, source_run, tmp_path):
+    _, index = small
+    args = ["train", "--index", str(index), "--output-dir", str(tmp_path), "--run-name", "cli",
+            "--init-from", str(source_run.best_checkpoint), "--no-plot"]  # fmt: skip
+    for item in BASE:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    ck = Checkpoint.load(tmp_path / "cli" / "models" / "latest.pt")
+    assert ck.meta.init_from == str(source_run.best_checkpoint)
+    assert read_index(index).meta.rmsf_unit == ck.meta.rmsf_unit
+
+
+def test_cli_train_draws_its_plots_at_the_end_unless_told_not_to(small, tmp_path):
+    _, index = small
+    args = ["train", "--index", str(index), "--output-dir", str(tmp_path)]
+    sets = [a for item in BASE for a in ("--set", item)]
+    result = CliRunner().invoke(app, [*args, *sets, "--run-name", "drawn"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "drawn"
+    assert (run / "visualizations" / "training_curves.png").is_file()
+    assert f"plots in {run / 'visualizations'}" in result.output
+    # `voxelflex plot` of the run redraws those curves from the same history, no --overwrite
+    result = CliRunner().invoke(app, ["plot", "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, [*args, *sets, "--run-name", "quiet", "--no-plot"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "quiet" / "visualizations").exists()
