@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from tests.test_plots import HISTORY, TEMPS, _predictions, _write
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
-from voxelflex.analysis.plots import accuracy as accuracy_plots
 from voxelflex.analysis.plots import plot, plot_rmsf_profile, plot_training_curves
+from voxelflex.analysis.plots.strata import group_stats
 from voxelflex.analysis.plots.training import LOSS_LABEL, best_epoch, history_table
 from voxelflex.config import load_config
 from voxelflex.errors import ConfigError
@@ -97,7 +97,7 @@ def test_secondary_structure_and_accessibility_error_plots(tmp_path):
 def _captured(monkeypatch) -> list[Figure]:
     """Figures handed to ``save`` in the plot modules (to inspect what was drawn)."""
     figures = []
-    for module in ("accuracy", "profiles", "training"):
+    for module in ("accuracy", "profiles", "training", "strata"):
         mod = __import__(f"voxelflex.analysis.plots.{module}", fromlist=["save"])
         real = mod.save
 
@@ -164,7 +164,7 @@ def test_rmsf_profile_draws_one_panel_per_temperature(tmp_path, monkeypatch):
 def test_group_error_stats_match_the_metrics():
     y = np.array([1.0, 2.0, 3.0, 4.0])
     p = np.array([1.5, 2.0, 2.0, 4.5])
-    stats = accuracy_plots._group_stats(y, p, np.array([0, 0, 1, 1]), 2)
+    stats = group_stats(y, p, np.array([0, 0, 1, 1]), 2)
     for g, sel in enumerate(([0, 1], [2, 3])):
         m = regression_metrics(y[sel], p[sel])
         assert stats["mae"][g] == pytest.approx(m["mae"])

@@ -98,7 +98,7 @@ def command_log(output: str | Path, what: str) -> Iterator[Path]:
     The file is appended to (reruns and resumed builds keep one log). Records reach it at the
     ``voxelflex`` logger's level (INFO after :func:`setup_logging`); the first line names the
     command and the voxelflex version. Nested use for the same file (a run folder's log that
-    :func:`setup_logging` already writes) adds nothing.
+    :func:`setup_logging` already writes) adds only that line.
 
     Parameters
     ----------
@@ -109,28 +109,28 @@ def command_log(output: str | Path, what: str) -> Iterator[Path]:
     """
     path = log_file_for(output)
     logger = logging.getLogger("voxelflex")
-    if any(
-        isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.absolute()
-        for h in logger.handlers
-    ):
+    # The header goes to the file whatever the logger's level (a library caller may not have
+    # set one): the log always says which command and version wrote what follows.
+    header = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 0, "voxelflex %s: %s -> %s",
+        (__version__, what, output), None,
+    )  # fmt: skip
+    existing = next(
+        (
+            h
+            for h in logger.handlers
+            if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.absolute()
+        ),
+        None,
+    )
+    if existing is not None:
+        existing.handle(header)
         yield path
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
-    # The header goes to the file whatever the logger's level (a library caller may not have
-    # set one): the log always says which command and version wrote what follows.
-    handler.handle(
-        logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "voxelflex %s: %s -> %s",
-            (__version__, what, output),
-            None,
-        )
-    )
+    handler.handle(header)
     logger.addHandler(handler)
     try:
         yield path

@@ -12,7 +12,8 @@ with the same weights as an uninterrupted one.
 The pieces around the loop have modules of their own: checkpoint contents
 (:mod:`~voxelflex.engine.checkpoint`), which files when (:mod:`~voxelflex.engine.checkpointing`),
 best value and early stopping (:mod:`~voxelflex.engine.tracker`), the learning-rate schedule
-(:mod:`~voxelflex.engine.schedule`), Ctrl-C (:mod:`~voxelflex.engine.interrupt`) and the
+(:mod:`~voxelflex.engine.schedule`), the model and ``--init-from``
+(:mod:`~voxelflex.engine.finetune`), Ctrl-C (:mod:`~voxelflex.engine.interrupt`) and the
 non-finite-loss watch (:mod:`~voxelflex.engine.loss_watch`).
 """
 
@@ -38,6 +39,7 @@ from voxelflex.engine.checkpointing import HISTORY_FILE, CheckpointPolicy
 from voxelflex.engine.data import TrainingData, open_training_data
 from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.epoch_metrics import EpochAccumulator, reduce_metrics
+from voxelflex.engine.finetune import config_model_spec, init_from, log_init, run_model_spec
 from voxelflex.engine.interrupt import GracefulInterrupt
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.report import log_epoch, log_model
@@ -46,7 +48,7 @@ from voxelflex.engine.step import autocast_dtype, forward_batch, weighted_loss
 from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import CheckpointError, TrainingError
 from voxelflex.logs import setup_logging
-from voxelflex.models import ModelSpec, RMSFModel, build_model, trunk_arguments
+from voxelflex.models import RMSFModel, build_model, trunk_arguments
 from voxelflex.sources.batch import Batch
 
 __all__ = ["HISTORY_FILE", "TrainResult", "loss_description", "read_history", "train"]
@@ -101,19 +103,6 @@ def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
 
 
-def _model_spec(config: Config) -> ModelSpec:
-    m = config.model
-    return ModelSpec(
-        name=m.name,
-        preset=m.preset,
-        conditioning=m.conditioning,
-        features=m.features,
-        dropout=m.dropout,
-        log_target=config.train.log_target,
-        hyperparameters=m.hyperparameters,
-    )
-
-
 def loss_description(config: Config) -> str:
     """What the training loss measures, for the history and the loss plot's axis."""
     tc = config.train
@@ -142,7 +131,7 @@ class _Trainer:
             config.log_level if dist.is_main or config.log_level == "ERROR" else "WARNING",
             rank=dist.rank if dist.enabled else None,
         )
-        trunk_arguments(_model_spec(config))  # a bad hyperparameter fails before any data work
+        trunk_arguments(config_model_spec(config))  # a bad one fails before any data work
         if not tc.resume:
             dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite))
         self.device = dist.device
@@ -152,15 +141,17 @@ class _Trainer:
         # --init-from starts a new run; a resumed one continues from its own latest.pt.
         init = Checkpoint.load(tc.init_from) if tc.init_from and not tc.resume else None
         self.data: TrainingData = open_training_data(config, dist)
-        self.spec = self._choose_spec(init)
+        self.spec = run_model_spec(config, init=init, latest=self._latest)
         torch.manual_seed(config.loader.seed)  # identical initial weights on every rank
-        meta = self.data.index.meta
-        self.model: RMSFModel = build_model(self.spec, temperature_range=meta.temperature_range)
+        index = self.data.index
+        self.model: RMSFModel = build_model(
+            self.spec, temperature_range=index.meta.temperature_range
+        )
         if init is not None:
-            self._init_weights(init)
+            init_from(self.model, init, index, where=str(tc.init_from))
         self._set_statistics()
         if init is not None:
-            self._log_init(init)
+            log_init(self.model, init, index, where=str(tc.init_from))
         self.model.to(self.device)
         self.net: torch.nn.Module = (
             DistributedDataParallel(
@@ -221,54 +212,6 @@ class _Trainer:
                 )
             y = np.log(y)
         self.model.set_statistics(float(y.mean()), float(max(y.std(), 1e-6)))
-
-    def _choose_spec(self, init: Checkpoint | None) -> ModelSpec:
-        """The config's model; with ``--init-from``, the model of the checkpoint it names."""
-        configured = _model_spec(self.config)
-        if init is not None:
-            if init.model_spec != configured:
-                log.warning(
-                    "--init-from %s: the model comes from that checkpoint (%s); the config's "
-                    "model section (%s) is not used",
-                    self.config.train.init_from,
-                    init.model_spec.to_dict(),
-                    configured.to_dict(),
-                )
-            return init.model_spec
-        if self._latest is not None and self.config.train.init_from:
-            return self._latest.model_spec  # a fine-tuning run continues with its own model
-        return configured
-
-    def _init_weights(self, init: Checkpoint) -> None:
-        where = str(self.config.train.init_from)
-        init.meta.check_data(
-            self.data.index.meta, where=str(self.data.index.path), checkpoint=where
-        )
-        try:
-            self.model.load_weights(init.model)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"--init-from {where}: weights do not fit its model spec ({exc})"
-            ) from exc
-
-    def _log_init(self, init: Checkpoint) -> None:
-        lo, hi = self.data.index.meta.temperature_range
-        old_lo, old_hi = init.meta.temperature_range
-        log.info(
-            "--init-from %s: weights of a %s model trained on %g-%g K (RMSF in %s); from this "
-            "run's data: the temperature range %g-%g K (the model's temperature scaling) and the "
-            "target standardisation (mean %.4g, sd %.4g); optimizer, LR schedule, epochs, "
-            "best value and history start anew",
-            self.config.train.init_from,
-            init.model_spec.describe(),
-            old_lo,
-            old_hi,
-            init.meta.rmsf_unit,
-            lo,
-            hi,
-            float(self.model.target_loc),
-            float(self.model.target_scale),
-        )
 
     def _plan_key(self) -> dict[str, int]:
         p = self.data.train_plan_config

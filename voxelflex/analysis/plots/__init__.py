@@ -15,17 +15,19 @@ import pyarrow.compute as pc
 
 from voxelflex.analysis.evaluate import ACCESSIBILITY_BINS, secondary_structure_column
 from voxelflex.analysis.plots.accuracy import (
-    plot_accessibility_errors,
     plot_error_distribution,
     plot_per_temperature_metrics,
     plot_pred_vs_true,
     plot_residue_type_errors,
-    plot_secondary_structure_errors,
 )
 from voxelflex.analysis.plots.profiles import (
     choose_domain,
     plot_rmsf_profile,
     plot_temperature_response,
+)
+from voxelflex.analysis.plots.strata import (
+    plot_accessibility_errors,
+    plot_secondary_structure_errors,
 )
 from voxelflex.analysis.plots.training import plot_training_curves
 from voxelflex.analysis.predictions import read_predictions
