@@ -204,7 +204,7 @@ def evaluate(
 ) -> None:
     """Metrics JSON: overall, per temperature, per domain, stratified, baselines, importance.
 
-    Accessibility bins: --set evaluate.accessibility_bins=[0,0.1,0.4,1.01] (the default).
+    Accessibility bins: --set 'evaluate.accessibility_bins=[0, 0.1, 0.4, 1.01]' (the default).
 
     \b
     Examples:
