@@ -31,3 +31,28 @@ def test_default_config_comments_list_the_registered_names():
         assert comment.startswith(" | ".join(choices(key))), (key, comment)
     comment = re.search(r"\n  rmsf_unit: \S+\s+# ([^\n]*)", text)[1]
     assert comment.startswith(" | ".join(choices("data.rmsf_unit")))
+
+
+def test_training_docs_list_every_architecture_hyperparameter_with_its_preset_values():
+    """docs/training.md's table of model.hyperparameters matches each trunk's PRESETS."""
+    import re
+
+    from voxelflex.registry import ARCHITECTURES
+
+    text = (ROOT / "docs" / "training.md").read_text()
+    table = text.split("| architecture | hyperparameter | tiny | small | base |")[1]
+    documented, current = {}, None
+    for line in table.split("\n\n")[0].splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        current = cells[0].strip("`") or current
+        name = re.match(r"`(\w+)`", cells[1])[1]
+        documented[(current, name)] = cells[2:5]
+    expected = {}
+    for arch in ARCHITECTURES:
+        presets = ARCHITECTURES.get(arch).PRESETS
+        for name in presets["tiny"]:
+            expected[(arch, name)] = [
+                str(list(v) if isinstance(v, tuple) else v)
+                for v in (presets[p][name] for p in ("tiny", "small", "base"))
+            ]
+    assert documented == expected

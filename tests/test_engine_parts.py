@@ -74,8 +74,8 @@ def test_schedules_warm_up_decay_halve_or_do_nothing():
     none.after_step()
     none.after_epoch(0.0)
     assert o.param_groups[0]["lr"] == 1.0 and none.state_dict() is None
-    with pytest.raises(ConfigError, match="valid: cosine, plateau, none"):
-        LRSchedule(o, "step", total_steps=1, warmup_steps=0, mode="max", patience=0)
+    with pytest.raises(ConfigError, match="valid: cosine, step, plateau, none"):
+        LRSchedule(o, "exponential", total_steps=1, warmup_steps=0, mode="max", patience=0)
 
 
 def test_checkpoint_policy_files_and_run_folder(tmp_path):

@@ -231,7 +231,8 @@ def test_predictions_round_trip_keeps_unit_and_types(tmp_path):
         assert back["icode"].to_pylist() == ["", "A"]
         assert back["resid_str"].type == pa.string()
         assert np.isnan(back["target_rmsf"].to_numpy()[1])
-    assert (tmp_path / "p.csv").read_text().startswith("# voxelflex predictions {")
+    assert (tmp_path / "p.csv").read_text().startswith('"domain","chain"')  # plain CSV
+    assert json.loads((tmp_path / "p.csv.json").read_text())["rmsf_unit"] == "nm"
 
 
 def test_temperature_sweep_parsing():

@@ -101,7 +101,8 @@ def test_domains_by_list_with_missing_ones_reported(checkpoint, demo_index, test
     assert report.n_missing == 1 and report.missing_path.is_file()
     missing = report.missing_path.read_text()
     assert "9zzzZ99" in missing and "not in the index" in missing
-    assert out.read_text().splitlines()[0].startswith("# voxelflex predictions")
+    assert out.read_text().splitlines()[0].startswith('"domain","chain"')  # plain CSV
+    assert (tmp_path / "some.csv.json").is_file()  # its metadata
     with pytest.raises(InputError, match=r"9zzzZ99 \(not in the index\)"):
         predict(checkpoint, demo_index, domains=["9zzzZ99"], out_path=tmp_path / "none.csv")
 

@@ -9,7 +9,6 @@ import argparse
 import re
 
 import typer
-import typer.core
 
 from voxelflex.atomic import atomic_write_text
 from voxelflex.cli.main import app
@@ -28,23 +27,19 @@ def _commands(group, prefix: list[str]):
 
 def render() -> str:
     """The whole reference as Markdown (plain help text, 100 columns)."""
-    rich = typer.core.HAS_RICH
-    typer.core.HAS_RICH = False  # plain help text instead of rich boxes printed to the terminal
-    try:
-        root = typer.main.get_command(app)
-        parts = [
-            "# voxelflex CLI reference\n",
-            "Generated from the commands' help by `python tools/cli_reference.py`; do not edit.\n",
-        ]
-        for path, cmd in _commands(root, []):
-            name = "voxelflex " + " ".join(path)
-            text = _ANSI.sub(
-                "", cmd.get_help(cmd.context_class(cmd, info_name=name, terminal_width=100))
-            )
-            parts.append(f"## `{name}`\n\n```text\n{text.rstrip()}\n```\n")
-    finally:
-        typer.core.HAS_RICH = rich
+    root = typer.main.get_command(app)
+    parts = [
+        "# voxelflex CLI reference\n",
+        "Generated from the commands' help by `python tools/cli_reference.py`; do not edit.\n",
+        _section("voxelflex", root),
+    ]
+    parts += [_section("voxelflex " + " ".join(path), cmd) for path, cmd in _commands(root, [])]
     return "\n".join(parts)
+
+
+def _section(name: str, cmd) -> str:
+    text = _ANSI.sub("", cmd.get_help(cmd.context_class(cmd, info_name=name, terminal_width=100)))
+    return f"## `{name}`\n\n```text\n{text.rstrip()}\n```\n"
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ command-line flags) resolve against the working directory.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
+import itertools
 import math
 import re
 import types
@@ -27,17 +30,34 @@ from voxelflex.quantities import RMSF_UNITS
 from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS, SOURCES, Registry
 
 __all__ = [
+    "EARLIER_SECTIONS",
     "Choice",
     "Config",
     "DataConfig",
+    "EvaluateConfig",
     "LoaderConfig",
     "ModelConfig",
     "PredictConfig",
     "TrainConfig",
     "choices",
     "config_to_yaml",
+    "default_value",
     "load_config",
 ]
+
+
+# Top-level sections of the earlier VoxelFlex's config that this one lacks (`data` and `model`
+# exist in both): an unknown key among them points to `voxelflex config migrate`.
+EARLIER_SECTIONS = (
+    "input",
+    "output",
+    "training",
+    "prediction",
+    "evaluation",
+    "logging",
+    "visualization",
+    "system_utilization",
+)
 
 
 def _require(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -104,6 +124,9 @@ class ModelConfig:
     conditioning: Annotated[str, Choice(CONDITIONINGS)]
     dropout: float
     features: tuple[str, ...]
+    # Architecture keyword arguments over the preset's (names checked by voxelflex.models,
+    # which knows each architecture's; this module must not import torch).
+    hyperparameters: dict[str, Any]
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
@@ -116,10 +139,15 @@ class TrainConfig:
     epochs: int
     lr: float
     weight_decay: float
-    scheduler: Literal["cosine", "plateau", "none"]
+    scheduler: Literal["cosine", "step", "plateau", "none"]
     warmup_epochs: float
+    step_epochs: int
     plateau_patience: int
+    plateau_threshold: float
+    lr_factor: float
+    min_lr: float
     grad_clip: float
+    grad_accumulation: int
     loss: Literal["mse", "huber"]
     huber_delta: float
     log_target: bool
@@ -131,9 +159,12 @@ class TrainConfig:
     ]
     target_norm: Literal["global", "domain"]
     early_stopping_patience: int
+    early_stopping_min_delta: float
     checkpoint_every_epochs: int
     checkpoint_every_batches: int
     progress: bool
+    plot: bool
+    init_from: Path | None
     resume: bool
     overwrite: bool
 
@@ -144,6 +175,9 @@ class TrainConfig:
         _require(
             self.warmup_epochs >= 0, "train.warmup_epochs", self.warmup_epochs, "a number >= 0"
         )
+        for key in ("plateau_threshold", "min_lr", "early_stopping_min_delta"):
+            value = getattr(self, key)
+            _require(value >= 0, f"train.{key}", value, "a number >= 0")
         for key in (
             "plateau_patience",
             "threads",
@@ -153,6 +187,16 @@ class TrainConfig:
         ):
             value = getattr(self, key)
             _require(value >= 0, f"train.{key}", value, "an integer >= 0")
+        _require(self.step_epochs >= 1, "train.step_epochs", self.step_epochs, "an integer >= 1")
+        _require(
+            0.0 < self.lr_factor < 1.0, "train.lr_factor", self.lr_factor, "a number in (0, 1)"
+        )
+        _require(
+            self.grad_accumulation >= 1,
+            "train.grad_accumulation",
+            self.grad_accumulation,
+            "an integer >= 1",
+        )
         _require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a number >= 0")
         _require(self.huber_delta > 0, "train.huber_delta", self.huber_delta, "a number > 0")
         _require(
@@ -169,6 +213,7 @@ class PredictConfig:
     ``train.device``)."""
 
     residues_per_batch: int
+    progress: bool
 
     def __post_init__(self) -> None:
         _require(
@@ -176,6 +221,26 @@ class PredictConfig:
             "predict.residues_per_batch",
             self.residues_per_batch,
             "an integer >= 1",
+        )
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What ``voxelflex evaluate`` computes besides the pooled and per-temperature metrics."""
+
+    importance: bool
+    shuffles: int
+    seed: int
+    accessibility_bins: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        _require(self.shuffles >= 1, "evaluate.shuffles", self.shuffles, "an integer >= 1")
+        bins = self.accessibility_bins
+        _require(
+            len(bins) >= 2 and all(a < b for a, b in itertools.pairwise(bins)),
+            "evaluate.accessibility_bins",
+            list(bins),
+            "at least two increasing bin edges, e.g. [0.0, 0.1, 0.4, 1.01]",
         )
 
 
@@ -191,6 +256,7 @@ class Config:
     model: ModelConfig
     train: TrainConfig
     predict: PredictConfig
+    evaluate: EvaluateConfig
 
     def __post_init__(self) -> None:
         _require(
@@ -306,12 +372,41 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
         _require(isinstance(value, str | Path), key, value, "a path")
         return Path(value)
     if origin is tuple:
+        item = typing.get_args(inner)[0]
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
+        if item is float:
+            if isinstance(value, list | tuple):
+                with contextlib.suppress(ValueError, TypeError):
+                    value = [float(v) for v in value]
+            ok = isinstance(value, list | tuple) and all(
+                isinstance(v, float) and math.isfinite(v) for v in value
+            )
+            _require(ok, key, value, "a list of finite numbers")
+            return tuple(value)
         ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
         _require(ok, key, value, "a list of strings")
         return tuple(value)
+    if origin is dict:
+        ok = isinstance(value, Mapping) and all(
+            isinstance(k, str) and _is_plain(v) for k, v in value.items()
+        )
+        _require(ok, key, value, "a mapping of names to numbers, strings or lists of them")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
     raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this module
+
+
+def _is_plain(value: Any) -> bool:
+    """A YAML scalar (finite if a number) or a list of them: what a mapping key may hold."""
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) and not isinstance(v, list | tuple) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, bool | int | str)
+
+
+def _is_mapping(tp: Any) -> bool:
+    return typing.get_origin(tp) is dict
 
 
 def _describe(tp: Any) -> str:
@@ -351,10 +446,19 @@ def _field_type(dotted: str, *, origin: str) -> Any:
         if part not in hints:
             where = ".".join(parts[:i]) or "the top level"
             valid = ", ".join(sorted(hints))
+            hint = ""
+            if i == 0 and part in EARLIER_SECTIONS:
+                hint = (
+                    f". '{part}' is a section of the earlier VoxelFlex's config: convert the "
+                    "file with `voxelflex config migrate OLD.yaml -o NEW.yaml` "
+                    "(docs/migrating.md)"
+                )
             raise ConfigError(
-                f"unknown config key '{dotted}' in {origin}; valid keys in {where}: {valid}"
+                f"unknown config key '{dotted}' in {origin}; valid keys in {where}: {valid}{hint}"
             )
         tp = hints[part]
+        if _is_mapping(tp) and i == len(parts) - 2:
+            return Any  # one entry of a mapping key, e.g. model.hyperparameters.growth
         if i < len(parts) - 1:
             if not _is_section(tp):
                 raise ConfigError(
@@ -397,6 +501,11 @@ def _merge(
                 origins=origins,
                 prefix=key + ".",
             )
+        elif _is_mapping(tp) and isinstance(value, Mapping):
+            # Mapping keys merge entry by entry, so --set model.hyperparameters.growth=16
+            # keeps the entries a config file set.
+            base[name] = {**(base.get(name) or {}), **value}
+            origins[key] = origin
         else:
             if _is_path(tp) and isinstance(value, str | Path):
                 value = str((base_dir / Path(value).expanduser()).resolve())
@@ -418,6 +527,27 @@ def choices(dotted: str) -> tuple[str, ...]:
     if typing.get_origin(inner) is not Literal:
         raise ConfigError(f"config key '{dotted}' is not a choice ({_describe(inner)})")
     return typing.get_args(inner)
+
+
+def default_value(dotted: str) -> Any:
+    """The packaged default of a dotted key as written in ``default_config.yaml`` (paths
+    unresolved), e.g. ``default_value("train.epochs") == 20``; for ``--help`` texts."""
+    _field_type(dotted, origin="default_value()")
+    node: Any = _packaged_defaults()
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _packaged_defaults() -> dict:
+    """A fresh copy of the parsed ``default_config.yaml`` (parsed once per process)."""
+    return copy.deepcopy(_parse_packaged_defaults())
+
+
+@functools.cache
+def _parse_packaged_defaults() -> dict:
+    text = resources.files("voxelflex").joinpath("default_config.yaml").read_text()
+    return yaml.safe_load(text)
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
@@ -482,8 +612,7 @@ def load_config(
     ConfigError
         Unknown key, missing file, or a value of the wrong type or range; the message names the key.
     """
-    defaults_text = resources.files("voxelflex").joinpath("default_config.yaml").read_text()
-    defaults = yaml.safe_load(defaults_text)
+    defaults = _packaged_defaults()
     cwd = Path.cwd()
     # Defaults are merged into an empty skeleton so they go through the same key checks.
     merged = _skeleton(Config)

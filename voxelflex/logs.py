@@ -1,16 +1,22 @@
 """Logging set-up: one console handler and, for a run, ``<run_dir>/logs/voxelflex.log``.
 
 Library modules log through ``logging.getLogger(__name__)`` (children of ``voxelflex``); only the
-CLI and :func:`voxelflex.engine.train` call :func:`setup_logging`.
+CLI and :func:`voxelflex.engine.train` call :func:`setup_logging`. Every other command that
+writes results logs to a file too, while it runs (:func:`command_log`): into the run folder when
+its output lies in one, else beside its output. Read-only commands write no log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["LOG_FILE", "setup_logging"]
+from voxelflex import __version__
+
+__all__ = ["LOG_FILE", "command_log", "log_file_for", "setup_logging"]
 
 LOG_FILE = Path("logs") / "voxelflex.log"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -67,3 +73,67 @@ def setup_logging(
         logger.addHandler(handler)
     logger.propagate = False
     return log_path
+
+
+def log_file_for(output: str | Path) -> Path:
+    """Where a command that writes ``output`` logs.
+
+    Into the run folder when ``output`` lies in one (``<run>/metrics/predictions_test.parquet``,
+    ``<run>/visualizations``: a folder with ``models/`` or ``logs/voxelflex.log`` from
+    ``voxelflex train``), as
+    ``<run>/logs/voxelflex.log``; else beside ``output``, as ``<output stem>.log``
+    (``work/index.parquet`` → ``work/index.log``, ``work/shards`` → ``work/shards.log``).
+    """
+    output = Path(output).absolute()
+    for folder in (output.parent, output.parent.parent):
+        if (folder / "models").is_dir() or (folder / LOG_FILE).is_file():
+            return folder / LOG_FILE
+    return output.with_name(output.stem + ".log")
+
+
+@contextlib.contextmanager
+def command_log(output: str | Path, what: str) -> Iterator[Path]:
+    """Also write the ``voxelflex`` log to :func:`log_file_for` ``(output)`` while active.
+
+    The file is appended to (reruns and resumed builds keep one log). Records reach it at the
+    ``voxelflex`` logger's level (INFO after :func:`setup_logging`); the first line names the
+    command and the voxelflex version. Nested use for the same file (a run folder's log that
+    :func:`setup_logging` already writes) adds only that line.
+
+    Parameters
+    ----------
+    output : path
+        The command's output file or folder.
+    what : str
+        The command, e.g. ``"predict"``, for the first line.
+    """
+    path = log_file_for(output)
+    logger = logging.getLogger("voxelflex")
+    # The header goes to the file whatever the logger's level (a library caller may not have
+    # set one): the log always says which command and version wrote what follows.
+    header = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 0, "voxelflex %s: %s -> %s",
+        (__version__, what, output), None,
+    )  # fmt: skip
+    existing = next(
+        (
+            h
+            for h in logger.handlers
+            if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.absolute()
+        ),
+        None,
+    )
+    if existing is not None:
+        existing.handle(header)
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.handle(header)
+    logger.addHandler(handler)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

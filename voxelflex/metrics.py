@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "METRIC_NAMES",
     "grouped_metrics",
     "grouped_pearson",
     "pearson",
@@ -60,22 +61,49 @@ def spearman(y: np.ndarray, p: np.ndarray) -> float:
     return pearson(rank(y), rank(p))
 
 
+METRIC_NAMES = (
+    "pearson",
+    "spearman",
+    "r2",
+    "rmse",
+    "mae",
+    "mse",
+    "mean_relative_error",
+    "cv_rmse_percent",
+)
+"""What :func:`regression_metrics` reports besides ``n``."""
+
+
 def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Pearson, Spearman, R², RMSE, MAE and the row count ``n``."""
+    """The row count ``n`` and each of :data:`METRIC_NAMES`.
+
+    ``r2`` is 1 − SSE / SST; ``rmse``, ``mae`` and ``mse`` are in the unit of ``y`` (squared
+    for ``mse``); ``mean_relative_error`` is the mean of |p − y| / y over rows with y > 0
+    (a fraction, NaN without such rows); ``cv_rmse_percent`` is RMSE as a percentage of the mean
+    of ``y`` (NaN when that mean is not positive).
+    """
     y, p = _finite(y, p)
     n = len(y)
     if n == 0:
-        nan = float("nan")
-        return {"n": 0, "pearson": nan, "spearman": nan, "r2": nan, "rmse": nan, "mae": nan}
+        return {"n": 0, **dict.fromkeys(METRIC_NAMES, float("nan"))}
     err = p - y
     ss_tot = float(((y - y.mean()) ** 2).sum())
+    mse = float((err**2).mean())
+    rmse = float(np.sqrt(mse))
+    positive = y > 0
+    mean_y = float(y.mean())
     return {
         "n": int(n),
         "pearson": pearson(y, p),
         "spearman": spearman(y, p),
         "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
-        "rmse": float(np.sqrt((err**2).mean())),
+        "rmse": rmse,
         "mae": float(np.abs(err).mean()),
+        "mse": mse,
+        "mean_relative_error": (
+            float((np.abs(err[positive]) / y[positive]).mean()) if positive.any() else float("nan")
+        ),
+        "cv_rmse_percent": 100.0 * rmse / mean_y if mean_y > 0 else float("nan"),
     }
 
 

@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,10 @@ from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import strings
-from voxelflex.config import Config, load_config
+from voxelflex.config import Config, default_value, load_config
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.index import read_index, read_meta
+from voxelflex.logs import command_log
 from voxelflex.metrics import (
     grouped_metrics,
     grouped_pearson,
@@ -38,14 +40,17 @@ from voxelflex.paths import check_output
 __all__ = [
     "ACCESSIBILITY_BINS",
     "EvaluationReport",
+    "accessibility_bins",
     "evaluate",
     "format_summary",
     "prediction_metrics",
+    "secondary_structure_column",
 ]
 
 log = logging.getLogger(__name__)
 
-ACCESSIBILITY_BINS = (0.0, 0.1, 0.4, 1.01)
+# The packaged default of evaluate.accessibility_bins (the earlier VoxelFlex's sasa_bins).
+ACCESSIBILITY_BINS = tuple(default_value("evaluate.accessibility_bins"))
 
 
 @dataclass(frozen=True)
@@ -64,32 +69,70 @@ def _per_temperature(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict:
     return {temperature_key(k): regression_metrics(y[t == k], p[t == k]) for k in np.unique(t)}
 
 
-def _stratified(table: pa.Table, y: np.ndarray, p: np.ndarray) -> dict:
-    out = {}
+def secondary_structure_column(table: pa.Table) -> str | None:
+    """The column secondary structure is read from: ``dssp``, else
+    ``secondary_structure_encoded``, else None."""
     names = table.column_names
-    ss_col = next((c for c in ("dssp", "secondary_structure_encoded") if c in names), None)
+    return next((c for c in ("dssp", "secondary_structure_encoded") if c in names), None)
+
+
+def accessibility_bins(
+    accessibility: np.ndarray, edges: Sequence[float]
+) -> tuple[np.ndarray, list[str]]:
+    """Label each relative accessibility with its bin ``"[a, b)"``; ``""`` outside every bin.
+
+    Parameters
+    ----------
+    accessibility : numpy.ndarray, float, shape (N,)
+        NaN where unknown.
+    edges : sequence of float
+        Increasing bin edges.
+
+    Returns
+    -------
+    labels : numpy.ndarray of str, shape (N,)
+    names : list of str
+        Every bin's label, in order.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    names = [f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)]
+    where = np.digitize(accessibility, edges) - 1  # NaN and out-of-range land outside 0..len-1
+    ok = np.isfinite(accessibility) & (where >= 0) & (where < len(names))
+    labels = np.where(ok, np.asarray(names)[np.clip(where, 0, len(names) - 1)], "")
+    return labels, names
+
+
+def _stratified(
+    table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray, bins: Sequence[float]
+) -> dict:
+    out = {}
+    ss_col = secondary_structure_column(table)
     if ss_col is not None:
         ss = strings(table[ss_col])
         if (ss != "").any():
-            out["secondary_structure"] = {"column": ss_col, **_grouped(y, p, ss, "")}
-    if "relative_accessibility" in names:
-        acc = _column(table, "relative_accessibility")
-        edges = np.asarray(ACCESSIBILITY_BINS)
-        labels = np.array([f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)])
-        where = np.digitize(acc, edges) - 1  # NaN and out-of-range land outside 0..len-1
-        ok = np.isfinite(acc) & (where >= 0) & (where < len(labels))
-        if ok.any():
-            binned = np.where(ok, labels[np.clip(where, 0, len(labels) - 1)], "")
-            out["relative_accessibility"] = {"bins": list(edges), **_grouped(y, p, binned, "")}
-    out["residue_type"] = _grouped(y, p, strings(table["resname"]), "")
+            out["secondary_structure"] = {"column": ss_col, **_grouped(y, p, t, ss)}
+    if "relative_accessibility" in table.column_names:
+        binned, _ = accessibility_bins(_column(table, "relative_accessibility"), bins)
+        if (binned != "").any():
+            out["relative_accessibility"] = {
+                "bins": [float(b) for b in bins],
+                **_grouped(y, p, t, binned),
+            }
+    out["residue_type"] = _grouped(y, p, t, strings(table["resname"]))
     return out
 
 
-def _grouped(y: np.ndarray, p: np.ndarray, groups: np.ndarray, missing) -> dict:
-    has = groups != missing
+def _grouped(y: np.ndarray, p: np.ndarray, t: np.ndarray, groups: np.ndarray) -> dict:
+    """Metrics per group pooled over temperatures, and per temperature; ``""`` = no value."""
+    has = groups != ""
+    y, p, t, groups = y[has], p[has], t[has], groups[has]
     return {
         "n_without_value": int((~has).sum()),
-        "groups": grouped_metrics(y[has], p[has], groups[has]),
+        "groups": grouped_metrics(y, p, groups),
+        "per_temperature": {
+            temperature_key(k): grouped_metrics(y[t == k], p[t == k], groups[t == k])
+            for k in np.unique(t)
+        },
     }
 
 
@@ -115,23 +158,28 @@ def _per_chain(table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> 
     return _grouped_pearson_summary(chain.ravel(), y, p, t)
 
 
-def prediction_metrics(table: pa.Table) -> dict:
+def prediction_metrics(
+    table: pa.Table, accessibility_bins: Sequence[float] = ACCESSIBILITY_BINS
+) -> dict:
     """Metrics of ``predicted_rmsf`` against ``target_rmsf`` over rows with a finite target.
 
     Parameters
     ----------
     table : pyarrow.Table
         A predictions table (see :mod:`voxelflex.analysis.predictions`).
+    accessibility_bins : sequence of float
+        Edges of the relative accessibility bins (default ``evaluate.accessibility_bins``).
 
     Returns
     -------
     dict
-        ``n_rows``, ``n_rows_without_target``, ``n_extrapolated``, ``overall`` (n, pearson,
-        spearman, r2, rmse, mae), ``per_temperature`` (same, keyed by K), ``per_domain_pearson``
-        and ``per_chain_pearson`` (mean, median, q25, q75 of each domain's or chain's r, over
-        all temperatures and per temperature)
-        and ``stratified`` (secondary structure, accessibility bins [0, 0.1, 0.4, 1.01], residue
-        type; the first two only when the columns exist).
+        ``n_rows``, ``n_rows_without_target``, ``n_extrapolated``, ``overall`` (n and
+        :data:`voxelflex.metrics.METRIC_NAMES`: pearson, spearman, r2, rmse, mae, mse,
+        mean_relative_error, cv_rmse_percent), ``per_temperature`` (same, keyed by K),
+        ``per_domain_pearson`` and ``per_chain_pearson`` (mean, median, q25, q75 of each
+        domain's or chain's r, over all temperatures and per temperature) and ``stratified``
+        (secondary structure, accessibility bins, residue type, each pooled and per
+        temperature; the first two only when the columns exist).
     """
     y_all = _column(table, "target_rmsf")
     has = np.isfinite(y_all)
@@ -148,7 +196,7 @@ def prediction_metrics(table: pa.Table) -> dict:
         "per_temperature": _per_temperature(y, p, t),
         "per_domain_pearson": _per_domain(rows, y, p, t),
         "per_chain_pearson": _per_chain(rows, y, p, t),
-        "stratified": _stratified(rows, y, p),
+        "stratified": _stratified(rows, y, p, t, accessibility_bins),
     }
 
 
@@ -230,9 +278,9 @@ def evaluate(
     index_path: str | Path | None = None,
     checkpoint: str | Path | None = None,
     out_path: str | Path | None = None,
-    importance: bool = True,
-    n_shuffles: int = 3,
-    seed: int = 0,
+    importance: bool | None = None,
+    n_shuffles: int | None = None,
+    seed: int | None = None,
     overwrite: bool = False,
     config: Config | None = None,
 ) -> EvaluationReport:
@@ -247,20 +295,28 @@ def evaluate(
         baselines; the checkpoint is needed for permutation importance.
     out_path : path, optional
         Default ``<predictions folder>/evaluation_metrics_<split>.json``.
-    importance : bool
-        Compute permutation importance (reads the split's voxels again: one pass).
-    n_shuffles, seed : int
-        Shuffles per input and their seed.
+    importance : bool, optional
+        Compute permutation importance (reads the split's voxels again: one pass); default
+        ``evaluate.importance``.
+    n_shuffles, seed : int, optional
+        Shuffles per input and their seed; default ``evaluate.shuffles``, ``evaluate.seed``.
     overwrite : bool
         Replace an existing metrics JSON (refused otherwise; see :mod:`voxelflex.paths`).
     config : Config, optional
-        How permutation importance reads voxels (source and its options, batch size, device),
-        as for :func:`voxelflex.analysis.predict.predict`; default: the packaged defaults.
+        The ``evaluate`` section (the defaults above, ``accessibility_bins``) and how
+        permutation importance reads voxels (source and its options, batch size, device,
+        ``predict.progress``), as for :func:`voxelflex.analysis.predict.predict`; default: the
+        packaged defaults.
 
     Returns
     -------
     EvaluationReport
     """
+    config = config or load_config()
+    ec = config.evaluate
+    importance = ec.importance if importance is None else importance
+    n_shuffles = ec.shuffles if n_shuffles is None else n_shuffles
+    seed = ec.seed if seed is None else seed
     predictions = Path(predictions)
     table, meta = read_predictions(predictions)
     index_path = Path(index_path or meta.index)
@@ -271,37 +327,38 @@ def evaluate(
         overwrite=overwrite,
         what="metrics file",
     )
-    metrics = prediction_metrics(table)
-    if metrics["n_rows"] == 0:
-        raise InputError(
-            f"{predictions}: no row has a target_rmsf; evaluate needs predictions for a split "
-            "with targets (e.g. `voxelflex predict --split test`)"
+    with command_log(out, "evaluate"):
+        metrics = prediction_metrics(table, ec.accessibility_bins)
+        if metrics["n_rows"] == 0:
+            raise InputError(
+                f"{predictions}: no row has a target_rmsf; evaluate needs predictions for a split "
+                "with targets (e.g. `voxelflex predict --split test`)"
+            )
+        metrics = {
+            "split": meta.split,
+            "rmsf_unit": meta.rmsf_unit,
+            "predictions": str(predictions),
+            **metrics,
+        }
+        rows = table.filter(pc.is_finite(table["target_rmsf"]))
+        try:
+            metrics["baselines"] = _baselines(rows, index_path)
+        except VoxelflexError as exc:
+            log.warning("baselines skipped: %s", exc)
+            metrics["baselines"] = {"skipped": str(exc)}
+        metrics["permutation_importance"] = _importance(
+            meta,
+            rows,
+            enabled=importance,
+            index_path=index_path,
+            checkpoint=checkpoint,
+            n_shuffles=n_shuffles,
+            seed=seed,
+            config=config,
         )
-    metrics = {
-        "split": meta.split,
-        "rmsf_unit": meta.rmsf_unit,
-        "predictions": str(predictions),
-        **metrics,
-    }
-    rows = table.filter(pc.is_finite(table["target_rmsf"]))
-    try:
-        metrics["baselines"] = _baselines(rows, index_path)
-    except VoxelflexError as exc:
-        log.warning("baselines skipped: %s", exc)
-        metrics["baselines"] = {"skipped": str(exc)}
-    metrics["permutation_importance"] = _importance(
-        meta,
-        rows,
-        enabled=importance,
-        index_path=index_path,
-        checkpoint=checkpoint,
-        n_shuffles=n_shuffles,
-        seed=seed,
-        config=config or load_config(),
-    )
-    atomic_write_text(out, json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
-    log.info("evaluation metrics written to %s", out)
-    return EvaluationReport(path=out, metrics=_jsonable(metrics))
+        atomic_write_text(out, json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+        log.info("evaluation metrics written to %s", out)
+        return EvaluationReport(path=out, metrics=_jsonable(metrics))
 
 
 def _importance(meta: PredictionsMeta, rows: pa.Table, *, enabled: bool, **kwargs) -> dict:
@@ -356,6 +413,15 @@ def format_summary(metrics: dict) -> str:
         line = f"{label:{width}}  {values[0]:>7} {values[1]:>8} {' '.join(values[2:])} | "
         line += " ".join(f"{_fmt(by_t.get(t, {}).get('pearson')):>6}" for t in temps)
         lines.append(line)
+    overall = metrics["overall"]
+    if "mse" in overall:  # written by this version; older metrics files lack them
+        mse, mre, cv = overall["mse"], overall["mean_relative_error"], overall["cv_rmse_percent"]
+        lines.append(
+            f"model, pooled: MSE {'n/a' if mse is None else f'{mse:.3g}'} {unit}², "
+            "mean relative error "
+            f"{'n/a' if mre is None else f'{100 * mre:.1f} %'}, CV-RMSE "
+            f"{'n/a' if cv is None else f'{cv:.1f} %'} (RMSE / mean target)"
+        )
     dom = metrics["per_domain_pearson"]["all_temperatures"]
     lines.append(
         f"per-domain Pearson (all T): median {_fmt(dom['median']).strip()}, "

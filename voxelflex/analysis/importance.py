@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from voxelflex.analysis.predict import restrict_index
 from voxelflex.config import Config
@@ -185,7 +186,14 @@ def importance_for_rows(
             cfg = PlanConfig(
                 batch_size=config.predict.residues_per_batch * per_residue, shuffle=False
             )
-            yield from src.loader(cfg, epoch=0)
+            yield from tqdm(
+                src.loader(cfg, epoch=0),
+                total=src.num_batches(cfg, 0),
+                desc=f"permutation importance ({s})",
+                unit="batch",
+                disable=not config.predict.progress,
+                leave=False,
+            )
 
     result = permutation_importance(
         forward,

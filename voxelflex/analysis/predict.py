@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm import tqdm
 
 from voxelflex.analysis.missing import (
     missing_table,
@@ -33,6 +34,7 @@ from voxelflex.analysis.predictions import (
     PredictionsMeta,
     assemble_predictions,
     predictions_format,
+    sidecar_path,
     write_predictions,
     write_table_csv,
 )
@@ -45,6 +47,7 @@ from voxelflex.errors import ConfigError, InputError
 from voxelflex.formats import TableFormat
 from voxelflex.index import LoadedIndex, read_index
 from voxelflex.index.schema import SPLITS
+from voxelflex.logs import command_log
 from voxelflex.models import RMSFModel
 from voxelflex.paths import check_output
 from voxelflex.quantities import outside_range
@@ -183,7 +186,15 @@ def run_model(
             num_workers=config.loader.num_workers,
         )
         loader = src.loader(cfg, epoch=0)
-        for batch in loader:
+        bar = tqdm(
+            loader,
+            total=src.num_batches(cfg, 0),
+            desc=f"predict ({src.split})" if len(sources) > 1 else "predict",
+            unit="batch",
+            disable=not config.predict.progress,
+            leave=False,
+        )
+        for batch in bar:
             pred = predict_batch(model, batch, device).numpy()
             ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
             row_ids.append(batch.row_id.numpy()[ok])
@@ -260,89 +271,96 @@ def predict(
         "voxel file": index.meta.voxel_file,
         "shard folder": config.data.shards_dir,
     }
-    predictions_format(out)
+    if predictions_format(out) == "csv":  # its metadata sidecar is replaced with it
+        check_output(sidecar_path(out), inputs=inputs, overwrite=True, what="metadata file")
     check_output(out, inputs=inputs, overwrite=overwrite, what="predictions file")
     missing_out = check_output(
         out.with_name(out.stem + "_missing.csv"), inputs=inputs, overwrite=True
     )
-    if temperatures is not None and len(temperatures):
-        temps = np.unique(np.asarray(temperatures, dtype=np.float32))
-    else:
-        found = [_split_temperatures(index, s, d) for s, d in by_split.items()]
-        temps = np.unique(np.concatenate(found))
-        if len(temps) == 0:
-            raise ConfigError(
-                f"split(s) {sorted(by_split)} of {index_path} have no temperatures (a prediction "
-                "index); pass --temperature K (repeatable) or --temperatures START:STOP:STEP"
+    with command_log(out, "predict"):
+        if temperatures is not None and len(temperatures):
+            temps = np.unique(np.asarray(temperatures, dtype=np.float32))
+        else:
+            found = [_split_temperatures(index, s, d) for s, d in by_split.items()]
+            temps = np.unique(np.concatenate(found))
+            if len(temps) == 0:
+                raise ConfigError(
+                    f"split(s) {sorted(by_split)} of {index_path} have no temperatures (a "
+                    "prediction index); pass --temperature K (repeatable) or --temperatures "
+                    "START:STOP:STEP"
+                )
+        sources = [
+            open_source(
+                config.loader.source,
+                restrict_index(index, doms),
+                split=s,
+                temperatures=temps.tolist(),
+                on_error="skip",  # an unreadable residue is reported, the rest still predicted
+                features=ck.model_spec.features,
+                **source_options(config),
             )
-    sources = [
-        open_source(
-            config.loader.source,
-            restrict_index(index, doms),
-            split=s,
-            temperatures=temps.tolist(),
-            on_error="skip",  # an unreadable residue is reported, the rest still predicted
-            features=ck.model_spec.features,
-            **source_options(config),
-        )
-        for s, doms in by_split.items()
-    ]
-    row_id, t_all, p_all, unread = run_model(model, sources, config, device)
-    missing += unread_lines(index.table, unread)
-    finite = np.isfinite(p_all)
-    if not finite.all():
-        # A NaN written as a number is a wrong number: such rows are reported, never written.
-        missing += non_finite_lines(index.table, row_id[~finite], t_all[~finite], p_all[~finite])
-        log.warning(
-            "%d predictions are NaN or infinite (a broken model or input); they are listed in "
-            "the _missing.csv report with reason non_finite, not written",
-            int((~finite).sum()),
-        )
-        row_id, t_all, p_all = row_id[finite], t_all[finite], p_all[finite]
-    t_range = ck.meta.temperature_range
-    table = assemble_predictions(index.table, row_id, t_all, p_all, training_range=t_range)
-    predicted_domains = set(table["domain"].unique().to_pylist())
-    missing_rows = pa.concat_tables(
-        [
-            missing_table(missing),
-            skipped_lines(index_path, [*(domains or []), *predicted_domains]),
+            for s, doms in by_split.items()
         ]
-    )
-    spec = ck.model_spec
-    meta = PredictionsMeta(
-        rmsf_unit=ck.meta.rmsf_unit,
-        checkpoint=str(Path(checkpoint).resolve()),
-        index=str(index_path.resolve()),
-        splits=split_names,
-        temperatures=[float(t) for t in temps],
-        training_temperature_range=[float(x) for x in t_range],
-        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
-        columns={c: COLUMN_DOCS[c] for c in table.column_names},
-    )
-    write_predictions(table, meta, out)
-    extrap = tuple(float(t) for t in temps[outside_range(temps, t_range)])
-    if extrap:
-        log.warning(
-            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
-            "there are extrapolations (column `extrapolated`)",
-            ", ".join(temperature_key(t) for t in extrap),
-            *(temperature_key(x) for x in t_range),
+        row_id, t_all, p_all, unread = run_model(model, sources, config, device)
+        missing += unread_lines(index.table, unread)
+        finite = np.isfinite(p_all)
+        if not finite.all():
+            # A NaN written as a number is a wrong number: such rows are reported, never written.
+            missing += non_finite_lines(
+                index.table, row_id[~finite], t_all[~finite], p_all[~finite]
+            )
+            log.warning(
+                "%d predictions are NaN or infinite (a broken model or input); they are listed in "
+                "the _missing.csv report with reason non_finite, not written",
+                int((~finite).sum()),
+            )
+            row_id, t_all, p_all = row_id[finite], t_all[finite], p_all[finite]
+        t_range = ck.meta.temperature_range
+        table = assemble_predictions(index.table, row_id, t_all, p_all, training_range=t_range)
+        predicted_domains = set(table["domain"].unique().to_pylist())
+        missing_rows = pa.concat_tables(
+            [
+                missing_table(missing),
+                skipped_lines(index_path, [*(domains or []), *predicted_domains]),
+            ]
         )
-    missing_path = None
-    missing_out.unlink(missing_ok=True)  # a report from an earlier run would describe it
-    if missing_rows.num_rows:
-        missing_path = write_table_csv(missing_rows, missing_out)
-        log.warning(
-            "%d domains/residues not predicted; reasons in %s", missing_rows.num_rows, missing_path
+        spec = ck.model_spec
+        meta = PredictionsMeta(
+            rmsf_unit=ck.meta.rmsf_unit,
+            checkpoint=str(Path(checkpoint).resolve()),
+            index=str(index_path.resolve()),
+            splits=split_names,
+            temperatures=[float(t) for t in temps],
+            training_temperature_range=[float(x) for x in t_range],
+            model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
+            columns={c: COLUMN_DOCS[c] for c in table.column_names},
         )
-    n_res = len(np.unique(row_id))
-    log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
-    return PredictReport(
-        path=out,
-        n_rows=table.num_rows,
-        n_residues=n_res,
-        temperatures=tuple(float(t) for t in temps),
-        extrapolated_temperatures=extrap,
-        n_missing=missing_rows.num_rows,
-        missing_path=missing_path,
-    )
+        write_predictions(table, meta, out)
+        extrap = tuple(float(t) for t in temps[outside_range(temps, t_range)])
+        if extrap:
+            log.warning(
+                "temperatures %s K lie outside the checkpoint's training range %s–%s K: "
+                "predictions there are extrapolations (column `extrapolated`)",
+                ", ".join(temperature_key(t) for t in extrap),
+                *(temperature_key(x) for x in t_range),
+            )
+        missing_path = None
+        missing_out.unlink(missing_ok=True)  # a report from an earlier run would describe it
+        if missing_rows.num_rows:
+            missing_path = write_table_csv(missing_rows, missing_out)
+            log.warning(
+                "%d domains/residues not predicted; reasons in %s",
+                missing_rows.num_rows,
+                missing_path,
+            )
+        n_res = len(np.unique(row_id))
+        log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
+        return PredictReport(
+            path=out,
+            n_rows=table.num_rows,
+            n_residues=n_res,
+            temperatures=tuple(float(t) for t in temps),
+            extrapolated_temperatures=extrap,
+            n_missing=missing_rows.num_rows,
+            missing_path=missing_path,
+        )

@@ -2,12 +2,14 @@
 
 One row per residue × temperature, in index order (domain, chain, resnum, icode) then ascending
 temperature. Parquet files carry :class:`PredictionsMeta` in the footer under
-:data:`METADATA_KEY`; CSV files carry the same JSON on a first line starting with ``#``.
+:data:`METADATA_KEY`. CSV files are plain CSV (a header line, then the rows), so any CSV reader
+takes them as they are; the same JSON sits beside them in ``<name>.csv.json``
+(:func:`sidecar_path`). CSVs written before that carried it on a first line starting with
+``# voxelflex predictions``; they are still read.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from voxelflex.atomic import atomic_path
+from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
 from voxelflex.quantities import outside_range
@@ -32,13 +34,14 @@ __all__ = [
     "assemble_predictions",
     "predictions_format",
     "read_predictions",
+    "sidecar_path",
     "write_predictions",
     "write_table_csv",
 ]
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"voxelflex.predictions"
-CSV_PREFIX = "# voxelflex predictions "
+CSV_PREFIX = "# voxelflex predictions "  # first line of CSVs written before the sidecar
 RESIDUE_KEY = ("domain", "chain", "resnum", "icode")
 
 COLUMN_DOCS = {
@@ -180,14 +183,10 @@ def _with_meta(table: pa.Table, meta: PredictionsMeta) -> pa.Table:
     return table.replace_schema_metadata(md)
 
 
-def write_table_csv(table: pa.Table, path: Path, header: str | None = None) -> Path:
-    """Write ``table`` as CSV atomically, with an optional ``#`` comment first line."""
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
-    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "wb") as fh:
-        if header is not None:
-            fh.write(header.encode() + b"\n")
-        fh.write(buf.getvalue())
+def write_table_csv(table: pa.Table, path: Path) -> Path:
+    """Write ``table`` as plain CSV (header line, then rows) atomically."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        pacsv.write_csv(table, tmp)
     return Path(path)
 
 
@@ -202,14 +201,26 @@ def predictions_format(path: str | Path) -> str:
     return suffix
 
 
+def sidecar_path(csv_path: str | Path) -> Path:
+    """The metadata JSON beside a predictions CSV: ``preds.csv`` → ``preds.csv.json``."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(csv_path.name + ".json")
+
+
 def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
-    """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically."""
+    """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically.
+
+    A CSV gets its metadata in :func:`sidecar_path` (written after the CSV, replacing an older
+    one); a Parquet file in its footer.
+    """
     path = Path(path)
     if predictions_format(path) == "parquet":
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(_with_meta(table, meta), tmp)
     else:
-        write_table_csv(table, path, header=CSV_PREFIX + meta.to_json())
+        write_table_csv(table, path)
+        text = json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n"
+        atomic_write_text(sidecar_path(path), text)
     return path
 
 
@@ -242,17 +253,25 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
                 "a file written by `voxelflex predict`"
             )
         return table.replace_schema_metadata(None), PredictionsMeta.from_json(raw, where=str(path))
+    sidecar = sidecar_path(path)
     with open(path, encoding="utf-8") as fh:
         first = fh.readline()
-    if not first.startswith(CSV_PREFIX):
+    if first.startswith(CSV_PREFIX):  # written before the sidecar: metadata on line 1
+        meta = PredictionsMeta.from_json(first[len(CSV_PREFIX) :], where=str(path))
+        skip = 1
+    elif sidecar.is_file():
+        meta = PredictionsMeta.from_json(sidecar.read_text(), where=str(sidecar))
+        skip = 0
+    else:
         raise InputError(
-            f"{path}: not a voxelflex predictions CSV (first line should start with "
-            f"{CSV_PREFIX.strip()!r}); rerun `voxelflex predict`"
+            f"{path}: the predictions CSV's metadata file {sidecar.name} is missing (voxelflex "
+            "predict writes it beside the CSV: unit, checkpoint, index, splits); put it back "
+            "beside the CSV, pass the Parquet predictions instead (metadata in the file), or "
+            f"rerun `voxelflex predict -o {path.name}`"
         )
-    meta = PredictionsMeta.from_json(first[len(CSV_PREFIX) :], where=str(path))
     table = pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(skip_rows=1),
+        read_options=pacsv.ReadOptions(skip_rows=skip),
         convert_options=pacsv.ConvertOptions(
             column_types=_CSV_TYPES, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),

@@ -32,6 +32,7 @@ from voxelflex.analysis.predictions import (
     PredictionsMeta,
     assemble_predictions,
     predictions_format,
+    sidecar_path,
     write_predictions,
     write_table_csv,
 )
@@ -40,6 +41,7 @@ from voxelflex.engine.checkpoint import load_for_inference
 from voxelflex.engine.distributed import resolve_device
 from voxelflex.errors import ConfigError, InputError, VoxelflexError
 from voxelflex.index.memory import frames_index
+from voxelflex.logs import command_log
 from voxelflex.paths import check_output
 from voxelflex.quantities import outside_range, to_angstrom
 from voxelflex.sources.memory import MemorySource
@@ -161,8 +163,9 @@ def predict_structures(
     temps = np.unique(np.append(temps, np.float32(bfactor_temperature)))
     files = _files(paths)
     out = Path(out_path)
-    predictions_format(out)
     inputs = [("checkpoint", checkpoint), *(("structure file", f) for f in files)]
+    if predictions_format(out) == "csv":  # its metadata sidecar is replaced with it
+        check_output(sidecar_path(out), inputs=inputs, overwrite=True, what="metadata file")
     check_output(out, inputs=inputs, overwrite=overwrite, what="predictions file")
     missing_out = out.with_name(out.stem + "_missing.csv")
     check_output(missing_out, inputs=inputs, overwrite=True)
@@ -170,83 +173,85 @@ def predict_structures(
     copies = [bfactor_dir / f.name for f in files]
     for copy in copies:
         check_output(copy, inputs=inputs, overwrite=overwrite, option="--bfactor-dir")
-    device = str(resolve_device(config.train.device))
-    model, ck = load_for_inference(checkpoint, device)
-    if ck.model_spec.target_norm != "global":
-        log.warning(
-            "%s was trained on per-domain z-scored targets: its outputs (and the B-factor "
-            "copies) are relative per structure, not RMSF in %s",
-            checkpoint,
-            ck.meta.rmsf_unit,
+    with command_log(out, "predict --structure"):
+        device = str(resolve_device(config.train.device))
+        model, ck = load_for_inference(checkpoint, device)
+        if ck.model_spec.target_norm != "global":
+            log.warning(
+                "%s was trained on per-domain z-scored targets: its outputs (and the B-factor "
+                "copies) are relative per structure, not RMSF in %s",
+                checkpoint,
+                ck.meta.rmsf_unit,
+            )
+        rules = {"keys": keys, "altloc": altloc}
+        tables, missing, failed = [], [], 0
+        bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
+        for start in range(0, len(files), FILES_PER_CHUNK):
+            chunk = list(zip(files, copies, strict=True))[start : start + FILES_PER_CHUNK]
+            paths_in = [p for p, _ in chunk]
+            read, lines, n_failed = _read_chunk(paths_in, ck.model_spec.features, rules)
+            missing += lines
+            failed += n_failed
+            bar.update(len(chunk))
+            if not read:
+                continue
+            table, lines = _predict_chunk(model, ck, read, temps, config, device, checkpoint)
+            missing += lines
+            tables.append(table)
+            copy_of = dict(chunk)
+            _write_copies(
+                table,
+                [(path, copy_of[path], frames) for path, frames, _ in read],
+                bfactor_temperature,
+                ck.meta.rmsf_unit,
+                bfactor_as,
+                rules,
+            )
+        bar.close()
+        if not tables:
+            raise InputError(
+                f"nothing could be predicted from {len(files)} structure file(s); reasons: "
+                + "; ".join(f"{m[0]}: {m[-1]}" for m in missing[:5])
+            )
+        table = pa.concat_tables(tables)
+        spec = ck.model_spec
+        meta = PredictionsMeta(
+            rmsf_unit=ck.meta.rmsf_unit,
+            checkpoint=str(Path(checkpoint).resolve()),
+            index="(structures)",
+            splits=["predict"],
+            temperatures=[float(t) for t in temps],
+            training_temperature_range=[float(x) for x in ck.meta.temperature_range],
+            model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
+            columns={c: COLUMN_DOCS[c] for c in table.column_names},
         )
-    rules = {"keys": keys, "altloc": altloc}
-    tables, missing, failed = [], [], 0
-    bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
-    for start in range(0, len(files), FILES_PER_CHUNK):
-        chunk = list(zip(files, copies, strict=True))[start : start + FILES_PER_CHUNK]
-        read, lines, n_failed = _read_chunk([p for p, _ in chunk], ck.model_spec.features, rules)
-        missing += lines
-        failed += n_failed
-        bar.update(len(chunk))
-        if not read:
-            continue
-        table, lines = _predict_chunk(model, ck, read, temps, config, device, checkpoint)
-        missing += lines
-        tables.append(table)
-        copy_of = dict(chunk)
-        _write_copies(
-            table,
-            [(path, copy_of[path], frames) for path, frames, _ in read],
-            bfactor_temperature,
-            ck.meta.rmsf_unit,
-            bfactor_as,
-            rules,
+        write_predictions(table, meta, out)
+        extrap = temps[outside_range(temps, ck.meta.temperature_range)]
+        if len(extrap):
+            log.warning(
+                "temperatures %s K lie outside the checkpoint's training range: those predictions "
+                "are extrapolations (column `extrapolated`)",
+                ", ".join(f"{t:g}" for t in extrap),
+            )
+        missing_out.unlink(missing_ok=True)
+        missing_path = None
+        if missing:
+            missing_path = write_table_csv(missing_table(missing), missing_out)
+            log.warning("%d items not predicted; reasons in %s", len(missing), missing_path)
+        residues = table.select(["domain", "chain", "resid_str"]).group_by(
+            ["domain", "chain", "resid_str"], use_threads=False
         )
-    bar.close()
-    if not tables:
-        raise InputError(
-            f"nothing could be predicted from {len(files)} structure file(s); reasons: "
-            + "; ".join(f"{m[0]}: {m[-1]}" for m in missing[:5])
+        return StructurePredictReport(
+            path=out,
+            bfactor_dir=bfactor_dir,
+            bfactor_temperature=bfactor_temperature,
+            files=len(files),
+            files_failed=failed,
+            n_rows=table.num_rows,
+            n_residues=residues.aggregate([]).num_rows,
+            n_missing=len(missing),
+            missing_path=missing_path,
         )
-    table = pa.concat_tables(tables)
-    spec = ck.model_spec
-    meta = PredictionsMeta(
-        rmsf_unit=ck.meta.rmsf_unit,
-        checkpoint=str(Path(checkpoint).resolve()),
-        index="(structures)",
-        splits=["predict"],
-        temperatures=[float(t) for t in temps],
-        training_temperature_range=[float(x) for x in ck.meta.temperature_range],
-        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
-        columns={c: COLUMN_DOCS[c] for c in table.column_names},
-    )
-    write_predictions(table, meta, out)
-    extrap = temps[outside_range(temps, ck.meta.temperature_range)]
-    if len(extrap):
-        log.warning(
-            "temperatures %s K lie outside the checkpoint's training range: those predictions "
-            "are extrapolations (column `extrapolated`)",
-            ", ".join(f"{t:g}" for t in extrap),
-        )
-    missing_out.unlink(missing_ok=True)
-    missing_path = None
-    if missing:
-        missing_path = write_table_csv(missing_table(missing), missing_out)
-        log.warning("%d items not predicted; reasons in %s", len(missing), missing_path)
-    residues = table.select(["domain", "chain", "resid_str"]).group_by(
-        ["domain", "chain", "resid_str"], use_threads=False
-    )
-    return StructurePredictReport(
-        path=out,
-        bfactor_dir=bfactor_dir,
-        bfactor_temperature=bfactor_temperature,
-        files=len(files),
-        files_failed=failed,
-        n_rows=table.num_rows,
-        n_residues=residues.aggregate([]).num_rows,
-        n_missing=len(missing),
-        missing_path=missing_path,
-    )
 
 
 def _files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:

@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
 
 from voxelflex.errors import ConfigError
 
-__all__ = ["MAX_TEMPERATURES", "parse_sweep", "resolve_temperatures", "temperature_key"]
+__all__ = [
+    "MAX_TEMPERATURES",
+    "parse_sweep",
+    "parse_temperature",
+    "resolve_temperatures",
+    "temperature_key",
+]
 
 MAX_TEMPERATURES = 10_000
+
+
+_RANGE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(?:-|–|\.\.|to)\s*(\d+(?:\.\d*)?)\s*")
+
+
+def _sweep_hint(text: str) -> str:
+    """``"; for a sweep use --temperatures 300:450:10"`` when ``text`` looks like a range."""
+    found = _RANGE.fullmatch(text)
+    if found:
+        lo, hi = found[1], found[2]
+        return f"; for a sweep from {lo} to {hi} K use --temperatures {lo}:{hi}:10"
+    if text.count(":") == 2:
+        return f"; a sweep START:STOP:STEP goes to --temperatures {text}"
+    return ""
+
+
+def parse_temperature(text: str, *, option: str = "--temperature") -> float:
+    """One temperature in K from a command-line value.
+
+    Raises
+    ------
+    ConfigError
+        Not a number; a range (``300-450``) or sweep written here points to
+        ``--temperatures START:STOP:STEP``.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"{option} {text!r} is not a temperature in K (e.g. {option} 320){_sweep_hint(text)}"
+    )
 
 
 def parse_sweep(spec: str) -> np.ndarray:
@@ -29,8 +68,9 @@ def parse_sweep(spec: str) -> np.ndarray:
             raise ValueError
         start, stop, step = (float(x) for x in parts)
     except ValueError:
+        hint = _sweep_hint(spec) if _RANGE.fullmatch(spec) else ""
         raise ConfigError(
-            f"temperature sweep {spec!r} is not START:STOP:STEP in kelvin; e.g. 300:450:10"
+            f"temperature sweep {spec!r} is not START:STOP:STEP in kelvin; e.g. 300:450:10{hint}"
         ) from None
     if not (np.isfinite([start, stop, step]).all() and step > 0 and stop >= start):
         raise ConfigError(

@@ -17,11 +17,14 @@ from voxelflex.cli.options import (
     ConfigOption,
     DeviceOption,
     OverwriteOption,
+    ProgressOption,
     SetOption,
     ShardsDirOption,
     SourceOption,
     WorkersOption,
     build_config,
+    console_logging,
+    with_default,
 )
 from voxelflex.cli.structure import Altloc, AltlocOption, Keys, KeysOption
 from voxelflex.formats import BFACTOR_MODES, ImageFormat, TableFormat
@@ -35,8 +38,11 @@ ResiduesOption = Annotated[
     typer.Option(
         "--residues-per-batch",
         "--batch-size",
-        help="Residues a batch holds, each with all its temperatures (predict.residues_per_batch;"
-        " --batch-size is the earlier spelling, kept as an alias).",
+        help=with_default(
+            "Residues a batch holds, each with all its temperatures (predict.residues_per_batch;"
+            " --batch-size is the earlier spelling, kept as an alias).",
+            "predict.residues_per_batch",
+        ),
     ),
 ]
 
@@ -91,8 +97,8 @@ def predict(
         Path | None, typer.Option(help="File of domain ids, one a line ('#' comments).")
     ] = None,
     temperature: Annotated[
-        list[float] | None,
-        typer.Option("--temperature", "-t", help="Temperature in K (repeatable)."),
+        list[str] | None,
+        typer.Option("--temperature", "-t", metavar="K", help="Temperature in K (repeatable)."),
     ] = None,
     temperatures: Annotated[
         str | None,
@@ -114,21 +120,28 @@ def predict(
     residues_per_batch: ResiduesOption = None,
     workers: WorkersOption = None,
     device: DeviceOption = None,
+    progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
     """Predict RMSF with a checkpoint at one or more temperatures; write CSV or Parquet.
 
-    On an index (--index) or straight on structure files (--structure), which also writes a
-    copy of each structure with the predicted RMSF (Å) as its B-factors.
+    On an index (--index), or straight on structure files (--structure), which also writes a
+    copy of each structure with the predicted RMSF (Å) as its B-factors. A CSV is plain (header
+    line, then rows) with its metadata in NAME.csv.json beside it; Parquet keeps the metadata in
+    the file.
 
-    Examples: voxelflex predict -c best.pt -i index.parquet --temperatures 300:450:10 ;
-    voxelflex predict -c best.pt --structure my.pdb -t 300 -o my_rmsf.csv
+    \b
+    Examples:
+      voxelflex predict -c outputs/run/models/best.pt -i work/index.parquet
+      voxelflex predict -c best.pt -i pred_index.parquet --split predict \\
+          --temperatures 300:450:10 -o sweep.csv
+      voxelflex predict -c best.pt --structure my.pdb -t 300 -o my_rmsf.csv
     """
     from voxelflex.analysis.predict import predict as run_predict
     from voxelflex.analysis.structures import predict_structures
-    from voxelflex.analysis.temperatures import resolve_temperatures
+    from voxelflex.analysis.temperatures import parse_temperature, resolve_temperatures
     from voxelflex.errors import ConfigError
     from voxelflex.inputs.splits import read_split_file
 
@@ -139,11 +152,14 @@ def predict(
             "loader.source": source,
             "data.shards_dir": shards_dir,
             "predict.residues_per_batch": residues_per_batch,
+            "predict.progress": progress,
             "loader.num_workers": workers,
             "train.device": device,
         },
     )
-    temps = resolve_temperatures(temperature or (), temperatures)
+    console_logging(cfg.log_level)
+    singles = [parse_temperature(t, option="--temperature") for t in temperature or ()]
+    temps = resolve_temperatures(singles, temperatures)
     if (index is None) == (not structure):
         raise ConfigError("predict needs either --index INDEX or --structure FILE|DIR (one)")
     if structure:
@@ -217,19 +233,47 @@ def evaluate(
         ),
     ] = None,
     importance: Annotated[
-        bool, typer.Option(help="Permutation importance of temperature and each channel.")
-    ] = True,
-    shuffles: Annotated[int, typer.Option(help="Shuffles per input for importance.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the shuffles.")] = 0,
+        bool | None,
+        typer.Option(
+            "--importance/--no-importance",
+            help=with_default(
+                "Permutation importance of temperature and each channel (evaluate.importance).",
+                "evaluate.importance",
+            ),
+        ),
+    ] = None,
+    shuffles: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default(
+                "Shuffles per input for importance (evaluate.shuffles).", "evaluate.shuffles"
+            ),
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Seed of the shuffles (evaluate.seed).", "evaluate.seed"),
+        ),
+    ] = None,
     source: SourceOption = None,
     shards_dir: ShardsDirOption = None,
     residues_per_batch: ResiduesOption = None,
     device: DeviceOption = None,
+    progress: ProgressOption = None,
     overwrite: OverwriteOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Metrics JSON: overall, per temperature, per domain, stratified, baselines, importance."""
+    """Metrics JSON: overall, per temperature, per domain, stratified, baselines, importance.
+
+    Accessibility bins: --set 'evaluate.accessibility_bins=[0, 0.1, 0.4, 1.01]' (the default).
+
+    \b
+    Examples:
+      voxelflex evaluate -p outputs/run/metrics/predictions_test.parquet
+      voxelflex evaluate -p preds.csv --no-importance -o metrics.json
+    """
     from voxelflex.analysis.evaluate import evaluate as run_evaluate
     from voxelflex.analysis.evaluate import format_summary
 
@@ -240,17 +284,19 @@ def evaluate(
             "loader.source": source,
             "data.shards_dir": shards_dir,
             "predict.residues_per_batch": residues_per_batch,
+            "predict.progress": progress,
             "train.device": device,
+            "evaluate.importance": importance,
+            "evaluate.shuffles": shuffles,
+            "evaluate.seed": seed,
         },
     )
+    console_logging(cfg.log_level)
     report = run_evaluate(
         predictions,
         index_path=index,
         checkpoint=checkpoint,
         out_path=output,
-        importance=importance,
-        n_shuffles=shuffles,
-        seed=seed,
         overwrite=overwrite,
         config=cfg,
     )
@@ -268,7 +314,9 @@ def plot(
             "metrics/predictions_* and evaluation_metrics_*.",
         ),
     ] = None,
-    predictions: Annotated[Path | None, typer.Option("--predictions", "-p")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
+    ] = None,
     history: Annotated[Path | None, typer.Option(help="training_history.json")] = None,
     metrics: Annotated[
         Path | None, typer.Option(help="evaluation_metrics_<split>.json (adds baselines).")
@@ -297,9 +345,17 @@ def plot(
     ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """Plots (PNG/SVG/PDF) and the CSV of the data behind each."""
+    """Plots (PNG/SVG/PDF) and the CSV of the data behind each.
+
+    \b
+    Examples:
+      voxelflex plot --run-dir outputs/run
+      voxelflex plot -p preds.parquet --history run/training_history.json -o figs
+    """
     from voxelflex.analysis.plots import default_plot_dir
     from voxelflex.analysis.plots import plot as run_plot
+
+    console_logging()
 
     out = output_dir or default_plot_dir(run_dir=run_dir, predictions=predictions, history=history)
     paths = run_plot(

@@ -29,7 +29,13 @@ def demo(
     ),
     device: Annotated[Device, typer.Option(help="Training device.")] = Device(_DEFAULT.device),
 ) -> None:
-    """Generate demo data, then index, shard, train (tiny), predict, evaluate and plot."""
+    """Generate demo data, then index, shard, train (tiny), predict, evaluate and plot.
+
+    \b
+    Examples:
+      voxelflex demo
+      voxelflex demo -o demo_cpu --device cpu --epochs 3
+    """
     from voxelflex.demo.run import run_demo
     from voxelflex.logs import setup_logging
 

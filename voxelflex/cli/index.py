@@ -8,15 +8,20 @@ from typing import Annotated
 
 import typer
 
-from voxelflex.cli.options import OverwriteOption, RmsfUnit, SetOption, build_config
+from voxelflex.cli.group import command_group
+from voxelflex.cli.options import (
+    OverwriteOption,
+    RmsfUnit,
+    SetOption,
+    build_config,
+    console_logging,
+)
 from voxelflex.errors import ConfigError
 from voxelflex.formats import QueryFormat
 
 __all__ = ["app", "build", "query", "stats"]
 
-app = typer.Typer(
-    no_args_is_help=True, help="Build the sample index and query it with SQL (DuckDB)."
-)
+app = command_group("Build the sample index and query it with SQL (DuckDB).")
 
 
 @app.command("build")
@@ -72,7 +77,14 @@ def build(
 
     Without --rmsf-csv every voxelized residue becomes a `predict` row.
 
-    Also writes NAME.skipped.csv (one reason per skipped item) and NAME.temperature_range.json.
+    Also writes NAME.skipped.csv (one reason per skipped item), NAME.temperature_range.json
+    and the log NAME.log.
+
+    \b
+    Example:
+      voxelflex index build --voxel-file voxels.hdf5 --rmsf-csv rmsf.csv \\
+          --rmsf-unit nm --train-split train.txt --val-split val.txt \\
+          --test-split test.txt -o work/index.parquet
     """
     from voxelflex.index import build_index
 
@@ -86,7 +98,9 @@ def build(
         "data.test_split": test,
         "data.features": features,
     }
-    cfg = build_config(config, overrides, flags).data
+    full = build_config(config, overrides, flags)
+    console_logging(full.log_level)
+    cfg = full.data
     if cfg.voxel_file is None or cfg.index is None:
         raise ConfigError(
             "index build needs a voxel file and an output path: pass --voxel-file and --output "
@@ -120,17 +134,25 @@ def query(
     ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:
-    """Run read-only SQL over the index, e.g. "SELECT split, count(*) FROM samples GROUP BY 1"."""
-    from voxelflex.index.query import run_query, write_result
-    from voxelflex.paths import check_output
+    """Run read-only SQL over the index (view `samples`); print or write the result.
+
+    With -o the result goes to a file (refused if it exists, unless --overwrite) and the query
+    is logged beside it; without -o nothing is written.
+
+    \b
+    Examples:
+      voxelflex index query "SELECT split, count(*) FROM samples GROUP BY 1" \\
+          -i index.parquet
+      voxelflex index query "SELECT * FROM samples WHERE domain = '1a00A00'" \\
+          -i index.parquet -f csv -o 1a00A00.csv
+    """
+    from voxelflex.index.query import query_to_file, run_query, write_result
 
     if output is not None:
-        check_output(output, inputs={"index": index}, overwrite=overwrite, what="query result")
-    text = write_result(run_query(index, sql), fmt, output)
-    if text is not None:
-        typer.echo(text, nl=False)
-    else:
-        typer.echo(f"wrote {output}", err=True)
+        console_logging()
+        typer.echo(f"wrote {query_to_file(index, sql, fmt, output, overwrite=overwrite)}", err=True)
+    else:  # read-only: prints the result, writes nothing (no log either)
+        typer.echo(write_result(run_query(index, sql), fmt, None), nl=False)
 
 
 @app.command("stats")
@@ -138,7 +160,12 @@ def stats(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Rows per split and temperature, domains, residues and the target distribution."""
+    """Rows per split and temperature, domains, residues and the target distribution.
+
+    \b
+    Example:
+      voxelflex index stats -i work/index.parquet --json
+    """
     from voxelflex.index.query import format_stats, index_stats
 
     result = index_stats(index)

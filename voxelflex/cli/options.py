@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from voxelflex.config import Config, choices, load_config
+from voxelflex.config import Config, choices, default_value, load_config
+from voxelflex.logs import setup_logging
 
 __all__ = [
     "Architecture",
@@ -24,14 +25,29 @@ __all__ = [
     "DeviceOption",
     "OverwriteOption",
     "Preset",
+    "ProgressOption",
     "RmsfUnit",
+    "Scheduler",
     "SetOption",
     "ShardsDirOption",
     "Source",
     "SourceOption",
     "WorkersOption",
     "build_config",
+    "console_logging",
+    "with_default",
 ]
+
+
+def with_default(text: str, key: str) -> str:
+    """Help text of a flag that sets config key ``key``, ending with its packaged default
+    (``"Epochs (train.epochs).  [default: 20]"``); the flag itself defaults to "not given", so
+    that a config file's value is not overridden."""
+    value = default_value(key)
+    if value is None:
+        return text
+    shown = str(value).lower() if isinstance(value, bool) else value
+    return f"{text}  [default: {shown}]"
 
 
 def _choice(name: str, key: str) -> type[StrEnum]:
@@ -45,6 +61,7 @@ Preset = _choice("Preset", "model.preset")
 Conditioning = _choice("Conditioning", "model.conditioning")
 Device = _choice("Device", "train.device")
 RmsfUnit = _choice("RmsfUnit", "data.rmsf_unit")
+Scheduler = _choice("Scheduler", "train.scheduler")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML config (e.g. a run's config.yaml).")
@@ -55,14 +72,34 @@ SetOption = Annotated[
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 SourceOption = Annotated[
-    Source | None, typer.Option(help="Where voxels are read from (loader.source).")
+    Source | None,
+    typer.Option(
+        help=with_default("Where voxels are read from (loader.source).", "loader.source"),
+    ),
 ]
 ShardsDirOption = Annotated[
     Path | None, typer.Option(help="Shard folder for --source shards (data.shards_dir).")
 ]
-DeviceOption = Annotated[Device | None, typer.Option(help="Torch device (train.device).")]
+DeviceOption = Annotated[
+    Device | None,
+    typer.Option(
+        help=with_default("Torch device (train.device).", "train.device"),
+    ),
+]
 WorkersOption = Annotated[
-    int | None, typer.Option(help="DataLoader workers reading voxels (loader.num_workers).")
+    int | None,
+    typer.Option(
+        help=with_default(
+            "DataLoader workers reading voxels (loader.num_workers).", "loader.num_workers"
+        ),
+    ),
+]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help=with_default("Progress bars (predict.progress).", "predict.progress"),
+    ),
 ]
 
 
@@ -82,3 +119,9 @@ def build_config(config: Path | None, sets: list[str] | None, flags: dict[str, A
         f"{k}={v.value if isinstance(v, StrEnum) else v}" for k, v in flags.items() if v is not None
     ]
     return load_config(config, overrides)
+
+
+def console_logging(level: str = "INFO") -> None:
+    """Show the library's log lines on stderr (a command that writes results also logs them to
+    a file: :func:`voxelflex.logs.command_log`)."""
+    setup_logging(None, level)

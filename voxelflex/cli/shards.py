@@ -7,14 +7,13 @@ from typing import Annotated
 
 import typer
 
+from voxelflex.cli.group import command_group
+from voxelflex.cli.options import console_logging
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Bit-packed zstd WebDataset shards of the voxels (fast training input).",
-)
+app = command_group("Bit-packed zstd WebDataset shards of the voxels (fast training input).")
 
 
 @app.command("build")
@@ -28,9 +27,19 @@ def build(
     seed: Annotated[int, typer.Option(help="Seed of the domain order across shards.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Pack every domain of the index into shards; rerun to resume an interrupted build."""
+    """Pack every domain of the index into shards; rerun to resume an interrupted build.
+
+    The log goes beside the folder (DIR.log).
+
+    \b
+    Example:
+      voxelflex shards build --index work/index.parquet -o work/shards --workers 2
+      voxelflex train --index work/index.parquet --source shards \\
+          --shards-dir work/shards
+    """
     from voxelflex.sources.shards import build_shards
 
+    console_logging()
     report = build_shards(
         index,
         output,
@@ -55,7 +64,12 @@ def verify(
         typer.Option(help="Also check that the shards were built from this index's voxel file."),
     ] = None,
 ) -> None:
-    """Check every shard and record against the manifest; list all problems."""
+    """Check every shard and record against the manifest; list all problems.
+
+    \b
+    Example:
+      voxelflex shards verify work/shards --index work/index.parquet
+    """
     from voxelflex.errors import ShardError
     from voxelflex.index import read_index
     from voxelflex.sources.shards import verify_shards

@@ -17,7 +17,11 @@ Keys = StrEnum("Keys", [(k, k) for k in KEY_RULES])
 Altloc = StrEnum("Altloc", [(a, a) for a in ALTLOC_RULES])
 
 StructuresArgument = Annotated[
-    list[Path], typer.Argument(help="Structure files (.pdb .ent .cif .mmcif, .gz too) or folders.")
+    list[Path],
+    typer.Argument(
+        metavar="STRUCTURE",
+        help="Structure files (.pdb .ent .cif .mmcif, .gz too) or folders.",
+    ),
 ]
 KeysOption = Annotated[
     Keys,
@@ -52,7 +56,10 @@ def voxelize(
 ) -> None:
     """Voxelize PDB/mmCIF files into an aposteriori-layout HDF5 (frames bit-identical to it).
 
-    Example: voxelflex voxelize structures/ -o voxels.hdf5 --features --workers 4
+    \b
+    Examples:
+      voxelflex voxelize structures/ -o voxels.hdf5 --features --workers 4
+      voxelflex voxelize 1abc.pdb 2xyz.cif.gz -o voxels.hdf5 --keys icode
     """
     from voxelflex.structure import voxelize_files
 
@@ -88,7 +95,9 @@ def features(
 
     Keyed like the voxel file, for `index build --features`.
 
-    Example: voxelflex features structures/ -o features.parquet
+    \b
+    Examples:
+      voxelflex features structures/ -o features.parquet --workers 4
     """
     from voxelflex.structure.featurize import featurize_files
 

@@ -19,11 +19,13 @@ from voxelflex.cli.options import (
     DeviceOption,
     Preset,
     RmsfUnit,
+    Scheduler,
     SetOption,
     ShardsDirOption,
     SourceOption,
     WorkersOption,
     build_config,
+    with_default,
 )
 
 __all__ = ["train"]
@@ -33,34 +35,103 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
     set_: SetOption = None,
     index: Annotated[
-        Path | None, typer.Option(help="Sample index from `voxelflex index build`.")
+        Path | None, typer.Option(help="Sample index from `voxelflex index build` (data.index).")
     ] = None,
     voxel_file: Annotated[
         Path | None, typer.Option(help="Voxel HDF5, to build an index when --index is absent.")
     ] = None,
     rmsf_csv: Annotated[Path | None, typer.Option(help="RMSF CSV (with --voxel-file).")] = None,
-    rmsf_unit: Annotated[RmsfUnit | None, typer.Option(help="Unit of the RMSF CSV.")] = None,
+    rmsf_unit: Annotated[
+        RmsfUnit | None, typer.Option(help="Unit of the RMSF CSV (data.rmsf_unit).")
+    ] = None,
     train_split: Annotated[Path | None, typer.Option(help="Train domain ids file.")] = None,
     val_split: Annotated[Path | None, typer.Option(help="Validation domain ids file.")] = None,
     test_split: Annotated[Path | None, typer.Option(help="Test domain ids file.")] = None,
     source: SourceOption = None,
     shards_dir: ShardsDirOption = None,
-    model: Annotated[Architecture | None, typer.Option(help="Architecture.")] = None,
-    preset: Annotated[Preset | None, typer.Option(help="Model size.")] = None,
+    model: Annotated[
+        Architecture | None,
+        typer.Option(
+            help=with_default("Architecture (model.name).", "model.name"),
+        ),
+    ] = None,
+    preset: Annotated[
+        Preset | None,
+        typer.Option(
+            help=with_default(
+                "Model size (model.preset); model.hyperparameters override parts of it.",
+                "model.preset",
+            ),
+        ),
+    ] = None,
     conditioning: Annotated[
-        Conditioning | None, typer.Option(help="How temperature enters after the trunk.")
+        Conditioning | None,
+        typer.Option(
+            help=with_default(
+                "How temperature enters after the trunk (model.conditioning).", "model.conditioning"
+            ),
+        ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Epochs (train.epochs).", "train.epochs"),
+        ),
+    ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Max samples (residue x temperature rows) per batch.")
+        int | None,
+        typer.Option(
+            help=with_default(
+                "Max samples (residue x temperature rows) per batch (loader.batch_size).",
+                "loader.batch_size",
+            ),
+        ),
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    grad_accumulation: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default(
+                "Optimizer step every N batches (train.grad_accumulation).",
+                "train.grad_accumulation",
+            ),
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help=with_default("Peak learning rate (train.lr).", "train.lr"),
+        ),
+    ] = None,
+    scheduler: Annotated[
+        Scheduler | None,
+        typer.Option(
+            help=with_default("Learning-rate schedule (train.scheduler).", "train.scheduler"),
+        ),
+    ] = None,
     device: DeviceOption = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Folder of runs.")] = None,
-    run_name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help=with_default("Folder of runs (output_dir).", "output_dir"),
+        ),
+    ] = None,
+    run_name: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default("Run folder name (run_name).", "run_name"),
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from <run>/models/latest.pt.")
     ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start a new run from this checkpoint's weights and model (fine-tuning; "
+            "train.init_from); the temperature range and target standardisation come from the "
+            "new data."
+        ),
+    ] = None,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -68,9 +139,48 @@ def train(
         ),
     ] = False,
     workers: WorkersOption = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (plan, init, dropout).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Seed of the plan, init and dropout (loader.seed).", "loader.seed"),
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help=with_default(
+                "Progress bars of training and validation (train.progress).", "train.progress"
+            ),
+        ),
+    ] = None,
+    plot: Annotated[
+        bool | None,
+        typer.Option(
+            "--plot/--no-plot",
+            help=with_default(
+                "Draw the training curves into <run>/visualizations at the end (train.plot).",
+                "train.plot",
+            ),
+        ),
+    ] = None,
 ) -> None:
-    """Train a temperature-aware RMSF model; outputs go to <output-dir>/<run-name>/."""
+    """Train a temperature-aware RMSF model into a run folder.
+
+    Outputs go to <output-dir>/<run-name>/ (checkpoints in models/, training_history.json,
+    logs/voxelflex.log, config.yaml, visualizations/). Settings, lowest first: packaged
+    defaults (`voxelflex config show`), --config, --set, then these flags. Under
+    `torchrun --nproc_per_node=N -m voxelflex train ...` it trains with
+    DistributedDataParallel.
+
+    \b
+    Examples:
+      voxelflex train --index work/index.parquet --preset small --run-name mdcath
+      voxelflex train --config run.yaml --set train.scheduler=step
+      voxelflex train --index new/index.parquet --run-name tuned --lr 1e-4 \\
+          --init-from outputs/mdcath/models/best.pt
+    """
+    from voxelflex.analysis.plots import plot_training_run
     from voxelflex.engine import train as run_train
 
     cfg = build_config(
@@ -94,7 +204,12 @@ def train(
             "model.conditioning": conditioning,
             "train.epochs": epochs,
             "train.lr": lr,
+            "train.scheduler": scheduler,
+            "train.grad_accumulation": grad_accumulation,
             "train.device": device,
+            "train.progress": progress,
+            "train.plot": plot,
+            "train.init_from": init_from,
             "output_dir": output_dir,
             "run_name": run_name,
             "train.resume": True if resume else None,
@@ -102,10 +217,15 @@ def train(
         },
     )
     result = run_train(cfg)
-    if result.history and os.environ.get("RANK", "0") == "0":
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports and draws
+    if cfg.train.plot and result.history:
+        plot_training_run(result.run_dir)
+    if result.history:
         val = result.history[-1]["val"]
         typer.echo(
             f"done ({result.stop_reason}, {result.global_step} optimizer steps): last val "
             f"pearson {val['pearson']:.3f}, rmse {val['rmse']:.4f}; best model "
             f"{result.best_checkpoint}"
+            + (f"; plots in {result.run_dir / 'visualizations'}" if cfg.train.plot else "")
         )

@@ -25,9 +25,11 @@ from voxelflex.frame import FrameSpec
 from voxelflex.index import IndexMeta, LoadedIndex
 from voxelflex.models import ModelSpec, RMSFModel, build_model
 
-__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointMeta", "load_for_inference"]
+__all__ = ["FORMAT_VERSION", "PLAN_DEFAULTS", "Checkpoint", "CheckpointMeta", "load_for_inference"]
 
 FORMAT_VERSION = 1
+# Plan settings added after format 1 was fixed, with the value older checkpoints ran with.
+PLAN_DEFAULTS = {"grad_accumulation": 1}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class CheckpointMeta:
     epoch, batch, global_step : int
         Position: ``batch`` is the next batch to run in ``epoch``; ``global_step`` counts
         optimizer steps so far.
+    init_from : str or None
+        The checkpoint whose weights the run started from (``--init-from``), if any.
     """
 
     temperature_range: tuple[float, float]
@@ -55,6 +59,7 @@ class CheckpointMeta:
     epoch: int = 0
     batch: int = 0
     global_step: int = 0
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, str, numbers), as stored under ``meta``."""
@@ -75,6 +80,7 @@ class CheckpointMeta:
             epoch=int(d.get("epoch", 0)),
             batch=int(d.get("batch", 0)),
             global_step=int(d.get("global_step", 0)),
+            init_from=d.get("init_from"),
         )
 
     def check_data(
@@ -130,7 +136,7 @@ class Checkpoint:
         Training state (only ``--resume`` needs it).
     plan : dict or None
         Plan settings a mid-epoch resume must keep (batch size, seed, workers, world size,
-        mixing buffer).
+        mixing buffer, gradient accumulation; :data:`PLAN_DEFAULTS` fills in later ones).
     history : list of dict
         One entry per finished epoch.
     trainer : dict or None
@@ -217,7 +223,7 @@ class Checkpoint:
         """
         path = Path(path)
         if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist")
+            raise CheckpointError(_missing_message(path))
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -272,11 +278,12 @@ class Checkpoint:
                 f"--resume: {where} holds model {self.model_spec.to_dict()}, but the config "
                 f"asks for {spec.to_dict()}; use the checkpoint's model settings or a new run"
             )
-        if self.meta.batch > 0 and self.plan != plan:
+        if self.meta.batch > 0 and {**PLAN_DEFAULTS, **(self.plan or {})} != plan:
             raise CheckpointError(
                 f"--resume: {where} stopped mid-epoch with plan {self.plan}, but this run has "
                 f"{plan}; the epoch cannot continue at batch {self.meta.batch} with another "
-                "batch size, seed, worker or rank count: keep those settings"
+                "batch size, seed, worker or rank count or gradient accumulation: keep those "
+                "settings"
             )
 
     def build_model(self, *, where: str = "the checkpoint") -> RMSFModel:
@@ -289,6 +296,28 @@ class Checkpoint:
                 f"checkpoint {where}: weights do not fit its model spec ({exc})"
             ) from exc
         return model
+
+
+def _missing_message(path: Path) -> str:
+    """Say that ``path`` is no checkpoint file, and what the folder it points into holds."""
+    folder = path if path.is_dir() else path.parent
+    if (folder / "models").is_dir() and not any(folder.glob("*.pt")):
+        folder = folder / "models"  # a run folder: its checkpoints are in models/
+    head = (
+        f"checkpoint {path} is a folder, not a checkpoint file"
+        if path.is_dir()
+        else f"checkpoint {path} does not exist"
+    )
+    if not folder.is_dir():
+        return (
+            f"{head}, nor does the folder {folder}; check the path (train writes "
+            "<output_dir>/<run_name>/models/best.pt)"
+        )
+    found = sorted(p.name for p in folder.glob("*.pt"))
+    if not found:
+        return f"{head}; {folder} holds no checkpoint (*.pt): train first, or check the path"
+    best = "best.pt" if "best.pt" in found else found[0]
+    return f"{head}; {folder} holds: {', '.join(found)} (pass one of them, e.g. {folder / best})"
 
 
 def _no_default(f: dataclasses.Field) -> bool:

@@ -14,6 +14,7 @@ from voxelflex.config import Config
 from voxelflex.engine.distributed import DistContext
 from voxelflex.errors import ConfigError, TrainingError
 from voxelflex.index import LoadedIndex, ensure_index, read_index
+from voxelflex.models import ModelSpec
 from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
 from voxelflex.sources.table import SplitTable
 from voxelflex.structure.features import FEATURE_GROUPS
@@ -132,8 +133,10 @@ def _index_path(config: Config, dist: DistContext) -> Path:
     )
 
 
-def open_training_data(config: Config, dist: DistContext) -> TrainingData:
-    """Read (or build) the index and open the train and val sources of ``config.loader.source``.
+def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> TrainingData:
+    """Read (or build) the index and open the train and val sources of ``config.loader.source``,
+    serving ``spec``'s features and targets normalised as ``spec.target_norm`` says (the spec
+    of an ``--init-from`` checkpoint may differ from the config's model section).
 
     Raises
     ------
@@ -157,11 +160,11 @@ def open_training_data(config: Config, dist: DistContext) -> TrainingData:
             f"{path} has {n_train} train and {n_val} val rows; training needs both: "
             "rebuild the index with --train-split and --val-split files"
         )
-    features = expand_features(config.model.features)
+    features = spec.features
     options = source_options(config)
     train = open_source(config.loader.source, index, split="train", features=features, **options)
     val = open_source(config.loader.source, index, split="val", features=features, **options)
-    if config.train.target_norm == "domain":
+    if spec.target_norm == "domain":
         train.table = per_domain_zscores(train.table)
         val.table = per_domain_zscores(val.table)
     values = train.table.features.astype(np.float64)

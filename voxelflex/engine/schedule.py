@@ -1,7 +1,9 @@
-"""Learning-rate schedules: cosine with warm-up (per step), reduce-on-plateau (per epoch), none.
+"""Learning-rate schedules: cosine with warm-up (per step), step decay and reduce-on-plateau (per
+epoch), or none.
 
 :class:`LRSchedule` hides which kind is in use: the trainer calls :meth:`LRSchedule.after_step`
-after every optimizer step and :meth:`LRSchedule.after_epoch` after validation.
+after every optimizer step and :meth:`LRSchedule.after_epoch` after validation. No schedule
+takes the learning rate below ``min_lr``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from typing import Any
 
 import torch
 
+from voxelflex.config import choices
 from voxelflex.errors import ConfigError
 
 __all__ = ["SCHEDULES", "LRSchedule"]
 
-SCHEDULES = ("cosine", "plateau", "none")
+SCHEDULES = choices("train.scheduler")
 _FLOOR = 0.01  # cosine decays to 1 % of the peak LR, not to zero
 
 
@@ -25,7 +28,7 @@ class LRSchedule:
     Parameters
     ----------
     optimizer : torch.optim.Optimizer
-    kind : {"cosine", "plateau", "none"}
+    kind : {"cosine", "step", "plateau", "none"}
     total_steps : int
         Optimizer steps in the whole run (cosine).
     warmup_steps : int
@@ -33,7 +36,15 @@ class LRSchedule:
     mode : {"min", "max"}
         Direction of the monitored metric (plateau).
     patience : int
-        Epochs without improvement before halving the LR (plateau).
+        Epochs without improvement before a reduction (plateau).
+    factor : float
+        LR multiplier at each reduction (step, plateau), in (0, 1).
+    step_epochs : int
+        Epochs between reductions (step).
+    threshold : float
+        Relative change of the monitored metric that counts as an improvement (plateau).
+    min_lr : float
+        Lower bound of the learning rate (every kind).
     """
 
     def __init__(
@@ -45,24 +56,41 @@ class LRSchedule:
         warmup_steps: int,
         mode: str,
         patience: int,
+        factor: float = 0.5,
+        step_epochs: int = 10,
+        threshold: float = 1e-4,
+        min_lr: float = 0.0,
     ) -> None:
         if kind not in SCHEDULES:
             raise ConfigError(f"unknown LR schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
         self.kind = kind
         self._scheduler: Any = None
+        peak = optimizer.param_groups[0]["lr"]
+        floor = min(1.0, min_lr / peak)  # min_lr as a fraction of the peak LR
         if kind == "cosine":
 
-            def factor(step: int) -> float:
+            def cosine(step: int) -> float:
                 if step < warmup_steps:
-                    return (step + 1) / warmup_steps
+                    return max(floor, (step + 1) / warmup_steps)
                 span = max(1, total_steps - warmup_steps)
                 progress = min(1.0, (step - warmup_steps) / span)
-                return _FLOOR + (1 - _FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
+                return max(floor, _FLOOR + (1 - _FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
-            self._scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            self._scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+        elif kind == "step":
+
+            def step_decay(epoch: int) -> float:
+                return max(floor, factor ** (epoch // step_epochs))
+
+            self._scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, step_decay)
         elif kind == "plateau":
             self._scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode=mode, factor=0.5, patience=patience
+                optimizer,
+                mode=mode,
+                factor=factor,
+                patience=patience,
+                threshold=threshold,
+                min_lr=min_lr,
             )
 
     def after_step(self) -> None:
@@ -74,6 +102,8 @@ class LRSchedule:
         """Call after each epoch's validation with the monitored metric's value."""
         if self.kind == "plateau":
             self._scheduler.step(monitored)
+        elif self.kind == "step":
+            self._scheduler.step()
 
     def state_dict(self) -> dict | None:
         return None if self._scheduler is None else self._scheduler.state_dict()

@@ -12,12 +12,14 @@ with the same weights as an uninterrupted one.
 The pieces around the loop have modules of their own: checkpoint contents
 (:mod:`~voxelflex.engine.checkpoint`), which files when (:mod:`~voxelflex.engine.checkpointing`),
 best value and early stopping (:mod:`~voxelflex.engine.tracker`), the learning-rate schedule
-(:mod:`~voxelflex.engine.schedule`), Ctrl-C (:mod:`~voxelflex.engine.interrupt`) and the
+(:mod:`~voxelflex.engine.schedule`), the model and ``--init-from``
+(:mod:`~voxelflex.engine.finetune`), Ctrl-C (:mod:`~voxelflex.engine.interrupt`) and the
 non-finite-loss watch (:mod:`~voxelflex.engine.loss_watch`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -37,6 +39,7 @@ from voxelflex.engine.checkpointing import HISTORY_FILE, CheckpointPolicy
 from voxelflex.engine.data import TrainingData, open_training_data
 from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.epoch_metrics import EpochAccumulator, reduce_metrics
+from voxelflex.engine.finetune import config_model_spec, init_from, log_init, run_model_spec
 from voxelflex.engine.interrupt import GracefulInterrupt
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.report import log_epoch, log_model
@@ -45,10 +48,10 @@ from voxelflex.engine.step import autocast_dtype, forward_batch, weighted_loss
 from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import CheckpointError, TrainingError
 from voxelflex.logs import setup_logging
-from voxelflex.models import ModelSpec, RMSFModel, build_model
+from voxelflex.models import RMSFModel, build_model, trunk_arguments
 from voxelflex.sources.batch import Batch
 
-__all__ = ["HISTORY_FILE", "TrainResult", "read_history", "train"]
+__all__ = ["HISTORY_FILE", "TrainResult", "loss_description", "read_history", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +103,12 @@ def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
 
 
-def _model_spec(config: Config, features: tuple[str, ...]) -> ModelSpec:
-    m = config.model
-    return ModelSpec(
-        name=m.name,
-        preset=m.preset,
-        conditioning=m.conditioning,
-        features=features,
-        dropout=m.dropout,
-        log_target=config.train.log_target,
-        target_norm=config.train.target_norm,
-    )
+def loss_description(config: Config) -> str:
+    """What the training loss measures, for the history and the loss plot's axis."""
+    tc = config.train
+    kind = "MSE" if tc.loss == "mse" else f"Huber (delta {tc.huber_delta:g})"
+    target = "log RMSF" if tc.log_target else "RMSF"
+    return f"{kind} of standardised {target} (dimensionless)"
 
 
 class _Trainer:
@@ -133,17 +131,27 @@ class _Trainer:
             config.log_level if dist.is_main or config.log_level == "ERROR" else "WARNING",
             rank=dist.rank if dist.enabled else None,
         )
+        trunk_arguments(config_model_spec(config))  # a bad one fails before any data work
         if not tc.resume:
             dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite))
         self.device = dist.device
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
         self.autocast = autocast_dtype(tc.precision, self.device)
-        self.data: TrainingData = open_training_data(config, dist)
-        self.spec = _model_spec(config, self.data.features)
+        self._latest = self._load_latest() if tc.resume else None
+        # --init-from starts a new run; a resumed one continues from its own latest.pt.
+        init = Checkpoint.load(tc.init_from) if tc.init_from and not tc.resume else None
+        self.spec = run_model_spec(config, init=init, latest=self._latest)
+        self.data: TrainingData = open_training_data(config, dist, self.spec)
         torch.manual_seed(config.loader.seed)  # identical initial weights on every rank
-        meta = self.data.index.meta
-        self.model: RMSFModel = build_model(self.spec, temperature_range=meta.temperature_range)
+        index = self.data.index
+        self.model: RMSFModel = build_model(
+            self.spec, temperature_range=index.meta.temperature_range
+        )
+        if init is not None:
+            init_from(self.model, init, index, where=str(tc.init_from))
         self._set_statistics()
+        if init is not None:
+            log_init(self.model, init, index, where=str(tc.init_from))
         self.model.to(self.device)
         self.net: torch.nn.Module = (
             DistributedDataParallel(
@@ -152,11 +160,14 @@ class _Trainer:
             if dist.enabled
             else self.model
         )
-        self.steps_per_epoch = self.data.train.num_batches(self.data.train_plan_config, 0)
+        n_batches = self.data.train.num_batches(self.data.train_plan_config, 0)
+        self.steps_per_epoch = -(-n_batches // tc.grad_accumulation)  # optimizer steps
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
-        self.tracker = BestTracker(tc.monitor, tc.early_stopping_patience)
+        self.tracker = BestTracker(
+            tc.monitor, tc.early_stopping_patience, min_delta=tc.early_stopping_min_delta
+        )
         self.schedule = LRSchedule(
             self.optimizer,
             tc.scheduler,
@@ -164,6 +175,10 @@ class _Trainer:
             warmup_steps=round(tc.warmup_epochs * self.steps_per_epoch),
             mode=self.tracker.mode,
             patience=tc.plateau_patience,
+            factor=tc.lr_factor,
+            step_epochs=tc.step_epochs,
+            threshold=tc.plateau_threshold,
+            min_lr=tc.min_lr,
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
         self.epoch = 0
@@ -212,16 +227,21 @@ class _Trainer:
             "num_workers": p.num_workers,
             "world_size": p.world_size,
             "mix_buffer_residues": p.mix_buffer_residues,
+            "grad_accumulation": self.config.train.grad_accumulation,
         }
 
-    def _resume(self) -> None:
+    def _load_latest(self) -> Checkpoint:
         path = self.files.latest
         if not path.is_file():
             raise CheckpointError(
                 f"--resume: {path} does not exist; start without --resume or pick the run with "
                 "--output-dir/--run-name"
             )
-        ck = Checkpoint.load(path)
+        return Checkpoint.load(path)
+
+    def _resume(self) -> None:
+        path = self.files.latest
+        ck, self._latest = self._latest, None  # the model state is copied out below
         ck.require_resumable(
             spec=self.spec, index=self.data.index, plan=self._plan_key(), where=str(path)
         )
@@ -253,6 +273,7 @@ class _Trainer:
 
     def _checkpoint(self, partial: dict[str, Any] | None) -> Checkpoint:
         meta = self.data.index.meta
+        tc_init = self.config.train.init_from
         return Checkpoint(
             model_spec=self.spec,
             meta=CheckpointMeta(
@@ -263,6 +284,7 @@ class _Trainer:
                 epoch=self.epoch,
                 batch=self.batch,
                 global_step=self.global_step,
+                init_from=None if tc_init is None else str(tc_init),
             ),
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
@@ -304,6 +326,7 @@ class _Trainer:
                 entry["val"] = self._evaluate()
                 self.history.append(entry)
                 improved = self.tracker.update(entry["val"])
+                entry["is_best"] = improved  # best.pt holds this epoch's weights
                 self.schedule.after_epoch(self.tracker.value(entry["val"]))
                 self.epoch += 1
                 self.batch = 0
@@ -359,6 +382,7 @@ class _Trainer:
             unit="batch",
             leave=False,
         )
+        k = tc.grad_accumulation
         it = iter(loader)
         while True:
             t0 = time.perf_counter()
@@ -366,20 +390,23 @@ class _Trainer:
             if host is None:
                 break
             wait += time.perf_counter() - t0
-            self._step(host.to(self.device, non_blocking=True), host, acc)
+            self._step(host.to(self.device, non_blocking=True), host, acc, n_batches)
             self.batch += 1
             samples += int((host.row_id >= 0).sum())
             if self.batch % self.loss_watch.every == 0:
                 self.loss_watch.check(self.dist, epoch=self.epoch, latest=self.files.latest)
-            if self.files.due_mid_epoch(self.batch, n_batches):
-                self._save([self.files.latest], acc)
             elapsed = time.perf_counter() - t_start
             bar.update(1)
             bar.set_postfix(
                 samples_s=f"{samples / max(elapsed, 1e-9):.0f}",
                 wait=f"{100 * wait / max(elapsed, 1e-9):.0f}%",
             )
-            self._stop_if_interrupted()
+            # Gradients accumulated over part of a step are not saved: checkpoints and Ctrl-C
+            # wait for the step's last batch.
+            if self.batch % k == 0:
+                if self.files.due_mid_epoch(self.batch // k, -(-n_batches // k)):
+                    self._save([self.files.latest], acc)
+                self._stop_if_interrupted()
         bar.close()
         self.loss_watch.check(self.dist, epoch=self.epoch, latest=self.files.latest)
         elapsed = time.perf_counter() - t_start
@@ -387,6 +414,8 @@ class _Trainer:
             "epoch": self.epoch + 1,
             "lr": self.optimizer.param_groups[0]["lr"],
             "global_step": self.global_step,
+            "monitor": tc.monitor,
+            "loss_function": loss_description(self.config),
             "train": self._epoch_metrics(acc, "train", data.train.sample_count),
             "timing": {
                 "seconds": elapsed,
@@ -395,36 +424,48 @@ class _Trainer:
             },
         }
 
-    def _step(self, batch: Batch, host: Batch, acc: EpochAccumulator) -> None:
-        """One optimizer step on ``batch`` (on the device; ``host`` is its CPU copy)."""
+    def _step(self, batch: Batch, host: Batch, acc: EpochAccumulator, n_batches: int) -> None:
+        """Forward and backward of ``batch`` (on the device; ``host`` is its CPU copy), and the
+        optimizer step when it is the last batch of its accumulation group."""
         tc = self.config.train
+        # Batches [start, end) of this epoch share one optimizer step (train.grad_accumulation).
+        start = self.batch - self.batch % tc.grad_accumulation
+        end = min(start + tc.grad_accumulation, n_batches)
+        last = self.batch + 1 == end
         torch.manual_seed(
             _step_seed(self.config.loader.seed, self.epoch, self.batch, self.dist.rank)
         )
-        raw = forward_batch(self.net, batch, autocast_dtype=self.autocast, raw=True)
-        target = self.model.encode_target(batch.target)
-        weight_sum = batch.weight.sum()
-        normalizer = None
-        if self.dist.enabled:  # global weighted mean after DDP averages gradients over ranks
-            normalizer = self.dist.all_reduce(weight_sum) / self.dist.world_size
-        loss = weighted_loss(
-            raw,
-            target,
-            batch.weight,
-            kind=tc.loss,
-            huber_delta=tc.huber_delta,
-            normalizer=normalizer,
-        )
-        self.loss_watch.record(loss, self.batch + 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if tc.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.schedule.after_step()
-        self.global_step += 1
+        # Under DDP, gradients are averaged over ranks once per step, at its last batch.
+        sync = self.net.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+        with sync:
+            raw = forward_batch(self.net, batch, autocast_dtype=self.autocast, raw=True)
+            target = self.model.encode_target(batch.target)
+            weight_sum = batch.weight.sum()
+            normalizer = None
+            if self.dist.enabled:  # global weighted mean after DDP averages gradients over ranks
+                normalizer = self.dist.all_reduce(weight_sum) / self.dist.world_size
+            loss = weighted_loss(
+                raw,
+                target,
+                batch.weight,
+                kind=tc.loss,
+                huber_delta=tc.huber_delta,
+                normalizer=normalizer,
+            )
+            self.loss_watch.record(loss, self.batch + 1)
+            if self.batch == start:
+                self.optimizer.zero_grad(set_to_none=True)
+            # Each batch's mean loss counts equally in the step (a short last group included).
+            scaled = loss / (end - start) if end - start > 1 else loss
+            self.scaler.scale(scaled).backward()
+        if last:
+            if tc.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.schedule.after_step()
+            self.global_step += 1
         denom = normalizer if normalizer is not None else weight_sum
         acc.add(
             host,
@@ -439,7 +480,15 @@ class _Trainer:
         data = self.data
         self.model.eval()
         acc = EpochAccumulator()
-        for host in data.val.loader(data.val_plan_config, 0, pin_memory=self.pin):
+        bar = tqdm(
+            data.val.loader(data.val_plan_config, 0, pin_memory=self.pin),
+            total=data.val.num_batches(data.val_plan_config, 0),
+            desc=f"validate {self.epoch + 1}/{tc.epochs}",
+            disable=not (tc.progress and self.dist.is_main),
+            unit="batch",
+            leave=False,
+        )
+        for host in bar:
             batch = host.to(self.device, non_blocking=True)
             raw = forward_batch(self.model, batch, autocast_dtype=self.autocast, raw=True)
             target = self.model.encode_target(batch.target)

@@ -33,6 +33,7 @@ from voxelflex.index.skips import SKIP_REASONS, skip_table_path, write_skip_tabl
 from voxelflex.inputs.rmsf_csv import read_rmsf_csv
 from voxelflex.inputs.splits import read_splits
 from voxelflex.inputs.voxel_scan import scan_voxel_file
+from voxelflex.logs import command_log
 from voxelflex.paths import check_output
 from voxelflex.quantities import check_rmsf_unit
 from voxelflex.structure.features import read_feature_sidecar
@@ -211,87 +212,89 @@ def build_index(
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="index")
     for side in (skip_table_path(out_path), temperature_range_path(out_path)):
         check_output(side, inputs=inputs, overwrite=True, what="index side file")
-    if rmsf_csv is None:
-        if splits_given:
-            raise ConfigError(
-                "split files were given without an RMSF CSV; splits select training targets: "
-                "pass --rmsf-csv (and --rmsf-unit), or drop the split files for a prediction index"
-            )
-        rmsf_unit = None
-    else:
-        rmsf_csv = os.path.abspath(os.fspath(rmsf_csv))
-        rmsf_unit = check_rmsf_unit(rmsf_unit)
-    csv = read_rmsf_csv(rmsf_csv) if rmsf_csv else None
-    splits = read_splits(split_files)
-    sidecar, feature_meta = (None, None) if features is None else read_feature_sidecar(features)
-    scan = scan_voxel_file(voxel_file, deep=deep, progress=progress)
+    with command_log(out_path, "index build"):
+        if rmsf_csv is None:
+            if splits_given:
+                raise ConfigError(
+                    "split files were given without an RMSF CSV; splits select training "
+                    "targets: pass --rmsf-csv (and --rmsf-unit), or drop the split files for a "
+                    "prediction index"
+                )
+            rmsf_unit = None
+        else:
+            rmsf_csv = os.path.abspath(os.fspath(rmsf_csv))
+            rmsf_unit = check_rmsf_unit(rmsf_unit)
+        csv = read_rmsf_csv(rmsf_csv) if rmsf_csv else None
+        splits = read_splits(split_files)
+        sidecar, feature_meta = (None, None) if features is None else read_feature_sidecar(features)
+        scan = scan_voxel_file(voxel_file, deep=deep, progress=progress)
 
-    con = duckdb.connect()
-    try:
-        table, skip, temp_range = join(
-            con, scan, csv, splits, rmsf_csv, splits_given, progress, features=sidecar
-        )
-        rows, residues, domains = counts(con)
-        fates = csv_fates(con) if csv is not None else None
-    finally:
-        con.close()
-    skip_path = skip_table_path(out_path)
-    skipped = dict(Counter(skip["reason"].to_pylist()))
-    csv_warnings = []
-    try:
-        if fates is not None:
-            csv_warnings = _check_targets(fates, csv_path=rmsf_csv, skip_path=skip_path)
-        if not sum(rows.values()):
-            raise InputError(
-                f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
-                f"{skipped}; each item is listed in {skip_path}); fix the voxel file"
+        con = duckdb.connect()
+        try:
+            table, skip, temp_range = join(
+                con, scan, csv, splits, rmsf_csv, splits_given, progress, features=sidecar
             )
-    except InputError:
-        write_skip_table(skip, skip_path)  # the reasons behind the error, item by item
-        raise
-    report = BuildReport(
-        index_path=out_path,
-        skip_table_path=skip_table_path(out_path),
-        temperature_range_path=temperature_range_path(out_path),
-        rows=rows,
-        residues=residues,
-        domains=domains,
-        skipped=skipped,
-        warnings=[
-            *csv_warnings,
-            *(
-                f"{skipped[r]} skip-table lines with reason {r}: {SKIP_REASONS[r]}"
-                for r in _WARN_REASONS
-                if skipped.get(r)
-            ),
-        ],
-        temperature_range=temp_range,
-    )
-    fingerprints = {"voxel_file": file_fingerprint(voxel_file, key_hash=scan.key_hash)}
-    if rmsf_csv:
-        fingerprints["rmsf_csv"] = file_fingerprint(rmsf_csv)
-    if features is not None:
-        fingerprints["features"] = file_fingerprint(features)
-    for split, path in split_files.items():
-        if path is not None:
-            fingerprints[f"{split}_split"] = file_fingerprint(path)
-    meta = IndexMeta(
-        frame=FRAME,
-        rmsf_unit=rmsf_unit,
-        voxel_file=voxel_file,
-        fingerprints=fingerprints,
-        temperature_range=temp_range,
-        counts={"rows": rows, "residues": residues, "domains": domains, "skipped": skipped},
-        features={}
-        if feature_meta is None
-        else {
-            f.name: {"group": f.group, "unit": f.unit, "definition": f.definition}
-            for f in feature_meta.features
-        },
-    )
-    write_skip_table(skip, report.skip_table_path)
-    lo, hi = temp_range if temp_range else (None, None)
-    range_json = {"split": "train", "unit": "K", "min": lo, "max": hi}
-    atomic_write_text(report.temperature_range_path, json.dumps(range_json, indent=2) + "\n")
-    _write_parquet(table, meta, out_path)
-    return report
+            rows, residues, domains = counts(con)
+            fates = csv_fates(con) if csv is not None else None
+        finally:
+            con.close()
+        skip_path = skip_table_path(out_path)
+        skipped = dict(Counter(skip["reason"].to_pylist()))
+        csv_warnings = []
+        try:
+            if fates is not None:
+                csv_warnings = _check_targets(fates, csv_path=rmsf_csv, skip_path=skip_path)
+            if not sum(rows.values()):
+                raise InputError(
+                    f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
+                    f"{skipped}; each item is listed in {skip_path}); fix the voxel file"
+                )
+        except InputError:
+            write_skip_table(skip, skip_path)  # the reasons behind the error, item by item
+            raise
+        report = BuildReport(
+            index_path=out_path,
+            skip_table_path=skip_table_path(out_path),
+            temperature_range_path=temperature_range_path(out_path),
+            rows=rows,
+            residues=residues,
+            domains=domains,
+            skipped=skipped,
+            warnings=[
+                *csv_warnings,
+                *(
+                    f"{skipped[r]} skip-table lines with reason {r}: {SKIP_REASONS[r]}"
+                    for r in _WARN_REASONS
+                    if skipped.get(r)
+                ),
+            ],
+            temperature_range=temp_range,
+        )
+        fingerprints = {"voxel_file": file_fingerprint(voxel_file, key_hash=scan.key_hash)}
+        if rmsf_csv:
+            fingerprints["rmsf_csv"] = file_fingerprint(rmsf_csv)
+        if features is not None:
+            fingerprints["features"] = file_fingerprint(features)
+        for split, path in split_files.items():
+            if path is not None:
+                fingerprints[f"{split}_split"] = file_fingerprint(path)
+        meta = IndexMeta(
+            frame=FRAME,
+            rmsf_unit=rmsf_unit,
+            voxel_file=voxel_file,
+            fingerprints=fingerprints,
+            temperature_range=temp_range,
+            counts={"rows": rows, "residues": residues, "domains": domains, "skipped": skipped},
+            features={}
+            if feature_meta is None
+            else {
+                f.name: {"group": f.group, "unit": f.unit, "definition": f.definition}
+                for f in feature_meta.features
+            },
+        )
+        write_skip_table(skip, report.skip_table_path)
+        lo, hi = temp_range if temp_range else (None, None)
+        range_json = {"split": "train", "unit": "K", "min": lo, "max": hi}
+        atomic_write_text(report.temperature_range_path, json.dumps(range_json, indent=2) + "\n")
+        _write_parquet(table, meta, out_path)
+        return report

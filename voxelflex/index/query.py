@@ -6,8 +6,10 @@ Used by ``voxelflex index query`` and ``voxelflex index stats``; both run in the
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -19,15 +21,20 @@ from voxelflex.errors import InputError
 from voxelflex.formats import QueryFormat
 from voxelflex.index.read import connect, read_meta
 from voxelflex.index.schema import SPLITS
+from voxelflex.logs import command_log
+from voxelflex.paths import check_output
 
 __all__ = [
     "QueryFormat",
     "format_stats",
     "format_table",
     "index_stats",
+    "query_to_file",
     "run_query",
     "write_result",
 ]
+
+log = logging.getLogger(__name__)
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 TABLE_MAX_ROWS = 200
@@ -127,6 +134,30 @@ def write_result(table: pa.Table, fmt: QueryFormat, output: str | os.PathLike | 
         return text
     atomic_write_text(output, text)
     return None
+
+
+def query_to_file(
+    index_path: str | os.PathLike,
+    sql: str,
+    fmt: QueryFormat | str,
+    output: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Run ``sql`` (see :func:`run_query`) and write the result to ``output`` in ``fmt``.
+
+    The overwrite policy applies (:func:`voxelflex.paths.check_output`: never the index itself,
+    an existing file only with ``overwrite``); the query and its row count are logged beside
+    the output (:func:`voxelflex.logs.command_log`).
+    """
+    out = check_output(
+        output, inputs={"index": index_path}, overwrite=overwrite, what="query result"
+    )
+    with command_log(out, "index query"):
+        table = run_query(index_path, sql)
+        write_result(table, fmt, out)
+        log.info("query over %s: %d rows -> %s\n%s", index_path, table.num_rows, out, sql)
+    return out
 
 
 def index_stats(index_path: str | os.PathLike) -> dict:

@@ -9,14 +9,23 @@ valid ones. A trunk class takes ``in_channels`` plus the keyword arguments of on
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from voxelflex.errors import ConfigError
 from voxelflex.frame import GRID_SHAPE
-from voxelflex.models.model import ModelSpec, RMSFModel
+from voxelflex.models.model import STATISTICS_BUFFERS, ModelSpec, RMSFModel
 from voxelflex.registry import ARCHITECTURES, CONDITIONINGS
 
-__all__ = ["ModelSpec", "RMSFModel", "build_model", "parameter_counts"]
+__all__ = [
+    "STATISTICS_BUFFERS",
+    "ModelSpec",
+    "RMSFModel",
+    "build_model",
+    "parameter_counts",
+    "trunk_arguments",
+]
 
 
 def build_model(spec: ModelSpec, *, temperature_range: tuple[float, float]) -> RMSFModel:
@@ -30,15 +39,57 @@ def build_model(spec: ModelSpec, *, temperature_range: tuple[float, float]) -> R
     """
     trunk_cls = ARCHITECTURES.get(spec.name)
     head_cls = CONDITIONINGS.get(spec.conditioning)
+    trunk = trunk_cls(GRID_SHAPE[0], **trunk_arguments(spec))
+    head = head_cls(trunk.out_channels, len(spec.features), spec.dropout)
+    model = RMSFModel(spec, trunk, head, temperature_range)
+    return model.to(memory_format=torch.channels_last_3d)
+
+
+def trunk_arguments(spec: ModelSpec) -> dict[str, Any]:
+    """The trunk's keyword arguments: its preset's, with ``spec.hyperparameters`` over them.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset or hyperparameter name (the message lists the architecture's), or a
+        value of another kind than the preset's (a number for a number, a list for a list).
+    """
+    trunk_cls = ARCHITECTURES.get(spec.name)
     if spec.preset not in trunk_cls.PRESETS:
         raise ConfigError(
             f"unknown preset {spec.preset!r} of architecture {spec.name!r} (config key "
             f"'model.preset'); valid: {', '.join(trunk_cls.PRESETS)}"
         )
-    trunk = trunk_cls(GRID_SHAPE[0], **trunk_cls.PRESETS[spec.preset])
-    head = head_cls(trunk.out_channels, len(spec.features), spec.dropout)
-    model = RMSFModel(spec, trunk, head, temperature_range)
-    return model.to(memory_format=torch.channels_last_3d)
+    args = dict(trunk_cls.PRESETS[spec.preset])
+    for name, value in spec.hyperparameters.items():
+        key = f"model.hyperparameters.{name}"
+        if name not in args:
+            raise ConfigError(
+                f"config key '{key}': {spec.name} has no hyperparameter {name!r}; its "
+                f"hyperparameters: {', '.join(args)} (preset {spec.preset}: {args})"
+            )
+        default = args[name]
+        if isinstance(default, tuple):
+            ok = isinstance(value, list | tuple) and all(_same_kind(v, default[0]) for v in value)
+            value = tuple(value) if ok else value
+        else:
+            ok = _same_kind(value, default)
+        if not ok or (isinstance(value, int | float) and value <= 0):
+            raise ConfigError(
+                f"config key '{key}': got {value!r}, expected a positive value like the preset's "
+                f"{list(default) if isinstance(default, tuple) else default!r}"
+            )
+        args[name] = value
+    return args
+
+
+def _same_kind(value: Any, like: Any) -> bool:
+    """``value`` fits where the preset has ``like``: an int for an int, a number for a float."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(like, int):
+        return isinstance(value, int)
+    return isinstance(value, int | float)
 
 
 def parameter_counts(model: RMSFModel) -> dict[str, int]:

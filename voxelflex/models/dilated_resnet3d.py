@@ -13,13 +13,12 @@ from voxelflex.models.blocks import ConvNormAct
 
 __all__ = ["PRESETS", "DilatedResNet3DTrunk"]
 
+# stem channels, residual blocks, channel growth per block, dilations (cycled over the blocks)
 PRESETS = {
-    "tiny": {"base_filters": 16, "n_blocks": 2},
-    "small": {"base_filters": 24, "n_blocks": 3},
-    "base": {"base_filters": 32, "n_blocks": 3},
+    "tiny": {"base_filters": 16, "n_blocks": 2, "growth": 1.5, "dilations": (1, 2, 4)},
+    "small": {"base_filters": 24, "n_blocks": 3, "growth": 1.5, "dilations": (1, 2, 4)},
+    "base": {"base_filters": 32, "n_blocks": 3, "growth": 1.5, "dilations": (1, 2, 4)},
 }
-_DILATIONS = (1, 2, 4)
-_GROWTH = 1.5
 
 
 class _ResBlock(nn.Module):
@@ -45,13 +44,22 @@ class DilatedResNet3DTrunk(nn.Module):
 
     PRESETS = PRESETS  # size presets: voxelflex.registry.PRESETS, each a set of kwargs
 
-    def __init__(self, in_channels: int, *, base_filters: int, n_blocks: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        base_filters: int,
+        n_blocks: int,
+        growth: float = 1.5,
+        dilations: tuple[int, ...] = (1, 2, 4),
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [ConvNormAct(in_channels, base_filters, 3, stride=2)]
         c = base_filters
         for i in range(n_blocks):
-            c_out = 4 * round(c * _GROWTH / 4)  # multiples of 4 keep GroupNorm groups even
-            layers.append(_ResBlock(c, c_out, _DILATIONS[i % 3], stride=2 if i == 1 else 1))
+            c_out = max(4, 4 * round(c * growth / 4))  # multiples of 4 keep GroupNorm groups even
+            dilation = dilations[i % len(dilations)]
+            layers.append(_ResBlock(c, c_out, dilation, stride=2 if i == 1 else 1))
             c = c_out
         self.body = nn.Sequential(*layers)
         self.out_channels = c

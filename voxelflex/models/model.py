@@ -9,14 +9,24 @@ they travel inside the checkpoint's weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from voxelflex.frame import GRID_SHAPE
 
-__all__ = ["ModelSpec", "RMSFModel"]
+__all__ = ["STATISTICS_BUFFERS", "ModelSpec", "RMSFModel"]
+
+# Buffers set from the training data, not learned: fine-tuning takes them from the new data.
+STATISTICS_BUFFERS = (
+    "temperature_range",
+    "target_loc",
+    "target_scale",
+    "feature_mean",
+    "feature_std",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class ModelSpec:
     target_norm : str
         ``global``: outputs are RMSF in the training unit; ``domain``: trained on each
         domain's z-scored targets, so outputs are relative (per-domain z-scores).
+    hyperparameters : dict
+        The architecture's keyword arguments that differ from the preset's (sequences as
+        lists); empty for a plain preset.
     """
 
     name: str
@@ -48,6 +61,12 @@ class ModelSpec:
     dropout: float = 0.3
     log_target: bool = False
     target_norm: str = "global"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Lists, not tuples, so a spec from a config equals the same spec read from a file.
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters.items()}
+        object.__setattr__(self, "hyperparameters", plain)
 
     def to_dict(self) -> dict:
         """Plain values (features as a list), as stored under ``model_spec`` in a checkpoint."""
@@ -66,7 +85,13 @@ class ModelSpec:
             dropout=float(d.get("dropout", 0.3)),
             log_target=bool(d.get("log_target", False)),
             target_norm=str(d.get("target_norm", "global")),
+            hyperparameters=dict(d.get("hyperparameters") or {}),
         )
+
+    def describe(self) -> str:
+        """``name/preset`` plus any hyperparameters that differ from the preset."""
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.hyperparameters.items()))
+        return f"{self.name}/{self.preset}" + (f" ({extra})" if extra else "")
 
 
 class RMSFModel(nn.Module):
@@ -120,6 +145,23 @@ class RMSFModel(nn.Module):
             self.feature_mean.copy_(feature_mean)
         if feature_std is not None:
             self.feature_std.copy_(feature_std)
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Load another model's trained weights, keeping this model's statistics buffers.
+
+        For fine-tuning: the temperature range, target and feature standardisation stay the
+        ones this model was built with and set from its own training data.
+
+        Raises
+        ------
+        RuntimeError
+            The weights do not fit this model (another architecture or size).
+        """
+        weights = {k: v for k, v in state.items() if k not in STATISTICS_BUFFERS}
+        missing, unexpected = self.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if k not in STATISTICS_BUFFERS]
+        if missing or unexpected:
+            raise RuntimeError(f"missing weights {missing}, unexpected weights {unexpected}")
 
     def scale_temperature(self, temperature: torch.Tensor) -> torch.Tensor:
         """Kelvin → model units: the training range maps to [-1, 1]; no clamping outside it."""

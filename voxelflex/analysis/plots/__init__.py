@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from voxelflex.analysis.evaluate import ACCESSIBILITY_BINS, secondary_structure_column
 from voxelflex.analysis.plots.accuracy import (
     plot_error_distribution,
     plot_per_temperature_metrics,
@@ -24,23 +25,32 @@ from voxelflex.analysis.plots.profiles import (
     plot_rmsf_profile,
     plot_temperature_response,
 )
+from voxelflex.analysis.plots.strata import (
+    plot_accessibility_errors,
+    plot_secondary_structure_errors,
+)
 from voxelflex.analysis.plots.training import plot_training_curves
 from voxelflex.analysis.predictions import read_predictions
+from voxelflex.engine.checkpointing import HISTORY_FILE
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
+from voxelflex.logs import command_log
 
 __all__ = [
     "ImageFormat",
     "default_plot_dir",
     "find_run_files",
     "plot",
+    "plot_accessibility_errors",
     "plot_error_distribution",
     "plot_per_temperature_metrics",
     "plot_pred_vs_true",
     "plot_residue_type_errors",
     "plot_rmsf_profile",
+    "plot_secondary_structure_errors",
     "plot_temperature_response",
     "plot_training_curves",
+    "plot_training_run",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,6 +112,8 @@ PLOT_NAMES = (
     "error_distribution",
     "per_temperature_metrics",
     "residue_type_errors",
+    "secondary_structure_errors",
+    "accessibility_errors",
     "rmsf_profile",
     "temperature_response",
 )
@@ -119,6 +131,16 @@ def _existing_plots(out_dir: Path) -> list[str]:
     )
 
 
+def _drawn_by_train(out_dir: Path, history: Path | None) -> set[str]:
+    """The training-curve files ``voxelflex train`` drew into its run's ``visualizations/``
+    when ``history`` is that run's history: redrawing them from it loses nothing."""
+    if history is None or Path(history).name != HISTORY_FILE:
+        return set()
+    if out_dir.resolve() != (Path(history).resolve().parent / "visualizations"):
+        return set()
+    return {f"training_curves.{f.value}" for f in ImageFormat} | {"training_curves_data.csv"}
+
+
 def plot(
     out_dir: str | Path,
     *,
@@ -130,6 +152,7 @@ def plot(
     domain: str | None = None,
     residues: Sequence[str] | None = None,
     profile_temperatures: Sequence[float] | None = None,
+    accessibility_bins: Sequence[float] | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
     """Make every plot the given inputs allow; return the written paths (images and CSVs).
@@ -145,7 +168,8 @@ def plot(
     history : path, optional
         ``training_history.json`` for the training curves.
     metrics : path, optional
-        ``evaluation_metrics_<split>.json``; adds the baselines to the per-temperature plot.
+        ``evaluation_metrics_<split>.json``; adds the baselines to the per-temperature plot and
+        gives the accessibility bins evaluate used.
     fmt : {"png", "svg", "pdf"}
     domain : str, optional
         Domain of the RMSF profile (default: the one with the median per-domain Pearson r).
@@ -154,64 +178,129 @@ def plot(
         the profile's domain, least to most flexible).
     profile_temperatures : sequence of float, optional
         Temperatures (K) drawn in the profile.
+    accessibility_bins : sequence of float, optional
+        Bin edges of the accessibility plot; default: those in ``metrics``, else
+        ``evaluate.accessibility_bins``' default.
     overwrite : bool
         Replace plots already in ``out_dir`` (refused otherwise; see :mod:`voxelflex.paths`).
+        The training curves ``voxelflex train`` drew into its run's ``visualizations/`` are
+        redrawn from the same history without it.
     """
     out_dir = Path(out_dir)
     fmt = ImageFormat(fmt)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"plot folder {out_dir} is a file; --output-dir names a folder")
-    existing = _existing_plots(out_dir)
-    if existing and not overwrite:
-        raise InputError(
-            f"plot folder {out_dir} already holds {len(existing)} plot files (e.g. "
-            f"{existing[:3]}); choose another --output-dir, or pass --overwrite to replace them"
-        )
     if run_dir is not None:
         found = find_run_files(run_dir)
         history = history or found["history"]
         predictions = predictions or found["predictions"]
         metrics = metrics or found["metrics"]
+    own = _drawn_by_train(out_dir, history)
+    existing = [name for name in _existing_plots(out_dir) if name not in own]
+    if existing and not overwrite:
+        raise InputError(
+            f"plot folder {out_dir} already holds {len(existing)} plot files (e.g. "
+            f"{existing[:3]}); choose another --output-dir, or pass --overwrite to replace them"
+        )
     if history is None and predictions is None:
         raise InputError(
             "nothing to plot: give a run folder with training_history.json or predictions, "
             "or --predictions / --history"
         )
-    paths: list[Path] = []
-    if history is not None:
-        paths += plot_training_curves(history, out_dir, fmt=fmt)
-    if predictions is not None:
-        table, meta = read_predictions(predictions)
-        unit = meta.rmsf_unit
-        metrics_dict = json.loads(Path(metrics).read_text()) if metrics else None
-        has_target = bool(np.isfinite(pc.fill_null(table["target_rmsf"], np.nan).to_numpy()).any())
-        if has_target:
-            paths += plot_pred_vs_true(table, out_dir, rmsf_unit=unit, fmt=fmt)
-            paths += plot_error_distribution(table, out_dir, rmsf_unit=unit, fmt=fmt)
-            paths += plot_per_temperature_metrics(
-                table, out_dir, rmsf_unit=unit, metrics=metrics_dict, fmt=fmt
+    with command_log(out_dir, "plot"):
+        paths: list[Path] = []
+        if history is not None:
+            paths += plot_training_curves(history, out_dir, fmt=fmt)
+        if predictions is not None:
+            metrics_dict = json.loads(Path(metrics).read_text()) if metrics else None
+            paths += _prediction_plots(
+                predictions,
+                out_dir,
+                metrics=metrics_dict,
+                fmt=fmt,
+                domain=domain,
+                residues=residues,
+                profile_temperatures=profile_temperatures,
+                accessibility_bins=accessibility_bins,
             )
-            paths += plot_residue_type_errors(table, out_dir, rmsf_unit=unit, fmt=fmt)
-        else:
-            log.info("%s has no targets: accuracy plots skipped", predictions)
-        domain = domain or choose_domain(table)
-        paths += plot_rmsf_profile(
-            table,
-            out_dir,
-            rmsf_unit=unit,
-            domain=domain,
-            temperatures=profile_temperatures,
-            fmt=fmt,
+        for p in paths:
+            log.info("wrote %s", p)
+    return paths
+
+
+def _prediction_plots(
+    predictions: str | Path,
+    out_dir: Path,
+    *,
+    metrics: dict | None,
+    fmt: ImageFormat,
+    domain: str | None,
+    residues: Sequence[str] | None,
+    profile_temperatures: Sequence[float] | None,
+    accessibility_bins: Sequence[float] | None,
+) -> list[Path]:
+    table, meta = read_predictions(predictions)
+    unit = meta.rmsf_unit
+    paths: list[Path] = []
+    has_target = bool(np.isfinite(pc.fill_null(table["target_rmsf"], np.nan).to_numpy()).any())
+    if has_target:
+        paths += plot_pred_vs_true(table, out_dir, rmsf_unit=unit, fmt=fmt)
+        paths += plot_error_distribution(table, out_dir, rmsf_unit=unit, fmt=fmt)
+        paths += plot_per_temperature_metrics(
+            table, out_dir, rmsf_unit=unit, metrics=metrics, fmt=fmt
         )
-        paths += plot_temperature_response(
-            table,
-            out_dir,
-            rmsf_unit=unit,
-            domain=domain,
-            residues=residues,
-            training_range=meta.training_temperature_range,
-            fmt=fmt,
-        )
-    for p in paths:
-        log.info("wrote %s", p)
+        paths += plot_residue_type_errors(table, out_dir, rmsf_unit=unit, fmt=fmt)
+        if secondary_structure_column(table) is not None:
+            paths += _optional(plot_secondary_structure_errors, table, out_dir, unit, fmt)
+        if "relative_accessibility" in table.column_names:
+            stratum = (metrics or {}).get("stratified", {}).get("relative_accessibility", {})
+            bins = accessibility_bins or stratum.get("bins") or ACCESSIBILITY_BINS
+            paths += _optional(plot_accessibility_errors, table, out_dir, unit, fmt, bins=bins)
+    else:
+        log.info("%s has no targets: accuracy plots skipped", predictions)
+    domain = domain or choose_domain(table)
+    paths += plot_rmsf_profile(
+        table,
+        out_dir,
+        rmsf_unit=unit,
+        domain=domain,
+        temperatures=profile_temperatures,
+        fmt=fmt,
+    )
+    paths += plot_temperature_response(
+        table,
+        out_dir,
+        rmsf_unit=unit,
+        domain=domain,
+        residues=residues,
+        training_range=meta.training_temperature_range,
+        fmt=fmt,
+    )
+    return paths
+
+
+def _optional(plot_fn, table, out_dir, unit, fmt, **kwargs) -> list[Path]:
+    """A stratified plot whose column may hold no usable value: skipped with a log line."""
+    try:
+        return plot_fn(table, out_dir, rmsf_unit=unit, fmt=fmt, **kwargs)
+    except InputError as exc:
+        log.info("%s skipped: %s", plot_fn.__name__.removeprefix("plot_"), exc)
+        return []
+
+
+def plot_training_run(run_dir: str | Path, *, fmt: ImageFormat | str = "png") -> list[Path]:
+    """The plots ``voxelflex train`` draws at the end: the training curves of ``run_dir``, into
+    ``<run_dir>/visualizations`` (replacing the ones it drew before, e.g. on ``--resume``).
+
+    Returns
+    -------
+    list of Path
+        The image and its data CSV.
+    """
+    run_dir = Path(run_dir)
+    out_dir = run_dir / "visualizations"
+    with command_log(out_dir, "plot (end of train)"):
+        paths = plot_training_curves(run_dir / HISTORY_FILE, out_dir, fmt=fmt)
+        for p in paths:
+            log.info("wrote %s", p)
     return paths

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from matplotlib.lines import Line2D
 
 from voxelflex.analysis.plots.common import (
     new_figure,
@@ -215,13 +216,17 @@ def plot_per_temperature_metrics(
         "residue_type_temperature_mean": {"color": "C1", "ls": "--", "marker": "s"},
         "temperature_fit": {"color": "C2", "ls": ":", "marker": "^"},
     }
+    undefined = []
     for name, values in series.items():
         r = [v.get("pearson") for v in values]
         e = [v.get("rmse") for v in values]
         r = np.array([np.nan if x is None else x for x in r], dtype=np.float64)
         e = np.array([np.nan if x is None else x for x in e], dtype=np.float64)
         label = _BASELINE_LABELS.get(name, name)
-        ax_r.plot(temps, r, label=label, **styles[name])
+        if np.isfinite(r).any():
+            ax_r.plot(temps, r, label=label, **styles[name])
+        else:  # a legend entry without points would look like a plotting bug
+            undefined.append(label)
         ax_e.plot(temps, e, label=label, **styles[name])
         rows.append(
             pa.table(
@@ -242,7 +247,12 @@ def plot_per_temperature_metrics(
         ax.set_xlabel("temperature (K)")
         ax.set_xticks(temps if len(temps) <= 8 else ax.get_xticks())
         ax.grid(alpha=0.3)
-    ax_r.legend(fontsize="small")
+    handles, labels = ax_r.get_legend_handles_labels()
+    for label in undefined:  # listed with the reason instead of as an empty series
+        handles.append(Line2D([], [], ls="none"))
+        labels.append(f"{label}:\nno r within a temperature\n(one value per temperature)")
+    ax_r.legend(handles, labels, fontsize="small")
+    ax_e.legend(fontsize="small")
     return save(fig, pa.concat_tables(rows), out_dir, "per_temperature_metrics", fmt)
 
 

@@ -1,7 +1,7 @@
 """Per-domain and per-residue views: RMSF along the sequence, and RMSF against temperature.
 
-- ``rmsf_profile``: predicted RMSF (lines) and truth (dashed, where known) along a domain's
-  residues, one colour per temperature.
+- ``rmsf_profile``: predicted RMSF (solid) and truth (dashed, where known) along a domain's
+  residues, one panel per temperature (at most five).
 - ``temperature_response``: predicted RMSF of chosen residues against temperature (best from a
   ``--temperatures`` sweep), truth as markers, the training temperature range shaded.
 """
@@ -20,7 +20,7 @@ from voxelflex.analysis.plots.common import new_figure, save, temperature_colors
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
-from voxelflex.metrics import grouped_pearson
+from voxelflex.metrics import grouped_pearson, pearson
 
 __all__ = [
     "choose_domain",
@@ -108,32 +108,42 @@ def plot_rmsf_profile(
     # Residue position along the chain(s): rows are in index order, temperatures adjacent.
     first = np.r_[True, labels[1:] != labels[:-1]]
     pos = np.cumsum(first) - 1
-    fig = new_figure(max(8, min(16, 0.12 * pos.max() + 4)), 4.5)
-    ax = fig.subplots()
+    predicted = _np(rows, "predicted_rmsf")
+    # Small multiples, one panel per temperature on shared axes: predicted and true stay
+    # readable where five overlaid pairs of lines were not.
+    fig = new_figure(max(8, min(16, 0.12 * pos.max() + 4)), 1.0 + 1.7 * len(temps))
+    axes = np.atleast_1d(fig.subplots(len(temps), 1, sharex=True, sharey=True, squeeze=False))
+    axes = axes.ravel()
     keep = np.zeros(len(t), dtype=bool)
-    for temp, colour in zip(temps, temperature_colors(temps), strict=True):
+    for ax, temp, colour in zip(axes, temps, temperature_colors(temps), strict=True):
         sel = np.isclose(t, temp, atol=1e-3)
         keep |= sel
-        ax.plot(pos[sel], _np(rows, "predicted_rmsf")[sel], color=colour, lw=1.6)
+        ax.plot(pos[sel], predicted[sel], color=colour, lw=1.6, label="predicted")
+        note = ""
         if np.isfinite(y[sel]).any():
-            ax.plot(pos[sel], y[sel], color=colour, lw=1.2, ls="--")
-    handles = [
-        Line2D([], [], color=c, lw=2, label=f"{temperature_key(x)} K")
-        for x, c in zip(temps, temperature_colors(temps), strict=True)
-    ]
-    handles += [
-        Line2D([], [], color="0.2", lw=1.6, label="predicted"),
-        Line2D([], [], color="0.2", lw=1.2, ls="--", label="true"),
-    ]
-    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.plot(pos[sel], y[sel], color="0.15", lw=1.0, ls="--", label="true")
+            note = f", r = {pearson(y[sel], predicted[sel]):.2f}"
+        ax.text(
+            0.005,
+            0.95,
+            f"{temperature_key(temp)} K{note}",
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize="small",
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+        )
+        ax.set_ylabel(f"RMSF ({unit_label(rmsf_unit)})", fontsize="small")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small", loc="upper right", ncols=2)
     step = max(1, int(np.ceil((pos.max() + 1) / 25)))
     ticks = np.arange(0, pos.max() + 1, step)
     multi_chain = ":" in labels[0]
-    ax.set_xticks(ticks, labels[first][ticks], rotation=90 if multi_chain else 0, fontsize="small")
-    ax.set_xlabel("chain:residue number" if multi_chain else "residue number")
-    ax.set_ylabel(f"RMSF ({unit_label(rmsf_unit)})")
-    ax.set_title(f"RMSF profile of {domain}")
-    ax.grid(alpha=0.3)
+    axes[-1].set_xticks(
+        ticks, labels[first][ticks], rotation=90 if multi_chain else 0, fontsize="small"
+    )
+    axes[-1].set_xlabel("chain:residue number" if multi_chain else "residue number")
+    fig.suptitle(f"RMSF profile of {domain}: predicted and true, one panel per temperature")
     data = rows.filter(pa.array(keep)).select(
         [
             "domain",

@@ -1,4 +1,5 @@
-"""Training curves from ``training_history.json``: losses and Pearson r per epoch."""
+"""Training curves from ``training_history.json``: loss, Pearson r and learning rate per epoch,
+the best epoch marked."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
 
-__all__ = ["history_table", "plot_training_curves"]
+__all__ = ["LOSS_LABEL", "best_epoch", "history_table", "plot_training_curves"]
 
 
 def _flatten(row: dict, prefix: str = "") -> dict:
@@ -70,17 +71,52 @@ def history_table(history: str | Path | dict | list) -> pa.Table:
 
 
 PER_T_PREFIX = "val_pearson_per_temperature_"
+LOSS_LABEL = "loss on standardised RMSF (dimensionless)"
+"""Axis label of the loss panel for histories that do not describe their loss: every voxelflex
+version trains on standardised targets, so the loss has no unit (1 = the training targets'
+variance for MSE)."""
+
+
+def _raw_rows(history: str | Path | dict | list) -> list[dict]:
+    """The per-epoch dicts of a history in the trainer's layout (else an empty list)."""
+    if isinstance(history, str | Path):
+        try:
+            history = json.loads(Path(history).read_text())
+        except (OSError, json.JSONDecodeError):
+            return []
+    return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else []
+
+
+def best_epoch(table: pa.Table) -> tuple[int, str] | None:
+    """The epoch ``best.pt`` holds, and what picked it.
+
+    From the ``is_best`` flags the trainer writes; for older histories, the epoch of the highest
+    validation Pearson r (the default monitor). None when neither is recorded.
+    """
+    epoch = table["epoch"].to_numpy()
+    if "is_best" in table.column_names:
+        flags = np.nan_to_num(table["is_best"].to_numpy()) > 0
+        if flags.any():
+            return int(epoch[np.flatnonzero(flags)[-1]]), "monitor"
+    if "val_pearson" in table.column_names:
+        r = table["val_pearson"].to_numpy()
+        if np.isfinite(r).any():
+            return int(epoch[int(np.nanargmax(r))]), "highest val Pearson r"
+    return None
 
 
 def plot_training_curves(
     history: str | Path | dict | list, out_dir: Path, *, fmt: ImageFormat | str = "png"
 ) -> list[Path]:
-    """Loss and pooled Pearson r per epoch, plus validation Pearson r per temperature.
+    """Loss, pooled Pearson r, validation Pearson r per temperature and the learning rate per
+    epoch, with the best epoch (the one in ``best.pt``) marked on every panel.
 
-    Series are recognised by name: ``*loss``, ``*pearson`` and ``val_pearson_per_temperature_*``
-    (the layout of :mod:`voxelflex.engine.trainer`'s history).
+    Series are recognised by name: ``*loss``, ``*pearson``, ``val_pearson_per_temperature_*``
+    and ``lr`` (the layout of :mod:`voxelflex.engine.trainer`'s history); the loss axis says
+    what the loss measures (the history's ``loss_function``).
     """
     table = history_table(history)
+    rows = _raw_rows(history)
     epoch = table["epoch"].to_numpy()
     names = [c for c in table.column_names if c != "epoch"]
     losses = [c for c in names if c.lower().endswith("loss")]
@@ -89,17 +125,18 @@ def plot_training_curves(
         (c for c in names if c.startswith(PER_T_PREFIX)),
         key=lambda c: float(c.removeprefix(PER_T_PREFIX)),
     )
+    loss_label = next((r["loss_function"] for r in rows if "loss_function" in r), LOSS_LABEL)
+    monitor = next((r["monitor"] for r in rows if "monitor" in r), None)
+    temps = np.array([float(c.removeprefix(PER_T_PREFIX)) for c in per_t])
     panels = [
-        (losses, "loss (training objective)", "Loss per epoch", None),
+        (losses, f"loss: {loss_label}", "Loss per epoch", None),
         (pearsons, "Pearson r", "Pearson r per epoch (pooled)", None),
+        (per_t, "Pearson r", "Validation Pearson r per temperature", temperature_colors(temps)),
+        (["lr"] if "lr" in names else [], "learning rate (log scale)", "Learning rate", None),
     ]
-    if per_t:
-        temps = np.array([float(c.removeprefix(PER_T_PREFIX)) for c in per_t])
-        panels.append(
-            (per_t, "Pearson r", "Validation Pearson r per temperature", temperature_colors(temps))
-        )
-    fig = new_figure(5 * len(panels), 4)
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    best = best_epoch(table)
+    fig = new_figure(11, 8)
+    axes = np.atleast_1d(fig.subplots(2, 2)).ravel()
     for ax, (series, ylabel, title, colours) in zip(axes, panels, strict=True):
         for i, name in enumerate(series):
             label = name.replace("_", " ")
@@ -113,9 +150,14 @@ def plot_training_curves(
                 label=label,
                 color=None if colours is None else colours[i],
             )
+        if best is not None and series:
+            why = monitor if best[1] == "monitor" and monitor else best[1]
+            ax.axvline(best[0], color="0.35", ls=":", lw=1.2, label=f"best epoch {best[0]} ({why})")
+        if series == ["lr"] and np.all(table["lr"].to_numpy() > 0):
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel, fontsize="small" if len(ylabel) > 30 else None)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if series:

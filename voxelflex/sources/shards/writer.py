@@ -33,6 +33,7 @@ from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import ShardError
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD, DEFAULT_ZSTD_LEVEL
 from voxelflex.index import LoadedIndex, read_index
+from voxelflex.logs import command_log
 from voxelflex.sources.hdf5 import Hdf5Reader
 from voxelflex.sources.shards.manifest import (
     FORMAT_NAME,
@@ -263,88 +264,95 @@ def build_shards(
     if out.exists() and not out.is_dir():
         raise ShardError(f"--output {out} is a file; shards go into a folder: name a folder")
     out.mkdir(parents=True, exist_ok=True)
-    ours = _own_files(out)
-    # No manifest while shards change: readers never see a half-updated folder as complete.
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
-    names, chains, resids = _domain_residues(index.table)
-    keys = [domain_key(d) for d in names]
-    if len(set(keys)) != len(keys):
-        raise ShardError(
-            f"{index.path}: domain names collide once dots/slashes become '_' (record keys); "
-            "rename the domains in the voxel file"
-        )
-    order = np.random.default_rng(seed).permutation(len(names))
-    groups = [
-        order[i : i + domains_per_shard].tolist() for i in range(0, len(names), domains_per_shard)
-    ]
-    settings = {"zstd_level": zstd_level, "domains_per_shard": domains_per_shard, "seed": seed}
-    voxel_file = index.meta.voxel_file
-    voxels = {k: index.meta.fingerprints["voxel_file"][k] for k in ("size", "mtime_ns")}
-    inputs = [
-        _inputs_digest(
-            voxels, [names[d] for d in g], [chains[d] for d in g], [resids[d] for d in g]
-        )
-        for g in groups
-    ]
-    entries = [
-        _reusable(out, i, [names[d] for d in g], settings, inputs[i]) for i, g in enumerate(groups)
-    ]
-    pending = [i for i, e in enumerate(entries) if e is None]
-    tasks = [
-        (voxel_file, names[d], chains[d], resids[d], zstd_level) for i in pending for d in groups[i]
-    ]
-    log.info(
-        "building %d of %d shards (%d reused) from %s, %d workers",
-        len(pending),
-        len(groups),
-        len(groups) - len(pending),
-        voxel_file,
-        workers,
-    )
-    with tqdm(total=len(tasks), unit="domain", disable=not progress, desc="shards") as bar:
-        results = _results(tasks, workers)
-        for i in pending:
-            encoded = []
-            for _ in groups[i]:
-                encoded.append(next(results))
-                bar.update()
-            entry = _write_shard(out / shard_name(i), encoded, [len(chains[d]) for d in groups[i]])
-            atomic_write_text(
-                out / _STATE_DIR / f"{shard_name(i)}.json",
-                json.dumps(
-                    {
-                        "format_version": FORMAT_VERSION,
-                        "settings": settings,
-                        "inputs": inputs[i],
-                        "entry": entry.to_dict(),
-                    }
-                ),
+    with command_log(out, "shards build"):
+        ours = _own_files(out)
+        # No manifest while shards change: readers never see a half-updated folder as complete.
+        (out / MANIFEST_NAME).unlink(missing_ok=True)
+        names, chains, resids = _domain_residues(index.table)
+        keys = [domain_key(d) for d in names]
+        if len(set(keys)) != len(keys):
+            raise ShardError(
+                f"{index.path}: domain names collide once dots/slashes become '_' (record keys); "
+                "rename the domains in the voxel file"
             )
-            entries[i] = entry
-        results.close()
-    planned = {shard_name(i) for i in range(len(groups))}
-    for name in sorted(ours - planned):
-        log.info("removing %s, left over from an earlier build with other settings", out / name)
-        (out / name).unlink(missing_ok=True)
-        (out / _STATE_DIR / f"{name}.json").unlink(missing_ok=True)
-    manifest = ShardManifest(
-        frame=index.meta.frame,
-        settings=settings,
-        source={
-            "voxel_file": str(voxel_file),
-            "index": str(index.path),
-            "voxel_fingerprint": index.meta.fingerprints["voxel_file"],
-        },
-        shards=tuple(entries),
-    )
-    path = manifest.save(out)
-    return ShardBuildReport(
-        manifest_path=path,
-        n_shards=len(entries),
-        n_domains=manifest.n_domains,
-        n_residues=manifest.n_residues,
-        total_bytes=manifest.total_bytes,
-        built=len(pending),
-        reused=len(groups) - len(pending),
-        seconds=time.perf_counter() - t0,
-    )
+        order = np.random.default_rng(seed).permutation(len(names))
+        groups = [
+            order[i : i + domains_per_shard].tolist()
+            for i in range(0, len(names), domains_per_shard)
+        ]
+        settings = {"zstd_level": zstd_level, "domains_per_shard": domains_per_shard, "seed": seed}
+        voxel_file = index.meta.voxel_file
+        voxels = {k: index.meta.fingerprints["voxel_file"][k] for k in ("size", "mtime_ns")}
+        inputs = [
+            _inputs_digest(
+                voxels, [names[d] for d in g], [chains[d] for d in g], [resids[d] for d in g]
+            )
+            for g in groups
+        ]
+        entries = [
+            _reusable(out, i, [names[d] for d in g], settings, inputs[i])
+            for i, g in enumerate(groups)
+        ]
+        pending = [i for i, e in enumerate(entries) if e is None]
+        tasks = [
+            (voxel_file, names[d], chains[d], resids[d], zstd_level)
+            for i in pending
+            for d in groups[i]
+        ]
+        log.info(
+            "building %d of %d shards (%d reused) from %s, %d workers",
+            len(pending),
+            len(groups),
+            len(groups) - len(pending),
+            voxel_file,
+            workers,
+        )
+        with tqdm(total=len(tasks), unit="domain", disable=not progress, desc="shards") as bar:
+            results = _results(tasks, workers)
+            for i in pending:
+                encoded = []
+                for _ in groups[i]:
+                    encoded.append(next(results))
+                    bar.update()
+                entry = _write_shard(
+                    out / shard_name(i), encoded, [len(chains[d]) for d in groups[i]]
+                )
+                atomic_write_text(
+                    out / _STATE_DIR / f"{shard_name(i)}.json",
+                    json.dumps(
+                        {
+                            "format_version": FORMAT_VERSION,
+                            "settings": settings,
+                            "inputs": inputs[i],
+                            "entry": entry.to_dict(),
+                        }
+                    ),
+                )
+                entries[i] = entry
+            results.close()
+        planned = {shard_name(i) for i in range(len(groups))}
+        for name in sorted(ours - planned):
+            log.info("removing %s, left over from an earlier build with other settings", out / name)
+            (out / name).unlink(missing_ok=True)
+            (out / _STATE_DIR / f"{name}.json").unlink(missing_ok=True)
+        manifest = ShardManifest(
+            frame=index.meta.frame,
+            settings=settings,
+            source={
+                "voxel_file": str(voxel_file),
+                "index": str(index.path),
+                "voxel_fingerprint": index.meta.fingerprints["voxel_file"],
+            },
+            shards=tuple(entries),
+        )
+        path = manifest.save(out)
+        return ShardBuildReport(
+            manifest_path=path,
+            n_shards=len(entries),
+            n_domains=manifest.n_domains,
+            n_residues=manifest.n_residues,
+            total_bytes=manifest.total_bytes,
+            built=len(pending),
+            reused=len(groups) - len(pending),
+            seconds=time.perf_counter() - t0,
+        )

@@ -1,0 +1,171 @@
+"""Outputs that open anywhere (issue 14): a plain predictions CSV with a metadata sidecar, older
+CSVs still read, a log file for every command that writes results, progress bars for the steps
+that take a while."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests._checkpoints import make_checkpoint
+from voxelflex.analysis.predict import predict
+from voxelflex.analysis.predictions import read_predictions, sidecar_path
+from voxelflex.cli.main import app
+from voxelflex.config import load_config
+from voxelflex.logs import LOG_FILE, log_file_for
+
+DATA = Path(__file__).parent / "data"
+runner = CliRunner()
+
+
+def _invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder with a (small, untrained) checkpoint in models/."""
+    root = tmp_path_factory.mktemp("outputs") / "run"
+    make_checkpoint(root / "models" / "best.pt")
+    return root
+
+
+@pytest.fixture(scope="module")
+def csv_predictions(run, demo_index, tmp_path_factory):
+    out = tmp_path_factory.mktemp("csv") / "preds.csv"
+    config = load_config(overrides=["predict.progress=false"])
+    predict(run / "models" / "best.pt", demo_index, split="test", out_path=out, config=config)
+    return out
+
+
+def test_predictions_csv_is_plain_for_every_reader(csv_predictions):
+    table, _ = read_predictions(csv_predictions)
+    assert sidecar_path(csv_predictions).name == "preds.csv.json"
+    sidecar = json.loads(sidecar_path(csv_predictions).read_text())
+    assert sidecar["rmsf_unit"] == "nm" and sidecar["columns"]["predicted_rmsf"]
+    # Python's csv module: the first row is the header, every row has every column
+    with open(csv_predictions, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == table.column_names
+    assert len(rows) == table.num_rows + 1 and {len(r) for r in rows} == {len(rows[0])}
+    # DuckDB infers the same columns and row count, with numbers as numbers
+    con = duckdb.connect()
+    try:
+        rel = con.execute(f"SELECT * FROM read_csv_auto('{csv_predictions}')")
+        columns = [d[0] for d in rel.description]
+        n_rows = len(rel.fetchall())
+        kinds = dict(
+            con.execute(
+                f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                f"read_csv_auto('{csv_predictions}'))"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert columns == table.column_names and n_rows == table.num_rows
+    assert kinds["predicted_rmsf"] in ("DOUBLE", "FLOAT") and kinds["resnum"] == "BIGINT"
+
+
+def test_predictions_csv_reads_in_pandas_as_is(csv_predictions):
+    import pandas as pd
+    frame = pd.read_csv(csv_predictions)
+    table, _ = read_predictions(csv_predictions)
+    assert list(frame.columns) == table.column_names and len(frame) == table.num_rows
+    np.testing.assert_allclose(frame["predicted_rmsf"], table["predicted_rmsf"].to_numpy())
+
+
+def test_evaluate_reads_csvs_written_with_the_old_header_line(tmp_path):
+    old = shutil.copy(DATA / "predictions_header_v1.csv", tmp_path / "predictions_test.csv")
+    table, meta = read_predictions(old)
+    assert meta.rmsf_unit == "nm" and table.num_rows == 12
+    result = _invoke("evaluate", "-p", old, "--no-importance")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "evaluation_metrics_test.json").read_text())
+    assert metrics["overall"]["n"] == 12 and "skipped" in metrics["baselines"]
+
+
+def test_a_csv_without_its_sidecar_gets_a_clear_error(csv_predictions, tmp_path):
+    lone = shutil.copy(csv_predictions, tmp_path / "lone.csv")
+    result = _invoke("evaluate", "-p", lone, "--no-importance")
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "metadata file lone.csv.json is missing" in message
+    assert "pass the Parquet predictions instead" in message
+    assert "Traceback" not in result.output
+
+
+def test_commands_that_write_results_log_into_the_run_folder_or_beside_the_output(
+    run, demo_index, demo_data, tmp_path
+):
+    assert log_file_for(run / "metrics" / "predictions_test.parquet") == run / LOG_FILE
+    assert log_file_for(tmp_path / "work" / "index.parquet") == tmp_path / "work" / "index.log"
+    # predict, evaluate, plot of a run: the run's log
+    result = _invoke("predict", "-c", run / "models" / "best.pt", "-i", demo_index,
+                     "--split", "test", "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    preds = run / "metrics" / "predictions_test.parquet"
+    result = _invoke("evaluate", "-p", preds, "--no-importance")
+    assert result.exit_code == 0, result.output
+    result = _invoke("plot", "--run-dir", run)
+    assert result.exit_code == 0, result.output
+    text = (run / LOG_FILE).read_text()
+    for command in ("predict", "evaluate", "plot"):
+        assert f"voxelflex 0.1.0: {command} -> " in text, command
+    # index build, shards build and index query -o: beside their output
+    work = tmp_path / "work"
+    d = demo_data
+    result = _invoke("index", "build", "--voxel-file", d.voxel_file, "--rmsf-csv", d.rmsf_csv,
+                     "--rmsf-unit", "nm", "--train-split", d.train_split, "--val-split",
+                     d.val_split, "-o", work / "index.parquet", "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "index build -> " in (work / "index.log").read_text()
+    result = _invoke("shards", "build", "--index", work / "index.parquet", "-o", work / "shards",
+                     "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "shards build -> " in (work / "shards.log").read_text()
+    assert not (work / "shards" / "shards.log").exists()  # nothing stray in the shard folder
+    sql = "SELECT split, count(*) AS n FROM samples GROUP BY split"
+    result = _invoke("index", "query", sql, "-i", work / "index.parquet", "-f", "csv",
+                     "-o", work / "counts.csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    log = (work / "counts.log").read_text()
+    assert "index query -> " in log and "GROUP BY split" in log
+    # ... and it follows the overwrite policy
+    result = _invoke("index", "query", sql, "-i", work / "index.parquet", "-o", work / "counts.csv")
+    assert result.exit_code == 2 and "already exists" in result.output
+    # read-only commands write no log
+    before = sorted(p.name for p in work.iterdir())
+    for args in (
+        ("index", "stats", "-i", work / "index.parquet"),
+        ("index", "query", sql, "-i", work / "index.parquet"),
+        ("shards", "verify", work / "shards"),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in work.iterdir()) == before
+    assert not list((work / "shards").glob("*.log"))
+
+
+def test_predict_and_evaluate_show_progress_unless_told_not_to(run, demo_index, tmp_path, capfd):
+    checkpoint = run / "models" / "best.pt"
+    quiet = load_config(overrides=["predict.progress=false"])
+    predict(checkpoint, demo_index, split="test", out_path=tmp_path / "q.parquet", config=quiet)
+    assert "predict" not in capfd.readouterr().err
+    result = _invoke("predict", "-c", checkpoint, "-i", demo_index, "--split", "test",
+                     "-o", tmp_path / "p.parquet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "predict:" in result.output  # the bar (tqdm, on stderr)
+    result = _invoke("evaluate", "-p", tmp_path / "p.parquet", "--shuffles", "1")
+    assert result.exit_code == 0, result.output
+    assert "permutation importance (test)" in result.output
+    result = _invoke("evaluate", "-p", tmp_path / "p.parquet", "--shuffles", "1", "--no-progress",
+                     "--overwrite")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "permutation importance (test)" not in result.output

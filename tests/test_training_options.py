@@ -1,0 +1,283 @@
+"""Training options users of the earlier VoxelFlex expect: gradient accumulation, a step LR
+schedule, plateau factor and min_lr, early stopping min_delta, fine-tuning with --init-from, and
+architecture hyperparameters beyond the presets (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from voxelflex.cli.main import app
+from voxelflex.config import load_config
+from voxelflex.demo.generate import build_demo_index, generate_demo
+from voxelflex.engine import train
+from voxelflex.engine.checkpoint import Checkpoint
+from voxelflex.engine.schedule import LRSchedule
+from voxelflex.engine.tracker import BestTracker
+from voxelflex.errors import CheckpointError, ConfigError
+from voxelflex.index import build_index, read_index
+from voxelflex.models import STATISTICS_BUFFERS, ModelSpec, build_model, parameter_counts
+from voxelflex.models.model import STATISTICS_BUFFERS as MODEL_STATISTICS
+
+BASE = [
+    "model.preset=tiny",
+    "loader.batch_size=64",
+    "loader.num_workers=0",
+    "train.epochs=1",
+    "train.progress=false",
+    "train.checkpoint_every_batches=0",
+]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("options")
+    paths = generate_demo(root / "demo", n_domains=6, seed=5)
+    index = root / "index.parquet"
+    build_demo_index(paths, index)
+    return paths, index
+
+
+def _config(index, out, name, *extra):
+    return load_config(
+        overrides=[f"data.index={index}", f"output_dir={out}", f"run_name={name}", *BASE, *extra]
+    )
+
+
+def _opt(lr=1.0):
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def test_step_schedule_multiplies_by_lr_factor_every_step_epochs_down_to_min_lr():
+    o = _opt()
+    step = LRSchedule(
+        o, "step", total_steps=10, warmup_steps=0, mode="max", patience=0,
+        factor=0.1, step_epochs=2, min_lr=0.005,
+    )  # fmt: skip
+    lrs = []
+    for _ in range(6):
+        lrs.append(o.param_groups[0]["lr"])
+        o.step()
+        step.after_step()  # ignored by step: it counts epochs
+        step.after_epoch(0.0)
+    assert lrs == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+    assert o.param_groups[0]["lr"] == pytest.approx(0.005)  # 0.001 floored at min_lr
+
+
+def test_plateau_factor_threshold_and_min_lr():
+    o = _opt()
+    plateau = LRSchedule(
+        o, "plateau", total_steps=10, warmup_steps=0, mode="max", patience=0,
+        factor=0.2, threshold=0.1, min_lr=0.03,
+    )  # fmt: skip
+    plateau.after_epoch(0.5)
+    plateau.after_epoch(0.52)  # +4 %: below the 10 % threshold, counts as no improvement
+    assert o.param_groups[0]["lr"] == pytest.approx(0.2)
+    plateau.after_epoch(0.52)
+    plateau.after_epoch(0.52)
+    assert o.param_groups[0]["lr"] == pytest.approx(0.03)  # 0.04, then 0.008 -> min_lr
+
+
+def test_cosine_respects_min_lr():
+    o = _opt()
+    cosine = LRSchedule(o, "cosine", total_steps=10, warmup_steps=0, mode="max", patience=0,
+                        min_lr=0.3)  # fmt: skip
+    for _ in range(10):
+        o.step()
+        cosine.after_step()
+    assert o.param_groups[0]["lr"] == pytest.approx(0.3)
+
+
+def test_early_stopping_min_delta_ignores_small_improvements_but_best_still_moves():
+    tracker = BestTracker("val_pearson", patience=2, min_delta=0.01)
+    assert tracker.update({"pearson": 0.50})
+    assert tracker.update({"pearson": 0.505})  # a new best (best.pt) ...
+    assert tracker.bad_epochs == 1  # ... but too small to reset early stopping
+    assert not tracker.should_stop
+    assert not tracker.update({"pearson": 0.504})
+    assert tracker.should_stop and tracker.best == 0.505
+    # min_delta 0 behaves as before: every improvement resets the count
+    plain = BestTracker("val_loss", patience=1)
+    assert plain.update({"loss": 1.0}) and plain.update({"loss": 0.999})
+    assert plain.bad_epochs == 0
+    # a checkpoint from before min_delta (no anchor) resumes with the best value as anchor
+    plain.load_state_dict({"best": 0.5, "bad_epochs": 0})
+    assert plain.anchor == 0.5
+
+
+def test_gradient_accumulation_steps_every_n_batches(small, tmp_path):
+    _, index = small
+    plain = train(_config(index, tmp_path, "k1", "loader.batch_size=32"))
+    n_batches = plain.global_step
+    result = train(
+        _config(index, tmp_path, "k3", "loader.batch_size=32", "train.grad_accumulation=3")
+    )
+    assert result.global_step == math.ceil(n_batches / 3)
+    assert result.history[0]["global_step"] == result.global_step
+    assert math.isfinite(result.history[0]["train"]["loss"])
+    ck = Checkpoint.load(result.latest_checkpoint)
+    assert ck.plan["grad_accumulation"] == 3
+
+
+def test_gradient_accumulation_mid_epoch_checkpoints_land_on_step_boundaries(small, tmp_path):
+    _, index = small
+    saved = []
+    save = Checkpoint.save
+
+    def record(self, path):
+        saved.append(self.meta.batch)
+        save(self, path)
+
+    Checkpoint.save = record
+    try:
+        train(
+            _config(
+                index,
+                tmp_path,
+                "mid",
+                "loader.batch_size=16",
+                "train.grad_accumulation=2",
+                "train.checkpoint_every_batches=2",  # every 2 optimizer steps = 4 batches
+            )
+        )
+    finally:
+        Checkpoint.save = save
+    mid = [b for b in saved if b]
+    assert mid and all(b % 4 == 0 for b in mid)
+
+
+def test_hyperparameters_beyond_the_preset(small, tmp_path):
+    _, index = small
+    result = train(
+        _config(
+            index,
+            tmp_path,
+            "dense",
+            "model.name=densenet3d",
+            "model.hyperparameters.growth=4",
+            "model.hyperparameters.blocks=[1, 1]",
+        )
+    )
+    ck = Checkpoint.load(result.best_checkpoint)
+    assert ck.model_spec.hyperparameters == {"growth": 4, "blocks": [1, 1]}
+    preset = build_model(ModelSpec("densenet3d", "tiny", "film"), temperature_range=(1, 2))
+    assert parameter_counts(ck.build_model())["trunk"] < parameter_counts(preset)["trunk"]
+    # an unknown name fails before any data work, listing the architecture's own names
+    with pytest.raises(ConfigError, match=r"no hyperparameter 'growth_rate'.*growth, blocks"):
+        train(_config(index, tmp_path, "bad", "model.name=densenet3d",
+                      "model.hyperparameters.growth_rate=16"))  # fmt: skip
+    assert not (tmp_path / "bad" / "models").exists()
+
+
+def test_hyperparameters_merge_across_config_file_and_set(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  name: dilated_resnet3d\n  hyperparameters:\n    growth: 2.0\n")
+    config = load_config(path, ["model.hyperparameters.dilations=[1, 3]"])
+    assert config.model.hyperparameters == {"growth": 2.0, "dilations": [1, 3]}
+    with pytest.raises(ConfigError, match=r"model\.hyperparameters"):
+        load_config(overrides=["model.hyperparameters={growth: [[1]]}"])
+
+
+@pytest.fixture(scope="module")
+def source_run(small, tmp_path_factory):
+    _, index = small
+    out = tmp_path_factory.mktemp("source")
+    return train(_config(index, out, "source", "model.name=dilated_resnet3d"))
+
+
+def test_init_from_takes_weights_and_model_not_statistics(small, source_run, tmp_path, caplog):
+    paths, _ = small
+    # new data: only the three coldest temperatures, so the temperature range differs
+    csv = tmp_path / "cold.csv"
+    lines = paths.rmsf_csv.read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if float(ln.split(",")[3]) <= 379]
+    csv.write_text("\n".join(keep) + "\n")
+    cold = tmp_path / "cold.parquet"
+    build_index(paths.voxel_file, cold, rmsf_csv=csv, rmsf_unit="nm",
+                train=paths.train_split, val=paths.val_split, progress=False)  # fmt: skip
+    source = Checkpoint.load(source_run.best_checkpoint)
+    caplog.set_level("INFO", logger="voxelflex")
+    config = _config(
+        cold, tmp_path, "tuned",
+        f"train.init_from={source_run.best_checkpoint}",
+        "train.lr=1e-12", "train.scheduler=none", "model.dropout=0.0",
+    )  # fmt: skip
+    result = train(config)
+    tuned = Checkpoint.load(result.latest_checkpoint)
+    # the model (architecture, preset) comes from the checkpoint; the config's is not used
+    assert tuned.model_spec.name == "dilated_resnet3d" and tuned.meta.init_from
+    assert "the config's model section" in caplog.text
+    for name, tensor in source.model.items():
+        if name in STATISTICS_BUFFERS:
+            continue
+        assert torch.allclose(tensor, tuned.model[name], atol=1e-6), name  # lr ~ 0: unchanged
+    # ... and the temperature range and target standardisation from the new data
+    assert tuned.meta.temperature_range == (320.0, 379.0)
+    assert tuned.model["temperature_range"].tolist() == [320.0, 379.0]
+    assert tuned.model["target_loc"] != source.model["target_loc"]
+    assert "from this run's data: the temperature range 320-379 K" in caplog.text
+    history = json.loads((tmp_path / "tuned" / "training_history.json").read_text())
+    assert len(history) == 1  # a new run: the source's epochs are not continued
+
+
+def test_init_from_refuses_another_rmsf_unit_or_a_missing_file(small, source_run, tmp_path):
+    paths, _ = small
+    angstrom = tmp_path / "a.parquet"
+    build_index(paths.voxel_file, angstrom, rmsf_csv=paths.rmsf_csv, rmsf_unit="angstrom",
+                train=paths.train_split, val=paths.val_split, progress=False)  # fmt: skip
+    init = f"train.init_from={source_run.best_checkpoint}"
+    with pytest.raises(CheckpointError, match=r"RMSF in angstrom, but checkpoint .* in nm"):
+        train(_config(angstrom, tmp_path, "a", init))
+    missing = f"train.init_from={source_run.run_dir / 'models' / 'nope.pt'}"
+    with pytest.raises(CheckpointError, match=r"does not exist; .*models holds: best.pt"):
+        train(_config(angstrom, tmp_path, "b", missing))
+
+
+def test_init_from_run_resumes_with_its_own_model(small, source_run, tmp_path):
+    _, index = small
+    init = f"train.init_from={source_run.best_checkpoint}"
+    train(_config(index, tmp_path, "ft", init))
+    # resuming needs no model flags: the run's own latest.pt says which model it is
+    result = train(_config(index, tmp_path, "ft", init, "train.epochs=2", "train.resume=true"))
+    assert len(result.history) == 2
+
+
+def test_statistics_buffers_are_one_list():
+    assert STATISTICS_BUFFERS is MODEL_STATISTICS
+    model = build_model(ModelSpec("multipath", "tiny", "film"), temperature_range=(1, 2))
+    buffers = {name for name, _ in model.named_buffers()}
+    assert set(STATISTICS_BUFFERS) <= buffers
+
+
+def test_cli_init_from_flag(small, source_run, tmp_path):
+    _, index = small
+    args = ["train", "--index", str(index), "--output-dir", str(tmp_path), "--run-name", "cli",
+            "--init-from", str(source_run.best_checkpoint), "--no-plot"]  # fmt: skip
+    for item in BASE:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    ck = Checkpoint.load(tmp_path / "cli" / "models" / "latest.pt")
+    assert ck.meta.init_from == str(source_run.best_checkpoint)
+    assert read_index(index).meta.rmsf_unit == ck.meta.rmsf_unit
+
+
+def test_cli_train_draws_its_plots_at_the_end_unless_told_not_to(small, tmp_path):
+    _, index = small
+    args = ["train", "--index", str(index), "--output-dir", str(tmp_path)]
+    sets = [a for item in BASE for a in ("--set", item)]
+    result = CliRunner().invoke(app, [*args, *sets, "--run-name", "drawn"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "drawn"
+    assert (run / "visualizations" / "training_curves.png").is_file()
+    assert f"plots in {run / 'visualizations'}" in result.output
+    # `voxelflex plot` of the run redraws those curves from the same history, no --overwrite
+    result = CliRunner().invoke(app, ["plot", "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, [*args, *sets, "--run-name", "quiet", "--no-plot"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "quiet" / "visualizations").exists()
