@@ -118,9 +118,12 @@ def _bootstrap(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[floa
 
 
 def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
-    results = {}
+    """Train each variant; results go to select.json after each one, and variants already
+    there are not trained again (an interrupted selection continues)."""
+    path = root / "experiments" / "select.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
     for name, extra in VARIANTS.items():
-        if only and name not in only:
+        if (only and name not in only) or name in results:
             continue
         t0 = time.perf_counter()
         result = train(_config(root, name, extra, seed))
@@ -135,6 +138,7 @@ def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
             "seconds": time.perf_counter() - t0,
         }
         print(f"{name:32s} val median per-chain r {best:.3f}  {results[name]}", flush=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
