@@ -1,6 +1,6 @@
 """The import graph runs one way (docs/architecture.md), and imports are local only in the CLI.
 
-cli → demo → analysis → engine → sources | models → index → structure → inputs → base modules
+cli → demo → analysis → engine → sources | models → index | datasets → structure → inputs → base
 (errors, frame, config, registry, ...). A module may import its own package and lower layers;
 ``sources`` and ``models`` sit side by side and do not import each other.
 """
@@ -19,6 +19,7 @@ LAYERS = {
     "inputs": 1,
     "structure": 2,
     "index": 3,
+    "datasets": 3,
     "sources": 4,
     "models": 4,
     "engine": 5,

@@ -75,6 +75,7 @@ def test_predictions_csv_is_plain_for_every_reader(csv_predictions):
 
 def test_predictions_csv_reads_in_pandas_as_is(csv_predictions):
     import pandas as pd
+
     frame = pd.read_csv(csv_predictions)
     table, _ = read_predictions(csv_predictions)
     assert list(frame.columns) == table.column_names and len(frame) == table.num_rows

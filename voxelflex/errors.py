@@ -6,6 +6,7 @@ Messages name the offending file, domain or residue, what was found, what is all
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DomainRefused",
     "FrameError",
     "IndexFormatError",
     "InputError",
@@ -74,6 +75,26 @@ class ResidueReadError(SourceError):
     def __reduce__(self):
         # Crossing a process boundary (DataLoader or build worker) only the message matters.
         return SourceError, (str(self),)
+
+
+class DomainRefused(InputError):
+    """One domain of a dataset import cannot be used; the import skips it and reports ``reason``.
+
+    Parameters
+    ----------
+    reason : str
+        Short machine-readable reason (``residue_count_mismatch``, ...), a column of the report.
+    detail : str
+        What was found and the fix, naming the file.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):
+        return DomainRefused, (self.reason, self.detail)
 
 
 class CheckpointError(VoxelflexError):

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from voxelflex import __version__
-from voxelflex.cli import analysis, config, demo, index, shards, structure, train
+from voxelflex.cli import analysis, config, datasets, demo, index, shards, structure, train
 from voxelflex.cli.group import ALIASES, command_group
 
 __all__ = ["app", "main"]
@@ -56,6 +56,7 @@ def _root(
 app.add_typer(index.app, name="index")
 app.add_typer(shards.app, name="shards")
 app.add_typer(config.app, name="config")
+app.add_typer(datasets.app, name="import")
 app.command("voxelize")(structure.voxelize)
 app.command("features")(structure.features)
 app.command("train")(train.train)

@@ -44,13 +44,16 @@ def charmm_pdb(pdb_text: str, *, histidine: str = "HSD") -> str:
     """The protein of a PDB text (first model, first conformer), named as mdCATH names it.
 
     Chain ids become ``"0"``, HIS becomes ``histidine`` (HSD, HSE or HSP), the last residue's
-    O becomes OT1 (CHARMM's C-terminus); HETATM records, water and ligands are dropped.
+    O and OXT become OT1 and OT2 (CHARMM's C-terminus), ILE CD1 becomes CD; HETATM records,
+    water and ligands are dropped.
     """
     atoms = pdb.PDBFile.read(io.StringIO(pdb_text)).get_structure(model=1, altloc="first")
     atoms = atoms[struc.filter_amino_acids(atoms) & ~atoms.hetero]
     atoms.res_name[atoms.res_name == "HIS"] = histidine
     last = atoms.res_id == atoms.res_id[-1]
     atoms.atom_name[last & (atoms.atom_name == "O")] = "OT1"
+    atoms.atom_name[last & (atoms.atom_name == "OXT")] = "OT2"
+    atoms.atom_name[(atoms.res_name == "ILE") & (atoms.atom_name == "CD1")] = "CD"
     atoms.chain_id[:] = "0"
     out = pdb.PDBFile()
     out.set_structure(atoms)

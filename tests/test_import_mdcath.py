@@ -1,0 +1,367 @@
+"""`voxelflex import mdcath`: mdCATH-layout files in, the inputs voxelflex reads out.
+
+The files come from :func:`voxelflex.demo.mdcath.write_mdcath_file` (mdCATH's published layout)
+around the villin headpiece 1VII (36 residues, hydrogens included, as mdCATH's structures are),
+named as CHARMM names it: chain "0", a histidine as HSD, the C-terminal OT1/OT2.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import biotite.structure.io.pdb as pdb
+import h5py
+import numpy as np
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from voxelflex.cli.main import app
+from voxelflex.datasets import ImportSettings, import_mdcath
+from voxelflex.datasets import importer as importer_module
+from voxelflex.datasets.charmm import to_pdb_names
+from voxelflex.datasets.mdcath_file import majority_dssp
+from voxelflex.datasets.splits import random_splits, splits_from_files
+from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
+from voxelflex.errors import InputError
+from voxelflex.index import build_index
+from voxelflex.inputs.rmsf_csv import read_rmsf_csv
+from voxelflex.structure import voxelize_files
+from voxelflex.structure.features import read_feature_sidecar
+
+STRUCTURES = Path(__file__).parent / "data" / "structures"
+HIS_AT = 50  # VAL 50 of 1VII becomes a histidine (HSD in the mdCATH file)
+N_RES = 36
+
+
+def _plain_pdb() -> str:
+    """1VII, chain A, residue 50 renamed HIS: what a user's structure of the domain looks like."""
+    with gzip.open(STRUCTURES / "1vii.pdb.gz", "rt") as fh:
+        text = fh.read()
+    atoms = pdb.PDBFile.read(io.StringIO(text)).get_structure(model=1)
+    atoms.res_name[atoms.res_id == HIS_AT] = "HIS"
+    out = pdb.PDBFile()
+    out.set_structure(atoms)
+    buf = io.StringIO()
+    out.write(buf)
+    return buf.getvalue()
+
+
+def _rmsf(domain_index: int):
+    def rmsf(t: str, rep: int, n: int) -> np.ndarray:
+        v = (0.05 + 0.01 * np.arange(n)) * (int(t) / 320) * (1 + 0.1 * rep) * (1 + domain_index)
+        if domain_index == 1 and t == "348" and rep == 3:
+            v[[2, 5]] = np.nan  # a replica with NaN RMSF
+        if domain_index == 1 and t == "320":
+            v[7] = np.nan  # every replica NaN at residue 7, 320 K: no row
+        return v
+
+    return rmsf
+
+
+def _dssp(t: str, rep: int, frames: int, n: int) -> np.ndarray:
+    codes = np.full((frames, n), "H")
+    codes[:, 0] = "NA" if rep % 2 else " "  # mdtraj's "NA" and the blank: no structure
+    codes[: frames // 2, 1] = "E"  # a tie between E and H on frames: H wins (priority)
+    codes[: frames // 2 + 1, 2] = "E"  # a majority of E
+    return codes
+
+
+@pytest.fixture(scope="module")
+def mdcath_dir(tmp_path_factory) -> Path:
+    """Four domain files: 1vii000 plain, 1vii100 with NaN values and no 450 K, 1vii200 without
+    replica 4 at 379 K, 1vii300 whose rmsf arrays are one residue short (refused)."""
+    root = tmp_path_factory.mktemp("mdcath") / "data"
+    root.mkdir()
+    text = charmm_pdb(_plain_pdb())
+    assert " HSD 0  50" in text and " OT1 PHE 0  76" in text and " OT2 PHE 0  76" in text
+    for i in range(4):
+        dom = f"1vii{i}00"
+        rmsf = _rmsf(i)
+        if i == 3:
+            rmsf = lambda t, rep, n: np.full(n - 1, 0.1)  # noqa: E731
+        write_mdcath_file(
+            root / f"mdcath_dataset_{dom}.h5",
+            dom,
+            text,
+            rmsf=rmsf,
+            dssp=_dssp,
+            frames=4,
+            missing={"450": range(5)} if i == 1 else ({"379": [4]} if i == 2 else None),
+        )
+    return root
+
+
+@pytest.fixture(scope="module")
+def imported(mdcath_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("set") / "set"
+    report = import_mdcath(mdcath_dir, out, progress=False, fractions=(0.5, 0.25, 0.25))
+    return out, report
+
+
+def _skipped(out: Path) -> list[dict]:
+    return pacsv.read_csv(out / "import_skipped.csv").to_pylist()
+
+
+def test_voxels_and_features_equal_those_of_the_plain_structure(imported, tmp_path):
+    """The CHARMM renames undo what mdCATH did: frames, labels and features of the imported
+    domain equal `voxelflex voxelize --features` of the user's plain PDB of it."""
+    out, _ = imported
+    plain = tmp_path / "1vii000.pdb"
+    plain.write_text(_plain_pdb())
+    ref = voxelize_files([plain], tmp_path / "ref.hdf5", features=True, progress=False)
+    with h5py.File(out / "voxels.hdf5") as got, h5py.File(ref.out_path) as want:
+        assert list(got["1vii000"]) == ["A"] == list(want["1vii000"])
+        keys = list(want["1vii000/A"])
+        assert len(keys) == N_RES and list(got["1vii000/A"]) == keys
+        for k in keys:
+            a, b = got[f"1vii000/A/{k}"], want[f"1vii000/A/{k}"]
+            assert np.array_equal(a[()], b[()]), k
+            assert a.attrs["label"] == b.attrs["label"]
+        assert got[f"1vii000/A/{HIS_AT}"].attrs["label"] == "HIS"
+        assert list(got.attrs["atom_encoder"]) == list(want.attrs["atom_encoder"])
+    feats, _ = read_feature_sidecar(out / "voxels.features.parquet")
+    ref_feats, _ = read_feature_sidecar(ref.features_path)
+    mine = feats.filter(feats["domain"].to_numpy(zero_copy_only=False) == "1vii000")
+    assert mine.to_pylist() == ref_feats.to_pylist()
+
+
+def test_rmsf_rows_are_replica_means_and_every_dropped_value_is_reported(imported, mdcath_dir):
+    out, report = imported
+    table = read_rmsf_csv(out / "rmsf.csv")
+    csv = pacsv.read_csv(out / "rmsf.csv")
+    assert csv.column_names == [
+        "domain_id", "chain", "resid", "resname", "temperature_feature", "target_rmsf",
+        "target_rmsf_std", "n_replicas", "dssp",
+    ]  # fmt: skip
+    rows = csv.to_pylist()
+    by = {(r["domain_id"], r["resid"], r["temperature_feature"]): r for r in rows}
+    # 1vii000 residue 41 (index 0) at 348 K: mean over replicas 0-4 of 0.05·(348/320)·(1+0.1r)
+    reps = 0.05 * (348 / 320) * (1 + 0.1 * np.arange(5))
+    r = by[("1vii000", 41, 348)]
+    assert r["target_rmsf"] == pytest.approx(reps.mean(), rel=1e-6)
+    assert r["target_rmsf_std"] == pytest.approx(reps.std(ddof=1), rel=1e-5)
+    assert r["n_replicas"] == 5 and r["chain"] == "A" and r["resname"] == "MET"
+    assert by[("1vii000", HIS_AT, 320)]["resname"] == "HIS"
+    # the NaN replica is dropped from residues 2 and 5 only
+    assert (
+        by[("1vii100", 43, 348)]["n_replicas"] == 4 and by[("1vii100", 44, 348)]["n_replicas"] == 5
+    )
+    assert ("1vii100", 48, 320) not in by  # all replicas NaN
+    assert not any(k[0] == "1vii100" and k[2] == 450 for k in by)  # no 450 K group
+    assert by[("1vii200", 41, 379)]["n_replicas"] == 4
+    assert not any(k[0] == "1vii300" for k in by)  # refused
+    # majority DSSP: blank and "NA" are "-", ties go to H, a majority of E is E
+    assert [by[("1vii000", 41 + i, 320)]["dssp"] for i in range(4)] == ["-", "H", "E", "H"]
+    # rows: residue-major, temperatures ascending, every kept value once
+    assert [r["temperature_feature"] for r in rows[:5]] == [320, 348, 379, 413, 450]
+    assert report.rows == len(rows) == table.num_rows == 36 * 5 + (36 * 4 - 1) + 36 * 5
+    lines = _skipped(out)
+    reasons = {(x["domain"], x["reason"]) for x in lines}
+    assert {
+        ("1vii100", "nan_replica"),
+        ("1vii100", "no_finite_rmsf"),
+        ("1vii100", "missing_temperature"),
+        ("1vii200", "missing_replica"),
+        ("1vii300", "residue_count_mismatch"),
+    } <= reasons
+    refused = next(x for x in lines if x["reason"] == "residue_count_mismatch")
+    assert (
+        "mdcath_dataset_1vii300.h5" in refused["detail"]
+        and "numResidues is 36" in refused["detail"]
+    )
+    assert report.domains == 3 and report.refused == 1
+    written = json.loads((out / "import_report.json").read_text())
+    n_atoms = sum(line.startswith("ATOM") for line in _plain_pdb().splitlines())
+    assert written["charmm_renames"] == {
+        "HSD->HIS": 3, "OT1->O": 3, "OT2->OXT": 3, "chain 0->A": 3 * n_atoms
+    }  # fmt: skip
+    assert written["numbering_offsets"] == {}  # mdCATH's resid equals the PDB numbering
+
+
+def test_an_index_built_from_the_import_joins_every_row(imported, tmp_path):
+    """CSV residue numbers are the voxel keys: every RMSF row finds its grid and its features."""
+    out, report = imported
+    built = build_index(
+        out / "voxels.hdf5",
+        tmp_path / "index.parquet",
+        rmsf_csv=out / "rmsf.csv",
+        rmsf_unit="nm",
+        train=out / "splits" / "train.txt",
+        val=out / "splits" / "val.txt",
+        test=out / "splits" / "test.txt",
+        features=out / "voxels.features.parquet",
+        progress=False,
+    )
+    assert sum(built.rows.values()) == report.rows
+    assert not built.skipped and not built.warnings
+
+
+def test_angstrom_and_replica_subset(mdcath_dir, tmp_path):
+    settings = ImportSettings(replicas=(0, 1), rmsf_unit="angstrom", temperatures=(320,))
+    report = import_mdcath(mdcath_dir, tmp_path / "a", settings=settings, progress=False)
+    rows = pacsv.read_csv(tmp_path / "a" / "rmsf.csv").to_pylist()
+    r = next(x for x in rows if x["domain_id"] == "1vii000" and x["resid"] == 41)
+    assert r["target_rmsf"] == pytest.approx(10 * 0.05 * 1.05, rel=1e-6) and r["n_replicas"] == 2
+    assert report.rows == 36 + 35 + 36
+    assert "rmsf_unit: angstrom" in (tmp_path / "a" / "config.yaml").read_text()
+
+
+def test_an_interrupted_import_resumes_to_the_same_outputs(
+    mdcath_dir, imported, tmp_path, monkeypatch
+):
+    out, _ = imported
+    target = tmp_path / "set"
+    real = importer_module.import_domain
+    calls = []
+
+    def stop_at_third(path, settings):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user's Ctrl-C in the middle of the third file
+        return real(path, settings)
+
+    monkeypatch.setattr(importer_module, "import_domain", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        import_mdcath(mdcath_dir, target, progress=False, fractions=(0.5, 0.25, 0.25))
+    # nothing looks complete: only the parts of the first two files and the settings
+    assert sorted(p.name for p in target.iterdir()) == [".import"]
+    assert len(list((target / ".import" / "parts").glob("*.npz"))) == 2
+    monkeypatch.setattr(importer_module, "import_domain", real)
+    report = import_mdcath(
+        mdcath_dir, target, progress=False, fractions=(0.5, 0.25, 0.25), workers=2
+    )
+    assert report.resumed == 2 and not (target / ".import").exists()
+    for name in ("rmsf.csv", "import_skipped.csv", "splits/train.txt", "splits/test.txt"):
+        assert (target / name).read_bytes() == (out / name).read_bytes(), name
+    with h5py.File(target / "voxels.hdf5") as a, h5py.File(out / "voxels.hdf5") as b:
+        for dom in b:
+            for k in b[f"{dom}/A"]:
+                assert np.array_equal(a[f"{dom}/A/{k}"][()], b[f"{dom}/A/{k}"][()])
+    # a finished import is not replaced without --overwrite
+    with pytest.raises(InputError, match="finished import"):
+        import_mdcath(mdcath_dir, target, progress=False)
+
+
+def test_a_resumed_import_with_other_settings_is_refused(mdcath_dir, tmp_path, monkeypatch):
+    target = tmp_path / "set"
+    monkeypatch.setattr(
+        importer_module,
+        "import_domain",
+        lambda path, settings: (_ for _ in ()).throw(KeyboardInterrupt),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        import_mdcath(mdcath_dir, target, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="other settings"):
+        import_mdcath(mdcath_dir, target, settings=ImportSettings(replicas=(0,)), progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="did not write"):
+        import_mdcath(mdcath_dir, tmp_path / "other", progress=False)
+
+
+def test_splits_random_grouped_and_from_files(tmp_path):
+    domains = [f"d{i:03d}" for i in range(100)]
+    a = random_splits(domains, (0.8, 0.1, 0.1), seed=3)
+    assert a == random_splits(domains[::-1], (0.8, 0.1, 0.1), seed=3)  # order-independent
+    assert [len(a[s]) for s in ("train", "val", "test")] == [80, 10, 10]
+    assert a != random_splits(domains, (0.8, 0.1, 0.1), seed=4)
+    groups = {d: f"sf{int(d[1:]) // 7}" for d in domains}  # superfamilies of 7 domains
+    g = random_splits(domains, (0.8, 0.1, 0.1), seed=3, groups=groups)
+    where = {d: s for s, ds in g.items() for d in ds}
+    assert all(
+        len({where[d] for d in domains if groups[d] == sf}) == 1 for sf in set(groups.values())
+    )
+    assert abs(len(g["train"]) - 80) <= 7
+    with pytest.raises(InputError, match="lacks 1 of 100"):
+        random_splits(domains, (0.8, 0.1, 0.1), seed=3, groups={d: "x" for d in domains[1:]})
+    (tmp_path / "train.txt").write_text("d000\nd001\nzzz\n")
+    (tmp_path / "val.txt").write_text("d002\n")
+    splits, unassigned, absent = splits_from_files(
+        domains[:4], {"train": tmp_path / "train.txt", "val": tmp_path / "val.txt", "test": None}
+    )
+    assert splits == {"train": ["d000", "d001"], "val": ["d002"], "test": []}
+    assert unassigned == ["d003"] and absent["train"] == ["zzz"]
+
+
+def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_path):
+    sf = tmp_path / "sf.csv"
+    sf.write_text(
+        "domain_id,superfamily\n1vii000,1.10.1\n1vii100,1.10.1\n1vii200,2.40.5\n1vii300,3.1.1\n"
+    )
+    out = tmp_path / "set"
+    result = CliRunner().invoke(
+        app,
+        [
+            "import",
+            "mdcath",
+            str(mdcath_dir),
+            "-o",
+            str(out),
+            "--superfamilies",
+            str(sf),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "next: voxelflex train -c" in result.output
+    where = {
+        d: s
+        for s in ("train", "val", "test")
+        for d in (out / "splits" / f"{s}.txt").read_text().split()
+    }
+    assert where["1vii000"] == where["1vii100"]
+    report = json.loads((out / "import_report.json").read_text())
+    assert report["splits_made"]["random"]["grouped_by"] == str(sf)
+    (tmp_path / "train.txt").write_text("1vii000\n1vii100\n")
+    (tmp_path / "val.txt").write_text("1vii200\n")
+    result = CliRunner().invoke(
+        app,
+        ["import", "mdcath", str(mdcath_dir), "-o", str(out), "--overwrite", "--no-progress",
+         "--train-split", str(tmp_path / "train.txt"), "--val-split", str(tmp_path / "val.txt")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "splits" / "train.txt").read_text() == "1vii000\n1vii100\n"
+    assert (out / "splits" / "test.txt").read_text() == ""
+
+
+def test_import_then_train_with_its_config(imported, tmp_path):
+    """The one-command path: the dataset's config.yaml trains a model (index built on the way)."""
+    out, _ = imported
+    result = CliRunner().invoke(
+        app,
+        ["train", "-c", str(out / "config.yaml"), "--set", f"output_dir={tmp_path}",
+         "--set", "train.epochs=1", "--set", "model.preset=tiny", "--set", "loader.num_workers=0",
+         "--set", "model.features=[contact]", "--set", "train.progress=false",
+         "--set", "train.plot=false", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "models" / "best.pt").is_file()
+
+
+def test_charmm_names_and_majority_dssp():
+    line = "ATOM      1  CD  ILE 0   5      1.000   2.000   3.000  1.00  0.00           C\n"
+    text, renamed = to_pdb_names(
+        line + line.replace(" CD  ILE", " OT2 HSE").replace("   5  ", "   6  ")
+    )
+    first, second = text.splitlines()
+    assert first[12:16] == " CD1" and first[17:20] == "ILE" and first[21] == "A"
+    assert (
+        second[12:16] == " OXT" and second[17:20] == "HIS" and first[30:] == line.rstrip("\n")[30:]
+    )
+    assert renamed == {"chain 0->A": 2, "ILE CD->CD1": 1, "HSE->HIS": 1, "OT2->OXT": 1}
+    codes = np.array([[b"H", b"NA", b"E"], [b"E", b" ", b"E"], [b"G", b"-", b"T"]])
+    assert majority_dssp(codes).tolist() == ["H", "-", "E"]
+
+
+def test_layout_helper_writes_what_the_importer_reads(mdcath_dir):
+    with h5py.File(mdcath_dir / "mdcath_dataset_1vii000.h5") as f:
+        g = f["1vii000"]
+        assert f.attrs["layout"].startswith("mdcath") and g.attrs["numResidues"] == N_RES
+        assert g["320/0/rmsf"].shape == (N_RES,) and g["320/0/dssp"].shape == (4, N_RES)
+        assert g["320/0/coords"].shape == (4, g.attrs["numProteinAtoms"], 3)
+        assert set(g["320"]) == {"0", "1", "2", "3", "4"}

@@ -1,0 +1,464 @@
+"""``voxelflex import mdcath``: mdCATH domain files → a dataset folder voxelflex trains on.
+
+Each file becomes a part on disk (:func:`voxelflex.datasets.mdcath.import_domain`, in worker
+processes with ``workers > 1``); an interrupted import resumes from its parts. When every file is
+done the outputs are written from the parts, each atomically, the report last::
+
+    DATASET/voxels.hdf5                aposteriori layout (domain → chain "A" → residue number)
+    DATASET/voxels.features.parquet    structure features (`index build --features`)
+    DATASET/rmsf.csv                   RMSF per residue and temperature (replica mean and std)
+    DATASET/splits/{train,val,test}.txt
+    DATASET/config.yaml                the data section of a training config for this dataset
+    DATASET/import_skipped.csv         every domain, residue or value not used, one reason each
+    DATASET/import_report.json         counts, settings, timings; written last (import complete)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from tqdm import tqdm
+
+from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.datasets.mdcath import (
+    SKIP_REASONS,
+    SKIP_SCHEMA,
+    ImportSettings,
+    import_domain,
+    skip_line,
+)
+from voxelflex.datasets.parts import part_name, read_part, write_part
+from voxelflex.datasets.splits import SPLIT_NAMES, random_splits, read_groups, splits_from_files
+from voxelflex.errors import ConfigError, InputError
+from voxelflex.logs import command_log
+from voxelflex.quantities import check_rmsf_unit
+from voxelflex.structure.features import write_feature_sidecar
+from voxelflex.structure.hdf5 import write_voxel_hdf5
+from voxelflex.structure.parallel import ordered_map
+
+__all__ = ["OUTPUTS", "ImportReport", "find_mdcath_files", "import_mdcath"]
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".import"
+REPORT = "import_report.json"
+OUTPUTS = {
+    "voxel_file": "voxels.hdf5",
+    "features": "voxels.features.parquet",
+    "rmsf_csv": "rmsf.csv",
+    "splits": "splits",
+    "config": "config.yaml",
+    "skipped": "import_skipped.csv",
+    "report": REPORT,
+}
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :func:`import_mdcath` did (also in ``import_report.json``).
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+    paths : dict of str to pathlib.Path
+        The outputs (:data:`OUTPUTS`).
+    files : int
+        Domain files given.
+    resumed : int
+        Files whose part an earlier, interrupted run had already written.
+    domains : int
+        Domains imported.
+    refused : int
+        Files refused as a whole.
+    residues : int
+        Residues of the imported domains (RMSF entries).
+    voxelized : int
+        Residue grids written.
+    rows : int
+        RMSF CSV rows.
+    skipped : dict of str to int
+        Report lines per reason (:data:`SKIP_REASONS`).
+    splits : dict of str to int
+        Domains per split.
+    seconds : dict of str to float
+        Per step, summed over the domain work (``read``, ``rename``, ``parse``, ``frames``,
+        ``compress``, ``features``, ``part``) and the final outputs (``write_hdf5``,
+        ``write_tables``); ``wall`` for the whole call.
+    """
+
+    out_dir: Path
+    paths: dict[str, Path]
+    files: int
+    resumed: int
+    domains: int
+    refused: int
+    residues: int
+    voxelized: int
+    rows: int
+    skipped: dict[str, int]
+    splits: dict[str, int]
+    seconds: dict[str, float]
+
+    @property
+    def residues_per_second(self) -> float:
+        """Residues imported per second of wall time (all steps, final outputs included)."""
+        wall = self.seconds.get("wall", 0.0)
+        return self.residues / wall if wall else float("nan")
+
+
+def find_mdcath_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """``mdcath_dataset_*.h5`` files of folders (not recursive) and files named directly.
+
+    Raises
+    ------
+    InputError
+        A path that does not exist, or none found.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(p.glob("mdcath_dataset_*.h5"))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise InputError(f"{p} does not exist; pass mdCATH domain files or their folder")
+    if not found:
+        raise InputError(
+            f"no mdcath_dataset_*.h5 files in {[str(p) for p in paths]}; download them first "
+            "(docs/mdcath.md)"
+        )
+    return sorted(set(found))
+
+
+def _work(path: str, settings: ImportSettings, parts_dir: str) -> dict:
+    """Worker: import one file into its part; return the part's meta (small, for the bar)."""
+    start = time.perf_counter()
+    part = import_domain(path, settings)
+    write_part(Path(parts_dir) / part_name(path), part)
+    part.meta.setdefault("seconds", {})["part"] = (
+        time.perf_counter() - start - sum(part.meta.get("seconds", {}).values())
+    )
+    return part.meta
+
+
+def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
+    """The parts folder of ``out``: made, resumed, or cleared (``overwrite``).
+
+    Raises
+    ------
+    InputError
+        ``out`` holds a finished import (without ``overwrite``), an interrupted import with
+        other settings (without ``overwrite``), or files an import did not write.
+    """
+    state = out / STATE_DIR
+    ours = {*OUTPUTS.values(), STATE_DIR}
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output {out} is a file; name a folder for the dataset")
+    foreign = sorted(
+        e.name
+        for e in (out.iterdir() if out.is_dir() else ())
+        if e.name not in ours and not (e.name.startswith(".") and e.name.endswith(".tmp"))
+    )
+    if foreign:
+        raise InputError(
+            f"{out} holds {len(foreign)} entries an mdCATH import did not write: {foreign[:10]}; "
+            "choose a new or empty --output folder"
+        )
+    settings_file = state / "settings.json"
+    wanted = json.loads(json.dumps(settings.to_dict()))  # as the file holds them: lists
+    if overwrite:
+        for name in ours:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    elif (out / REPORT).exists():
+        raise InputError(
+            f"{out} holds a finished import ({REPORT}); pass --overwrite to import again, or "
+            "choose another --output folder"
+        )
+    elif settings_file.exists() and json.loads(settings_file.read_text()) != wanted:
+        raise InputError(
+            f"{out} holds an interrupted import made with other settings "
+            f"({settings_file}); rerun with the same --temperatures, --replicas and "
+            "--rmsf-unit to resume it, or pass --overwrite to start over"
+        )
+    for leftover in out.glob(".*.tmp") if out.is_dir() else ():
+        leftover.unlink()
+    parts = state / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    for leftover in parts.glob(".*.tmp"):
+        leftover.unlink()  # a part being written when the last run stopped
+    atomic_write_text(settings_file, json.dumps(wanted, indent=2) + "\n")
+    return parts
+
+
+def _splits(
+    domains: list[str],
+    *,
+    fractions: tuple[float, float, float],
+    seed: int,
+    superfamilies: str | os.PathLike | None,
+    split_files: Mapping[str, str | os.PathLike | None] | None,
+) -> tuple[dict[str, list[str]], list[dict], dict]:
+    """The splits, their report lines and how they were made."""
+    if split_files and any(split_files.values()):
+        splits, unassigned, absent = splits_from_files(domains, split_files)
+        lines = [skip_line(d, "no_split", "in none of the split files") for d in unassigned]
+        lines += [
+            skip_line(d, "split_domain_absent", f"listed in the {name} split file")
+            for name, ds in absent.items()
+            for d in ds
+        ]
+        how = {"from": {k: str(v) for k, v in split_files.items() if v}}
+        return splits, lines, how
+    groups = read_groups(superfamilies) if superfamilies else None
+    splits = random_splits(domains, fractions, seed, groups)
+    how = {"random": {"fractions": list(fractions), "seed": seed}}
+    if superfamilies:
+        how["random"]["grouped_by"] = str(superfamilies)
+        how["random"]["groups"] = len({groups[d] for d in domains})
+    return splits, [], how
+
+
+def _config_yaml(out: Path, unit: str) -> str:
+    p = {k: (out / v).absolute() for k, v in OUTPUTS.items()}
+    return (
+        "# The data of this mdCATH import; train with\n"
+        f"#   voxelflex train -c {p['config']}\n"
+        "# (the index is built on the first run). Model settings: docs/mdcath.md.\n"
+        "data:\n"
+        f"  voxel_file: {p['voxel_file']}\n"
+        f"  rmsf_csv: {p['rmsf_csv']}\n"
+        f"  rmsf_unit: {unit}\n"
+        + "".join(f"  {s}_split: {p['splits'] / f'{s}.txt'}\n" for s in SPLIT_NAMES)
+        + f"  features: {p['features']}\n"
+    )
+
+
+def import_mdcath(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    settings: ImportSettings | None = None,
+    workers: int = 1,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    superfamilies: str | os.PathLike | None = None,
+    split_files: Mapping[str, str | os.PathLike | None] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> ImportReport:
+    """Import mdCATH domain files into a voxelflex dataset folder (module docstring).
+
+    Parameters
+    ----------
+    inputs : path or iterable of paths
+        ``mdcath_dataset_*.h5`` files or folders of them.
+    out_dir : path
+        The dataset folder. An interrupted import there resumes (same settings); a finished
+        one is refused without ``overwrite``.
+    settings : ImportSettings, optional
+        Temperatures, replicas, RMSF unit (default: all five of each, nm).
+    workers : int
+        Processes importing domains (1: this one).
+    fractions : (float, float, float)
+        Random split: train, val and test shares of the domains.
+    seed : int
+        Random split seed.
+    superfamilies : path, optional
+        ``domain_id,superfamily`` lines: the random split keeps each superfamily in one split.
+    split_files : mapping, optional
+        ``train``/``val``/``test`` → the user's split files (instead of a random split).
+    progress : bool
+    overwrite : bool
+        Replace a finished or interrupted import in ``out_dir``.
+
+    Returns
+    -------
+    ImportReport
+
+    Raises
+    ------
+    InputError, ConfigError
+        No input files, an output folder that cannot be used, bad split settings, or no
+        domain that could be imported (the report lines are still written).
+    """
+    t_start = time.perf_counter()
+    settings = settings or ImportSettings()
+    settings = dataclasses.replace(settings, rmsf_unit=check_rmsf_unit(settings.rmsf_unit))
+    if not settings.temperatures or not settings.replicas:
+        raise ConfigError("--temperatures and --replicas need at least one value each")
+    files = find_mdcath_files([inputs] if isinstance(inputs, str | os.PathLike) else inputs)
+    out = Path(out_dir)
+    if superfamilies:
+        read_groups(superfamilies)  # a bad mapping fails before hours of work
+    parts_dir = _prepare(out, settings, overwrite)
+    with command_log(out, "import mdcath"):
+        done = {p.name for p in parts_dir.glob("*.npz")}
+        names = {str(f): part_name(f) for f in files}
+        for stale in done - set(names.values()):
+            (parts_dir / stale).unlink()  # a changed or no longer given source file
+        todo = [str(f) for f in files if names[str(f)] not in done]
+        resumed = len(files) - len(todo)
+        if resumed:
+            log.info("resuming: %d of %d files already imported", resumed, len(files))
+        seconds: Counter = Counter()
+        bar = tqdm(
+            total=len(files),
+            initial=resumed,
+            unit="domain",
+            disable=not progress,
+            desc="import mdcath",
+        )
+        work = functools.partial(_work, settings=settings, parts_dir=str(parts_dir))
+        for meta in ordered_map(work, todo, workers):
+            seconds.update(meta.get("seconds", {}))
+            bar.update()
+        bar.close()
+        report = _assemble(
+            files,
+            names,
+            parts_dir,
+            out,
+            settings,
+            seconds,
+            resumed,
+            fractions=fractions,
+            seed=seed,
+            superfamilies=superfamilies,
+            split_files=split_files,
+            t_start=t_start,
+        )
+        shutil.rmtree(out / STATE_DIR)
+        return report
+
+
+def _parts(files: Sequence[Path], names: Mapping[str, str], parts_dir: Path) -> Iterator:
+    for f in files:
+        yield read_part(parts_dir / names[str(f)])
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        pacsv.write_csv(table, tmp)
+
+
+def _assemble(
+    files,
+    names,
+    parts_dir,
+    out,
+    settings,
+    seconds,
+    resumed,
+    *,
+    fractions,
+    seed,
+    superfamilies,
+    split_files,
+    t_start,
+) -> ImportReport:
+    """Write the outputs from the parts, each atomically, the report last."""
+    rows, features, skips = [], [], []
+    renamed: Counter = Counter()
+    offsets: dict[str, int | str | None] = {}
+    seen: dict[str, str] = {}
+    counts = Counter()
+
+    def frames() -> Iterator:
+        for part in _parts(files, names, parts_dir):
+            dom = part.meta["domain"]
+            skips.append(part.skips)
+            if part.frames is None:
+                counts["refused"] += 1
+                continue
+            if seen.setdefault(dom, part.meta["source"]) != part.meta["source"]:
+                counts["refused"] += 1
+                detail = f"{part.meta['source']}: domain {dom} was imported from {seen[dom]}"
+                skips.append(
+                    pa.Table.from_pylist(
+                        [skip_line(dom, "duplicate_domain", detail)], schema=SKIP_SCHEMA
+                    )
+                )
+                continue
+            counts["domains"] += 1
+            counts["residues"] += part.meta["residues"]
+            counts["voxelized"] += part.meta["voxelized"]
+            rows.append(part.rows)
+            features.append(part.features)
+            renamed.update(part.meta["renamed"])
+            if part.meta["numbering_offset"] != 0:
+                offsets[dom] = part.meta["numbering_offset"]
+            yield part.frames
+
+    paths = {k: out / v for k, v in OUTPUTS.items()}
+    t0 = time.perf_counter()
+    try:
+        write_voxel_hdf5(frames(), paths["voxel_file"], keys="aposteriori", altloc="first")
+    except InputError:
+        skip_table = pa.concat_tables(skips) if skips else SKIP_SCHEMA.empty_table()
+        _write_csv(skip_table, paths["skipped"])
+        reasons = Counter(skip_table["reason"].to_pylist())
+        raise InputError(
+            f"no domain of {len(files)} files could be imported (report lines per reason: "
+            f"{dict(reasons)}; each is listed in {paths['skipped']})"
+        ) from None
+    t1 = time.perf_counter()
+    write_feature_sidecar(paths["features"], features)
+    table = pa.concat_tables(rows)
+    _write_csv(table, paths["rmsf_csv"])
+    domains = sorted(seen)
+    splits, split_lines, how = _splits(
+        domains,
+        fractions=fractions,
+        seed=seed,
+        superfamilies=superfamilies,
+        split_files=split_files,
+    )
+    for name, listed in splits.items():
+        atomic_write_text(paths["splits"] / f"{name}.txt", "".join(f"{d}\n" for d in listed))
+    skip_table = pa.concat_tables([*skips, pa.Table.from_pylist(split_lines, schema=SKIP_SCHEMA)])
+    _write_csv(skip_table, paths["skipped"])
+    atomic_write_text(paths["config"], _config_yaml(out, settings.rmsf_unit))
+    seconds.update(write_hdf5=t1 - t0, write_tables=time.perf_counter() - t1)
+    seconds["wall"] = time.perf_counter() - t_start
+    report = ImportReport(
+        out_dir=out,
+        paths=paths,
+        files=len(files),
+        resumed=resumed,
+        domains=counts["domains"],
+        refused=counts["refused"],
+        residues=counts["residues"],
+        voxelized=counts["voxelized"],
+        rows=table.num_rows,
+        skipped=dict(sorted(Counter(skip_table["reason"].to_pylist()).items())),
+        splits={k: len(v) for k, v in splits.items()},
+        seconds={k: round(v, 3) for k, v in seconds.items()},
+    )
+    summary = {
+        **{k: v for k, v in dataclasses.asdict(report).items() if k not in ("out_dir", "paths")},
+        "outputs": {k: v for k, v in OUTPUTS.items()},
+        "settings": settings.to_dict(),
+        "splits_made": how,
+        "charmm_renames": dict(sorted(renamed.items())),
+        "numbering_offsets": offsets,
+        "skip_reasons": {r: SKIP_REASONS[r] for r in report.skipped},
+        "residues_per_second": round(report.residues_per_second, 1),
+    }
+    atomic_write_text(paths["report"], json.dumps(summary, indent=2, default=str) + "\n")
+    return report

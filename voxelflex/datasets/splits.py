@@ -1,0 +1,155 @@
+"""Domain-level train/val/test splits for an imported dataset.
+
+Random with a seed and fractions, optionally grouped so that every domain of one group (a CATH
+superfamily) lands in one split; or the user's own split files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from voxelflex.errors import ConfigError, InputError
+from voxelflex.inputs.splits import read_split_file
+from voxelflex.paths import require_file
+
+__all__ = ["SPLIT_NAMES", "parse_fractions", "random_splits", "read_groups", "splits_from_files"]
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` → (train, val, test) fractions; they must sum to 1 and train, val > 0."""
+    try:
+        values = tuple(float(x) for x in text.replace(":", ",").split(","))
+    except ValueError:
+        values = ()
+    if (
+        len(values) != 3
+        or min(values) < 0
+        or abs(sum(values) - 1) > 1e-6
+        or values[0] <= 0
+        or values[1] <= 0
+    ):
+        raise ConfigError(
+            f"--fractions {text!r}: give train,val,test fractions that sum to 1, train and val "
+            "above 0 (e.g. 0.8,0.1,0.1)"
+        )
+    return values  # type: ignore[return-value]
+
+
+def read_groups(path: str | os.PathLike) -> dict[str, str]:
+    """Read a ``domain_id,superfamily`` mapping (one line per domain, an optional header).
+
+    Raises
+    ------
+    InputError
+        Missing file, a line without two fields, or a domain given two groups (line named).
+    """
+    path = require_file(path, what="superfamily mapping", option="--superfamilies")
+    groups: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for line_no, row in enumerate(csv.reader(fh), start=1):
+            row = [c.strip() for c in row]
+            if not row or not row[0] or row[0].startswith("#"):
+                continue
+            if line_no == 1 and row[0].lower() in ("domain_id", "domain"):
+                continue
+            if len(row) < 2 or not row[1]:
+                raise InputError(
+                    f"{path}, line {line_no}: expected 'domain_id,superfamily', got {row}"
+                )
+            if groups.setdefault(row[0], row[1]) != row[1]:
+                raise InputError(
+                    f"{path}, line {line_no}: domain {row[0]} is given two superfamilies "
+                    f"({groups[row[0]]} and {row[1]}); keep one line per domain"
+                )
+    return groups
+
+
+def random_splits(
+    domains: Sequence[str],
+    fractions: tuple[float, float, float],
+    seed: int,
+    groups: Mapping[str, str] | None = None,
+) -> dict[str, list[str]]:
+    """Assign domains to train/val/test at random, whole groups at a time.
+
+    Groups (or single domains without ``groups``) are shuffled with ``seed`` and each goes to
+    the split furthest below its target share of domains, so fractions hold to within one
+    group's size. The result depends only on the domains, the fractions, the seed and the
+    mapping, not on the order the domains are given in.
+
+    Raises
+    ------
+    InputError
+        With ``groups``: domains the mapping lacks (named; a domain without a superfamily
+        could leak into two splits through a relative, so none is guessed).
+    """
+    domains = sorted(set(domains))
+    if groups is not None:
+        lacking = [d for d in domains if d not in groups]
+        if lacking:
+            raise InputError(
+                f"the superfamily mapping lacks {len(lacking)} of {len(domains)} domains, e.g. "
+                f"{lacking[:5]}; add a 'domain_id,superfamily' line for each"
+            )
+    key = (lambda d: groups[d]) if groups is not None else (lambda d: d)
+    members: dict[str, list[str]] = {}
+    for d in domains:
+        members.setdefault(key(d), []).append(d)
+    names = sorted(members)
+    order = np.random.default_rng(seed).permutation(len(names))
+    target = np.asarray(fractions) * len(domains)
+    filled = np.zeros(3)
+    out: dict[str, list[str]] = {s: [] for s in SPLIT_NAMES}
+    for i in order:
+        group = members[names[i]]
+        s = int(np.argmax(target - filled))
+        out[SPLIT_NAMES[s]] += group
+        filled[s] += len(group)
+    return {s: sorted(v) for s, v in out.items()}
+
+
+def splits_from_files(
+    domains: Sequence[str], files: Mapping[str, str | os.PathLike | None]
+) -> tuple[dict[str, list[str]], list[str], dict[str, list[str]]]:
+    """The user's split files, kept to the imported domains.
+
+    Returns
+    -------
+    splits : dict of str to list of str
+        ``train``/``val``/``test`` → imported domains listed in that file.
+    unassigned : list of str
+        Imported domains in no file (they get no split and are not trained on).
+    absent : dict of str to list of str
+        Per split, listed domains that were not imported (refused or not given).
+
+    Raises
+    ------
+    InputError
+        A domain in two files (named).
+    """
+    present = set(domains)
+    splits, absent, seen = {}, {}, {}
+    for name in SPLIT_NAMES:
+        path = files.get(name)
+        listed = (
+            []
+            if path is None
+            else read_split_file(path, what=f"{name} split file", option=f"--{name}-split")
+        )
+        for d in listed:
+            other = seen.setdefault(d, name)
+            if other != name:
+                raise InputError(
+                    f"domain {d} is in both the {other} and the {name} split file; a domain "
+                    "belongs to one split"
+                )
+        splits[name] = sorted(d for d in set(listed) if d in present)
+        absent[name] = sorted(d for d in set(listed) if d not in present)
+    unassigned = sorted(present - set(seen))
+    return splits, unassigned, absent
