@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 from voxelflex.cli.main import app
 from voxelflex.datasets import ImportSettings, import_mdcath
 from voxelflex.datasets import importer as importer_module
-from voxelflex.datasets.charmm import to_pdb_names
+from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath_file import majority_dssp
 from voxelflex.datasets.splits import random_splits, splits_from_files
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
-from voxelflex.errors import InputError
+from voxelflex.errors import DomainRefused, InputError
 from voxelflex.index import build_index
 from voxelflex.inputs.rmsf_csv import read_rmsf_csv
 from voxelflex.structure import voxelize_files
@@ -345,15 +345,15 @@ def test_import_then_train_with_its_config(imported, tmp_path):
 
 def test_charmm_names_and_majority_dssp():
     line = "ATOM      1  CD  ILE 0   5      1.000   2.000   3.000  1.00  0.00           C\n"
-    text, renamed = to_pdb_names(
-        line + line.replace(" CD  ILE", " OT2 HSE").replace("   5  ", "   6  ")
-    )
-    first, second = text.splitlines()
-    assert first[12:16] == " CD1" and first[17:20] == "ILE" and first[21] == "A"
-    assert (
-        second[12:16] == " OXT" and second[17:20] == "HIS" and first[30:] == line.rstrip("\n")[30:]
-    )
+    text = line + line.replace(" CD  ILE", " OT2 HSE").replace("   5  ", "   6  ")
+    atoms = pdb.PDBFile.read(io.StringIO(text)).get_structure(model=1)
+    renamed = rename_charmm(atoms)
+    assert atoms.atom_name.tolist() == ["CD1", "OXT"] and atoms.res_name.tolist() == ["ILE", "HIS"]
+    assert atoms.chain_id.tolist() == ["A", "A"]
     assert renamed == {"chain 0->A": 2, "ILE CD->CD1": 1, "HSE->HIS": 1, "OT2->OXT": 1}
+    atoms = pdb.PDBFile.read(io.StringIO(text + line.replace(" 0 ", " A "))).get_structure(model=1)
+    with pytest.raises(DomainRefused, match="chain 0 would be renamed A"):
+        rename_charmm(atoms, where="x.h5")
     codes = np.array([[b"H", b"NA", b"E"], [b"E", b" ", b"E"], [b"G", b"-", b"T"]])
     assert majority_dssp(codes).tolist() == ["H", "-", "E"]
 

@@ -22,7 +22,12 @@ from __future__ import annotations
 import string
 from collections import Counter
 
-__all__ = ["CHARMM_RESIDUES", "chain_letter", "to_pdb_names"]
+import biotite.structure as struc
+import numpy as np
+
+from voxelflex.errors import DomainRefused
+
+__all__ = ["CHARMM_RESIDUES", "chain_letter", "rename_charmm"]
 
 CHARMM_RESIDUES = {"HSD": "HIS", "HSE": "HIS", "HSP": "HIS"}
 _ATOMS = {"OT1": "O", "OT2": "OXT"}
@@ -35,54 +40,59 @@ def chain_letter(chain: str) -> str:
     return _LETTERS[int(chain)] if chain.isdigit() and int(chain) < len(_LETTERS) else chain
 
 
-def _atom_field(name: str) -> str:
-    """The PDB atom-name columns 13-16: one-letter elements start in column 14."""
-    return f" {name:<3}" if len(name) < 4 else name
-
-
-def to_pdb_names(text: str) -> tuple[str, Counter]:
-    """Rename CHARMM chains, residues and atoms of a PDB text (table in the module docstring).
+def rename_charmm(atoms: struc.AtomArray, *, where: str = "structure") -> Counter:
+    """Rename CHARMM chains, residues and atoms of ``atoms`` in place (module docstring).
 
     Parameters
     ----------
-    text : str
-        PDB text (fixed columns), e.g. mdCATH's ``pdbProteinAtoms``.
+    atoms : biotite.structure.AtomArray
+        Annotations ``chain_id``, ``res_name`` and ``atom_name`` are changed.
+    where : str
+        The file, for the error.
 
     Returns
     -------
-    text : str
-        The renamed PDB text; non-ATOM/HETATM records are kept as they are.
-    renamed : collections.Counter
+    collections.Counter
         Renames done, e.g. ``{"chain 0->A": 2200, "HSD->HIS": 3, "OT1->O": 1}`` (chains and
-        atoms counted per atom record, residues per residue).
+        atoms counted per atom, residues per residue).
+
+    Raises
+    ------
+    DomainRefused
+        A renamed chain would take the id of another chain of the file.
     """
     renamed: Counter = Counter()
-    out = []
-    last_residue = None
-    for line in text.splitlines():
-        if line.startswith(("ATOM  ", "HETATM")) and len(line) >= 27:
-            chain, resname, atom = line[21], line[17:20].strip(), line[12:16].strip()
-            residue = line[21:27]
-            new_chain = chain_letter(chain)
-            if new_chain != chain:
-                renamed[f"chain {chain}->{new_chain}"] += 1
-            new_res = CHARMM_RESIDUES.get(resname, resname)
-            if new_res != resname and residue != last_residue:
-                renamed[f"{resname}->{new_res}"] += 1
-            last_residue = residue
-            new_atom = _RESIDUE_ATOMS.get((new_res, atom), _ATOMS.get(atom, atom))
-            if new_atom != atom:
-                where = f"{new_res} " if (new_res, atom) in _RESIDUE_ATOMS else ""
-                renamed[f"{where}{atom}->{new_atom}"] += 1
-            if (new_chain, new_res, new_atom) != (chain, resname, atom):
-                line = (
-                    line[:12]
-                    + (_atom_field(new_atom) if new_atom != atom else line[12:16])
-                    + line[16:17]
-                    + f"{new_res:>3}"
-                    + line[20:21]
-                    + new_chain
-                    + line[22:]
-                )
-        out.append(line)
-    return "\n".join(out) + "\n", renamed
+    chains = atoms.chain_id.copy()
+    present = set(np.unique(chains).tolist())
+    for old in sorted(present):
+        new = chain_letter(old)
+        if new == old:
+            continue
+        if new in present:
+            raise DomainRefused(
+                "unreadable_structure",
+                f"{where}: chain {old} would be renamed {new}, which the file already has",
+            )
+        mask = chains == old
+        atoms.chain_id[mask] = new
+        renamed[f"chain {old}->{new}"] += int(mask.sum())
+    first = np.zeros(atoms.array_length(), bool)
+    first[struc.get_residue_starts(atoms)] = True
+    res = atoms.res_name.copy()
+    for old, new in CHARMM_RESIDUES.items():
+        mask = res == old
+        if mask.any():
+            atoms.res_name[mask] = new
+            renamed[f"{old}->{new}"] += int((mask & first).sum())
+    names = atoms.atom_name.copy()
+    for old, new in _ATOMS.items():
+        mask = names == old
+        if mask.any():
+            atoms.atom_name[mask] = new
+            renamed[f"{old}->{new}"] += int(mask.sum())
+    for (residue, old), new in _RESIDUE_ATOMS.items():
+        mask = (atoms.res_name == residue) & (names == old)
+        if mask.any():
+            atoms.atom_name[mask] = new
+            renamed[f"{residue} {old}->{new}"] += int(mask.sum())
+    return renamed

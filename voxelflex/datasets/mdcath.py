@@ -21,7 +21,7 @@ import biotite.structure as struc
 import numpy as np
 import pyarrow as pa
 
-from voxelflex.datasets.charmm import to_pdb_names
+from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath_file import (
     MDCATH_REPLICAS,
     MDCATH_TEMPERATURES,
@@ -266,14 +266,15 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
         )
         return refused_part(path, dom, exc, digest)
     t1 = time.perf_counter()
-    text, renamed = to_pdb_names(data.pdb_text)
-    t2 = time.perf_counter()
     try:
-        structure = parse_structure(text, f"{dom}.pdb")
+        structure = parse_structure(data.pdb_text, f"{dom}.pdb")
+        t2 = time.perf_counter()
+        renamed = rename_charmm(structure.atoms, where=path)
+    except DomainRefused as exc:
+        return refused_part(path, dom, exc, digest)
     except VoxelflexError as exc:
-        return refused_part(
-            path, dom, DomainRefused("unreadable_structure", f"{path}: {exc}"), digest
-        )
+        exc = DomainRefused("unreadable_structure", f"{path}: {exc}")
+        return refused_part(path, dom, exc, digest)
     atoms = structure.resolved()
     starts = struc.get_residue_starts(atoms)
     if len(starts) != data.n_residues:
@@ -300,8 +301,8 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
     skips += [skip_line(dom, "not_voxelized", s.reason, s.chain, s.resid) for s in frames.skipped]
     seconds.update(
         read=t1 - t0,
-        rename=t2 - t1,
-        parse=t3 - t2,
+        parse=t2 - t1,
+        rename=t3 - t2,
         frames=t4 - t3,
         compress=t5 - t4,
         features=t6 - t5,

@@ -1,0 +1,380 @@
+"""Full-scale rehearsal: mdCATH's size, from domain files to predictions, on this machine.
+
+Generates ``--domains`` (default 5,398) mdCATH-layout domain files of realistic size and geometry
+(``--residues`` in all, default 740,813: mean 137 a domain, lengths log-normal in 50-500), then
+runs and times, each stage as its own process tree::
+
+    import   voxelflex import mdcath --workers 1
+    index    voxelflex index build (with the feature sidecar)
+    shards   voxelflex shards build --workers 2
+    loader   one epoch of the shard source's train split at batch size 1,024 (1 worker)
+    train    voxelflex train, `small` preset, batch size 1,024: stopped (Ctrl-C) after the
+             checkpoint at optimizer step 200
+    predict  voxelflex predict on the test split with that checkpoint
+
+Per stage: wall time, peak memory (PSS summed over the stage's processes, sampled every 0.2 s),
+files and bytes written. Prints a table and writes ``full_scale.json`` to ``--out``.
+
+The structures: segments of the real chains in ``tests/data/structures`` (cut at random,
+rotated, packed around the domain centre, renumbered), with one hydrogen added per heavy atom
+but O (mdCATH's structures carry hydrogens: about as many atoms again), named as CHARMM names
+them (chain "0", HSD, OT1/OT2). One coordinate frame per replica keeps files small (≈0.5 MB a
+domain; the importer never reads coordinates).
+
+    python benchmarks/full_scale.py --out bench_out/full [--reuse] [--domains 5398]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import biotite.structure as struc
+import biotite.structure.io.pdb as pdb
+import numpy as np
+
+from voxelflex.atomic import atomic_write_text
+from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
+from voxelflex.engine.checkpoint import Checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ["1a8o.pdb.gz", "1vii.pdb.gz", "3pwpcut.pdb", "1bd2s.pdb.gz", "1bd2t.pdb"]
+TEMPERATURES = ("320", "348", "379", "413", "450")
+TARGET_GB = 4.0
+
+
+# ------------------------------------------------------------------ generation
+
+
+def _chains() -> list[struc.AtomArray]:
+    """Heavy-atom protein chains of the packaged test structures (first altloc)."""
+    out = []
+    for name in SOURCES:
+        path = ROOT / "tests" / "data" / "structures" / name
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if name.endswith(".gz") else raw).decode()
+        atoms = pdb.PDBFile.read(io.StringIO(text)).get_structure(model=1, altloc="first")
+        atoms = atoms[struc.filter_amino_acids(atoms) & ~atoms.hetero & (atoms.element != "H")]
+        for chain in np.unique(atoms.chain_id):
+            c = atoms[atoms.chain_id == chain]
+            if struc.get_residue_count(c) >= 20:
+                out.append(c)
+    return out
+
+
+def _lengths(n_domains: int, total: int, rng: np.random.Generator) -> np.ndarray:
+    raw = np.exp(rng.normal(np.log(125), 0.42, n_domains))
+    lengths = np.clip(np.round(raw * total / raw.sum()), 50, 500).astype(np.int64)
+    while (diff := total - int(lengths.sum())) != 0:
+        i = rng.integers(n_domains, size=abs(diff))
+        np.add.at(lengths, i, np.sign(diff))
+        lengths = np.clip(lengths, 50, 500)
+    return lengths
+
+
+def _rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def _with_hydrogens(atoms: struc.AtomArray) -> struc.AtomArray:
+    """One H per heavy atom but O, 1 Å away (named H + the heavy atom's name)."""
+    heavy = atoms[atoms.element != "O"]
+    h = heavy.copy()
+    h.coord = heavy.coord + np.float32(1.0) * np.array([0.577, 0.577, 0.577], np.float32)
+    h.atom_name = np.array([("H" + n)[:4] for n in heavy.atom_name])
+    h.element[:] = "H"
+    merged = atoms + h
+    order = np.lexsort((np.arange(merged.array_length()), merged.res_id))
+    return merged[order]
+
+
+def _domain_pdb(length: int, chains: list[struc.AtomArray], seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    parts, resid, k = [], 1, 0
+    while resid <= length:
+        c = chains[rng.integers(len(chains))]
+        starts = struc.get_residue_starts(c)
+        n = len(starts)
+        seg = int(min(length - resid + 1, rng.integers(20, n + 1)))
+        a = int(rng.integers(0, n - seg + 1))
+        stop = starts[a + seg] if a + seg < n else c.array_length()
+        piece = c[starts[a] : stop].copy()
+        centre = piece.coord.mean(axis=0)
+        # segment centres on a compact spiral around the domain centre, 16 Å apart
+        phi = k * 2.399963
+        z = 1 - 2 * (k + 0.5) / 8
+        where = 16.0 * np.cbrt(k + 1) * np.array([np.cos(phi), np.sin(phi), z])
+        piece.coord = ((piece.coord - centre) @ _rotation(rng).T + where).astype(np.float32)
+        _, first = np.unique(piece.res_id, return_index=True)
+        renumber = {old: resid + i for i, old in enumerate(piece.res_id[np.sort(first)])}
+        piece.res_id = np.array([renumber[r] for r in piece.res_id])
+        resid += len(renumber)
+        parts.append(piece)
+        k += 1
+    atoms = struc.concatenate(parts)
+    atoms.chain_id[:] = "A"
+    atoms.ins_code[:] = ""
+    atoms = _with_hydrogens(atoms)
+    out = pdb.PDBFile()
+    out.set_structure(atoms)
+    buf = io.StringIO()
+    out.write(buf)
+    return charmm_pdb(buf.getvalue())
+
+
+def _write_domain(task, out_dir: str) -> int:
+    index, length, chains = task
+    dom = f"{index:04d}A00"
+    text = _domain_pdb(int(length), chains, seed=index)
+    rng = np.random.default_rng(10_000 + index)
+    profile = 0.06 + 0.5 * np.exp(-rng.gamma(2.0, 1.0, size=int(length)))
+    codes = rng.choice(np.array(["H", "E", "-", "T"]), size=int(length))
+
+    def rmsf(t: str, rep: int, n: int) -> np.ndarray:
+        noise = np.exp(np.random.default_rng([index, int(t), rep]).normal(0, 0.1, n))
+        return profile * (1 + 1.2 * (int(t) - 320) / 130) * noise
+
+    def dssp(t: str, rep: int, frames: int, n: int) -> np.ndarray:
+        return np.broadcast_to(codes, (frames, n))
+
+    write_mdcath_file(
+        Path(out_dir) / f"mdcath_dataset_{dom}.h5", dom, text, rmsf=rmsf, dssp=dssp, frames=1
+    )
+    return int(length)
+
+
+def generate(out: Path, n_domains: int, total: int, workers: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    chains = _chains()
+    lengths = _lengths(n_domains, total, np.random.default_rng(0))
+    tasks = [(i, n, chains) for i, n in enumerate(lengths)]
+    work = functools.partial(_write_domain, out_dir=str(out))
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        written = sum(pool.imap_unordered(work, tasks, chunksize=8))
+    return {"domains": n_domains, "residues": written, "source_chains": len(chains)}
+
+
+# ------------------------------------------------------------------ measurement
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def _pss_kib(root: int) -> int:
+    """PSS of ``root`` and all its descendants, KiB."""
+    kids, total, todo = _children(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total
+
+
+class Sampler(threading.Thread):
+    """Peak PSS of a process tree, sampled every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self.done = pid, interval, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak = max(self.peak, _pss_kib(self.pid))
+            self.done.wait(self.interval)
+
+
+def _tree(paths: list[Path]) -> tuple[int, int]:
+    files = size = 0
+    for p in paths:
+        if p.is_file():
+            files, size = files + 1, size + p.stat().st_size
+        elif p.is_dir():
+            for dirpath, _, names in os.walk(p):
+                for n in names:
+                    files += 1
+                    size += os.path.getsize(os.path.join(dirpath, n))
+    return files, size
+
+
+def run_stage(name: str, cmd: list[str], outputs: list[Path], log_dir: Path, stop=None) -> dict:
+    """Run ``cmd``; ``stop(proc)`` (optional) is polled and may end it with SIGINT."""
+    log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 (the child writes to it)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    stopped_at = None
+    while proc.poll() is None:
+        if stop is not None and stopped_at is None and stop():
+            stopped_at = time.perf_counter() - t0
+            proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    sampler.done.set()
+    sampler.join()
+    log.close()
+    rc = proc.returncode
+    ok = rc == 0 or (stop is not None and stopped_at is not None)
+    if not ok:
+        tail = (log_dir / f"{name}.log").read_text()[-3000:]
+        raise SystemExit(f"stage {name} failed (exit {rc}):\n{tail}")
+    files, size = _tree(outputs)
+    return {
+        "stage": name,
+        "command": " ".join(map(str, cmd)),
+        "wall_s": round(wall, 1),
+        "stopped_at_s": None if stopped_at is None else round(stopped_at, 1),
+        "peak_pss_gb": round(sampler.peak / 2**20, 3),
+        "files": files,
+        "bytes": size,
+    }
+
+
+def _loader_epoch(work: Path) -> None:
+    """Stage helper: one epoch of the shard source, train split, batch 1,024, one worker."""
+    from voxelflex.index import read_index
+    from voxelflex.sources import PlanConfig, open_source
+
+    src = open_source(
+        "shards", read_index(work / "index.parquet"), split="train", shards_dir=work / "shards"
+    )
+    cfg = PlanConfig(batch_size=1024, num_workers=1, seed=0)
+    t0, samples, batches = time.perf_counter(), 0, 0
+    for batch in src.loader(cfg, epoch=0):
+        samples += int((batch.row_id >= 0).sum())
+        batches += 1
+    wall = time.perf_counter() - t0
+    print(json.dumps({"samples": samples, "batches": batches, "seconds": wall}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench_out/full"))
+    ap.add_argument("--domains", type=int, default=5398)
+    ap.add_argument("--residues", type=int, default=740_813)
+    ap.add_argument("--reuse", action="store_true", help="keep generated domain files")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--stage", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    out = args.out.resolve()
+    work = out / "work"
+    if args.stage == "loader":
+        return _loader_epoch(work)
+    gen = out / "mdcath"
+    logs = out / "logs"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    results: dict = {"stages": []}
+    if not (args.reuse and gen.is_dir() and any(gen.iterdir())):
+        shutil.rmtree(gen, ignore_errors=True)
+        t0 = time.perf_counter()
+        results["generated"] = generate(gen, args.domains, args.residues, workers=2)
+        results["generated"]["seconds"] = round(time.perf_counter() - t0, 1)
+    files, size = _tree([gen])
+    results["input"] = {"files": files, "bytes": size}
+    vf = [sys.executable, "-m", "voxelflex"]
+    ds = work / "dataset"
+    index = work / "index.parquet"
+    shards = work / "shards"
+    stages = results["stages"]
+    stages.append(run_stage(
+        "import", [*vf, "import", "mdcath", gen, "-o", ds, "--workers", "1", "--no-progress"],
+        [ds, work / "dataset.log"], logs,
+    ))  # fmt: skip
+    report = json.loads((ds / "import_report.json").read_text())
+    results["import_report"] = {
+        k: report[k] for k in ("domains", "residues", "rows", "skipped", "seconds")
+    }
+    splits = [
+        x for s in ("train", "val", "test") for x in (f"--{s}-split", ds / "splits" / f"{s}.txt")
+    ]
+    stages.append(run_stage(
+        "index",
+        [*vf, "index", "build", "--voxel-file", ds / "voxels.hdf5", "--rmsf-csv", ds / "rmsf.csv",
+         "--rmsf-unit", "nm", "--features", ds / "voxels.features.parquet",
+         *splits,
+         "-o", index, "--no-progress"],
+        [index, work / "index.log"], logs,
+    ))  # fmt: skip
+    stages.append(run_stage(
+        "shards", [*vf, "shards", "build", "--index", index, "-o", shards, "--workers", "2",
+                   "--no-progress"], [shards, work / "shards.log"], logs,
+    ))  # fmt: skip
+    stages.append(run_stage(
+        "loader", [sys.executable, __file__, "--out", out, "--stage", "loader"], [], logs
+    ))  # fmt: skip
+    stages[-1]["loader"] = json.loads((logs / "loader.log").read_text().strip().splitlines()[-1])
+    run_dir = work / "runs" / "full"
+    latest = run_dir / "models" / "latest.pt"
+    stages.append(run_stage(
+        "train",
+        [*vf, "train", "--index", index, "--source", "shards", "--shards-dir", shards,
+         "--batch-size", "1024", "--preset", "small", "--device", "cpu",
+         "--set", f"output_dir={work / 'runs'}", "--set", "run_name=full",
+         "--set", "loader.num_workers=1", "--set", f"train.checkpoint_every_batches={args.steps}",
+         "--set", "train.progress=false", "--set", "train.plot=false"],
+        [run_dir], logs, stop=latest.is_file,
+    ))  # fmt: skip
+    stages[-1]["global_step"] = Checkpoint.load(latest).meta.global_step
+    pred = work / "predictions_test.parquet"
+    stages.append(run_stage(
+        "predict",
+        [*vf, "predict", "-c", latest, "-i", index, "--split", "test", "--source", "shards",
+         "--shards-dir", shards, "--device", "cpu", "-o", pred, "--no-progress"],
+        [pred, work / "predictions_test.log"], logs,
+    ))  # fmt: skip
+    _print(results)
+    atomic_write_text(out / "full_scale.json", json.dumps(results, indent=2, default=str) + "\n")
+
+
+def _print(results: dict) -> None:
+    print(f"{'stage':8s} {'wall s':>8s} {'peak PSS GB':>12s} {'files':>7s} {'GB written':>11s}")
+    for s in results["stages"]:
+        flag = "" if s["peak_pss_gb"] <= TARGET_GB else "  > 4 GB"
+        print(
+            f"{s['stage']:8s} {s['wall_s']:8.1f} {s['peak_pss_gb']:12.3f} {s['files']:7d} "
+            f"{s['bytes'] / 1e9:11.3f}{flag}"
+        )
+    rep = results["import_report"]
+    sec = rep["seconds"]
+    print(f"import: {rep['residues'] / sec['wall']:.0f} residues/s over the whole import")
+    for part in ("read", "rename", "parse", "frames", "compress", "features", "rows", "part",
+                 "write_hdf5", "write_tables"):  # fmt: skip
+        if sec.get(part):
+            print(f"  {part:12s} {sec[part]:8.1f} s  {rep['residues'] / sec[part]:10.0f} res/s")
+
+
+if __name__ == "__main__":
+    main()
