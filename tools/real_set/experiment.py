@@ -74,6 +74,18 @@ VARIANTS = {
         "train.weight_decay=0",
         "model.dropout=0",
     ],
+    "frames+all, strong regularisation": [
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "train.weight_decay=0.05",
+        "model.dropout=0.5",
+    ],
+    "frames+contact+gnm": ["model.features=[contact, gnm]"],
+    "features_only, contact+gnm": ["model.name=features_only", "model.features=[contact, gnm]"],
+    "features_only, head": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "model.conditioning=head",
+    ],
 }
 
 
