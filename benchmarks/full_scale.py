@@ -283,7 +283,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_out/full"))
     ap.add_argument("--domains", type=int, default=5398)
     ap.add_argument("--residues", type=int, default=740_813)
-    ap.add_argument("--reuse", action="store_true", help="keep generated domain files")
+    ap.add_argument("--reuse", action="store_true", help="keep the generated domain files")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -297,11 +297,14 @@ def main() -> None:
     work.mkdir(parents=True)
     logs.mkdir(parents=True, exist_ok=True)
     results: dict = {"stages": []}
-    if not (args.reuse and gen.is_dir() and any(gen.iterdir())):
+    made = out / "generated.json"
+    if not (args.reuse and made.is_file()):
         shutil.rmtree(gen, ignore_errors=True)
         t0 = time.perf_counter()
-        results["generated"] = generate(gen, args.domains, args.residues, workers=2)
-        results["generated"]["seconds"] = round(time.perf_counter() - t0, 1)
+        info = generate(gen, args.domains, args.residues, workers=2)
+        info["seconds"] = round(time.perf_counter() - t0, 1)
+        atomic_write_text(made, json.dumps(info) + "\n")
+    results["generated"] = json.loads(made.read_text())
     files, size = _tree([gen])
     results["input"] = {"files": files, "bytes": size}
     vf = [sys.executable, "-m", "voxelflex"]
