@@ -6,6 +6,7 @@ Messages name the offending file, domain or residue, what was found, what is all
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "FetchError",
     "FrameError",
     "IndexFormatError",
     "InputError",
@@ -39,6 +40,10 @@ class IndexFormatError(VoxelflexError):
 
 class SourceError(VoxelflexError):
     """A sample source cannot serve the requested data."""
+
+
+class FetchError(SourceError):
+    """A file at a URL could not be fetched: not found, refused, or broken after retries."""
 
 
 class ShardError(SourceError):

@@ -25,6 +25,7 @@ from voxelflex.errors import ConfigError, InputError, SourceError
 from voxelflex.index import read_index
 from voxelflex.metrics import pearson
 from voxelflex.packing import unpack_torch
+from voxelflex.paths import Location
 from voxelflex.sources import PlanConfig, open_source, source_options
 from voxelflex.sources.batch import Batch
 
@@ -135,7 +136,7 @@ def permutation_importance(
 def importance_for_rows(
     *,
     checkpoint: Path,
-    index_path: Path,
+    index_path: Location,
     splits: Sequence[str],
     domains: Sequence[str],
     config: Config,

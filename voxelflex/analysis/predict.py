@@ -46,7 +46,7 @@ from voxelflex.formats import TableFormat
 from voxelflex.index import LoadedIndex, read_index
 from voxelflex.index.schema import SPLITS
 from voxelflex.models import RMSFModel
-from voxelflex.paths import check_output
+from voxelflex.paths import Location, check_output, is_url
 from voxelflex.quantities import outside_range
 from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
 
@@ -200,7 +200,7 @@ def run_model(
 
 def predict(
     checkpoint: str | Path,
-    index_path: str | Path,
+    index_path: Location,
     *,
     split: str | None = None,
     domains: Sequence[str] | None = None,
@@ -216,9 +216,9 @@ def predict(
     ----------
     checkpoint : path
         Trained model (``best.pt``).
-    index_path : path
-        Sample index; its frame and RMSF unit must match the checkpoint's (a prediction-only
-        index has no unit and is accepted).
+    index_path : path or str
+        Sample index (a file or its URL); its frame and RMSF unit must match the
+        checkpoint's (a prediction-only index has no unit and is accepted).
     split : str, optional
         Split to predict; default ``test`` if the index has it, else ``predict``. With
         ``domains``: only look there.
@@ -242,7 +242,7 @@ def predict(
     """
     config = config or load_config()
     device = str(resolve_device(config.train.device))
-    index_path = Path(index_path)
+    index_path = index_path if is_url(index_path) else Path(index_path)
     model, ck = load_for_inference(checkpoint, device)
     index = read_index(index_path)
     ck.meta.check_data(index.meta, where=str(index_path))
@@ -311,7 +311,7 @@ def predict(
     meta = PredictionsMeta(
         rmsf_unit=ck.meta.rmsf_unit,
         checkpoint=str(Path(checkpoint).resolve()),
-        index=str(index_path.resolve()),
+        index=str(index_path) if is_url(index_path) else str(index_path.resolve()),
         splits=split_names,
         temperatures=[float(t) for t in temps],
         training_temperature_range=[float(x) for x in t_range],

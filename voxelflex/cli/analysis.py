@@ -41,7 +41,9 @@ def predict(
     checkpoint: Annotated[
         Path, typer.Option("--checkpoint", "-c", help="Trained model (best.pt).")
     ],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Sample index (index.parquet).")],
+    index: Annotated[
+        str, typer.Option("--index", "-i", help="Sample index (index.parquet; path or URL).")
+    ],
     split: Annotated[
         str | None,
         typer.Option(
@@ -136,7 +138,8 @@ def evaluate(
         Path, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
     ],
     index: Annotated[
-        Path | None, typer.Option("--index", "-i", help="Index (default: the predictions').")
+        str | None,
+        typer.Option("--index", "-i", help="Index, path or URL (default: the predictions')."),
     ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the predictions').")

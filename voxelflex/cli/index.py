@@ -103,7 +103,7 @@ def build(
 @app.command("query")
 def query(
     sql: Annotated[str, typer.Argument(help="One SELECT statement over the view `samples`.")],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
+    index: Annotated[str, typer.Option("--index", "-i", help="Index Parquet (path or URL).")],
     fmt: Annotated[QueryFormat, typer.Option("--format", "-f", help="Output format.")] = (
         QueryFormat.table
     ),
@@ -127,7 +127,7 @@ def query(
 
 @app.command("stats")
 def stats(
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
+    index: Annotated[str, typer.Option("--index", "-i", help="Index Parquet (path or URL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Rows per split and temperature, domains, residues and the target distribution."""

@@ -58,7 +58,11 @@ SourceOption = Annotated[
     Source | None, typer.Option(help="Where voxels are read from (loader.source).")
 ]
 ShardsDirOption = Annotated[
-    Path | None, typer.Option(help="Shard folder for --source shards (data.shards_dir).")
+    str | None,
+    typer.Option(
+        help="Shard folder or its URL (https://, s3://, gs://) for --source shards "
+        "(data.shards_dir)."
+    ),
 ]
 DeviceOption = Annotated[Device | None, typer.Option(help="Torch device (train.device).")]
 WorkersOption = Annotated[

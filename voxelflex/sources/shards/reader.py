@@ -1,10 +1,11 @@
 """Shard source: serves packed rows from the zstd WebDataset shards of ``voxelflex shards build``.
 
-A worker scans (with webdataset's tar iterators) only the shards that hold its domains, keeps
-its domains' compressed records in memory (all of mdCATH is ≈100 MB) and decodes each domain
-once, in plan order, when its mixing window comes up. Every record is checked against the
-manifest: a missing record or member, a truncated tar, a CRC-32 mismatch or a bad zstd frame
-raises :class:`~voxelflex.errors.ShardError` naming the shard and the domain.
+The shard folder may be local or at a URL (:mod:`~voxelflex.sources.shards.store`). A worker
+reads only the shards that hold its domains, keeps its domains' compressed records in memory (all
+of mdCATH is ≈100 MB) and decodes each domain once, in plan order, when its mixing window comes
+up. Every record is checked against the manifest: a missing record or member, a truncated tar, a
+CRC-32 mismatch or a bad zstd frame raises :class:`~voxelflex.errors.ShardError` naming the shard
+(path or URL) and the domain.
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import zstandard
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from voxelflex.errors import ShardError, SourceError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.index import LoadedIndex
+from voxelflex.paths import Location
+from voxelflex.remote import DEFAULT_RETRIES
 from voxelflex.sources.base import DomainReader, OnError, SampleSource, SourceOption
+from voxelflex.sources.shards.cache import CacheSettings
 from voxelflex.sources.shards.manifest import (
     KEYS_MEMBER,
     VOX_MEMBER,
     DomainRecord,
-    ShardManifest,
+    ShardEntry,
 )
+from voxelflex.sources.shards.store import REBUILD, ShardStore
 
 __all__ = [
     "ShardReader",
@@ -37,57 +41,11 @@ __all__ = [
     "decode_record",
     "pick_rows",
     "residue_keys",
-    "scan_shard",
 ]
 
 log = logging.getLogger(__name__)
 
-FIX = "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
-
-
-def scan_shard(
-    path: Path, keys: Sequence[str] | None, expected_bytes: int
-) -> tuple[dict[str, dict], str | None]:
-    """Read the records ``keys`` (all when None) of one shard with webdataset's tar iterators.
-
-    Parameters
-    ----------
-    path : Path
-        Shard file.
-    keys : sequence of str or None
-        Record keys to keep; other records are skipped without being stored.
-    expected_bytes : int
-        Size from the manifest (a difference is reported with any error).
-
-    Returns
-    -------
-    found : dict
-        Record key → members (suffix → bytes), as grouped by ``webdataset``.
-    error : str or None
-        Why reading stopped early (truncated or damaged tar), or None.
-    """
-    wanted = None if keys is None else set(keys)
-
-    def select(fname: str) -> bool:
-        return wanted is None or fname.split(".", 1)[0] in wanted
-
-    found: dict[str, dict] = {}
-    if not path.is_file():
-        return found, f"shard file {path} is missing"
-    size = path.stat().st_size
-    note = (
-        "" if size == expected_bytes else f" (file is {size} bytes, manifest says {expected_bytes})"
-    )
-    try:
-        with open(path, "rb") as fh:
-            files = tar_file_expander([{"url": str(path), "stream": fh}], select_files=select)
-            for sample in group_by_keys(files):
-                found[sample["__key__"]] = sample
-    except Exception as exc:  # tarfile raises several types on damaged archives
-        return found, f"{path} is unreadable after {len(found)} records{note}: {exc.args[0]!r}"
-    if note:
-        return found, f"{path} is damaged or truncated{note}"
-    return found, None
+FIX = REBUILD
 
 
 def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.ndarray, dict]:
@@ -161,36 +119,41 @@ class ShardReader(DomainReader):
 
     Parameters
     ----------
-    folder : path
-        Shard folder.
-    records : dict
-        Domain → (shard file name, shard bytes, :class:`DomainRecord`) for the domains served.
+    store : ShardStore
+        The shard folder (local or at a URL).
+    shards : dict of str -> ShardEntry
+        The manifest's entries of the shards that hold the domains served, by file name.
+    records : dict of str -> (str, DomainRecord)
+        Domain → (shard file name, its record) for the domains served.
     """
 
     def __init__(
-        self, folder: str | os.PathLike, records: dict[str, tuple[str, int, DomainRecord]]
-    ):
-        self.folder = Path(folder)
+        self,
+        store: ShardStore,
+        shards: dict[str, ShardEntry],
+        records: dict[str, tuple[str, DomainRecord]],
+    ) -> None:
+        self.store = store
+        self.shards = shards
         self.records = records
         self._data: dict[str, dict] = {}
         self._errors: dict[str, str] = {}
 
     def prepare(self, domains: Sequence[str]) -> None:
-        """Scan the shards holding ``domains`` and keep those domains' compressed records."""
+        """Read the shards holding ``domains`` and keep those domains' compressed records."""
         by_shard: dict[str, list[str]] = {}
         for d in domains:
             by_shard.setdefault(self.records[d][0], []).append(d)
         for shard in sorted(by_shard):
             doms = by_shard[shard]
-            path = self.folder / shard
-            keys = {self.records[d][2].key: d for d in doms}
-            found, error = scan_shard(path, list(keys), self.records[doms[0]][1])
-            for key, d in keys.items():
+            found, error = self.store.scan(self.shards[shard], [self.records[d][1] for d in doms])
+            for d in doms:
+                key = self.records[d][1].key
                 if key in found:
                     self._data[d] = found[key]
                 else:
-                    why = error or "the record is not in the shard"
-                    self._errors[d] = f"shard {path}, domain {d}: {why}; {FIX}"
+                    why = error or f"the record is not in the shard; {FIX}"
+                    self._errors[d] = f"shard {self.store.where(shard)}, domain {d}: {why}"
 
     def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
         if domain not in self.records:
@@ -199,10 +162,12 @@ class ShardReader(DomainReader):
             self.prepare([domain])
         if domain in self._errors:
             raise ShardError(self._errors.pop(domain))
-        shard, _, record = self.records[domain]
-        where = f"shard {self.folder / shard}, domain {domain}"
-        rows, keys = decode_record(str(self.folder / shard), record, self._data.pop(domain))
-        take = pick_rows(keys["chains"], keys["resids"], chains, resids, where=where)
+        shard, record = self.records[domain]
+        path = self.store.where(shard)
+        rows, keys = decode_record(path, record, self._data.pop(domain))
+        take = pick_rows(
+            keys["chains"], keys["resids"], chains, resids, where=f"shard {path}, domain {domain}"
+        )
         return rows if take is None else rows[take]
 
 
@@ -263,12 +228,25 @@ def pick_rows(
 
 
 class ShardSource(SampleSource):
-    """Serves a split from a shard folder built from the same index.
+    """Serves a split from a shard folder (local or at a URL) built from the same index.
+
+    The manifest is read and checked (format, frame, the voxel file the shards were built from,
+    the split's domains) before any shard is read.
 
     Parameters
     ----------
-    shards_dir : path
-        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shards.writer.build_shards`).
+    shards_dir : path or str
+        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shards.writer.build_shards`),
+        or its URL (``https://``, ``s3://``, ``gs://``, anything fsspec opens).
+    cache_dir : path, optional
+        Node-local cache of whole shards for a URL (:mod:`~voxelflex.sources.shards.cache`);
+        None: stream the shards each epoch.
+    cache_limit_gb : float, optional
+        Cache size limit in GB (0 or None: no limit).
+    cache_eviction : {"lru", "none"}, optional
+        Default ``lru``.
+    retries : int, optional
+        Retries of a failed or corrupt fetch (default 3).
     Other parameters as :class:`~voxelflex.sources.base.SampleSource`.
     """
 
@@ -278,9 +256,13 @@ class ShardSource(SampleSource):
             "shards_dir",
             "data.shards_dir",
             required=True,
-            help="a shard folder (create one with `voxelflex shards build --index INDEX "
-            "--output DIR`)",
+            help="a shard folder or its URL (create one with `voxelflex shards build --index "
+            "INDEX --output DIR`)",
         ),
+        SourceOption("cache_dir", "loader.shard_cache_dir", help="node-local shard cache folder"),
+        SourceOption("cache_limit_gb", "loader.shard_cache_limit_gb", help="cache size in GB"),
+        SourceOption("cache_eviction", "loader.shard_cache_eviction", help="lru or none"),
+        SourceOption("retries", "loader.fetch_retries", help="retries of a failed fetch"),
     )
 
     def __init__(
@@ -288,13 +270,27 @@ class ShardSource(SampleSource):
         index: LoadedIndex,
         *,
         split: str,
-        shards_dir: str | os.PathLike,
+        shards_dir: Location,
+        cache_dir: str | os.PathLike | None = None,
+        cache_limit_gb: float | None = None,
+        cache_eviction: str | None = None,
+        retries: int | None = None,
         temperatures: Sequence[float] | None = None,
         on_error: OnError = "raise",
     ) -> None:
         super().__init__(index, split=split, temperatures=temperatures, on_error=on_error)
-        self.shards_dir = Path(shards_dir)
-        self.manifest = ShardManifest.load(self.shards_dir)
+        cache = None
+        if cache_dir is not None:
+            cache = CacheSettings(
+                Path(cache_dir),
+                limit_bytes=round((cache_limit_gb or 0) * 1e9),
+                eviction=cache_eviction or "lru",
+            )
+        self.store = ShardStore(
+            shards_dir, cache=cache, retries=DEFAULT_RETRIES if retries is None else retries
+        )
+        self.shards_dir = self.store.location
+        self.manifest = self.store.manifest()
         index.meta.frame.require_same(
             self.manifest.frame, what="the shards", where=str(self.shards_dir)
         )
@@ -317,17 +313,15 @@ class ShardSource(SampleSource):
                 f"with `voxelflex shards build --index {index.path}`"
             )
         self.records = {
-            d: (
-                self.manifest.shards[dmap[d][0]].name,
-                self.manifest.shards[dmap[d][0]].bytes,
-                dmap[d][1],
-            )
+            d: (self.manifest.shards[dmap[d][0]].name, dmap[d][1])
             for d in self.table.domains.tolist()
         }
-        self.n_shards = len({v[0] for v in self.records.values()})
+        used = {name for name, _ in self.records.values()}
+        self.shards = {s.name: s for s in self.manifest.shards if s.name in used}
+        self.n_shards = len(self.shards)
 
     def make_reader(self) -> ShardReader:
-        return ShardReader(self.shards_dir, self.records)
+        return ShardReader(self.store, self.shards, self.records)
 
     def loader(self, cfg, epoch, start_batch=0, *, pin_memory=False):
         if self.n_shards < cfg.n_streams:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from voxelflex.errors import ShardError
 from voxelflex.frame import FRAME
 from voxelflex.index import LoadedIndex
-from voxelflex.sources.shards.manifest import ShardManifest, file_sha256
-from voxelflex.sources.shards.reader import decode_record, scan_shard
+from voxelflex.paths import Location
+from voxelflex.remote import DEFAULT_RETRIES
+from voxelflex.sources.shards.reader import decode_record
+from voxelflex.sources.shards.store import ShardStore
 
 __all__ = ["ShardVerifyReport", "verify_shards"]
 
@@ -19,7 +20,7 @@ __all__ = ["ShardVerifyReport", "verify_shards"]
 class ShardVerifyReport:
     """Outcome of :func:`verify_shards`: every problem found, one line each."""
 
-    folder: Path
+    folder: Location
     n_shards: int
     n_domains: int
     problems: tuple[str, ...]
@@ -30,7 +31,7 @@ class ShardVerifyReport:
 
 
 def verify_shards(
-    folder: str | os.PathLike, *, index: LoadedIndex | None = None
+    folder: Location, *, index: LoadedIndex | None = None, retries: int = DEFAULT_RETRIES
 ) -> ShardVerifyReport:
     """Check every shard against the manifest: size, SHA-256, every record decoded.
 
@@ -38,13 +39,16 @@ def verify_shards(
 
     Parameters
     ----------
-    folder : path
-        Shard folder.
+    folder : path or str
+        Shard folder, or its URL (each shard is fetched whole once).
     index : LoadedIndex, optional
         Also check that the shards were built from this index's voxel file (stale shards).
+    retries : int
+        Retries of a failed fetch (URL only; a wrong checksum is reported, not retried).
     """
-    folder = Path(folder)
-    manifest = ShardManifest.load(folder)
+    store = ShardStore(folder, retries=retries)
+    folder = store.location
+    manifest = store.manifest()
     problems: list[str] = []
     if manifest.frame != FRAME:
         problems.append(
@@ -57,12 +61,18 @@ def verify_shards(
         except ShardError as exc:
             problems.append(str(exc))
     for shard in manifest.shards:
-        path = folder / shard.name
-        if path.is_file() and path.stat().st_size == shard.bytes:
-            digest = file_sha256(path)
-            if digest != shard.sha256:
+        path = store.where(shard.name)
+        try:
+            data = store.read_shard(shard)
+        except ShardError as exc:
+            found, error = {}, str(exc)
+        else:
+            found, error = store.scan_bytes(data, path)
+            if len(data) != shard.bytes:
+                note = f" (file is {len(data)} bytes, manifest says {shard.bytes})"
+                error = (error + note) if error else f"{path} is damaged or truncated{note}"
+            elif (digest := hashlib.sha256(data).hexdigest()) != shard.sha256:
                 problems.append(f"shard {path}: sha256 {digest} differs from the manifest's")
-        found, error = scan_shard(path, None, shard.bytes)
         if error:
             problems.append(error)
         listed = {r.key for r in shard.records}
@@ -74,7 +84,7 @@ def verify_shards(
                 problems.append(f"shard {path}, domain {record.domain}: {why}")
                 continue
             try:
-                decode_record(str(path), record, found[record.key])
+                decode_record(path, record, found[record.key])
             except ShardError as exc:
                 problems.append(str(exc))
     return ShardVerifyReport(folder, len(manifest.shards), manifest.n_domains, tuple(problems))
