@@ -15,15 +15,24 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow.compute as pc
 import pytest
 import torch
 
+from tests._checkpoints import make_checkpoint
+from voxelflex.analysis.predict import predict
+from voxelflex.analysis.predictions import read_predictions
+from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.index import read_index
+from voxelflex.sources import build_shards
+from voxelflex.sources.shards.manifest import ShardManifest
 
 NODE = Path(__file__).with_name("_node.py")
 TRAIN = [
@@ -156,3 +165,63 @@ def test_two_nodes_train_once_per_row_save_on_rank_0_and_resume_exactly(small_in
         assert torch.equal(tensor, resumed.model[name]), name
     assert _strip_timing(resumed.history) == _strip_timing(ref_latest.history)
     assert all(name.startswith("rank0-") for name in _saves(killed_saves))
+
+
+def test_distributed_predict_writes_what_one_process_writes(small_index, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "run" / "models" / "best.pt")
+    index = read_index(small_index)
+    shards = tmp_path / "shards"
+    build_shards(index, shards, domains_per_shard=3, progress=False)
+    # one domain's record damaged: whichever rank reads it reports it, and rank 0 merges that
+    manifest = ShardManifest.load(shards)
+    record = manifest.shards[1].records[0]
+    path = shards / manifest.shards[1].name
+    with tarfile.open(path) as tar:
+        offset = tar.getmember(f"{record.key}.vox.zst").offset_data
+    data = bytearray(path.read_bytes())
+    data[offset + 8] ^= 0xFF
+    path.write_bytes(bytes(data))
+    sets = [
+        "loader.source=shards",
+        f"data.shards_dir={shards}",
+        "loader.num_workers=0",
+        "predict.residues_per_batch=16",
+        "train.device=cpu",
+    ]
+    common = ["--split", "train", "--temperatures", "300:450:50", "--domain", "no_such_domain"]
+    table = index.table
+    train = sorted(set(table.filter(pc.equal(table["split"], "train"))["domain"].to_pylist()))
+    one = predict(
+        checkpoint,
+        small_index,
+        split="train",
+        domains=[*train, "no_such_domain"],
+        temperatures=[300.0, 350.0, 400.0, 450.0],
+        out_path=tmp_path / "one.parquet",
+        config=load_config(overrides=sets),
+    )
+    assert one.n_missing == 2  # the unknown domain and the damaged record
+    domains = [a for d in train for a in ("--domain", d)]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "voxelflex", "predict", "--checkpoint", str(checkpoint), "--index", str(small_index),
+        *common, *domains, "--output", str(tmp_path / "two.parquet"),
+        *[a for item in sets for a in ("--set", item)],
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, meta_a = read_predictions(one.path)
+    b, meta_b = read_predictions(tmp_path / "two.parquet")
+    # every row, in index order, bit for bit (NaN targets included)
+    assert a.schema == b.schema and a.num_rows == b.num_rows == one.n_rows
+    for name in a.column_names:
+        x, y = (t[name].to_numpy(zero_copy_only=False) for t in (a, b))
+        if x.dtype.kind == "f":
+            x, y = x.view(np.uint32), y.view(np.uint32)
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    assert meta_a == meta_b
+    missing = [tmp_path / f"{n}_missing.csv" for n in ("one", "two")]
+    assert missing[0].read_text() == missing[1].read_text()
+    assert record.domain in missing[1].read_text()
+    assert not list(tmp_path.glob(".two.parquet.parts*"))  # parts merged and removed

@@ -7,6 +7,13 @@ Settings come from the run configuration (``loader.source`` and the source's opt
 ``loader.num_workers``, ``predict.residues_per_batch``, ``train.device``), so a training run's
 config applies to prediction unchanged.
 
+Under ``torchrun ... -m voxelflex predict`` the ranks split the requested domains and rank 0
+writes the one output (:mod:`voxelflex.analysis.parts`). The trunk always sees batches of exactly
+``predict.residues_per_batch`` residues (the last one of each worker padded with empty grids):
+convolution kernels pick their algorithm, and so their rounding, by batch size, so a fixed shape
+makes a residue's prediction independent of which residues share its batch, of the worker count
+and of the rank count. A distributed run writes the same file, bit for bit, as one process.
+
 Nothing is dropped silently and no NaN is written as a number (see
 :mod:`voxelflex.analysis.missing`).
 """
@@ -21,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import torch
 
 from voxelflex.analysis.missing import (
     missing_table,
@@ -28,6 +36,7 @@ from voxelflex.analysis.missing import (
     skipped_lines,
     unread_lines,
 )
+from voxelflex.analysis.parts import Predictions, merge_parts
 from voxelflex.analysis.predictions import (
     COLUMN_DOCS,
     PredictionsMeta,
@@ -38,8 +47,8 @@ from voxelflex.analysis.predictions import (
 )
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.config import Config, load_config
-from voxelflex.engine.checkpoint import load_for_inference
-from voxelflex.engine.distributed import resolve_device
+from voxelflex.engine.checkpoint import Checkpoint, load_for_inference
+from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.step import predict_batch
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.formats import TableFormat
@@ -48,7 +57,7 @@ from voxelflex.index.schema import SPLITS
 from voxelflex.models import RMSFModel
 from voxelflex.paths import Location, check_output, is_url
 from voxelflex.quantities import outside_range
-from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
+from voxelflex.sources import Batch, PlanConfig, SampleSource, open_source, source_options
 
 __all__ = [
     "PredictReport",
@@ -155,13 +164,34 @@ def _split_temperatures(index: LoadedIndex, split: str, domains: list[str] | Non
     return t[np.isfinite(t)].astype(np.float32)
 
 
+def _fixed_shape(batch: Batch, residues: int, per_residue: int) -> Batch:
+    """``batch`` padded with empty residues (each with ``per_residue`` weight-0 samples) to
+    ``residues`` residues; its own samples stay first and in order."""
+    missing = residues - batch.n_residues
+    if missing <= 0:
+        return batch
+    n = missing * per_residue
+    return Batch(
+        packed=torch.cat([batch.packed, batch.packed.new_zeros(missing, batch.packed.shape[1])]),
+        residue_index=torch.arange(residues).repeat_interleave(per_residue),
+        temperature=torch.cat([batch.temperature, batch.temperature[:per_residue].repeat(missing)]),
+        target=torch.cat([batch.target, batch.target.new_full((n,), float("nan"))]),
+        weight=torch.cat([batch.weight, batch.weight.new_zeros(n)]),
+        row_id=torch.cat([batch.row_id, batch.row_id.new_full((n,), -1)]),
+    )
+
+
 def run_model(
     model: RMSFModel,
     sources: Sequence[SampleSource],
     config: Config,
     device: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
-    """Predict every sample the ``sources`` (in prediction mode) serve.
+    dist: DistContext | None = None,
+) -> Predictions:
+    """Predict every sample the ``sources`` (in prediction mode) serve to this rank.
+
+    Batches go through the model padded to ``config.predict.residues_per_batch`` residues (see
+    the module docstring); a rank's padding batches (no sample) are not run at all.
 
     Returns
     -------
@@ -173,19 +203,25 @@ def run_model(
     skipped : dict of int -> str
         Residues (first row_id) the sources could not read, with the reason.
     """
+    residues = config.predict.residues_per_batch
     row_ids, t_out, p_out = [], [], []
     skipped: dict[int, str] = {}
     for src in sources:
         per_residue = len(src.temperatures)
         cfg = PlanConfig(
-            batch_size=config.predict.residues_per_batch * per_residue,
+            batch_size=residues * per_residue,
             shuffle=False,
             num_workers=config.loader.num_workers,
+            world_size=dist.world_size if dist else 1,
+            rank=dist.rank if dist else 0,
         )
         loader = src.loader(cfg, epoch=0)
         for batch in loader:
-            pred = predict_batch(model, batch, device).numpy()
             ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
+            if not ok.any():
+                continue
+            fixed = _fixed_shape(batch, residues, per_residue)
+            pred = predict_batch(model, fixed, device).numpy()[: batch.n_samples]
             row_ids.append(batch.row_id.numpy()[ok])
             t_out.append(batch.temperature.numpy()[ok])
             p_out.append(pred[ok])
@@ -241,7 +277,38 @@ def predict(
     PredictReport
     """
     config = config or load_config()
-    device = str(resolve_device(config.train.device))
+    dist = DistContext.setup(config.train.device)  # torchrun: this rank's share and device
+    try:
+        return _predict(
+            dist,
+            checkpoint,
+            index_path,
+            split=split,
+            domains=domains,
+            temperatures=temperatures,
+            out_path=out_path,
+            fmt=fmt,
+            overwrite=overwrite,
+            config=config,
+        )
+    finally:
+        dist.close()
+
+
+def _predict(
+    dist: DistContext,
+    checkpoint: str | Path,
+    index_path: Location,
+    *,
+    split: str | None,
+    domains: Sequence[str] | None,
+    temperatures: Sequence[float] | np.ndarray | None,
+    out_path: str | Path | None,
+    fmt: TableFormat | str,
+    overwrite: bool,
+    config: Config,
+) -> PredictReport:
+    device = str(dist.device)
     index_path = index_path if is_url(index_path) else Path(index_path)
     model, ck = load_for_inference(checkpoint, device)
     index = read_index(index_path)
@@ -286,7 +353,40 @@ def predict(
         )
         for s, doms in by_split.items()
     ]
-    row_id, t_all, p_all, unread = run_model(model, sources, config, device)
+    merged = merge_parts(dist, out, run_model(model, sources, config, device, dist))
+    return dist.on_main(  # rank 0 writes; the report (or its error) reaches every rank
+        lambda: _write(
+            merged,
+            index=index,
+            index_path=index_path,
+            checkpoint=checkpoint,
+            ck=ck,
+            split_names=split_names,
+            domains=domains,
+            temps=temps,
+            missing=missing,
+            out=out,
+            missing_out=missing_out,
+        )
+    )
+
+
+def _write(
+    predictions: Predictions,
+    *,
+    index: LoadedIndex,
+    index_path: Location,
+    checkpoint: str | Path,
+    ck: Checkpoint,
+    split_names: list[str],
+    domains: Sequence[str] | None,
+    temps: np.ndarray,
+    missing: list[tuple],
+    out: Path,
+    missing_out: Path,
+) -> PredictReport:
+    """Write the predictions file and the missing report from every rank's predictions."""
+    row_id, t_all, p_all, unread = predictions
     missing += unread_lines(index.table, unread)
     finite = np.isfinite(p_all)
     if not finite.all():
