@@ -1,4 +1,4 @@
-"""Files at a URL, through fsspec: fetched whole, streamed or downloaded, with retries.
+"""Files at a URL, through fsspec: fetched whole, as byte ranges, or downloaded, with retries.
 
 Anything fsspec resolves works: ``https://`` (aiohttp), ``s3://`` (``pip install
 'voxelflex[s3]'``), ``gs://`` (``voxelflex[gcs]``), ``file://`` and the rest. Credentials and
@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -200,35 +200,77 @@ class RemoteFolder:
 
         self._retry(name, "download", attempt)
 
-    def stream(self, name: str, consume: Callable[[BinaryIO], T]) -> T:
-        """``consume(stream)`` over file ``name``, opened as a plain sequential stream.
+    def fetch_ranges(
+        self,
+        requests: Sequence[tuple[str, int, int]],
+        check: Callable[[int, bytes], None] | None = None,
+    ) -> list[bytes | FetchError]:
+        """Byte ranges ``[start, end)`` of files of this folder, fetched concurrently.
 
-        ``consume`` may raise :class:`BadBytes` to have the file streamed again.
+        Parameters
+        ----------
+        requests : sequence of (str, int, int)
+            File name, first byte, one past the last byte.
+        check : callable, optional
+            ``check(i, data)`` may raise :class:`BadBytes` for the ``i``-th range (e.g. a
+            checksum of what it holds).
+
+        Returns
+        -------
+        list
+            For each request, its bytes or the :class:`FetchError` it ended with: a range that
+            failed, came back with another length (a server that ignores ``Range`` sends the
+            whole file) or failed ``check`` is fetched again, up to ``retries`` times; "not
+            found" and "forbidden" are not retried.
         """
-
-        def attempt() -> T:
-            with self.fs.open(self._path(name), "rb", block_size=0) as fh:
-                return consume(_Counting(fh, self.stats))
-
-        return self._retry(name, "read", attempt)
-
-
-class _Counting:
-    """A read-only stream that adds what it reads to ``stats.bytes``."""
-
-    def __init__(self, raw: BinaryIO, stats: FetchStats) -> None:
-        self.raw = raw
-        self.stats = stats
-        self.position = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.stats.bytes += len(data)
-        self.position += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
+        out: list[bytes | FetchError | None] = [None] * len(requests)
+        last: dict[int, str] = {}
+        pending = list(range(len(requests)))
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += len(pending)
+                time.sleep(_PAUSE_S * 2 ** (attempt - 1))
+            paths = [self._path(requests[i][0]) for i in pending]
+            starts = [requests[i][1] for i in pending]
+            ends = [requests[i][2] for i in pending]
+            self.stats.requests += len(pending)
+            results = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+            again = []
+            for i, data in zip(pending, results, strict=True):
+                name, start, end = requests[i]
+                url = self.url_of(name)
+                if isinstance(data, BaseException):
+                    if _permanent(data):
+                        out[i] = FetchError(f"{url}: not found or refused ({type(data).__name__})")
+                        continue
+                    last[i] = f"{type(data).__name__}: {data}"
+                    again.append(i)
+                    continue
+                self.stats.bytes += len(data)
+                try:
+                    if len(data) != end - start:
+                        raise BadBytes(
+                            f"{len(data)} bytes for a range of {end - start} (a server must "
+                            "answer Range requests with the bytes asked for)"
+                        )
+                    if check is not None:
+                        check(i, data)
+                except BadBytes as exc:
+                    last[i] = str(exc)
+                    again.append(i)
+                    continue
+                out[i] = data
+            pending = again
+            if not pending:
+                break
+            log.warning("%d byte ranges failed (%s); retrying", len(pending), last[pending[0]])
+        for i in pending:
+            name, start, end = requests[i]
+            out[i] = FetchError(
+                f"{self.url_of(name)}: bytes {start}-{end - 1} failed {self.retries + 1} times, "
+                f"the last time: {last[i]}"
+            )
+        return out  # type: ignore[return-value] - every slot is filled above
 
 
 def fetch_url(url: str, *, retries: int = DEFAULT_RETRIES) -> bytes:

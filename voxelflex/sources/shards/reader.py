@@ -1,17 +1,20 @@
 """Shard source: serves packed rows from the zstd WebDataset shards of ``voxelflex shards build``.
 
 The shard folder may be local or at a URL (:mod:`~voxelflex.sources.shards.store`). A worker
-reads only the shards that hold its domains, keeps its domains' compressed records in memory (all
-of mdCATH is ≈100 MB) and decodes each domain once, in plan order, when its mixing window comes
-up. Every record is checked against the manifest: a missing record or member, a truncated tar, a
-CRC-32 mismatch or a bad zstd frame raises :class:`~voxelflex.errors.ShardError` naming the shard
-(path or URL) and the domain.
+reads each of its domains' records at the byte offsets the manifest lists (a slice of a
+memory-mapped shard, or bytes fetched by range request), without parsing tar headers, and
+decodes each domain once, in plan order, when its mixing window comes up. Every record is
+checked against the manifest before use: its members' CRC-32s (which also catch a wrong offset),
+the domain named in its ``keys.json``, the zstd frame's own checksum and the row count; a
+failure raises :class:`~voxelflex.errors.ShardError` naming the shard (path or URL) and the
+domain.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import zlib
 from collections.abc import Sequence
@@ -46,39 +49,83 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FIX = REBUILD
+# One decompression context per process: the frames carry their content size, so decompress()
+# allocates the output once; reusing the context saves its set-up per record.
+_DECOMPRESSOR = zstandard.ZstdDecompressor()
 
 
-def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.ndarray, dict]:
-    """Check and decode one domain record.
+def decode_record(
+    shard: str, record: DomainRecord, span: bytes | memoryview
+) -> tuple[np.ndarray, dict]:
+    """Check and decode one domain record from its bytes.
 
     Parameters
     ----------
     shard : str
-        Shard path, for messages.
+        Shard path or URL, for messages.
     record : DomainRecord
         The record's manifest entry.
-    members : dict
-        Member suffix → bytes, as grouped by webdataset.
+    span : bytes-like
+        The shard's bytes ``[record.start, record.end)``; shorter when the file ended early.
 
     Returns
     -------
     rows : numpy.ndarray of uint8, shape (n_residues, 5789), read-only
     keys : dict
         ``{"domain", "chains", "resids"}`` in row order.
+
+    Raises
+    ------
+    ShardError
+        A member's size or CRC-32 differs from the manifest (wrong offsets included), a bad zstd
+        frame, a wrong row count, malformed residue keys, or another domain's record; naming
+        the shard and the domain.
     """
     where = f"shard {shard}, domain {record.domain}"
-    for member in (VOX_MEMBER, KEYS_MEMBER):
-        if member not in members:
-            raise ShardError(f"{where}: member {record.key}.{member} is missing; {FIX}")
-    vox = members[VOX_MEMBER]
-    crc = zlib.crc32(vox)
-    if len(vox) != record.vox_bytes or crc != record.crc32:
+    if len(span) != record.end - record.start:
         raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({len(vox)} bytes, crc32 "
-            f"{crc:#010x}; manifest: {record.vox_bytes} bytes, {record.crc32:#010x}); {FIX}"
+            f"{where}: the shard ends {record.end - record.start - len(span)} bytes before the "
+            f"end of this record (bytes {record.start}-{record.end - 1}); the file is truncated or "
+            f"is not the one the manifest describes; {FIX}"
+        )
+    view = memoryview(span)
+    vox = view[record.vox_offset - record.start :][: record.vox_bytes]
+    crc = zlib.crc32(vox)
+    if crc != record.crc32:
+        raise ShardError(
+            f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({record.vox_bytes} bytes "
+            f"at offset {record.vox_offset}: crc32 {crc:#010x}, manifest {record.crc32:#010x}); "
+            f"{FIX}"
+        )
+    raw_keys = view[record.keys_offset - record.start :][: record.keys_bytes]
+    crc = zlib.crc32(raw_keys)
+    if crc != record.keys_crc32:
+        raise ShardError(
+            f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({record.keys_bytes} bytes "
+            f"at offset {record.keys_offset}: crc32 {crc:#010x}, manifest "
+            f"{record.keys_crc32:#010x}); {FIX}"
         )
     try:
-        raw = zstandard.ZstdDecompressor().decompress(vox)
+        keys = json.loads(bytes(raw_keys))
+        named = keys.get("domain") if isinstance(keys, dict) else None
+    except ValueError as exc:
+        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
+    if named != record.domain:
+        # Edited offsets or names (or swapped records) would otherwise serve another domain.
+        raise ShardError(
+            f"{where}: record {record.key} holds domain {named!r}, but the manifest lists it as "
+            f"{record.domain!r}; the manifest does not describe these shards: rebuild them with "
+            "`voxelflex shards build`"
+        )
+    try:
+        if len(keys["chains"]) != record.n_residues or len(keys["resids"]) != record.n_residues:
+            raise ValueError("residue key count differs from the row count")
+        if not all(isinstance(k, str) for k in [*keys["chains"], *keys["resids"]]):
+            raise ValueError("residue keys are not strings")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
+    try:
+        raw = _DECOMPRESSOR.decompress(vox)
     except zstandard.ZstdError as exc:
         raise ShardError(
             f"{where}: bad zstd frame in {record.key}.{VOX_MEMBER} ({exc}); {FIX}"
@@ -88,34 +135,14 @@ def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.n
             f"{where}: {len(raw)} voxel bytes, expected {record.n_residues} rows of "
             f"{PACKED_BYTES}; {FIX}"
         )
-    raw_keys = members[KEYS_MEMBER]
-    crc = zlib.crc32(raw_keys)
-    if len(raw_keys) != record.keys_bytes or crc != record.keys_crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({len(raw_keys)} bytes, "
-            f"crc32 {crc:#010x}; manifest: {record.keys_bytes} bytes, {record.keys_crc32:#010x})"
-            f"; {FIX}"
-        )
-    try:
-        keys = json.loads(raw_keys)
-        if len(keys["chains"]) != record.n_residues or len(keys["resids"]) != record.n_residues:
-            raise ValueError("residue key count differs from the row count")
-        if not all(isinstance(k, str) for k in [*keys["chains"], *keys["resids"]]):
-            raise ValueError("residue keys are not strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
-    if keys.get("domain") != record.domain:
-        # A manifest edited (or records swapped) would otherwise serve another domain's voxels.
-        raise ShardError(
-            f"{where}: record {record.key} holds domain {keys.get('domain')!r}, but the manifest "
-            f"lists it as {record.domain!r}; the manifest does not describe these shards: "
-            "rebuild them with `voxelflex shards build`"
-        )
     return np.frombuffer(raw, dtype=np.uint8).reshape(record.n_residues, PACKED_BYTES), keys
 
 
 class ShardReader(DomainReader):
-    """Reads domains from shards inside one worker.
+    """Reads domains from shards inside one worker, each record at its manifest offset.
+
+    A local shard (or one in the node-local cache) is memory-mapped when first needed; at a URL
+    without a cache, :meth:`prepare` fetches the worker's records by byte range up front.
 
     Parameters
     ----------
@@ -136,35 +163,80 @@ class ShardReader(DomainReader):
         self.store = store
         self.shards = shards
         self.records = records
-        self._data: dict[str, dict] = {}
+        self._maps: dict[str, mmap.mmap | bytes] = {}
+        self._spans: dict[str, memoryview] = {}
         self._errors: dict[str, str] = {}
 
+    def __getstate__(self) -> dict:
+        # Maps and fetched records belong to the process that made them.
+        return {**self.__dict__, "_maps": {}, "_spans": {}, "_errors": {}}
+
     def prepare(self, domains: Sequence[str]) -> None:
-        """Read the shards holding ``domains`` and keep those domains' compressed records."""
+        """At a URL: get the shards holding ``domains`` into the cache, or fetch their records.
+
+        A local folder needs nothing up front (its shards are mapped when first read).
+        """
+        if not self.store.is_remote:
+            return
         by_shard: dict[str, list[str]] = {}
         for d in domains:
-            by_shard.setdefault(self.records[d][0], []).append(d)
-        for shard in sorted(by_shard):
-            doms = by_shard[shard]
-            found, error = self.store.scan(self.shards[shard], [self.records[d][1] for d in doms])
-            for d in doms:
-                key = self.records[d][1].key
-                if key in found:
-                    self._data[d] = found[key]
-                else:
-                    why = error or f"the record is not in the shard; {FIX}"
-                    self._errors[d] = f"shard {self.store.where(shard)}, domain {d}: {why}"
+            if d not in self._spans and d not in self._errors:
+                by_shard.setdefault(self.records[d][0], []).append(d)
+        fetch: dict[str, list[DomainRecord]] = {}
+        for shard, doms in sorted(by_shard.items()):
+            if shard not in self._maps:
+                data, error = self.store.map_shard(self.shards[shard])
+                if error is not None:
+                    for d in doms:
+                        self._errors[d] = f"shard {self.store.where(shard)}, domain {d}: {error}"
+                    continue
+                if data is not None:
+                    self._maps[shard] = data
+                    continue
+            if shard not in self._maps:
+                fetch[shard] = [self.records[d][1] for d in doms]
+        if fetch:
+            spans, errors = self.store.fetch_records(fetch)
+            self._spans.update(spans)
+            for d, error in errors.items():
+                self._errors[d] = (
+                    f"shard {self.store.where(self.records[d][0])}, domain {d}: {error}"
+                )
+
+    def _span(self, domain: str) -> memoryview | bytes:
+        """The record's bytes ``[start, end)`` (shorter if the file ends early)."""
+        if domain in self._spans:
+            return self._spans.pop(domain)  # fetched once, decoded once
+        shard, record = self.records[domain]
+        if shard not in self._maps:
+            data, error = self.store.map_shard(self.shards[shard])
+            if error is not None:
+                raise ShardError(f"shard {self.store.where(shard)}, domain {domain}: {error}")
+            if data is None:  # a URL without the shard in the cache: fetch this record now
+                self.prepare([domain])
+                if domain in self._errors:
+                    raise ShardError(self._errors.pop(domain))
+                return self._spans.pop(domain)
+            self._maps[shard] = data
+        data = self._maps[shard]
+        if len(data) != self.shards[shard].bytes and len(data) < record.end:
+            raise ShardError(
+                f"shard {self.store.where(shard)}, domain {domain}: the file is {len(data)} "
+                f"bytes, the manifest says {self.shards[shard].bytes}, and this record ends at "
+                f"byte {record.end}; the shard is truncated: {FIX}"
+            )
+        return memoryview(data)[record.start : record.end]
 
     def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
         if domain not in self.records:
             raise SourceError(f"domain {domain} is not among this reader's shards")
-        if domain not in self._data and domain not in self._errors:
-            self.prepare([domain])
         if domain in self._errors:
             raise ShardError(self._errors.pop(domain))
         shard, record = self.records[domain]
         path = self.store.where(shard)
-        rows, keys = decode_record(path, record, self._data.pop(domain))
+        rows, keys = decode_record(path, record, self._span(domain))
+        if keys["chains"] == chains.tolist() and keys["resids"] == resids.tolist():
+            return rows  # the whole record, in order: the common case, no key arithmetic
         take = pick_rows(
             keys["chains"], keys["resids"], chains, resids, where=f"shard {path}, domain {domain}"
         )

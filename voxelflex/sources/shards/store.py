@@ -1,41 +1,36 @@
-"""Where a shard folder lives: a local folder, or a URL with an optional node-local cache.
+"""Where a shard folder lives, and how a worker gets the records it needs out of it.
 
-A :class:`ShardStore` reads the manifest and gets records out of shards, wherever they are:
+Records are read at the byte offsets the manifest lists (format 3); no tar header is parsed:
 
-* a local folder: each shard file is read with webdataset's tar iterators;
-* a URL without a cache: each shard is streamed (fsspec) through the same tar iterators, once
-  per worker and epoch; the records kept are checked (CRC-32) and the stream's length compared
-  with the manifest, and a wrong or broken stream is read again before its domains fail;
+* a local folder: each shard is memory-mapped and a record is a slice of the map;
+* a URL without a cache: the records a worker needs are fetched with byte-range requests
+  (fsspec ``cat_ranges``, concurrently), records with nothing but tar headers between them
+  (:data:`MAX_GAP`) coalesced into one request; the CRC-32s of every fetched record are checked
+  at once, and a failed, short or wrong range is fetched again before its domains fail;
 * a URL with a cache (:mod:`~voxelflex.sources.shards.cache`): each shard is downloaded whole
-  once per node, checked against the manifest's SHA-256, and read from the local copy.
+  once per node, checked against its SHA-256, and mapped from the local copy.
 
-Stores are pickled into DataLoader workers; their network clients and cache handles are made
-in each process on first use.
+Every record is checked again when it is decoded (sizes, CRC-32s, the zstd frame checksum, the
+domain named inside it). Stores are pickled into DataLoader workers; network clients, cache
+handles and maps are made in each process on first use.
 """
 
 from __future__ import annotations
 
-import io
+import mmap
+import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from typing import Any
 
 from voxelflex.errors import FetchError, ShardError
 from voxelflex.paths import Location, is_url, join_location
 from voxelflex.remote import DEFAULT_RETRIES, BadBytes, FetchStats, RemoteFolder
 from voxelflex.sources.shards.cache import CacheSettings, CacheStats, ShardCache
-from voxelflex.sources.shards.manifest import (
-    MANIFEST_NAME,
-    VOX_MEMBER,
-    DomainRecord,
-    ShardEntry,
-    ShardManifest,
-)
+from voxelflex.sources.shards.manifest import MANIFEST_NAME, DomainRecord, ShardEntry, ShardManifest
 
-__all__ = ["REBUILD", "ShardStore", "scan_shard", "scan_stream"]
+__all__ = ["MAX_GAP", "MAX_REQUEST", "REBUILD", "ShardStore", "coalesce"]
 
 REBUILD = (
     "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
@@ -43,73 +38,42 @@ REBUILD = (
 _REMOTE_FIX = (
     "check the server and the network; `voxelflex shards verify URL` checks every shard there"
 )
+# Neighbouring records are fetched in one request when at most this many bytes lie between them:
+# what separates two records of a shard is one tar header and padding (512-1,535 bytes), so
+# only records that follow each other merge, and no other record's bytes are fetched.
+MAX_GAP = 2048
+MAX_REQUEST = 16 << 20  # bytes one request may span
 
 
-def scan_stream(
-    stream: BinaryIO, keys: Sequence[str] | None, where: str
-) -> tuple[dict[str, dict], str | None]:
-    """Read the records ``keys`` (all when None) from a tar stream with webdataset's iterators.
-
-    Returns
-    -------
-    found : dict
-        Record key → members (suffix → bytes), as grouped by ``webdataset``.
-    error : str or None
-        Why reading stopped early (truncated or damaged tar), or None.
-    """
-    wanted = None if keys is None else set(keys)
-
-    def select(fname: str) -> bool:
-        return wanted is None or fname.split(".", 1)[0] in wanted
-
-    found: dict[str, dict] = {}
-    try:
-        files = tar_file_expander([{"url": where, "stream": stream}], select_files=select)
-        for sample in group_by_keys(files):
-            found[sample["__key__"]] = sample
-    except Exception as exc:  # tarfile and the transport raise several types on damage
-        return found, f"{where} is unreadable after {len(found)} records: {exc.args[0]!r}"
-    return found, None
+def coalesce(records: Sequence[DomainRecord]) -> list[list[DomainRecord]]:
+    """Group records (of one shard) into runs fetched by one range request each, in file order."""
+    groups: list[list[DomainRecord]] = []
+    for r in sorted(records, key=lambda r: r.start):
+        if groups:
+            first, last = groups[-1][0], groups[-1][-1]
+            if r.start - last.end <= MAX_GAP and r.end - first.start <= MAX_REQUEST:
+                groups[-1].append(r)
+                continue
+        groups.append([r])
+    return groups
 
 
-def scan_shard(
-    path: Path, keys: Sequence[str] | None, expected_bytes: int
-) -> tuple[dict[str, dict], str | None]:
-    """:func:`scan_stream` over a local shard file, comparing its size with the manifest's.
-
-    Parameters
-    ----------
-    path : Path
-        Shard file.
-    keys : sequence of str or None
-        Record keys to keep; other records are skipped without being stored.
-    expected_bytes : int
-        Size from the manifest (a difference is reported with any error).
-    """
-    if not path.is_file():
-        return {}, f"shard file {path} is missing"
-    size = path.stat().st_size
-    note = (
-        "" if size == expected_bytes else f" (file is {size} bytes, manifest says {expected_bytes})"
-    )
-    with open(path, "rb") as fh:
-        found, error = scan_stream(fh, keys, str(path))
-    if error:
-        return found, error + note
-    if note:
-        return found, f"{path} is damaged or truncated{note}"
-    return found, None
-
-
-def _check_kept(found: dict[str, dict], records: Sequence[DomainRecord]) -> str | None:
-    """Why the kept records are not what the manifest lists (missing, CRC-32), or None."""
+def _check_crcs(span: memoryview, base: int, records: Sequence[DomainRecord]) -> None:
+    """Raise :class:`BadBytes` if a record's members in ``span`` (file offset ``base``) do not
+    have the manifest's CRC-32s."""
     for r in records:
-        vox = found.get(r.key, {}).get(VOX_MEMBER)
-        if vox is None:
-            return f"record {r.key} (domain {r.domain}) is missing"
-        if len(vox) != r.vox_bytes or zlib.crc32(vox) != r.crc32:
-            return f"record {r.key} (domain {r.domain}) differs from the manifest (crc32)"
-    return None
+        vox = span[r.vox_offset - base : r.vox_offset - base + r.vox_bytes]
+        keys = span[r.keys_offset - base : r.keys_offset - base + r.keys_bytes]
+        if zlib.crc32(vox) != r.crc32 or zlib.crc32(keys) != r.keys_crc32:
+            raise BadBytes(f"record of domain {r.domain} differs from the manifest (crc32)")
+
+
+def _map_file(path: Path) -> mmap.mmap | bytes:
+    """The file mapped read-only (an empty file: empty bytes, which cannot be mapped)."""
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class ShardStore:
@@ -172,46 +136,74 @@ class ShardStore:
             ) from exc
         return ShardManifest.from_json(text.decode("utf-8"), where=url)
 
-    def scan(
-        self, entry: ShardEntry, records: Sequence[DomainRecord]
-    ) -> tuple[dict[str, dict], str | None]:
-        """The members of ``records`` (of shard ``entry``), and why reading stopped early if it
-        did (a sentence ending in the fix).
+    def map_shard(self, entry: ShardEntry) -> tuple[mmap.mmap | bytes | None, str | None]:
+        """The whole shard, mapped from the folder or (at a URL) from the cache.
 
-        A local shard is read as it is; at a URL, from the cache or streamed (both checked,
-        and fetched again when wrong, see the module docstring).
+        Returns
+        -------
+        data : mmap or bytes or None
+            None at a URL without a cache, or when the shard does not fit the cache: fetch its
+            records with :meth:`fetch_records`.
+        error : str or None
+            Why the shard cannot be had at all (missing file, failed download), ending in the fix.
         """
-        keys = [r.key for r in records]
         if self.remote is None:
-            found, error = scan_shard(Path(self.location) / entry.name, keys, entry.bytes)
-            return found, error and f"{error}; {REBUILD}"
-        where = self.where(entry.name)
+            path = Path(self.location) / entry.name
+            if not path.is_file():
+                return None, f"shard file {path} is missing; {REBUILD}"
+            return _map_file(path), None
+        if self.cache_settings is None:
+            return None, None
+        if self._cache is None:
+            self._cache = ShardCache(self.cache_settings)
         try:
-            if self.cache_settings is not None:
-                if self._cache is None:
-                    self._cache = ShardCache(self.cache_settings)
-                fh = self._cache.open(entry.name, entry.bytes, entry.sha256, self.remote)
-                if fh is not None:
-                    with fh:  # whole and SHA-256-checked: read as a local file
-                        return scan_stream(fh, keys, where)
-            return self.remote.stream(entry.name, lambda s: self._scan_remote(s, entry, records))
+            fh = self._cache.open(entry.name, entry.bytes, entry.sha256, self.remote)
         except FetchError as exc:
-            return {}, f"{exc}; {_REMOTE_FIX}"
+            return None, f"{exc}; {_REMOTE_FIX}"
+        if fh is None:
+            return None, None
+        with fh:  # whole and SHA-256-checked
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), None
 
-    def _scan_remote(
-        self, stream: Any, entry: ShardEntry, records: Sequence[DomainRecord]
-    ) -> tuple[dict[str, dict], None]:
-        where = self.where(entry.name)
-        found, error = scan_stream(stream, [r.key for r in records], where)
-        if error is None:
-            while stream.read(1 << 20):  # the tar's end-of-archive padding: count it all
-                pass
-            if stream.position != entry.bytes:
-                error = f"{where} is {stream.position} bytes, the manifest says {entry.bytes}"
-        error = error or _check_kept(found, records)
-        if error:
-            raise BadBytes(error)
-        return found, None
+    def fetch_records(
+        self, wanted: dict[str, Sequence[DomainRecord]]
+    ) -> tuple[dict[str, memoryview], dict[str, str]]:
+        """Fetch records by byte range (a URL without the shards in a cache).
+
+        Parameters
+        ----------
+        wanted : dict of str -> sequence of DomainRecord
+            Shard file name → the records to fetch from it. All ranges of all shards go out
+            together (fsspec runs them concurrently).
+
+        Returns
+        -------
+        spans : dict of str -> memoryview
+            Domain → the record's bytes ``[record.start, record.end)``, CRC-32s checked.
+        errors : dict of str -> str
+            Domain → why its record could not be fetched (naming the URL), ending in the fix.
+        """
+        requests: list[tuple[str, int, int]] = []
+        groups: list[list[DomainRecord]] = []
+        for name, records in wanted.items():
+            for group in coalesce(records):
+                requests.append((name, group[0].start, group[-1].end))
+                groups.append(group)
+
+        def check(i: int, data: bytes) -> None:
+            _check_crcs(memoryview(data), requests[i][1], groups[i])
+
+        spans: dict[str, memoryview] = {}
+        errors: dict[str, str] = {}
+        for (_, base, _), group, data in zip(
+            requests, groups, self.remote.fetch_ranges(requests, check), strict=True
+        ):
+            for r in group:
+                if isinstance(data, FetchError):
+                    errors[r.domain] = f"{data}; {_REMOTE_FIX}"
+                else:
+                    spans[r.domain] = memoryview(data)[r.start - base : r.end - base]
+        return spans, errors
 
     def read_shard(self, entry: ShardEntry) -> bytes:
         """The whole shard file (for ``shards verify``; not retried on a bad checksum).
@@ -230,8 +222,3 @@ class ShardStore:
             return self.remote.fetch(entry.name)
         except FetchError as exc:
             raise ShardError(str(exc)) from exc
-
-    @staticmethod
-    def scan_bytes(data: bytes, where: str) -> tuple[dict[str, dict], str | None]:
-        """:func:`scan_stream` over a shard held in memory (all records)."""
-        return scan_stream(io.BytesIO(data), None, where)
