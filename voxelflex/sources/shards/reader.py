@@ -12,130 +12,30 @@ domain.
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import os
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import zstandard
 
 from voxelflex.errors import ShardError, SourceError
-from voxelflex.frame import PACKED_BYTES
 from voxelflex.index import LoadedIndex
 from voxelflex.paths import Location
 from voxelflex.remote import DEFAULT_RETRIES
 from voxelflex.sources.base import DomainReader, OnError, SampleSource, SourceOption
 from voxelflex.sources.shards.cache import CacheSettings
 from voxelflex.sources.shards.manifest import (
-    KEYS_MEMBER,
-    VOX_MEMBER,
     DomainRecord,
     ShardEntry,
 )
-from voxelflex.sources.shards.store import REBUILD, ShardStore
+from voxelflex.sources.shards.record import FIX, decode_record, pick_rows
+from voxelflex.sources.shards.store import ShardStore
 
-__all__ = [
-    "ShardReader",
-    "ShardSource",
-    "decode_record",
-    "pick_rows",
-    "residue_keys",
-]
+__all__ = ["ShardReader", "ShardSource"]
 
 log = logging.getLogger(__name__)
-
-FIX = REBUILD
-# One decompression context per process: the frames carry their content size, so decompress()
-# allocates the output once; reusing the context saves its set-up per record.
-_DECOMPRESSOR = zstandard.ZstdDecompressor()
-
-
-def decode_record(
-    shard: str, record: DomainRecord, span: bytes | memoryview
-) -> tuple[np.ndarray, dict]:
-    """Check and decode one domain record from its bytes.
-
-    Parameters
-    ----------
-    shard : str
-        Shard path or URL, for messages.
-    record : DomainRecord
-        The record's manifest entry.
-    span : bytes-like
-        The shard's bytes ``[record.start, record.end)``; shorter when the file ended early.
-
-    Returns
-    -------
-    rows : numpy.ndarray of uint8, shape (n_residues, 5789), read-only
-    keys : dict
-        ``{"domain", "chains", "resids"}`` in row order.
-
-    Raises
-    ------
-    ShardError
-        A member's size or CRC-32 differs from the manifest (wrong offsets included), a bad zstd
-        frame, a wrong row count, malformed residue keys, or another domain's record; naming
-        the shard and the domain.
-    """
-    where = f"shard {shard}, domain {record.domain}"
-    if len(span) != record.end - record.start:
-        raise ShardError(
-            f"{where}: the shard ends {record.end - record.start - len(span)} bytes before the "
-            f"end of this record (bytes {record.start}-{record.end - 1}); the file is truncated or "
-            f"is not the one the manifest describes; {FIX}"
-        )
-    view = memoryview(span)
-    vox = view[record.vox_offset - record.start :][: record.vox_bytes]
-    crc = zlib.crc32(vox)
-    if crc != record.crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({record.vox_bytes} bytes "
-            f"at offset {record.vox_offset}: crc32 {crc:#010x}, manifest {record.crc32:#010x}); "
-            f"{FIX}"
-        )
-    raw_keys = view[record.keys_offset - record.start :][: record.keys_bytes]
-    crc = zlib.crc32(raw_keys)
-    if crc != record.keys_crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({record.keys_bytes} bytes "
-            f"at offset {record.keys_offset}: crc32 {crc:#010x}, manifest "
-            f"{record.keys_crc32:#010x}); {FIX}"
-        )
-    try:
-        keys = json.loads(bytes(raw_keys))
-        named = keys.get("domain") if isinstance(keys, dict) else None
-    except ValueError as exc:
-        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
-    if named != record.domain:
-        # Edited offsets or names (or swapped records) would otherwise serve another domain.
-        raise ShardError(
-            f"{where}: record {record.key} holds domain {named!r}, but the manifest lists it as "
-            f"{record.domain!r}; the manifest does not describe these shards: rebuild them with "
-            "`voxelflex shards build`"
-        )
-    try:
-        if len(keys["chains"]) != record.n_residues or len(keys["resids"]) != record.n_residues:
-            raise ValueError("residue key count differs from the row count")
-        if not all(isinstance(k, str) for k in [*keys["chains"], *keys["resids"]]):
-            raise ValueError("residue keys are not strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
-    try:
-        raw = _DECOMPRESSOR.decompress(vox)
-    except zstandard.ZstdError as exc:
-        raise ShardError(
-            f"{where}: bad zstd frame in {record.key}.{VOX_MEMBER} ({exc}); {FIX}"
-        ) from exc
-    if len(raw) != record.n_residues * PACKED_BYTES:
-        raise ShardError(
-            f"{where}: {len(raw)} voxel bytes, expected {record.n_residues} rows of "
-            f"{PACKED_BYTES}; {FIX}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8).reshape(record.n_residues, PACKED_BYTES), keys
 
 
 class ShardReader(DomainReader):
@@ -166,6 +66,7 @@ class ShardReader(DomainReader):
         self._maps: dict[str, mmap.mmap | bytes] = {}
         self._spans: dict[str, memoryview] = {}
         self._errors: dict[str, str] = {}
+        self._where: dict[str, str] = {}  # shard -> path or URL, for messages
 
     def __getstate__(self) -> dict:
         # Maps and fetched records belong to the process that made them.
@@ -233,7 +134,7 @@ class ShardReader(DomainReader):
         if domain in self._errors:
             raise ShardError(self._errors.pop(domain))
         shard, record = self.records[domain]
-        path = self.store.where(shard)
+        path = self._where.get(shard) or self._where.setdefault(shard, self.store.where(shard))
         rows, keys = decode_record(path, record, self._span(domain))
         if keys["chains"] == chains.tolist() and keys["resids"] == resids.tolist():
             return rows  # the whole record, in order: the common case, no key arithmetic
@@ -241,62 +142,6 @@ class ShardReader(DomainReader):
             keys["chains"], keys["resids"], chains, resids, where=f"shard {path}, domain {domain}"
         )
         return rows if take is None else rows[take]
-
-
-def residue_keys(chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
-    """One comparable, collision-free string per residue: ``len(chain) ":" chain resid``.
-
-    The length prefix makes the split between chain and residue unambiguous for any strings
-    (chain "A" + residue "12" and chain "A1" + residue "2" differ). A NUL separator did not:
-    NumPy strips trailing NULs, so both became "A12".
-    """
-    chains = np.asarray(chains, dtype=str)
-    resids = np.asarray(resids, dtype=str)
-    prefix = np.char.add(np.char.str_len(chains).astype(str), ":")
-    return np.char.add(np.char.add(prefix, chains), resids)
-
-
-def pick_rows(
-    stored_chains, stored_resids, chains: np.ndarray, resids: np.ndarray, *, where: str
-) -> np.ndarray | None:
-    """Positions in a record (stored keys) of the wanted residues; None when they are equal.
-
-    Shards hold whole domains of the index they were built from; a split may hold only part
-    of a domain (residues without RMSF are ``predict`` rows), so its residues are picked by key.
-
-    Parameters
-    ----------
-    stored_chains, stored_resids : sequence of str, shape (S,)
-        The record's residue keys in row order.
-    chains, resids : numpy.ndarray of str, shape (R,)
-        The residues wanted, in the order the rows must come back.
-    where : str
-        Shard and domain, for the error.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (R,), or None
-
-    Raises
-    ------
-    ShardError
-        A wanted residue is not in the record.
-    """
-    stored = residue_keys(stored_chains, stored_resids)
-    wanted = residue_keys(chains, resids)
-    if stored.shape == wanted.shape and (stored == wanted).all():
-        return None
-    order = np.argsort(stored, kind="stable")
-    pos = np.minimum(np.searchsorted(stored, wanted, sorter=order), len(stored) - 1)
-    take = order[pos]
-    missing = np.flatnonzero(stored[take] != wanted)
-    if len(missing):
-        i = int(missing[0])
-        raise ShardError(
-            f"{where}: residue {(str(chains[i]), str(resids[i]))} of the index is not in the "
-            "shard; the shards were built from another index: rebuild them"
-        )
-    return take.astype(np.int64)
 
 
 class ShardSource(SampleSource):

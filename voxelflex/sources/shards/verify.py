@@ -13,7 +13,7 @@ from voxelflex.index import LoadedIndex
 from voxelflex.paths import Location
 from voxelflex.remote import DEFAULT_RETRIES
 from voxelflex.sources.shards.manifest import KEYS_MEMBER, VOX_MEMBER, ShardEntry
-from voxelflex.sources.shards.reader import decode_record
+from voxelflex.sources.shards.record import decode_record
 from voxelflex.sources.shards.store import ShardStore
 
 __all__ = ["ShardVerifyReport", "verify_shards"]
