@@ -266,6 +266,9 @@ def test_a_wrong_offset_in_the_manifest_is_caught_and_named(shards, index, at_ur
         where = f"{folder}/shard-000001.tar" if at_url else "shard-000001.tar"
         with pytest.raises(ShardError, match=rf"{where}, domain {a.domain}: (checksum|.*crc32)"):
             _domains(index, folder, a.domain)
+        if not at_url:  # verify compares the tar headers with the manifest and names the member
+            text = "\n".join(verify_shards(shards).problems)
+            assert f"domain {a.domain}: member {a.key}.vox.zst is at offset {a.vox_offset}" in text
         # (2) a and b swapped: each points to the other's record, sizes and checksums included,
         # so every checksum passes; the domain named inside the record does not
         _edit_records(shards, lambda rs: rs[2].update(vox_offset=a.vox_offset))

@@ -103,6 +103,19 @@ class ShardReader(DomainReader):
                 self._errors[d] = (
                     f"shard {self.store.where(self.records[d][0])}, domain {d}: {error}"
                 )
+        fetched, cache = self.store.fetch_stats, self.store.cache_stats
+        log.debug(
+            "%s: records of %d domains ready; this process fetched %.2f MB in %d requests "
+            "(%d retried); cache: %d hits, %d downloads, %d shards not cached",
+            self.store.location,
+            len(domains),
+            fetched.bytes / 1e6,
+            fetched.requests,
+            fetched.retries,
+            cache.hits,
+            cache.downloads,
+            cache.bypassed,
+        )
 
     def _span(self, domain: str) -> memoryview | bytes:
         """The record's bytes ``[start, end)`` (shorter if the file ends early)."""
