@@ -334,3 +334,12 @@ def test_a_forked_child_does_not_break_the_parents_connections(built):
         thread.start()
         thread.join(20)
         assert done, "the parent's request hung after a forked child exited"
+
+
+def test_index_build_refuses_a_url_as_its_output(demo_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a URL taken for a relative path would be written here
+    result = CliRunner().invoke(
+        app,
+        ["index", "build", "--voxel-file", str(demo_data.voxel_file), "--output", "https://h/i.pq"],
+    )
+    assert result.exit_code == 2 and "writes a local file, not https://h/i.pq" in result.output

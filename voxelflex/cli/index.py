@@ -25,7 +25,7 @@ def build(
         Path | None, typer.Option("--voxel-file", help="aposteriori HDF5 (data.voxel_file).")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Index Parquet to write (data.index).")
+        str | None, typer.Option("--output", "-o", help="Index Parquet to write (data.index).")
     ] = None,
     rmsf_csv: Annotated[
         Path | None, typer.Option("--rmsf-csv", help="Aggregated RMSF CSV (data.rmsf_csv).")
@@ -84,6 +84,11 @@ def build(
         raise ConfigError(
             "index build needs a voxel file and an output path: pass --voxel-file and --output "
             "(or set data.voxel_file and data.index in the config)"
+        )
+    if isinstance(cfg.index, str):  # a URL (paths are Path objects): indexes are written locally
+        raise ConfigError(
+            f"index build writes a local file, not {cfg.index}: build it here with --output "
+            "FILE, then upload it (train and predict read an index from a URL)"
         )
     report = build_index(
         cfg.voxel_file,

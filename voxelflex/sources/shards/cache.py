@@ -1,8 +1,8 @@
 """A node-local cache of whole shards fetched from a URL, shared by every process on the node.
 
-The epoch plan deals domains, not shards, so every rank and worker touches most shards each
-epoch: without a cache a shard would cross the network once per rank × worker × epoch. With one,
-it crosses once per node (until evicted).
+Without a cache every rank and worker fetches the records it needs by range request, every
+epoch; with one, each shard crosses the network once per node (until evicted) and is then read
+from local disk.
 
 * **Content-addressed.** A shard is kept as ``<sha256>.tar``, named by the SHA-256 the manifest
   lists. A file that is there is the right one: a rebuilt shard set never meets a stale copy, and

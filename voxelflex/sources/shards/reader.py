@@ -170,7 +170,7 @@ class ShardSource(SampleSource):
         or its URL (``https://``, ``s3://``, ``gs://``, anything fsspec opens).
     cache_dir : path, optional
         Node-local cache of whole shards for a URL (:mod:`~voxelflex.sources.shards.cache`);
-        None: stream the shards each epoch.
+        None: fetch the records by range request each epoch.
     cache_limit_gb : float, optional
         Cache size limit in GB (0 or None: no limit).
     cache_eviction : {"lru", "none"}, optional
