@@ -8,12 +8,16 @@ residues × 5 temperatures, builds its index and shards, then measures on the tr
 (a) the earlier system: per-sample h5py ``ds[()]``, float32 cast, transpose, default collate;
 (b) the HDF5 source; (c) the shard source (packed batches); (d) (c) plus CPU unpack to float32;
 (e) the ceiling: zstd-decoding the same compressed domain records, already in RAM, to packed
-rows (one process).
+rows (one process); and the shard source reading the shard folder from a localhost HTTP server
+(``tests/_range_server.py``, one thread per connection): (f) without a cache, (g) with an empty
+node-local cache (first epoch), (h) with that cache filled (next epoch).
 
 Each measurement runs for at most ``--seconds`` (from loader creation, so worker start-up and
-shard scanning count). Also reports the per-worker metadata memory at 3.3 M index rows and,
-with ``--datasets N``, the cost of h5py lookups and reads in a file of N residue datasets.
-Prints a table and writes ``io_throughput.json`` and ``io_throughput.png`` to ``--out``.
+shard scanning count); the HTTP paths always serve a whole epoch, and report the bytes the server
+sent for shards per epoch against the shard folder's bytes and against the bytes of the records
+the epoch needs. Also reports the per-worker metadata memory at 3.3 M index rows and, with
+``--datasets N``, the cost of h5py lookups and reads in a file of N residue datasets. Prints a
+table and writes ``io_throughput.json`` and ``io_throughput.png`` to ``--out``.
 
     python benchmarks/io_throughput.py --out bench_out/io [--reuse] [--datasets 300000]
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,7 +50,10 @@ from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import unpack_torch
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.base import DomainReader, SampleSource
-from voxelflex.sources.shards.reader import scan_shard
+from voxelflex.sources.shards.manifest import MANIFEST_NAME
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from tests._range_server import RangeServer  # the range-capable server of the tests
 
 PATHS = {
     "a": "earlier system (h5py per sample, float32)",
@@ -52,24 +61,29 @@ PATHS = {
     "c": "shard source (packed batches)",
     "d": "shard source + CPU unpack to float32",
     "e": "ceiling: zstd decode in RAM",
+    "f": "shards at a localhost URL, no cache",
+    "g": "shards at a localhost URL, empty cache",
+    "h": "shards at a localhost URL, filled cache",
 }
+HTTP_PATHS = "fgh"
 
 
 def prepare_data(out: Path, n_domains: int, reuse: bool, workers: int) -> dict:
-    """Demo data, index and shards under ``out/data``."""
+    """Demo data, index and shards under ``out/data`` (with ``reuse``, shards are rebuilt only
+    when missing or of an older format: ``shards build`` resumes)."""
     data = out / "data"
     index_path, shards = data / "index.parquet", data / "shards"
-    if not (reuse and index_path.is_file() and (shards / "manifest.json").is_file()):
+    if not (reuse and index_path.is_file()):
         t0 = time.perf_counter()
         demo = generate_demo(data, n_domains=n_domains, min_residues=100, max_residues=200, seed=1)
         t1 = time.perf_counter()
         build_demo_index(demo, index_path)
-        t2 = time.perf_counter()
-        report = build_shards(index_path, shards, workers=workers, progress=False)
-        print(
-            f"data: generated in {t1 - t0:.0f} s, index {t2 - t1:.1f} s, shards "
-            f"{report.seconds:.1f} s ({report.n_shards} shards, {workers} workers)"
-        )
+        print(f"data: generated in {t1 - t0:.0f} s, index {time.perf_counter() - t1:.1f} s")
+    report = build_shards(index_path, shards, workers=workers, progress=False)
+    print(
+        f"shards: {report.n_shards} ({report.built} built, {report.reused} reused) in "
+        f"{report.seconds:.1f} s, {workers} workers"
+    )
     index = read_index(index_path)
     return {"index": index, "shards": shards, "voxel_file": Path(index.meta.voxel_file)}
 
@@ -150,19 +164,43 @@ def measure(data: dict, path: str, workers: int, seconds: float, batch_size: int
     return _timed(src.loader(cfg, epoch=0), seconds, count)
 
 
+def measure_http(
+    data: dict, server: RangeServer, path: str, workers: int, batch_size: int, cache: Path
+) -> dict:
+    """A whole epoch of the shard source at ``server``'s URL; rates and the bytes it sent.
+
+    ``f``: no cache; ``g``: ``cache`` emptied first; ``h``: ``cache`` as ``g`` left it.
+    """
+    if path == "g":
+        shutil.rmtree(cache, ignore_errors=True)
+    options = {} if path == "f" else {"cache_dir": cache}
+    server.clear()
+    src = open_source("shards", data["index"], split="train", shards_dir=server.url, **options)
+    cfg = PlanConfig(batch_size=batch_size, num_workers=workers, seed=0)
+    run = _timed(src.loader(cfg, epoch=0), float("inf"), lambda b: int((b.row_id >= 0).sum()))
+    shard_gets = [r for r in server.requests if r.method == "GET" and r.name != MANIFEST_NAME]
+    run["bytes_fetched"] = sum(r.sent for r in shard_gets)
+    run["requests"] = len(shard_gets)
+    run["statuses"] = {str(k): v for k, v in sorted(server.statuses().items())}
+    run["bytes_needed"] = sum(r.payload_bytes for _, r in src.records.values())
+    run["complete"] = run["samples"] == src.sample_count
+    if path == "f" and any(r.status != 206 for r in shard_gets):
+        # without a cache records are fetched by range: anything but 206 would mean whole files
+        raise SystemExit(f"({path}): expected only 206 replies for shards, got {run['statuses']}")
+    return run
+
+
 def measure_ceiling(data: dict, seconds: float) -> float:
     """(e): zstd decode of the train domains' records held in RAM, samples/s (one process)."""
     src = open_source("shards", data["index"], split="train", shards_dir=data["shards"])
     samples = dict(
         zip(src.table.domains.tolist(), src.table.domain_samples().tolist(), strict=True)
     )
-    by_shard: dict[tuple[str, int], list] = {}
-    for shard, size, record in src.records.values():
-        by_shard.setdefault((shard, size), []).append(record)
     records = []
-    for (shard, size), recs in by_shard.items():
-        found, _ = scan_shard(data["shards"] / shard, [r.key for r in recs], size)
-        records += [(found[r.key]["vox.zst"], r.n_residues, samples[r.domain]) for r in recs]
+    for shard, r in src.records.values():
+        with open(data["shards"] / shard, "rb") as fh:
+            fh.seek(r.vox_offset)
+            records.append((fh.read(r.vox_bytes), r.n_residues, samples[r.domain]))
     dctx = zstandard.ZstdDecompressor()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < min(seconds, 3.0):
@@ -365,6 +403,9 @@ def main() -> None:
     ap.add_argument("--datasets", type=int, default=0, help="also probe a file of N datasets")
     ap.add_argument("--memory-rows", type=int, default=3_300_000)
     ap.add_argument(
+        "--paths", default="abcdefgh", help="paths to measure, e.g. 'cefgh' (default: all)"
+    )
+    ap.add_argument(
         "--torch-threads",
         type=int,
         default=1,
@@ -383,8 +424,8 @@ def main() -> None:
         "shards": shard_bytes / n_rows,
     }
     results: dict[str, dict[str, float]] = {p: {} for p in PATHS}
-    details: dict[str, dict[str, dict]] = {p: {} for p in "abcd"}
-    for path in "abcd":
+    details: dict[str, dict[str, dict]] = {p: {} for p in PATHS if p != "e"}
+    for path in [p for p in "abcd" if p in args.paths]:
         for w in args.workers:
             run = measure(data, path, w, args.seconds, args.batch_size)
             details[path][str(w)] = run
@@ -397,11 +438,37 @@ def main() -> None:
             )
     results["e"]["0"] = measure_ceiling(data, args.seconds)
     print(f"(e) in RAM: {results['e']['0']:,.0f} samples/s")
-    one = "1" if "1" in results["a"] else str(args.workers[0])
+    fetched: dict[str, dict[str, dict]] = {p: {} for p in HTTP_PATHS}
+    with RangeServer(data["shards"]) as server:
+        for w in args.workers:
+            for path in [p for p in HTTP_PATHS if p in args.paths]:
+                run = measure_http(
+                    data, server, path, w, args.batch_size, args.out / "cache" / str(w)
+                )
+                details[path][str(w)] = run
+                results[path][str(w)] = run["with_startup"]
+                fetched[path][str(w)] = {
+                    "of_shard_bytes": run["bytes_fetched"] / shard_bytes,
+                    "of_needed_bytes": run["bytes_fetched"] / run["bytes_needed"],
+                }
+                print(
+                    f"({path}) {w} workers: {run['with_startup']:,.0f} samples/s, fetched "
+                    f"{run['bytes_fetched'] / 1e6:.2f} MB in {run['requests']} requests "
+                    f"{run['statuses']} = {fetched[path][str(w)]['of_shard_bytes']:.2f} × the "
+                    f"shards, {fetched[path][str(w)]['of_needed_bytes']:.2f} × the records needed",
+                    flush=True,
+                )
+    one = "1" if 1 in args.workers else str(args.workers[0])
+    zero = "0" if 0 in args.workers else one
+
+    def ratio(p: str, q: str, w: str) -> float:
+        return results[p].get(w, np.nan) / results[q].get(w if q != "e" else "0", np.nan)
+
     ratios = {
-        "c/a": results["c"][one] / results["a"][one],
-        "b/a": results["b"][one] / results["a"][one],
-        "c/e": results["c"][one] / results["e"]["0"],
+        "c/a": ratio("c", "a", one),
+        "b/a": ratio("b", "a", one),
+        "c/e": ratio("c", "e", one),
+        "c/e_0_workers": ratio("c", "e", zero),
         "hdf5_bytes/shard_bytes": bytes_per_sample["hdf5"] / bytes_per_sample["shards"],
     }
     memory = memory_probe(args.out, args.memory_rows) if args.memory_rows else {}
@@ -430,6 +497,7 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "bytes_per_sample": bytes_per_sample,
         "ratios_one_worker": ratios,
+        "http_bytes_fetched_per_epoch": fetched,
         "memory": memory,
         "hdf5_lookup": lookup,
     }
@@ -444,6 +512,13 @@ def main() -> None:
             cells = [f"{results['e']['0']:,.0f} (1 process)"] + [""] * (len(args.workers) - 1)
         print(f"| ({p}) {label} | {' | '.join(cells)} | {bytes_per_sample[kind]:,.0f} |")
     print("\nratios at one worker: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    print("\nbytes fetched per epoch ÷ shard bytes (÷ bytes of the records needed):")
+    for p in HTTP_PATHS:
+        cells = [
+            f"{f['of_shard_bytes']:.2f} ({f['of_needed_bytes']:.2f})" if f else ""
+            for f in (fetched[p].get(str(w)) for w in args.workers)
+        ]
+        print(f"| ({p}) {PATHS[p]} | {' | '.join(cells)} |")
     if memory:
         full = memory["full"]
         print(

@@ -75,33 +75,34 @@ def source(table):
 
 
 def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
-    """What a DataLoader on rank ``cfg.rank`` yields: workers' streams taken round-robin.
+    """What the loader on rank ``cfg.rank`` yields, with its workers simulated in this process.
 
     Each worker's generator learns its id on its first ``next`` (while that id is patched in);
-    messages are turned into batches at once, as BatchLoader does, since ring slots are reused.
+    their messages are taken round-robin, skipping finished workers, as a DataLoader does, and
+    turned into batches by the loader (which copies rows out of the ring as it goes).
     """
     loader = src.loader(cfg, epoch, start)
-    ring = None if loader.ring is None else loader.ring.numpy()
-    gens, firsts = [], []
-    for j in range(cfg.streams_per_rank):
-        monkeypatch.setattr(transport, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
-        gens.append(iter(loader.dataset))
-        item = next(gens[-1], None)
-        firsts.append(None if item is None else loader.dataset.to_batch(item, ring, {}))
-    monkeypatch.undo()
-    out = []
-    active = list(range(len(gens)))
-    while active:
-        for j in list(active):
-            if firsts[j] is not None:
-                batch, firsts[j] = firsts[j], None
-            else:
-                item = next(gens[j], None)
-                if item is None:
-                    active.remove(j)
-                    continue
-                batch = loader.dataset.to_batch(item, ring, {})
-            out.append(batch)
+    if cfg.num_workers == 0:
+        out = list(loader)
+    else:
+        gens, heads = [], []
+        for j in range(cfg.num_workers):
+            monkeypatch.setattr(transport, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
+            gens.append(iter(loader.dataset))
+            heads.append(next(gens[-1], None))
+        monkeypatch.undo()
+
+        def round_robin():
+            active = list(range(len(gens)))
+            while active:
+                for j in list(active):
+                    message, heads[j] = heads[j] or next(gens[j], None), None
+                    if message is None:
+                        active.remove(j)
+                    else:
+                        yield message
+
+        out = list(loader.from_messages(round_robin()))
     assert len(out) == len(loader)
     return out
 

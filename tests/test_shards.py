@@ -17,6 +17,7 @@ import torch
 import webdataset as wds
 from typer.testing import CliRunner
 
+from tests._range_server import RangeServer
 from voxelflex.cli.main import app
 from voxelflex.errors import ShardError
 from voxelflex.index import read_index
@@ -79,6 +80,13 @@ def test_shards_are_plain_tar_and_webdataset_readable(built, index):
     # domains are shuffled across shards, not in sorted order
     order = [r.domain for s in manifest.shards for r in s.records]
     assert order != sorted(order)
+    # the manifest's member offsets are where any tar reader finds the members' data
+    for shard in manifest.shards:
+        with tarfile.open(built / shard.name) as tar:
+            at = {m.name: (m.offset_data, m.size) for m in tar.getmembers()}
+        for r in shard.records:
+            assert at[f"{r.key}.vox.zst"] == (r.vox_offset, r.vox_bytes)
+            assert at[f"{r.key}.keys.json"] == (r.keys_offset, r.keys_bytes)
 
 
 def test_rerun_after_interruption_rebuilds_only_missing_shards(shards, index):
@@ -116,7 +124,15 @@ def test_manifest_version_and_presence_are_checked(shards, index):
     data = json.loads(path.read_text())
     data["format_version"] = 99
     path.write_text(json.dumps(data))
-    with pytest.raises(ShardError, match="version 99 unsupported, expected 2"):
+    with pytest.raises(ShardError, match="version 99 unsupported, expected 3"):
+        open_source("shards", index, split="train", shards_dir=shards)
+    # a format-2 folder (no member offsets) is refused with the fix
+    data["format_version"] = 2
+    for shard in data["shards"]:
+        for record in shard["records"]:
+            del record["vox_offset"], record["keys_offset"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ShardError, match=r"version 2 unsupported, expected 3; rebuild with `vox"):
         open_source("shards", index, split="train", shards_dir=shards)
     path.unlink()
     with pytest.raises(ShardError, match=r"no manifest\.json"):
@@ -179,17 +195,19 @@ def test_missing_member_is_reported_and_verify_lists_every_problem(shards, index
     manifest = ShardManifest.load(shards)
     record = manifest.shards[1].records[3]
     _drop_member(shards / "shard-000001.tar", f"{record.key}.keys.json")
-    with pytest.raises(ShardError, match=f"domain {record.domain}: member .*keys.json is missing"):
+    # the reader reads at the manifest's offsets: what is there now fails the checksums
+    with pytest.raises(ShardError, match=r"shard-000001\.tar, domain \S+: checksum mismatch"):
         _epoch(index, shards, record.domain)
     (shards / "shard-000002.tar").write_bytes(b"")  # a second, different problem
     report = verify_shards(shards)
     assert not report.ok
     text = "\n".join(report.problems)
-    assert f"shard-000001.tar, domain {record.domain}: member" in text
+    # verify reads the tar headers and names the member
+    assert f"shard-000001.tar, domain {record.domain}: member {record.key}.keys.json is" in text
     assert "shard-000002.tar" in text and "manifest says" in text
-    # every domain of the unreadable shard is named
+    # every domain of the empty shard is named
     for r in manifest.shards[2].records:
-        assert f"shard-000002.tar, domain {r.domain}: not reached" in text
+        assert f"shard-000002.tar, domain {r.domain}: the shard ends" in text
     result = CliRunner().invoke(app, ["shards", "verify", str(shards)])
     assert result.exit_code == 2, result.exc_info
     assert "problems in 3 shards" in result.output and record.domain in result.output
@@ -223,3 +241,65 @@ def test_cli_build_and_verify(index, tmp_path):
     assert "1 shards (1 built, 0 reused), 24 domains" in result.output
     result = runner.invoke(app, ["shards", "verify", str(out)])
     assert result.exit_code == 0 and "all intact" in result.output
+
+
+def _edit_records(folder, edit):
+    """Apply ``edit(records)`` to the records of shard 1 in the manifest (a list of dicts)."""
+    path = folder / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    edit(data["shards"][1]["records"])
+    path.write_text(json.dumps(data))
+
+
+OFFSET_FIELDS = ("vox_offset", "vox_bytes", "crc32", "keys_offset", "keys_bytes", "keys_crc32")
+
+
+@pytest.mark.parametrize("at_url", [False, True])
+def test_a_wrong_offset_in_the_manifest_is_caught_and_named(shards, index, at_url):
+    """A record whose manifest offset is wrong is never decoded as another domain."""
+    records = ShardManifest.load(shards).shards[1].records
+    a, b = records[2], records[3]
+    # (1) a's offsets point 512 bytes on (into a's own vox member): its checksums fail
+    _edit_records(shards, lambda rs: rs[2].update(vox_offset=a.vox_offset + 512))
+    with RangeServer(shards) as server:
+        folder = server.url if at_url else shards
+        where = f"{folder}/shard-000001.tar" if at_url else "shard-000001.tar"
+        with pytest.raises(ShardError, match=rf"{where}, domain {a.domain}: (checksum|.*crc32)"):
+            _domains(index, folder, a.domain)
+        if not at_url:  # verify compares the tar headers with the manifest and names the member
+            text = "\n".join(verify_shards(shards).problems)
+            assert f"domain {a.domain}: member {a.key}.vox.zst is at offset {a.vox_offset}" in text
+        # (2) a and b swapped: each points to the other's record, sizes and checksums included,
+        # so every checksum passes; the domain named inside the record does not
+        _edit_records(shards, lambda rs: rs[2].update(vox_offset=a.vox_offset))
+
+        def swap(rs):
+            for name in OFFSET_FIELDS:
+                rs[2][name], rs[3][name] = rs[3][name], rs[2][name]
+
+        _edit_records(shards, swap)
+        with pytest.raises(ShardError, match=rf"domain {a.domain}: record {a.key} holds domain"):
+            _domains(index, folder, a.domain)
+        # under the skip policy both domains are reported, and no row gets the other's voxels
+        for r in (a, b):
+            batches, skipped = _domains(index, folder, r.domain, on_error="skip")
+            assert all(w == 0 for batch in batches for w in batch.weight[batch.row_id >= 0])
+            assert skipped and all(f"domain {r.domain}: record" in w for w in skipped.values())
+    # (3) a's entry a copy of b's: the two records would overlap, refused when the manifest loads
+    _edit_records(shards, lambda rs: rs[3].update({n: rs[2][n] for n in OFFSET_FIELDS}))
+    with pytest.raises(ShardError, match=rf"domains {a.domain} and {b.domain} overlap|overlap"):
+        open_source("shards", index, split="train", shards_dir=shards)
+
+
+def _domains(index, folder, *domains, **kw):
+    """Batches (and skipped residues) of ``domains``, served as a prediction."""
+    from voxelflex.analysis.predict import restrict_index
+
+    sub = restrict_index(index, list(domains))
+    split = sub.table["split"][0].as_py()
+    sub = replace(sub, table=sub.table.filter(pc.equal(sub.table["split"], split)))
+    src = open_source(
+        "shards", sub, split=split, shards_dir=folder, temperatures=[300.0], retries=1, **kw
+    )
+    loader = src.loader(PlanConfig(batch_size=64, shuffle=False), 0)
+    return list(loader), loader.skipped

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
+from tests._range_server import RangeServer  # a localhost server that honours Range
 from voxelflex.config import load_config
 from voxelflex.errors import ConfigError, ResidueReadError, SourceError
 from voxelflex.frame import PACKED_BYTES
@@ -35,10 +36,21 @@ def shards_dir(index, tmp_path_factory):
     return out
 
 
-@pytest.fixture(params=sorted(SOURCES))
-def open_(request, index, shards_dir):
+@pytest.fixture(scope="module")
+def shards_url(shards_dir):
+    """The shard folder served over HTTP on localhost."""
+    with RangeServer(shards_dir) as server:
+        yield server.url
+
+
+# Every registered source, plus the shard source reading its folder from a URL.
+@pytest.fixture(params=[*sorted(SOURCES), "shards@url"])
+def open_(request, index, shards_dir, shards_url):
+    name, _, at = request.param.partition("@")
+    folder = shards_url if at else shards_dir
+
     def factory(split="train", **kw):
-        return open_source(request.param, index, split=split, shards_dir=shards_dir, **kw)
+        return open_source(name, index, split=split, shards_dir=folder, **kw)
 
     return factory
 
@@ -154,7 +166,13 @@ def test_registry_lists_valid_names_and_sources_declare_their_options(index, sha
     with pytest.raises(SourceError, match=r"unknown sample source options \['shard_dir'\]"):
         open_source("hdf5", index, split="train", shard_dir=shards_dir)
     options = source_options(load_config(None, [f"data.shards_dir={shards_dir}"]))
-    assert options == {"shards_dir": shards_dir}
+    assert options == {
+        "shards_dir": shards_dir,
+        "cache_dir": None,
+        "cache_limit_gb": 0.0,
+        "cache_eviction": "lru",
+        "retries": 3,
+    }
     assert open_source("hdf5", index, split="train", **options).sample_count > 0
 
 

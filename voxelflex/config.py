@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from voxelflex.errors import ConfigError
+from voxelflex.paths import is_url
 from voxelflex.quantities import RMSF_UNITS
 from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS, SOURCES, Registry
 
@@ -37,8 +38,10 @@ __all__ = [
     "EvaluateConfig",
     "LoaderConfig",
     "ModelConfig",
+    "PathOrUrl",
     "PredictConfig",
     "TrainConfig",
+    "UrlOk",
     "choices",
     "config_to_yaml",
     "default_value",
@@ -80,17 +83,30 @@ class Choice:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Input files (absolute paths after loading). See ``default_config.yaml`` for each key."""
+class UrlOk:
+    """Marks a path key that also takes a URL (``https://``, ``s3://``, ...).
 
-    index: Path | None
+    A URL is kept as the ``str`` it was given (no path resolution); anything else becomes an
+    absolute :class:`~pathlib.Path` like any path key.
+    """
+
+
+PathOrUrl = Annotated[Path | str, UrlOk()]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Input files (absolute paths, or URLs where allowed, after loading). See
+    ``default_config.yaml`` for each key."""
+
+    index: PathOrUrl | None
     voxel_file: Path | None
     rmsf_csv: Path | None
     rmsf_unit: Annotated[str, Choice(RMSF_UNITS)] | None
     train_split: Path | None
     val_split: Path | None
     test_split: Path | None
-    shards_dir: Path | None
+    shards_dir: PathOrUrl | None
     features: Path | None
 
 
@@ -103,10 +119,23 @@ class LoaderConfig:
     num_workers: int
     mix_buffer_residues: int
     seed: int
+    shard_cache_dir: Path | None
+    shard_cache_limit_gb: float
+    shard_cache_eviction: Literal["lru", "none"]
+    fetch_retries: int
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "loader.batch_size", self.batch_size, "an integer >= 1")
         _require(self.num_workers >= 0, "loader.num_workers", self.num_workers, "an integer >= 0")
+        _require(
+            self.shard_cache_limit_gb >= 0,
+            "loader.shard_cache_limit_gb",
+            self.shard_cache_limit_gb,
+            "a number >= 0 (0: no limit)",
+        )
+        _require(
+            self.fetch_retries >= 0, "loader.fetch_retries", self.fetch_retries, "an integer >= 0"
+        )
         _require(
             self.mix_buffer_residues >= 1,
             "loader.mix_buffer_residues",
@@ -329,8 +358,16 @@ def _split_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def _url_ok(tp: Any) -> bool:
+    """True for a :data:`PathOrUrl` type."""
+    return typing.get_origin(tp) is Annotated and any(
+        isinstance(m, UrlOk) for m in typing.get_args(tp)[1:]
+    )
+
+
 def _is_path(tp: Any) -> bool:
-    return _split_optional(tp)[0] is Path
+    inner = _split_optional(tp)[0]
+    return inner is Path or _url_ok(inner)
 
 
 def _coerce(key: str, tp: Any, value: Any) -> Any:
@@ -339,6 +376,9 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     if value is None:
         _require(optional, key, value, f"a value of type {_describe(inner)}")
         return None
+    if _url_ok(inner):
+        _require(isinstance(value, str | Path), key, value, "a path or a URL")
+        return value if is_url(value) else Path(value)
     choice = _choice(inner)
     if choice is not None:
         names = choice.names()
@@ -410,6 +450,8 @@ def _is_mapping(tp: Any) -> bool:
 
 
 def _describe(tp: Any) -> str:
+    if _url_ok(tp):
+        return "a path or a URL"
     if _choice(tp) is not None:
         return "one of " + ", ".join(_choice(tp).names())
     if typing.get_origin(tp) is Literal:
@@ -507,7 +549,7 @@ def _merge(
             base[name] = {**(base.get(name) or {}), **value}
             origins[key] = origin
         else:
-            if _is_path(tp) and isinstance(value, str | Path):
+            if _is_path(tp) and isinstance(value, str | Path) and not is_url(value):
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value
             origins[key] = origin

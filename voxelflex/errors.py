@@ -7,6 +7,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DomainRefused",
+    "FetchError",
     "FrameError",
     "IndexFormatError",
     "InputError",
@@ -40,6 +41,10 @@ class IndexFormatError(VoxelflexError):
 
 class SourceError(VoxelflexError):
     """A sample source cannot serve the requested data."""
+
+
+class FetchError(SourceError):
+    """A file at a URL could not be fetched: not found, refused, or broken after retries."""
 
 
 class ShardError(SourceError):

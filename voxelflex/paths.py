@@ -13,12 +13,29 @@ The policy (also in ``docs/formats.md``, "Outputs and overwriting"):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from voxelflex.errors import InputError, VoxelflexError
 
-__all__ = ["check_output", "require_file", "same_file"]
+__all__ = ["Location", "check_output", "is_url", "join_location", "require_file", "same_file"]
+
+# A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
+Location = Path | str
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def is_url(location: object) -> bool:
+    """True for ``scheme://...`` (two or more scheme letters, so ``C:/`` stays a path)."""
+    return isinstance(location, str) and _URL.match(location) is not None
+
+
+def join_location(base: Location, name: str) -> Location:
+    """``base/name`` for a folder path or a URL (a URL keeps its scheme and ``//``)."""
+    if is_url(base):
+        return f"{str(base).rstrip('/')}/{name}"
+    return Path(base) / name
 
 
 def require_file(
@@ -50,7 +67,12 @@ def require_file(
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` name the same file (through links, ``..`` and case folding)."""
+    """True when ``a`` and ``b`` name the same file (through links, ``..`` and case folding).
+
+    A URL is the same as another only when the strings are equal; never a local file.
+    """
+    if is_url(a) or is_url(b):
+        return str(a) == str(b)
     a, b = Path(a), Path(b)
     try:
         return os.path.samefile(a, b)

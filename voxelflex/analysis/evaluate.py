@@ -35,7 +35,7 @@ from voxelflex.metrics import (
     regression_metrics,
     summarize,
 )
-from voxelflex.paths import check_output
+from voxelflex.paths import Location, check_output, is_url
 
 __all__ = [
     "ACCESSIBILITY_BINS",
@@ -200,7 +200,7 @@ def prediction_metrics(
     }
 
 
-def _baselines(rows: pa.Table, index_path: Path) -> dict:
+def _baselines(rows: pa.Table, index_path: Location) -> dict:
     # Baselines need only the index's train targets, not the voxel file behind it.
     meta = read_meta(index_path, check_inputs=False)
     physics = {n: c for n, c in PHYSICS_BASELINES.items() if c in meta.features}
@@ -319,7 +319,8 @@ def evaluate(
     seed = ec.seed if seed is None else seed
     predictions = Path(predictions)
     table, meta = read_predictions(predictions)
-    index_path = Path(index_path or meta.index)
+    index_path = index_path or meta.index
+    index_path = index_path if is_url(index_path) else Path(index_path)
     checkpoint = Path(checkpoint or meta.checkpoint)
     out = check_output(
         out_path or predictions.parent / f"evaluation_metrics_{meta.split}.json",

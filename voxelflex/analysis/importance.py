@@ -26,6 +26,7 @@ from voxelflex.errors import ConfigError, InputError, SourceError
 from voxelflex.index import read_index
 from voxelflex.metrics import pearson
 from voxelflex.packing import unpack_torch
+from voxelflex.paths import Location
 from voxelflex.sources import PlanConfig, open_source, source_options
 from voxelflex.sources.batch import Batch
 
@@ -148,7 +149,7 @@ def permutation_importance(
 def importance_for_rows(
     *,
     checkpoint: Path,
-    index_path: Path,
+    index_path: Location,
     splits: Sequence[str],
     domains: Sequence[str],
     config: Config,

@@ -15,7 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from voxelflex.errors import FetchError
 from voxelflex.index.skips import SKIP_SCHEMA, skip_table_path
+from voxelflex.paths import Location, is_url
+from voxelflex.remote import fetch_url
 
 __all__ = [
     "MISSING_REASONS",
@@ -100,13 +103,24 @@ def non_finite_lines(
     ]
 
 
-def skipped_lines(index_path: Path, domains: Iterable[str]) -> pa.Table:
-    """Lines of the index's skip table that left items of ``domains`` out of the index."""
+def skipped_lines(index_path: Location, domains: Iterable[str]) -> pa.Table:
+    """Lines of the index's skip table that left items of ``domains`` out of the index.
+
+    No skip table beside the index (a file or URL that is not there): no lines.
+    """
     path = skip_table_path(index_path)
-    if not path.is_file():
+    source: Location | pa.BufferReader = path
+    if is_url(path):
+        try:
+            source = pa.BufferReader(fetch_url(str(path)))
+        except FetchError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return missing_table([])
+            raise
+    elif not Path(path).is_file():
         return missing_table([])
     types = {f.name: f.type for f in SKIP_SCHEMA}
-    skipped = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    skipped = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(column_types=types))
     wanted = pa.array(sorted(set(domains)), pa.string())
     of_wanted = pc.or_(
         pc.fill_null(pc.is_in(skipped["domain"], wanted), False),

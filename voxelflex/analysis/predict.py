@@ -7,12 +7,20 @@ Settings come from the run configuration (``loader.source`` and the source's opt
 ``loader.num_workers``, ``predict.residues_per_batch``, ``train.device``), so a training run's
 config applies to prediction unchanged.
 
+Under ``torchrun ... -m voxelflex predict`` the ranks split the requested domains and rank 0
+writes the one output (:mod:`voxelflex.analysis.parts`). The trunk always sees batches of exactly
+``predict.residues_per_batch`` residues (the last one of each worker padded with empty grids):
+convolution kernels pick their algorithm, and so their rounding, by batch size, so a fixed shape
+makes a residue's prediction independent of which residues share its batch, of the worker count
+and of the rank count. A distributed run writes the same file, bit for bit, as one process.
+
 Nothing is dropped silently and no NaN is written as a number (see
 :mod:`voxelflex.analysis.missing`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import torch
 from tqdm import tqdm
 
 from voxelflex.analysis.missing import (
@@ -29,6 +38,7 @@ from voxelflex.analysis.missing import (
     skipped_lines,
     unread_lines,
 )
+from voxelflex.analysis.parts import Predictions, merge_parts
 from voxelflex.analysis.predictions import (
     COLUMN_DOCS,
     PredictionsMeta,
@@ -40,8 +50,8 @@ from voxelflex.analysis.predictions import (
 )
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.config import Config, load_config
-from voxelflex.engine.checkpoint import load_for_inference
-from voxelflex.engine.distributed import resolve_device
+from voxelflex.engine.checkpoint import Checkpoint, load_for_inference
+from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.step import predict_batch
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.formats import TableFormat
@@ -49,9 +59,9 @@ from voxelflex.index import LoadedIndex, read_index
 from voxelflex.index.schema import SPLITS
 from voxelflex.logs import command_log
 from voxelflex.models import RMSFModel
-from voxelflex.paths import check_output
+from voxelflex.paths import Location, check_output, is_url
 from voxelflex.quantities import outside_range
-from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
+from voxelflex.sources import Batch, PlanConfig, SampleSource, open_source, source_options
 
 __all__ = [
     "PredictReport",
@@ -158,13 +168,39 @@ def _split_temperatures(index: LoadedIndex, split: str, domains: list[str] | Non
     return t[np.isfinite(t)].astype(np.float32)
 
 
+def _fixed_shape(batch: Batch, residues: int, per_residue: int) -> Batch:
+    """``batch`` padded with empty residues (each with ``per_residue`` weight-0 samples) to
+    ``residues`` residues; its own samples stay first and in order."""
+    missing = residues - batch.n_residues
+    if missing <= 0:
+        return batch
+    n = missing * per_residue
+    return Batch(
+        packed=torch.cat([batch.packed, batch.packed.new_zeros(missing, batch.packed.shape[1])]),
+        residue_index=torch.arange(residues).repeat_interleave(per_residue),
+        temperature=torch.cat([batch.temperature, batch.temperature[:per_residue].repeat(missing)]),
+        target=torch.cat([batch.target, batch.target.new_full((n,), float("nan"))]),
+        weight=torch.cat([batch.weight, batch.weight.new_zeros(n)]),
+        row_id=torch.cat([batch.row_id, batch.row_id.new_full((n,), -1)]),
+        features=None
+        if batch.features is None
+        else torch.cat(
+            [batch.features, batch.features.new_zeros(missing, batch.features.shape[1])]
+        ),
+    )
+
+
 def run_model(
     model: RMSFModel,
     sources: Sequence[SampleSource],
     config: Config,
     device: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
-    """Predict every sample the ``sources`` (in prediction mode) serve.
+    dist: DistContext | None = None,
+) -> Predictions:
+    """Predict every sample the ``sources`` (in prediction mode) serve to this rank.
+
+    Batches go through the model padded to ``config.predict.residues_per_batch`` residues (see
+    the module docstring); a rank's padding batches (no sample) are not run at all.
 
     Returns
     -------
@@ -176,14 +212,17 @@ def run_model(
     skipped : dict of int -> str
         Residues (first row_id) the sources could not read, with the reason.
     """
+    residues = config.predict.residues_per_batch
     row_ids, t_out, p_out = [], [], []
     skipped: dict[int, str] = {}
     for src in sources:
         per_residue = len(src.temperatures)
         cfg = PlanConfig(
-            batch_size=config.predict.residues_per_batch * per_residue,
+            batch_size=residues * per_residue,
             shuffle=False,
             num_workers=config.loader.num_workers,
+            world_size=dist.world_size if dist else 1,
+            rank=dist.rank if dist else 0,
         )
         loader = src.loader(cfg, epoch=0)
         bar = tqdm(
@@ -191,12 +230,15 @@ def run_model(
             total=src.num_batches(cfg, 0),
             desc=f"predict ({src.split})" if len(sources) > 1 else "predict",
             unit="batch",
-            disable=not config.predict.progress,
+            disable=not config.predict.progress or (dist is not None and not dist.is_main),
             leave=False,
         )
         for batch in bar:
-            pred = predict_batch(model, batch, device).numpy()
             ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
+            if not ok.any():
+                continue
+            fixed = _fixed_shape(batch, residues, per_residue)
+            pred = predict_batch(model, fixed, device).numpy()[: batch.n_samples]
             row_ids.append(batch.row_id.numpy()[ok])
             t_out.append(batch.temperature.numpy()[ok])
             p_out.append(pred[ok])
@@ -211,7 +253,7 @@ def run_model(
 
 def predict(
     checkpoint: str | Path,
-    index_path: str | Path,
+    index_path: Location,
     *,
     split: str | None = None,
     domains: Sequence[str] | None = None,
@@ -227,9 +269,9 @@ def predict(
     ----------
     checkpoint : path
         Trained model (``best.pt``).
-    index_path : path
-        Sample index; its frame and RMSF unit must match the checkpoint's (a prediction-only
-        index has no unit and is accepted).
+    index_path : path or str
+        Sample index (a file or its URL); its frame and RMSF unit must match the
+        checkpoint's (a prediction-only index has no unit and is accepted).
     split : str, optional
         Split to predict; default ``test`` if the index has it, else ``predict``. With
         ``domains``: only look there.
@@ -252,8 +294,39 @@ def predict(
     PredictReport
     """
     config = config or load_config()
-    device = str(resolve_device(config.train.device))
-    index_path = Path(index_path)
+    dist = DistContext.setup(config.train.device)  # torchrun: this rank's share and device
+    try:
+        return _predict(
+            dist,
+            checkpoint,
+            index_path,
+            split=split,
+            domains=domains,
+            temperatures=temperatures,
+            out_path=out_path,
+            fmt=fmt,
+            overwrite=overwrite,
+            config=config,
+        )
+    finally:
+        dist.close()
+
+
+def _predict(
+    dist: DistContext,
+    checkpoint: str | Path,
+    index_path: Location,
+    *,
+    split: str | None,
+    domains: Sequence[str] | None,
+    temperatures: Sequence[float] | np.ndarray | None,
+    out_path: str | Path | None,
+    fmt: TableFormat | str,
+    overwrite: bool,
+    config: Config,
+) -> PredictReport:
+    device = str(dist.device)
+    index_path = index_path if is_url(index_path) else Path(index_path)
     model, ck = load_for_inference(checkpoint, device)
     index = read_index(index_path)
     ck.meta.check_data(index.meta, where=str(index_path))
@@ -277,7 +350,9 @@ def predict(
     missing_out = check_output(
         out.with_name(out.stem + "_missing.csv"), inputs=inputs, overwrite=True
     )
-    with command_log(out, "predict"):
+    # rank 0 logs beside the output; other ranks' warnings reach the console only
+    logged = command_log(out, "predict") if dist.is_main else contextlib.nullcontext()
+    with logged:
         if temperatures is not None and len(temperatures):
             temps = np.unique(np.asarray(temperatures, dtype=np.float32))
         else:
@@ -301,66 +376,95 @@ def predict(
             )
             for s, doms in by_split.items()
         ]
-        row_id, t_all, p_all, unread = run_model(model, sources, config, device)
-        missing += unread_lines(index.table, unread)
-        finite = np.isfinite(p_all)
-        if not finite.all():
-            # A NaN written as a number is a wrong number: such rows are reported, never written.
-            missing += non_finite_lines(
-                index.table, row_id[~finite], t_all[~finite], p_all[~finite]
+        merged = merge_parts(dist, out, run_model(model, sources, config, device, dist))
+        return dist.on_main(  # rank 0 writes; the report (or its error) reaches every rank
+            lambda: _write(
+                merged,
+                index=index,
+                index_path=index_path,
+                checkpoint=checkpoint,
+                ck=ck,
+                split_names=split_names,
+                domains=domains,
+                temps=temps,
+                missing=missing,
+                out=out,
+                missing_out=missing_out,
             )
-            log.warning(
-                "%d predictions are NaN or infinite (a broken model or input); they are listed in "
-                "the _missing.csv report with reason non_finite, not written",
-                int((~finite).sum()),
-            )
-            row_id, t_all, p_all = row_id[finite], t_all[finite], p_all[finite]
-        t_range = ck.meta.temperature_range
-        table = assemble_predictions(index.table, row_id, t_all, p_all, training_range=t_range)
-        predicted_domains = set(table["domain"].unique().to_pylist())
-        missing_rows = pa.concat_tables(
-            [
-                missing_table(missing),
-                skipped_lines(index_path, [*(domains or []), *predicted_domains]),
-            ]
         )
-        spec = ck.model_spec
-        meta = PredictionsMeta(
-            rmsf_unit=ck.meta.rmsf_unit,
-            checkpoint=str(Path(checkpoint).resolve()),
-            index=str(index_path.resolve()),
-            splits=split_names,
-            temperatures=[float(t) for t in temps],
-            training_temperature_range=[float(x) for x in t_range],
-            model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
-            columns={c: COLUMN_DOCS[c] for c in table.column_names},
+
+
+def _write(
+    predictions: Predictions,
+    *,
+    index: LoadedIndex,
+    index_path: Location,
+    checkpoint: str | Path,
+    ck: Checkpoint,
+    split_names: list[str],
+    domains: Sequence[str] | None,
+    temps: np.ndarray,
+    missing: list[tuple],
+    out: Path,
+    missing_out: Path,
+) -> PredictReport:
+    """Write the predictions file and the missing report from every rank's predictions."""
+    row_id, t_all, p_all, unread = predictions
+    missing += unread_lines(index.table, unread)
+    finite = np.isfinite(p_all)
+    if not finite.all():
+        # A NaN written as a number is a wrong number: such rows are reported, never written.
+        missing += non_finite_lines(index.table, row_id[~finite], t_all[~finite], p_all[~finite])
+        log.warning(
+            "%d predictions are NaN or infinite (a broken model or input); they are listed in "
+            "the _missing.csv report with reason non_finite, not written",
+            int((~finite).sum()),
         )
-        write_predictions(table, meta, out)
-        extrap = tuple(float(t) for t in temps[outside_range(temps, t_range)])
-        if extrap:
-            log.warning(
-                "temperatures %s K lie outside the checkpoint's training range %s–%s K: "
-                "predictions there are extrapolations (column `extrapolated`)",
-                ", ".join(temperature_key(t) for t in extrap),
-                *(temperature_key(x) for x in t_range),
-            )
-        missing_path = None
-        missing_out.unlink(missing_ok=True)  # a report from an earlier run would describe it
-        if missing_rows.num_rows:
-            missing_path = write_table_csv(missing_rows, missing_out)
-            log.warning(
-                "%d domains/residues not predicted; reasons in %s",
-                missing_rows.num_rows,
-                missing_path,
-            )
-        n_res = len(np.unique(row_id))
-        log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
-        return PredictReport(
-            path=out,
-            n_rows=table.num_rows,
-            n_residues=n_res,
-            temperatures=tuple(float(t) for t in temps),
-            extrapolated_temperatures=extrap,
-            n_missing=missing_rows.num_rows,
-            missing_path=missing_path,
+        row_id, t_all, p_all = row_id[finite], t_all[finite], p_all[finite]
+    t_range = ck.meta.temperature_range
+    table = assemble_predictions(index.table, row_id, t_all, p_all, training_range=t_range)
+    predicted_domains = set(table["domain"].unique().to_pylist())
+    missing_rows = pa.concat_tables(
+        [
+            missing_table(missing),
+            skipped_lines(index_path, [*(domains or []), *predicted_domains]),
+        ]
+    )
+    spec = ck.model_spec
+    meta = PredictionsMeta(
+        rmsf_unit=ck.meta.rmsf_unit,
+        checkpoint=str(Path(checkpoint).resolve()),
+        index=str(index_path) if is_url(index_path) else str(index_path.resolve()),
+        splits=split_names,
+        temperatures=[float(t) for t in temps],
+        training_temperature_range=[float(x) for x in t_range],
+        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
+        columns={c: COLUMN_DOCS[c] for c in table.column_names},
+    )
+    write_predictions(table, meta, out)
+    extrap = tuple(float(t) for t in temps[outside_range(temps, t_range)])
+    if extrap:
+        log.warning(
+            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
+            "there are extrapolations (column `extrapolated`)",
+            ", ".join(temperature_key(t) for t in extrap),
+            *(temperature_key(x) for x in t_range),
         )
+    missing_path = None
+    missing_out.unlink(missing_ok=True)  # a report from an earlier run would describe it
+    if missing_rows.num_rows:
+        missing_path = write_table_csv(missing_rows, missing_out)
+        log.warning(
+            "%d domains/residues not predicted; reasons in %s", missing_rows.num_rows, missing_path
+        )
+    n_res = len(np.unique(row_id))
+    log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
+    return PredictReport(
+        path=out,
+        n_rows=table.num_rows,
+        n_residues=n_res,
+        temperatures=tuple(float(t) for t in temps),
+        extrapolated_temperatures=extrap,
+        n_missing=missing_rows.num_rows,
+        missing_path=missing_path,
+    )

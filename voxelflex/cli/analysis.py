@@ -52,8 +52,10 @@ def predict(
         Path, typer.Option("--checkpoint", "-c", help="Trained model (best.pt).")
     ],
     index: Annotated[
-        Path | None,
-        typer.Option("--index", "-i", help="Sample index (index.parquet); or --structure."),
+        str | None,
+        typer.Option(
+            "--index", "-i", help="Sample index (index.parquet; path or URL); or --structure."
+        ),
     ] = None,
     structure: Annotated[
         list[Path] | None,
@@ -219,7 +221,8 @@ def evaluate(
         Path, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
     ],
     index: Annotated[
-        Path | None, typer.Option("--index", "-i", help="Index (default: the predictions').")
+        str | None,
+        typer.Option("--index", "-i", help="Index, path or URL (default: the predictions')."),
     ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the predictions').")

@@ -30,7 +30,7 @@ def build(
         Path | None, typer.Option("--voxel-file", help="aposteriori HDF5 (data.voxel_file).")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Index Parquet to write (data.index).")
+        str | None, typer.Option("--output", "-o", help="Index Parquet to write (data.index).")
     ] = None,
     rmsf_csv: Annotated[
         Path | None, typer.Option("--rmsf-csv", help="Aggregated RMSF CSV (data.rmsf_csv).")
@@ -106,6 +106,11 @@ def build(
             "index build needs a voxel file and an output path: pass --voxel-file and --output "
             "(or set data.voxel_file and data.index in the config)"
         )
+    if isinstance(cfg.index, str):  # a URL (paths are Path objects): indexes are written locally
+        raise ConfigError(
+            f"index build writes a local file, not {cfg.index}: build it here with --output "
+            "FILE, then upload it (train and predict read an index from a URL)"
+        )
     report = build_index(
         cfg.voxel_file,
         cfg.index,
@@ -125,7 +130,7 @@ def build(
 @app.command("query")
 def query(
     sql: Annotated[str, typer.Argument(help="One SELECT statement over the view `samples`.")],
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
+    index: Annotated[str, typer.Option("--index", "-i", help="Index Parquet (path or URL).")],
     fmt: Annotated[QueryFormat, typer.Option("--format", "-f", help="Output format.")] = (
         QueryFormat.table
     ),
@@ -157,7 +162,7 @@ def query(
 
 @app.command("stats")
 def stats(
-    index: Annotated[Path, typer.Option("--index", "-i", help="Index Parquet.")],
+    index: Annotated[str, typer.Option("--index", "-i", help="Index Parquet (path or URL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Rows per split and temperature, domains, residues and the target distribution.

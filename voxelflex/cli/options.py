@@ -78,7 +78,11 @@ SourceOption = Annotated[
     ),
 ]
 ShardsDirOption = Annotated[
-    Path | None, typer.Option(help="Shard folder for --source shards (data.shards_dir).")
+    str | None,
+    typer.Option(
+        help="Shard folder or its URL (https://, s3://, gs://) for --source shards "
+        "(data.shards_dir)."
+    ),
 ]
 DeviceOption = Annotated[
     Device | None,

@@ -58,13 +58,16 @@ def build(
 
 @app.command("verify")
 def verify(
-    folder: Annotated[Path, typer.Argument(help="Shard folder (with manifest.json).")],
+    folder: Annotated[str, typer.Argument(help="Shard folder (with manifest.json), or its URL.")],
     index: Annotated[
-        Path | None,
-        typer.Option(help="Also check that the shards were built from this index's voxel file."),
+        str | None,
+        typer.Option(
+            help="Also check that the shards were built from this index's voxel file (path or URL)."
+        ),
     ] = None,
 ) -> None:
-    """Check every shard and record against the manifest; list all problems.
+    """Check every shard and record against the manifest; list all problems (a URL: each
+    shard is fetched once).
 
     \b
     Example:

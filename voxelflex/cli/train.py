@@ -35,7 +35,8 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
     set_: SetOption = None,
     index: Annotated[
-        Path | None, typer.Option(help="Sample index from `voxelflex index build` (data.index).")
+        str | None,
+        typer.Option(help="Sample index from `voxelflex index build`, a path or URL (data.index)."),
     ] = None,
     voxel_file: Annotated[
         Path | None, typer.Option(help="Voxel HDF5, to build an index when --index is absent.")

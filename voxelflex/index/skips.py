@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from voxelflex.atomic import atomic_path
+from voxelflex.paths import Location, is_url, join_location
 
 __all__ = ["SKIP_REASONS", "SKIP_SCHEMA", "skip_table_path", "write_skip_table"]
 
@@ -45,8 +46,11 @@ SKIP_SCHEMA = pa.schema(
 )
 
 
-def skip_table_path(index_path: str | os.PathLike) -> Path:
-    """``dir/name.parquet`` -> ``dir/name.skipped.csv``."""
+def skip_table_path(index_path: Location) -> Location:
+    """``dir/name.parquet`` -> ``dir/name.skipped.csv`` (a URL for an index at a URL)."""
+    if is_url(index_path):
+        folder, _, name = str(index_path).rpartition("/")
+        return join_location(folder, Path(name).stem + ".skipped.csv")
     p = Path(index_path)
     return p.with_name(p.stem + ".skipped.csv")
 

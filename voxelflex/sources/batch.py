@@ -32,9 +32,9 @@ class Batch:
     row_id : torch.Tensor, int64, shape (B,)
         Index ``row_id`` of each sample (for prediction: the residue's row); -1 for padding.
     features : torch.Tensor, float32, shape (R, F), or None
-        Per-residue scalar features for models that take them (``model.features``). No source
-        fills them yet: this is the seam where structural-context features plug in
-        (``docs/architecture.md``).
+        Per-residue scalar features for models that take them (``model.features``): the
+        index's structure-feature columns the source was opened with (``docs/architecture.md``,
+        "The feature seam"); None without features.
     """
 
     packed: torch.Tensor

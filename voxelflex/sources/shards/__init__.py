@@ -1,8 +1,10 @@
 """The shard format: bit-packed, zstd-compressed WebDataset tar shards, one record per domain.
 
-``manifest`` (the versioned description of a shard folder), ``writer`` (``voxelflex shards
-build``), ``reader`` (the ``shards`` sample source) and ``verify`` (``voxelflex shards verify``)
-sit side by side; the reader never imports the writer.
+``manifest`` (the versioned description of a shard folder, with each record's byte offsets),
+``writer`` (``voxelflex shards build``), ``record`` (one record's checks and decoding),
+``reader`` (the ``shards`` sample source) and ``verify`` (``voxelflex shards verify``) sit side
+by side; ``store`` says where a folder lives (a path, or a URL read through fsspec) and
+``cache`` keeps shards from a URL on the node. The reader never imports the writer.
 """
 
 from voxelflex.sources.shards.manifest import ShardManifest

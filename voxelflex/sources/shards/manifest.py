@@ -1,17 +1,20 @@
 """The shard manifest: what a shard folder holds, versioned and checked on load.
 
 ``manifest.json`` lists every shard (file name, byte size, SHA-256, domains in write order) and
-every domain (record key, residue count, compressed size, CRC-32 of the compressed voxels), plus
-the frame and compression settings. It is written last and atomically, so a folder with a
+every domain (record key, residue count, and for each of its two tar members the byte offset of
+its data in the shard, its size and CRC-32), plus the frame and compression settings. The
+offsets let a reader fetch a domain's record alone (``pread``, ``mmap``, an HTTP range request)
+without parsing tar headers. It is written last and atomically, so a folder with a
 manifest is complete; see the Shards section of ``docs/formats.md`` for the full format.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from voxelflex.atomic import atomic_write_text
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 FORMAT_NAME = "voxelflex-shards"
-FORMAT_VERSION = 2  # 2: voxel-file fingerprint, checksums of keys.json
+FORMAT_VERSION = 3  # 2: voxel-file fingerprint, keys.json checksums; 3: member byte offsets
 # What identifies the voxel file shards were built from (as the index records it).
 FINGERPRINT_KEYS = ("size", "mtime_ns", "key_hash")
 MANIFEST_NAME = "manifest.json"
@@ -76,10 +79,14 @@ class DomainRecord:
     key : str
         Record key in the tar (``<key>.vox.zst``, ``<key>.keys.json``).
     n_residues : int
+    vox_offset : int
+        Byte offset of the compressed voxel member's data in the shard file.
     vox_bytes : int
         Size of the compressed voxel member.
     crc32 : int
         CRC-32 of the compressed voxel member.
+    keys_offset : int
+        Byte offset of the ``keys.json`` member's data in the shard file.
     keys_bytes : int
         Size of the ``keys.json`` member.
     keys_crc32 : int
@@ -89,10 +96,27 @@ class DomainRecord:
     domain: str
     key: str
     n_residues: int
+    vox_offset: int
     vox_bytes: int
     crc32: int
+    keys_offset: int
     keys_bytes: int
     keys_crc32: int
+
+    @property
+    def start(self) -> int:
+        """First byte of the record's member data in the shard."""
+        return min(self.vox_offset, self.keys_offset)
+
+    @property
+    def end(self) -> int:
+        """One past the record's last member byte (the span holds the header in between)."""
+        return max(self.vox_offset + self.vox_bytes, self.keys_offset + self.keys_bytes)
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of the two members' data."""
+        return self.vox_bytes + self.keys_bytes
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,21 @@ class ShardEntry:
             sha256=d["sha256"],
             records=tuple(DomainRecord(**r) for r in d["records"]),
         )
+
+    def check_offsets(self, *, where: str) -> None:
+        """Refuse records that overlap or reach past the end of the shard (a damaged manifest)."""
+        spans = sorted((r.start, r.end, r.domain) for r in self.records)
+        for (_, end, domain), (start, _, after) in itertools.pairwise(spans):
+            if start < end:
+                raise ShardError(
+                    f"{where}: records of domains {domain} and {after} overlap in {self.name}; "
+                    "rebuild with `voxelflex shards build`"
+                )
+        if spans and (spans[0][0] < 0 or spans[-1][1] > self.bytes):
+            raise ShardError(
+                f"{where}: a record of {self.name} lies outside its {self.bytes} bytes; rebuild "
+                "with `voxelflex shards build`"
+            )
 
 
 @dataclass(frozen=True)
@@ -245,8 +284,20 @@ class ShardManifest:
             raise ShardError(
                 f"{where}: manifest field missing or malformed ({exc!r}); {fix}"
             ) from exc
+        if any(
+            not isinstance(getattr(r, f.name), int)
+            for s in manifest.shards
+            for r in s.records
+            for f in fields(r)
+            if f.type == "int"
+        ):
+            raise ShardError(
+                f"{where}: a record's offset, size or checksum is not an integer; {fix}"
+            )
         if not isinstance(manifest.source.get("voxel_fingerprint"), dict):
             raise ShardError(f"{where}: manifest lacks source.voxel_fingerprint; {fix}")
+        for shard in manifest.shards:
+            shard.check_offsets(where=where)
         derived = {dom: i for dom, (i, _) in manifest.domain_map().items()}
         if derived != listed or len(derived) != manifest.n_domains:
             raise ShardError(

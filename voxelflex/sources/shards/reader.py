@@ -1,278 +1,184 @@
 """Shard source: serves packed rows from the zstd WebDataset shards of ``voxelflex shards build``.
 
-A worker scans (with webdataset's tar iterators) only the shards that hold its domains, keeps
-its domains' compressed records in memory (all of mdCATH is ≈100 MB) and decodes each domain
-once, in plan order, when its mixing window comes up. Every record is checked against the
-manifest: a missing record or member, a truncated tar, a CRC-32 mismatch or a bad zstd frame
-raises :class:`~voxelflex.errors.ShardError` naming the shard and the domain.
+The shard folder may be local or at a URL (:mod:`~voxelflex.sources.shards.store`). A worker
+reads each of its domains' records at the byte offsets the manifest lists (a slice of a
+memory-mapped shard, or bytes fetched by range request), without parsing tar headers, and
+decodes each domain once, in plan order, when its mixing window comes up. Every record is
+checked against the manifest before use: its members' CRC-32s (which also catch a wrong offset),
+the domain named in its ``keys.json``, the zstd frame's own checksum and the row count; a
+failure raises :class:`~voxelflex.errors.ShardError` naming the shard (path or URL) and the
+domain.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import mmap
 import os
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import zstandard
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from voxelflex.errors import ShardError, SourceError
-from voxelflex.frame import PACKED_BYTES
 from voxelflex.index import LoadedIndex
-from voxelflex.sources.base import DomainReader, SampleSource, SourceOption
+from voxelflex.paths import Location
+from voxelflex.remote import DEFAULT_RETRIES
+from voxelflex.sources.base import DomainReader, OnError, SampleSource, SourceOption
+from voxelflex.sources.shards.cache import CacheSettings
 from voxelflex.sources.shards.manifest import (
-    KEYS_MEMBER,
-    VOX_MEMBER,
     DomainRecord,
-    ShardManifest,
+    ShardEntry,
 )
+from voxelflex.sources.shards.record import FIX, decode_record, pick_rows
+from voxelflex.sources.shards.store import ShardStore
 
-__all__ = [
-    "ShardReader",
-    "ShardSource",
-    "decode_record",
-    "pick_rows",
-    "residue_keys",
-    "scan_shard",
-]
+__all__ = ["ShardReader", "ShardSource"]
 
 log = logging.getLogger(__name__)
 
-FIX = "rebuild it with `voxelflex shards build` (check all shards with `voxelflex shards verify`)"
-
-
-def scan_shard(
-    path: Path, keys: Sequence[str] | None, expected_bytes: int
-) -> tuple[dict[str, dict], str | None]:
-    """Read the records ``keys`` (all when None) of one shard with webdataset's tar iterators.
-
-    Parameters
-    ----------
-    path : Path
-        Shard file.
-    keys : sequence of str or None
-        Record keys to keep; other records are skipped without being stored.
-    expected_bytes : int
-        Size from the manifest (a difference is reported with any error).
-
-    Returns
-    -------
-    found : dict
-        Record key → members (suffix → bytes), as grouped by ``webdataset``.
-    error : str or None
-        Why reading stopped early (truncated or damaged tar), or None.
-    """
-    wanted = None if keys is None else set(keys)
-
-    def select(fname: str) -> bool:
-        return wanted is None or fname.split(".", 1)[0] in wanted
-
-    found: dict[str, dict] = {}
-    if not path.is_file():
-        return found, f"shard file {path} is missing"
-    size = path.stat().st_size
-    note = (
-        "" if size == expected_bytes else f" (file is {size} bytes, manifest says {expected_bytes})"
-    )
-    try:
-        with open(path, "rb") as fh:
-            files = tar_file_expander([{"url": str(path), "stream": fh}], select_files=select)
-            for sample in group_by_keys(files):
-                found[sample["__key__"]] = sample
-    except Exception as exc:  # tarfile raises several types on damaged archives
-        return found, f"{path} is unreadable after {len(found)} records{note}: {exc.args[0]!r}"
-    if note:
-        return found, f"{path} is damaged or truncated{note}"
-    return found, None
-
-
-def decode_record(shard: str, record: DomainRecord, members: dict) -> tuple[np.ndarray, dict]:
-    """Check and decode one domain record.
-
-    Parameters
-    ----------
-    shard : str
-        Shard path, for messages.
-    record : DomainRecord
-        The record's manifest entry.
-    members : dict
-        Member suffix → bytes, as grouped by webdataset.
-
-    Returns
-    -------
-    rows : numpy.ndarray of uint8, shape (n_residues, 5789), read-only
-    keys : dict
-        ``{"domain", "chains", "resids"}`` in row order.
-    """
-    where = f"shard {shard}, domain {record.domain}"
-    for member in (VOX_MEMBER, KEYS_MEMBER):
-        if member not in members:
-            raise ShardError(f"{where}: member {record.key}.{member} is missing; {FIX}")
-    vox = members[VOX_MEMBER]
-    crc = zlib.crc32(vox)
-    if len(vox) != record.vox_bytes or crc != record.crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({len(vox)} bytes, crc32 "
-            f"{crc:#010x}; manifest: {record.vox_bytes} bytes, {record.crc32:#010x}); {FIX}"
-        )
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(vox)
-    except zstandard.ZstdError as exc:
-        raise ShardError(
-            f"{where}: bad zstd frame in {record.key}.{VOX_MEMBER} ({exc}); {FIX}"
-        ) from exc
-    if len(raw) != record.n_residues * PACKED_BYTES:
-        raise ShardError(
-            f"{where}: {len(raw)} voxel bytes, expected {record.n_residues} rows of "
-            f"{PACKED_BYTES}; {FIX}"
-        )
-    raw_keys = members[KEYS_MEMBER]
-    crc = zlib.crc32(raw_keys)
-    if len(raw_keys) != record.keys_bytes or crc != record.keys_crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({len(raw_keys)} bytes, "
-            f"crc32 {crc:#010x}; manifest: {record.keys_bytes} bytes, {record.keys_crc32:#010x})"
-            f"; {FIX}"
-        )
-    try:
-        keys = json.loads(raw_keys)
-        if len(keys["chains"]) != record.n_residues or len(keys["resids"]) != record.n_residues:
-            raise ValueError("residue key count differs from the row count")
-        if not all(isinstance(k, str) for k in [*keys["chains"], *keys["resids"]]):
-            raise ValueError("residue keys are not strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ShardError(f"{where}: malformed {record.key}.{KEYS_MEMBER} ({exc}); {FIX}") from exc
-    if keys.get("domain") != record.domain:
-        # A manifest edited (or records swapped) would otherwise serve another domain's voxels.
-        raise ShardError(
-            f"{where}: record {record.key} holds domain {keys.get('domain')!r}, but the manifest "
-            f"lists it as {record.domain!r}; the manifest does not describe these shards: "
-            "rebuild them with `voxelflex shards build`"
-        )
-    return np.frombuffer(raw, dtype=np.uint8).reshape(record.n_residues, PACKED_BYTES), keys
-
 
 class ShardReader(DomainReader):
-    """Reads domains from shards inside one worker.
+    """Reads domains from shards inside one worker, each record at its manifest offset.
+
+    A local shard (or one in the node-local cache) is memory-mapped when first needed; at a URL
+    without a cache, :meth:`prepare` fetches the worker's records by byte range up front.
 
     Parameters
     ----------
-    folder : path
-        Shard folder.
-    records : dict
-        Domain → (shard file name, shard bytes, :class:`DomainRecord`) for the domains served.
+    store : ShardStore
+        The shard folder (local or at a URL).
+    shards : dict of str -> ShardEntry
+        The manifest's entries of the shards that hold the domains served, by file name.
+    records : dict of str -> (str, DomainRecord)
+        Domain → (shard file name, its record) for the domains served.
     """
 
     def __init__(
-        self, folder: str | os.PathLike, records: dict[str, tuple[str, int, DomainRecord]]
-    ):
-        self.folder = Path(folder)
+        self,
+        store: ShardStore,
+        shards: dict[str, ShardEntry],
+        records: dict[str, tuple[str, DomainRecord]],
+    ) -> None:
+        self.store = store
+        self.shards = shards
         self.records = records
-        self._data: dict[str, dict] = {}
+        self._maps: dict[str, mmap.mmap | bytes] = {}
+        self._spans: dict[str, memoryview] = {}
         self._errors: dict[str, str] = {}
+        self._where: dict[str, str] = {}  # shard -> path or URL, for messages
+
+    def __getstate__(self) -> dict:
+        # Maps and fetched records belong to the process that made them.
+        return {**self.__dict__, "_maps": {}, "_spans": {}, "_errors": {}}
 
     def prepare(self, domains: Sequence[str]) -> None:
-        """Scan the shards holding ``domains`` and keep those domains' compressed records."""
+        """At a URL: get the shards holding ``domains`` into the cache, or fetch their records.
+
+        A local folder needs nothing up front (its shards are mapped when first read).
+        """
+        if not self.store.is_remote:
+            return
         by_shard: dict[str, list[str]] = {}
         for d in domains:
-            by_shard.setdefault(self.records[d][0], []).append(d)
-        for shard in sorted(by_shard):
-            doms = by_shard[shard]
-            path = self.folder / shard
-            keys = {self.records[d][2].key: d for d in doms}
-            found, error = scan_shard(path, list(keys), self.records[doms[0]][1])
-            for key, d in keys.items():
-                if key in found:
-                    self._data[d] = found[key]
-                else:
-                    why = error or "the record is not in the shard"
-                    self._errors[d] = f"shard {path}, domain {d}: {why}; {FIX}"
+            if d not in self._spans and d not in self._errors:
+                by_shard.setdefault(self.records[d][0], []).append(d)
+        fetch: dict[str, list[DomainRecord]] = {}
+        for shard, doms in sorted(by_shard.items()):
+            if shard not in self._maps:
+                data, error = self.store.map_shard(self.shards[shard])
+                if error is not None:
+                    for d in doms:
+                        self._errors[d] = f"shard {self.store.where(shard)}, domain {d}: {error}"
+                    continue
+                if data is not None:
+                    self._maps[shard] = data
+                    continue
+            if shard not in self._maps:
+                fetch[shard] = [self.records[d][1] for d in doms]
+        if fetch:
+            spans, errors = self.store.fetch_records(fetch)
+            self._spans.update(spans)
+            for d, error in errors.items():
+                self._errors[d] = (
+                    f"shard {self.store.where(self.records[d][0])}, domain {d}: {error}"
+                )
+        fetched, cache = self.store.fetch_stats, self.store.cache_stats
+        log.debug(
+            "%s: records of %d domains ready; this process fetched %.2f MB in %d requests "
+            "(%d retried); cache: %d hits, %d downloads, %d shards not cached",
+            self.store.location,
+            len(domains),
+            fetched.bytes / 1e6,
+            fetched.requests,
+            fetched.retries,
+            cache.hits,
+            cache.downloads,
+            cache.bypassed,
+        )
+
+    def _span(self, domain: str) -> memoryview | bytes:
+        """The record's bytes ``[start, end)`` (shorter if the file ends early)."""
+        if domain in self._spans:
+            return self._spans.pop(domain)  # fetched once, decoded once
+        shard, record = self.records[domain]
+        if shard not in self._maps:
+            data, error = self.store.map_shard(self.shards[shard])
+            if error is not None:
+                raise ShardError(f"shard {self.store.where(shard)}, domain {domain}: {error}")
+            if data is None:  # a URL without the shard in the cache: fetch this record now
+                self.prepare([domain])
+                if domain in self._errors:
+                    raise ShardError(self._errors.pop(domain))
+                return self._spans.pop(domain)
+            self._maps[shard] = data
+        data = self._maps[shard]
+        if len(data) != self.shards[shard].bytes and len(data) < record.end:
+            raise ShardError(
+                f"shard {self.store.where(shard)}, domain {domain}: the file is {len(data)} "
+                f"bytes, the manifest says {self.shards[shard].bytes}, and this record ends at "
+                f"byte {record.end}; the shard is truncated: {FIX}"
+            )
+        return memoryview(data)[record.start : record.end]
 
     def read_domain(self, domain: str, chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
         if domain not in self.records:
             raise SourceError(f"domain {domain} is not among this reader's shards")
-        if domain not in self._data and domain not in self._errors:
-            self.prepare([domain])
         if domain in self._errors:
             raise ShardError(self._errors.pop(domain))
-        shard, _, record = self.records[domain]
-        where = f"shard {self.folder / shard}, domain {domain}"
-        rows, keys = decode_record(str(self.folder / shard), record, self._data.pop(domain))
-        take = pick_rows(keys["chains"], keys["resids"], chains, resids, where=where)
+        shard, record = self.records[domain]
+        path = self._where.get(shard) or self._where.setdefault(shard, self.store.where(shard))
+        rows, keys = decode_record(path, record, self._span(domain))
+        if keys["chains"] == chains.tolist() and keys["resids"] == resids.tolist():
+            return rows  # the whole record, in order: the common case, no key arithmetic
+        take = pick_rows(
+            keys["chains"], keys["resids"], chains, resids, where=f"shard {path}, domain {domain}"
+        )
         return rows if take is None else rows[take]
 
 
-def residue_keys(chains: np.ndarray, resids: np.ndarray) -> np.ndarray:
-    """One comparable, collision-free string per residue: ``len(chain) ":" chain resid``.
-
-    The length prefix makes the split between chain and residue unambiguous for any strings
-    (chain "A" + residue "12" and chain "A1" + residue "2" differ). A NUL separator did not:
-    NumPy strips trailing NULs, so both became "A12".
-    """
-    chains = np.asarray(chains, dtype=str)
-    resids = np.asarray(resids, dtype=str)
-    prefix = np.char.add(np.char.str_len(chains).astype(str), ":")
-    return np.char.add(np.char.add(prefix, chains), resids)
-
-
-def pick_rows(
-    stored_chains, stored_resids, chains: np.ndarray, resids: np.ndarray, *, where: str
-) -> np.ndarray | None:
-    """Positions in a record (stored keys) of the wanted residues; None when they are equal.
-
-    Shards hold whole domains of the index they were built from; a split may hold only part
-    of a domain (residues without RMSF are ``predict`` rows), so its residues are picked by key.
-
-    Parameters
-    ----------
-    stored_chains, stored_resids : sequence of str, shape (S,)
-        The record's residue keys in row order.
-    chains, resids : numpy.ndarray of str, shape (R,)
-        The residues wanted, in the order the rows must come back.
-    where : str
-        Shard and domain, for the error.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (R,), or None
-
-    Raises
-    ------
-    ShardError
-        A wanted residue is not in the record.
-    """
-    stored = residue_keys(stored_chains, stored_resids)
-    wanted = residue_keys(chains, resids)
-    if stored.shape == wanted.shape and (stored == wanted).all():
-        return None
-    order = np.argsort(stored, kind="stable")
-    pos = np.minimum(np.searchsorted(stored, wanted, sorter=order), len(stored) - 1)
-    take = order[pos]
-    missing = np.flatnonzero(stored[take] != wanted)
-    if len(missing):
-        i = int(missing[0])
-        raise ShardError(
-            f"{where}: residue {(str(chains[i]), str(resids[i]))} of the index is not in the "
-            "shard; the shards were built from another index: rebuild them"
-        )
-    return take.astype(np.int64)
-
-
 class ShardSource(SampleSource):
-    """Serves a split from a shard folder built from the same index.
+    """Serves a split from a shard folder (local or at a URL) built from the same index.
+
+    The manifest is read and checked (format, frame, the voxel file the shards were built from,
+    the split's domains) before any shard is read.
 
     Parameters
     ----------
-    shards_dir : path
-        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shards.writer.build_shards`).
-    **common
-        ``split``, ``temperatures``, ``on_error``, ``features``: as
-        :class:`~voxelflex.sources.base.SampleSource`.
+    shards_dir : path or str
+        Folder with ``manifest.json`` (see :func:`voxelflex.sources.shards.writer.build_shards`),
+        or its URL (``https://``, ``s3://``, ``gs://``, anything fsspec opens).
+    cache_dir : path, optional
+        Node-local cache of whole shards for a URL (:mod:`~voxelflex.sources.shards.cache`);
+        None: fetch the records by range request each epoch.
+    cache_limit_gb : float, optional
+        Cache size limit in GB (0 or None: no limit).
+    cache_eviction : {"lru", "none"}, optional
+        Default ``lru``.
+    retries : int, optional
+        Retries of a failed or corrupt fetch (default 3).
+    Other parameters (``split``, ``temperatures``, ``on_error``, ``features``) as
+    :class:`~voxelflex.sources.base.SampleSource`.
     """
 
     name = "shards"
@@ -281,15 +187,44 @@ class ShardSource(SampleSource):
             "shards_dir",
             "data.shards_dir",
             required=True,
-            help="a shard folder (create one with `voxelflex shards build --index INDEX "
-            "--output DIR`)",
+            help="a shard folder or its URL (create one with `voxelflex shards build --index "
+            "INDEX --output DIR`)",
         ),
+        SourceOption("cache_dir", "loader.shard_cache_dir", help="node-local shard cache folder"),
+        SourceOption("cache_limit_gb", "loader.shard_cache_limit_gb", help="cache size in GB"),
+        SourceOption("cache_eviction", "loader.shard_cache_eviction", help="lru or none"),
+        SourceOption("retries", "loader.fetch_retries", help="retries of a failed fetch"),
     )
 
-    def __init__(self, index: LoadedIndex, *, shards_dir: str | os.PathLike, **common: Any) -> None:
-        super().__init__(index, **common)
-        self.shards_dir = Path(shards_dir)
-        self.manifest = ShardManifest.load(self.shards_dir)
+    def __init__(
+        self,
+        index: LoadedIndex,
+        *,
+        split: str,
+        shards_dir: Location,
+        cache_dir: str | os.PathLike | None = None,
+        cache_limit_gb: float | None = None,
+        cache_eviction: str | None = None,
+        retries: int | None = None,
+        temperatures: Sequence[float] | None = None,
+        on_error: OnError = "raise",
+        features: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            index, split=split, temperatures=temperatures, on_error=on_error, features=features
+        )
+        cache = None
+        if cache_dir is not None:
+            cache = CacheSettings(
+                Path(cache_dir),
+                limit_bytes=round((cache_limit_gb or 0) * 1e9),
+                eviction=cache_eviction or "lru",
+            )
+        self.store = ShardStore(
+            shards_dir, cache=cache, retries=DEFAULT_RETRIES if retries is None else retries
+        )
+        self.shards_dir = self.store.location
+        self.manifest = self.store.manifest()
         index.meta.frame.require_same(
             self.manifest.frame, what="the shards", where=str(self.shards_dir)
         )
@@ -312,17 +247,15 @@ class ShardSource(SampleSource):
                 f"with `voxelflex shards build --index {index.path}`"
             )
         self.records = {
-            d: (
-                self.manifest.shards[dmap[d][0]].name,
-                self.manifest.shards[dmap[d][0]].bytes,
-                dmap[d][1],
-            )
+            d: (self.manifest.shards[dmap[d][0]].name, dmap[d][1])
             for d in self.table.domains.tolist()
         }
-        self.n_shards = len({v[0] for v in self.records.values()})
+        used = {name for name, _ in self.records.values()}
+        self.shards = {s.name: s for s in self.manifest.shards if s.name in used}
+        self.n_shards = len(self.shards)
 
     def make_reader(self) -> ShardReader:
-        return ShardReader(self.shards_dir, self.records)
+        return ShardReader(self.store, self.shards, self.records)
 
     def loader(self, cfg, epoch, start_batch=0, *, pin_memory=False):
         if self.n_shards < cfg.n_streams:

@@ -2,24 +2,63 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
+import tarfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from voxelflex.errors import ShardError
 from voxelflex.frame import FRAME
 from voxelflex.index import LoadedIndex
-from voxelflex.sources.shards.manifest import ShardManifest, file_sha256
-from voxelflex.sources.shards.reader import decode_record, scan_shard
+from voxelflex.paths import Location
+from voxelflex.remote import DEFAULT_RETRIES
+from voxelflex.sources.shards.manifest import KEYS_MEMBER, VOX_MEMBER, ShardEntry
+from voxelflex.sources.shards.record import decode_record
+from voxelflex.sources.shards.store import ShardStore
 
 __all__ = ["ShardVerifyReport", "verify_shards"]
+
+
+def _tar_problems(data: bytes, shard: ShardEntry, path: str) -> list[str]:
+    """What the tar headers say differs from the manifest: members missing, moved or extra.
+
+    The readers never parse tar headers (they read at the manifest's offsets); this is where a
+    shard and its manifest are checked to describe the same archive.
+    """
+    members: dict[str, tuple[int, int]] = {}
+    problems = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for info in tar:
+                members[info.name] = (info.offset_data, info.size)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        problems.append(f"{path} is unreadable as a tar after {len(members)} members: {exc}")
+    listed = set()
+    for r in shard.records:
+        for member, offset, size in (
+            (VOX_MEMBER, r.vox_offset, r.vox_bytes),
+            (KEYS_MEMBER, r.keys_offset, r.keys_bytes),
+        ):
+            name = f"{r.key}.{member}"
+            listed.add(name)
+            if name not in members:
+                problems.append(f"shard {path}, domain {r.domain}: member {name} is missing")
+            elif members[name] != (offset, size):
+                problems.append(
+                    f"shard {path}, domain {r.domain}: member {name} is at offset "
+                    f"{members[name][0]} ({members[name][1]} bytes) in the tar, the manifest "
+                    f"says {offset} ({size} bytes)"
+                )
+    for name in sorted(set(members) - listed):
+        problems.append(f"shard {path}: member {name} is not in the manifest")
+    return problems
 
 
 @dataclass(frozen=True)
 class ShardVerifyReport:
     """Outcome of :func:`verify_shards`: every problem found, one line each."""
 
-    folder: Path
+    folder: Location
     n_shards: int
     n_domains: int
     problems: tuple[str, ...]
@@ -30,21 +69,25 @@ class ShardVerifyReport:
 
 
 def verify_shards(
-    folder: str | os.PathLike, *, index: LoadedIndex | None = None
+    folder: Location, *, index: LoadedIndex | None = None, retries: int = DEFAULT_RETRIES
 ) -> ShardVerifyReport:
-    """Check every shard against the manifest: size, SHA-256, every record decoded.
+    """Check every shard against the manifest: size, SHA-256, the tar's members at the
+    manifest's offsets, every record decoded.
 
     Does not stop at the first problem; the manifest itself must be readable.
 
     Parameters
     ----------
-    folder : path
-        Shard folder.
+    folder : path or str
+        Shard folder, or its URL (each shard is fetched whole once).
     index : LoadedIndex, optional
         Also check that the shards were built from this index's voxel file (stale shards).
+    retries : int
+        Retries of a failed fetch (URL only; a wrong checksum is reported, not retried).
     """
-    folder = Path(folder)
-    manifest = ShardManifest.load(folder)
+    store = ShardStore(folder, retries=retries)
+    folder = store.location
+    manifest = store.manifest()
     problems: list[str] = []
     if manifest.frame != FRAME:
         problems.append(
@@ -57,24 +100,24 @@ def verify_shards(
         except ShardError as exc:
             problems.append(str(exc))
     for shard in manifest.shards:
-        path = folder / shard.name
-        if path.is_file() and path.stat().st_size == shard.bytes:
-            digest = file_sha256(path)
-            if digest != shard.sha256:
-                problems.append(f"shard {path}: sha256 {digest} differs from the manifest's")
-        found, error = scan_shard(path, None, shard.bytes)
-        if error:
-            problems.append(error)
-        listed = {r.key for r in shard.records}
-        for key in sorted(set(found) - listed):
-            problems.append(f"shard {path}: record {key} is not in the manifest")
+        path = store.where(shard.name)
+        try:
+            data = store.read_shard(shard)
+        except ShardError as exc:
+            problems.append(str(exc))
+            problems += [f"shard {path}, domain {r.domain}: not checked" for r in shard.records]
+            continue
+        if len(data) != shard.bytes:
+            problems.append(
+                f"{path} is damaged or truncated (file is {len(data)} bytes, manifest says "
+                f"{shard.bytes})"
+            )
+        elif (digest := hashlib.sha256(data).hexdigest()) != shard.sha256:
+            problems.append(f"shard {path}: sha256 {digest} differs from the manifest's")
+        problems += _tar_problems(data, shard, path)
         for record in shard.records:
-            if record.key not in found:
-                why = "not reached: the shard is damaged (above)" if error else "record missing"
-                problems.append(f"shard {path}, domain {record.domain}: {why}")
-                continue
             try:
-                decode_record(str(path), record, found[record.key])
+                decode_record(path, record, memoryview(data)[record.start : record.end])
             except ShardError as exc:
                 problems.append(str(exc))
     return ShardVerifyReport(folder, len(manifest.shards), manifest.n_domains, tuple(problems))

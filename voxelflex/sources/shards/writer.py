@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import re
+import tarfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -115,18 +116,34 @@ def _encode_domain(task: tuple[str, str, list[str], list[str], int]) -> tuple[st
 def _write_shard(
     path: Path, encoded: list[tuple[str, bytes, bytes]], n_res: list[int]
 ) -> ShardEntry:
-    """Write one shard atomically; return its manifest entry."""
-    records = []
+    """Write one shard atomically; return its manifest entry (with each member's offset)."""
     with atomic_path(path) as tmp:
         with wds.TarWriter(str(tmp), encoder=False, mtime=0) as writer:
-            for (domain, vox, keys), n in zip(encoded, n_res, strict=True):
-                key = domain_key(domain)
-                writer.write({"__key__": key, VOX_MEMBER: vox, KEYS_MEMBER: keys})
-                records.append(
-                    DomainRecord(
-                        domain, key, n, len(vox), zlib.crc32(vox), len(keys), zlib.crc32(keys)
-                    )
+            for domain, vox, keys in encoded:
+                writer.write({"__key__": domain_key(domain), VOX_MEMBER: vox, KEYS_MEMBER: keys})
+        # Where each member's data landed, as any tar reader sees it (whatever headers the
+        # writer chose); read once here so that readers never parse tar headers.
+        with tarfile.open(tmp) as tar:
+            offsets = {m.name: (m.offset_data, m.size) for m in tar.getmembers()}
+        records = []
+        for (domain, vox, keys), n in zip(encoded, n_res, strict=True):
+            key = domain_key(domain)
+            vox_at, keys_at = offsets[f"{key}.{VOX_MEMBER}"], offsets[f"{key}.{KEYS_MEMBER}"]
+            if (vox_at[1], keys_at[1]) != (len(vox), len(keys)):
+                raise ShardError(f"{tmp}: tar member sizes of {key} differ from what was written")
+            records.append(
+                DomainRecord(
+                    domain=domain,
+                    key=key,
+                    n_residues=n,
+                    vox_offset=vox_at[0],
+                    vox_bytes=len(vox),
+                    crc32=zlib.crc32(vox),
+                    keys_offset=keys_at[0],
+                    keys_bytes=len(keys),
+                    keys_crc32=zlib.crc32(keys),
                 )
+            )
         size, digest = tmp.stat().st_size, file_sha256(tmp)
     return ShardEntry(name=path.name, bytes=size, sha256=digest, records=tuple(records))
 

@@ -1,0 +1,345 @@
+"""Shards and index at a URL: a localhost server that honours Range and injects faults.
+
+Batches from the URL must equal those from the local folder bit for bit; a dropped connection, a
+404 and bytes that changed on the server must each end in a successful retry or an error naming
+the URL, never in a shorter epoch. The node-local cache must hold only whole, checked shards,
+download each shard once however many processes ask, and evict as configured.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import threading
+
+import pyarrow.compute as pc
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests._range_server import RangeServer
+from voxelflex.cli.main import app
+from voxelflex.config import load_config
+from voxelflex.errors import FetchError, IndexFormatError, ShardError
+from voxelflex.index import connect, read_index
+from voxelflex.index.query import run_query
+from voxelflex.remote import RemoteFolder
+from voxelflex.sources import PlanConfig, build_shards, open_source
+from voxelflex.sources.shards.cache import CacheSettings, ShardCache
+from voxelflex.sources.shards.manifest import MANIFEST_NAME, ShardManifest
+
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
+
+FIELDS = ("packed", "residue_index", "temperature", "target", "weight", "row_id")
+
+
+@pytest.fixture(scope="module")
+def index(demo_index):
+    return read_index(demo_index)
+
+
+@pytest.fixture(scope="module")
+def built(index, tmp_path_factory):
+    out = tmp_path_factory.mktemp("url_shards")
+    build_shards(index, out, domains_per_shard=6, progress=False)  # 4 shards
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_batches(index, built):
+    """The local folder's batches for a worker count (the plan depends on it)."""
+    done = {}
+
+    def get(workers=0):
+        if workers not in done:
+            done[workers] = _batches(index, built, workers=workers)[0]
+        return done[workers]
+
+    return get
+
+
+@pytest.fixture
+def served(built, tmp_path):
+    """A private copy of the shard folder (free to change) served on localhost."""
+    folder = shutil.copytree(built, tmp_path / "served")
+    with RangeServer(folder) as server:
+        yield server, folder
+
+
+def _batches(index, shards_dir, *, workers=0, epoch=1, **options):
+    src = open_source("shards", index, split="train", shards_dir=shards_dir, **options)
+    cfg = PlanConfig(batch_size=64, seed=1, num_workers=workers, mix_buffer_residues=100)
+    loader = src.loader(cfg, epoch)
+    batches = list(loader)
+    return batches, loader.skipped
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        for name in FIELDS:
+            assert torch.equal(getattr(x, name), getattr(y, name)), name
+
+
+def _shard_gets(server, name):
+    return [r for r in server.requests if r.method == "GET" and r.name == name]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("cached", [False, True])
+def test_batches_from_a_url_equal_the_local_folder(
+    index, built, local_batches, served, tmp_path, workers, cached
+):
+    server, _ = served
+    options = {"cache_dir": tmp_path / "cache"} if cached else {}
+    batches, skipped = _batches(index, server.url, workers=workers, **options)
+    _assert_same(local_batches(workers), batches)
+    assert not skipped
+    manifest = ShardManifest.load(built)
+    shard_bytes = sum(s.bytes for s in manifest.shards)
+    fetched = server.bytes_sent - len((built / MANIFEST_NAME).read_bytes())
+    if cached:
+        # one download per shard for the node, whatever the number of workers
+        for s in manifest.shards:
+            assert len(_shard_gets(server, s.name)) == 1, s.name
+        assert fetched == shard_bytes
+        server.clear()
+        again, _ = _batches(index, server.url, workers=workers, epoch=2, **options)
+        assert [r.name for r in server.requests] == [MANIFEST_NAME]  # all from the cache
+        assert len(again) == len(batches)
+    else:
+        # each worker fetches its own records by range request, neighbours coalesced: the
+        # epoch costs the bytes of the records it needs, plus at most a tar header and its
+        # padding before each (the demo's records are small, ≈4 KB, so that is ≈24 % here and
+        # ≈5 % at mdCATH's ≈150 residues a domain; docs/performance.md)
+        records = [
+            r
+            for _, r in open_source(
+                "shards", index, split="train", shards_dir=built
+            ).records.values()
+        ]
+        needed = sum(r.payload_bytes for r in records)
+        assert needed <= fetched <= sum(r.end - r.start + 1536 for r in records)
+        gets = [r for r in server.requests if r.method == "GET" and r.name != MANIFEST_NAME]
+        assert all(r.status == 206 for r in gets)  # range requests, answered as such
+        assert len(gets) < len(records)  # neighbouring records coalesced into one request
+
+
+def test_the_manifest_is_fetched_and_checked_before_any_shard(index, served):
+    server, folder = served
+    data = json.loads((folder / MANIFEST_NAME).read_text())
+    data["source"]["voxel_fingerprint"]["key_hash"] = "0" * 64
+    (folder / MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(ShardError, match=rf"{server.url}: the shards were built from .*stale"):
+        open_source("shards", index, split="train", shards_dir=server.url)
+    assert {r.name for r in server.requests} == {MANIFEST_NAME}  # no shard was read
+    (folder / MANIFEST_NAME).unlink()
+    with pytest.raises(ShardError, match=rf"{server.url}/manifest.json: not found.*upload"):
+        open_source("shards", index, split="train", shards_dir=server.url)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("fault", ["drop", "corrupt"])
+def test_a_fault_once_is_retried_and_the_batches_are_unchanged(
+    index, local_batches, served, tmp_path, fault, cached
+):
+    server, _ = served
+    server.inject("shard-000001.tar", fault)
+    options = {"cache_dir": tmp_path / "cache"} if cached else {}
+    batches, skipped = _batches(index, server.url, **options)
+    _assert_same(local_batches(), batches)
+    assert not skipped
+    assert len(_shard_gets(server, "shard-000001.tar")) == 2  # the bad reply, then a good one
+    if cached:  # only whole, checked shards in the cache
+        manifest = ShardManifest.load(served[1])
+        kept = sorted(p.name for p in (tmp_path / "cache").glob("*.tar"))
+        assert kept == sorted(f"{s.sha256}.tar" for s in manifest.shards)
+        for path in (tmp_path / "cache").glob("*.tar"):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize(
+    "fault,message",
+    [
+        ("drop", "failed 2 times"),
+        ("404", "not found"),
+        ("corrupt", "failed 2 times, the last time: "),
+    ],
+)
+def test_a_lasting_fault_names_the_url_and_never_shortens_the_epoch(
+    index, served, tmp_path, fault, message, cached
+):
+    server, folder = served
+    server.inject("shard-000002.tar", fault, times=None)
+    options = {"retries": 1}
+    if cached:
+        options["cache_dir"] = tmp_path / "cache"
+    url = f"{server.url}/shard-000002.tar"
+    with pytest.raises(ShardError, match=rf"shard {url}, domain \S+: .*{message}"):
+        _batches(index, server.url, **options)
+    # under the skip policy every row is still served: the shard's rows with weight 0, each
+    # reported with the URL
+    batches, skipped = _batches(index, server.url, **options, on_error="skip")
+    row_id = torch.cat([b.row_id for b in batches])
+    weight = torch.cat([b.weight for b in batches])
+    train = index.table.filter(pc.equal(index.table["split"], "train"))
+    assert sorted(row_id[row_id >= 0].tolist()) == train["row_id"].to_pylist()
+    lost = {r.domain for r in ShardManifest.load(folder).shards[2].records}
+    in_lost = pc.is_in(train["domain"], pc.cast(list(lost), "string")).to_numpy(
+        zero_copy_only=False
+    )
+    zero = set(row_id[(weight == 0) & (row_id >= 0)].tolist())
+    assert zero == set(train["row_id"].to_numpy()[in_lost].tolist())
+    assert skipped and all(url in why for why in skipped.values())
+    assert all("check the server and the network" in why for why in skipped.values())
+    if cached:  # nothing partial or corrupt was kept: the other shards, whole and checked
+        bad = ShardManifest.load(folder).shards[2].sha256
+        kept = list((tmp_path / "cache").glob("*.tar"))
+        assert len(kept) == 3 and bad not in {p.stem for p in kept}
+        for path in kept:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
+        assert not list((tmp_path / "cache" / ".tmp").iterdir())
+
+
+def _fetch_all(url, folder, names, order_seed, out):
+    manifest = ShardManifest.load(folder)
+    entries = {s.name: s for s in manifest.shards}
+    cache = ShardCache(CacheSettings(out))
+    remote = RemoteFolder(url)
+    digests = []
+    for name in sorted(names, key=lambda n: hash((n, order_seed))):
+        e = entries[name]
+        with cache.open(name, e.bytes, e.sha256, remote) as fh:
+            digests.append(hashlib.sha256(fh.read()).hexdigest() == e.sha256)
+    os._exit(0 if all(digests) else 1)
+
+
+def test_concurrent_processes_download_each_shard_once(served, tmp_path):
+    server, folder = served
+    names = [s.name for s in ShardManifest.load(folder).shards]
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_fetch_all, args=(server.url, folder, names, i, tmp_path / "c"))
+        for i in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    for name in names:
+        assert len(_shard_gets(server, name)) == 1, name
+
+
+@pytest.mark.parametrize("eviction", ["lru", "none"])
+def test_the_cache_keeps_to_its_limit(served, tmp_path, eviction):
+    server, folder = served
+    shards = ShardManifest.load(folder).shards[:3]
+    limit = shards[0].bytes + shards[1].bytes + shards[2].bytes // 2  # room for two
+    cache = ShardCache(CacheSettings(tmp_path / "c", limit_bytes=limit, eviction=eviction))
+    remote = RemoteFolder(server.url)
+    for i, s in enumerate(shards[:2]):
+        with cache.open(s.name, s.bytes, s.sha256, remote):
+            pass
+        os.utime(cache.path(s.sha256), (1000 + i, 1000 + i))  # shard 0 used longest ago
+    third = cache.open(shards[2].name, shards[2].bytes, shards[2].sha256, remote)
+    kept = {p.stem for p in (tmp_path / "c").glob("*.tar")}
+    if eviction == "lru":
+        assert third is not None
+        third.close()
+        assert kept == {shards[1].sha256, shards[2].sha256}
+        assert cache.stats.evicted == 1
+    else:  # keep what fits; the third is read from the URL
+        assert third is None and cache.stats.bypassed == 1
+        assert kept == {shards[0].sha256, shards[1].sha256}
+
+
+def test_cached_or_bypassed_shards_give_the_same_batches(index, local_batches, served, tmp_path):
+    server, folder = served
+    biggest = max(s.bytes for s in ShardManifest.load(folder).shards)
+    options = {"cache_dir": tmp_path / "c", "cache_limit_gb": 1.5 * biggest / 1e9}
+    for eviction in ("none", "lru"):
+        batches, _ = _batches(index, server.url, cache_eviction=eviction, **options)
+        _assert_same(local_batches(), batches)
+
+
+def test_verify_at_a_url(served):
+    server, folder = served
+    runner = CliRunner()
+    result = runner.invoke(app, ["shards", "verify", server.url])
+    assert result.exit_code == 0 and "4 shards, 24 domains, all intact" in result.output
+    path = folder / "shard-000003.tar"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = runner.invoke(app, ["shards", "verify", server.url])
+    assert result.exit_code == 2
+    assert f"shard {server.url}/shard-000003.tar: sha256" in result.output
+
+
+def test_the_index_at_a_url(demo_index, index, tmp_path):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    shutil.copy(demo_index, folder / "index.parquet")
+    with RangeServer(folder) as server:
+        url = f"{server.url}/index.parquet"
+        remote = read_index(url)
+        assert remote.path == url and remote.meta == index.meta
+        assert remote.table.equals(index.table)
+        sql = "SELECT split, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1"
+        assert run_query(url, sql).equals(run_query(demo_index, sql))
+        con = connect(url)
+        with pytest.raises(Exception, match="disabled"):  # DuckDB reads no file for a URL index
+            con.sql(f"SELECT * FROM read_parquet('{demo_index}')").fetchall()
+        result = CliRunner().invoke(app, ["index", "stats", "--index", url])
+        assert result.exit_code == 0, result.output
+        with pytest.raises(IndexFormatError, match=rf"index {server.url}/nope.parquet: not found"):
+            read_index(f"{server.url}/nope.parquet")
+
+
+def test_config_keeps_urls_and_names_missing_back_ends(tmp_path):
+    cfg = load_config(overrides=["data.shards_dir=s3://bucket/shards", "data.index=idx.parquet"])
+    assert cfg.data.shards_dir == "s3://bucket/shards"
+    assert cfg.data.index == tmp_path.cwd() / "idx.parquet"
+    with pytest.raises(FetchError, match=r"nosuch://x: cannot open nosuch:// URLs"):
+        RemoteFolder("nosuch://x").fetch("y")
+
+
+def _child_fetches(folder):
+    folder.fetch(MANIFEST_NAME)  # the inherited folder makes its own file system here
+    gc.collect()
+    os._exit(0)
+
+
+def test_a_forked_child_does_not_break_the_parents_connections(built):
+    """Reproduction: fsspec's HTTP file system, collected in a forked child, closed the parent's
+    kept-alive sockets in the epoll instance both share; the parent's next request then hung
+    for aiohttp's 5-minute timeout."""
+    with RangeServer(built) as server:
+        parent = RemoteFolder(server.url)
+        parent.fetch(MANIFEST_NAME)  # leaves a kept-alive connection in the parent's pool
+        child = multiprocessing.get_context("fork").Process(target=_child_fetches, args=(parent,))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        done = []
+        thread = threading.Thread(
+            target=lambda: done.append(parent.fetch(MANIFEST_NAME)), daemon=True
+        )
+        thread.start()
+        thread.join(20)
+        assert done, "the parent's request hung after a forked child exited"
+
+
+def test_index_build_refuses_a_url_as_its_output(demo_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a URL taken for a relative path would be written here
+    result = CliRunner().invoke(
+        app,
+        ["index", "build", "--voxel-file", str(demo_data.voxel_file), "--output", "https://h/i.pq"],
+    )
+    assert result.exit_code == 2 and "writes a local file, not https://h/i.pq" in result.output

@@ -1,0 +1,226 @@
+"""A node-local cache of whole shards fetched from a URL, shared by every process on the node.
+
+Without a cache every rank and worker fetches the records it needs by range request, every
+epoch; with one, each shard crosses the network once per node (until evicted) and is then read
+from local disk.
+
+* **Content-addressed.** A shard is kept as ``<sha256>.tar``, named by the SHA-256 the manifest
+  lists. A file that is there is the right one: a rebuilt shard set never meets a stale copy, and
+  two shard sets sharing a cache folder never mix.
+* **Never partial, never corrupt.** A shard is downloaded whole to ``.tmp/``, checked against the
+  manifest's size and SHA-256 (a wrong download is fetched again, then named in the error), and
+  only then renamed into place.
+* **Safe under concurrent processes.** One download per shard and node: a process takes the
+  shard's lock file (``flock``) before downloading and looks again once it holds it; the others
+  wait, then read the file the first one put there. Eviction takes a cache-wide lock and skips
+  shards whose lock is held. A process that opened a cached shard keeps reading it even if another
+  process evicts it (POSIX keeps an unlinked file until its last descriptor closes); the disk
+  space returns when it closes.
+* **Eviction.** ``lru`` deletes the least recently used shards (file mtime, refreshed on every
+  use) to make room; ``none`` keeps what fits and reads other shards from the URL. With a cache
+  smaller than the data and a fresh random order every epoch, LRU evicts each shard just before
+  it is needed again, so ``none`` gives the better hit rate there.
+* The limit counts finished shards; downloads in progress (one per process at most) come on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from voxelflex.errors import ConfigError
+from voxelflex.remote import RemoteFolder
+
+__all__ = ["EVICTIONS", "CacheSettings", "CacheStats", "ShardCache"]
+
+log = logging.getLogger(__name__)
+
+EVICTIONS = ("lru", "none")
+_TMP = ".tmp"
+_LOCKS = ".locks"
+_STALE_TMP_S = 600  # a download that wrote nothing for this long belongs to a dead process
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Where and how much to cache (``loader.shard_cache_*``).
+
+    Attributes
+    ----------
+    folder : Path
+        Node-local folder (created if missing); several processes and runs may share it.
+    limit_bytes : int
+        Size limit of the cached shards in bytes; 0 means no limit.
+    eviction : {"lru", "none"}
+        What to do when a shard does not fit (see the module docstring).
+    """
+
+    folder: Path
+    limit_bytes: int = 0
+    eviction: str = "lru"
+
+    def __post_init__(self) -> None:
+        if self.eviction not in EVICTIONS:
+            raise ConfigError(
+                f"config key 'loader.shard_cache_eviction': got {self.eviction!r}, expected one "
+                f"of {', '.join(EVICTIONS)}"
+            )
+        if self.limit_bytes < 0:
+            raise ConfigError(
+                f"config key 'loader.shard_cache_limit_gb': got {self.limit_bytes / 1e9}, "
+                "expected a number >= 0 (0: no limit)"
+            )
+
+
+@dataclass
+class CacheStats:
+    """What one process's cache did: shards found, downloaded, and not cached (no room)."""
+
+    hits: int = 0
+    downloads: int = 0
+    bypassed: int = 0
+    evicted: int = 0
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); yields False when
+    ``blocking`` is off and another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class ShardCache:
+    """Opens shards from the cache, downloading (and evicting) as needed.
+
+    Parameters
+    ----------
+    settings : CacheSettings
+    """
+
+    def __init__(self, settings: CacheSettings) -> None:
+        self.settings = settings
+        self.folder = Path(settings.folder)
+        self.stats = CacheStats()
+        for sub in (_TMP, _LOCKS):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        """Where the shard with this SHA-256 is kept."""
+        return self.folder / f"{sha256}.tar"
+
+    def _open_present(self, sha256: str, size: int) -> BinaryIO | None:
+        """The cached shard, opened, or None. A file of another size is not ours: replaced."""
+        path = self.path(sha256)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        except FileNotFoundError:
+            return None
+        if os.fstat(fh.fileno()).st_size != size:
+            fh.close()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # last use, for LRU
+        return fh
+
+    def open(self, name: str, size: int, sha256: str, remote: RemoteFolder) -> BinaryIO | None:
+        """Shard ``name`` (``size`` bytes, ``sha256``) opened from the cache, downloaded from
+        ``remote`` first if it is not there; None when it does not fit (eviction ``none``, or
+        no shard could be evicted): read it from the URL instead.
+
+        Raises
+        ------
+        FetchError
+            The download failed, or kept arriving with another size or SHA-256, after retries.
+        """
+        fh = self._open_present(sha256, size)
+        if fh is not None:
+            self.stats.hits += 1
+            return fh
+        with _flock(self.folder / _LOCKS / f"{sha256}.lock"):
+            fh = self._open_present(sha256, size)  # another process fetched it while we waited
+            if fh is not None:
+                self.stats.hits += 1
+                return fh
+            if not self._make_room(size, keep=sha256):
+                self.stats.bypassed += 1
+                return None
+            tmp = self.folder / _TMP / f"{sha256}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            try:
+                with open(tmp, "wb") as out:
+                    remote.download(name, out, size=size, sha256=sha256)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.path(sha256))
+            finally:
+                tmp.unlink(missing_ok=True)
+            self.stats.downloads += 1
+            # Opened while holding the shard's lock: an evictor skips locked shards.
+            return open(self.path(sha256), "rb")
+
+    def _make_room(self, size: int, *, keep: str) -> bool:
+        """Evict (LRU) until ``size`` more bytes fit; False when they cannot."""
+        limit = self.settings.limit_bytes
+        with _flock(self.folder / _LOCKS / "evict.lock"):
+            self._drop_stale_temps()
+            if not limit:
+                return True
+            shards = []
+            for entry in os.scandir(self.folder):
+                if entry.name.endswith(".tar") and entry.is_file():
+                    with contextlib.suppress(FileNotFoundError):
+                        st = entry.stat()
+                        shards.append((st.st_mtime, st.st_size, entry.name))
+            total = sum(s for _, s, _ in shards)
+            if total + size <= limit:
+                return True
+            if self.settings.eviction == "none" or size > limit:
+                if not self.stats.bypassed:
+                    log.info(
+                        "shard cache %s is full (%.2f of %.2f GB, eviction %s): shards that do "
+                        "not fit are read from the URL",
+                        self.folder,
+                        total / 1e9,
+                        limit / 1e9,
+                        self.settings.eviction,
+                    )
+                return False
+            for _, nbytes, fname in sorted(shards):
+                if total + size <= limit:
+                    break
+                sha = fname.removesuffix(".tar")
+                if sha == keep:
+                    continue
+                with _flock(self.folder / _LOCKS / f"{sha}.lock", blocking=False) as free:
+                    if free:  # nobody is downloading or opening it right now
+                        (self.folder / fname).unlink(missing_ok=True)
+                        total -= nbytes
+                        self.stats.evicted += 1
+            return total + size <= limit
+
+    def _drop_stale_temps(self) -> None:
+        """Delete downloads a killed process left behind (nothing written for 10 minutes)."""
+        now = time.time()
+        for entry in os.scandir(self.folder / _TMP):
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat().st_mtime > _STALE_TMP_S:
+                    os.unlink(entry.path)

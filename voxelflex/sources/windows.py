@@ -1,0 +1,201 @@
+"""What one worker does with its stream of the plan: read mixing windows, gather batches.
+
+A :class:`StreamServer` reads a stream's domains a mixing window at a time through the source's
+reader and gathers each batch's packed rows; :func:`batch_samples` builds a batch's per-sample
+arrays from the plan alone (the main process does that from its own copy of the plan).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from voxelflex.errors import InputError, ResidueReadError, SourceError
+from voxelflex.frame import PACKED_BYTES
+from voxelflex.sources.plan import StreamPlan
+from voxelflex.sources.table import concat_ranges
+
+if TYPE_CHECKING:  # annotations only: base imports transport, which imports this module
+    from voxelflex.sources.base import DomainReader
+
+__all__ = ["StreamServer", "batch_features", "batch_samples"]
+
+log = logging.getLogger(__name__)
+
+OnError = str  # "raise" or "skip": voxelflex.sources.base.ON_ERROR
+
+
+def batch_samples(
+    stream: StreamPlan, b: int, skipped: np.ndarray | None, pad_temperature: float
+) -> tuple[np.ndarray, ...]:
+    """Per-sample arrays of batch ``b`` of ``stream``: residue_index, temperature, target,
+    weight, row_id (the :class:`Batch` fields after ``packed``).
+
+    ``skipped`` (bool per residue of the batch, or None) zeroes the weight of unreadable
+    residues. Batches past the stream's data are padding: one sample of weight 0, ``row_id``
+    -1, a finite temperature and target.
+    """
+    if b >= stream.n_batches:
+        return (
+            np.zeros(1, dtype=np.int64),
+            np.full(1, pad_temperature, dtype=np.float32),
+            np.zeros(1, dtype=np.float32),
+            np.zeros(1, dtype=np.float32),
+            np.full(1, -1, dtype=np.int64),
+        )
+    t = stream.table
+    pos = stream.order[stream.batch_offsets[b] : stream.batch_offsets[b + 1]]
+    starts = t.res_row_offsets[pos]
+    counts = t.res_row_offsets[pos + 1] - starts
+    rows = concat_ranges(starts, counts)
+    residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
+    if skipped is None:
+        weight = np.ones(len(rows), dtype=np.float32)
+    else:
+        weight = np.where(skipped, 0.0, 1.0).astype(np.float32)[residue_index]
+    return (
+        residue_index,
+        t.temperature[rows],
+        t.target[rows],
+        weight,
+        t.row_id[rows],
+    )
+
+
+def batch_features(stream: StreamPlan, b: int, n_residues: int) -> np.ndarray | None:
+    """float32 ``(R, F)`` features of batch ``b``'s residues (zeros for a padding batch); None
+    when the stream serves no features."""
+    t = stream.table
+    if not t.features.shape[1]:
+        return None
+    if b >= stream.n_batches:
+        return np.zeros((n_residues, t.features.shape[1]), dtype=np.float32)
+    return t.features[stream.order[stream.batch_offsets[b] : stream.batch_offsets[b + 1]]]
+
+
+class StreamServer:
+    """Reads a stream's mixing windows lazily and gathers their rows into batches."""
+
+    def __init__(self, stream: StreamPlan, reader: DomainReader, on_error: OnError) -> None:
+        self.stream = stream
+        self.table = stream.table
+        self.reader = reader
+        self.on_error = on_error
+        self.win_res = stream.window_res_offsets
+        self.skipped: dict[int, str] = {}  # residue position in the stream table -> reason
+        self.n_skipped_domains = 0
+        self._spare: list[np.ndarray] = []  # window buffers to reuse
+
+    def rows(
+        self, first: int, total: int, slots: Sequence[np.ndarray] | None = None
+    ) -> Iterator[tuple[int, np.ndarray, dict[int, str] | None]]:
+        """Packed rows of batches ``first..total-1`` (data, then padding).
+
+        Yields ``(b, packed uint8 (R, 5789), skipped)``, ``skipped`` mapping the batch positions
+        of unreadable residues to their reason (None when there are none). With ``slots``
+        (``slots[i]``: a uint8 ``(cap, 5789)`` buffer for the ``i``-th batch yielded), rows are
+        gathered into it and ``packed`` is a view of it.
+        """
+        s = self.stream
+        if first < s.n_batches:
+            first_res = s.order[s.batch_offsets[first]]
+            first_window = int(np.searchsorted(self.win_res, first_res, side="right") - 1)
+            d0 = int(s.window_offsets[first_window])
+            self.reader.prepare(self.table.domains[d0:].tolist())
+        loaded: dict[int, np.ndarray] = {}
+        for i, b in enumerate(range(first, total)):
+            out = None if slots is None else slots[i]
+            if b >= s.n_batches:
+                packed = np.zeros((1, PACKED_BYTES), np.uint8) if out is None else out[:1]
+                packed[:] = 0
+                yield b, packed, None
+                continue
+            pos = s.order[s.batch_offsets[b] : s.batch_offsets[b + 1]]
+            packed = self._gather(pos, loaded, out)
+            reasons = None
+            if self.skipped:
+                reasons = {
+                    i: self.skipped[p] for i, p in enumerate(pos.tolist()) if p in self.skipped
+                }
+            yield b, packed, reasons or None
+
+    def _window(self, w: int) -> np.ndarray:
+        """Packed rows of window ``w``, uint8 ``(n_res_window, 5789)`` in table order."""
+        t = self.table
+        lo = int(self.win_res[w])
+        out = self._buffer(int(self.win_res[w + 1]) - lo)
+        for d in range(int(self.stream.window_offsets[w]), int(self.stream.window_offsets[w + 1])):
+            r0, r1 = int(t.domain_res_offsets[d]), int(t.domain_res_offsets[d + 1])
+            domain = str(t.domains[d])
+            try:
+                rows = self.reader.read_domain(domain, t.chains[r0:r1], t.resids[r0:r1])
+                if rows.dtype != np.uint8 or rows.shape != (r1 - r0, PACKED_BYTES):
+                    raise SourceError(
+                        f"{type(self.reader).__name__} returned {rows.dtype} {rows.shape} for "
+                        f"domain {domain}, expected uint8 ({r1 - r0}, {PACKED_BYTES})"
+                    )
+            except ResidueReadError as exc:
+                if self.on_error != "skip":
+                    raise exc.first from None
+                for i, error in exc.bad.items():
+                    self.skipped[r0 + i] = str(error)
+                log.warning(
+                    "skipped %d of %d residues of domain %s: %s",
+                    len(exc.bad),
+                    r1 - r0,
+                    domain,
+                    exc,
+                )
+                rows = exc.rows
+            except (SourceError, InputError) as exc:  # InputError: a bad grid in the file
+                if self.on_error != "skip":
+                    raise
+                self.n_skipped_domains += 1
+                log.warning(
+                    "skipped domain %s (%d residues): %s [%d domains skipped by this worker]",
+                    domain,
+                    r1 - r0,
+                    exc,
+                    self.n_skipped_domains,
+                )
+                self.skipped.update(dict.fromkeys(range(r0, r1), str(exc)))
+                rows = 0
+            # A copy per residue: decoding straight into the window (zstd readinto) measured no
+            # faster over whole epochs (docs/performance.md), so readers return their rows.
+            out[r0 - lo : r1 - lo] = rows
+        return out
+
+    def _buffer(self, n: int) -> np.ndarray:
+        """``n`` rows of a window buffer, reusing one a finished window gave back.
+
+        Reuse spares the page faults of a fresh 10 MB allocation per window; batches are copied
+        out of a window (gathered), so nothing refers to a buffer once its window is dropped.
+        """
+        for i, spare in enumerate(self._spare):
+            if len(spare) >= n:
+                return self._spare.pop(i)[:n]
+        cap = int(np.diff(self.win_res).max(initial=n))
+        return np.empty((max(n, cap), PACKED_BYTES), dtype=np.uint8)[:n]
+
+    def _gather(
+        self, pos: np.ndarray, loaded: dict[int, np.ndarray], out: np.ndarray | None
+    ) -> np.ndarray:
+        """Packed rows of residues ``pos`` (loading their windows), into ``out`` if given."""
+        # order is window-monotone: the first and last residue bound the windows needed
+        w_lo, w_hi = (np.searchsorted(self.win_res, pos[[0, -1]], side="right") - 1).tolist()
+        for w in [w for w in loaded if w < w_lo]:
+            self._spare.append(loaded.pop(w).base)
+        for w in range(w_lo, w_hi + 1):
+            if w not in loaded:
+                loaded[w] = self._window(w)
+        dest = None if out is None else out[: len(pos)]
+        if w_lo == w_hi:
+            return np.take(loaded[w_lo], pos - self.win_res[w_lo], axis=0, out=dest)
+        wins = np.searchsorted(self.win_res, pos, side="right") - 1
+        return np.concatenate(
+            [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],
+            out=dest,
+        )
