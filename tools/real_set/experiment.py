@@ -89,13 +89,13 @@ VARIANTS = {
 }
 
 
-def _config(root: Path, name: str, extra: list[str], seed: int):
+def _config(root: Path, name: str, extra: list[str], seed: int, shards: Path | None = None):
     run = f"{name.replace(' ', '').replace(',', '_').replace('+', '_')}_s{seed}"
     return load_config(
         None,
         [
             f"data.index={root / 'index.parquet'}",
-            f"data.shards_dir={root / 'shards'}",
+            f"data.shards_dir={shards or root / 'shards'}",
             f"output_dir={root / 'experiments' / 'runs'}",
             f"run_name={run}",
             f"loader.seed={seed}",
@@ -131,14 +131,16 @@ def _bootstrap(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[floa
 
 def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
     """Train each variant; results go to select.json after each one, and variants already
-    there are not trained again (an interrupted selection continues)."""
+    there are not trained again (an interrupted selection continues). Seeds other than 0 are
+    recorded as ``"<variant> (seed N)"``."""
     path = root / "experiments" / "select.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    for name, extra in VARIANTS.items():
-        if (only and name not in only) or name in results:
+    for variant, extra in VARIANTS.items():
+        name = variant if seed == 0 else f"{variant} (seed {seed})"
+        if (only and variant not in only) or name in results:
             continue
         t0 = time.perf_counter()
-        result = train(_config(root, name, extra, seed))
+        result = train(_config(root, variant, extra, seed))
         best = max(h["val"]["chain_pearson"] for h in result.history)
         results[name] = {
             "val_median_chain_pearson": best,
@@ -154,12 +156,12 @@ def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
     return results
 
 
-def test(root: Path, name: str, seeds: list[int]) -> dict:
+def test(root: Path, name: str, seeds: list[int], shards: Path | None = None) -> dict:
     extra = VARIANTS[name]
     per_seed, r_all = [], []
     chains = None
     for seed in seeds:
-        config = _config(root, name, extra, seed)
+        config = _config(root, name, extra, seed, shards)
         result = train(config)
         out = root / "experiments" / f"test_{seed}.parquet"
         predict(
@@ -197,14 +199,17 @@ def main() -> None:
     ap.add_argument("what", choices=["select", "test"])
     ap.add_argument("root", type=Path, help="the set's folder (build_real_set.py OUT_DIR)")
     ap.add_argument("--variant", default="frames+all", help="test: the variant chosen")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", help="default: 0 for select, 0 1 2 for test")
     ap.add_argument("--only", nargs="*", help="select: these variants only")
+    ap.add_argument("--shards", type=Path, help="shard folder (default ROOT/shards)")
     args = ap.parse_args()
     (args.root / "experiments").mkdir(exist_ok=True)
     if args.what == "select":
-        out = select(args.root, args.seeds[0], args.only)
+        out = {}
+        for seed in args.seeds or [0]:
+            out = select(args.root, seed, args.only)
     else:
-        out = test(args.root, args.variant, args.seeds)
+        out = test(args.root, args.variant, args.seeds or [0, 1, 2], args.shards)
     path = args.root / "experiments" / f"{args.what}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
