@@ -129,7 +129,9 @@ def _bootstrap(values: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[floa
     return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
 
 
-def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
+def select(
+    root: Path, seed: int, only: list[str] | None = None, shards: Path | None = None
+) -> dict:
     """Train each variant; results go to select.json after each one, and variants already
     there are not trained again (an interrupted selection continues). Seeds other than 0 are
     recorded as ``"<variant> (seed N)"``."""
@@ -140,7 +142,7 @@ def select(root: Path, seed: int, only: list[str] | None = None) -> dict:
         if (only and variant not in only) or name in results:
             continue
         t0 = time.perf_counter()
-        result = train(_config(root, variant, extra, seed))
+        result = train(_config(root, variant, extra, seed, shards))
         best = max(h["val"]["chain_pearson"] for h in result.history)
         results[name] = {
             "val_median_chain_pearson": best,
@@ -207,7 +209,7 @@ def main() -> None:
     if args.what == "select":
         out = {}
         for seed in args.seeds or [0]:
-            out = select(args.root, seed, args.only)
+            out = select(args.root, seed, args.only, args.shards)
     else:
         out = test(args.root, args.variant, args.seeds or [0, 1, 2], args.shards)
     path = args.root / "experiments" / f"{args.what}.json"
