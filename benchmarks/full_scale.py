@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gzip
 import io
 import json
 import multiprocessing
@@ -48,6 +47,7 @@ import numpy as np
 from voxelflex.atomic import atomic_write_text
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.engine.checkpoint import Checkpoint
+from voxelflex.structure import find_structure_files, read_structure
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["1a8o.pdb.gz", "1vii.pdb.gz", "3pwpcut.pdb", "1bd2s.pdb.gz", "1bd2t.pdb"]
@@ -58,14 +58,16 @@ TARGET_GB = 4.0
 # ------------------------------------------------------------------ generation
 
 
-def _chains() -> list[struc.AtomArray]:
-    """Heavy-atom protein chains of the packaged test structures (first altloc)."""
+def _chains(folder: Path | None) -> list[struc.AtomArray]:
+    """Heavy-atom protein chains (≥ 20 residues) of the structures in ``folder`` (default: the
+    packaged test structures)."""
+    if folder is None:
+        files = [ROOT / "tests" / "data" / "structures" / name for name in SOURCES]
+    else:
+        files = find_structure_files([folder])
     out = []
-    for name in SOURCES:
-        path = ROOT / "tests" / "data" / "structures" / name
-        raw = path.read_bytes()
-        text = (gzip.decompress(raw) if name.endswith(".gz") else raw).decode()
-        atoms = pdb.PDBFile.read(io.StringIO(text)).get_structure(model=1, altloc="first")
+    for path in files:
+        atoms = read_structure(path).resolved()
         atoms = atoms[struc.filter_amino_acids(atoms) & ~atoms.hetero & (atoms.element != "H")]
         for chain in np.unique(atoms.chain_id):
             c = atoms[atoms.chain_id == chain]
@@ -102,29 +104,45 @@ def _with_hydrogens(atoms: struc.AtomArray) -> struc.AtomArray:
     return merged[order]
 
 
+def _segment(c: struc.AtomArray, start: int, n: int) -> struc.AtomArray:
+    starts = struc.get_residue_starts(c)
+    stop = starts[start + n] if start + n < len(starts) else c.array_length()
+    return c[starts[start] : stop].copy()
+
+
 def _domain_pdb(length: int, chains: list[struc.AtomArray], seed: int) -> str:
+    """A domain of ``length`` residues: a stretch of one real chain when one is long enough,
+    else stretches of several packed around the centre."""
     rng = np.random.default_rng(seed)
+    sizes = np.array([struc.get_residue_count(c) for c in chains])
+    long_enough = np.flatnonzero(sizes >= length)
     parts, resid, k = [], 1, 0
+    if len(long_enough):
+        c = chains[int(rng.choice(long_enough))]
+        parts.append(
+            _segment(c, int(rng.integers(0, struc.get_residue_count(c) - length + 1)), length)
+        )
+        resid = length + 1
     while resid <= length:
         c = chains[rng.integers(len(chains))]
-        starts = struc.get_residue_starts(c)
-        n = len(starts)
+        n = struc.get_residue_count(c)
         seg = int(min(length - resid + 1, rng.integers(20, n + 1)))
-        a = int(rng.integers(0, n - seg + 1))
-        stop = starts[a + seg] if a + seg < n else c.array_length()
-        piece = c[starts[a] : stop].copy()
+        piece = _segment(c, int(rng.integers(0, n - seg + 1)), seg)
         centre = piece.coord.mean(axis=0)
         # segment centres on a compact spiral around the domain centre, 16 Å apart
         phi = k * 2.399963
         z = 1 - 2 * (k + 0.5) / 8
         where = 16.0 * np.cbrt(k + 1) * np.array([np.cos(phi), np.sin(phi), z])
         piece.coord = ((piece.coord - centre) @ _rotation(rng).T + where).astype(np.float32)
-        _, first = np.unique(piece.res_id, return_index=True)
-        renumber = {old: resid + i for i, old in enumerate(piece.res_id[np.sort(first)])}
-        piece.res_id = np.array([renumber[r] for r in piece.res_id])
-        resid += len(renumber)
         parts.append(piece)
+        resid += seg
         k += 1
+    for i, piece in enumerate(parts):  # renumber 1..length in order
+        _, first = np.unique(piece.res_id, return_index=True)
+        old = piece.res_id[np.sort(first)]
+        offset = 1 + sum(struc.get_residue_count(p) for p in parts[:i])
+        mapping = dict(zip(old.tolist(), range(offset, offset + len(old)), strict=True))
+        piece.res_id = np.array([mapping[r] for r in piece.res_id.tolist()])
     atoms = struc.concatenate(parts)
     atoms.chain_id[:] = "A"
     atoms.ins_code[:] = ""
@@ -157,9 +175,11 @@ def _write_domain(task, out_dir: str) -> int:
     return int(length)
 
 
-def generate(out: Path, n_domains: int, total: int, workers: int) -> dict:
+def generate(
+    out: Path, n_domains: int, total: int, workers: int, structures: Path | None = None
+) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    chains = _chains()
+    chains = _chains(structures)
     lengths = _lengths(n_domains, total, np.random.default_rng(0))
     tasks = [(i, n, chains) for i, n in enumerate(lengths)]
     work = functools.partial(_write_domain, out_dir=str(out))
@@ -285,6 +305,12 @@ def main() -> None:
     ap.add_argument("--residues", type=int, default=740_813)
     ap.add_argument("--reuse", action="store_true", help="keep the generated domain files")
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument(
+        "--structures",
+        type=Path,
+        help="folder of structure files to cut domains from (e.g. the real set of "
+        "tools/real_set; default: the test structures, two short chains)",
+    )
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = args.out.resolve()
@@ -301,7 +327,8 @@ def main() -> None:
     if not (args.reuse and made.is_file()):
         shutil.rmtree(gen, ignore_errors=True)
         t0 = time.perf_counter()
-        info = generate(gen, args.domains, args.residues, workers=2)
+        info = generate(gen, args.domains, args.residues, workers=2, structures=args.structures)
+        info["structures"] = str(args.structures or "tests/data/structures")
         info["seconds"] = round(time.perf_counter() - t0, 1)
         atomic_write_text(made, json.dumps(info) + "\n")
     results["generated"] = json.loads(made.read_text())
