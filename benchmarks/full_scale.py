@@ -137,15 +137,15 @@ def _domain_pdb(length: int, chains: list[struc.AtomArray], seed: int) -> str:
         parts.append(piece)
         resid += seg
         k += 1
-    for i, piece in enumerate(parts):  # renumber 1..length in order
-        _, first = np.unique(piece.res_id, return_index=True)
-        old = piece.res_id[np.sort(first)]
-        offset = 1 + sum(struc.get_residue_count(p) for p in parts[:i])
-        mapping = dict(zip(old.tolist(), range(offset, offset + len(old)), strict=True))
-        piece.res_id = np.array([mapping[r] for r in piece.res_id.tolist()])
+    offset = 0
+    for piece in parts:  # one number a residue, 1..length in order, no insertion codes
+        first = np.zeros(piece.array_length(), np.int64)
+        first[struc.get_residue_starts(piece)] = 1
+        piece.res_id = offset + np.cumsum(first)
+        piece.ins_code[:] = ""
+        offset = int(piece.res_id[-1])
     atoms = struc.concatenate(parts)
     atoms.chain_id[:] = "A"
-    atoms.ins_code[:] = ""
     atoms = _with_hydrogens(atoms)
     out = pdb.PDBFile()
     out.set_structure(atoms)
@@ -164,10 +164,10 @@ def _write_domain(task, out_dir: str) -> int:
 
     def rmsf(t: str, rep: int, n: int) -> np.ndarray:
         noise = np.exp(np.random.default_rng([index, int(t), rep]).normal(0, 0.1, n))
-        return profile * (1 + 1.2 * (int(t) - 320) / 130) * noise
+        return profile[:n] * (1 + 1.2 * (int(t) - 320) / 130) * noise
 
     def dssp(t: str, rep: int, frames: int, n: int) -> np.ndarray:
-        return np.broadcast_to(codes, (frames, n))
+        return np.broadcast_to(codes[:n], (frames, n))
 
     write_mdcath_file(
         Path(out_dir) / f"mdcath_dataset_{dom}.h5", dom, text, rmsf=rmsf, dssp=dssp, frames=1
