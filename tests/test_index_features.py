@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
+from voxelflex.analysis.baselines import fit_line
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
@@ -147,3 +148,16 @@ def test_training_with_features_stores_them_and_prediction_requires_them(feature
     gnm = metrics["baselines"]["gnm"]["per_domain_pearson"]["320"]["median"]
     assert gnm == pytest.approx(1.0, abs=1e-5)
     assert metrics["baselines"]["contact_number"]["coefficients"]["slope"] < 0  # sign learned
+
+
+def test_physics_baseline_slope_comes_from_within_each_domain():
+    """Crystal B-factor scales differ between entries: here the densely packed domain has the
+    larger scale, so a pooled line would learn that packing raises RMSF. Within each domain
+    packing lowers it, and that is the slope the baseline uses."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.uniform(0, 1, 50), rng.uniform(2, 3, 50)]  # contact number, domain 2 denser
+    y = np.r_[5 - x[:50], 20 - x[50:]] + rng.normal(0, 0.01, 100)  # its B-factor scale larger
+    domain = np.repeat([0, 1], 50)
+    _, (_, pooled) = fit_line(x, y, x, what="test")
+    _, (_, within) = fit_line(x, y, x, what="test", groups=domain)
+    assert pooled > 0 and within == pytest.approx(-1, abs=0.02)

@@ -7,7 +7,10 @@
 
 Physics baselines (when the index has the feature columns): ``contact_number`` (``wcn_ca``, the
 inverse-square CA contact number) and ``gnm`` (``gnm_msf``, Gaussian network model fluctuation),
-each a least-squares line ``a + b·x`` through the train rows, so its sign is learned.
+each a line ``a + b·x`` fitted on the train rows, so its sign is learned. The slope comes from
+the variation within each domain (domain fixed effects): across domains the target's scale can
+vary for reasons the feature does not see (crystal B-factors), and a pooled fit then learns the
+wrong sign, e.g. a contact number that predicts more motion where packing is denser.
 """
 
 from __future__ import annotations
@@ -33,25 +36,49 @@ PHYSICS_BASELINES = {"contact_number": "wcn_ca", "gnm": "gnm_msf"}  # name -> fe
 
 
 def fit_line(
-    x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, *, what: str
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x: np.ndarray,
+    *,
+    what: str,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """Least-squares ``a + b·x`` on the finite train pairs; predictions for ``x`` and (a, b).
+
+    Parameters
+    ----------
+    x_train, y_train : numpy.ndarray, shape (N,)
+    x : numpy.ndarray
+        Values to predict for.
+    what : str
+        Names the fit in errors.
+    groups : numpy.ndarray of int, shape (N,), optional
+        Group codes (e.g. domains): the slope is then fitted on the deviations from each
+        group's means (fixed effects), the intercept puts the line through the pooled means.
 
     Raises
     ------
     InputError
-        Fewer than two finite train pairs, or a constant ``x``.
+        Fewer than two finite train pairs, or ``x`` constant (within every group).
     """
     x_train = np.asarray(x_train, dtype=np.float64)
     y_train = np.asarray(y_train, dtype=np.float64)
     keep = np.isfinite(x_train) & np.isfinite(y_train)
-    if keep.sum() < 2 or np.ptp(x_train[keep]) == 0:
+    xk, yk = x_train[keep], y_train[keep]
+    dx, dy = xk - xk.mean() if len(xk) else xk, yk - yk.mean() if len(yk) else yk
+    if groups is not None and len(xk):
+        g = np.unique(np.asarray(groups)[keep], return_inverse=True)[1]
+        n = np.bincount(g)
+        dx = xk - (np.bincount(g, xk) / n)[g]
+        dy = yk - (np.bincount(g, yk) / n)[g]
+    if len(xk) < 2 or not np.any(dx):
         raise InputError(
-            f"{what}: the train split has {int(keep.sum())} usable rows (or a constant value); "
+            f"{what}: the train split has {len(xk)} usable rows (or a constant value); "
             "a line needs at least two different values"
         )
-    b, a = np.polyfit(x_train[keep], y_train[keep], 1)
-    return a + b * np.asarray(x, dtype=np.float64), (float(a), float(b))
+    b = float(dx @ dy / (dx @ dx))
+    a = float(yk.mean() - b * xk.mean())
+    return a + b * np.asarray(x, dtype=np.float64), (a, b)
 
 
 @dataclass(frozen=True)

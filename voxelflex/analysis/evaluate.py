@@ -24,7 +24,7 @@ from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
-from voxelflex.columns import strings
+from voxelflex.columns import codes, strings
 from voxelflex.config import Config, default_value, load_config
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.index import read_index, read_meta
@@ -242,12 +242,14 @@ def _baselines(rows: pa.Table, index_path: Location) -> dict:
             rows.select(keys).append_column("_order", order).join(per_residue, keys=keys)
         ).sort_by("_order")
         y_train = _column(train, "target_rmsf")
+        domains = codes(train["domain"])
         for name, column in physics.items():
             p, (a, b) = fit_line(
                 _column(train, column),
                 y_train,
                 _column(joined, f"{column}_first"),
                 what=f"{index_path}: baseline {name}",
+                groups=domains,
             )
             out[name] = {
                 "feature": column,
