@@ -32,6 +32,7 @@ import io
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -247,11 +248,23 @@ def _tree(paths: list[Path]) -> tuple[int, int]:
     return files, size
 
 
-def run_stage(name: str, cmd: list[str], outputs: list[Path], log_dir: Path, stop=None) -> dict:
-    """Run ``cmd``; ``stop(proc)`` (optional) is polled and may end it with SIGINT."""
+def run_stage(
+    name: str,
+    cmd: list[str],
+    outputs: list[Path],
+    log_dir: Path,
+    stop=None,
+    one_thread: bool = False,
+) -> dict:
+    """Run ``cmd``; ``stop()`` (optional) is polled and may end it with SIGINT. ``one_thread``
+    pins BLAS/OpenMP to one thread (a ``--workers 1`` stage then uses one core)."""
     log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 (the child writes to it)
+    env = dict(os.environ)
+    if one_thread:
+        env |= {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     sampler = Sampler(proc.pid)
     sampler.start()
     stopped_at = None
@@ -261,6 +274,7 @@ def run_stage(name: str, cmd: list[str], outputs: list[Path], log_dir: Path, sto
             proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler.done.set()
     sampler.join()
     log.close()
@@ -274,6 +288,7 @@ def run_stage(name: str, cmd: list[str], outputs: list[Path], log_dir: Path, sto
         "stage": name,
         "command": " ".join(map(str, cmd)),
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1),
         "stopped_at_s": None if stopped_at is None else round(stopped_at, 1),
         "peak_pss_gb": round(sampler.peak / 2**20, 3),
         "files": files,
@@ -341,7 +356,7 @@ def main() -> None:
     stages = results["stages"]
     stages.append(run_stage(
         "import", [*vf, "import", "mdcath", gen, "-o", ds, "--workers", "1", "--no-progress"],
-        [ds, work / "dataset.log"], logs,
+        [ds, work / "dataset.log"], logs, one_thread=True,
     ))  # fmt: skip
     report = json.loads((ds / "import_report.json").read_text())
     results["import_report"] = {
@@ -390,11 +405,15 @@ def main() -> None:
 
 
 def _print(results: dict) -> None:
-    print(f"{'stage':8s} {'wall s':>8s} {'peak PSS GB':>12s} {'files':>7s} {'GB written':>11s}")
+    print(
+        f"{'stage':8s} {'wall s':>8s} {'CPU s':>8s} {'peak PSS GB':>12s} {'files':>7s} "
+        f"{'GB written':>11s}"
+    )
     for s in results["stages"]:
         flag = "" if s["peak_pss_gb"] <= TARGET_GB else "  > 4 GB"
         print(
-            f"{s['stage']:8s} {s['wall_s']:8.1f} {s['peak_pss_gb']:12.3f} {s['files']:7d} "
+            f"{s['stage']:8s} {s['wall_s']:8.1f} {s['cpu_s']:8.1f} {s['peak_pss_gb']:12.3f} "
+            f"{s['files']:7d} "
             f"{s['bytes'] / 1e9:11.3f}{flag}"
         )
     rep = results["import_report"]
