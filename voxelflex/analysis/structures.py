@@ -256,9 +256,7 @@ def predict_structures(
 
 def _files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """The structure files, refused when two share a domain key (predictions would mix)."""
-    files = find_structure_files([paths] if isinstance(paths, str | os.PathLike) else paths)
-    if not files:
-        raise InputError("no structure files (.pdb .ent .cif .mmcif, optionally .gz) found")
+    files = find_structure_files(paths)
     seen: dict[str, Path] = {}
     for f in files:
         other = seen.setdefault(domain_key(f), f)

@@ -101,11 +101,7 @@ def featurize_files(
         No structure file, or none could be read (reasons named).
     """
     start = time.perf_counter()
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
     files = find_structure_files(paths)
-    if not files:
-        raise InputError("no structure files (.pdb .ent .cif .mmcif, optionally .gz) found")
     inputs = [("structure file", f) for f in files]
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
     tables, failed, seconds = [], [], 0.0

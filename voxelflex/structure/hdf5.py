@@ -479,11 +479,7 @@ def voxelize_files(
         raise InputError(f"altloc={altloc!r} is not one of {ALTLOC_RULES}")
     if workers < 1:
         raise InputError(f"workers={workers} must be at least 1")
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
     files = find_structure_files(paths)
-    if not files:
-        raise InputError("no structure files (.pdb .ent .cif .mmcif, optionally .gz) found")
     inputs = [("structure file", f) for f in files]
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="voxel file")
     features_path = out_path.with_suffix(".features.parquet") if features else None

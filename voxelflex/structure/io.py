@@ -122,12 +122,12 @@ def _is_structure_file(path: Path) -> bool:
     return path.is_file() and name.endswith(tuple(STRUCTURE_SUFFIXES))
 
 
-def find_structure_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def find_structure_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files and folders into the structure files to read.
 
     Parameters
     ----------
-    paths : iterable of path
+    paths : path or iterable of path
         Structure files (any name ending in a known suffix) and folders; a folder contributes
         its files with a known suffix (not its subfolders).
 
@@ -135,7 +135,14 @@ def find_structure_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     -------
     list of pathlib.Path
         Files in the order given, each folder's files sorted by name, repeated paths removed.
+
+    Raises
+    ------
+    InputError
+        A path that does not exist, a file with an unknown suffix, or no structure file at all.
     """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -146,6 +153,8 @@ def find_structure_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
             out.append(path)
         else:
             raise InputError(f"{path} does not exist; pass structure files or folders of them")
+    if not out:
+        raise InputError("no structure files (.pdb .ent .cif .mmcif, optionally .gz) found")
     # the same path given twice is read once (a link under another name is another domain)
     seen: set[str] = set()
     return [p for p in out if not (os.path.abspath(p) in seen or seen.add(os.path.abspath(p)))]
