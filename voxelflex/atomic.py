@@ -11,7 +11,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_csv", "atomic_write_text"]
 
 
 @contextlib.contextmanager
@@ -51,3 +54,10 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``target`` atomically."""
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_csv(table: pa.Table, target: str | os.PathLike) -> Path:
+    """Write ``table`` as plain CSV (header line, then rows) to ``target`` atomically."""
+    with atomic_path(target, suffix=".csv") as tmp:
+        pacsv.write_csv(table, tmp)
+    return Path(target)

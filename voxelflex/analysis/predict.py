@@ -46,9 +46,9 @@ from voxelflex.analysis.predictions import (
     predictions_format,
     sidecar_path,
     write_predictions,
-    write_table_csv,
 )
 from voxelflex.analysis.temperatures import temperature_key
+from voxelflex.atomic import atomic_write_csv
 from voxelflex.config import Config, load_config
 from voxelflex.engine.checkpoint import Checkpoint, load_for_inference
 from voxelflex.engine.distributed import DistContext
@@ -69,6 +69,7 @@ __all__ = [
     "predict",
     "restrict_index",
     "run_model",
+    "write_outputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -394,6 +395,57 @@ def _predict(
         )
 
 
+def write_outputs(
+    table: pa.Table,
+    missing_rows: pa.Table,
+    ck: Checkpoint,
+    *,
+    checkpoint: str | Path,
+    index: str,
+    splits: list[str],
+    temperatures: np.ndarray,
+    out: Path,
+    missing_out: Path,
+) -> tuple[tuple[float, ...], Path | None]:
+    """Write the predictions file with its metadata and the missing report (removed when
+    empty: a report from an earlier run would describe it); warn about extrapolation.
+
+    Returns
+    -------
+    extrapolated : tuple of float
+        Requested temperatures (K) outside the checkpoint's training range.
+    missing_path : Path or None
+        The missing report, when it has rows.
+    """
+    t_range = ck.meta.temperature_range
+    spec = ck.model_spec
+    meta = PredictionsMeta(
+        rmsf_unit=ck.meta.rmsf_unit,
+        checkpoint=str(Path(checkpoint).resolve()),
+        index=index,
+        splits=splits,
+        temperatures=[float(t) for t in temperatures],
+        training_temperature_range=[float(x) for x in t_range],
+        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
+        columns={c: COLUMN_DOCS[c] for c in table.column_names},
+    )
+    write_predictions(table, meta, out)
+    extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
+    if extrap:
+        log.warning(
+            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
+            "there are extrapolations (column `extrapolated`)",
+            ", ".join(temperature_key(t) for t in extrap),
+            *(temperature_key(x) for x in t_range),
+        )
+    missing_out.unlink(missing_ok=True)
+    missing_path = None
+    if missing_rows.num_rows:
+        missing_path = atomic_write_csv(missing_rows, missing_out)
+        log.warning("%d items not predicted; reasons in %s", missing_rows.num_rows, missing_path)
+    return extrap, missing_path
+
+
 def _write(
     predictions: Predictions,
     *,
@@ -430,33 +482,18 @@ def _write(
             skipped_lines(index_path, [*(domains or []), *predicted_domains]),
         ]
     )
-    spec = ck.model_spec
-    meta = PredictionsMeta(
-        rmsf_unit=ck.meta.rmsf_unit,
-        checkpoint=str(Path(checkpoint).resolve()),
-        index=str(index_path) if is_url(index_path) else str(index_path.resolve()),
+    index_name = str(index_path) if is_url(index_path) else str(index_path.resolve())
+    extrap, missing_path = write_outputs(
+        table,
+        missing_rows,
+        ck,
+        checkpoint=checkpoint,
+        index=index_name,
         splits=split_names,
-        temperatures=[float(t) for t in temps],
-        training_temperature_range=[float(x) for x in t_range],
-        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
-        columns={c: COLUMN_DOCS[c] for c in table.column_names},
+        temperatures=temps,
+        out=out,
+        missing_out=missing_out,
     )
-    write_predictions(table, meta, out)
-    extrap = tuple(float(t) for t in temps[outside_range(temps, t_range)])
-    if extrap:
-        log.warning(
-            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
-            "there are extrapolations (column `extrapolated`)",
-            ", ".join(temperature_key(t) for t in extrap),
-            *(temperature_key(x) for x in t_range),
-        )
-    missing_path = None
-    missing_out.unlink(missing_ok=True)  # a report from an earlier run would describe it
-    if missing_rows.num_rows:
-        missing_path = write_table_csv(missing_rows, missing_out)
-        log.warning(
-            "%d domains/residues not predicted; reasons in %s", missing_rows.num_rows, missing_path
-        )
     n_res = len(np.unique(row_id))
     log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
     return PredictReport(

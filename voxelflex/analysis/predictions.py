@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
 from voxelflex.quantities import outside_range
@@ -36,7 +36,6 @@ __all__ = [
     "read_predictions",
     "sidecar_path",
     "write_predictions",
-    "write_table_csv",
 ]
 
 FORMAT_VERSION = 1
@@ -183,13 +182,6 @@ def _with_meta(table: pa.Table, meta: PredictionsMeta) -> pa.Table:
     return table.replace_schema_metadata(md)
 
 
-def write_table_csv(table: pa.Table, path: Path) -> Path:
-    """Write ``table`` as plain CSV (header line, then rows) atomically."""
-    with atomic_path(path, suffix=".csv") as tmp:
-        pacsv.write_csv(table, tmp)
-    return Path(path)
-
-
 def predictions_format(path: str | Path) -> str:
     """``"parquet"`` or ``"csv"`` from the suffix of a predictions path; InputError otherwise."""
     suffix = Path(path).suffix.lower().lstrip(".")
@@ -218,7 +210,7 @@ def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) 
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(_with_meta(table, meta), tmp)
     else:
-        write_table_csv(table, path)
+        atomic_write_csv(table, path)
         text = json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n"
         atomic_write_text(sidecar_path(path), text)
     return path

@@ -26,15 +26,11 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from voxelflex.analysis.missing import missing_table, non_finite_lines, unread_lines
-from voxelflex.analysis.predict import run_model
+from voxelflex.analysis.predict import run_model, write_outputs
 from voxelflex.analysis.predictions import (
-    COLUMN_DOCS,
-    PredictionsMeta,
     assemble_predictions,
     predictions_format,
     sidecar_path,
-    write_predictions,
-    write_table_csv,
 )
 from voxelflex.config import Config, load_config
 from voxelflex.engine.checkpoint import load_for_inference
@@ -43,7 +39,7 @@ from voxelflex.errors import ConfigError, InputError, VoxelflexError
 from voxelflex.index.memory import frames_index
 from voxelflex.logs import command_log
 from voxelflex.paths import check_output
-from voxelflex.quantities import outside_range, to_angstrom
+from voxelflex.quantities import to_angstrom
 from voxelflex.sources.memory import MemorySource
 from voxelflex.structure import (
     BFACTOR_MODES,
@@ -214,30 +210,17 @@ def predict_structures(
                 + "; ".join(f"{m[0]}: {m[-1]}" for m in missing[:5])
             )
         table = pa.concat_tables(tables)
-        spec = ck.model_spec
-        meta = PredictionsMeta(
-            rmsf_unit=ck.meta.rmsf_unit,
-            checkpoint=str(Path(checkpoint).resolve()),
+        _, missing_path = write_outputs(
+            table,
+            missing_table(missing),
+            ck,
+            checkpoint=checkpoint,
             index="(structures)",
             splits=["predict"],
-            temperatures=[float(t) for t in temps],
-            training_temperature_range=[float(x) for x in ck.meta.temperature_range],
-            model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
-            columns={c: COLUMN_DOCS[c] for c in table.column_names},
+            temperatures=temps,
+            out=out,
+            missing_out=missing_out,
         )
-        write_predictions(table, meta, out)
-        extrap = temps[outside_range(temps, ck.meta.temperature_range)]
-        if len(extrap):
-            log.warning(
-                "temperatures %s K lie outside the checkpoint's training range: those predictions "
-                "are extrapolations (column `extrapolated`)",
-                ", ".join(f"{t:g}" for t in extrap),
-            )
-        missing_out.unlink(missing_ok=True)
-        missing_path = None
-        if missing:
-            missing_path = write_table_csv(missing_table(missing), missing_out)
-            log.warning("%d items not predicted; reasons in %s", len(missing), missing_path)
         residues = table.select(["domain", "chain", "resid_str"]).group_by(
             ["domain", "chain", "resid_str"], use_threads=False
         )

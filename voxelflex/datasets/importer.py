@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from tqdm import tqdm
 
-from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.atomic import atomic_write_csv, atomic_write_text
 from voxelflex.datasets.mdcath import (
     SKIP_REASONS,
     SKIP_SCHEMA,
@@ -352,11 +351,6 @@ def _parts(files: Sequence[Path], names: Mapping[str, str], parts_dir: Path) -> 
         yield read_part(parts_dir / names[str(f)])
 
 
-def _write_csv(table: pa.Table, path: Path) -> None:
-    with atomic_path(path, suffix=".csv") as tmp:
-        pacsv.write_csv(table, tmp)
-
-
 def _assemble(
     files,
     names,
@@ -411,7 +405,7 @@ def _assemble(
         write_voxel_hdf5(frames(), paths["voxel_file"], keys="aposteriori", altloc="first")
     except InputError:
         skip_table = pa.concat_tables(skips) if skips else SKIP_SCHEMA.empty_table()
-        _write_csv(skip_table, paths["skipped"])
+        atomic_write_csv(skip_table, paths["skipped"])
         reasons = Counter(skip_table["reason"].to_pylist())
         raise InputError(
             f"no domain of {len(files)} files could be imported (report lines per reason: "
@@ -420,7 +414,7 @@ def _assemble(
     t1 = time.perf_counter()
     write_feature_sidecar(paths["features"], features)
     table = pa.concat_tables(rows)
-    _write_csv(table, paths["rmsf_csv"])
+    atomic_write_csv(table, paths["rmsf_csv"])
     domains = sorted(seen)
     splits, split_lines, how = _splits(
         domains,
@@ -432,7 +426,7 @@ def _assemble(
     for name, listed in splits.items():
         atomic_write_text(paths["splits"] / f"{name}.txt", "".join(f"{d}\n" for d in listed))
     skip_table = pa.concat_tables([*skips, pa.Table.from_pylist(split_lines, schema=SKIP_SCHEMA)])
-    _write_csv(skip_table, paths["skipped"])
+    atomic_write_csv(skip_table, paths["skipped"])
     atomic_write_text(paths["config"], _config_yaml(out, settings.rmsf_unit))
     seconds.update(write_hdf5=t1 - t0, write_tables=time.perf_counter() - t1)
     seconds["wall"] = time.perf_counter() - t_start

@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pcsv
 
-from voxelflex.atomic import atomic_path
+from voxelflex.atomic import atomic_write_csv
 from voxelflex.paths import Location, is_url, join_location
 
 __all__ = ["SKIP_REASONS", "SKIP_SCHEMA", "skip_table_path", "write_skip_table"]
@@ -57,5 +56,4 @@ def skip_table_path(index_path: Location) -> Location:
 
 def write_skip_table(table: pa.Table, path: str | os.PathLike) -> None:
     """Write the skip table as CSV (header always present), atomically."""
-    with atomic_path(path, suffix=".csv") as tmp:
-        pcsv.write_csv(table.select(SKIP_SCHEMA.names).cast(SKIP_SCHEMA), tmp)
+    atomic_write_csv(table.select(SKIP_SCHEMA.names).cast(SKIP_SCHEMA), path)

@@ -14,8 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from voxelflex.analysis.predictions import write_table_csv
-from voxelflex.atomic import atomic_path
+from voxelflex.atomic import atomic_path, atomic_write_csv
 from voxelflex.formats import ImageFormat
 
 __all__ = ["new_figure", "save", "temperature_colors", "unit_label"]
@@ -42,7 +41,7 @@ def save(
     image = Path(out_dir) / f"{name}.{fmt.value}"
     with atomic_path(image, suffix=f".{fmt.value}") as tmp:
         fig.savefig(tmp, format=fmt.value, dpi=dpi)
-    csv = write_table_csv(data, Path(out_dir) / f"{name}_data.csv")
+    csv = atomic_write_csv(data, Path(out_dir) / f"{name}_data.csv")
     return [image, csv]
 
 
