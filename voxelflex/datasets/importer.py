@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,15 +205,19 @@ def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
     return parts
 
 
-def _splits(
-    domains: list[str],
-    *,
-    fractions: tuple[float, float, float],
-    seed: int,
-    superfamilies: str | os.PathLike | None,
-    split_files: Mapping[str, str | os.PathLike | None] | None,
-) -> tuple[dict[str, list[str]], list[dict], dict]:
+@dataclass(frozen=True)
+class _SplitRule:
+    """How the domains are split (the split options of :func:`import_mdcath`)."""
+
+    fractions: tuple[float, float, float]
+    seed: int
+    superfamilies: str | os.PathLike | None
+    split_files: Mapping[str, str | os.PathLike | None] | None
+
+
+def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]], list[dict], dict]:
     """The splits, their report lines and how they were made."""
+    fractions, seed, superfamilies, split_files = dataclasses.astuple(rule)
     if split_files and any(split_files.values()):
         splits, unassigned, absent = splits_from_files(domains, split_files)
         lines = [skip_line(d, "no_split", "in none of the split files") for d in unassigned]
@@ -329,44 +333,30 @@ def import_mdcath(
             bar.update()
         bar.close()
         report = _assemble(
-            files,
-            names,
-            parts_dir,
+            [parts_dir / names[str(f)] for f in files],
             out,
             settings,
+            _SplitRule(fractions, seed, superfamilies, split_files),
             seconds,
-            resumed,
-            fractions=fractions,
-            seed=seed,
-            superfamilies=superfamilies,
-            split_files=split_files,
+            resumed=resumed,
             t_start=t_start,
         )
         shutil.rmtree(out / STATE_DIR)
         return report
 
 
-def _parts(files: Sequence[Path], names: Mapping[str, str], parts_dir: Path) -> Iterator:
-    for f in files:
-        yield read_part(parts_dir / names[str(f)])
-
-
 def _assemble(
-    files,
-    names,
-    parts_dir,
-    out,
-    settings,
-    seconds,
-    resumed,
+    parts: list[Path],
+    out: Path,
+    settings: ImportSettings,
+    rule: _SplitRule,
+    seconds: Counter,
     *,
-    fractions,
-    seed,
-    superfamilies,
-    split_files,
-    t_start,
+    resumed: int,
+    t_start: float,
 ) -> ImportReport:
-    """Write the outputs from the parts, each atomically, the report last."""
+    """Write the outputs from the parts (one a source file, in input order), each
+    atomically, the report last."""
     rows, features, skips = [], [], []
     renamed: Counter = Counter()
     offsets: dict[str, int | str | None] = {}
@@ -374,7 +364,7 @@ def _assemble(
     counts = Counter()
 
     def frames() -> Iterator:
-        for part in _parts(files, names, parts_dir):
+        for part in map(read_part, parts):
             dom = part.meta["domain"]
             skips.append(part.skips)
             if part.frames is None:
@@ -408,7 +398,7 @@ def _assemble(
         atomic_write_csv(skip_table, paths["skipped"])
         reasons = Counter(skip_table["reason"].to_pylist())
         raise InputError(
-            f"no domain of {len(files)} files could be imported (report lines per reason: "
+            f"no domain of {len(parts)} files could be imported (report lines per reason: "
             f"{dict(reasons)}; each is listed in {paths['skipped']})"
         ) from None
     t1 = time.perf_counter()
@@ -416,13 +406,7 @@ def _assemble(
     table = pa.concat_tables(rows)
     atomic_write_csv(table, paths["rmsf_csv"])
     domains = sorted(seen)
-    splits, split_lines, how = _splits(
-        domains,
-        fractions=fractions,
-        seed=seed,
-        superfamilies=superfamilies,
-        split_files=split_files,
-    )
+    splits, split_lines, how = _splits(domains, rule)
     for name, listed in splits.items():
         atomic_write_text(paths["splits"] / f"{name}.txt", "".join(f"{d}\n" for d in listed))
     skip_table = pa.concat_tables([*skips, pa.Table.from_pylist(split_lines, schema=SKIP_SCHEMA)])
@@ -433,7 +417,7 @@ def _assemble(
     report = ImportReport(
         out_dir=out,
         paths=paths,
-        files=len(files),
+        files=len(parts),
         resumed=resumed,
         domains=counts["domains"],
         refused=counts["refused"],
