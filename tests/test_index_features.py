@@ -93,7 +93,8 @@ def test_sidecar_columns_join_and_residues_without_features_are_skipped(featured
     assert index.meta.fingerprint() != read_index(plain).meta.fingerprint()
 
 
-def test_every_source_serves_the_same_features_per_residue(featured, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_every_source_serves_the_same_features_per_residue(featured, tmp_path, workers):
     _, _, report, _ = featured
     index = read_index(report.index_path)
     build_shards(index, tmp_path / "s", progress=False)
@@ -101,7 +102,8 @@ def test_every_source_serves_the_same_features_per_residue(featured, tmp_path):
     batches = {}
     for name in ("hdf5", "shards"):
         src = open_source(name, index, split="train", features=names, shards_dir=tmp_path / "s")
-        batches[name] = list(src.loader(PlanConfig(batch_size=64, shuffle=False), 0))
+        cfg = PlanConfig(batch_size=64, shuffle=False, num_workers=workers)
+        batches[name] = list(src.loader(cfg, 0))
     for a, b in zip(batches["hdf5"], batches["shards"], strict=True):
         assert a.features.shape == (a.n_residues, 2) and torch.equal(a.features, b.features)
     table = index.table

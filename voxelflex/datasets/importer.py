@@ -117,7 +117,7 @@ class ImportReport:
         return self.residues / wall if wall else float("nan")
 
 
-def find_mdcath_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def find_mdcath_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """``mdcath_dataset_*.h5`` files of folders (not recursive) and files named directly.
 
     Raises
@@ -125,6 +125,8 @@ def find_mdcath_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     InputError
         A path that does not exist, or none found.
     """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -305,7 +307,7 @@ def import_mdcath(
     settings = dataclasses.replace(settings, rmsf_unit=check_rmsf_unit(settings.rmsf_unit))
     if not settings.temperatures or not settings.replicas:
         raise ConfigError("--temperatures and --replicas need at least one value each")
-    files = find_mdcath_files([inputs] if isinstance(inputs, str | os.PathLike) else inputs)
+    files = find_mdcath_files(inputs)
     out = Path(out_dir)
     if superfamilies:
         read_groups(superfamilies)  # a bad mapping fails before hours of work
