@@ -11,14 +11,19 @@ from voxelflex.models import ModelSpec, build_model
 O_CHANNEL = FRAME.channels.index("O")
 
 
-def make_checkpoint(path, *, rmsf_unit: str = "nm", features: tuple[str, ...] = ()):
+def make_checkpoint(
+    path, *, rmsf_unit: str = "nm", features: tuple[str, ...] = (), feature_norm: str = "global"
+):
     """A tiny dilated_resnet3d/head model (outputs ≈0.2 nm; channel O's weights zeroed).
 
     With ``features``, the model takes those structure features (standardised with mean 1 and
-    standard deviation 2, so they move the output).
+    standard deviation 2, so they move the output), z-scored per domain first with
+    ``feature_norm="domain"``.
     """
     torch.manual_seed(0)
-    spec = ModelSpec("dilated_resnet3d", "tiny", "head", features=features, dropout=0.0)
+    spec = ModelSpec(
+        "dilated_resnet3d", "tiny", "head", features, feature_norm=feature_norm, dropout=0.0
+    )
     model = build_model(spec, temperature_range=(320.0, 450.0))
     n = len(features)
     model.set_statistics(0.2, 0.1, torch.ones(n), torch.full((n,), 2.0))  # outputs ≈0.2 nm

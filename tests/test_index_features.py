@@ -19,6 +19,7 @@ from voxelflex.engine import Checkpoint, train
 from voxelflex.errors import SourceError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import PlanConfig, build_shards, open_source
+from voxelflex.sources.table import zscore_segments
 from voxelflex.structure.features import FEATURE_NAMES, feature_table, write_feature_sidecar
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
@@ -163,3 +164,64 @@ def test_physics_baseline_slope_comes_from_within_each_domain():
     _, (_, pooled) = fit_line(x, y, x, what="test")
     _, (_, within) = fit_line(x, y, x, what="test", groups=domain)
     assert pooled > 0 and within == pytest.approx(-1, abs=0.02)
+
+
+def test_zscore_segments_matches_a_per_segment_loop():
+    rng = np.random.default_rng(1)
+    values = rng.normal(5.0, 3.0, size=(12, 3))
+    values[4:7, 1] = 2.5  # constant within segment 1: zeros there
+    offsets = np.array([0, 4, 7, 7, 11, 12])  # an empty segment and a one-row segment
+    got = zscore_segments(values, offsets)
+    assert got.dtype == np.float32 and got.shape == values.shape
+    for s in (0, 1, 3, 4):  # the non-empty segments
+        seg = values[offsets[s] : offsets[s + 1]]
+        std = seg.std(axis=0)
+        want = np.where(std > 0, (seg - seg.mean(axis=0)) / np.where(std > 0, std, 1), 0)
+        np.testing.assert_allclose(got[offsets[s] : offsets[s + 1]], want, atol=1e-6)
+    assert np.all(got[4:7, 1] == 0) and np.all(got[11] == 0)
+    np.testing.assert_allclose(zscore_segments(values[:, 0], offsets), got[:, 0])
+
+
+def test_domain_feature_norm_is_served_alike_by_every_source_and_kept_by_the_model(
+    featured, tmp_path
+):
+    _, _, report, _ = featured
+    index = read_index(report.index_path)
+    build_shards(index, tmp_path / "s", progress=False)
+    names = ("gnm_msf", "n_ca_8")
+    tables = {
+        name: open_source(
+            name,
+            index,
+            split="train",
+            features=names,
+            feature_norm="domain",
+            shards_dir=tmp_path / "s",
+        ).table
+        for name in ("hdf5", "shards")
+    }
+    np.testing.assert_array_equal(tables["hdf5"].features, tables["shards"].features)
+    raw = open_source("hdf5", index, split="train", features=names).table
+    for d in range(raw.n_domains):  # each domain's residues: mean 0, standard deviation 1
+        lo, hi = raw.domain_res_offsets[d : d + 2]
+        z = tables["hdf5"].features[lo:hi]
+        np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-5)
+        x = raw.features[lo:hi].astype(np.float64)
+        np.testing.assert_allclose(z, (x - x.mean(axis=0)) / x.std(axis=0), atol=1e-5)
+    overrides = [
+        f"data.index={report.index_path}",
+        f"output_dir={tmp_path}",
+        "run_name=zfeat",
+        "model.name=features_only",
+        f"model.features=[{', '.join(names)}]",
+        "model.feature_norm=domain",
+        "loader.num_workers=0",
+        "train.epochs=1",
+        "train.progress=false",
+    ]
+    ck = Checkpoint.load(train(load_config(None, overrides)).best_checkpoint)
+    assert ck.model_spec.feature_norm == "domain"
+    np.testing.assert_allclose(ck.model["feature_mean"].numpy(), 0, atol=1e-5)
+    with pytest.raises(SourceError, match="feature_norm must be one of"):
+        open_source("hdf5", index, split="train", features=names, feature_norm="chain")

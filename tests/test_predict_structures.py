@@ -38,9 +38,15 @@ def structures(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("features", [(), FEATURES], ids=["frames", "frames+features"])
-def test_structure_route_equals_voxelize_index_shards_predict(structures, tmp_path, features):
-    ckpt = make_checkpoint(tmp_path / "c.pt", features=features)
+@pytest.mark.parametrize(
+    ("features", "feature_norm"),
+    [((), "global"), (FEATURES, "global"), (FEATURES, "domain")],
+    ids=["frames", "frames+features", "frames+features per domain"],
+)
+def test_structure_route_equals_voxelize_index_shards_predict(
+    structures, tmp_path, features, feature_norm
+):
+    ckpt = make_checkpoint(tmp_path / "c.pt", features=features, feature_norm=feature_norm)
     report = voxelize_files(structures, tmp_path / "v.hdf5", features=True, progress=False)
     index = build_index(
         report.out_path,

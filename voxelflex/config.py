@@ -153,6 +153,7 @@ class ModelConfig:
     conditioning: Annotated[str, Choice(CONDITIONINGS)]
     dropout: float
     features: tuple[str, ...]
+    feature_norm: Literal["global", "domain"]
     # Architecture keyword arguments over the preset's (names checked by voxelflex.models,
     # which knows each architecture's; this module must not import torch).
     hyperparameters: dict[str, Any]

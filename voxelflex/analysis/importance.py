@@ -178,6 +178,7 @@ def importance_for_rows(
                     restricted,
                     split=s,
                     features=model.spec.features,
+                    feature_norm=model.spec.feature_norm,
                     **source_options(config),
                 )
             except SourceError as exc:

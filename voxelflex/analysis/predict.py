@@ -373,6 +373,7 @@ def _predict(
                 temperatures=temps.tolist(),
                 on_error="skip",  # an unreadable residue is reported, the rest still predicted
                 features=ck.model_spec.features,
+                feature_norm=ck.model_spec.feature_norm,
                 **source_options(config),
             )
             for s, doms in by_split.items()

@@ -288,6 +288,7 @@ def _predict_chunk(
         on_error="skip",
         features=spec.features,
     )
+    source.normalise_features(spec.feature_norm)
     row_id, t_all, p_all, unread = run_model(model, [source], config, device)
     missing = unread_lines(index.table, unread)
     finite = np.isfinite(p_all)

@@ -16,14 +16,12 @@ from voxelflex.errors import ConfigError, TrainingError
 from voxelflex.index import LoadedIndex, ensure_index, read_index
 from voxelflex.models import ModelSpec
 from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
-from voxelflex.sources.table import SplitTable
 from voxelflex.structure.features import FEATURE_GROUPS
 
 __all__ = [
     "TrainingData",
     "expand_features",
     "open_training_data",
-    "per_domain_zscores",
     "plan_config",
 ]
 
@@ -44,7 +42,8 @@ class TrainingData:
         Training targets as the model sees them (the index's RMSF unit, or per-domain z-scores
         with ``train.target_norm = domain``), for the model's target standardisation.
     feature_mean, feature_std : numpy.ndarray of float64, shape (F,)
-        Standardisation of the features over the train split's residues.
+        Standardisation of the features over the train split's residues (after the per-domain
+        z-scores of ``feature_norm = domain``, so then nearly 0 and 1).
     chain_of_row : numpy.ndarray of int64, shape (N_index,)
         Code of every index row's (domain, chain) (per-chain metrics).
     """
@@ -86,24 +85,6 @@ def expand_features(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def per_domain_zscores(table: SplitTable) -> SplitTable:
-    """The table with each domain's targets z-scored (mean 0, standard deviation 1).
-
-    For sets whose absolute scale varies between structures (crystal B-factors): the model
-    then learns which residues of a structure move more, not each structure's scale. A domain
-    with constant targets gets zeros.
-    """
-    rows_per_domain = np.diff(table.res_row_offsets[table.domain_res_offsets])
-    domain = np.repeat(np.arange(table.n_domains), rows_per_domain)
-    y = table.target.astype(np.float64)
-    n = np.bincount(domain, minlength=table.n_domains)
-    mean = np.bincount(domain, y, table.n_domains) / np.maximum(n, 1)
-    centred = y - mean[domain]
-    std = np.sqrt(np.bincount(domain, centred**2, table.n_domains) / np.maximum(n, 1))
-    z = np.where(std[domain] > 0, centred / np.where(std > 0, std, 1.0)[domain], 0.0)
-    return dataclasses.replace(table, target=z.astype(np.float32))
-
-
 def _pair_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """One int64 code per distinct (a, b) pair of non-negative codes."""
     return a * (int(b.max(initial=0)) + 1) + b
@@ -135,7 +116,8 @@ def _index_path(config: Config, dist: DistContext) -> Path:
 
 def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> TrainingData:
     """Read (or build) the index and open the train and val sources of ``config.loader.source``,
-    serving ``spec``'s features and targets normalised as ``spec.target_norm`` says (the spec
+    serving ``spec``'s features and targets normalised as ``spec.feature_norm`` and
+    ``spec.target_norm`` say (the spec
     of an ``--init-from`` checkpoint may differ from the config's model section).
 
     Raises
@@ -162,11 +144,20 @@ def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> Tr
         )
     features = spec.features
     options = source_options(config)
-    train = open_source(config.loader.source, index, split="train", features=features, **options)
-    val = open_source(config.loader.source, index, split="val", features=features, **options)
+    train, val = (
+        open_source(
+            config.loader.source,
+            index,
+            split=split,
+            features=features,
+            feature_norm=spec.feature_norm,
+            **options,
+        )
+        for split in ("train", "val")
+    )
     if spec.target_norm == "domain":
-        train.table = per_domain_zscores(train.table)
-        val.table = per_domain_zscores(val.table)
+        train.table = train.table.with_domain_zscored_targets()
+        val.table = val.table.with_domain_zscored_targets()
     values = train.table.features.astype(np.float64)
     train_plan_config = plan_config(config, dist, shuffle=True)
     return TrainingData(

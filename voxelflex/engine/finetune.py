@@ -31,6 +31,7 @@ def config_model_spec(config: Config) -> ModelSpec:
         preset=m.preset,
         conditioning=m.conditioning,
         features=expand_features(m.features),
+        feature_norm=m.feature_norm,
         dropout=m.dropout,
         log_target=config.train.log_target,
         target_norm=config.train.target_norm,

@@ -43,6 +43,9 @@ class ModelSpec:
         ``head`` or ``film``.
     features : tuple of str
         Names of the per-residue scalar features, in input order (F = len).
+    feature_norm : str
+        ``global``: features as the index has them; ``domain``: each feature z-scored over its
+        domain's residues before the model's own standardisation (sources do it).
     dropout : float
     log_target : bool
         The network fits log(RMSF); :meth:`RMSFModel.forward` still returns RMSF.
@@ -58,6 +61,7 @@ class ModelSpec:
     preset: str
     conditioning: str
     features: tuple[str, ...] = ()
+    feature_norm: str = "global"
     dropout: float = 0.3
     log_target: bool = False
     target_norm: str = "global"
@@ -82,6 +86,7 @@ class ModelSpec:
             preset=str(d["preset"]),
             conditioning=str(d["conditioning"]),
             features=tuple(d.get("features", ())),
+            feature_norm=str(d.get("feature_norm", "global")),
             dropout=float(d.get("dropout", 0.3)),
             log_target=bool(d.get("log_target", False)),
             target_norm=str(d.get("target_norm", "global")),

@@ -56,6 +56,7 @@ def open_source(
     temperatures: Sequence[float] | None = None,
     on_error: OnError = "raise",
     features: Sequence[str] = (),
+    feature_norm: str = "global",
     **options: Any,
 ) -> SampleSource:
     """Open sample source ``name`` on one split of ``index``.
@@ -75,6 +76,9 @@ def open_source(
         the log and in the loader's ``skipped``).
     features : sequence of str
         Index columns to serve per residue as ``Batch.features``.
+    feature_norm : {"global", "domain"}
+        ``domain``: serve each feature z-scored over its domain's residues of this split (a
+        model's ``feature_norm``); ``global``: as the index has them.
     **options
         Source settings (e.g. ``shards_dir``); each source takes those it declares in
         ``OPTIONS`` and ignores the other sources' (:func:`source_options` gives them all from
@@ -94,7 +98,7 @@ def open_source(
             f"unknown sample source options {sorted(unknown)}; the sources declare "
             f"{sorted(_known_options())}"
         )
-    return cls(
+    source = cls(
         index,
         split=split,
         temperatures=temperatures,
@@ -102,6 +106,8 @@ def open_source(
         features=features,
         **cls.take_options(options),
     )
+    source.normalise_features(feature_norm)
+    return source
 
 
 def source_options(config: Config) -> dict[str, Any]:

@@ -23,10 +23,12 @@ from voxelflex.sources.plan import EpochPlan, PlanConfig, make_plan
 from voxelflex.sources.table import SplitTable
 from voxelflex.sources.transport import BatchLoader, make_loader
 
-__all__ = ["ON_ERROR", "DomainReader", "OnError", "SampleSource", "SourceOption"]
+__all__ = ["FEATURE_NORMS", "ON_ERROR", "DomainReader", "OnError", "SampleSource", "SourceOption"]
 
 OnError = Literal["raise", "skip"]
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
+# How a model takes its features: as computed, or z-scored within each domain.
+FEATURE_NORMS: tuple[str, ...] = ("global", "domain")
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,23 @@ class SampleSource(ABC):
             where=str(index.path),
         )
         self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
+
+    def normalise_features(self, feature_norm: str) -> None:
+        """Serve features as a model with this ``feature_norm`` takes them.
+
+        Parameters
+        ----------
+        feature_norm : {"global", "domain"}
+            ``domain``: each feature column z-scored over its domain's residues in this split
+            (:meth:`SplitTable.with_domain_zscored_features`); ``global``: unchanged.
+        """
+        if feature_norm not in FEATURE_NORMS:
+            raise SourceError(
+                f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r} (a "
+                "checkpoint from a newer voxelflex?)"
+            )
+        if feature_norm == "domain":
+            self.table = self.table.with_domain_zscored_features()
 
     @property
     def prediction(self) -> bool:

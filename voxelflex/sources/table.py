@@ -7,6 +7,7 @@ indexing calls and handed to a DataLoader worker without per-row Python objects.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from voxelflex.columns import codes, strings
 from voxelflex.errors import IndexFormatError, SourceError
 from voxelflex.index.schema import SPLITS
 
-__all__ = ["SplitTable", "concat_ranges"]
+__all__ = ["SplitTable", "concat_ranges", "zscore_segments"]
 
 
 def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -36,6 +37,36 @@ def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     total = int(counts.sum())
     shift = np.asarray(starts, dtype=np.int64) - (np.cumsum(counts) - counts)
     return np.repeat(shift, counts) + np.arange(total, dtype=np.int64)
+
+
+def zscore_segments(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``values`` standardised within consecutive segments (mean 0, population std 1).
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N,) or (N, F)
+    offsets : numpy.ndarray of int64, shape (S + 1,)
+        Segment ``s`` is ``values[offsets[s]:offsets[s + 1]]``.
+
+    Returns
+    -------
+    numpy.ndarray of float32, the shape of ``values``
+        A column that is constant within a segment (or a one-row segment) gives zeros there.
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    counts = np.diff(offsets)
+    segment = np.repeat(np.arange(len(counts)), counts)
+    n = np.maximum(counts, 1)[:, None]
+
+    def sums(a: np.ndarray) -> np.ndarray:  # per-segment column sums, empty segments included
+        c = np.concatenate([np.zeros((1, a.shape[1])), np.cumsum(a, axis=0)])
+        return c[offsets[1:]] - c[offsets[:-1]]
+
+    centred = x - (sums(x) / n)[segment]
+    std = np.sqrt(sums(centred**2) / n)
+    # cumsum differences leave rounding noise (~1e-16 relative) where a column is constant
+    std = np.where(std > 1e-9 * (1.0 + np.abs(sums(x) / n)), std, np.inf)
+    return (centred / std[segment]).astype(np.float32).reshape(np.shape(values))
 
 
 def _offsets(boundaries: np.ndarray, n: int) -> np.ndarray:
@@ -116,6 +147,25 @@ class SplitTable:
     def domain_samples(self) -> np.ndarray:
         """Samples per domain, int64 ``(D,)``."""
         return np.diff(self.res_row_offsets[self.domain_res_offsets])
+
+    def with_domain_zscored_targets(self) -> SplitTable:
+        """The table with each domain's targets z-scored (``train.target_norm = domain``).
+
+        For sets whose absolute scale varies between structures (crystal B-factors): the model
+        then learns which residues of a structure move more, not each structure's scale.
+        """
+        offsets = self.res_row_offsets[self.domain_res_offsets]
+        return dataclasses.replace(self, target=zscore_segments(self.target, offsets))
+
+    def with_domain_zscored_features(self) -> SplitTable:
+        """The table with each feature column z-scored over each domain's residues
+        (``model.feature_norm = domain``): a feature then says where a residue stands within
+        its own structure, whatever that structure's size or packing."""
+        if self.features.shape[1] == 0:
+            return self
+        return dataclasses.replace(
+            self, features=zscore_segments(self.features, self.domain_res_offsets)
+        )
 
     def subset(self, domain_indices: np.ndarray) -> SplitTable:
         """A table of the given domains, in the given order (a worker's metadata)."""
