@@ -2,6 +2,7 @@
 
 import ast
 import inspect
+from pathlib import Path
 
 import biotite.structure as struc
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import voxelflex.structure.features as features
 from voxelflex.errors import InputError
+from voxelflex.structure import compute_frames, read_structure
 from voxelflex.structure.features import (
     FEATURE_GROUPS,
     FEATURE_NAMES,
@@ -22,6 +24,7 @@ from voxelflex.structure.features import (
     write_feature_sidecar,
 )
 
+STRUCTURES = Path(__file__).parent / "data" / "structures"
 HELIX = (-57.0, -47.0)
 STRAND = (-120.0, 130.0)
 
@@ -235,14 +238,35 @@ def test_rows_are_the_residues_with_n_ca_c_and_keys_follow_the_voxelizer():
 
 
 def test_modified_and_force_field_residues_count_but_hetero_non_amino_acids_do_not():
-    atoms = _backbone(6, HELIX)
+    atoms = _backbone(7, HELIX)
     atoms.res_name = np.where(atoms.res_id == 2, "MSE", atoms.res_name)
     atoms.hetero = atoms.res_id == 2
     atoms.res_name = np.where(atoms.res_id == 3, "HSD", atoms.res_name)  # CHARMM histidine
-    atoms.res_name = np.where(atoms.res_id == 6, "LIG", atoms.res_name)
-    atoms.hetero = atoms.hetero | (atoms.res_id == 6)
-    f = compute_features(atoms)
-    assert f.resname.tolist() == ["ALA", "MSE", "HSD", "ALA", "ALA"]
+    # an inhibitor group with a full backbone (not a CCD amino acid): the voxelizer frames it
+    atoms.res_name = np.where(atoms.res_id == 5, "3WX", atoms.res_name)
+    atoms.res_name = np.where(atoms.res_id == 6, "LIGAND", atoms.res_name)  # not three letters
+    atoms.hetero = atoms.hetero | np.isin(atoms.res_id, [5, 6])
+    no_o = ~((atoms.res_id == 7) & (atoms.atom_name == "O"))
+    atoms.res_name = np.where(atoms.res_id == 7, "LIG", atoms.res_name)  # no O
+    atoms.hetero = atoms.hetero | (atoms.res_id == 7)
+    f = compute_features(atoms[no_o])
+    assert f.resname.tolist() == ["ALA", "MSE", "HSD", "ALA", "3WX"]
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in STRUCTURES.iterdir() if ".pdb" in p.name or ".cif" in p.name)
+)
+def test_rows_are_exactly_the_residues_the_voxelizer_frames(name):
+    structure = read_structure(STRUCTURES / name)
+    frames = compute_frames(structure, keys="icode")
+    f = compute_features(structure.resolved(), where=name)
+    rows = list(zip(f.chain, f.resid_str, strict=True))
+    framed = set(zip(frames.chains, frames.resids, strict=True))
+    assert len(set(rows)) == len(rows) and framed <= set(rows)
+    # Only a chain the voxelizer skips whole (its key taken by a blank chain, 1viiblank) has
+    # rows that join no frame.
+    skipped_chains = {s.chain for s in frames.skipped if s.resid == ""}
+    assert {chain for chain, _ in set(rows) - framed} <= skipped_chains
 
 
 def test_rsa_with_few_sphere_points_stays_close_to_biotites_default(monkeypatch):
@@ -321,5 +345,11 @@ def test_structure_layer_imports_only_what_it_may():
         for a in n.names
     }
     internal = {m for m in imported if m and m.startswith("voxelflex")}
-    allowed = ("voxelflex.frame", "voxelflex.errors", "voxelflex.atomic", "voxelflex.inputs")
+    allowed = (
+        "voxelflex.frame",
+        "voxelflex.errors",
+        "voxelflex.atomic",
+        "voxelflex.inputs",
+        "voxelflex.structure.residue_codes",
+    )
     assert all(m.startswith(allowed) for m in internal), internal

@@ -86,6 +86,35 @@ VARIANTS = {
         "model.features=[contact, gnm, position, rsa, ss]",
         "model.conditioning=head",
     ],
+    # Second round (after the first test score): features z-scored within each entry.
+    "features_only, domain features": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "model.feature_norm=domain",
+    ],
+    "features_only, head, domain features": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "model.conditioning=head",
+        "model.feature_norm=domain",
+    ],
+    "features_only, domain features, 40 epochs": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "model.feature_norm=domain",
+        "train.epochs=40",
+        "train.early_stopping_patience=8",
+    ],
+    "features_only, 40 epochs": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "train.epochs=40",
+        "train.early_stopping_patience=8",
+    ],
+    "frames+all, domain features": [
+        "model.features=[contact, gnm, position, rsa, ss]",
+        "model.feature_norm=domain",
+    ],
 }
 
 

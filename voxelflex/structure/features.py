@@ -8,10 +8,12 @@ residues the voxelizer frames: protein residues with N, CA and C.
 
 What counts as the environment
 ------------------------------
-Only protein residues: those biotite classifies as amino acids (``filter_amino_acids``: CCD
-peptide-linking residues, so MSE or CAS count) plus ATOM records (not HETATM) that have N, CA
-and C (force-field names such as CHARMM's HSD). Water, ions, ligands and nucleic acids are
-ignored everywhere, so a crystal structure with ligands and the same protein stripped for
+Only protein residues: ATOM records that biotite classifies as amino acids
+(``filter_amino_acids``) or that have N, CA and C (force-field names such as CHARMM's HSD), and,
+as the voxelizer reads them, HETATM residues with N, CA, C and O and a three-letter name in a
+chain with standard ATOM residues (MSE, CAS, inhibitor groups the CCD does not call amino
+acids); other HETATM residues are ligands, as in the frames. Water, ions, ligands and nucleic
+acids are ignored everywhere, so a crystal structure with ligands and the same protein stripped for
 simulation (mdCATH) are described alike. Hydrogens (element H or D; atom names starting with H
 when the element column is empty) are dropped first, so a CHARMM file with hydrogens and a
 crystal structure without them give the same features. Every chain of the file belongs to the
@@ -50,6 +52,7 @@ from biotite.sequence import ProteinSequence
 
 from voxelflex.atomic import atomic_path
 from voxelflex.errors import InputError
+from voxelflex.structure.residue_codes import STANDARD_RESIDUES
 
 __all__ = [
     "BREAK_DISTANCE",
@@ -355,10 +358,20 @@ def _environment(atoms: struc.AtomArray, where: str) -> _Environment:
     n = _named_atom(heavy, res_of_atom, n_res, "N", where)
     ca = _named_atom(heavy, res_of_atom, n_res, "CA", where)
     c = _named_atom(heavy, res_of_atom, n_res, "C", where)
+    o = _named_atom(heavy, res_of_atom, n_res, "O", where)
     amino = struc.filter_amino_acids(heavy)[starts]
     solvent = struc.filter_solvent(heavy)[starts]
     backbone = (n >= 0) & (ca >= 0) & (c >= 0)
-    protein = (amino | (~heavy.hetero[starts] & backbone)) & ~solvent
+    hetero = heavy.hetero[starts]
+    # HETATM residues follow the voxelizer's rule (voxelflex.structure.residues): one is a
+    # residue of its chain when the chain has standard ATOM residues and it has N, CA, C and O
+    # and a three-letter name, whether or not the CCD calls it an amino acid; else a ligand.
+    names = heavy.res_name[starts].astype(str)
+    _, chain = np.unique(heavy.chain_id[starts], return_inverse=True)
+    standard = ~hetero & np.isin(names, STANDARD_RESIDUES)
+    polypeptide = np.bincount(chain[standard], minlength=chain.max(initial=0) + 1) > 0
+    amino_like = backbone & (o >= 0) & (np.char.str_len(names) == 3) & polypeptide[chain]
+    protein = np.where(hetero, amino_like, amino | backbone) & ~solvent
     if not protein.any():
         raise InputError(
             f"{where}: no protein residue (amino acid, or ATOM record with N, CA and C); "
