@@ -73,7 +73,7 @@ def test_example_configs_load_and_the_real_set_one_is_the_chosen_variant():
     for path in examples:
         load_config(path)
     chosen = load_config(
-        None, [*experiment.BASE, *experiment.VARIANTS["features_only, head"], "loader.seed=0"]
+        None, [*experiment.BASE, *experiment.VARIANTS[experiment.CHOSEN], "loader.seed=0"]
     )
     example = load_config(ROOT / "docs" / "examples" / "real_structures.yaml")
     assert example.model == chosen.model

@@ -5,7 +5,7 @@ Every run goes through the ordinary voxelflex API with an index built as the REA
 folder says (``voxelflex voxelize --features``, ``index build --features``, ``shards build``).
 
     python tools/real_set/experiment.py select OUT_DIR           # validation table, all variants
-    python tools/real_set/experiment.py test OUT_DIR --config C  # test, 3 seeds, with baselines
+    python tools/real_set/experiment.py test OUT_DIR             # CHOSEN on test, 3 seeds, baselines
 
 ``select`` writes ``OUT_DIR/experiments/select.json``; ``test`` writes
 ``OUT_DIR/experiments/test.json``. Per-chain Pearson r is computed per (entry, chain) on rows
@@ -116,6 +116,10 @@ VARIANTS = {
         "model.feature_norm=domain",
     ],
 }
+
+
+# The variant chosen on validation (docs/examples/real_structures.yaml is this configuration).
+CHOSEN = "features_only, domain features, 40 epochs"
 
 
 def _config(root: Path, name: str, extra: list[str], seed: int, shards: Path | None = None):
@@ -229,7 +233,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["select", "test"])
     ap.add_argument("root", type=Path, help="the set's folder (build_real_set.py OUT_DIR)")
-    ap.add_argument("--variant", default="frames+all", help="test: the variant chosen")
+    ap.add_argument("--variant", default=CHOSEN, help="test: the variant chosen")
     ap.add_argument("--seeds", type=int, nargs="+", help="default: 0 for select, 0 1 2 for test")
     ap.add_argument("--only", nargs="*", help="select: these variants only")
     ap.add_argument("--shards", type=Path, help="shard folder (default ROOT/shards)")
