@@ -9,7 +9,8 @@ from a shard folder, a whole epoch at a time, loader creation included:
   Python call, so categories made of many small calls look larger than they are: read the
   shares, and the unprofiled epoch time for the total.
 * 1 worker: wall time, CPU time of the main process and of the worker (``RUSAGE_CHILDREN``,
-  which counts a worker once it has exited: the loader ends its workers with the epoch).
+  which counts a worker once it has exited: the loader ends its workers with the epoch), and
+  when the loader was made, the first and the last batch came and the worker had ended.
 
 It runs against whatever ``voxelflex`` is importable, so the same script measures an older
 checkout (``PYTHONPATH=/path/to/old/checkout``) on shards built by that checkout (``--shards``).
@@ -99,6 +100,24 @@ def _epoch(src, cfg: PlanConfig, epoch: int) -> int:
     return sum(b.n_samples for b in src.loader(cfg, epoch))
 
 
+def _staged_epoch(src, cfg: PlanConfig, epoch: int) -> dict[str, float]:
+    """One epoch's seconds from the start to: loader made, first batch, last batch, loader
+    done (after the last batch the DataLoader ends its workers)."""
+    t0 = time.perf_counter()
+    loader = src.loader(cfg, epoch)
+    marks = {"loader_made_s": time.perf_counter() - t0}
+    it = iter(loader)
+    next(it)
+    marks["first_batch_s"] = time.perf_counter() - t0
+    for _ in range(len(loader) - 1):
+        next(it)
+    marks["last_batch_s"] = time.perf_counter() - t0
+    for _ in it:  # the loader's end: no batches left, workers shut down
+        pass
+    marks["done_s"] = time.perf_counter() - t0
+    return marks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("bench_out/io_throughput/data"))
@@ -150,12 +169,14 @@ def main() -> None:
     runs = []
     for e in range(args.epochs):
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0, c0 = time.perf_counter(), time.process_time()
-        _epoch(src, cfg, e + 1)
-        wall, main_cpu = time.perf_counter() - t0, time.process_time() - c0
+        c0 = time.process_time()
+        marks = _staged_epoch(src, cfg, e + 1)
+        main_cpu = time.process_time() - c0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-        runs.append({"wall_s": wall, "main_cpu_s": main_cpu, "worker_cpu_s": worker})
+        runs.append(
+            {"wall_s": marks["done_s"], "main_cpu_s": main_cpu, "worker_cpu_s": worker, **marks}
+        )
     mid = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
     result["1_worker"] = {**mid, "samples_per_s": n / mid["wall_s"], "runs": runs}
 
@@ -176,6 +197,11 @@ def main() -> None:
         f"{one['wall_s'] * 1e3:.0f} ms wall, {one['main_cpu_s'] * 1e3:.0f} ms CPU in the main "
         f"process, {one['worker_cpu_s'] * 1e3:.0f} ms CPU in the worker (median epoch of "
         f"{args.epochs})"
+    )
+    print(
+        f"  of it: loader made {one['loader_made_s'] * 1e3:.0f} ms, first batch at "
+        f"{one['first_batch_s'] * 1e3:.0f} ms, last batch at {one['last_batch_s'] * 1e3:.0f} ms, "
+        f"worker ended at {one['done_s'] * 1e3:.0f} ms"
     )
     print(f"wrote {args.out / name}")
 
