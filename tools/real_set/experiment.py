@@ -5,7 +5,7 @@ Every run goes through the ordinary voxelflex API with an index built as the REA
 folder says (``voxelflex voxelize --features``, ``index build --features``, ``shards build``).
 
     python tools/real_set/experiment.py select OUT_DIR           # validation table, all variants
-    python tools/real_set/experiment.py test OUT_DIR             # CHOSEN on test, 3 seeds, baselines
+    python tools/real_set/experiment.py test OUT_DIR             # test: CHOSEN, 3 seeds, baselines
 
 ``select`` writes ``OUT_DIR/experiments/select.json``; ``test`` writes
 ``OUT_DIR/experiments/test.json``. Per-chain Pearson r is computed per (entry, chain) on rows
