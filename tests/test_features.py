@@ -249,7 +249,13 @@ def test_modified_and_force_field_residues_count_but_hetero_non_amino_acids_do_n
     no_o = ~((atoms.res_id == 7) & (atoms.atom_name == "O"))
     atoms.res_name = np.where(atoms.res_id == 7, "LIG", atoms.res_name)  # no O
     atoms.hetero = atoms.hetero | (atoms.res_id == 7)
-    f = compute_features(atoms[no_o])
+    waters = struc.array([struc.Atom([30.0 + i, 0.0, 0.0], atom_name="O") for i in range(2)])
+    waters.chain_id[:] = "A"
+    waters.res_id[:] = 100  # two waters under one number: one residue with two atoms named O
+    waters.res_name[:] = "HOH"
+    waters.hetero[:] = True
+    waters.element[:] = "O"
+    f = compute_features(atoms[no_o] + waters)
     assert f.resname.tolist() == ["ALA", "MSE", "HSD", "ALA", "3WX"]
 
 

@@ -287,8 +287,8 @@ def _predict_chunk(
         temperatures=temps.tolist(),
         on_error="skip",
         features=spec.features,
+        feature_norm=spec.feature_norm,
     )
-    source.normalise_features(spec.feature_norm)
     row_id, t_all, p_all, unread = run_model(model, [source], config, device)
     missing = unread_lines(index.table, unread)
     finite = np.isfinite(p_all)

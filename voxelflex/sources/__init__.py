@@ -77,8 +77,7 @@ def open_source(
     features : sequence of str
         Index columns to serve per residue as ``Batch.features``.
     feature_norm : {"global", "domain"}
-        ``domain``: serve each feature z-scored over its domain's residues of this split (a
-        model's ``feature_norm``); ``global``: as the index has them.
+        How features are served (:class:`~voxelflex.sources.base.SampleSource`).
     **options
         Source settings (e.g. ``shards_dir``); each source takes those it declares in
         ``OPTIONS`` and ignores the other sources' (:func:`source_options` gives them all from
@@ -98,16 +97,15 @@ def open_source(
             f"unknown sample source options {sorted(unknown)}; the sources declare "
             f"{sorted(_known_options())}"
         )
-    source = cls(
+    return cls(
         index,
         split=split,
         temperatures=temperatures,
         on_error=on_error,
         features=features,
+        feature_norm=feature_norm,
         **cls.take_options(options),
     )
-    source.normalise_features(feature_norm)
-    return source
 
 
 def source_options(config: Config) -> dict[str, Any]:

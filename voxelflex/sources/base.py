@@ -110,6 +110,10 @@ class SampleSource(ABC):
     features : sequence of str
         Index columns served per residue as ``Batch.features`` (float32 ``(R, F)``); the
         base class serves them from the index, so a source's reader never sees them.
+    feature_norm : {"global", "domain"}
+        ``domain``: each feature column z-scored over its domain's residues in this split (a
+        model's ``feature_norm``, :meth:`SplitTable.with_domain_zscored_features`);
+        ``global``: as the index has them.
     """
 
     name: ClassVar[str]
@@ -123,9 +127,15 @@ class SampleSource(ABC):
         temperatures: Sequence[float] | None = None,
         on_error: OnError = "raise",
         features: Sequence[str] = (),
+        feature_norm: str = "global",
     ) -> None:
         if on_error not in ON_ERROR:
             raise SourceError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if feature_norm not in FEATURE_NORMS:
+            raise SourceError(
+                f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r} (a "
+                "checkpoint from a newer voxelflex?)"
+            )
         self.index = index
         self.split = split
         self.on_error = on_error
@@ -148,24 +158,9 @@ class SampleSource(ABC):
             features=self.features,
             where=str(index.path),
         )
-        self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
-
-    def normalise_features(self, feature_norm: str) -> None:
-        """Serve features as a model with this ``feature_norm`` takes them.
-
-        Parameters
-        ----------
-        feature_norm : {"global", "domain"}
-            ``domain``: each feature column z-scored over its domain's residues in this split
-            (:meth:`SplitTable.with_domain_zscored_features`); ``global``: unchanged.
-        """
-        if feature_norm not in FEATURE_NORMS:
-            raise SourceError(
-                f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r} (a "
-                "checkpoint from a newer voxelflex?)"
-            )
         if feature_norm == "domain":
             self.table = self.table.with_domain_zscored_features()
+        self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
 
     @property
     def prediction(self) -> bool:

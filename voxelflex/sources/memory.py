@@ -44,7 +44,8 @@ class MemorySource(SampleSource):
     rows : mapping of str -> (chains, resids, packed)
         Per domain: residue keys (str arrays, shape (R,)) and packed rows uint8 (R, 5789).
     **common
-        ``split``, ``temperatures``, ``on_error``, ``features``: as :class:`SampleSource`.
+        ``split``, ``temperatures``, ``on_error``, ``features``, ``feature_norm``: as
+        :class:`SampleSource`.
     """
 
     name = "memory"

@@ -358,7 +358,6 @@ def _environment(atoms: struc.AtomArray, where: str) -> _Environment:
     n = _named_atom(heavy, res_of_atom, n_res, "N", where)
     ca = _named_atom(heavy, res_of_atom, n_res, "CA", where)
     c = _named_atom(heavy, res_of_atom, n_res, "C", where)
-    o = _named_atom(heavy, res_of_atom, n_res, "O", where)
     amino = struc.filter_amino_acids(heavy)[starts]
     solvent = struc.filter_solvent(heavy)[starts]
     backbone = (n >= 0) & (ca >= 0) & (c >= 0)
@@ -370,7 +369,9 @@ def _environment(atoms: struc.AtomArray, where: str) -> _Environment:
     _, chain = np.unique(heavy.chain_id[starts], return_inverse=True)
     standard = ~hetero & np.isin(names, STANDARD_RESIDUES)
     polypeptide = np.bincount(chain[standard], minlength=chain.max(initial=0) + 1) > 0
-    amino_like = backbone & (o >= 0) & (np.char.str_len(names) == 3) & polypeptide[chain]
+    # O only needs to be present (a residue of several waters or a ligand may hold many).
+    has_o = np.bincount(res_of_atom[heavy.atom_name == "O"], minlength=n_res) > 0
+    amino_like = backbone & has_o & (np.char.str_len(names) == 3) & polypeptide[chain]
     protein = np.where(hetero, amino_like, amino | backbone) & ~solvent
     if not protein.any():
         raise InputError(

@@ -177,7 +177,8 @@ class ShardSource(SampleSource):
         Default ``lru``.
     retries : int, optional
         Retries of a failed or corrupt fetch (default 3).
-    Other parameters (``split``, ``temperatures``, ``on_error``, ``features``) as
+    Other parameters (``split``, ``temperatures``, ``on_error``, ``features``,
+    ``feature_norm``) as
     :class:`~voxelflex.sources.base.SampleSource`.
     """
 
@@ -209,9 +210,15 @@ class ShardSource(SampleSource):
         temperatures: Sequence[float] | None = None,
         on_error: OnError = "raise",
         features: Sequence[str] = (),
+        feature_norm: str = "global",
     ) -> None:
         super().__init__(
-            index, split=split, temperatures=temperatures, on_error=on_error, features=features
+            index,
+            split=split,
+            temperatures=temperatures,
+            on_error=on_error,
+            features=features,
+            feature_norm=feature_norm,
         )
         cache = None
         if cache_dir is not None:
