@@ -64,22 +64,19 @@ def check_record(
             f"is not the one the manifest describes; {FIX}"
         )
     view = memoryview(span)
-    vox = view[record.vox_offset - record.start :][: record.vox_bytes]
-    crc = zlib.crc32(vox)
-    if crc != record.crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{VOX_MEMBER} ({record.vox_bytes} bytes "
-            f"at offset {record.vox_offset}: crc32 {crc:#010x}, manifest {record.crc32:#010x}); "
-            f"{FIX}"
-        )
-    raw_keys = view[record.keys_offset - record.start :][: record.keys_bytes]
-    crc = zlib.crc32(raw_keys)
-    if crc != record.keys_crc32:
-        raise ShardError(
-            f"{where}: checksum mismatch of {record.key}.{KEYS_MEMBER} ({record.keys_bytes} bytes "
-            f"at offset {record.keys_offset}: crc32 {crc:#010x}, manifest "
-            f"{record.keys_crc32:#010x}); {FIX}"
-        )
+
+    def member(name: str, offset: int, size: int, expected: int) -> memoryview:
+        data = view[offset - record.start :][:size]
+        crc = zlib.crc32(data)
+        if crc != expected:
+            raise ShardError(
+                f"{where}: checksum mismatch of {record.key}.{name} ({size} bytes at offset "
+                f"{offset}: crc32 {crc:#010x}, manifest {expected:#010x}); {FIX}"
+            )
+        return data
+
+    vox = member(VOX_MEMBER, record.vox_offset, record.vox_bytes, record.crc32)
+    raw_keys = member(KEYS_MEMBER, record.keys_offset, record.keys_bytes, record.keys_crc32)
     try:
         keys = json.loads(bytes(raw_keys))
         named = keys.get("domain") if isinstance(keys, dict) else None
