@@ -100,12 +100,35 @@ def _wait(procs: list[subprocess.Popen], logs: Path, timeout: float = 120) -> No
 
 
 def _kill(procs: list[subprocess.Popen]) -> None:
-    """SIGKILL every process of both nodes (agent and worker), as a lost machine would."""
+    """SIGKILL every process of both nodes (agent and worker), as a lost machine would.
+
+    torchrun starts its workers in sessions of their own: killing the agent's process group
+    alone would leave them running.
+    """
     for p in procs:
+        workers = _descendants(p.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     for p in procs:
         p.wait(30)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Live descendants of process ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
 
 
 def _train_args(index: Path, out: Path, name: str, *extra: str) -> list[str]:
