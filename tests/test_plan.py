@@ -12,7 +12,7 @@ from voxelflex.errors import ConfigError, IndexFormatError, SourceError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.sources import transport
 from voxelflex.sources.base import DomainReader, SampleSource
-from voxelflex.sources.plan import PlanConfig, make_plan
+from voxelflex.sources.plan import PlanConfig, make_plan, stream_plan
 from voxelflex.sources.table import SplitTable
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
@@ -77,18 +77,20 @@ def source(table):
 def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
     """What the loader on rank ``cfg.rank`` yields, with its workers simulated in this process.
 
-    Each worker's generator learns its id on its first ``next`` (while that id is patched in);
-    their messages are taken round-robin, skipping finished workers, as a DataLoader does, and
-    turned into batches by the loader (which copies rows out of the ring as it goes).
+    The epoch is published to the pool as the loader does; each worker's generator learns its
+    id on its first ``next`` (while that id is patched in); their messages are taken
+    round-robin, skipping finished workers, as a DataLoader does, and turned into batches by the
+    loader (which copies rows out of the ring as it goes).
     """
     loader = src.loader(cfg, epoch, start)
     if cfg.num_workers == 0:
         out = list(loader)
     else:
+        generation = loader.pool.publish(loader.plan, start)
         gens, heads = [], []
         for j in range(cfg.num_workers):
             monkeypatch.setattr(transport, "get_worker_info", lambda j=j: SimpleNamespace(id=j))
-            gens.append(iter(loader.dataset))
+            gens.append(iter(loader.pool.dataset))
             heads.append(next(gens[-1], None))
         monkeypatch.undo()
 
@@ -102,7 +104,7 @@ def _rank_batches(src, cfg, epoch=0, start=0, monkeypatch=None):
                     else:
                         yield message
 
-        out = list(loader.from_messages(round_robin()))
+        out = list(loader.from_messages(round_robin(), generation))
     assert len(out) == len(loader)
     return out
 
@@ -167,6 +169,27 @@ def test_plan_is_deterministic_and_changes_with_epoch(table):
         np.array_equal(sa.table.domains, sc.table.domains)
         for sa, sc in zip(a.streams, c.streams, strict=True)
     )
+
+
+@pytest.mark.parametrize("world_size,rank,num_workers", [(1, 0, 0), (1, 0, 3), (2, 1, 2)])
+def test_a_worker_plans_its_own_stream_as_the_main_process_does(
+    table, world_size, rank, num_workers
+):
+    t = SplitTable.from_arrow(table, "train")
+    cfg = PlanConfig(
+        batch_size=16,
+        num_workers=num_workers,
+        world_size=world_size,
+        rank=rank,
+        mix_buffer_residues=30,
+    )
+    for epoch in (0, 4):
+        plan = make_plan(t, cfg, epoch)
+        for s, expected in enumerate(plan.streams):
+            alone = stream_plan(t, cfg, epoch, s)
+            assert np.array_equal(alone.table.row_id, expected.table.row_id)
+            for name in ("order", "window_offsets", "batch_offsets"):
+                assert np.array_equal(getattr(alone, name), getattr(expected, name)), name
 
 
 def test_mixing_window_spans_domains_and_shuffles_residues(table):

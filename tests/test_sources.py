@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 
 import h5py
 import numpy as np
@@ -156,6 +157,55 @@ def test_worker_processes_round_robin_resume_and_agree_across_sources(index, sha
     rest = _epoch(shards, cfg, 1, start=3)
     assert [b.row_id.tolist() for b in rest] == [b.row_id.tolist() for b in full[3:]]
     assert all(torch.equal(x.packed, y.packed) for x, y in zip(full[3:], rest, strict=True))
+
+
+def _same_batches(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        for name in ("packed", "residue_index", "temperature", "target", "weight", "row_id"):
+            assert torch.equal(getattr(x, name), getattr(y, name)), name
+
+
+def test_workers_live_across_epochs_and_serve_what_fresh_workers_serve(index, shards_dir):
+    cfg = PlanConfig(batch_size=40, num_workers=2, mix_buffer_residues=80)
+    kept = open_source("shards", index, split="train", shards_dir=shards_dir)
+    before = {p.pid for p in multiprocessing.active_children()}
+    epochs = [_epoch(kept, cfg, e) for e in range(3)]
+    workers = {p.pid for p in multiprocessing.active_children()} - before
+    assert len(workers) == 2  # the same two processes served all three epochs
+    for e in (1, 2):  # an epoch abandoned half-way, then a resume, from the same workers
+        it = iter(kept.loader(cfg, e))
+        next(it)
+        next(it)
+        del it
+        rest = _epoch(kept, cfg, e, start=5)
+        _same_batches(rest, epochs[e][5:])
+    assert {p.pid for p in multiprocessing.active_children()} - before == workers
+    for e, batches in enumerate(epochs):
+        fresh = open_source("shards", index, split="train", shards_dir=shards_dir)
+        _same_batches(batches, _epoch(fresh, cfg, e))
+        fresh.close()
+    assert len({tuple(b.row_id.tolist()) for b in (ep[0] for ep in epochs)}) == 3  # reshuffled
+    kept.close()
+    assert not {p.pid for p in multiprocessing.active_children()} & workers
+
+
+def test_a_new_epoch_ends_the_one_being_read_and_a_new_plan_gets_new_workers(index, shards_dir):
+    src = open_source("hdf5", index, split="train")
+    reference = open_source("hdf5", index, split="train")
+    cfg = PlanConfig(batch_size=40, num_workers=1, mix_buffer_residues=80)
+    first = iter(src.loader(cfg, 0))
+    next(first)
+    second = iter(src.loader(cfg, 1))  # starts while epoch 0 is half read
+    head = [next(second) for _ in range(6)]
+    with pytest.raises(SourceError, match="one epoch at a time"):
+        list(first)
+    _same_batches(head + list(second), _epoch(reference, cfg, 1))  # unharmed by the stale one
+    bigger = PlanConfig(batch_size=400, num_workers=1, mix_buffer_residues=800)
+    _same_batches(_epoch(src, bigger, 1), _epoch(reference, bigger, 1))
+    _same_batches(_epoch(src, cfg, 2), _epoch(reference, cfg, 2))
+    src.close()
+    reference.close()
 
 
 def test_registry_lists_valid_names_and_sources_declare_their_options(index, shards_dir):

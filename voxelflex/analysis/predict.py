@@ -244,6 +244,7 @@ def run_model(
             t_out.append(batch.temperature.numpy()[ok])
             p_out.append(pred[ok])
         skipped.update(loader.skipped)
+        src.close()  # one epoch is all predict reads: its workers can end now
     return (
         np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
         np.concatenate(t_out) if t_out else np.zeros(0, np.float32),

@@ -317,6 +317,13 @@ class _Trainer:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> TrainResult:
+        try:
+            return self._epochs()
+        finally:  # end the workers the sources keep between epochs
+            self.data.train.close()
+            self.data.val.close()
+
+    def _epochs(self) -> TrainResult:
         tc = self.config.train
         stop_reason = "completed"
         with GracefulInterrupt(enabled=not self.dist.enabled) as self.interrupt:

@@ -21,7 +21,7 @@ from voxelflex.errors import SourceError
 from voxelflex.index import LoadedIndex
 from voxelflex.sources.plan import EpochPlan, PlanConfig, make_plan
 from voxelflex.sources.table import SplitTable
-from voxelflex.sources.transport import BatchLoader, make_loader
+from voxelflex.sources.transport import BatchLoader, WorkerPool
 
 __all__ = ["FEATURE_NORMS", "ON_ERROR", "DomainReader", "OnError", "SampleSource", "SourceOption"]
 
@@ -161,6 +161,7 @@ class SampleSource(ABC):
         if feature_norm == "domain":
             self.table = self.table.with_domain_zscored_features()
         self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
+        self._pool: WorkerPool | None = None
 
     @property
     def prediction(self) -> bool:
@@ -201,19 +202,39 @@ class SampleSource(ABC):
     ) -> BatchLoader:
         """Batches ``start_batch..`` of this rank's plan for ``epoch``.
 
-        Iterates a :class:`torch.utils.data.DataLoader` (``batch_size=None``, ``cfg.num_workers``
-        workers) and yields :class:`~voxelflex.sources.batch.Batch`; ``len()`` is the number of
-        batches it yields. ``pin_memory`` pins each batch (for asynchronous host-to-device
+        With ``cfg.num_workers`` ≥ 1 the batches come from DataLoader workers that the source
+        keeps for the next epoch of the same ``cfg`` (:meth:`close` ends them); one epoch is
+        read at a time. Yields :class:`~voxelflex.sources.batch.Batch`; ``len()`` is the number
+        of batches it yields. ``pin_memory`` pins each batch (for asynchronous host-to-device
         copies).
         """
-        return make_loader(
-            self.plan(cfg, epoch),
-            self.make_reader(),
+        plan = self.plan(cfg, epoch)
+        pool = self._workers(plan) if plan.config.num_workers else None
+        return BatchLoader(
+            plan,
+            self.make_reader() if pool is None else None,
             start_batch=start_batch,
             on_error=self.on_error,
             pad_temperature=float(self.table.temperature[0]),
+            pool=pool,
             pin_memory=pin_memory,
         )
+
+    def _workers(self, plan: EpochPlan) -> WorkerPool:
+        """The pool that serves ``plan``: the one kept from an earlier epoch when it fits."""
+        rows = plan.max_batch_residues
+        if self._pool is None or not self._pool.fits(self.table, plan.config, rows):
+            self.close()
+            self._pool = WorkerPool(
+                self.table, plan.config, self.make_reader(), self.on_error, rows
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Ends the worker processes kept for the next epoch (a later epoch starts new ones)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     @classmethod
     def take_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import numpy as np
 from voxelflex.errors import ConfigError, SourceError
 from voxelflex.sources.table import SplitTable, concat_ranges
 
-__all__ = ["EpochPlan", "PlanConfig", "StreamPlan", "make_plan"]
+__all__ = ["EpochPlan", "PlanConfig", "StreamPlan", "make_plan", "stream_plan", "worker_stream"]
 
 
 @dataclass(frozen=True)
@@ -142,21 +142,28 @@ class EpochPlan:
         return self.batches_per_stream * len(self.streams)
 
     def worker_streams(self, start_batch: int = 0) -> list[tuple[int, int]]:
-        """For each worker, ``(stream, first local batch)`` when resuming at ``start_batch``.
-
-        Worker ``j`` serves stream ``(j + start_batch) % W`` so that the loader's round-robin,
-        which starts at worker 0, yields rank batches ``start_batch, start_batch + 1, ...``.
-        """
+        """For each worker, ``(stream, first local batch)`` when resuming at ``start_batch``
+        (:func:`worker_stream`)."""
         if not 0 <= start_batch <= self.num_batches:
             raise SourceError(
                 f"start_batch {start_batch} is outside this epoch's 0..{self.num_batches} batches"
             )
-        n = len(self.streams)
-        out = []
-        for j in range(n):
-            s = (j + start_batch) % n
-            out.append((s, (start_batch - s + n - 1) // n))
-        return out
+        return [worker_stream(j, len(self.streams), start_batch) for j in range(len(self.streams))]
+
+    @property
+    def max_batch_residues(self) -> int:
+        """The most residues (packed rows) in one batch of any stream (1 for padding only)."""
+        return max(int(np.diff(s.batch_offsets).max(initial=1)) for s in self.streams)
+
+
+def worker_stream(worker: int, n_streams: int, start_batch: int) -> tuple[int, int]:
+    """``(stream, first local batch)`` of ``worker`` when the rank resumes at ``start_batch``.
+
+    Worker ``j`` serves stream ``(j + start_batch) % W`` so that the loader's round-robin,
+    which starts at worker 0, yields rank batches ``start_batch, start_batch + 1, ...``.
+    """
+    s = (worker + start_batch) % n_streams
+    return s, (start_batch - s + n_streams - 1) // n_streams
 
 
 def _pack_batches(counts: np.ndarray, batch_size: int) -> np.ndarray:
@@ -232,6 +239,17 @@ def _stream_layout(
     return dom, windows, order, _pack_batches(counts, cfg.batch_size)
 
 
+def _dealt(table: SplitTable, cfg: PlanConfig, epoch: int) -> list[list[int]]:
+    """The domains of every stream of every rank, in reading order."""
+    if epoch < 0:
+        raise ConfigError(f"epoch must be ≥ 0, got {epoch}")
+    if cfg.shuffle:
+        dom_order = np.random.default_rng([cfg.seed, epoch]).permutation(table.n_domains)
+    else:
+        dom_order = np.arange(table.n_domains)
+    return _deal_domains(table.domain_samples(), dom_order, cfg.n_streams)
+
+
 def make_plan(table: SplitTable, cfg: PlanConfig, epoch: int) -> EpochPlan:
     """Plan one epoch for rank ``cfg.rank`` (see the module docstring).
 
@@ -243,13 +261,7 @@ def make_plan(table: SplitTable, cfg: PlanConfig, epoch: int) -> EpochPlan:
     epoch : int
         Epoch number (≥ 0), mixed into the seed.
     """
-    if epoch < 0:
-        raise ConfigError(f"epoch must be ≥ 0, got {epoch}")
-    if cfg.shuffle:
-        dom_order = np.random.default_rng([cfg.seed, epoch]).permutation(table.n_domains)
-    else:
-        dom_order = np.arange(table.n_domains)
-    dealt = _deal_domains(table.domain_samples(), dom_order, cfg.n_streams)
+    dealt = _dealt(table, cfg, epoch)
     layouts = [_stream_layout(table, dealt[s], cfg, epoch, s) for s in range(cfg.n_streams)]
     per_stream = max(len(batches) - 1 for *_, batches in layouts)
     first = cfg.rank * cfg.streams_per_rank
@@ -258,3 +270,19 @@ def make_plan(table: SplitTable, cfg: PlanConfig, epoch: int) -> EpochPlan:
         for dom, windows, order, batches in layouts[first : first + cfg.streams_per_rank]
     )
     return EpochPlan(config=cfg, epoch=epoch, streams=streams, batches_per_stream=per_stream)
+
+
+def stream_plan(table: SplitTable, cfg: PlanConfig, epoch: int, stream: int) -> StreamPlan:
+    """Stream ``stream`` of this rank's :func:`make_plan` alone: what a worker that lives across
+    epochs works out for itself (it skips the other streams' layouts).
+
+    Parameters
+    ----------
+    stream : int
+        The stream's number on this rank (``0..cfg.streams_per_rank - 1``).
+    """
+    s = cfg.rank * cfg.streams_per_rank + stream
+    dom, windows, order, batches = _stream_layout(
+        table, _dealt(table, cfg, epoch)[s], cfg, epoch, s
+    )
+    return StreamPlan(table.subset(dom), order, windows, batches)

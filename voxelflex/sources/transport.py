@@ -1,6 +1,9 @@
 """How batches travel: DataLoader workers serve the epoch plan, the main process gets Batches.
 
-Each DataLoader worker serves one stream of the :class:`~voxelflex.sources.plan.EpochPlan`
+A rank's workers (:class:`WorkerPool`) live from epoch to epoch: the source keeps them, and each
+epoch the main process publishes the epoch number and start batch in shared memory; each worker
+works out its own stream of the :class:`~voxelflex.sources.plan.EpochPlan`
+(:func:`~voxelflex.sources.plan.stream_plan`) and serves it
 (:class:`~voxelflex.sources.windows.StreamServer`): it gathers each batch's packed rows into a
 slot of a shared-memory ring and sends the main process, for every :data:`GROUP` batches, one
 message of a few numbers (slot, batch, row count, unreadable residues); the main process copies
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import pickle
 import time
 from collections.abc import Iterable, Iterator
@@ -27,13 +31,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from voxelflex.errors import SourceError, VoxelflexError
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.sources.batch import Batch
-from voxelflex.sources.plan import EpochPlan, PlanConfig
+from voxelflex.sources.plan import EpochPlan, PlanConfig, stream_plan, worker_stream
+from voxelflex.sources.table import SplitTable
 from voxelflex.sources.windows import StreamServer, batch_features, batch_samples
 
 if TYPE_CHECKING:  # annotations only: base imports this module
     from voxelflex.sources.base import DomainReader
 
-__all__ = ["GROUP", "BatchLoader", "OnError", "make_loader"]
+__all__ = ["GROUP", "BatchLoader", "OnError", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 
@@ -45,67 +50,98 @@ GROUP = 4
 _PREFETCH = 2  # messages each worker may run ahead (DataLoader prefetch_factor)
 _SLOTS = 2 * GROUP  # ring slots per worker: one message being read out, one being written
 _WAIT_S = 0.0002  # a worker polls this often for a free slot
+# Ring slots hold this many times the first epoch's largest batch: batches of later epochs are
+# cut from other residues and differ a little; one that does not fit means a new pool.
+_HEADROOM = 1.25
+# The shared control words: the epoch's generation (bumped when an epoch is published, ends or
+# is abandoned), its number, its start batch and the batches every stream yields.
+_GEN, _EPOCH, _START, _PER_STREAM = range(4)
 
 
-def make_loader(
-    plan: EpochPlan,
-    reader: DomainReader,
-    *,
-    start_batch: int,
-    on_error: OnError,
-    pad_temperature: float,
-    pin_memory: bool,
-) -> BatchLoader:
-    """Batches ``start_batch..`` of ``plan``, read by ``reader`` in ``plan.config.num_workers``
-    DataLoader workers (or in this process with 0).
+class WorkerPool:
+    """A rank's DataLoader workers and their shared memory, kept from epoch to epoch.
+
+    Starting a worker (fork, DataLoader set-up, a new process touching its memory for the first
+    time) and making the ring cost ≈0.05-0.1 s on 2 cores, paid once instead of every epoch.
 
     Parameters
     ----------
-    plan : EpochPlan
+    table : SplitTable
+        The source's split table (workers inherit it and plan their own streams from it).
+    config : PlanConfig
+        The plan settings every epoch of this pool uses (``num_workers`` ≥ 1).
     reader : DomainReader
-        Pickled into each worker; opens its files there.
-    start_batch : int
-        Resume point within the epoch.
+        Copied into each worker; its open files stay open across epochs.
     on_error : {"raise", "skip"}
-    pad_temperature : float
-        A finite temperature (K) for the weight-0 padding rows.
-    pin_memory : bool
-        Pin each batch (asynchronous host-to-device copies).
+    rows : int
+        The most packed rows a batch of the first epoch holds.
     """
-    cfg: PlanConfig = plan.config
-    empty = sum(s.table.n_domains == 0 for s in plan.streams)
-    if empty:
-        log.warning(
-            "%d of %d streams on rank %d have no domains (%d ranks × workers); "
-            "they yield weight-0 padding batches only",
-            empty,
-            len(plan.streams),
-            cfg.rank,
-            cfg.n_streams,
-        )
-    ring, consumed = _make_ring(plan, cfg.num_workers)
-    dataset = _PlanDataset(plan, reader, start_batch, on_error, pad_temperature, ring, consumed)
-    loader = None
-    if cfg.num_workers:
-        loader = DataLoader(
-            dataset,
+
+    def __init__(
+        self,
+        table: SplitTable,
+        config: PlanConfig,
+        reader: DomainReader,
+        on_error: OnError,
+        rows: int,
+    ) -> None:
+        self.table = table
+        self.config = config
+        self.cap = math.ceil(rows * _HEADROOM)
+        ring, consumed = _make_ring(config.num_workers, self.cap)
+        self.control = torch.zeros(4, dtype=torch.int64).share_memory_()
+        self.dataset = _PlanDataset(table, config, reader, on_error, ring, consumed, self.control)
+        self.dataloader = DataLoader(
+            self.dataset,
             batch_size=None,
-            num_workers=cfg.num_workers,
+            num_workers=config.num_workers,
             collate_fn=_as_is,
             prefetch_factor=_PREFETCH,
+            persistent_workers=True,
         )
-    return BatchLoader(dataset, loader, pin_memory=pin_memory)
+        self._control = self.control.numpy()
+
+    def fits(self, table: SplitTable, config: PlanConfig, rows: int) -> bool:
+        """Whether this pool serves epochs of ``table`` and ``config`` whose batches hold
+        ``rows`` rows."""
+        return table is self.table and config == self.config and rows <= self.cap
+
+    def publish(self, plan: EpochPlan, start_batch: int) -> int:
+        """Tells the workers the next epoch to serve; returns its generation."""
+        c = self._control
+        c[_EPOCH], c[_START], c[_PER_STREAM] = plan.epoch, start_batch, plan.batches_per_stream
+        if self.dataset.consumed is not None:
+            self.dataset.consumed.zero_()
+        c[_GEN] += 1  # last: a worker still waiting for a slot of the old epoch gives up
+        return int(c[_GEN])
+
+    def messages(self) -> Iterator[bytes]:
+        """The workers' messages for the published epoch (the workers start on the first call)."""
+        return iter(self.dataloader)
+
+    def is_current(self, generation: int) -> bool:
+        return int(self._control[_GEN]) == generation
+
+    def release(self, generation: int) -> None:
+        """Epoch ``generation`` is over or abandoned: a worker waiting for a slot of it stops."""
+        if self.is_current(generation):
+            self._control[_GEN] += 1
+
+    def close(self) -> None:
+        """Ends the workers now (otherwise they end when the pool is garbage collected)."""
+        self._control[_GEN] += 1
+        iterator = self.dataloader._iterator  # the persistent workers' iterator, if started
+        if iterator is not None:
+            iterator._shutdown_workers()  # what its __del__ would do, without waiting for GC
+            self.dataloader._iterator = None
 
 
-def _make_ring(plan: EpochPlan, num_workers: int) -> tuple[torch.Tensor | None, ...]:
+def _make_ring(num_workers: int, cap: int) -> tuple[torch.Tensor | None, ...]:
     """Shared memory for the workers' rows: uint8 ``(W, slots, cap, 5789)`` slots, and int64
     ``(W,)`` counts of the batches the main process has copied out of each worker's slots.
 
-    (None, None) (rows go through the pipe) with 0 workers or when shared memory cannot be had.
+    (None, None) (rows go through the pipe) when shared memory cannot be had.
     """
-    if num_workers == 0:
-        return None, None
-    cap = max(int(np.diff(s.batch_offsets).max(initial=1)) for s in plan.streams)
     try:
         ring = torch.empty((num_workers, _SLOTS, cap, PACKED_BYTES), dtype=torch.uint8)
         return ring.share_memory_(), torch.zeros(num_workers, dtype=torch.int64).share_memory_()
@@ -120,20 +156,33 @@ def _as_is(arrays: tuple) -> tuple:
 
 
 class BatchLoader:
-    """Yields the rank's :class:`Batch` objects in plan order, from workers or this process.
+    """Yields the rank's :class:`Batch` objects of one epoch in plan order.
 
-    Workers send one message per :data:`GROUP` of their batches, rows staying in their ring
-    slots; the DataLoader takes messages from the workers round-robin, so a message from every
-    worker still serving makes a round, whose batches are put back in the rank's order (stream
-    after stream, batch after batch). On 2 cores a ring moved ≈5 k batches/s against ≈1.5 k/s
-    for rows pickled through the pipe and ≈0.3 k/s for torch tensors (one shared-memory segment
-    and file-descriptor handshake per tensor).
+    With workers, they send one message per :data:`GROUP` of their batches, rows staying in
+    their ring slots; the DataLoader takes messages from the workers round-robin, so a message
+    from every worker still serving makes a round, whose batches are put back in the rank's
+    order (stream after stream, batch after batch). On 2 cores a ring moved ≈5 k batches/s
+    against ≈1.5 k/s for rows pickled through the pipe and ≈0.3 k/s for torch tensors (one
+    shared-memory segment and file-descriptor handshake per tensor). A pool serves one epoch at
+    a time: starting another epoch of the same source ends this one's iteration with an error.
+
+    Parameters
+    ----------
+    plan : EpochPlan
+    reader : DomainReader or None
+        Reads the stream with 0 workers (None with a pool: its workers have their own).
+    start_batch : int
+        Resume point within the epoch.
+    on_error : {"raise", "skip"}
+    pad_temperature : float
+        A finite temperature (K) for the weight-0 padding rows.
+    pool : WorkerPool or None
+        The rank's workers; None: served in this process.
+    pin_memory : bool
+        Pin each batch (asynchronous host-to-device copies).
 
     Attributes
     ----------
-    dataset : _PlanDataset
-    dataloader : torch.utils.data.DataLoader or None
-        None with 0 workers (the stream is served in this process).
     skipped : dict of int -> str
         Under ``on_error="skip"``: each residue served with weight 0 because it could not be
         read, keyed by the ``row_id`` of its first sample, with the reason.
@@ -141,48 +190,133 @@ class BatchLoader:
 
     def __init__(
         self,
-        dataset: _PlanDataset,
-        dataloader: DataLoader | None = None,
+        plan: EpochPlan,
+        reader: DomainReader | None,
         *,
+        start_batch: int,
+        on_error: OnError,
+        pad_temperature: float,
+        pool: WorkerPool | None,
         pin_memory: bool = False,
     ) -> None:
-        self.dataset = dataset
-        self.dataloader = dataloader
+        self.assignment = plan.worker_streams(start_batch)
+        self.plan = plan
+        self.reader = reader
+        self.start_batch = start_batch
+        self.on_error = on_error
+        self.pad_temperature = pad_temperature
+        self.pool = pool
         self.pin_memory = pin_memory
         self.skipped: dict[int, str] = {}
+        empty = sum(s.table.n_domains == 0 for s in plan.streams)
+        if empty:
+            log.warning(
+                "%d of %d streams on rank %d have no domains (%d ranks × workers); "
+                "they yield weight-0 padding batches only",
+                empty,
+                len(plan.streams),
+                plan.config.rank,
+                plan.config.n_streams,
+            )
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return self.plan.num_batches - self.start_batch
 
     def __iter__(self) -> Iterator[Batch]:
         try:
-            if self.dataloader is None:
-                batches = (self.dataset.to_batch(m, self.skipped) for m in self.dataset)
-            else:
-                batches = self.from_messages(self.dataloader)
+            batches = self._in_process() if self.pool is None else self._from_workers(self.pool)
             for batch in batches:
                 yield batch.pin_memory() if self.pin_memory else batch
         except VoxelflexError as exc:
             raise _without_worker_traceback(exc) from None
 
-    def from_messages(self, messages: Iterable[bytes]) -> Iterator[Batch]:
-        """Workers' messages, taken round-robin as a DataLoader does, → batches in plan order."""
+    def _in_process(self) -> Iterator[Batch]:
+        ((stream, first),) = self.assignment
+        server = StreamServer(self.plan.streams[stream], self.reader, self.on_error)
+        for b, packed, reasons in server.rows(first, self.plan.batches_per_stream):
+            yield self.to_batch((stream, b, packed, reasons))
+
+    def _from_workers(self, pool: WorkerPool) -> Iterator[Batch]:
+        generation = pool.publish(self.plan, self.start_batch)
+        try:
+            yield from self.from_messages(pool.messages(), generation)
+        except (Exception, KeyboardInterrupt):
+            if pool.is_current(generation):  # not when a newer epoch superseded this one
+                pool.close()  # a worker failed or was interrupted: the next epoch starts new ones
+            raise
+        finally:
+            pool.release(generation)
+
+    def message_counts(self) -> list[int]:
+        """Messages each worker sends (:data:`GROUP` batches each, the last one fewer)."""
+        total = self.plan.batches_per_stream
+        return [-(-(total - first) // GROUP) for _, first in self.assignment]
+
+    def from_messages(self, messages: Iterable[bytes], generation: int) -> Iterator[Batch]:
+        """Workers' messages of epoch ``generation``, taken round-robin as a DataLoader does,
+        → batches in plan order."""
         it = iter(messages)
-        counts = self.dataset.message_counts()
+        counts = self.message_counts()
         for rnd in itertools.count():
             workers = [j for j, n in enumerate(counts) if n > rnd]
             if not workers:
                 return
+            self._check_current(generation)
             group = []
             for j in workers:
-                worker, stream, items = pickle.loads(next(it))
-                if worker != j:
-                    raise SourceError(f"worker {worker} sent round {rnd} where {j} was due")
+                gen, worker, stream, items = pickle.loads(next(it))
+                if (gen, worker) != (generation, j):
+                    raise SourceError(
+                        f"worker {worker} sent round {rnd} of epoch generation {gen} where "
+                        f"worker {j}'s of generation {generation} was due"
+                    )
                 group.append((worker, stream, items))
             for i in range(GROUP):
                 for worker, stream, items in group:
                     if i < len(items):
-                        yield self.dataset.to_batch((stream, *items[i]), self.skipped, worker)
+                        self._check_current(generation)
+                        yield self.to_batch((stream, *items[i]), worker)
+
+    def _check_current(self, generation: int) -> None:
+        """Raise unless the pool still serves epoch ``generation`` (its slots would be
+        another epoch's rows)."""
+        if not self.pool.is_current(generation):
+            raise SourceError(
+                "another epoch of this source started while this one was read: a source serves "
+                "one epoch at a time (finish or drop one loader's iteration before the next)"
+            )
+
+    def to_batch(self, item: tuple, worker: int = 0) -> Batch:
+        """``(stream, b, rows, reasons)`` → :class:`Batch` (in the main process).
+
+        ``rows`` is the packed rows, or ``(slot, n)`` of ``worker``'s ring: those rows are
+        copied out at once and counted as read, so the worker may reuse the slot. The
+        per-sample arrays come from this process's copy of the plan; residues the worker could
+        not read are added to :attr:`skipped` (first row_id → reason).
+        """
+        stream, b, rows, reasons = item
+        if isinstance(rows, tuple):
+            slot, n = rows
+            ring, consumed, _ = self.pool.dataset.shared()
+            rows = ring[worker, slot, :n].copy()
+            consumed[worker] += 1
+        mask = None
+        if reasons:
+            mask = np.zeros(len(rows), dtype=bool)
+            mask[list(reasons)] = True
+        plan = self.plan.streams[stream]
+        samples = batch_samples(plan, b, mask, self.pad_temperature)
+        if reasons:
+            residue_index, row_id = samples[0], samples[4]
+            first = np.flatnonzero(np.r_[True, residue_index[1:] != residue_index[:-1]])
+            for i, reason in reasons.items():
+                self.skipped[int(row_id[first[i]])] = reason
+        features = batch_features(plan, b, len(rows))
+        return Batch(
+            torch.from_numpy(rows),
+            *(torch.from_numpy(a) for a in samples),
+            features=None if features is None else torch.from_numpy(features),
+        )
 
 
 def _without_worker_traceback(exc: VoxelflexError) -> VoxelflexError:
@@ -200,114 +334,90 @@ def _without_worker_traceback(exc: VoxelflexError) -> VoxelflexError:
 
 
 class _PlanDataset(IterableDataset):
-    """The rank's streams; each DataLoader worker serves one of them."""
+    """What each worker runs: its stream of the epoch the main process last published."""
 
     def __init__(
         self,
-        plan: EpochPlan,
+        table: SplitTable,
+        config: PlanConfig,
         reader: DomainReader,
-        start_batch: int,
         on_error: OnError,
-        pad_temperature: float,
         ring: torch.Tensor | None,
         consumed: torch.Tensor | None,
+        control: torch.Tensor,
     ) -> None:
-        self.assignment = plan.worker_streams(start_batch)
+        self.table = table
+        self.config = config
+        self.reader = reader
+        self.on_error = on_error
         self.ring = ring
         self.consumed = consumed
-        self.pad_temperature = pad_temperature
-        self.plan = plan
-        self.reader = reader
-        self.start_batch = start_batch
-        self.on_error = on_error
-        self._views: tuple[np.ndarray, np.ndarray] | None = None
+        self.control = control
+        self._views: tuple[np.ndarray | None, ...] | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_views": None}  # views are remade over the shared tensors
 
-    def __len__(self) -> int:
-        return self.plan.num_batches - self.start_batch
-
-    def _shared(self) -> tuple[np.ndarray, np.ndarray]:
-        """NumPy views of the ring and the counts (shared memory; made once per process)."""
+    def shared(self) -> tuple[np.ndarray | None, ...]:
+        """NumPy views of the ring, the counts and the control words (shared memory; made once
+        per process)."""
         if self._views is None:
-            self._views = (self.ring.numpy(), self.consumed.numpy())
+            tensors = (self.ring, self.consumed, self.control)
+            self._views = tuple(None if t is None else t.numpy() for t in tensors)
         return self._views
 
-    def message_counts(self) -> list[int]:
-        """Messages each worker sends (:data:`GROUP` batches each, the last one fewer)."""
-        total = self.plan.batches_per_stream
-        return [-(-(total - first) // GROUP) for _, first in self.assignment]
-
-    def __iter__(self) -> Iterator[tuple | bytes]:
-        info = get_worker_info()
-        worker = 0 if info is None else info.id
-        stream, first = self.assignment[worker]
-        server = StreamServer(self.plan.streams[stream], self.reader, self.on_error)
-        total = self.plan.batches_per_stream
-        if info is None:  # served in this process: one batch at a time, rows as they are
-            for b, packed, skipped in server.rows(first, total):
-                yield (stream, b, packed, skipped)
-            return
-        if self.ring is None:  # no shared memory: rows go through the pipe
-            items = ((b, packed, skipped) for b, packed, skipped in server.rows(first, total))
+    def __iter__(self) -> Iterator[bytes]:
+        worker = get_worker_info().id
+        ring, consumed, control = self.shared()
+        generation, epoch, start, total = control.tolist()
+        stream, first = worker_stream(worker, self.config.streams_per_rank, start)
+        plan = stream_plan(self.table, self.config, epoch, stream)
+        server = StreamServer(plan, self.reader, self.on_error)
+        if ring is None:  # no shared memory: rows go through the pipe
+            items = server.rows(first, total)
         else:
-            ring, consumed = self._shared()
-            slots = _WaitingSlots(ring[worker], consumed, worker)
+            slots = _WaitingSlots(ring[worker], consumed, worker, control, generation)
             items = (
                 (b, (i % _SLOTS, len(packed)), skipped)
                 for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots))
             )
-        while group := list(itertools.islice(items, GROUP)):
-            # Pickled here, in the worker's own thread: the queue then moves one small bytes.
-            yield pickle.dumps((worker, stream, group), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            while group := list(itertools.islice(items, GROUP)):
+                # Pickled here, in the worker's own thread: the queue then moves one small bytes.
+                message = (generation, worker, stream, group)
+                yield pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except _Superseded:
+            return  # the main process moved on; the DataLoader drops what is left
 
-    def to_batch(self, item: tuple, skipped: dict[int, str], worker: int = 0) -> Batch:
-        """``(stream, b, rows, reasons)`` → :class:`Batch` (in the main process).
 
-        ``rows`` is the packed rows, or ``(slot, n)`` of ``worker``'s ring: those rows are
-        copied out at once and counted as read, so the worker may reuse the slot. The
-        per-sample arrays come from this process's copy of the plan; residues the worker could
-        not read are added to ``skipped`` (first row_id → reason).
-        """
-        stream, b, rows, reasons = item
-        if isinstance(rows, tuple):
-            slot, n = rows
-            ring, consumed = self._shared()
-            rows = ring[worker, slot, :n].copy()
-            consumed[worker] += 1
-        mask = None
-        if reasons:
-            mask = np.zeros(len(rows), dtype=bool)
-            mask[list(reasons)] = True
-        plan = self.plan.streams[stream]
-        samples = batch_samples(plan, b, mask, self.pad_temperature)
-        if reasons:
-            residue_index, row_id = samples[0], samples[4]
-            first = np.flatnonzero(np.r_[True, residue_index[1:] != residue_index[:-1]])
-            for i, reason in reasons.items():
-                skipped[int(row_id[first[i]])] = reason
-        features = batch_features(plan, b, len(rows))
-        return Batch(
-            torch.from_numpy(rows),
-            *(torch.from_numpy(a) for a in samples),
-            features=None if features is None else torch.from_numpy(features),
-        )
+class _Superseded(Exception):
+    """The epoch a worker waits to write a slot for is over or was abandoned."""
 
 
 class _WaitingSlots:
     """A worker's ring slots, handed out in turn; slot ``i % len`` for its ``i``-th batch only
     once the main process has copied out the batch that used it before."""
 
-    def __init__(self, slots: np.ndarray, consumed: np.ndarray, worker: int) -> None:
+    def __init__(
+        self,
+        slots: np.ndarray,
+        consumed: np.ndarray,
+        worker: int,
+        control: np.ndarray,
+        generation: int,
+    ) -> None:
         self.slots = slots
         self.consumed = consumed
         self.worker = worker
+        self.control = control
+        self.generation = generation
 
     def __len__(self) -> int:
         return len(self.slots)
 
     def __getitem__(self, i: int) -> np.ndarray:
         while self.consumed[self.worker] <= i - len(self.slots):
+            if self.control[_GEN] != self.generation:
+                raise _Superseded
             time.sleep(_WAIT_S)
         return self.slots[i % len(self.slots)]
