@@ -8,9 +8,11 @@ from a shard folder, a whole epoch at a time, loader creation included:
   window copy, gather, per-batch bookkeeping, epoch plan, other). The profiler adds a cost per
   Python call, so categories made of many small calls look larger than they are: read the
   shares, and the unprofiled epoch time for the total.
-* 1 worker: wall time, CPU time of the main process and of the worker (``RUSAGE_CHILDREN``,
-  which counts a worker once it has exited: the loader ends its workers with the epoch), and
-  when the loader was made, the first and the last batch came and the worker had ended.
+* 1 worker, twice: with a new worker every epoch (the source's workers closed before each, as
+  a first epoch has it) and with the worker kept from epoch to epoch (as training has it):
+  wall time, CPU time of the main process and of the worker (from ``/proc``, the worker's
+  whole life for a new one), and when the loader was made and the first and the last batch
+  came.
 
 It runs against whatever ``voxelflex`` is importable, so the same script measures an older
 checkout (``PYTHONPATH=/path/to/old/checkout``) on shards built by that checkout (``--shards``).
@@ -24,8 +26,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import multiprocessing
+import os
 import pstats
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -101,21 +104,50 @@ def _epoch(src, cfg: PlanConfig, epoch: int) -> int:
 
 
 def _staged_epoch(src, cfg: PlanConfig, epoch: int) -> dict[str, float]:
-    """One epoch's seconds from the start to: loader made, first batch, last batch, loader
-    done (after the last batch the DataLoader ends its workers)."""
+    """One epoch's seconds from the start to: loader made, first batch, last batch."""
     t0 = time.perf_counter()
     loader = src.loader(cfg, epoch)
     marks = {"loader_made_s": time.perf_counter() - t0}
     it = iter(loader)
     next(it)
     marks["first_batch_s"] = time.perf_counter() - t0
-    for _ in range(len(loader) - 1):
-        next(it)
-    marks["last_batch_s"] = time.perf_counter() - t0
-    for _ in it:  # the loader's end: no batches left, workers shut down
+    for _ in it:
         pass
-    marks["done_s"] = time.perf_counter() - t0
+    marks["last_batch_s"] = time.perf_counter() - t0
     return marks
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _one_worker_epochs(src, cfg: PlanConfig, epochs: int, *, new_worker: bool) -> dict:
+    """Median one-worker epoch (by wall time) with its CPU split, and every run."""
+    _epoch(src, cfg, 0)  # warm: the kept worker exists, page cache
+    runs = []
+    for e in range(epochs):
+        if new_worker:
+            src.close()
+        before = {p.pid: _cpu_s(p.pid) for p in multiprocessing.active_children()}
+        c0 = time.process_time()
+        marks = _staged_epoch(src, cfg, e + 1)
+        main_cpu = time.process_time() - c0
+        worker = sum(
+            _cpu_s(p.pid) - before.get(p.pid, 0.0) for p in multiprocessing.active_children()
+        )
+        runs.append(
+            {
+                "wall_s": marks["last_batch_s"],
+                "main_cpu_s": main_cpu,
+                "worker_cpu_s": worker,
+                **marks,
+            }
+        )
+    src.close()
+    mid = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+    return {**mid, "runs": runs}
 
 
 def main() -> None:
@@ -165,20 +197,9 @@ def main() -> None:
     }
 
     cfg = PlanConfig(batch_size=args.batch_size, num_workers=1, seed=0)
-    _epoch(src, cfg, 0)
-    runs = []
-    for e in range(args.epochs):
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        c0 = time.process_time()
-        marks = _staged_epoch(src, cfg, e + 1)
-        main_cpu = time.process_time() - c0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-        runs.append(
-            {"wall_s": marks["done_s"], "main_cpu_s": main_cpu, "worker_cpu_s": worker, **marks}
-        )
-    mid = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
-    result["1_worker"] = {**mid, "samples_per_s": n / mid["wall_s"], "runs": runs}
+    for label, new_worker in (("1_worker_new", True), ("1_worker_kept", False)):
+        run = _one_worker_epochs(src, cfg, args.epochs, new_worker=new_worker)
+        result[label] = {**run, "samples_per_s": n / run["wall_s"]}
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"io_breakdown{'_' + args.label if args.label else ''}.json"
@@ -191,18 +212,15 @@ def main() -> None:
     print("| category | ms/epoch (profiled) | share |\n|---|---:|---:|")
     for key, secs in zero["categories_s"].items():
         print(f"| {key} | {secs * 1e3:.1f} | {secs / total:.0%} |")
-    one = result["1_worker"]
-    print(
-        f"1 worker: {one['samples_per_s']:,.0f} samples/s; an epoch takes "
-        f"{one['wall_s'] * 1e3:.0f} ms wall, {one['main_cpu_s'] * 1e3:.0f} ms CPU in the main "
-        f"process, {one['worker_cpu_s'] * 1e3:.0f} ms CPU in the worker (median epoch of "
-        f"{args.epochs})"
-    )
-    print(
-        f"  of it: loader made {one['loader_made_s'] * 1e3:.0f} ms, first batch at "
-        f"{one['first_batch_s'] * 1e3:.0f} ms, last batch at {one['last_batch_s'] * 1e3:.0f} ms, "
-        f"worker ended at {one['done_s'] * 1e3:.0f} ms"
-    )
+    for label, what in (("1_worker_new", "a new worker"), ("1_worker_kept", "the worker kept")):
+        one = result[label]
+        print(
+            f"1 worker, {what} each epoch: {one['samples_per_s']:,.0f} samples/s; an epoch "
+            f"takes {one['wall_s'] * 1e3:.0f} ms wall, {one['main_cpu_s'] * 1e3:.0f} ms CPU in "
+            f"the main process, {one['worker_cpu_s'] * 1e3:.0f} ms CPU in the worker (median "
+            f"epoch of {args.epochs}); loader made at {one['loader_made_s'] * 1e3:.0f} ms, first "
+            f"batch at {one['first_batch_s'] * 1e3:.0f} ms"
+        )
     print(f"wrote {args.out / name}")
 
 

@@ -13,11 +13,14 @@ rows (one process); and the shard source reading the shard folder from a localho
 node-local cache (first epoch), (h) with that cache filled (next epoch).
 
 Each measurement runs for at most ``--seconds`` (from loader creation, so worker start-up and
-shard scanning count); the HTTP paths always serve a whole epoch, and report the bytes the server
-sent for shards per epoch against the shard folder's bytes and against the bytes of the records
-the epoch needs. Also reports the per-worker metadata memory at 3.3 M index rows and, with
-``--datasets N``, the cost of h5py lookups and reads in a file of N residue datasets. Prints a
-table and writes ``io_throughput.json`` and ``io_throughput.png`` to ``--out``.
+shard scanning count); the headline figure is that first epoch. (b)-(d) then serve up to
+``--epochs`` epochs back to back from the same source, as training does (workers kept from
+epoch to epoch), reported as "later epochs" when the first one finished. The HTTP paths always
+serve a whole epoch, and report the bytes the server sent for shards per epoch against the
+shard folder's bytes and against the bytes of the records the epoch needs. Also reports the
+per-worker metadata memory at 3.3 M index rows and, with ``--datasets N``, the cost of h5py
+lookups and reads in a file of N residue datasets. Prints a table and writes
+``io_throughput.json`` and ``io_throughput.png`` to ``--out``.
 
     python benchmarks/io_throughput.py --out bench_out/io [--reuse] [--datasets 300000]
 """
@@ -144,15 +147,22 @@ def _timed(batches, seconds: float, count) -> dict:
     return {"steady": steady, "with_startup": n / total, "first_batch_s": first, "samples": n}
 
 
-def measure(data: dict, path: str, workers: int, seconds: float, batch_size: int) -> dict:
-    """Rates of one path with ``workers`` DataLoader workers (see :func:`_timed`)."""
+def measure(
+    data: dict, path: str, workers: int, seconds: float, batch_size: int, epochs: int
+) -> dict:
+    """Rates of one path with ``workers`` DataLoader workers (see :func:`_timed`).
+
+    Sources serve up to ``epochs`` epochs back to back, as training does (their workers are kept
+    from one epoch to the next): the first epoch's figures, plus ``later_epochs``, the
+    ``with_startup`` rate of each later epoch (none when the time cap cut the first epoch).
+    """
     index = data["index"]
     cfg = PlanConfig(batch_size=batch_size, num_workers=workers, seed=0)
     if path == "a":
         rows = index.table.filter(pc.equal(index.table["split"], "train"))
         ds = _EarlierSystem(str(data["voxel_file"]), rows, seed=0)
         loader = DataLoader(ds, batch_size=batch_size, num_workers=workers)
-        return _timed(loader, seconds, lambda b: len(b[1]))
+        return {**_timed(loader, seconds, lambda b: len(b[1])), "later_epochs": []}
     name = "hdf5" if path == "b" else "shards"
     src = open_source(name, index, split="train", shards_dir=data["shards"])
 
@@ -161,7 +171,13 @@ def measure(data: dict, path: str, workers: int, seconds: float, batch_size: int
             unpack_torch(batch.packed)
         return int((batch.row_id >= 0).sum())
 
-    return _timed(src.loader(cfg, epoch=0), seconds, count)
+    runs = []
+    for epoch in range(epochs):
+        runs.append(_timed(src.loader(cfg, epoch=epoch), seconds, count))
+        if runs[-1]["samples"] < src.sample_count:  # the time cap ended the epoch
+            break
+    src.close()
+    return {**runs[0], "later_epochs": [r["with_startup"] for r in runs[1:]]}
 
 
 def measure_http(
@@ -399,6 +415,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--seconds", type=float, default=6.0, help="time cap per measurement")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="epochs of (b)-(d) served back to back from one source (the first is the headline)",
+    )
     ap.add_argument("--reuse", action="store_true", help="reuse the generated data")
     ap.add_argument("--datasets", type=int, default=0, help="also probe a file of N datasets")
     ap.add_argument("--memory-rows", type=int, default=3_300_000)
@@ -425,15 +447,23 @@ def main() -> None:
     }
     results: dict[str, dict[str, float]] = {p: {} for p in PATHS}
     details: dict[str, dict[str, dict]] = {p: {} for p in PATHS if p != "e"}
+    later: dict[str, dict[str, float]] = {p: {} for p in "abcd"}
     for path in [p for p in "abcd" if p in args.paths]:
         for w in args.workers:
-            run = measure(data, path, w, args.seconds, args.batch_size)
+            run = measure(data, path, w, args.seconds, args.batch_size, args.epochs)
             details[path][str(w)] = run
             results[path][str(w)] = run["with_startup"]
+            again = ""
+            if run["later_epochs"]:
+                later[path][str(w)] = float(np.median(run["later_epochs"]))
+                again = (
+                    f"; later epochs {later[path][str(w)]:,.0f}/s (median of "
+                    f"{len(run['later_epochs'])}, workers kept)"
+                )
             print(
                 f"({path}) {w} workers: {run['with_startup']:,.0f} samples/s "
                 f"({run['samples']:,} samples, {run['first_batch_s']:.2f} s to first batch; "
-                f"{run['steady']:,.0f}/s after it)",
+                f"{run['steady']:,.0f}/s after it){again}",
                 flush=True,
             )
     results["e"]["0"] = measure_ceiling(data, args.seconds)
@@ -469,6 +499,8 @@ def main() -> None:
         "b/a": ratio("b", "a", one),
         "c/e": ratio("c", "e", one),
         "c/e_0_workers": ratio("c", "e", zero),
+        "c/e_later_epochs": later["c"].get(one, np.nan) / results["e"]["0"],
+        "c/e_later_epochs_0_workers": later["c"].get(zero, np.nan) / results["e"]["0"],
         "hdf5_bytes/shard_bytes": bytes_per_sample["hdf5"] / bytes_per_sample["shards"],
     }
     memory = memory_probe(args.out, args.memory_rows) if args.memory_rows else {}
@@ -493,6 +525,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "seconds_cap": args.seconds,
         "samples_per_s": results,
+        "samples_per_s_later_epochs": later,
         "runs": details,
         "load_average": os.getloadavg(),
         "bytes_per_sample": bytes_per_sample,
