@@ -22,6 +22,7 @@ from voxelflex.index import LoadedIndex
 from voxelflex.sources.plan import EpochPlan, PlanConfig, make_plan
 from voxelflex.sources.table import SplitTable
 from voxelflex.sources.transport import BatchLoader, WorkerPool
+from voxelflex.sources.windows import WindowBuffers
 
 __all__ = ["FEATURE_NORMS", "ON_ERROR", "DomainReader", "OnError", "SampleSource", "SourceOption"]
 
@@ -162,6 +163,7 @@ class SampleSource(ABC):
             self.table = self.table.with_domain_zscored_features()
         self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
         self._pool: WorkerPool | None = None
+        self._buffers = WindowBuffers()  # mixing windows read in this process (0 workers)
 
     @property
     def prediction(self) -> bool:
@@ -217,6 +219,7 @@ class SampleSource(ABC):
             on_error=self.on_error,
             pad_temperature=float(self.table.temperature[0]),
             pool=pool,
+            buffers=self._buffers,
             pin_memory=pin_memory,
         )
 
@@ -231,7 +234,9 @@ class SampleSource(ABC):
         return self._pool
 
     def close(self) -> None:
-        """Ends the worker processes kept for the next epoch (a later epoch starts new ones)."""
+        """Ends the worker processes and frees the window buffers kept for the next epoch (a
+        later epoch starts and makes new ones)."""
+        self._buffers = WindowBuffers()
         if self._pool is not None:
             self._pool.close()
             self._pool = None

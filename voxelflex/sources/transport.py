@@ -33,7 +33,12 @@ from voxelflex.frame import PACKED_BYTES
 from voxelflex.sources.batch import Batch
 from voxelflex.sources.plan import EpochPlan, PlanConfig, stream_plan, worker_stream
 from voxelflex.sources.table import SplitTable
-from voxelflex.sources.windows import StreamServer, batch_features, batch_samples
+from voxelflex.sources.windows import (
+    StreamServer,
+    WindowBuffers,
+    batch_features,
+    batch_samples,
+)
 
 if TYPE_CHECKING:  # annotations only: base imports this module
     from voxelflex.sources.base import DomainReader
@@ -178,6 +183,8 @@ class BatchLoader:
         A finite temperature (K) for the weight-0 padding rows.
     pool : WorkerPool or None
         The rank's workers; None: served in this process.
+    buffers : WindowBuffers
+        Mixing-window buffers of this process (0 workers), kept by the source across epochs.
     pin_memory : bool
         Pin each batch (asynchronous host-to-device copies).
 
@@ -197,6 +204,7 @@ class BatchLoader:
         on_error: OnError,
         pad_temperature: float,
         pool: WorkerPool | None,
+        buffers: WindowBuffers,
         pin_memory: bool = False,
     ) -> None:
         self.assignment = plan.worker_streams(start_batch)
@@ -206,6 +214,7 @@ class BatchLoader:
         self.on_error = on_error
         self.pad_temperature = pad_temperature
         self.pool = pool
+        self.buffers = buffers
         self.pin_memory = pin_memory
         self.skipped: dict[int, str] = {}
         empty = sum(s.table.n_domains == 0 for s in plan.streams)
@@ -232,7 +241,7 @@ class BatchLoader:
 
     def _in_process(self) -> Iterator[Batch]:
         ((stream, first),) = self.assignment
-        server = StreamServer(self.plan.streams[stream], self.reader, self.on_error)
+        server = StreamServer(self.plan.streams[stream], self.reader, self.on_error, self.buffers)
         for b, packed, reasons in server.rows(first, self.plan.batches_per_stream):
             yield self.to_batch((stream, b, packed, reasons))
 
@@ -353,6 +362,7 @@ class _PlanDataset(IterableDataset):
         self.ring = ring
         self.consumed = consumed
         self.control = control
+        self.buffers = WindowBuffers()  # the worker's, kept across epochs
         self._views: tuple[np.ndarray | None, ...] | None = None
 
     def __getstate__(self) -> dict:
@@ -372,7 +382,7 @@ class _PlanDataset(IterableDataset):
         generation, epoch, start, total = control.tolist()
         stream, first = worker_stream(worker, self.config.streams_per_rank, start)
         plan = stream_plan(self.table, self.config, epoch, stream)
-        server = StreamServer(plan, self.reader, self.on_error)
+        server = StreamServer(plan, self.reader, self.on_error, self.buffers)
         if ring is None:  # no shared memory: rows go through the pipe
             items = server.rows(first, total)
         else:
