@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ from voxelflex.sources import transport
 from voxelflex.sources.base import DomainReader, SampleSource
 from voxelflex.sources.plan import PlanConfig, make_plan, stream_plan
 from voxelflex.sources.table import SplitTable
+from voxelflex.sources.windows import WindowBuffers
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -275,3 +277,18 @@ def test_config_and_input_errors(table):
     shuffled = table.take(pa.array(np.random.default_rng(0).permutation(table.num_rows)))
     with pytest.raises(IndexFormatError, match="not grouped by domain"):
         SplitTable.from_arrow(shuffled, "train")
+
+
+def test_window_buffers_are_reused_and_stay_with_their_process():
+    buffers = WindowBuffers()
+    a = buffers.take(10, cap=12)
+    assert a.shape == (12, PACKED_BYTES) and a.dtype == np.uint8
+    a[:] = 7
+    buffers.give(a)
+    assert buffers.take(12, cap=12) is a  # reused: no fresh pages for every window
+    buffers.give(a)
+    b = buffers.take(20, cap=15)  # the spare is too small: dropped, a bigger one made
+    assert b is not a and b.shape == (20, PACKED_BYTES)
+    buffers.give(b)
+    copy = pickle.loads(pickle.dumps(buffers))  # a worker started by spawn makes its own
+    assert copy.take(5, cap=5) is not b
