@@ -282,13 +282,13 @@ def test_config_and_input_errors(table):
 def test_window_buffers_are_reused_and_stay_with_their_process():
     buffers = WindowBuffers()
     a = buffers.take(10, cap=12)
-    assert a.shape == (12, PACKED_BYTES) and a.dtype == np.uint8
+    assert a.shape == (15, PACKED_BYTES) and a.dtype == np.uint8  # 12 rows + 25 % headroom
     a[:] = 7
     buffers.give(a)
-    assert buffers.take(12, cap=12) is a  # reused: no fresh pages for every window
+    assert buffers.take(15, cap=12) is a  # reused: no fresh pages for every window
     buffers.give(a)
-    b = buffers.take(20, cap=15)  # the spare is too small: dropped, a bigger one made
-    assert b is not a and b.shape == (20, PACKED_BYTES)
+    b = buffers.take(20, cap=16)  # the spare is too small: dropped, a bigger one made
+    assert b is not a and b.shape == (25, PACKED_BYTES)
     buffers.give(b)
     copy = pickle.loads(pickle.dumps(buffers))  # a worker started by spawn makes its own
     assert copy.take(5, cap=5) is not b

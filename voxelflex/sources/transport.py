@@ -34,6 +34,7 @@ from voxelflex.sources.batch import Batch
 from voxelflex.sources.plan import EpochPlan, PlanConfig, stream_plan, worker_stream
 from voxelflex.sources.table import SplitTable
 from voxelflex.sources.windows import (
+    HEADROOM,
     StreamServer,
     WindowBuffers,
     batch_features,
@@ -55,9 +56,6 @@ GROUP = 4
 _PREFETCH = 2  # messages each worker may run ahead (DataLoader prefetch_factor)
 _SLOTS = 2 * GROUP  # ring slots per worker: one message being read out, one being written
 _WAIT_S = 0.0002  # a worker polls this often for a free slot
-# Ring slots hold this many times the first epoch's largest batch: batches of later epochs are
-# cut from other residues and differ a little; one that does not fit means a new pool.
-_HEADROOM = 1.25
 # The shared control words: the epoch's generation (bumped when an epoch is published, ends or
 # is abandoned), its number, its start batch and the batches every stream yields.
 _GEN, _EPOCH, _START, _PER_STREAM = range(4)
@@ -92,7 +90,7 @@ class WorkerPool:
     ) -> None:
         self.table = table
         self.config = config
-        self.cap = math.ceil(rows * _HEADROOM)
+        self.cap = math.ceil(rows * HEADROOM)  # a batch that does not fit: a new pool
         ring, consumed = _make_ring(config.num_workers, self.cap)
         self.control = torch.zeros(4, dtype=torch.int64).share_memory_()
         self.dataset = _PlanDataset(table, config, reader, on_error, ring, consumed, self.control)

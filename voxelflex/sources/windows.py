@@ -8,6 +8,7 @@ arrays from the plan alone (the main process does that from its own copy of the 
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -22,11 +23,15 @@ from voxelflex.sources.table import concat_ranges
 if TYPE_CHECKING:  # annotations only: base imports transport, which imports this module
     from voxelflex.sources.base import DomainReader
 
-__all__ = ["StreamServer", "WindowBuffers", "batch_features", "batch_samples"]
+__all__ = ["HEADROOM", "StreamServer", "WindowBuffers", "batch_features", "batch_samples"]
 
 log = logging.getLogger(__name__)
 
 OnError = str  # "raise" or "skip": voxelflex.sources.base.ON_ERROR
+
+# Buffers kept across epochs hold this many times the rows the first epoch needs: later epochs
+# are cut from other domains and residues, so their windows and batches differ a little.
+HEADROOM = 1.25
 
 
 def batch_samples(
@@ -95,12 +100,13 @@ class WindowBuffers:
         return {"_free": []}  # buffers belong to the process that made them
 
     def take(self, rows: int, cap: int) -> np.ndarray:
-        """A uint8 ``(≥ rows, 5789)`` buffer; a new one holds ``max(rows, cap)`` rows."""
+        """A uint8 ``(≥ rows, 5789)`` buffer; a new one holds :data:`HEADROOM` ×
+        ``max(rows, cap)`` rows."""
         for i, buf in enumerate(self._free):
             if len(buf) >= rows:
                 return self._free.pop(i)
         self._free.clear()  # too small for this plan's windows
-        n = max(rows, cap)
+        n = math.ceil(max(rows, cap) * HEADROOM)
         pages = mmap.mmap(-1, n * PACKED_BYTES, flags=mmap.MAP_PRIVATE)
         return np.ndarray((n, PACKED_BYTES), np.uint8, buffer=pages)
 
