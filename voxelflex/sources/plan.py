@@ -1,7 +1,9 @@
 """The epoch plan: which worker serves which residues, in which batches, in which order.
 
-Computed in the main process from a :class:`~voxelflex.sources.table.SplitTable` alone, so every
-source (HDF5, shards) serves bit-identical batches for the same index, seed and epoch.
+Computed from a :class:`~voxelflex.sources.table.SplitTable` alone, so every source (HDF5,
+shards) serves bit-identical batches for the same index, seed and epoch: the main process plans
+the rank's streams (:func:`make_plan`), and each worker, which lives across epochs, plans its own
+stream the same way (:func:`stream_plan`).
 
 * The split's domains are permuted with ``(seed, epoch)`` (index order when ``shuffle`` is off)
   and dealt to ``world_size × max(1, num_workers)`` streams, each to the stream with the fewest
