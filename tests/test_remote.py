@@ -206,6 +206,25 @@ def test_a_lasting_fault_names_the_url_and_never_shortens_the_epoch(
         assert not list((tmp_path / "cache" / ".tmp").iterdir())
 
 
+def test_a_kept_worker_retries_what_failed_in_an_epoch_it_did_not_finish(
+    index, local_batches, tmp_path
+):
+    folder = tmp_path / "one_domain_a_shard"
+    build_shards(index, folder, domains_per_shard=1, progress=False)
+    with RangeServer(folder) as server:
+        src = open_source("shards", index, split="train", shards_dir=server.url, retries=0)
+        cfg = PlanConfig(batch_size=64, seed=1, num_workers=1, mix_buffer_residues=100)
+        last = str(src.plan(cfg, 1).streams[0].table.domains[-1])  # the worker reads it last
+        server.inject(src.records[last][0], "404", times=None)
+        first = iter(src.loader(cfg, 1))  # the worker fetches its records up front: one fails
+        next(first)
+        del first  # abandoned long before that domain came up
+        server.clear()  # the server is back
+        batches = list(src.loader(cfg, 1))  # the same worker: the failure is not remembered
+        src.close()
+    _assert_same(local_batches(1), batches)
+
+
 def _fetch_all(url, folder, names, order_seed, out):
     manifest = ShardManifest.load(folder)
     entries = {s.name: s for s in manifest.shards}

@@ -75,10 +75,14 @@ class ShardReader(DomainReader):
     def prepare(self, domains: Sequence[str]) -> None:
         """At a URL: get the shards holding ``domains`` into the cache, or fetch their records.
 
-        A local folder needs nothing up front (its shards are mapped when first read).
+        A local folder needs nothing up front (its shards are mapped when first read). A
+        domain whose fetch failed before (in an epoch this worker did not finish: workers live
+        across epochs) is fetched again.
         """
         if not self.store.is_remote:
             return
+        for d in domains:
+            self._errors.pop(d, None)
         by_shard: dict[str, list[str]] = {}
         for d in domains:
             if d not in self._spans and d not in self._errors:
