@@ -225,6 +225,17 @@ def test_a_kept_worker_retries_what_failed_in_an_epoch_it_did_not_finish(
     _assert_same(local_batches(1), batches)
 
 
+def test_a_reader_keeps_only_the_records_of_the_epoch_it_prepares(index, served):
+    server, _ = served
+    src = open_source("shards", index, split="train", shards_dir=server.url)
+    domains = src.table.domains.tolist()
+    reader = src.make_reader()  # what a worker holds from epoch to epoch
+    reader.prepare(domains[:8])  # an epoch abandoned before it read any of them
+    assert set(reader._spans) == set(domains[:8])
+    reader.prepare(domains[6:])
+    assert set(reader._spans) == set(domains[6:])  # 6 and 7 reused, 0-5 let go
+
+
 def _fetch_all(url, folder, names, order_seed, out):
     manifest = ShardManifest.load(folder)
     entries = {s.name: s for s in manifest.shards}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 
@@ -206,6 +207,25 @@ def test_a_new_epoch_ends_the_one_being_read_and_a_new_plan_gets_new_workers(ind
     _same_batches(_epoch(src, cfg, 2), _epoch(reference, cfg, 2))
     src.close()
     reference.close()
+
+
+def test_a_closed_source_starts_no_workers_for_an_old_loader_and_replans_a_new_table(index):
+    src = open_source("hdf5", index, split="train")
+    cfg = PlanConfig(batch_size=40, num_workers=1, mix_buffer_residues=80)
+    old = src.loader(cfg, 0)
+    src.close()
+    before = multiprocessing.active_children()
+    with pytest.raises(SourceError, match="workers were ended"):
+        list(old)
+    assert multiprocessing.active_children() == before
+    planned = src.plan(cfg, 0)
+    src.table = src.table.with_domain_zscored_targets()  # as training with target_norm=domain
+    replanned = src.plan(cfg, 0)
+    assert replanned is not planned
+    target = np.concatenate([s.table.target for s in replanned.streams])
+    assert np.array_equal(np.sort(target), np.sort(src.table.target))
+    _same_batches(_epoch(src, cfg, 0), _epoch(src, dataclasses.replace(cfg, num_workers=0), 0))
+    src.close()
 
 
 def test_registry_lists_valid_names_and_sources_declare_their_options(index, shards_dir):

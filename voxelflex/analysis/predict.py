@@ -225,26 +225,28 @@ def run_model(
             world_size=dist.world_size if dist else 1,
             rank=dist.rank if dist else 0,
         )
-        loader = src.loader(cfg, epoch=0)
-        bar = tqdm(
-            loader,
-            total=src.num_batches(cfg, 0),
-            desc=f"predict ({src.split})" if len(sources) > 1 else "predict",
-            unit="batch",
-            disable=not config.predict.progress or (dist is not None and not dist.is_main),
-            leave=False,
-        )
-        for batch in bar:
-            ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
-            if not ok.any():
-                continue
-            fixed = _fixed_shape(batch, residues, per_residue)
-            pred = predict_batch(model, fixed, device).numpy()[: batch.n_samples]
-            row_ids.append(batch.row_id.numpy()[ok])
-            t_out.append(batch.temperature.numpy()[ok])
-            p_out.append(pred[ok])
-        skipped.update(loader.skipped)
-        src.close()  # one epoch is all predict reads: its workers can end now
+        try:
+            loader = src.loader(cfg, epoch=0)
+            bar = tqdm(
+                loader,
+                total=src.num_batches(cfg, 0),
+                desc=f"predict ({src.split})" if len(sources) > 1 else "predict",
+                unit="batch",
+                disable=not config.predict.progress or (dist is not None and not dist.is_main),
+                leave=False,
+            )
+            for batch in bar:
+                ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
+                if not ok.any():
+                    continue
+                fixed = _fixed_shape(batch, residues, per_residue)
+                pred = predict_batch(model, fixed, device).numpy()[: batch.n_samples]
+                row_ids.append(batch.row_id.numpy()[ok])
+                t_out.append(batch.temperature.numpy()[ok])
+                p_out.append(pred[ok])
+            skipped.update(loader.skipped)
+        finally:
+            src.close()  # one epoch is all predict reads: its workers can end now
     return (
         np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
         np.concatenate(t_out) if t_out else np.zeros(0, np.float32),

@@ -317,11 +317,10 @@ class _Trainer:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> TrainResult:
-        try:
+        with contextlib.ExitStack() as stack:  # end the workers the sources keep between epochs
+            stack.callback(self.data.val.close)
+            stack.callback(self.data.train.close)
             return self._epochs()
-        finally:  # end the workers the sources keep between epochs
-            self.data.train.close()
-            self.data.val.close()
 
     def _epochs(self) -> TrainResult:
         tc = self.config.train

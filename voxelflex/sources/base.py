@@ -161,7 +161,7 @@ class SampleSource(ABC):
         )
         if feature_norm == "domain":
             self.table = self.table.with_domain_zscored_features()
-        self._plans: dict[tuple[PlanConfig, int], EpochPlan] = {}
+        self._plan: tuple[tuple, SplitTable, EpochPlan] | None = None  # the last plan made
         self._pool: WorkerPool | None = None
         self._buffers = WindowBuffers()  # mixing windows read in this process (0 workers)
 
@@ -190,10 +190,12 @@ class SampleSource(ABC):
         """The epoch plan for ``cfg`` (cached: ``num_batches`` and ``loader`` share it)."""
         if self.prediction and cfg.shuffle:
             cfg = replace(cfg, shuffle=False)
+        # keyed by the table too: a table replaced after planning (targets standardised) must
+        # not leave the main process labelling rows from an old plan the workers do not share
         key = (cfg, epoch)
-        if key not in self._plans:
-            self._plans = {key: make_plan(self.table, cfg, epoch)}
-        return self._plans[key]
+        if self._plan is None or self._plan[0] != key or self._plan[1] is not self.table:
+            self._plan = (key, self.table, make_plan(self.table, cfg, epoch))
+        return self._plan[2]
 
     def num_batches(self, cfg: PlanConfig, epoch: int) -> int:
         """Batches each rank yields in ``epoch`` (identical on every rank: padded)."""

@@ -54,7 +54,11 @@ OnError = str  # "raise" or "skip": voxelflex.sources.base.ON_ERROR
 # feeder thread) on 2 busy cores: a fixed cost per batch that grouping divides by GROUP.
 GROUP = 4
 _PREFETCH = 2  # messages each worker may run ahead (DataLoader prefetch_factor)
-_SLOTS = 2 * GROUP  # ring slots per worker: one message being read out, one being written
+# Ring slots per worker: one message being read out, one being written. At least _PREFETCH
+# messages' worth: a worker that starts late may serve an epoch's leftover requests after the
+# next epoch was published, and must do so without waiting for a slot (the main process is not
+# reading them), or the DataLoader would wait for it forever.
+_SLOTS = _PREFETCH * GROUP
 _WAIT_S = 0.0002  # a worker polls this often for a free slot
 # The shared control words: the epoch's generation (bumped when an epoch is published, ends or
 # is abandoned), its number, its start batch and the batches every stream yields.
@@ -103,11 +107,14 @@ class WorkerPool:
             persistent_workers=True,
         )
         self._control = self.control.numpy()
+        self.closed = False
 
     def fits(self, table: SplitTable, config: PlanConfig, rows: int) -> bool:
-        """Whether this pool serves epochs of ``table`` and ``config`` whose batches hold
+        """Whether this open pool serves epochs of ``table`` and ``config`` whose batches hold
         ``rows`` rows."""
-        return table is self.table and config == self.config and rows <= self.cap
+        return (
+            not self.closed and table is self.table and config == self.config and rows <= self.cap
+        )
 
     def publish(self, plan: EpochPlan, start_batch: int) -> int:
         """Tells the workers the next epoch to serve; returns its generation."""
@@ -119,7 +126,18 @@ class WorkerPool:
         return int(c[_GEN])
 
     def messages(self) -> Iterator[bytes]:
-        """The workers' messages for the published epoch (the workers start on the first call)."""
+        """The workers' messages for the published epoch (the workers start on the first call).
+
+        Raises
+        ------
+        SourceError
+            The pool was closed: its source ended its workers or replaced it.
+        """
+        if self.closed:
+            raise SourceError(
+                "this loader's workers were ended (the source was closed, an epoch failed, or a "
+                "loader with other settings replaced them): make a new loader"
+            )
         return iter(self.dataloader)
 
     def is_current(self, generation: int) -> bool:
@@ -131,7 +149,9 @@ class WorkerPool:
             self._control[_GEN] += 1
 
     def close(self) -> None:
-        """Ends the workers now (otherwise they end when the pool is garbage collected)."""
+        """Ends the workers now (otherwise they end when the pool is garbage collected); a
+        closed pool serves no more epochs."""
+        self.closed = True
         self._control[_GEN] += 1
         iterator = self.dataloader._iterator  # the persistent workers' iterator, if started
         if iterator is not None:
@@ -375,6 +395,9 @@ class _PlanDataset(IterableDataset):
         return self._views
 
     def __iter__(self) -> Iterator[bytes]:
+        # The epoch is read here, not on the first next(): torch makes a worker's iterator when
+        # an epoch's resume reaches the worker, so it belongs to that epoch even when requests
+        # left over from the epoch before are served first (by the old iterator).
         worker = get_worker_info().id
         ring, consumed, control = self.shared()
         generation, epoch, start, total = control.tolist()
@@ -389,13 +412,17 @@ class _PlanDataset(IterableDataset):
                 (b, (i % _SLOTS, len(packed)), skipped)
                 for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots))
             )
-        try:
-            while group := list(itertools.islice(items, GROUP)):
-                # Pickled here, in the worker's own thread: the queue then moves one small bytes.
-                message = (generation, worker, stream, group)
-                yield pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except _Superseded:
-            return  # the main process moved on; the DataLoader drops what is left
+        return _messages(items, (generation, worker, stream))
+
+
+def _messages(items: Iterator[tuple], head: tuple[int, int, int]) -> Iterator[bytes]:
+    """A worker's messages: ``head`` (generation, worker, stream) and :data:`GROUP` items."""
+    try:
+        while group := list(itertools.islice(items, GROUP)):
+            # Pickled here, in the worker's own thread: the queue then moves one small bytes.
+            yield pickle.dumps((*head, group), protocol=pickle.HIGHEST_PROTOCOL)
+    except _Superseded:
+        return  # the main process moved on; the DataLoader drops what is left
 
 
 class _Superseded(Exception):

@@ -227,9 +227,14 @@ class StreamServer:
                 loaded[w] = self._window(w)
         dest = None if out is None else out[: len(pos)]
         if w_lo == w_hi:
+            rows = pos - self.win_res[w_lo]
+            if rows.min() < 0 or rows.max() >= self.win_res[w_lo + 1] - self.win_res[w_lo]:
+                raise SourceError(  # the plan's invariant; a window buffer holds stale rows beyond
+                    f"batch residues {pos.min()}..{pos.max()} outside their window {w_lo}"
+                )
             # mode="clip": with the default "raise", take buffers ``out`` (2.6× slower into a
-            # ring slot); the indices are in range, as all of pos lie in window w_lo.
-            return np.take(loaded[w_lo], pos - self.win_res[w_lo], axis=0, out=dest, mode="clip")
+            # ring slot); the check above stands in for it
+            return np.take(loaded[w_lo], rows, axis=0, out=dest, mode="clip")
         wins = np.searchsorted(self.win_res, pos, side="right") - 1
         return np.concatenate(
             [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],

@@ -75,14 +75,19 @@ class ShardReader(DomainReader):
     def prepare(self, domains: Sequence[str]) -> None:
         """At a URL: get the shards holding ``domains`` into the cache, or fetch their records.
 
-        A local folder needs nothing up front (its shards are mapped when first read). A
-        domain whose fetch failed before (in an epoch this worker did not finish: workers live
-        across epochs) is fetched again.
+        A local folder needs nothing up front (its shards are mapped when first read). Workers
+        live across epochs: records fetched for an epoch this worker did not finish are dropped
+        unless this epoch reads them too, and a fetch that failed then is tried again.
         """
         if not self.store.is_remote:
             return
-        for d in domains:
-            self._errors.pop(d, None)
+        keep = set(domains)
+        self._spans = {d: span for d, span in self._spans.items() if d in keep}
+        self._errors.clear()
+        self._fetch(domains)
+
+    def _fetch(self, domains: Sequence[str]) -> None:
+        """Get the shards or records of those ``domains`` not fetched yet (at a URL)."""
         by_shard: dict[str, list[str]] = {}
         for d in domains:
             if d not in self._spans and d not in self._errors:
@@ -131,7 +136,7 @@ class ShardReader(DomainReader):
             if error is not None:
                 raise ShardError(f"shard {self.store.where(shard)}, domain {domain}: {error}")
             if data is None:  # a URL without the shard in the cache: fetch this record now
-                self.prepare([domain])
+                self._fetch([domain])
                 if domain in self._errors:
                     raise ShardError(self._errors.pop(domain))
                 return self._spans.pop(domain)
