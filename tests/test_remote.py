@@ -236,6 +236,25 @@ def test_a_reader_keeps_only_the_records_of_the_epoch_it_prepares(index, served)
     assert set(reader._spans) == set(domains[6:])  # 6 and 7 reused, 0-5 let go
 
 
+def test_each_epoch_of_a_kept_reader_uses_its_cached_shards_again(index, served, tmp_path):
+    server, _ = served
+    src = open_source(
+        "shards", index, split="train", shards_dir=server.url, cache_dir=tmp_path / "cache"
+    )
+    t = src.table
+    domains = t.domains.tolist()
+    reader = src.make_reader()  # what a worker holds from epoch to epoch
+    for epoch in range(2):
+        reader.prepare(domains)  # an epoch starts
+        for i, d in enumerate(domains):
+            r0, r1 = t.domain_res_offsets[i], t.domain_res_offsets[i + 1]
+            reader.read_domain(d, t.chains[r0:r1], t.resids[r0:r1])
+        stats = reader.store.cache_stats
+        # each epoch opens each shard through the cache once (downloads first, then hits): an
+        # LRU use per epoch, as when workers were new each epoch
+        assert (stats.downloads, stats.hits) == (4, 4 * epoch)
+
+
 def _fetch_all(url, folder, names, order_seed, out):
     manifest = ShardManifest.load(folder)
     entries = {s.name: s for s in manifest.shards}

@@ -76,11 +76,15 @@ class ShardReader(DomainReader):
         """At a URL: get the shards holding ``domains`` into the cache, or fetch their records.
 
         A local folder needs nothing up front (its shards are mapped when first read). Workers
-        live across epochs: records fetched for an epoch this worker did not finish are dropped
-        unless this epoch reads them too, and a fetch that failed then is tried again.
+        live across epochs, so at a URL each epoch starts afresh: cached shards are opened
+        through the cache again (an LRU use each, so that shards this worker reads are not the
+        ones evicted, and an evicted file is not held open), records fetched for an epoch this
+        worker did not finish are dropped unless this epoch reads them too, and a fetch that
+        failed then is tried again.
         """
         if not self.store.is_remote:
             return
+        self._maps.clear()
         keep = set(domains)
         self._spans = {d: span for d, span in self._spans.items() if d in keep}
         self._errors.clear()
