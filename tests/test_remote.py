@@ -21,6 +21,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests._batches import assert_same_batches
 from tests._range_server import RangeServer
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
@@ -33,8 +34,6 @@ from voxelflex.sources.shards.cache import CacheSettings, ShardCache
 from voxelflex.sources.shards.manifest import MANIFEST_NAME, ShardManifest
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
-
-FIELDS = ("packed", "residue_index", "temperature", "target", "weight", "row_id")
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +77,6 @@ def _batches(index, shards_dir, *, workers=0, epoch=1, **options):
     return batches, loader.skipped
 
 
-def _assert_same(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b, strict=True):
-        for name in FIELDS:
-            assert torch.equal(getattr(x, name), getattr(y, name)), name
-
-
 def _shard_gets(server, name):
     return [r for r in server.requests if r.method == "GET" and r.name == name]
 
@@ -97,7 +89,7 @@ def test_batches_from_a_url_equal_the_local_folder(
     server, _ = served
     options = {"cache_dir": tmp_path / "cache"} if cached else {}
     batches, skipped = _batches(index, server.url, workers=workers, **options)
-    _assert_same(local_batches(workers), batches)
+    assert_same_batches(local_batches(workers), batches)
     assert not skipped
     manifest = ShardManifest.load(built)
     shard_bytes = sum(s.bytes for s in manifest.shards)
@@ -151,7 +143,7 @@ def test_a_fault_once_is_retried_and_the_batches_are_unchanged(
     server.inject("shard-000001.tar", fault)
     options = {"cache_dir": tmp_path / "cache"} if cached else {}
     batches, skipped = _batches(index, server.url, **options)
-    _assert_same(local_batches(), batches)
+    assert_same_batches(local_batches(), batches)
     assert not skipped
     assert len(_shard_gets(server, "shard-000001.tar")) == 2  # the bad reply, then a good one
     if cached:  # only whole, checked shards in the cache
@@ -222,7 +214,7 @@ def test_a_kept_worker_retries_what_failed_in_an_epoch_it_did_not_finish(
         server.clear()  # the server is back
         batches = list(src.loader(cfg, 1))  # the same worker: the failure is not remembered
         src.close()
-    _assert_same(local_batches(1), batches)
+    assert_same_batches(local_batches(1), batches)
 
 
 def test_a_reader_keeps_only_the_records_of_the_epoch_it_prepares(index, served):
@@ -314,7 +306,7 @@ def test_cached_or_bypassed_shards_give_the_same_batches(index, local_batches, s
     options = {"cache_dir": tmp_path / "c", "cache_limit_gb": 1.5 * biggest / 1e9}
     for eviction in ("none", "lru"):
         batches, _ = _batches(index, server.url, cache_eviction=eviction, **options)
-        _assert_same(local_batches(), batches)
+        assert_same_batches(local_batches(), batches)
 
 
 def test_verify_at_a_url(served):

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
+from tests._batches import assert_same_batches
 from tests._range_server import RangeServer  # a localhost server that honours Range
 from voxelflex.config import load_config
 from voxelflex.errors import ConfigError, ResidueReadError, SourceError
@@ -145,10 +146,7 @@ def test_hdf5_and_shards_give_identical_batches(index, shards_dir):
     ):
         a = _epoch(open_source("hdf5", index, split="train"), cfg, epoch)
         b = _epoch(open_source("shards", index, split="train", shards_dir=shards_dir), cfg, epoch)
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            for name in ("packed", "residue_index", "temperature", "target", "weight", "row_id"):
-                assert torch.equal(getattr(x, name), getattr(y, name)), name
+        assert_same_batches(a, b)
 
 
 def test_worker_processes_round_robin_resume_and_agree_across_sources(index, shards_dir):
@@ -158,13 +156,6 @@ def test_worker_processes_round_robin_resume_and_agree_across_sources(index, sha
     rest = _epoch(shards, cfg, 1, start=3)
     assert [b.row_id.tolist() for b in rest] == [b.row_id.tolist() for b in full[3:]]
     assert all(torch.equal(x.packed, y.packed) for x, y in zip(full[3:], rest, strict=True))
-
-
-def _same_batches(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b, strict=True):
-        for name in ("packed", "residue_index", "temperature", "target", "weight", "row_id"):
-            assert torch.equal(getattr(x, name), getattr(y, name)), name
 
 
 def test_workers_live_across_epochs_and_serve_what_fresh_workers_serve(index, shards_dir):
@@ -180,11 +171,11 @@ def test_workers_live_across_epochs_and_serve_what_fresh_workers_serve(index, sh
         next(it)
         del it
         rest = _epoch(kept, cfg, e, start=5)
-        _same_batches(rest, epochs[e][5:])
+        assert_same_batches(rest, epochs[e][5:])
     assert {p.pid for p in multiprocessing.active_children()} - before == workers
     for e, batches in enumerate(epochs):
         fresh = open_source("shards", index, split="train", shards_dir=shards_dir)
-        _same_batches(batches, _epoch(fresh, cfg, e))
+        assert_same_batches(batches, _epoch(fresh, cfg, e))
         fresh.close()
     assert len({tuple(b.row_id.tolist()) for b in (ep[0] for ep in epochs)}) == 3  # reshuffled
     kept.close()
@@ -201,10 +192,10 @@ def test_a_new_epoch_ends_the_one_being_read_and_a_new_plan_gets_new_workers(ind
     head = [next(second) for _ in range(6)]
     with pytest.raises(SourceError, match="one epoch at a time"):
         list(first)
-    _same_batches(head + list(second), _epoch(reference, cfg, 1))  # unharmed by the stale one
+    assert_same_batches(head + list(second), _epoch(reference, cfg, 1))  # unharmed by the stale one
     bigger = PlanConfig(batch_size=400, num_workers=1, mix_buffer_residues=800)
-    _same_batches(_epoch(src, bigger, 1), _epoch(reference, bigger, 1))
-    _same_batches(_epoch(src, cfg, 2), _epoch(reference, cfg, 2))
+    assert_same_batches(_epoch(src, bigger, 1), _epoch(reference, bigger, 1))
+    assert_same_batches(_epoch(src, cfg, 2), _epoch(reference, cfg, 2))
     src.close()
     reference.close()
 
@@ -224,7 +215,9 @@ def test_a_closed_source_starts_no_workers_for_an_old_loader_and_replans_a_new_t
     assert replanned is not planned
     target = np.concatenate([s.table.target for s in replanned.streams])
     assert np.array_equal(np.sort(target), np.sort(src.table.target))
-    _same_batches(_epoch(src, cfg, 0), _epoch(src, dataclasses.replace(cfg, num_workers=0), 0))
+    assert_same_batches(
+        _epoch(src, cfg, 0), _epoch(src, dataclasses.replace(cfg, num_workers=0), 0)
+    )
     src.close()
 
 
