@@ -131,6 +131,7 @@ class StreamServer:
         self.on_error = on_error
         self.buffers = buffers
         self.win_res = stream.window_res_offsets
+        self.max_window = int(np.diff(self.win_res).max(initial=0))  # residues
         self.skipped: dict[int, str] = {}  # residue position in the stream table -> reason
         self.n_skipped_domains = 0
 
@@ -172,7 +173,7 @@ class StreamServer:
         5789)`` in table order."""
         t = self.table
         lo = int(self.win_res[w])
-        out = self.buffers.take(int(self.win_res[w + 1]) - lo, int(np.diff(self.win_res).max()))
+        out = self.buffers.take(int(self.win_res[w + 1]) - lo, self.max_window)
         for d in range(int(self.stream.window_offsets[w]), int(self.stream.window_offsets[w + 1])):
             r0, r1 = int(t.domain_res_offsets[d]), int(t.domain_res_offsets[d + 1])
             domain = str(t.domains[d])
