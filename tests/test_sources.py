@@ -182,6 +182,37 @@ def test_workers_live_across_epochs_and_serve_what_fresh_workers_serve(index, sh
     assert not {p.pid for p in multiprocessing.active_children()} & workers
 
 
+def test_workers_take_the_first_epochs_plan_from_the_main_process(index, monkeypatch):
+    from voxelflex.sources import transport
+
+    plans = multiprocessing.get_context("fork").Value("i", 0)  # counts the workers' own plans
+
+    def counted(*args):
+        with plans.get_lock():
+            plans.value += 1
+        return real(*args)
+
+    real = transport.stream_plan
+    monkeypatch.setattr(transport, "stream_plan", counted)  # inherited by the forked workers
+    cfg = PlanConfig(batch_size=40, num_workers=2, mix_buffer_residues=80)
+    src = open_source("hdf5", index, split="train")
+    reference = open_source("hdf5", index, split="train")
+    assert_same_batches(_epoch(src, cfg, 0, start=3), _epoch(reference, cfg, 0)[3:])
+    assert plans.value == 0  # the workers were forked holding the main process's plan
+    assert_same_batches(_epoch(src, cfg, 1), _epoch(reference, cfg, 1))
+    assert plans.value == 4  # kept workers plan later epochs themselves (both sources')
+    src.close()
+    reference.close()
+
+
+def test_workers_need_fork_and_say_so(index, monkeypatch):
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    src = open_source("hdf5", index, split="train")
+    with pytest.raises(SourceError, match=r"'fork' start method.*num_workers to 0"):
+        src.loader(PlanConfig(num_workers=1), 0)
+    assert len(_epoch(src, PlanConfig(num_workers=0), 0)) > 0
+
+
 def test_a_new_epoch_ends_the_one_being_read_and_a_new_plan_gets_new_workers(index, shards_dir):
     src = open_source("hdf5", index, split="train")
     reference = open_source("hdf5", index, split="train")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import mmap
+import multiprocessing
 import pickle
 import time
 from collections.abc import Iterable, Iterator
@@ -44,7 +46,7 @@ from voxelflex.sources.windows import (
 if TYPE_CHECKING:  # annotations only: base imports this module
     from voxelflex.sources.base import DomainReader
 
-__all__ = ["GROUP", "BatchLoader", "OnError", "WorkerPool"]
+__all__ = ["GROUP", "BatchLoader", "OnError", "SharedState", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +94,16 @@ class WorkerPool:
         on_error: OnError,
         rows: int,
     ) -> None:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise SourceError(
+                "DataLoader workers need the 'fork' start method (Linux, macOS), which this "
+                "platform lacks: set loader.num_workers to 0 (--num-workers 0)"
+            )
         self.table = table
         self.config = config
         self.cap = math.ceil(rows * HEADROOM)  # a batch that does not fit: a new pool
-        ring, consumed = _make_ring(config.num_workers, self.cap)
-        self.control = torch.zeros(4, dtype=torch.int64).share_memory_()
-        self.dataset = _PlanDataset(table, config, reader, on_error, ring, consumed, self.control)
+        self.shared = SharedState(config.num_workers, self.cap)
+        self.dataset = _PlanDataset(table, config, reader, on_error, self.shared)
         self.dataloader = DataLoader(
             self.dataset,
             batch_size=None,
@@ -105,8 +111,10 @@ class WorkerPool:
             collate_fn=_as_is,
             prefetch_factor=_PREFETCH,
             persistent_workers=True,
+            # forked workers inherit the shared mapping, the split table and the first plan;
+            # pinned because Python 3.14 made forkserver Linux's default
+            multiprocessing_context="fork",
         )
-        self._control = self.control.numpy()
         self.closed = False
 
     def fits(self, table: SplitTable, config: PlanConfig, rows: int) -> bool:
@@ -118,10 +126,9 @@ class WorkerPool:
 
     def publish(self, plan: EpochPlan, start_batch: int) -> int:
         """Tells the workers the next epoch to serve; returns its generation."""
-        c = self._control
+        c = self.shared.control
         c[_EPOCH], c[_START], c[_PER_STREAM] = plan.epoch, start_batch, plan.batches_per_stream
-        if self.dataset.consumed is not None:
-            self.dataset.consumed.zero_()
+        self.shared.consumed[:] = 0
         c[_GEN] += 1  # last: a worker still waiting for a slot of the old epoch gives up
         return int(c[_GEN])
 
@@ -140,37 +147,73 @@ class WorkerPool:
             )
         return iter(self.dataloader)
 
+    def start(self, plan: EpochPlan) -> Iterator[bytes]:
+        """:meth:`messages` of the published epoch ``plan``; workers started by this call (the
+        pool's first epoch) are forked holding ``plan`` and skip planning their streams."""
+        self.dataset.inherited = plan
+        try:
+            return self.messages()
+        finally:
+            self.dataset.inherited = None  # the main process's reference; workers keep theirs
+
     def is_current(self, generation: int) -> bool:
-        return int(self._control[_GEN]) == generation
+        return int(self.shared.control[_GEN]) == generation
 
     def release(self, generation: int) -> None:
         """Epoch ``generation`` is over or abandoned: a worker waiting for a slot of it stops."""
         if self.is_current(generation):
-            self._control[_GEN] += 1
+            self.shared.control[_GEN] += 1
 
     def close(self) -> None:
         """Ends the workers now (otherwise they end when the pool is garbage collected); a
         closed pool serves no more epochs."""
         self.closed = True
-        self._control[_GEN] += 1
+        self.shared.control[_GEN] += 1
         iterator = self.dataloader._iterator  # the persistent workers' iterator, if started
         if iterator is not None:
             iterator._shutdown_workers()  # what its __del__ would do, without waiting for GC
             self.dataloader._iterator = None
 
 
-def _make_ring(num_workers: int, cap: int) -> tuple[torch.Tensor | None, ...]:
-    """Shared memory for the workers' rows: uint8 ``(W, slots, cap, 5789)`` slots, and int64
-    ``(W,)`` counts of the batches the main process has copied out of each worker's slots.
+class SharedState:
+    """What a pool's processes share: one anonymous shared mapping, inherited by forked workers.
 
-    (None, None) (rows go through the pipe) when shared memory cannot be had.
+    ``MAP_SHARED | MAP_ANONYMOUS`` is made in microseconds (a shared-memory tensor of the ring's
+    12 MB took 10-12 ms, a copy included, before the workers could start), its pages appear as
+    they are first written, it is not counted against ``/dev/shm`` (64 MB in a default
+    container, where a ring used to fall back to the pipe) and it is gone with the last process
+    that maps it.
+
+    Parameters
+    ----------
+    num_workers : int
+    cap : int
+        Rows a ring slot holds.
+
+    Attributes
+    ----------
+    control : numpy.ndarray of int64, shape (4,)
+        The control words (generation, epoch, start batch, batches per stream).
+    consumed : numpy.ndarray of int64, shape (W,)
+        Batches the main process has copied out of each worker's slots this epoch.
+    ring : numpy.ndarray of uint8, shape (W, slots, cap, 5789)
+        The workers' batch slots (packed rows).
     """
-    try:
-        ring = torch.empty((num_workers, _SLOTS, cap, PACKED_BYTES), dtype=torch.uint8)
-        return ring.share_memory_(), torch.zeros(num_workers, dtype=torch.int64).share_memory_()
-    except (RuntimeError, OSError) as exc:
-        log.warning("no shared memory for the batch ring (%s); rows go through the pipe", exc)
-        return None, None
+
+    def __init__(self, num_workers: int, cap: int) -> None:
+        head = -(-8 * (4 + num_workers) // mmap.PAGESIZE) * mmap.PAGESIZE  # the ring page-aligned
+        shape = (num_workers, _SLOTS, cap, PACKED_BYTES)
+        try:
+            self._map = mmap.mmap(-1, head + math.prod(shape), flags=mmap.MAP_SHARED)
+        except OSError as exc:
+            raise SourceError(
+                f"no memory for the workers' batch ring ({math.prod(shape) / 1e6:.0f} MB: "
+                f"{num_workers} workers × {_SLOTS} slots × {cap} rows): {exc}; use fewer "
+                "workers or a smaller batch size"
+            ) from exc
+        self.control = np.frombuffer(self._map, np.int64, 4)
+        self.consumed = np.frombuffer(self._map, np.int64, num_workers, offset=32)
+        self.ring = np.frombuffer(self._map, np.uint8, math.prod(shape), head).reshape(shape)
 
 
 def _as_is(arrays: tuple) -> tuple:
@@ -266,7 +309,7 @@ class BatchLoader:
     def _from_workers(self, pool: WorkerPool) -> Iterator[Batch]:
         generation = pool.publish(self.plan, self.start_batch)
         try:
-            yield from self.from_messages(pool.messages(), generation)
+            yield from self.from_messages(pool.start(self.plan), generation)
         except (Exception, KeyboardInterrupt):
             if pool.is_current(generation):  # not when a newer epoch superseded this one
                 pool.close()  # a worker failed or was interrupted: the next epoch starts new ones
@@ -324,9 +367,8 @@ class BatchLoader:
         stream, b, rows, reasons = item
         if isinstance(rows, tuple):
             slot, n = rows
-            ring, consumed, _ = self.pool.dataset.shared()
-            rows = ring[worker, slot, :n].copy()
-            consumed[worker] += 1
+            rows = self.pool.shared.ring[worker, slot, :n].copy()
+            self.pool.shared.consumed[worker] += 1
         mask = None
         if reasons:
             mask = np.zeros(len(rows), dtype=bool)
@@ -369,49 +411,39 @@ class _PlanDataset(IterableDataset):
         config: PlanConfig,
         reader: DomainReader,
         on_error: OnError,
-        ring: torch.Tensor | None,
-        consumed: torch.Tensor | None,
-        control: torch.Tensor,
+        shared: SharedState,
     ) -> None:
         self.table = table
         self.config = config
         self.reader = reader
         self.on_error = on_error
-        self.ring = ring
-        self.consumed = consumed
-        self.control = control
+        self.shared = shared
         self.buffers = WindowBuffers()  # the worker's, kept across epochs
-        self._views: tuple[np.ndarray | None, ...] | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_views": None}  # views are remade over the shared tensors
-
-    def shared(self) -> tuple[np.ndarray | None, ...]:
-        """NumPy views of the ring, the counts and the control words (shared memory; made once
-        per process)."""
-        if self._views is None:
-            tensors = (self.ring, self.consumed, self.control)
-            self._views = tuple(None if t is None else t.numpy() for t in tensors)
-        return self._views
+        # The plan of the epoch the workers start with (set while they are forked): a worker
+        # uses its stream instead of planning it again (≈12-20 ms before its first batch).
+        self.inherited: EpochPlan | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         # The epoch is read here, not on the first next(): torch makes a worker's iterator when
         # an epoch's resume reaches the worker, so it belongs to that epoch even when requests
         # left over from the epoch before are served first (by the old iterator).
         worker = get_worker_info().id
-        ring, consumed, control = self.shared()
-        generation, epoch, start, total = control.tolist()
+        shared = self.shared
+        generation, epoch, start, total = shared.control.tolist()
         stream, first = worker_stream(worker, self.config.streams_per_rank, start)
-        plan = stream_plan(self.table, self.config, epoch, stream)
-        server = StreamServer(plan, self.reader, self.on_error, self.buffers)
-        if ring is None:  # no shared memory: rows go through the pipe
-            items = server.rows(first, total)
+        inherited, self.inherited = self.inherited, None  # valid for the first epoch only
+        if inherited is not None and inherited.epoch == epoch:
+            plan = inherited.streams[stream]
         else:
-            slots = _WaitingSlots(ring[worker], consumed, worker, control, generation)
-            items = (
-                (b, (i % _SLOTS, len(packed)), skipped)
-                for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots))
-            )
+            plan = stream_plan(self.table, self.config, epoch, stream)
+        server = StreamServer(plan, self.reader, self.on_error, self.buffers)
+        slots = _WaitingSlots(
+            shared.ring[worker], shared.consumed, worker, shared.control, generation
+        )
+        items = (
+            (b, (i % _SLOTS, len(packed)), skipped)
+            for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots))
+        )
         return _messages(items, (generation, worker, stream))
 
 
