@@ -205,6 +205,25 @@ def test_workers_take_the_first_epochs_plan_from_the_main_process(index, monkeyp
     reference.close()
 
 
+def test_a_kept_workers_planning_error_reaches_the_main_process_by_name(index, monkeypatch):
+    from voxelflex.sources import transport
+
+    def broken(*args):
+        raise SourceError("the plan of epoch 1 failed")
+
+    cfg = PlanConfig(batch_size=40, num_workers=1, mix_buffer_residues=80)
+    src = open_source("hdf5", index, split="train")
+    _epoch(src, cfg, 0)  # the worker is forked now, with the real stream_plan
+    monkeypatch.setattr(transport, "stream_plan", broken)
+    src.close()  # a new worker, forked with the broken planner, for epoch 0 (inherited plan)
+    _epoch(src, cfg, 0)
+    with pytest.raises(SourceError, match=r"^the plan of epoch 1 failed$"):
+        _epoch(src, cfg, 1)  # not "DataLoader worker exited unexpectedly"
+    monkeypatch.undo()
+    assert len(_epoch(src, cfg, 1)) == src.num_batches(cfg, 1)  # new workers after the error
+    src.close()
+
+
 def test_workers_need_fork_and_say_so(index, monkeypatch):
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     src = open_source("hdf5", index, split="train")

@@ -428,23 +428,38 @@ class _PlanDataset(IterableDataset):
         # an epoch's resume reaches the worker, so it belongs to that epoch even when requests
         # left over from the epoch before are served first (by the old iterator).
         worker = get_worker_info().id
-        shared = self.shared
-        generation, epoch, start, total = shared.control.tolist()
+        generation, epoch, start, total = self.shared.control.tolist()
         stream, first = worker_stream(worker, self.config.streams_per_rank, start)
         inherited, self.inherited = self.inherited, None  # valid for the first epoch only
-        if inherited is not None and inherited.epoch == epoch:
+        if inherited is not None and inherited.epoch != epoch:
+            inherited = None
+        items = self._items(worker, generation, epoch, stream, first, total, inherited)
+        return _messages(items, (generation, worker, stream))
+
+    def _items(
+        self,
+        worker: int,
+        generation: int,
+        epoch: int,
+        stream: int,
+        first: int,
+        total: int,
+        inherited: EpochPlan | None,
+    ) -> Iterator[tuple]:
+        """The worker's batches as ``(b, (slot, rows), skipped)``. Planning happens on the first
+        ``next()``: an error raised in ``__iter__`` would kill a kept worker (torch makes its
+        iterator outside the code that sends errors to the main process)."""
+        if inherited is not None:
             plan = inherited.streams[stream]
         else:
             plan = stream_plan(self.table, self.config, epoch, stream)
         server = StreamServer(plan, self.reader, self.on_error, self.buffers)
+        shared = self.shared
         slots = _WaitingSlots(
             shared.ring[worker], shared.consumed, worker, shared.control, generation
         )
-        items = (
-            (b, (i % _SLOTS, len(packed)), skipped)
-            for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots))
-        )
-        return _messages(items, (generation, worker, stream))
+        for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots)):
+            yield b, (i % _SLOTS, len(packed)), skipped
 
 
 def _messages(items: Iterator[tuple], head: tuple[int, int, int]) -> Iterator[bytes]:
