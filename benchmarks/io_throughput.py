@@ -113,12 +113,16 @@ def in_new_process(fn, data: dict, *args, torch_threads: int):
     1.9 GB process took 2.4× the page faults); a training process never runs those paths.
     """
     context = multiprocessing.get_context("spawn")
+    # a spawned process starts its own processes (DataLoader workers) by spawning too: it is
+    # told this one's start method (fork on Linux before Python 3.14)
+    method = multiprocessing.get_start_method()
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         paths = (data["index_path"], data["shards"])
-        return pool.submit(_call_fresh, fn, paths, args, torch_threads).result()
+        return pool.submit(_call_fresh, fn, paths, args, torch_threads, method).result()
 
 
-def _call_fresh(fn, paths: tuple[Path, Path], args: tuple, torch_threads: int):
+def _call_fresh(fn, paths: tuple[Path, Path], args: tuple, torch_threads: int, method: str):
+    multiprocessing.set_start_method(method, force=True)
     torch.set_num_threads(torch_threads)
     return fn(_load(*paths), *args)
 
