@@ -14,11 +14,14 @@ node-local cache (first epoch), (h) with that cache filled (next epoch).
 
 Each measurement of (a)-(e) runs in a new Python process, for at most ``--seconds`` (from loader
 creation, so worker start-up and shard scanning count); the headline figure is that first
-epoch. (b)-(d) then serve up to
-``--epochs`` epochs back to back from the same source, as training does (workers kept from
-epoch to epoch), reported as "later epochs" when the first one finished; such a fast path is
-measured ``--repeats`` times with a new source, and its headline is the median first epoch
-(single epochs of 0.2-0.4 s scatter by ±30 % on two shared cores). The HTTP paths always
+epoch. (b)-(d) then serve up to ``--epochs`` epochs back to back from the same source, as
+training does (workers kept from epoch to epoch), reported as "later epochs" when the first
+one finished; such a fast path is measured ``--repeats`` times with a new source, and its
+headline is the median first epoch (single epochs of 0.2-0.4 s scatter by ±30 % on two shared
+cores). The (c)/(e) ratios are paired: before each repeat, (e) is measured again in the same
+process (``PAIRED_S``) and the repeat's epochs are divided by it, so the machine's speed
+drifting between two measurements (another job starting) does not move the ratio; the ratio
+to the table's separate (e) is reported too (``_unpaired``). The HTTP paths always
 serve a whole epoch, and report the bytes the server sent for shards per epoch against the
 shard folder's bytes and against the bytes of the records the epoch needs. Also reports the
 per-worker metadata memory at 3.3 M index rows and, with ``--datasets N``, the cost of h5py
@@ -74,6 +77,7 @@ PATHS = {
     "h": "shards at a localhost URL, filled cache",
 }
 HTTP_PATHS = "fgh"
+PAIRED_S = 0.3  # seconds of (e) measured before each repeat of (b)-(d), for paired ratios
 
 
 def prepare_data(out: Path, n_domains: int, reuse: bool, workers: int) -> dict:
@@ -191,9 +195,12 @@ def measure(
     Sources serve up to ``epochs`` epochs back to back, as training does (their workers are kept
     from one epoch to the next). When the first epoch ends before the time cap, all of it is
     done ``repeats`` times, each with a new source (new workers): a fast path's single epoch
-    lasts 0.2-0.4 s and scatters by ±30 % on two shared cores. Returns the figures of the
-    median first epoch, ``first_epochs`` (each repeat's ``with_startup``) and ``later_epochs``
-    (the ``with_startup`` rate of every later epoch).
+    lasts 0.2-0.4 s and scatters by ±30 % on two shared cores. Before each repeat the ceiling
+    (e) is measured again in this process for ``PAIRED_S``, and each epoch's rate is divided
+    by it: a paired ratio, which the machine's drift between measurements does not move.
+    Returns the figures of the median first epoch, ``first_epochs`` (each repeat's
+    ``with_startup``), ``later_epochs`` (the ``with_startup`` rate of every later epoch), and
+    ``first_ratios`` / ``later_ratios`` (the same ÷ the paired ceiling).
     """
     index = data["index"]
     cfg = PlanConfig(batch_size=batch_size, num_workers=workers, seed=0)
@@ -202,7 +209,13 @@ def measure(
         ds = _EarlierSystem(str(data["voxel_file"]), rows, seed=0)
         loader = DataLoader(ds, batch_size=batch_size, num_workers=workers)
         run = _timed(loader, seconds, lambda b: len(b[1]))
-        return {**run, "first_epochs": [run["with_startup"]], "later_epochs": []}
+        return {
+            **run,
+            "first_epochs": [run["with_startup"]],
+            "later_epochs": [],
+            "first_ratios": [],
+            "later_ratios": [],
+        }
     name = "hdf5" if path == "b" else "shards"
 
     def count(batch) -> int:
@@ -210,22 +223,31 @@ def measure(
             unpack_torch(batch.packed)
         return int((batch.row_id >= 0).sum())
 
-    firsts, later = [], []
+    records = ceiling_records(data)
+    firsts, later, later_ratios = [], [], []
     for _ in range(repeats):
+        ceiling = decode_rate(records, PAIRED_S)
         src = open_source(name, index, split="train", shards_dir=data["shards"])
         for epoch in range(epochs):
             run = _timed(src.loader(cfg, epoch=epoch), seconds, count)
             if epoch:
                 later.append(run["with_startup"])
+                later_ratios.append(run["with_startup"] / ceiling)
             else:
-                firsts.append(run)
+                firsts.append({**run, "ratio": run["with_startup"] / ceiling})
             if run["samples"] < src.sample_count:  # the time cap ended the epoch
                 break
         src.close()
         if firsts[-1]["samples"] < src.sample_count:  # a capped run is long enough alone
             break
     mid = sorted(firsts, key=lambda r: r["with_startup"])[len(firsts) // 2]
-    return {**mid, "first_epochs": [r["with_startup"] for r in firsts], "later_epochs": later}
+    return {
+        **mid,
+        "first_epochs": [r["with_startup"] for r in firsts],
+        "later_epochs": later,
+        "first_ratios": [r["ratio"] for r in firsts],
+        "later_ratios": later_ratios,
+    }
 
 
 def measure_http(
@@ -256,6 +278,11 @@ def measure_http(
 
 def measure_ceiling(data: dict, seconds: float) -> float:
     """(e): zstd decode of the train domains' records held in RAM, samples/s (one process)."""
+    return decode_rate(ceiling_records(data), min(seconds, 3.0))
+
+
+def ceiling_records(data: dict) -> list[tuple[bytes, int, int]]:
+    """The train domains' compressed voxel members, read into RAM: (bytes, residues, samples)."""
     src = open_source("shards", data["index"], split="train", shards_dir=data["shards"])
     samples = dict(
         zip(src.table.domains.tolist(), src.table.domain_samples().tolist(), strict=True)
@@ -265,9 +292,14 @@ def measure_ceiling(data: dict, seconds: float) -> float:
         with open(data["shards"] / shard, "rb") as fh:
             fh.seek(r.vox_offset)
             records.append((fh.read(r.vox_bytes), r.n_residues, samples[r.domain]))
+    return records
+
+
+def decode_rate(records: list[tuple[bytes, int, int]], seconds: float) -> float:
+    """Samples/s of zstd-decoding ``records`` to packed rows: whole passes, at least ``seconds``."""
     dctx = zstandard.ZstdDecompressor()
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min(seconds, 3.0):
+    while not n or time.perf_counter() - t0 < seconds:
         for vox, n_res, n_samples in records:
             np.frombuffer(dctx.decompress(vox), dtype=np.uint8).reshape(n_res, PACKED_BYTES)
             n += n_samples
@@ -472,7 +504,7 @@ def main() -> None:
     ap.add_argument(
         "--repeats",
         type=int,
-        default=3,
+        default=5,
         help="new sources per (b)-(d) measurement whose first epoch beats the time cap "
         "(the headline is the median first epoch)",
     )
@@ -518,6 +550,8 @@ def main() -> None:
                 again = f"; median of {len(run['first_epochs'])} first epochs: " + " / ".join(
                     f"{r:,.0f}" for r in run["first_epochs"]
                 )
+            if run["first_ratios"]:
+                again += "; ÷ paired (e): " + " / ".join(f"{r:.2f}" for r in run["first_ratios"])
             if run["later_epochs"]:
                 later[path][str(w)] = float(np.median(run["later_epochs"]))
                 again += (
@@ -560,13 +594,20 @@ def main() -> None:
     def ratio(p: str, q: str, w: str) -> float:
         return results[p].get(w, np.nan) / results[q].get(w if q != "e" else "0", np.nan)
 
+    def paired(w: str, kind: str) -> float:
+        """Median of (c)'s epochs ÷ the ceiling measured just before them (see measure)."""
+        values = details["c"].get(w, {}).get(kind)
+        return float(np.median(values)) if values else np.nan
+
     ratios = {
         "c/a": ratio("c", "a", one),
         "b/a": ratio("b", "a", one),
-        "c/e": ratio("c", "e", one),
-        "c/e_0_workers": ratio("c", "e", zero),
-        "c/e_later_epochs": later["c"].get(one, np.nan) / results["e"]["0"],
-        "c/e_later_epochs_0_workers": later["c"].get(zero, np.nan) / results["e"]["0"],
+        "c/e": paired(one, "first_ratios"),
+        "c/e_0_workers": paired(zero, "first_ratios"),
+        "c/e_later_epochs": paired(one, "later_ratios"),
+        "c/e_later_epochs_0_workers": paired(zero, "later_ratios"),
+        "c/e_unpaired": ratio("c", "e", one),
+        "c/e_0_workers_unpaired": ratio("c", "e", zero),
         "hdf5_bytes/shard_bytes": bytes_per_sample["hdf5"] / bytes_per_sample["shards"],
     }
     memory = memory_probe(args.out, args.memory_rows) if args.memory_rows else {}
