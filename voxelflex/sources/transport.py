@@ -37,10 +37,10 @@ from voxelflex.sources.plan import EpochPlan, PlanConfig, stream_plan, worker_st
 from voxelflex.sources.table import SplitTable
 from voxelflex.sources.windows import (
     HEADROOM,
+    StreamSamples,
     StreamServer,
     WindowBuffers,
     batch_features,
-    batch_samples,
 )
 
 if TYPE_CHECKING:  # annotations only: base imports this module
@@ -273,10 +273,10 @@ class BatchLoader:
         self.reader = reader
         self.start_batch = start_batch
         self.on_error = on_error
-        self.pad_temperature = pad_temperature
         self.pool = pool
         self.buffers = buffers
         self.pin_memory = pin_memory
+        self.samples = [StreamSamples(s, pad_temperature) for s in plan.streams]
         self.skipped: dict[int, str] = {}
         empty = sum(s.table.n_domains == 0 for s in plan.streams)
         if empty:
@@ -374,7 +374,7 @@ class BatchLoader:
             mask = np.zeros(len(rows), dtype=bool)
             mask[list(reasons)] = True
         plan = self.plan.streams[stream]
-        samples = batch_samples(plan, b, mask, self.pad_temperature)
+        samples = self.samples[stream].batch(b, mask)
         if reasons:
             residue_index, row_id = samples[0], samples[4]
             first = np.flatnonzero(np.r_[True, residue_index[1:] != residue_index[:-1]])

@@ -1,7 +1,7 @@
 """What one worker does with its stream of the plan: read mixing windows, gather batches.
 
 A :class:`StreamServer` reads a stream's domains a mixing window at a time through the source's
-reader and gathers each batch's packed rows; :func:`batch_samples` builds a batch's per-sample
+reader and gathers each batch's packed rows; :class:`StreamSamples` builds a batch's per-sample
 arrays from the plan alone (the main process does that from its own copy of the plan).
 """
 
@@ -23,7 +23,7 @@ from voxelflex.sources.table import concat_ranges
 if TYPE_CHECKING:  # annotations only: base imports transport, which imports this module
     from voxelflex.sources.base import DomainReader
 
-__all__ = ["HEADROOM", "StreamServer", "WindowBuffers", "batch_features", "batch_samples"]
+__all__ = ["HEADROOM", "StreamSamples", "StreamServer", "WindowBuffers", "batch_features"]
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +34,65 @@ OnError = str  # "raise" or "skip": voxelflex.sources.base.ON_ERROR
 HEADROOM = 1.25
 
 
-def batch_samples(
-    stream: StreamPlan, b: int, skipped: np.ndarray | None, pad_temperature: float
-) -> tuple[np.ndarray, ...]:
-    """Per-sample arrays of batch ``b`` of ``stream``: residue_index, temperature, target,
-    weight, row_id (the :class:`Batch` fields after ``packed``).
+class StreamSamples:
+    """The per-sample arrays of a stream's batches (the :class:`Batch` fields after ``packed``),
+    from the plan alone.
 
-    ``skipped`` (bool per residue of the batch, or None) zeroes the weight of unreadable
-    residues. Batches past the stream's data are padding: one sample of weight 0, ``row_id``
-    -1, a finite temperature and target.
+    Worked out :data:`CHUNK` batches at a time: one vectorised pass instead of a dozen NumPy
+    calls a batch (≈40 µs each, ≈10 ms of an epoch at batch size 1024), one chunk held at a
+    time. Batches past the stream's data are padding: one sample of weight 0, ``row_id`` -1, a
+    finite temperature (``pad_temperature``, K) and target.
     """
-    if b >= stream.n_batches:
-        return (
-            np.zeros(1, dtype=np.int64),
-            np.full(1, pad_temperature, dtype=np.float32),
-            np.zeros(1, dtype=np.float32),
-            np.zeros(1, dtype=np.float32),
-            np.full(1, -1, dtype=np.int64),
+
+    CHUNK = 64
+
+    def __init__(self, stream: StreamPlan, pad_temperature: float) -> None:
+        self.stream = stream
+        self.pad_temperature = pad_temperature
+        self._first: int | None = None  # the chunk's first batch
+        self._chunk: tuple[np.ndarray, ...] = ()
+
+    def batch(self, b: int, skipped: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """residue_index (int64), temperature, target, weight (float32), row_id (int64) of
+        batch ``b``, each ``(B,)``; ``skipped`` (bool per residue of the batch, or None) zeroes
+        the weight of unreadable residues."""
+        if b >= self.stream.n_batches:
+            return (
+                np.zeros(1, dtype=np.int64),
+                np.full(1, self.pad_temperature, dtype=np.float32),
+                np.zeros(1, dtype=np.float32),
+                np.zeros(1, dtype=np.float32),
+                np.full(1, -1, dtype=np.int64),
+            )
+        if self._first is None or not self._first <= b < self._first + self.CHUNK:
+            self._load(b)
+        offsets, residue_index, temperature, target, row_id = self._chunk
+        lo, hi = offsets[b - self._first], offsets[b - self._first + 1]
+        residue_index = residue_index[lo:hi]
+        if skipped is None:
+            weight = np.ones(hi - lo, dtype=np.float32)
+        else:
+            weight = np.where(skipped, 0.0, 1.0).astype(np.float32)[residue_index]
+        return residue_index, temperature[lo:hi], target[lo:hi], weight, row_id[lo:hi]
+
+    def _load(self, first: int) -> None:
+        s, t = self.stream, self.stream.table
+        bounds = s.batch_offsets[first : min(first + self.CHUNK, s.n_batches) + 1]
+        pos = s.order[bounds[0] : bounds[-1]]
+        starts = t.res_row_offsets[pos]
+        counts = t.res_row_offsets[pos + 1] - starts
+        rows = concat_ranges(starts, counts)
+        local = bounds - bounds[0]
+        in_batch = np.arange(len(pos), dtype=np.int64) - np.repeat(local[:-1], np.diff(local))
+        offsets = np.concatenate([[0], np.cumsum(counts)])[local].tolist()
+        self._first = first
+        self._chunk = (
+            offsets,
+            np.repeat(in_batch, counts),
+            t.temperature[rows],
+            t.target[rows],
+            t.row_id[rows],
         )
-    t = stream.table
-    pos = stream.order[stream.batch_offsets[b] : stream.batch_offsets[b + 1]]
-    starts = t.res_row_offsets[pos]
-    counts = t.res_row_offsets[pos + 1] - starts
-    rows = concat_ranges(starts, counts)
-    residue_index = np.repeat(np.arange(len(pos), dtype=np.int64), counts)
-    if skipped is None:
-        weight = np.ones(len(rows), dtype=np.float32)
-    else:
-        weight = np.where(skipped, 0.0, 1.0).astype(np.float32)[residue_index]
-    return (
-        residue_index,
-        t.temperature[rows],
-        t.target[rows],
-        weight,
-        t.row_id[rows],
-    )
 
 
 def batch_features(stream: StreamPlan, b: int, n_residues: int) -> np.ndarray | None:
@@ -226,18 +250,20 @@ class StreamServer:
         for w in range(w_lo, w_hi + 1):
             if w not in loaded:
                 loaded[w] = self._window(w)
-        dest = None if out is None else out[: len(pos)]
-        if w_lo == w_hi:
-            rows = pos - self.win_res[w_lo]
-            if rows.min() < 0 or rows.max() >= self.win_res[w_lo + 1] - self.win_res[w_lo]:
+        dest = np.empty((len(pos), PACKED_BYTES), np.uint8) if out is None else out[: len(pos)]
+        cuts = [0, len(pos)]
+        if w_hi > w_lo:  # each window's residues are one run of the batch
+            wins = np.searchsorted(self.win_res, pos, side="right") - 1
+            cuts[1:1] = np.searchsorted(wins, np.arange(w_lo + 1, w_hi + 1)).tolist()
+        for w, k0, k1 in zip(range(w_lo, w_hi + 1), cuts[:-1], cuts[1:], strict=True):
+            if k0 == k1:
+                continue
+            rows = pos[k0:k1] - self.win_res[w]
+            if rows.min() < 0 or rows.max() >= self.win_res[w + 1] - self.win_res[w]:
                 raise SourceError(  # the plan's invariant; a window buffer holds stale rows beyond
-                    f"batch residues {pos.min()}..{pos.max()} outside their window {w_lo}"
+                    f"batch residues {pos.min()}..{pos.max()} outside their window {w}"
                 )
             # mode="clip": with the default "raise", take buffers ``out`` (2.6× slower into a
             # ring slot); the check above stands in for it
-            return np.take(loaded[w_lo], rows, axis=0, out=dest, mode="clip")
-        wins = np.searchsorted(self.win_res, pos, side="right") - 1
-        return np.concatenate(
-            [loaded[w][pos[wins == w] - self.win_res[w]] for w in range(w_lo, w_hi + 1)],
-            out=dest,
-        )
+            np.take(loaded[w], rows, axis=0, out=dest[k0:k1], mode="clip")
+        return dest
