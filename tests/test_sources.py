@@ -23,6 +23,7 @@ from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import pack_file_grids
 from voxelflex.registry import SOURCES
 from voxelflex.sources import PlanConfig, build_shards, open_source, source_options
+from voxelflex.sources.windows import StreamSamples
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -221,6 +222,20 @@ def test_a_kept_workers_planning_error_reaches_the_main_process_by_name(index, m
         _epoch(src, cfg, 1)  # not "DataLoader worker exited unexpectedly"
     monkeypatch.undo()
     assert len(_epoch(src, cfg, 1)) == src.num_batches(cfg, 1)  # new workers after the error
+    src.close()
+
+
+def test_a_batch_changed_in_place_leaves_the_next_iteration_alone(index):
+    src = open_source("hdf5", index, split="train")
+    loader = src.loader(PlanConfig(batch_size=200, num_workers=1, mix_buffer_residues=80), 0)
+    first = list(loader)
+    assert len(first) < StreamSamples.CHUNK  # one chunk: kept for the second iteration
+    for b in first:
+        b.target.zero_()
+        b.row_id.fill_(-7)
+    again = list(loader)  # the same loader: its per-sample arrays are kept by chunk
+    assert all((b.row_id >= 0).any() for b in again[:3])
+    assert all(b.target.abs().sum() > 0 for b in again[:3])
     src.close()
 
 

@@ -66,14 +66,15 @@ class StreamSamples:
             )
         if self._first is None or not self._first <= b < self._first + self.CHUNK:
             self._load(b)
-        offsets, residue_index, temperature, target, row_id = self._chunk
+        offsets, *chunk = self._chunk
         lo, hi = offsets[b - self._first], offsets[b - self._first + 1]
-        residue_index = residue_index[lo:hi]
+        # copies: a batch is the consumer's to change, and the chunk serves the loader again
+        residue_index, temperature, target, row_id = (a[lo:hi].copy() for a in chunk)
         if skipped is None:
             weight = np.ones(hi - lo, dtype=np.float32)
         else:
             weight = np.where(skipped, 0.0, 1.0).astype(np.float32)[residue_index]
-        return residue_index, temperature[lo:hi], target[lo:hi], weight, row_id[lo:hi]
+        return residue_index, temperature, target, weight, row_id
 
     def _load(self, first: int) -> None:
         s, t = self.stream, self.stream.table
