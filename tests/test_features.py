@@ -2,6 +2,7 @@
 
 import ast
 import inspect
+import logging
 from pathlib import Path
 
 import biotite.structure as struc
@@ -322,19 +323,28 @@ def test_sidecar_round_trip_with_versioned_documented_footer(tmp_path):
     assert {s.name: s.unit for s in meta.features}["wcn_ca"] == "1/Å²"
 
 
-def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_path):
+def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_path, caplog):
     t = feature_table("1abc", compute_features(_backbone(5, HELIX)))
     with pytest.raises(InputError, match=r"keys occur twice, e\.g\. 1abc/A/1"):
         write_feature_sidecar(tmp_path / "dup.parquet", [t, t])
     path = tmp_path / "f.parquet"
     write_feature_sidecar(path, [t])
     old = pq.read_table(path)
-    meta = old.schema.metadata[features.METADATA_KEY].replace(
-        b'"format_version": 1', b'"format_version": 0'
-    )
-    pq.write_table(old.replace_schema_metadata({features.METADATA_KEY: meta}), path)
-    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 1; recompute"):
+
+    def with_version(v: int) -> None:
+        meta = old.schema.metadata[features.METADATA_KEY].replace(
+            b'"format_version": 2', b'"format_version": %d' % v
+        )
+        pq.write_table(old.replace_schema_metadata({features.METADATA_KEY: meta}), path)
+
+    with_version(0)
+    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 2; recompute"):
         read_feature_sidecar(path)
+    with_version(1)  # before HETATM amino acids were residues: read, with a warning
+    with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
+        table, meta = read_feature_sidecar(path)
+    assert meta.format_version == 1 and table.num_rows == t.num_rows
+    assert "treated HETATM amino acids (MSE" in caplog.text and "recompute it" in caplog.text
     pq.write_table(old.replace_schema_metadata({}), path)
     with pytest.raises(InputError, match=r"no voxelflex feature metadata"):
         read_feature_sidecar(path)

@@ -41,9 +41,7 @@ def build_model(spec: ModelSpec, *, temperature_range: tuple[float, float]) -> R
     head_cls = CONDITIONINGS.get(spec.conditioning)
     trunk = trunk_cls(GRID_SHAPE[0], **trunk_arguments(spec))
     head = head_cls(trunk.out_channels, len(spec.features), spec.dropout)
-    model = RMSFModel(spec, trunk, head, temperature_range).to(
-        memory_format=torch.channels_last_3d
-    )
+    model = RMSFModel(spec, trunk, head, temperature_range).to(memory_format=torch.channels_last_3d)
     # A 1×1×1 kernel is laid out alike in both formats, but its channels-last strides differ
     # from the contiguous ones its gradient comes back with: DDP warned and copied every step.
     for p in model.parameters():

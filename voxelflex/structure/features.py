@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ from biotite.sequence import ProteinSequence
 from voxelflex.atomic import atomic_path
 from voxelflex.errors import InputError
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BREAK_DISTANCE",
@@ -77,7 +80,13 @@ __all__ = [
     "write_feature_sidecar",
 ]
 
-FORMAT_VERSION = 1
+# 2: HETATM amino acids (MSE, an inhibitor's peptide groups) are residues, as the voxelizer
+# frames them; 1 treated them as ligands (no rows for them, absent from their neighbours' values).
+FORMAT_VERSION = 2
+_OLD_VERSIONS = {
+    1: "treated HETATM amino acids (MSE, an inhibitor's peptide groups) as ligands: they have no "
+    "features in it and their neighbours' contact and GNM values leave them out",
+}
 METADATA_KEY = b"voxelflex.features"
 KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
 
@@ -697,7 +706,16 @@ class FeatureMeta:
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: feature metadata is not valid JSON ({exc}); {fix}") from exc
         version = d.get("format_version") if isinstance(d, dict) else None
-        if version != FORMAT_VERSION:
+        if version in _OLD_VERSIONS:
+            log.warning(
+                "%s: feature sidecar format version %s %s; %s for features identical to those "
+                "`predict --structure` computes",
+                where,
+                version,
+                _OLD_VERSIONS[version],
+                fix,
+            )
+        elif version != FORMAT_VERSION:
             raise InputError(
                 f"{where}: feature sidecar format version {version} unsupported, expected "
                 f"{FORMAT_VERSION}; {fix}"
@@ -707,6 +725,7 @@ class FeatureMeta:
                 features=tuple(FeatureSpec(**f) for f in d["features"]),
                 parameters=dict(d["parameters"]),
                 biotite_version=str(d["biotite_version"]),
+                format_version=version,
             )
         except (KeyError, TypeError) as exc:
             raise InputError(
