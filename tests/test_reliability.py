@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
-from voxelflex.analysis import predict as predict_module
+from voxelflex.analysis import inference
 from voxelflex.analysis.predict import predict
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
@@ -253,14 +253,14 @@ def test_non_finite_weights_config_values_and_predictions_are_never_numbers(
             load_config(None, [f"train.lr={bad}"])
     # a model that outputs NaN for some inputs: those rows go to _missing.csv, not the table
     good = make_checkpoint(tmp_path / "good.pt")
-    real = predict_module.predict_batch
+    real = inference.predict_batch
 
     def half_nan(model, batch, device, **kw):
         out = real(model, batch, device, **kw)
         out[batch.temperature > 340] = float("nan")
         return out
 
-    monkeypatch.setattr(predict_module, "predict_batch", half_nan)
+    monkeypatch.setattr(inference, "predict_batch", half_nan)
     report = predict(
         good, demo_index, split="test", temperatures=[320.0, 350.0], out_path=tmp_path / "p.csv"
     )

@@ -8,11 +8,9 @@ Settings come from the run configuration (``loader.source`` and the source's opt
 config applies to prediction unchanged.
 
 Under ``torchrun ... -m voxelflex predict`` the ranks split the requested domains and rank 0
-writes the one output (:mod:`voxelflex.analysis.parts`). The trunk always sees batches of exactly
-``predict.residues_per_batch`` residues (the last one of each worker padded with empty grids):
-convolution kernels pick their algorithm, and so their rounding, by batch size, so a fixed shape
-makes a residue's prediction independent of which residues share its batch, of the worker count
-and of the rank count. A distributed run writes the same file, bit for bit, as one process.
+writes the one output (:mod:`voxelflex.analysis.parts`). The model runs on fixed-shape batches
+(:mod:`voxelflex.analysis.inference`), so a distributed run writes the same file, bit for bit,
+as one process.
 
 Nothing is dropped silently and no NaN is written as a number (see
 :mod:`voxelflex.analysis.missing`).
@@ -29,9 +27,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
-from tqdm import tqdm
 
+from voxelflex.analysis.inference import run_model
 from voxelflex.analysis.missing import (
     missing_table,
     non_finite_lines,
@@ -40,37 +37,23 @@ from voxelflex.analysis.missing import (
 )
 from voxelflex.analysis.parts import Predictions, merge_parts
 from voxelflex.analysis.predictions import (
-    COLUMN_DOCS,
-    PredictionsMeta,
     assemble_predictions,
     predictions_format,
     sidecar_path,
-    write_predictions,
+    write_outputs,
 )
-from voxelflex.analysis.temperatures import temperature_key
-from voxelflex.atomic import atomic_write_csv
 from voxelflex.config import Config, load_config
 from voxelflex.engine.checkpoint import Checkpoint, load_for_inference
 from voxelflex.engine.distributed import DistContext
-from voxelflex.engine.step import predict_batch
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.formats import TableFormat
 from voxelflex.index import LoadedIndex, read_index
 from voxelflex.index.schema import SPLITS
 from voxelflex.logs import command_log
-from voxelflex.models import RMSFModel
 from voxelflex.paths import Location, check_output, is_url
-from voxelflex.quantities import outside_range
-from voxelflex.sources import Batch, PlanConfig, SampleSource, open_source, source_options
+from voxelflex.sources import open_source, source_options
 
-__all__ = [
-    "PredictReport",
-    "default_predictions_path",
-    "predict",
-    "restrict_index",
-    "run_model",
-    "write_outputs",
-]
+__all__ = ["PredictReport", "default_predictions_path", "predict", "restrict_index"]
 
 log = logging.getLogger(__name__)
 
@@ -167,92 +150,6 @@ def _split_temperatures(index: LoadedIndex, split: str, domains: list[str] | Non
     t = table.filter(pc.equal(table["split"], split))["temperature"]
     t = np.unique(pc.drop_null(t).to_numpy(zero_copy_only=False))
     return t[np.isfinite(t)].astype(np.float32)
-
-
-def _fixed_shape(batch: Batch, residues: int, per_residue: int) -> Batch:
-    """``batch`` padded with empty residues (each with ``per_residue`` weight-0 samples) to
-    ``residues`` residues; its own samples stay first and in order."""
-    missing = residues - batch.n_residues
-    if missing <= 0:
-        return batch
-    n = missing * per_residue
-    return Batch(
-        packed=torch.cat([batch.packed, batch.packed.new_zeros(missing, batch.packed.shape[1])]),
-        residue_index=torch.arange(residues).repeat_interleave(per_residue),
-        temperature=torch.cat([batch.temperature, batch.temperature[:per_residue].repeat(missing)]),
-        target=torch.cat([batch.target, batch.target.new_full((n,), float("nan"))]),
-        weight=torch.cat([batch.weight, batch.weight.new_zeros(n)]),
-        row_id=torch.cat([batch.row_id, batch.row_id.new_full((n,), -1)]),
-        features=None
-        if batch.features is None
-        else torch.cat(
-            [batch.features, batch.features.new_zeros(missing, batch.features.shape[1])]
-        ),
-    )
-
-
-def run_model(
-    model: RMSFModel,
-    sources: Sequence[SampleSource],
-    config: Config,
-    device: str,
-    dist: DistContext | None = None,
-) -> Predictions:
-    """Predict every sample the ``sources`` (in prediction mode) serve to this rank.
-
-    Batches go through the model padded to ``config.predict.residues_per_batch`` residues (see
-    the module docstring); a rank's padding batches (no sample) are not run at all.
-
-    Returns
-    -------
-    row_id : numpy.ndarray of int64, shape (N,)
-    temperature : numpy.ndarray of float32, shape (N,)
-        K.
-    predicted : numpy.ndarray of float32, shape (N,)
-        RMSF in the checkpoint's unit (possibly non-finite: the caller reports those).
-    skipped : dict of int -> str
-        Residues (first row_id) the sources could not read, with the reason.
-    """
-    residues = config.predict.residues_per_batch
-    row_ids, t_out, p_out = [], [], []
-    skipped: dict[int, str] = {}
-    for src in sources:
-        per_residue = len(src.temperatures)
-        cfg = PlanConfig(
-            batch_size=residues * per_residue,
-            shuffle=False,
-            num_workers=config.loader.num_workers,
-            world_size=dist.world_size if dist else 1,
-            rank=dist.rank if dist else 0,
-        )
-        try:
-            loader = src.loader(cfg, epoch=0)
-            bar = tqdm(
-                loader,
-                total=src.num_batches(cfg, 0),
-                desc=f"predict ({src.split})" if len(sources) > 1 else "predict",
-                unit="batch",
-                disable=not config.predict.progress or (dist is not None and not dist.is_main),
-                leave=False,
-            )
-            for batch in bar:
-                ok = ((batch.row_id >= 0) & (batch.weight > 0)).numpy()
-                if not ok.any():
-                    continue
-                fixed = _fixed_shape(batch, residues, per_residue)
-                pred = predict_batch(model, fixed, device).numpy()[: batch.n_samples]
-                row_ids.append(batch.row_id.numpy()[ok])
-                t_out.append(batch.temperature.numpy()[ok])
-                p_out.append(pred[ok])
-            skipped.update(loader.skipped)
-        finally:
-            src.close()  # one epoch is all predict reads: its workers can end now
-    return (
-        np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
-        np.concatenate(t_out) if t_out else np.zeros(0, np.float32),
-        np.concatenate(p_out) if p_out else np.zeros(0, np.float32),
-        skipped,
-    )
 
 
 def predict(
@@ -397,57 +294,6 @@ def _predict(
                 missing_out=missing_out,
             )
         )
-
-
-def write_outputs(
-    table: pa.Table,
-    missing_rows: pa.Table,
-    ck: Checkpoint,
-    *,
-    checkpoint: str | Path,
-    index: str,
-    splits: list[str],
-    temperatures: np.ndarray,
-    out: Path,
-    missing_out: Path,
-) -> tuple[tuple[float, ...], Path | None]:
-    """Write the predictions file with its metadata and the missing report (removed when
-    empty: a report from an earlier run would describe it); warn about extrapolation.
-
-    Returns
-    -------
-    extrapolated : tuple of float
-        Requested temperatures (K) outside the checkpoint's training range.
-    missing_path : Path or None
-        The missing report, when it has rows.
-    """
-    t_range = ck.meta.temperature_range
-    spec = ck.model_spec
-    meta = PredictionsMeta(
-        rmsf_unit=ck.meta.rmsf_unit,
-        checkpoint=str(Path(checkpoint).resolve()),
-        index=index,
-        splits=splits,
-        temperatures=[float(t) for t in temperatures],
-        training_temperature_range=[float(x) for x in t_range],
-        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
-        columns={c: COLUMN_DOCS[c] for c in table.column_names},
-    )
-    write_predictions(table, meta, out)
-    extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
-    if extrap:
-        log.warning(
-            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
-            "there are extrapolations (column `extrapolated`)",
-            ", ".join(temperature_key(t) for t in extrap),
-            *(temperature_key(x) for x in t_range),
-        )
-    missing_out.unlink(missing_ok=True)
-    missing_path = None
-    if missing_rows.num_rows:
-        missing_path = atomic_write_csv(missing_rows, missing_out)
-        log.warning("%d items not predicted; reasons in %s", missing_rows.num_rows, missing_path)
-    return extrap, missing_path
 
 
 def _write(

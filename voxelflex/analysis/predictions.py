@@ -11,8 +11,10 @@ takes them as they are; the same JSON sits beside them in ``<name>.csv.json``
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -20,10 +22,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
 from voxelflex.quantities import outside_range
+
+if TYPE_CHECKING:  # annotations only
+    from voxelflex.engine.checkpoint import Checkpoint
 
 __all__ = [
     "COLUMN_DOCS",
@@ -35,8 +41,11 @@ __all__ = [
     "predictions_format",
     "read_predictions",
     "sidecar_path",
+    "write_outputs",
     "write_predictions",
 ]
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"voxelflex.predictions"
@@ -269,3 +278,54 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
         ),
     )
     return table, meta
+
+
+def write_outputs(
+    table: pa.Table,
+    missing_rows: pa.Table,
+    ck: Checkpoint,
+    *,
+    checkpoint: str | Path,
+    index: str,
+    splits: list[str],
+    temperatures: np.ndarray,
+    out: Path,
+    missing_out: Path,
+) -> tuple[tuple[float, ...], Path | None]:
+    """Write the predictions file with its metadata and the missing report (removed when
+    empty: a report from an earlier run would describe it); warn about extrapolation.
+
+    Returns
+    -------
+    extrapolated : tuple of float
+        Requested temperatures (K) outside the checkpoint's training range.
+    missing_path : Path or None
+        The missing report, when it has rows.
+    """
+    t_range = ck.meta.temperature_range
+    spec = ck.model_spec
+    meta = PredictionsMeta(
+        rmsf_unit=ck.meta.rmsf_unit,
+        checkpoint=str(Path(checkpoint).resolve()),
+        index=index,
+        splits=splits,
+        temperatures=[float(t) for t in temperatures],
+        training_temperature_range=[float(x) for x in t_range],
+        model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
+        columns={c: COLUMN_DOCS[c] for c in table.column_names},
+    )
+    write_predictions(table, meta, out)
+    extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
+    if extrap:
+        log.warning(
+            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
+            "there are extrapolations (column `extrapolated`)",
+            ", ".join(temperature_key(t) for t in extrap),
+            *(temperature_key(x) for x in t_range),
+        )
+    missing_out.unlink(missing_ok=True)
+    missing_path = None
+    if missing_rows.num_rows:
+        missing_path = atomic_write_csv(missing_rows, missing_out)
+        log.warning("%d items not predicted; reasons in %s", missing_rows.num_rows, missing_path)
+    return extrap, missing_path

@@ -3,7 +3,7 @@
 Each file is read and voxelized in memory exactly as ``voxelflex voxelize`` would
 (:mod:`voxelflex.structure`), its structure features are computed when the checkpoint takes
 them, and the frames go through the same prediction path as an index's residues
-(:func:`voxelflex.analysis.predict.run_model`). Outputs:
+(:func:`voxelflex.analysis.inference.run_model`). Outputs:
 
 - the predictions table (columns as ``voxelflex predict``; ``domain`` = the file name up to its
   first dot), and ``<stem>_missing.csv`` for anything not predicted, with its reason;
@@ -25,12 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from voxelflex.analysis.inference import run_model
 from voxelflex.analysis.missing import missing_table, non_finite_lines, unread_lines
-from voxelflex.analysis.predict import run_model, write_outputs
 from voxelflex.analysis.predictions import (
     assemble_predictions,
     predictions_format,
     sidecar_path,
+    write_outputs,
 )
 from voxelflex.config import Config, load_config
 from voxelflex.engine.checkpoint import load_for_inference
