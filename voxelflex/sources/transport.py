@@ -454,10 +454,7 @@ class _PlanDataset(IterableDataset):
         else:
             plan = stream_plan(self.table, self.config, epoch, stream)
         server = StreamServer(plan, self.reader, self.on_error, self.buffers)
-        shared = self.shared
-        slots = _WaitingSlots(
-            shared.ring[worker], shared.consumed, worker, shared.control, generation
-        )
+        slots = _WaitingSlots(self.shared, worker, generation)
         for i, (b, packed, skipped) in enumerate(server.rows(first, total, slots)):
             yield b, (i % _SLOTS, len(packed)), skipped
 
@@ -480,18 +477,11 @@ class _WaitingSlots:
     """A worker's ring slots, handed out in turn; slot ``i % len`` for its ``i``-th batch only
     once the main process has copied out the batch that used it before."""
 
-    def __init__(
-        self,
-        slots: np.ndarray,
-        consumed: np.ndarray,
-        worker: int,
-        control: np.ndarray,
-        generation: int,
-    ) -> None:
-        self.slots = slots
-        self.consumed = consumed
+    def __init__(self, shared: SharedState, worker: int, generation: int) -> None:
+        self.slots = shared.ring[worker]
+        self.consumed = shared.consumed
+        self.control = shared.control
         self.worker = worker
-        self.control = control
         self.generation = generation
 
     def __len__(self) -> int:
