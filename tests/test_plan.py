@@ -15,7 +15,7 @@ from voxelflex.sources import transport
 from voxelflex.sources.base import DomainReader, SampleSource
 from voxelflex.sources.plan import PlanConfig, make_plan, stream_plan
 from voxelflex.sources.table import SplitTable
-from voxelflex.sources.windows import WindowBuffers
+from voxelflex.sources.windows import StreamSamples, WindowBuffers
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -130,10 +130,14 @@ def test_every_row_served_exactly_once_with_equal_batch_counts(
     assert sorted(seen) == table["row_id"].to_pylist()
 
 
-def test_batches_carry_the_right_residue_and_row_data(source, table, monkeypatch):
+@pytest.mark.parametrize("chunk", [StreamSamples.CHUNK, 3])  # 3: batches cross chunk edges
+def test_batches_carry_the_right_residue_and_row_data(source, table, monkeypatch, chunk):
     cfg = PlanConfig(batch_size=20, num_workers=2, mix_buffer_residues=40)
     rows = table.to_pydict()
-    for b in _rank_batches(source, cfg, monkeypatch=monkeypatch):
+    with pytest.MonkeyPatch.context() as m:  # _rank_batches undoes the fixture's patches
+        m.setattr(StreamSamples, "CHUNK", chunk)
+        batches = _rank_batches(source, cfg, monkeypatch=monkeypatch)
+    for b in batches:
         if b.row_id[0] < 0:
             continue
         tags = b.packed.numpy()[b.residue_index.numpy()]
@@ -290,5 +294,5 @@ def test_window_buffers_are_reused_and_stay_with_their_process():
     b = buffers.take(20, cap=16)  # the spare is too small: dropped, a bigger one made
     assert b is not a and b.shape == (25, PACKED_BYTES)
     buffers.give(b)
-    copy = pickle.loads(pickle.dumps(buffers))  # a worker started by spawn makes its own
+    copy = pickle.loads(pickle.dumps(buffers))  # a copy (a pickled source) makes its own
     assert copy.take(5, cap=5) is not b

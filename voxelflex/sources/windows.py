@@ -122,7 +122,7 @@ class WindowBuffers:
         self._free: list[np.ndarray] = []
 
     def __getstate__(self) -> dict:
-        return {"_free": []}  # buffers belong to the process that made them
+        return {"_free": []}  # mappings do not pickle, and belong to the process that made them
 
     def take(self, rows: int, cap: int) -> np.ndarray:
         """A uint8 ``(≥ rows, 5789)`` buffer; a new one holds :data:`HEADROOM` ×
