@@ -15,8 +15,8 @@ runs and times, each stage as its own process tree::
 Per stage: wall time, peak memory (PSS summed over the stage's processes, sampled every 0.2 s),
 files and bytes written. Prints a table and writes ``full_scale.json`` to ``--out``.
 
-The structures: segments of the real chains in ``tests/data/structures`` (cut at random,
-rotated, packed around the domain centre, renumbered), with one hydrogen added per heavy atom
+The structures: :func:`voxelflex.demo.assemble.assemble_domain` cuts them from six real chains
+shipped with the package (or from ``--structures``), with one hydrogen added per heavy atom
 but O (mdCATH's structures carry hydrogens: about as many atoms again), named as CHARMM names
 them (chain "0", HSD, OT1/OT2). One coordinate frame per replica keeps files small (≈0.5 MB a
 domain; the importer never reads coordinates).
@@ -46,35 +46,15 @@ import biotite.structure.io.pdb as pdb
 import numpy as np
 
 from voxelflex.atomic import atomic_write_text
+from voxelflex.demo.assemble import assemble_domain, source_chains
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.engine.checkpoint import Checkpoint
-from voxelflex.structure import find_structure_files, read_structure
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["1a8o.pdb.gz", "1vii.pdb.gz", "3pwpcut.pdb", "1bd2s.pdb.gz", "1bd2t.pdb"]
 TEMPERATURES = ("320", "348", "379", "413", "450")
 TARGET_GB = 4.0
 
 
 # ------------------------------------------------------------------ generation
-
-
-def _chains(folder: Path | None) -> list[struc.AtomArray]:
-    """Heavy-atom protein chains (≥ 20 residues) of the structures in ``folder`` (default: the
-    packaged test structures)."""
-    if folder is None:
-        files = [ROOT / "tests" / "data" / "structures" / name for name in SOURCES]
-    else:
-        files = find_structure_files([folder])
-    out = []
-    for path in files:
-        atoms = read_structure(path).resolved()
-        atoms = atoms[struc.filter_amino_acids(atoms) & ~atoms.hetero & (atoms.element != "H")]
-        for chain in np.unique(atoms.chain_id):
-            c = atoms[atoms.chain_id == chain]
-            if struc.get_residue_count(c) >= 20:
-                out.append(c)
-    return out
 
 
 def _lengths(n_domains: int, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,12 +65,6 @@ def _lengths(n_domains: int, total: int, rng: np.random.Generator) -> np.ndarray
         np.add.at(lengths, i, np.sign(diff))
         lengths = np.clip(lengths, 50, 500)
     return lengths
-
-
-def _rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
 
 
 def _with_hydrogens(atoms: struc.AtomArray) -> struc.AtomArray:
@@ -105,48 +79,9 @@ def _with_hydrogens(atoms: struc.AtomArray) -> struc.AtomArray:
     return merged[order]
 
 
-def _segment(c: struc.AtomArray, start: int, n: int) -> struc.AtomArray:
-    starts = struc.get_residue_starts(c)
-    stop = starts[start + n] if start + n < len(starts) else c.array_length()
-    return c[starts[start] : stop].copy()
-
-
 def _domain_pdb(length: int, chains: list[struc.AtomArray], seed: int) -> str:
-    """A domain of ``length`` residues: a stretch of one real chain when one is long enough,
-    else stretches of several packed around the centre."""
-    rng = np.random.default_rng(seed)
-    sizes = np.array([struc.get_residue_count(c) for c in chains])
-    long_enough = np.flatnonzero(sizes >= length)
-    parts, resid, k = [], 1, 0
-    if len(long_enough):
-        c = chains[int(rng.choice(long_enough))]
-        parts.append(
-            _segment(c, int(rng.integers(0, struc.get_residue_count(c) - length + 1)), length)
-        )
-        resid = length + 1
-    while resid <= length:
-        c = chains[rng.integers(len(chains))]
-        n = struc.get_residue_count(c)
-        seg = int(min(length - resid + 1, rng.integers(20, n + 1)))
-        piece = _segment(c, int(rng.integers(0, n - seg + 1)), seg)
-        centre = piece.coord.mean(axis=0)
-        # segment centres on a compact spiral around the domain centre, 16 Å apart
-        phi = k * 2.399963
-        z = 1 - 2 * (k + 0.5) / 8
-        where = 16.0 * np.cbrt(k + 1) * np.array([np.cos(phi), np.sin(phi), z])
-        piece.coord = ((piece.coord - centre) @ _rotation(rng).T + where).astype(np.float32)
-        parts.append(piece)
-        resid += seg
-        k += 1
-    offset = 0
-    for piece in parts:  # one number a residue, 1..length in order, no insertion codes
-        first = np.zeros(piece.array_length(), np.int64)
-        first[struc.get_residue_starts(piece)] = 1
-        piece.res_id = offset + np.cumsum(first)
-        piece.ins_code[:] = ""
-        offset = int(piece.res_id[-1])
-    atoms = struc.concatenate(parts)
-    atoms.chain_id[:] = "A"
+    """A domain of ``length`` residues cut from ``chains``, as mdCATH writes its structures."""
+    atoms = assemble_domain(length, chains, np.random.default_rng(seed))
     atoms = _with_hydrogens(atoms)
     out = pdb.PDBFile()
     out.set_structure(atoms)
@@ -180,7 +115,7 @@ def generate(
     out: Path, n_domains: int, total: int, workers: int, structures: Path | None = None
 ) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    chains = _chains(structures)
+    chains = source_chains(None if structures is None else [structures])
     lengths = _lengths(n_domains, total, np.random.default_rng(0))
     tasks = [(i, n, chains) for i, n in enumerate(lengths)]
     work = functools.partial(_write_domain, out_dir=str(out))
@@ -324,7 +259,7 @@ def main() -> None:
         "--structures",
         type=Path,
         help="folder of structure files to cut domains from (e.g. the real set of "
-        "tools/real_set; default: the test structures, two short chains)",
+        "tools/real_set; default: the six chains shipped in voxelflex/demo/chains)",
     )
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -343,7 +278,7 @@ def main() -> None:
         shutil.rmtree(gen, ignore_errors=True)
         t0 = time.perf_counter()
         info = generate(gen, args.domains, args.residues, workers=2, structures=args.structures)
-        info["structures"] = str(args.structures or "tests/data/structures")
+        info["structures"] = str(args.structures or "voxelflex/demo/chains")
         info["seconds"] = round(time.perf_counter() - t0, 1)
         atomic_write_text(made, json.dumps(info) + "\n")
     results["generated"] = json.loads(made.read_text())

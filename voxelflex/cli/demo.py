@@ -28,6 +28,14 @@ def demo(
         _DEFAULT.source
     ),
     device: Annotated[Device, typer.Option(help="Training device.")] = Device(_DEFAULT.device),
+    structures: Annotated[
+        bool,
+        typer.Option(
+            "--structures",
+            help="Make the data from atoms: structure files, structure features as model "
+            "inputs, physics baselines, predictions from structure files with B-factor copies.",
+        ),
+    ] = _DEFAULT.structures,
 ) -> None:
     """Generate demo data, then index, shard, train (tiny), predict, evaluate and plot.
 
@@ -35,13 +43,19 @@ def demo(
     Examples:
       voxelflex demo
       voxelflex demo -o demo_cpu --device cpu --epochs 3
+      voxelflex demo -o demo_structures --structures
     """
     from voxelflex.demo.run import run_demo
     from voxelflex.logs import setup_logging
 
     setup_logging(None, "INFO")
     settings = DemoSettings(
-        n_domains=domains, epochs=epochs, seed=seed, source=source.value, device=device.value
+        n_domains=domains,
+        epochs=epochs,
+        seed=seed,
+        source=source.value,
+        device=device.value,
+        structures=structures,
     )
     result = run_demo(output, settings)
     typer.echo("\nvoxelflex demo finished. Outputs:")

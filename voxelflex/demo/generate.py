@@ -30,7 +30,16 @@ import pyarrow.csv as pacsv
 from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.index import BuildReport, build_index
 
-__all__ = ["MDCATH_TEMPERATURES", "DemoPaths", "build_demo_index", "generate_demo", "rmsf_target"]
+__all__ = [
+    "MDCATH_TEMPERATURES",
+    "DemoPaths",
+    "build_demo_index",
+    "domain_ids",
+    "generate_demo",
+    "rmsf_target",
+    "write_rmsf_csv",
+    "write_splits",
+]
 
 MDCATH_TEMPERATURES = (320.0, 348.0, 379.0, 413.0, 450.0)
 AMINO_ACIDS = [
@@ -63,7 +72,11 @@ _PSEUDO_CB = (_CENTRE - 1, _CENTRE - 1, _CENTRE + 1)  # fixed offset, every resi
 
 @dataclass(frozen=True)
 class DemoPaths:
-    """Where :func:`generate_demo` wrote each input file."""
+    """Where a demo generator wrote each input file.
+
+    ``structures`` (the folder of structure files) and ``features`` (the feature sidecar) exist
+    only in the demo made from atoms (:func:`voxelflex.demo.structures.generate_structure_demo`).
+    """
 
     root: Path
     voxel_file: Path
@@ -71,6 +84,21 @@ class DemoPaths:
     train_split: Path
     val_split: Path
     test_split: Path
+    structures: Path | None = None
+    features: Path | None = None
+
+    @classmethod
+    def under(cls, root: Path, **extra: Path) -> DemoPaths:
+        """The demo's file names under ``root``."""
+        return cls(
+            root=root,
+            voxel_file=root / "voxels.hdf5",
+            rmsf_csv=root / "rmsf.csv",
+            train_split=root / "train_domains.txt",
+            val_split=root / "val_domains.txt",
+            test_split=root / "test_domains.txt",
+            **extra,
+        )
 
 
 def _near_mask() -> np.ndarray:
@@ -201,9 +229,7 @@ def generate_demo(
     rng = np.random.default_rng(seed)
     enc = [a.upper() for a in atom_encoder]
     temps = np.asarray(temperatures, dtype=np.float64)
-    ids = [
-        f"{k + 1}{chr(97 + (k // 10) % 26)}{k % 10}{chr(65 + k % 26)}A00" for k in range(n_domains)
-    ]
+    ids = domain_ids(n_domains)
 
     domains, columns = (
         {},
@@ -242,35 +268,47 @@ def generate_demo(
                 np.select([ss == "H", ss == "E"], [0, 1], 2)
             )
 
-    paths = DemoPaths(
-        root=root,
-        voxel_file=root / "voxels.hdf5",
-        rmsf_csv=root / "rmsf.csv",
-        train_split=root / "train_domains.txt",
-        val_split=root / "val_domains.txt",
-        test_split=root / "test_domains.txt",
-    )
+    paths = DemoPaths.under(root)
     _write_voxels(paths.voxel_file, domains, enc)
-    table = pa.table({k: np.concatenate(v) for k, v in columns.items()})
-    with atomic_path(paths.rmsf_csv, suffix=".csv") as tmp:
-        pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none"))
+    write_rmsf_csv(paths.rmsf_csv, {k: np.concatenate(v) for k, v in columns.items()})
+    write_splits(paths, ids, rng, split_fractions)
+    return paths
 
-    order = rng.permutation(n_domains)
-    n_train = round(split_fractions[0] * n_domains)
-    n_val = round(split_fractions[1] * n_domains)
+
+def domain_ids(n: int) -> list[str]:
+    """``n`` distinct CATH-like domain ids (``1a0AA00``, ...)."""
+    return [f"{k + 1}{chr(97 + (k // 10) % 26)}{k % 10}{chr(65 + k % 26)}A00" for k in range(n)]
+
+
+def write_rmsf_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """Write the aggregated RMSF CSV (columns in the order given) atomically."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        pacsv.write_csv(pa.table(columns), tmp, pacsv.WriteOptions(quoting_style="none"))
+
+
+def write_splits(
+    paths: DemoPaths,
+    ids: Sequence[str],
+    rng: np.random.Generator,
+    fractions: tuple[float, float, float],
+) -> None:
+    """Shuffle ``ids`` with ``rng`` and write the train, val and test lists by ``fractions``."""
+    order = rng.permutation(len(ids))
+    n_train = round(fractions[0] * len(ids))
+    n_val = round(fractions[1] * len(ids))
     parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
     for path, part in zip(
         (paths.train_split, paths.val_split, paths.test_split), parts, strict=True
     ):
         lines = ["# voxelflex demo split: one domain id a line"] + [ids[k] for k in sorted(part)]
         atomic_write_text(path, "\n".join(lines) + "\n")
-    return paths
 
 
 def build_demo_index(
     paths: DemoPaths, out_path: str | Path, *, progress: bool = False, overwrite: bool = False
 ) -> BuildReport:
-    """Build the sample index of a demo dataset (all three splits, RMSF in nm)."""
+    """Build the sample index of a demo dataset (all three splits, RMSF in nm; with the feature
+    sidecar's columns where the dataset has one)."""
     return build_index(
         paths.voxel_file,
         out_path,
@@ -281,4 +319,5 @@ def build_demo_index(
         test=paths.test_split,
         progress=progress,
         overwrite=overwrite,
+        features=paths.features,
     )

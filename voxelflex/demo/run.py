@@ -1,7 +1,10 @@
 """`voxelflex demo`: the whole pipeline on generated data, each step timed.
 
 generate inputs → index → shards → train (``tiny``) → predict (the test split at 290-480 K)
-→ evaluate → plot.
+→ evaluate → plot. With ``structures`` the inputs are made from atoms
+(:mod:`voxelflex.demo.structures`): the index carries the structure features, the model takes
+them, evaluation adds the physics baselines, and a last step predicts from the test split's
+structure files and writes B-factor copies of them.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from typing import Any
 from voxelflex.analysis import format_summary, plot
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
+from voxelflex.analysis.structures import predict_structures
 from voxelflex.config import load_config
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, build_demo_index, generate_demo
 from voxelflex.demo.settings import DemoSettings
+from voxelflex.demo.structures import generate_structure_demo
 from voxelflex.engine import train
 from voxelflex.errors import InputError
+from voxelflex.inputs.splits import read_split_file
 from voxelflex.sources.shards import build_shards
+from voxelflex.structure.features import FEATURE_GROUPS
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
@@ -62,10 +69,11 @@ def run_demo(
     root = Path(out_dir).resolve()
     _claim(root)
     s: dict[str, float] = {}
+    generate = generate_structure_demo if settings.structures else generate_demo
     data = _timed(
         s,
         "generate",
-        lambda: generate_demo(
+        lambda: generate(
             root / "data",
             n_domains=settings.n_domains,
             min_residues=30,
@@ -100,6 +108,7 @@ def run_demo(
             "train.device": settings.device,
             "train.progress": False,
             "train.overwrite": True,
+            **({"model.features": list(FEATURE_GROUPS)} if settings.structures else {}),
         },
     )
     result = _timed(s, "train", lambda: train(config))
@@ -141,6 +150,21 @@ def run_demo(
             overwrite=True,
         ),
     )
+    if data.structures is not None:
+        test_files = [data.structures / f"{d}.pdb" for d in read_split_file(data.test_split)]
+        from_files = _timed(
+            s,
+            "from structures",
+            lambda: predict_structures(
+                result.best_checkpoint,
+                test_files,
+                temperatures=MDCATH_TEMPERATURES,
+                out_path=result.run_dir / "metrics" / "predictions_from_structures.parquet",
+                bfactor_dir=result.run_dir / "bfactor_structures",
+                overwrite=True,
+                config=config,
+            ),
+        )
     outputs = {
         "inputs": data.root,
         "index": index_path,
@@ -151,6 +175,9 @@ def run_demo(
         "metrics": report.path,
         "plots": plot_dir,
     }
+    if data.structures is not None:
+        outputs["from structures"] = from_files.path
+        outputs["B-factor copies"] = from_files.bfactor_dir
     return DemoResult(root=root, outputs=outputs, seconds=s, summary=format_summary(report.metrics))
 
 

@@ -23,6 +23,9 @@ class DemoSettings:
         ``shards`` (default, built by the demo) or ``hdf5``.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
+    structures : bool
+        Make the inputs from atoms (structure files, features, physics baselines, B-factor
+        copies; :mod:`voxelflex.demo.structures`) instead of generating voxels directly.
     """
 
     n_domains: int = 60
@@ -30,3 +33,4 @@ class DemoSettings:
     seed: int = 0
     source: str = "shards"
     device: str = "auto"
+    structures: bool = False
