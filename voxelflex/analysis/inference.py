@@ -74,11 +74,17 @@ def run_model(
     skipped: dict[int, str] = {}
     for src in sources:
         per_residue = len(src.temperatures)
+        world = dist.world_size if dist else 1
+        workers = config.loader.num_workers
+        # Fewer domains than streams (a structure file or two): read them in the main process
+        # rather than start workers, some of which would have nothing to read.
+        if src.domain_count < world * workers:
+            workers = 0
         cfg = PlanConfig(
             batch_size=residues * per_residue,
             shuffle=False,
-            num_workers=config.loader.num_workers,
-            world_size=dist.world_size if dist else 1,
+            num_workers=workers,
+            world_size=world,
             rank=dist.rank if dist else 0,
         )
         try:

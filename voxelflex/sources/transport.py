@@ -281,7 +281,7 @@ class BatchLoader:
         empty = sum(s.table.n_domains == 0 for s in plan.streams)
         if empty:
             log.warning(
-                "%d of %d streams on rank %d have no domains (%d ranks × workers); "
+                "%d of %d streams on rank %d have no domains (%d streams in all: ranks × workers); "
                 "they yield weight-0 padding batches only",
                 empty,
                 len(plan.streams),
