@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -72,6 +73,16 @@ def test_grouped_pearson_equals_per_group_pearson_and_flags_small_groups():
     for g, value in zip(groups[:3], r[:3], strict=True):
         assert value == pytest.approx(pearson(y[codes == g], p[codes == g]))
     assert np.isnan(r[3])
+
+
+def test_grouped_pearson_of_a_constant_group_is_undefined_not_tiny():
+    # the float64 mean of three 0.1s rounds: without a guard r came out -6.5e-17, not NaN
+    y = np.array([0.2, 0.5, 0.9, 0.2, 0.5, 0.9])
+    p = np.array([0.1, 0.1, 0.1, 0.3, 0.6, 0.8])
+    _, r = grouped_pearson(y, p, np.repeat([0, 1], 3))
+    assert np.isnan(r[0]) and r[1] == pytest.approx(pearson(y[3:], p[3:]))
+    _, r = grouped_pearson(p[:3], y[:3], np.zeros(3, np.int64))  # constant truth, too
+    assert np.isnan(r[0])
 
 
 def test_summarize_quartiles_and_undefined_count():
@@ -197,22 +208,81 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert "model" in text and "320 K" in text and "350 K" in text
 
 
-def test_baselines_need_the_index_but_not_its_voxel_file(tmp_path):
+def _index_and_rows(tmp_path, unit: str = "nm"):
+    """An index of one domain (4 residues × 2 temperatures, all train) and its rows as a
+    predictions table (prediction = target + 0, 0.01 or 0.02)."""
     names = "ALA GLY ALA GLY"
-    voxels = write_voxels(tmp_path / "v.h5", {"d1": {"A": residues(names)}})
-    rmsf = write_csv(tmp_path / "rmsf.csv", csv_rows("d1", names))
+    voxels = write_voxels(tmp_path / f"v_{unit}.h5", {"d1": {"A": residues(names)}})
+    rows = csv_rows("d1", names)
+    rmsf = write_csv(tmp_path / f"rmsf_{unit}.csv", rows)
     index = build_index(
-        voxels, tmp_path / "index.parquet", rmsf_csv=rmsf, rmsf_unit="nm", progress=False
+        voxels, tmp_path / f"index_{unit}.parquet", rmsf_csv=rmsf, rmsf_unit=unit, progress=False
     ).index_path
-    voxels.unlink()  # e.g. evaluating on another machine than the one that trained
     table = _table(
-        temperature=[320.0, 450.0] * 2,
-        target_rmsf=[0.1, 0.2, 0.3, 0.4],
-        predicted_rmsf=[0.1, 0.2, 0.3, 0.5],
+        resid_str=[str(r[1]) for r in rows],
+        resnum=pa.array([r[1] for r in rows], pa.int32()),
+        resname=[r[2] for r in rows],
+        temperature=[r[3] for r in rows],
+        target_rmsf=[r[4] for r in rows],
+        predicted_rmsf=[r[4] + 0.01 * (k % 3) for k, r in enumerate(rows)],
     )
-    preds = write_predictions(table, _meta(str(index)), tmp_path / "predictions_test.parquet")
+    meta = dataclasses.replace(_meta(str(index)), splits=["train"])
+    return index, voxels, table, meta
+
+
+def test_baselines_need_the_index_but_not_its_voxel_file(tmp_path):
+    _, voxels, table, meta = _index_and_rows(tmp_path)
+    voxels.unlink()  # e.g. evaluating on another machine than the one that trained
+    preds = write_predictions(table, meta, tmp_path / "predictions_train.parquet")
     baselines = evaluate(preds, importance=False).metrics["baselines"]
     assert "skipped" not in baselines and baselines["n_train_rows"] == 8
+
+
+def test_evaluate_refuses_an_index_the_predictions_do_not_come_from(tmp_path):
+    _, _, table, meta = _index_and_rows(tmp_path)
+    preds = write_predictions(table, meta, tmp_path / "p.parquet")
+    angstrom, *_ = _index_and_rows(tmp_path, unit="angstrom")
+    with pytest.raises(InputError, match="holds targets in angstrom"):
+        evaluate(preds, index_path=angstrom, importance=False, out_path=tmp_path / "m.json")
+    # the rows claim the test split; the index holds them in train (baselines fitted on them)
+    claimed = write_predictions(
+        table, dataclasses.replace(meta, splits=["test"]), tmp_path / "t.parquet"
+    )
+    with pytest.raises(InputError, match=r"8 of 8 scored rows .* not a row of split\(s\)"):
+        evaluate(claimed, importance=False, out_path=tmp_path / "m.json")
+    edited = table.set_column(
+        table.schema.get_field_index("target_rmsf"),
+        "target_rmsf",
+        pa.array(table["target_rmsf"].to_numpy() * np.array([1] * 7 + [2]), pa.float32()),
+    )
+    changed = write_predictions(edited, meta, tmp_path / "e.parquet")
+    with pytest.raises(InputError, match=r"1 of 8 .* d1/A/4 at 450 K: target 0.26 here, 0.13"):
+        evaluate(changed, importance=False, out_path=tmp_path / "m.json")
+
+
+def test_evaluate_refuses_repeated_rows(tmp_path):
+    _, _, table, meta = _index_and_rows(tmp_path)
+    twice = write_predictions(
+        pa.concat_tables([table, table.slice(2, 1)]), meta, tmp_path / "p.csv"
+    )
+    with pytest.raises(
+        InputError, match=r"1 \(domain, chain, residue, temperature\) keys .* d1/A/2 at 320 K"
+    ):
+        evaluate(twice, importance=False)
+
+
+def test_rows_without_a_prediction_are_counted_and_left_out_of_every_score(tmp_path):
+    _, _, table, meta = _index_and_rows(tmp_path)
+    p = table["predicted_rmsf"].to_numpy().copy()
+    p[[1, 6]] = np.nan
+    holed = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(p)
+    )
+    preds = write_predictions(holed, meta, tmp_path / "p.parquet")
+    metrics = evaluate(preds, importance=False).metrics
+    assert metrics["n_rows"] == 6 and metrics["n_rows_without_prediction"] == 2
+    assert metrics["overall"]["n"] == 6
+    assert metrics["baselines"]["temperature_fit"]["overall"]["n"] == 6
 
 
 def test_evaluate_refuses_predictions_without_targets(tmp_path):

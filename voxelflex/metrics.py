@@ -151,8 +151,22 @@ def grouped_pearson(
         spp = np.bincount(inv, pc * pc, len(groups))
         syp = np.bincount(inv, yc * pc, len(groups))
         denom = np.sqrt(syy * spp)
-        r = np.where((n >= 2) & (denom > 0), syp / np.where(denom > 0, denom, 1.0), np.nan)
+        # A group constant in y or p has no r: rounding in its mean would leave a tiny nonzero
+        # denominator and a meaningless r ≈ 1e-16 (as in ``pearson``).
+        varies = _group_ptp(y, inv, len(groups)) > 0
+        varies &= _group_ptp(p, inv, len(groups)) > 0
+        ok = (n >= 2) & varies & (denom > 0)
+        r = np.where(ok, syp / np.where(denom > 0, denom, 1.0), np.nan)
     return groups, r
+
+
+def _group_ptp(x: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """Max minus min of ``x`` within each group (codes ``inv`` in ``0..n_groups-1``)."""
+    hi = np.full(n_groups, -np.inf)
+    lo = np.full(n_groups, np.inf)
+    np.maximum.at(hi, inv, x)
+    np.minimum.at(lo, inv, x)
+    return hi - lo
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

@@ -27,7 +27,7 @@ from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import codes, strings
 from voxelflex.config import Config, default_value, load_config
 from voxelflex.errors import InputError, VoxelflexError
-from voxelflex.index import read_index, read_meta
+from voxelflex.index import LoadedIndex, read_index, read_meta
 from voxelflex.logs import command_log
 from voxelflex.metrics import (
     grouped_metrics,
@@ -161,7 +161,7 @@ def _per_chain(table: pa.Table, y: np.ndarray, p: np.ndarray, t: np.ndarray) -> 
 def prediction_metrics(
     table: pa.Table, accessibility_bins: Sequence[float] = ACCESSIBILITY_BINS
 ) -> dict:
-    """Metrics of ``predicted_rmsf`` against ``target_rmsf`` over rows with a finite target.
+    """Metrics of ``predicted_rmsf`` against ``target_rmsf`` over rows where both are finite.
 
     Parameters
     ----------
@@ -173,7 +173,9 @@ def prediction_metrics(
     Returns
     -------
     dict
-        ``n_rows``, ``n_rows_without_target``, ``n_extrapolated``, ``overall`` (n and
+        ``n_rows`` (scored), ``n_rows_without_target``, ``n_rows_without_prediction`` (a target
+        but no finite prediction: ``predict`` writes none, an edited file may hold some),
+        ``n_extrapolated``, ``overall`` (n and
         :data:`voxelflex.metrics.METRIC_NAMES`: pearson, spearman, r2, rmse, mae, mse,
         mean_relative_error, cv_rmse_percent), ``per_temperature`` (same, keyed by K),
         ``per_domain_pearson`` and ``per_chain_pearson`` (mean, median, q25, q75 of each
@@ -182,7 +184,8 @@ def prediction_metrics(
         temperature; the first two only when the columns exist).
     """
     y_all = _column(table, "target_rmsf")
-    has = np.isfinite(y_all)
+    with_target = np.isfinite(y_all)
+    has = with_target & np.isfinite(_column(table, "predicted_rmsf"))
     rows = table.filter(pa.array(has))
     y, p, t = y_all[has], _column(rows, "predicted_rmsf"), _column(rows, "temperature")
     n_extra = 0
@@ -190,7 +193,8 @@ def prediction_metrics(
         n_extra = int(pc.sum(pc.fill_null(rows["extrapolated"], False)).as_py() or 0)
     return {
         "n_rows": int(has.sum()),
-        "n_rows_without_target": int((~has).sum()),
+        "n_rows_without_target": int((~with_target).sum()),
+        "n_rows_without_prediction": int((with_target & ~has).sum()),
         "n_extrapolated": n_extra,
         "overall": regression_metrics(y, p),
         "per_temperature": _per_temperature(y, p, t),
@@ -200,16 +204,90 @@ def prediction_metrics(
     }
 
 
-def _baselines(rows: pa.Table, index_path: Location) -> dict:
-    # Baselines need only the index's train targets, not the voxel file behind it.
+_KEYS = ["domain", "chain", "resid_str"]
+
+
+def _read_index_rows(index_path: Location) -> LoadedIndex:
+    """The index columns evaluation needs (targets, splits, physics features); never the voxel
+    file behind it."""
     meta = read_meta(index_path, check_inputs=False)
-    physics = {n: c for n, c in PHYSICS_BASELINES.items() if c in meta.features}
-    keys = ["domain", "chain", "resid_str"]
-    loaded = read_index(
+    physics = [c for c in PHYSICS_BASELINES.values() if c in meta.features]
+    return read_index(
         index_path,
-        columns=["split", "resname", "temperature", "target_rmsf", *keys, *physics.values()],
+        columns=["split", "resname", "temperature", "target_rmsf", *_KEYS, *physics],
         check_inputs=False,
     )
+
+
+def _check_duplicates(table: pa.Table, predictions: Path) -> None:
+    keys = [*_KEYS, "temperature"]
+    counts = table.group_by(keys, use_threads=False).aggregate([("domain", "count")])
+    dup = counts.filter(pc.greater(counts["domain_count"], 1))
+    if dup.num_rows:
+        d = dup.slice(0, 1).to_pylist()[0]
+        raise InputError(
+            f"{predictions}: {dup.num_rows} (domain, chain, residue, temperature) keys occur more "
+            f"than once, e.g. {d['domain']}/{d['chain']}/{d['resid_str']} at "
+            f"{d['temperature']:g} K ({d['domain_count']} rows); a predictions file holds each "
+            "once (was it concatenated with another?): remove the repeats or predict again"
+        )
+
+
+def _check_rows_in_index(
+    rows: pa.Table, meta: PredictionsMeta, index: LoadedIndex, predictions: Path
+) -> None:
+    """Refuse scored rows that are not rows of the index's predicted splits with the same target:
+    the model is scored on the file's targets and the baselines are fitted on the index's train
+    split, so a different index (other unit, other split, other data) would give wrong numbers."""
+    fix = (
+        f"evaluate with the index the predictions were made from (recorded: {meta.index}; "
+        "--index overrides it)"
+    )
+    unit = index.meta.rmsf_unit
+    if unit and meta.rmsf_unit and unit != meta.rmsf_unit:
+        raise InputError(
+            f"{predictions}: RMSF in {meta.rmsf_unit}, but index {index.path} holds targets in "
+            f"{unit}; {fix}"
+        )
+    f32 = pa.float32()
+    table = index.table
+    mine = table.filter(pc.is_in(table["split"], pa.array(meta.splits, pa.string())))
+    mine = pa.table(
+        {
+            **{k: mine[k] for k in _KEYS},
+            "temperature": mine["temperature"].cast(f32),
+            "target_index": mine["target_rmsf"].cast(f32),
+        }
+    )
+    scored = pa.table(
+        {
+            **{k: rows[k].cast(pa.string()) for k in _KEYS},
+            "temperature": rows["temperature"].cast(f32),
+            "target_rmsf": rows["target_rmsf"].cast(f32),
+        }
+    )
+    joined = scored.join(mine, [*_KEYS, "temperature"], join_type="left outer")
+    y, y_index = _column(joined, "target_rmsf"), _column(joined, "target_index")
+    bad = ~(np.abs(y - y_index) <= 1e-6 + 1e-5 * np.abs(y_index))  # NaN: not in the index
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        r = joined.slice(i, 1).to_pylist()[0]
+        where = f"{r['domain']}/{r['chain']}/{r['resid_str']} at {r['temperature']:g} K"
+        what = (
+            f"not a row of split(s) {meta.splits} there"
+            if r["target_index"] is None
+            else f"target {r['target_rmsf']:g} here, {r['target_index']:g} there"
+        )
+        raise InputError(
+            f"{predictions}: {int(bad.sum())} of {len(bad)} scored rows do not match index "
+            f"{index.path} (e.g. {where}: {what}); {fix}"
+        )
+
+
+def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
+    index_path = loaded.path
+    physics = {n: c for n, c in PHYSICS_BASELINES.items() if c in loaded.table.column_names}
+    keys = _KEYS
     train = loaded.table.filter(pc.equal(loaded.table["split"], "train"))
     fitted = fit_baselines(
         train,
@@ -239,8 +317,10 @@ def _baselines(rows: pa.Table, index_path: Location) -> dict:
         )
         order = pa.array(np.arange(rows.num_rows))
         joined = (
-            rows.select(keys).append_column("_order", order).join(per_residue, keys=keys)
-        ).sort_by("_order")
+            rows.select(keys)
+            .append_column("_order", order)
+            .join(per_residue, keys=keys, join_type="left outer")
+        ).sort_by("_order")  # every row is an index row (_check_rows_in_index): none is lost
         y_train = _column(train, "target_rmsf")
         domains = codes(train["domain"])
         for name, column in physics.items():
@@ -321,6 +401,7 @@ def evaluate(
     seed = ec.seed if seed is None else seed
     predictions = Path(predictions)
     table, meta = read_predictions(predictions)
+    _check_duplicates(table, predictions)
     index_path = index_path or meta.index
     index_path = index_path if is_url(index_path) else Path(index_path)
     checkpoint = Path(checkpoint or meta.checkpoint)
@@ -337,18 +418,34 @@ def evaluate(
                 f"{predictions}: no row has a target_rmsf; evaluate needs predictions for a split "
                 "with targets (e.g. `voxelflex predict --split test`)"
             )
+        if metrics["n_rows_without_prediction"]:
+            log.warning(
+                "%s: %d rows have a target but no finite prediction; they are left out of every "
+                "score, the baselines' too",
+                predictions,
+                metrics["n_rows_without_prediction"],
+            )
         metrics = {
             "split": meta.split,
             "rmsf_unit": meta.rmsf_unit,
             "predictions": str(predictions),
             **metrics,
         }
-        rows = table.filter(pc.is_finite(table["target_rmsf"]))
+        rows = table.filter(
+            pc.and_(pc.is_finite(table["target_rmsf"]), pc.is_finite(table["predicted_rmsf"]))
+        )
         try:
-            metrics["baselines"] = _baselines(rows, index_path)
+            loaded = _read_index_rows(index_path)
         except VoxelflexError as exc:
             log.warning("baselines skipped: %s", exc)
             metrics["baselines"] = {"skipped": str(exc)}
+        else:
+            _check_rows_in_index(rows, meta, loaded, predictions)
+            try:
+                metrics["baselines"] = _baselines(rows, loaded)
+            except VoxelflexError as exc:
+                log.warning("baselines skipped: %s", exc)
+                metrics["baselines"] = {"skipped": str(exc)}
         metrics["permutation_importance"] = _importance(
             meta,
             rows,
