@@ -6,7 +6,9 @@ import logging
 from pathlib import Path
 
 import biotite.structure as struc
+import biotite.structure.io.pdb as pdb
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -229,10 +231,16 @@ def test_rows_are_the_residues_with_n_ca_c_and_keys_follow_the_voxelizer():
     atoms.res_id = np.where(atoms.res_id >= 5, atoms.res_id - 1, atoms.res_id)  # 4, 4A, 5
     no_n = ~((atoms.res_id == 2) & (atoms.atom_name == "N"))
     f = compute_features(atoms[no_n])
-    assert f.chain.tolist() == ["A"] * 7
-    assert f.resid_str.tolist() == ["1", "3", "4", "4A", "5", "6", "7"]
+    assert f.chain.tolist() == [""] * 7  # the file's own chain id
     assert f.icode.tolist() == ["", "", "", "A", "", "", ""]
     assert f.resnum.dtype == np.int32 and f.values.dtype == np.float32
+    icode = feature_table("d", f, "icode")
+    assert icode["chain"].to_pylist() == ["A"] * 7  # the voxel file's chain key
+    assert icode["resid_str"].to_pylist() == ["1", "3", "4", "4A", "5", "6", "7"]
+    # aposteriori's keys: only the first residue of a number has a frame, and a row
+    rows = feature_table("d", f, "aposteriori")
+    assert rows["resid_str"].to_pylist() == ["1", "3", "4", "5", "6", "7"]
+    assert rows["icode"].to_pylist() == [""] * 6
     # residue 2 has no N: not a row, but its CA still counts as a neighbour
     full = compute_features(atoms)
     assert f.column("n_ca_8")[0] == full.column("n_ca_8")[0]
@@ -263,17 +271,54 @@ def test_modified_and_force_field_residues_count_but_hetero_non_amino_acids_do_n
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in STRUCTURES.iterdir() if ".pdb" in p.name or ".cif" in p.name)
 )
-def test_rows_are_exactly_the_residues_the_voxelizer_frames(name):
+@pytest.mark.parametrize("keys", ["aposteriori", "icode"])
+def test_rows_are_exactly_the_residues_the_voxelizer_frames(name, keys):
     structure = read_structure(STRUCTURES / name)
-    frames = compute_frames(structure, keys="icode")
-    f = compute_features(structure.resolved(), where=name)
-    rows = list(zip(f.chain, f.resid_str, strict=True))
-    framed = set(zip(frames.chains, frames.resids, strict=True))
-    assert len(set(rows)) == len(rows) and framed <= set(rows)
-    # Only a chain the voxelizer skips whole (its key taken by a blank chain, 1viiblank) has
-    # rows that join no frame.
-    skipped_chains = {s.chain for s in frames.skipped if s.resid == ""}
-    assert {chain for chain, _ in set(rows) - framed} <= skipped_chains
+    frames = compute_frames(structure, keys=keys)
+    table = feature_table(name, compute_features(structure.resolved(), where=name), keys)
+    rows = list(zip(table["chain"].to_pylist(), table["resid_str"].to_pylist(), strict=True))
+    assert len(set(rows)) == len(rows)
+    # each key's row describes the residue whose frame holds that key
+    assert dict(zip(rows, table["resname"].to_pylist(), strict=True)) == dict(
+        zip(zip(frames.chains, frames.resids, strict=True), frames.labels, strict=True)
+    )
+
+
+def test_a_residue_with_an_insertion_code_before_its_plain_number_keeps_its_own_features(
+    tmp_path,
+):
+    # as in 1PPC, where GLY 184A comes before TYR 184: aposteriori keys GLY 184A's frame "184"
+    atoms = _backbone(6, HELIX)
+    atoms.res_id = np.array([1, 2, 3, 3, 4, 5])[atoms.res_id - 1]
+    first = np.flatnonzero(atoms.res_id == 3)[:4]
+    atoms.ins_code = np.full(atoms.array_length(), "")
+    atoms.ins_code[first] = "A"
+    atoms.res_name[first] = "GLY"
+    path = tmp_path / "ppc.pdb"
+    out = pdb.PDBFile()
+    out.set_structure(atoms)
+    out.write(str(path))
+    structure = read_structure(path)
+    f = compute_features(structure.resolved())
+    table = feature_table("ppc", f, "aposteriori")
+    row = table.filter(pc.equal(table["resid_str"], "3")).to_pylist()
+    assert [(r["resname"], r["icode"]) for r in row] == [("GLY", "A")]
+    assert row[0]["rel_position"] == pytest.approx(f.column("rel_position")[2])
+    frames = compute_frames(structure, keys="aposteriori")
+    assert dict(zip(frames.resids, frames.labels, strict=True))["3"] == "GLY"
+
+
+def test_a_blank_chain_and_a_chain_a_are_two_chains_and_the_later_gets_no_rows():
+    blank = _backbone(5, HELIX, chain="")
+    other = _backbone(5, HELIX, chain="A")
+    other.coord = other.coord + 30.0  # far away: no contact between the chains
+    f = compute_features(blank + other)
+    assert f.chain.tolist() == [""] * 5 + ["A"] * 5
+    # chain position per chain, not over the merged name
+    assert f.column("rel_position").tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] * 2
+    table = feature_table("d", f, "aposteriori")
+    assert table.num_rows == 5 and table["chain"].to_pylist() == ["A"] * 5
+    np.testing.assert_array_equal(table["wcn_ca"].to_numpy(), f.column("wcn_ca")[:5])
 
 
 def test_rsa_with_few_sphere_points_stays_close_to_biotites_default(monkeypatch):
@@ -333,18 +378,23 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
 
     def with_version(v: int) -> None:
         meta = old.schema.metadata[features.METADATA_KEY].replace(
-            b'"format_version": 2', b'"format_version": %d' % v
+            b'"format_version": 3', b'"format_version": %d' % v
         )
         pq.write_table(old.replace_schema_metadata({features.METADATA_KEY: meta}), path)
 
     with_version(0)
-    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 2; recompute"):
+    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 3; recompute"):
         read_feature_sidecar(path)
     with_version(1)  # before HETATM amino acids were residues: read, with a warning
     with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
         table, meta = read_feature_sidecar(path)
     assert meta.format_version == 1 and table.num_rows == t.num_rows
     assert "treated HETATM amino acids (MSE" in caplog.text and "recompute it" in caplog.text
+    caplog.clear()
+    with_version(2)  # before rows followed the voxel file's key rule
+    with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
+        _, meta = read_feature_sidecar(path)
+    assert meta.format_version == 2 and "keyed residues by number and insertion" in caplog.text
     pq.write_table(old.replace_schema_metadata({}), path)
     with pytest.raises(InputError, match=r"no voxelflex feature metadata"):
         read_feature_sidecar(path)
@@ -367,5 +417,6 @@ def test_structure_layer_imports_only_what_it_may():
         "voxelflex.atomic",
         "voxelflex.inputs",
         "voxelflex.structure.residue_codes",
+        "voxelflex.structure.keys",  # the voxel file's key rule, shared with the frames
     )
     assert all(m.startswith(allowed) for m in internal), internal

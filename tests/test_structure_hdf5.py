@@ -11,6 +11,7 @@ import pytest
 from voxelflex.errors import InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.structure import compute_frames, read_structure, voxelize_files, write_voxel_hdf5
+from voxelflex.structure.features import read_feature_sidecar
 
 DATA = Path(__file__).parent / "data"
 STRUCTURES = DATA / "structures"
@@ -83,14 +84,35 @@ def test_workers_give_the_same_file(three, tmp_path):
                     assert np.array_equal(a[domain][chain][resid][()], b[domain][chain][resid][()])
 
 
-def test_a_second_file_with_the_same_domain_key_is_skipped(tmp_path):
+@pytest.mark.parametrize("features", [False, True])
+def test_a_second_file_with_the_same_domain_key_is_skipped(tmp_path, features):
     report = voxelize_files(
         [STRUCTURES / "1a8o.pdb.gz", STRUCTURES / "1a8o.cif.gz"], tmp_path / "v.hdf5",
-        progress=False,
+        progress=False, features=features,
     )  # fmt: skip
     assert report.domains == 1
     with open(report.skipped_csv) as fh:
         assert any("already in the file" in r["reason"] for r in csv.DictReader(fh))
+    if features:  # the sidecar holds the written file's features only, each key once
+        table, _ = read_feature_sidecar(report.features_path)
+        assert table.num_rows == report.residues
+
+
+def test_a_file_whose_features_fail_is_skipped_whole_with_the_reason(tmp_path):
+    lines = (STRUCTURES / "1bd2t.pdb").read_text().splitlines(keepends=True)
+    ca = next(i for i, line in enumerate(lines) if line[12:16] == " CA ")
+    bad = tmp_path / "twoca.pdb"
+    bad.write_text("".join([*lines[: ca + 1], lines[ca], *lines[ca + 1 :]]))  # CA twice
+    good = shutil.copy(STRUCTURES / "1bd2s.pdb.gz", tmp_path / "1bd2s.pdb.gz")
+    report = voxelize_files([bad, good], tmp_path / "v.hdf5", progress=False, features=True)
+    assert report.files_failed == 1
+    with h5py.File(report.out_path) as f:
+        assert list(f) == ["1bd2s"]
+    with open(report.skipped_csv) as fh:
+        reasons = {r["domain"]: r["reason"] for r in csv.DictReader(fh)}
+    assert reasons["twoca"].startswith("features: ") and "2 atoms named CA" in reasons["twoca"]
+    table, _ = read_feature_sidecar(report.features_path)
+    assert set(table["domain"].to_pylist()) == {"1bd2s"}
 
 
 def test_nothing_voxelized_leaves_no_file(tmp_path):

@@ -88,12 +88,13 @@ def features(
     output: Annotated[Path, typer.Option("--output", "-o", help="Feature sidecar (.parquet).")],
     workers: WorkersOption = 1,
     altloc: AltlocOption = Altloc.first,
+    keys: KeysOption = Keys.aposteriori,
     progress: ProgressOption = True,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Structure features (contact numbers, GNM, chain position, RSA, secondary structure).
 
-    Keyed like the voxel file, for `index build --features`.
+    Keyed like the voxel file (use its --keys and --altloc), for `index build --features`.
 
     \b
     Examples:
@@ -106,6 +107,7 @@ def features(
         output,
         workers=workers,
         altloc=altloc.value,
+        keys=keys.value,
         progress=progress,
         overwrite=overwrite,
     )

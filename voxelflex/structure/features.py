@@ -21,10 +21,13 @@ environment of every other chain.
 
 Keys
 ----
-One row per framed residue, in file order: ``chain`` (an empty chain id becomes ``"A"``, as
-aposteriori names it), ``resnum``, ``icode``, ``resname``. ``resid_str`` = ``f"{resnum}{icode}"``
-is the voxel file's residue key (aposteriori's keys have no insertion code: residues with one are
-absent there and simply do not join).
+:func:`compute_features` gives one row per framed residue, in file order, with its own chain
+id, ``resnum``, ``icode`` and ``resname``; a blank chain and a chain ``"A"`` are two chains.
+:func:`feature_table` keys the sidecar rows as the voxel file keys the frames
+(:mod:`voxelflex.structure.keys`): ``chain`` is the chain key (blank becomes ``"A"``),
+``resid_str`` the residue key (``str(resnum)`` under aposteriori's rule, where only the first
+residue of a number has a frame, even if it carries an insertion code; ``f"{resnum}{icode}"``
+under ``keys="icode"``); residues without a frame of their own get no row.
 
 Features (:data:`FEATURES` holds names, groups, units and definitions; the same text is stored in
 every sidecar's footer): inverse-square contact numbers and CA neighbour counts (group
@@ -53,6 +56,7 @@ from biotite.sequence import ProteinSequence
 
 from voxelflex.atomic import atomic_path
 from voxelflex.errors import InputError
+from voxelflex.structure.keys import KeyRule, residue_keys
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
 
 log = logging.getLogger(__name__)
@@ -80,12 +84,20 @@ __all__ = [
     "write_feature_sidecar",
 ]
 
-# 2: HETATM amino acids (MSE, an inhibitor's peptide groups) are residues, as the voxelizer
-# frames them; 1 treated them as ligands (no rows for them, absent from their neighbours' values).
-FORMAT_VERSION = 2
+# 3: rows keyed by the voxel file's key rule (voxelflex.structure.keys); a blank chain and a
+# chain "A" are two chains. 2: HETATM amino acids (MSE, an inhibitor's peptide groups) are
+# residues, as the voxelizer frames them; 1 treated them as ligands.
+FORMAT_VERSION = 3
+_KEYED_BY_ICODE = (
+    "keyed residues by number and insertion code, so where a residue with an insertion code "
+    "comes first of its number (it holds aposteriori's key for that number) the next residue's "
+    "features joined its frame, and it took a blank chain and a chain A for one chain"
+)
 _OLD_VERSIONS = {
     1: "treated HETATM amino acids (MSE, an inhibitor's peptide groups) as ligands: they have no "
-    "features in it and their neighbours' contact and GNM values leave them out",
+    f"features in it and their neighbours' contact and GNM values leave them out; it also "
+    f"{_KEYED_BY_ICODE}",
+    2: _KEYED_BY_ICODE,
 }
 METADATA_KEY = b"voxelflex.features"
 KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
@@ -243,7 +255,8 @@ class ResidueFeatures:
     Attributes
     ----------
     chain : numpy.ndarray of str, shape (R,)
-        Chain id (empty ids become ``"A"``).
+        Chain id as in the file (blank allowed; :func:`feature_table` gives the voxel file's
+        chain key).
     resnum : numpy.ndarray of int32, shape (R,)
         Author residue number.
     icode : numpy.ndarray of str, shape (R,)
@@ -276,11 +289,6 @@ class ResidueFeatures:
 
     def __len__(self) -> int:
         return len(self.resnum)
-
-    @property
-    def resid_str(self) -> np.ndarray:
-        """Voxel-file residue keys ``f"{resnum}{icode}"``, numpy str array of shape (R,)."""
-        return np.char.add(self.resnum.astype(str), self.icode.astype(str))
 
     def column(self, name: str) -> np.ndarray:
         """Values of feature ``name``, float32 of shape (R,)."""
@@ -598,8 +606,9 @@ def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> Res
             f"{where}: no protein residue has all of N, CA and C; nothing to compute features for"
         )
     starts = env.starts
-    chain_raw = a.chain_id[starts].astype(str)
-    chain = np.where(chain_raw == "", "A", chain_raw)
+    # A blank chain and a chain "A" are two chains here (the voxel file's keys merge their
+    # names, not their residues: feature_table drops the later one, as the voxelizer does).
+    chain = a.chain_id[starts].astype(str)
 
     # CA nodes: every protein residue with a CA; rows: the framed ones among them.
     node_res = np.flatnonzero(has_ca)
@@ -747,19 +756,29 @@ def _parameters() -> dict:
     }
 
 
-def feature_table(domain: str, features: ResidueFeatures) -> pa.Table:
-    """Sidecar rows of one domain: :data:`KEY_COLUMNS` then one float32 column per feature."""
-    n = len(features)
+def feature_table(
+    domain: str, features: ResidueFeatures, keys: KeyRule = "aposteriori"
+) -> pa.Table:
+    """Sidecar rows of one domain: :data:`KEY_COLUMNS` then one float32 column per feature.
+
+    Rows are keyed as the voxel file keys the frames (:mod:`voxelflex.structure.keys`, rule
+    ``keys``): ``chain`` and ``resid_str`` are the residue's voxel-file keys, ``resnum`` and
+    ``icode`` its own. A residue without a key of its own (a later residue of the same number
+    under ``"aposteriori"``, a chain after a blank one) has no frame and gets no row, so its
+    values can never land on another residue's frame.
+    """
+    k = residue_keys(features.chain, features.resnum, features.icode, keys)
+    keep = k.keep
     cols = {
-        "domain": pa.array([domain] * n, pa.string()),
-        "chain": pa.array(features.chain.tolist(), pa.string()),
-        "resid_str": pa.array(features.resid_str.tolist(), pa.string()),
-        "resnum": pa.array(features.resnum, pa.int32()),
-        "icode": pa.array(features.icode.tolist(), pa.string()),
-        "resname": pa.array(features.resname.tolist(), pa.string()),
+        "domain": pa.array([domain] * int(keep.sum()), pa.string()),
+        "chain": pa.array(k.chain_key[keep].tolist(), pa.string()),
+        "resid_str": pa.array(k.resid_key[keep].tolist(), pa.string()),
+        "resnum": pa.array(features.resnum[keep], pa.int32()),
+        "icode": pa.array(features.icode[keep].tolist(), pa.string()),
+        "resname": pa.array(features.resname[keep].tolist(), pa.string()),
     }
     for i, name in enumerate(features.names):
-        cols[name] = pa.array(features.values[:, i], pa.float32())
+        cols[name] = pa.array(features.values[keep, i], pa.float32())
     return pa.table(cols)
 
 

@@ -25,6 +25,7 @@ from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.paths import check_output
 from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
 from voxelflex.structure.io import AltlocRule, find_structure_files, read_structure
+from voxelflex.structure.keys import KeyRule
 from voxelflex.structure.parallel import ordered_map
 
 __all__ = ["FeaturizeReport", "featurize_files"]
@@ -60,11 +61,12 @@ class FeaturizeReport:
         return self.residues / self.feature_seconds if self.feature_seconds else float("nan")
 
 
-def _one(path: str, *, altloc: str) -> tuple[str, pa.Table | None, str, float]:
+def _one(path: str, *, altloc: str, keys: KeyRule) -> tuple[str, pa.Table | None, str, float]:
     try:
         structure = read_structure(path, altloc=altloc)
         t0 = time.perf_counter()
-        table = feature_table(structure.domain, compute_features(structure.resolved(), where=path))
+        values = compute_features(structure.resolved(), where=path)
+        table = feature_table(structure.domain, values, keys)
     except VoxelflexError as exc:
         return path, None, str(exc), 0.0
     return path, table, "", time.perf_counter() - t0
@@ -76,6 +78,7 @@ def featurize_files(
     *,
     workers: int = 1,
     altloc: AltlocRule = "first",
+    keys: KeyRule = "aposteriori",
     progress: bool = True,
     overwrite: bool = False,
 ) -> FeaturizeReport:
@@ -91,6 +94,9 @@ def featurize_files(
         Processes computing features.
     altloc : {"first", "occupancy"}
         Conformer rule; use the one the voxel file was made with.
+    keys : {"aposteriori", "icode"}
+        Residue keys of the rows (:mod:`voxelflex.structure.keys`); use the rule the voxel file
+        was made with (aposteriori's own files: ``"aposteriori"``).
     progress : bool
     overwrite : bool
         Replace an existing sidecar.
@@ -105,7 +111,7 @@ def featurize_files(
     inputs = [("structure file", f) for f in files]
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
     tables, failed, seconds = [], [], 0.0
-    work = functools.partial(_one, altloc=altloc)
+    work = functools.partial(_one, altloc=altloc, keys=keys)
     bar = tqdm(total=len(files), unit="file", disable=not progress, desc="features")
     for path, table, error, t in ordered_map(work, [str(f) for f in files], workers):
         bar.update()

@@ -19,7 +19,6 @@ with a sort, so no Python loop runs per atom or per residue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import biotite.structure as struc
 import numpy as np
@@ -27,6 +26,7 @@ import numpy as np
 from voxelflex.formats import KEY_RULES
 from voxelflex.frame import FRAME, N_VOXELS, PACKED_BYTES
 from voxelflex.structure.io import Structure
+from voxelflex.structure.keys import KeyRule, residue_keys
 from voxelflex.structure.residue_codes import encode_residue
 from voxelflex.structure.residues import (
     BACKBONE,
@@ -44,7 +44,6 @@ __all__ = [
     "compute_frames",
 ]
 
-KeyRule = Literal["aposteriori", "icode"]
 # Å, in the residue's frame: aposteriori's mean CB position over the aligned frames of 1QYS.
 CB_OFFSET = np.array([-0.741287356, -0.53937931, -1.224287356])
 _CHANNEL = {"C": 0, "N": 1, "O": 2, "CA": 3, "CB": 4}  # voxelflex.frame.CHANNELS order
@@ -182,52 +181,36 @@ def _keyed_residues(
     skipped : list of Skip
         Residues and chains dropped for a key already taken.
     """
-    if keys not in KEY_RULES:
-        raise ValueError(f"keys={keys!r} is not one of {KEY_RULES}")
     cand = np.flatnonzero(framable)
+    k = residue_keys(table.chain[cand], table.resnum[cand], table.icode[cand], keys)
     skipped: list[Skip] = []
-    chain_key = np.where(table.chain[cand] == "", "A", table.chain[cand])
-    keep = np.ones(len(cand), dtype=bool)
-    taken: dict[str, str] = {}
     for chain in dict.fromkeys(table.chain[cand].tolist()):  # chains in table order
         key = chain or "A"
-        if key in taken:
-            keep[table.chain[cand] == chain] = False
+        if k.chain_owner[key] != chain:
             skipped.append(
                 Skip(
                     domain,
                     chain,
                     "",
                     f"chain key '{key}' is already used by chain "
-                    f"{taken[key] or '(blank)'} (a blank chain id is stored as 'A'); rename "
-                    "one of the chains",
+                    f"{k.chain_owner[key] or '(blank)'} (a blank chain id is stored as 'A'); "
+                    "rename one of the chains",
                 )
             )
-        else:
-            taken[key] = chain
-    resnum_text = table.resnum[cand].astype(str)
-    resid_key = (
-        resnum_text if keys == "aposteriori" else np.char.add(resnum_text, table.icode[cand])
-    )
-    pair = np.char.add(np.char.add(chain_key, "\x00"), resid_key)
-    pair_kept = np.where(keep, pair, "\x01")
-    _, first = np.unique(pair_kept, return_index=True)
-    is_first = np.zeros(len(cand), dtype=bool)
-    is_first[first] = True
-    for i in np.flatnonzero(keep & ~is_first):
-        owner = cand[np.flatnonzero(pair_kept == pair_kept[i])[0]]
+    for i in np.flatnonzero((k.first >= 0) & ~k.keep):
+        owner = cand[k.first[i]]
         skipped.append(
             Skip(
                 domain,
                 str(table.chain[cand[i]]),
                 _resid_text(table, cand[i]),
-                f"residue key '{resid_key[i]}' is already used by residue "
+                f"residue key '{k.resid_key[i]}' is already used by residue "
                 f"{_resid_text(table, owner)} ({table.label[owner]}); aposteriori keeps only the "
                 "first residue of a number: use keys='icode' to keep both",
             )
         )
-    keep &= is_first
-    return cand[keep], chain_key[keep], resid_key[keep], skipped
+    keep = k.keep
+    return cand[keep], k.chain_key[keep], k.resid_key[keep], skipped
 
 
 def _rotations(

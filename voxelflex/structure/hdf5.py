@@ -393,7 +393,11 @@ def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _File
     t3 = time.perf_counter()
     table = None
     if features:  # the same reading of the file as the frames: one conformer, one model
-        table = feature_table(structure.domain, compute_features(structure.resolved(), where=path))
+        try:
+            values = compute_features(structure.resolved(), where=path)
+        except VoxelflexError as exc:  # frames without features would join nothing: skip all
+            return _FileResult(path, None, f"features: {exc}", t1 - t0, t2 - t1, t3 - t2)
+        table = feature_table(structure.domain, values, keys)
     return _FileResult(
         path,
         item,
@@ -488,6 +492,7 @@ def voxelize_files(
     start = time.perf_counter()
     rows: list[tuple[str, Skip]] = []
     tables: list[pa.Table] = []
+    written_domains: set[str] = set()
     totals = {
         "read": 0.0,
         "frame": 0.0,
@@ -505,12 +510,16 @@ def voxelize_files(
             totals["frame"] += result.frame_seconds
             totals["compress"] += result.compress_seconds
             totals["features"] += result.feature_seconds
-            if result.features is not None:
-                tables.append(result.features)
             if result.item is None:
                 totals["failed"] += 1
                 rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
                 continue
+            # The writer keeps the first file of a domain key that has residues; the sidecar
+            # keeps that file's features, no other's.
+            if len(result.item) and result.item.domain not in written_domains:
+                written_domains.add(result.item.domain)
+                if result.features is not None:
+                    tables.append(result.features)
             totals["rejects"] += result.rejects
             rows.extend((result.path, s) for s in result.skipped)
             yield result.item
