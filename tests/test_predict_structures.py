@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
@@ -19,9 +21,10 @@ from voxelflex.analysis.structures import predict_structures
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.errors import ConfigError, InputError
-from voxelflex.index import build_index
-from voxelflex.sources import build_shards
+from voxelflex.index import build_index, read_index
+from voxelflex.sources import build_shards, open_source
 from voxelflex.structure import voxelize_files
+from voxelflex.structure.features import read_feature_sidecar
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -136,3 +139,64 @@ def test_refusals(structures, tmp_path):
     shutil.copy(DATA / "1a8o.cif.gz", twin)
     with pytest.raises(InputError, match="same domain key '1a8o'"):
         predict_structures(ckpt, twin, temperatures=[300.0], out_path=tmp_path / "p.csv")
+
+
+def test_per_domain_features_are_scaled_over_the_whole_domain_whatever_the_split(
+    structures, tmp_path
+):
+    """A domain whose residues are split between train (with a target) and predict (without):
+    each split's residues are z-scored with the whole domain's mean and deviation, so the
+    index's predict split and the structure file give the same predictions."""
+    report = voxelize_files(
+        structures / "1a8o.pdb.gz", tmp_path / "v.hdf5", features=True, progress=False
+    )
+    sidecar, _ = read_feature_sidecar(report.features_path)
+    resnum = sidecar["resnum"].to_numpy()
+    half = resnum < np.median(resnum)
+    rmsf = pa.table(
+        {
+            "domain_id": ["1a8o"] * int(half.sum()),
+            "resid": resnum[half],
+            "resname": sidecar["resname"].filter(pa.array(half)),
+            "temperature_feature": [320.0] * int(half.sum()),
+            "target_rmsf": np.linspace(0.1, 0.3, int(half.sum())),
+        }
+    )
+    pacsv.write_csv(rmsf, tmp_path / "rmsf.csv")
+    split = tmp_path / "train.txt"
+    split.write_text("1a8o\n")
+    index = build_index(
+        report.out_path, tmp_path / "i.parquet", rmsf_csv=tmp_path / "rmsf.csv",
+        rmsf_unit="nm", train=split, features=report.features_path, progress=False,
+    ).index_path  # fmt: skip
+    loaded = read_index(index)
+    raw = sidecar["gnm_msf"].to_numpy().astype(np.float64)
+    z = (raw - raw.mean()) / raw.std()
+    expected = dict(zip(sidecar["resid_str"].to_pylist(), z, strict=True))
+    for split_name, temperatures in (("train", None), ("predict", [320.0])):
+        table = open_source(
+            "hdf5",
+            loaded,
+            split=split_name,
+            temperatures=temperatures,
+            features=("gnm_msf",),
+            feature_norm="domain",
+        ).table
+        np.testing.assert_allclose(
+            table.features[:, 0], [expected[r] for r in table.resids], rtol=1e-5, atol=1e-5
+        )
+    ckpt = make_checkpoint(tmp_path / "c.pt", features=FEATURES, feature_norm="domain")
+    temps = [320.0]
+    a = predict(ckpt, index, split="predict", temperatures=temps, out_path=tmp_path / "a.parquet")
+    b = predict_structures(
+        ckpt, structures / "1a8o.pdb.gz", temperatures=temps, out_path=tmp_path / "b.parquet"
+    )
+    a_table, _ = read_predictions(a.path)
+    b_table, _ = read_predictions(b.path)
+    b_table = b_table.filter(pc.is_in(b_table["resid_str"], a_table["resid_str"]))
+    keys = ["resid_str", "temperature"]
+    a_table, b_table = (t.sort_by([(k, "ascending") for k in keys]) for t in (a_table, b_table))
+    assert a_table.num_rows == b_table.num_rows == int((~half).sum())
+    np.testing.assert_allclose(
+        a_table["predicted_rmsf"].to_numpy(), b_table["predicted_rmsf"].to_numpy(), atol=1e-6
+    )

@@ -160,7 +160,7 @@ class SampleSource(ABC):
             where=str(index.path),
         )
         if feature_norm == "domain":
-            self.table = self.table.with_domain_zscored_features()
+            self.table = self.table.with_domain_zscored_features(index.table, self.features)
         self._plan: tuple[tuple, SplitTable, EpochPlan] | None = None  # the last plan made
         self._pool: WorkerPool | None = None
         self._buffers = WindowBuffers()  # mixing windows read in this process (0 workers)

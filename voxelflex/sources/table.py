@@ -39,6 +39,35 @@ def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(shift, counts) + np.arange(total, dtype=np.int64)
 
 
+def segment_mean_std(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-segment mean and population standard deviation of the columns of ``values``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N, F)
+    offsets : numpy.ndarray of int64, shape (S + 1,)
+        Segment ``s`` is ``values[offsets[s]:offsets[s + 1]]``.
+
+    Returns
+    -------
+    mean, std : numpy.ndarray of float64, shape (S, F)
+        ``std`` is ``inf`` where a column is constant in a segment (dividing by it gives 0).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    counts = np.diff(offsets)
+    segment = np.repeat(np.arange(len(counts)), counts)
+    n = np.maximum(counts, 1)[:, None]
+
+    def sums(a: np.ndarray) -> np.ndarray:  # per-segment column sums, empty segments included
+        c = np.concatenate([np.zeros((1, a.shape[1])), np.cumsum(a, axis=0)])
+        return c[offsets[1:]] - c[offsets[:-1]]
+
+    mean = sums(x) / n
+    std = np.sqrt(sums((x - mean[segment]) ** 2) / n)
+    # cumsum differences leave rounding noise (~1e-16 relative) where a column is constant
+    return mean, np.where(std > 1e-9 * (1.0 + np.abs(mean)), std, np.inf)
+
+
 def zscore_segments(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """``values`` standardised within consecutive segments (mean 0, population std 1).
 
@@ -54,19 +83,10 @@ def zscore_segments(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         A column that is constant within a segment (or a one-row segment) gives zeros there.
     """
     x = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    counts = np.diff(offsets)
-    segment = np.repeat(np.arange(len(counts)), counts)
-    n = np.maximum(counts, 1)[:, None]
-
-    def sums(a: np.ndarray) -> np.ndarray:  # per-segment column sums, empty segments included
-        c = np.concatenate([np.zeros((1, a.shape[1])), np.cumsum(a, axis=0)])
-        return c[offsets[1:]] - c[offsets[:-1]]
-
-    centred = x - (sums(x) / n)[segment]
-    std = np.sqrt(sums(centred**2) / n)
-    # cumsum differences leave rounding noise (~1e-16 relative) where a column is constant
-    std = np.where(std > 1e-9 * (1.0 + np.abs(sums(x) / n)), std, np.inf)
-    return (centred / std[segment]).astype(np.float32).reshape(np.shape(values))
+    mean, std = segment_mean_std(x, offsets)
+    segment = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    z = (x - mean[segment]) / std[segment]
+    return z.astype(np.float32).reshape(np.shape(values))
 
 
 def _offsets(boundaries: np.ndarray, n: int) -> np.ndarray:
@@ -157,15 +177,47 @@ class SplitTable:
         offsets = self.res_row_offsets[self.domain_res_offsets]
         return dataclasses.replace(self, target=zscore_segments(self.target, offsets))
 
-    def with_domain_zscored_features(self) -> SplitTable:
-        """The table with each feature column z-scored over each domain's residues
+    def with_domain_zscored_features(self, index: pa.Table, names: Sequence[str]) -> SplitTable:
+        """The table with each feature column z-scored within each domain
         (``model.feature_norm = domain``): a feature then says where a residue stands within
-        its own structure, whatever that structure's size or packing."""
+        its own structure, whatever that structure's size or packing.
+
+        The mean and (population) standard deviation are those of every residue of the domain
+        in ``index``, whatever its split, so a domain is scaled alike in training, evaluation
+        and prediction, and alike from the index and from its structure file (whose residues
+        are the index's). A column constant within a domain gives zeros there.
+
+        Parameters
+        ----------
+        index : pyarrow.Table
+            The index rows (every split) with ``domain, chain, resid_str`` and the columns
+            ``names``.
+        names : sequence of str
+            The feature columns of ``self.features``, in order.
+        """
         if self.features.shape[1] == 0:
             return self
-        return dataclasses.replace(
-            self, features=zscore_segments(self.features, self.domain_res_offsets)
+        keys = ["domain", "chain", "resid_str"]
+        rows = index.filter(pc.is_in(index["domain"], pa.array(self.domains.astype(str))))
+        residues = (
+            rows.select([*keys, *names])
+            .group_by(keys, use_threads=False)
+            .aggregate([(n, "first") for n in names])
         )
+        uniq, inverse = np.unique(
+            residues["domain"].to_numpy(zero_copy_only=False).astype(str), return_inverse=True
+        )
+        values = np.stack(
+            [residues[f"{n}_first"].to_numpy(zero_copy_only=False) for n in names], axis=1
+        ).astype(np.float64)
+        order = np.argsort(inverse, kind="stable")
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(uniq)))])
+        mean, std = segment_mean_std(values[order], offsets)
+        pos = np.searchsorted(uniq, self.domains.astype(str))  # every domain is in the index
+        mean, std = mean[pos], std[pos]
+        dom_of_res = np.repeat(np.arange(self.n_domains), np.diff(self.domain_res_offsets))
+        z = (self.features - mean[dom_of_res]) / std[dom_of_res]
+        return dataclasses.replace(self, features=z.astype(np.float32))
 
     def subset(self, domain_indices: np.ndarray) -> SplitTable:
         """A table of the given domains, in the given order (a worker's metadata)."""
