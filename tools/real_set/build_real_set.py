@@ -532,14 +532,25 @@ def read_structure(name: str, data: bytes) -> tuple[struc.AtomArray, Header]:
 def _residue_targets(atoms: struc.AtomArray) -> tuple[list[dict], dict[str, int]]:
     """Target rows of the protein residues of one model, and counts of residues left out."""
     amino = struc.filter_amino_acids(atoms)
-    left_out = {"insertion_code": 0, "missing_backbone_atom": 0, "zero_occupancy_or_b": 0}
+    left_out = {
+        "insertion_code": 0,
+        "number_held_by_insertion_code": 0,
+        "missing_backbone_atom": 0,
+        "zero_occupancy_or_b": 0,
+    }
     rows = []
     protein = atoms[amino & ~np.isin(atoms.element, ["H", "D"])]
     starts = struc.get_residue_starts(protein, add_exclusive_stop=True)
+    first_of_number: dict[tuple[str, int], str] = {}  # (chain, number) -> first one's icode
     for lo, hi in itertools.pairwise(starts):
         res = protein[lo:hi]
+        number = (str(res.chain_id[0]), int(res.res_id[0]))
+        first_icode = first_of_number.setdefault(number, str(res.ins_code[0]))
         if res.ins_code[0]:
             left_out["insertion_code"] += 1
+            continue
+        if first_icode:  # aposteriori's key for this number holds the earlier residue's frame
+            left_out["number_held_by_insertion_code"] += 1
             continue
         idx = [np.flatnonzero(res.atom_name == name) for name in BACKBONE]
         if any(len(i) != 1 for i in idx):
