@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
@@ -14,8 +16,10 @@ from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
+from voxelflex.demo.generate import build_demo_index
+from voxelflex.demo.structures import generate_structure_demo
 from voxelflex.errors import ConfigError, InputError
-from voxelflex.index import build_index
+from voxelflex.index import build_index, read_index
 from voxelflex.metrics import grouped_pearson, pearson, regression_metrics, summarize
 
 
@@ -269,6 +273,29 @@ def test_evaluate_refuses_repeated_rows(tmp_path):
         InputError, match=r"1 \(domain, chain, residue, temperature\) keys .* d1/A/2 at 320 K"
     ):
         evaluate(twice, importance=False)
+
+
+def test_a_predictions_file_saved_again_with_large_strings_evaluates_alike(tmp_path):
+    data = generate_structure_demo(tmp_path / "data", n_domains=4, seed=0)
+    index = build_demo_index(data, tmp_path / "index.parquet").index_path
+    rows = read_index(index).table.filter(pc.equal(read_index(index).table["split"], "train"))
+    table = rows.select(["domain", "chain", "resid_str", "resnum", "icode", "resname"])
+    target = rows["target_rmsf"].to_numpy()
+    table = table.append_column("temperature", rows["temperature"])
+    table = table.append_column("predicted_rmsf", pa.array(target * 1.1 + 0.01, pa.float32()))
+    table = table.append_column("target_rmsf", rows["target_rmsf"])
+    meta = dataclasses.replace(_meta(str(index)), splits=["train"])
+    path = write_predictions(table, meta, tmp_path / "p.parquet")
+    first = evaluate(path, importance=False).metrics
+    assert "gnm" in first["baselines"]  # the physics baselines join the feature columns
+    saved = pq.read_table(path)  # as pandas' pyarrow strings write it back: large_string
+    large = pa.schema(
+        [f.with_type(pa.large_string()) if f.type == pa.string() else f for f in saved.schema],
+        metadata=saved.schema.metadata,
+    )
+    pq.write_table(saved.cast(large), path)
+    again = evaluate(path, importance=False, overwrite=True).metrics
+    assert again["baselines"] == first["baselines"] and again["overall"] == first["overall"]
 
 
 def test_rows_without_a_prediction_are_counted_and_left_out_of_every_score(tmp_path):

@@ -253,7 +253,16 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
                 f"{path}: not a voxelflex predictions file (no {METADATA_KEY!r} metadata); pass "
                 "a file written by `voxelflex predict`"
             )
-        return table.replace_schema_metadata(None), PredictionsMeta.from_json(raw, where=str(path))
+        # A file saved again by pandas holds large_string columns: one string type for joins
+        table = pa.table(
+            {
+                f.name: table[f.name].cast(pa.string())
+                if pa.types.is_large_string(f.type)
+                else table[f.name]
+                for f in table.schema
+            }
+        )
+        return table, PredictionsMeta.from_json(raw, where=str(path))
     sidecar = sidecar_path(path)
     with open(path, encoding="utf-8") as fh:
         first = fh.readline()
