@@ -278,7 +278,8 @@ def test_evaluate_refuses_repeated_rows(tmp_path):
 def test_a_predictions_file_saved_again_with_large_strings_evaluates_alike(tmp_path):
     data = generate_structure_demo(tmp_path / "data", n_domains=4, seed=0)
     index = build_demo_index(data, tmp_path / "index.parquet").index_path
-    rows = read_index(index).table.filter(pc.equal(read_index(index).table["split"], "train"))
+    everything = read_index(index).table
+    rows = everything.filter(pc.equal(everything["split"], "train"))
     table = rows.select(["domain", "chain", "resid_str", "resnum", "icode", "resname"])
     target = rows["target_rmsf"].to_numpy()
     table = table.append_column("temperature", rows["temperature"])
