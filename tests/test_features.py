@@ -418,5 +418,6 @@ def test_structure_layer_imports_only_what_it_may():
         "voxelflex.inputs",
         "voxelflex.structure.residue_codes",
         "voxelflex.structure.keys",  # the voxel file's key rule, shared with the frames
+        "voxelflex.columns",  # Arrow column helpers (numpy and pyarrow only)
     )
     assert all(m.startswith(allowed) for m in internal), internal

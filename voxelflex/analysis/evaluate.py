@@ -24,7 +24,7 @@ from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
-from voxelflex.columns import codes, strings
+from voxelflex.columns import codes, repeated_keys, strings
 from voxelflex.config import Config, default_value, load_config
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.index import LoadedIndex, read_index, read_meta
@@ -220,15 +220,13 @@ def _read_index_rows(index_path: Location) -> LoadedIndex:
 
 
 def _check_duplicates(table: pa.Table, predictions: Path) -> None:
-    keys = [*_KEYS, "temperature"]
-    counts = table.group_by(keys, use_threads=False).aggregate([("domain", "count")])
-    dup = counts.filter(pc.greater(counts["domain_count"], 1))
-    if dup.num_rows:
-        d = dup.slice(0, 1).to_pylist()[0]
+    repeated = repeated_keys(table, [*_KEYS, "temperature"])
+    if repeated:
+        n, d = repeated
         raise InputError(
-            f"{predictions}: {dup.num_rows} (domain, chain, residue, temperature) keys occur more "
+            f"{predictions}: {n} (domain, chain, residue, temperature) keys occur more "
             f"than once, e.g. {d['domain']}/{d['chain']}/{d['resid_str']} at "
-            f"{d['temperature']:g} K ({d['domain_count']} rows); a predictions file holds each "
+            f"{d['temperature']:g} K ({d['rows']} rows); a predictions file holds each "
             "once (was it concatenated with another?): remove the repeats or predict again"
         )
 

@@ -50,11 +50,11 @@ import biotite.structure as struc
 import biotite.structure.info as struc_info
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from biotite.sequence import ProteinSequence
 
 from voxelflex.atomic import atomic_path
+from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
 from voxelflex.structure.keys import KeyRule, residue_keys
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
@@ -815,12 +815,11 @@ def write_feature_sidecar(
             raise InputError(f"feature table lacks columns {missing}; build it with feature_table")
         parts.append(t.select(schema.names).cast(schema))
     table = pa.concat_tables(parts) if parts else schema.empty_table()
-    keys = table.group_by(["domain", "chain", "resid_str"]).aggregate([("resnum", "count")])
-    dup = keys.filter(pc.greater(keys["resnum_count"], 1))
-    if dup.num_rows:
-        first = dup.slice(0, 1).to_pylist()[0]
+    repeated = repeated_keys(table, ["domain", "chain", "resid_str"])
+    if repeated:
+        n, first = repeated
         raise InputError(
-            f"{path}: {dup.num_rows} (domain, chain, resid_str) keys occur twice, e.g. "
+            f"{path}: {n} (domain, chain, resid_str) keys occur twice, e.g. "
             f"{first['domain']}/{first['chain']}/{first['resid_str']}; give each structure file "
             "a distinct domain name"
         )
