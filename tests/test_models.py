@@ -100,6 +100,42 @@ def test_temperature_scaling_is_not_clamped_and_flags_extrapolation():
     assert len(set(out.tolist())) == 5  # every temperature, inside or out, changes the output
 
 
+@pytest.mark.parametrize("conditioning", sorted(CONDITIONINGS))
+def test_the_features_only_model_learns_a_temperature_response(conditioning):
+    # Its trunk map was all zeros, which film's zero-initialised modulation and ReLU could never
+    # move off: the model predicted one value at every temperature.
+    torch.manual_seed(0)
+    spec = ModelSpec("features_only", "tiny", conditioning, features=("f",), dropout=0.0)
+    model = build_model(spec, temperature_range=T_RANGE)
+    n = 64
+    features = torch.randn(n, 1)
+    temperature = torch.tensor([320.0, 450.0]).repeat(n)
+    residue_index = torch.arange(n).repeat_interleave(2)
+    target = features[residue_index, 0] + (temperature - 385.0) / 65.0  # heat adds 2 units
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    voxels = torch.zeros(n, 5, 21, 21, 21)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = (model(voxels, residue_index, temperature, features, raw=True) - target) ** 2
+        loss.mean().backward()
+        opt.step()
+    model.eval()
+    out = model(voxels, residue_index, temperature, features, raw=True).detach()
+    heat = (out[1::2] - out[::2]).mean()
+    assert 1.5 < heat < 2.5, heat
+
+
+def test_a_features_only_checkpoint_without_the_trunk_level_loads_as_trained(caplog):
+    spec = ModelSpec("features_only", "tiny", "film", features=("f",))
+    model = build_model(spec, temperature_range=T_RANGE).eval()
+    state = {k: v for k, v in model.state_dict().items() if k != "trunk.level"}
+    old = build_model(spec, temperature_range=T_RANGE).eval()
+    with caplog.at_level("WARNING"):
+        old.load_state_dict(state)
+    assert old.trunk.level.item() == 0.0 and "do not depend on temperature" in caplog.text
+    assert model.trunk.level.item() == 1.0
+
+
 def test_target_transform_round_trips_and_features_are_standardised():
     spec = ModelSpec("densenet3d", "tiny", "head", features=("relative_accessibility",))
     model = build_model(spec, temperature_range=T_RANGE).eval()
