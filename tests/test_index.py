@@ -218,6 +218,26 @@ def test_resname_mismatch_skips_domain(tmp_path):
     assert set(t.filter(pc.equal(t["domain"], "d1"))["split"].to_pylist()) == {"predict"}
 
 
+def test_every_target_residue_is_checked_against_its_label(tmp_path):
+    # A long chain: the scan's label sample (8 residues) misses most of them. One residue's
+    # frame is another residue (1PPC: aposteriori keys GLY 184A's frame 184, the CSV's 184 is
+    # TYR), and one dataset has no label.
+    names = ["ALA", "SER", "VAL", "LEU"] * 15
+    layout_names = list(names)
+    layout_names[36] = "GLY"
+    layout = {"d1": {"A": [(str(i + 1), n) for i, n in enumerate(layout_names)]}}
+    layout["d1"]["A"][40] = ("41", None)
+    report, t, skip = _build(tmp_path, layout, csv_rows("d1", " ".join(names)))
+    assert report.skipped == {"resname_mismatch": 1, "no_label": 1}
+    reasons = dict(zip(skip["resid"].to_pylist(), skip["detail"].to_pylist(), strict=True))
+    assert "CSV residue ALA but the voxel dataset holds GLY" in reasons["37"]
+    train = t.filter(pc.equal(t["split"], "train"))
+    assert train.num_rows == 2 * 58 and not {"37", "41"} & set(train["resid_str"].to_pylist())
+    # the mismatched residue's frame stays, without a target
+    predict = t.filter(pc.equal(t["split"], "predict"))
+    assert predict["resid_str"].to_pylist() == ["37"] and predict["resname"][0].as_py() == "GLY"
+
+
 def test_force_field_residue_names_match_pdb_labels(tmp_path):
     # mdCATH CSVs name histidines by protonation state; the voxelized structure says HIS
     layout = {"d1": {"A": residues("ALA HIS CYS HIS")}}

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voxelflex.index.offsets import check_offsets
+from voxelflex.index.offsets import canonical_resname, check_offsets
 from voxelflex.index.schema import OPTIONAL_COLUMNS, SCHEMA, SPLITS
 from voxelflex.index.skips import SKIP_SCHEMA
 from voxelflex.inputs.id_mapping import map_domain_ids
@@ -40,6 +40,7 @@ def _join_csv(
     voxel_file: str,
     csv_path: str,
     splits_given: bool,
+    progress: bool,
 ) -> list[str]:
     """Create table ``target`` (rows with RMSF) and return skip-table queries for CSV items.
 
@@ -101,7 +102,7 @@ def _join_csv(
     )
     opt = "".join(f", c.{n}" for n in OPTIONAL_COLUMNS if n in csv.column_names)
     con.execute(
-        f"""CREATE TEMP VIEW target AS
+        f"""CREATE TEMP VIEW target_csv AS
         SELECT ds.split, c.domain, c.domain_id, c.chain, g.resid_str, g.resnum, g.icode,
                c.resname, c.temperature, c.target_rmsf{opt}
         FROM csv_m c JOIN dom_split ds USING (domain)
@@ -109,6 +110,7 @@ def _join_csv(
                    AND g.icode = ''
         WHERE ds.split IS NOT NULL"""
     )
+    _check_target_labels(con, voxel_file, progress)
     return [
         "SELECT 'domain' AS kind, domain_id, 'not_in_hdf5' AS reason, "
         "'in the RMSF CSV but no HDF5 domain matches it (exactly or before _) in ' || "
@@ -144,11 +146,51 @@ def _join_csv(
         FROM (SELECT DISTINCT domain FROM good) ANTI JOIN mapping USING (domain)""",
         """SELECT 'residue' AS kind, p.domain, p.domain_id, p.chain, p.resid_str AS resid,
                'no_rmsf' AS reason, 'no RMSF CSV rows for this residue' AS detail
-        FROM predict p SEMI JOIN dom_split ds ON ds.domain = p.domain AND ds.split IS NOT NULL""",
+        FROM predict p SEMI JOIN dom_split ds ON ds.domain = p.domain AND ds.split IS NOT NULL
+        ANTI JOIN label_skip l USING (domain, chain, resid_str)""",
         """SELECT 'split_id' AS kind, domain_id, 'split_id_unknown' AS reason,
                'listed in the ' || split || ' split file but in neither the CSV nor the HDF5'
                AS detail FROM unknown_split_ids""",
+        # (target residues without a label are listed once, by the predict rows' no_label)
+        f"""SELECT 'residue' AS kind, domain, domain_id, chain, resid_str AS resid, reason,
+               'CSV residue ' || resname || ' but the voxel dataset holds ' || label
+               || ': the target and the frame are different residues (an insertion code? a '
+               || 'renumbered structure?); the residue is kept without a target; fix the CSV ('
+               || {_q(csv_path)} || ') or the voxel file' AS detail
+        FROM label_skip WHERE reason = 'resname_mismatch'""",
     ]
+
+
+def _check_target_labels(con: duckdb.DuckDBPyConnection, voxel_file: str, progress: bool) -> None:
+    """Compare every target residue's CSV name with its voxel dataset's ``label``.
+
+    The scan reads a sample of labels (the per-domain numbering check); here the labels of every
+    residue that gets a target are read, so a target never lands on another residue's frame
+    unseen. Creates ``label_skip`` (residues refused, with ``reason`` ``resname_mismatch`` or
+    ``no_label``) and the view ``target`` (the rows of ``target_csv`` that pass).
+    """
+    unread = con.sql(
+        "SELECT DISTINCT domain, chain, resid_str FROM target_csv "
+        "ANTI JOIN labels USING (domain, chain, resid_str) ORDER BY domain, chain"
+    ).to_arrow_table()
+    con.register(
+        "target_labels",
+        unread.append_column("label", read_labels(voxel_file, unread, progress=progress)),
+    )
+    csv_name, label = canonical_resname("t.resname"), canonical_resname("l.label")
+    con.execute(
+        f"""CREATE TEMP TABLE label_skip AS
+        SELECT DISTINCT t.domain, t.domain_id, t.chain, t.resid_str, t.resname, l.label,
+               CASE WHEN l.label IS NULL THEN 'no_label' ELSE 'resname_mismatch' END AS reason
+        FROM target_csv t
+        JOIN (SELECT * FROM labels UNION ALL SELECT * FROM target_labels) l
+             USING (domain, chain, resid_str)
+        WHERE l.label IS NULL OR {csv_name} <> {label}"""
+    )
+    con.execute(
+        "CREATE TEMP VIEW target AS SELECT * FROM target_csv "
+        "ANTI JOIN label_skip USING (domain, chain, resid_str)"
+    )
 
 
 def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -164,6 +206,7 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                 WHEN k.resnum IS NULL THEN 'not_in_hdf5'
                 WHEN nf.resnum IS NOT NULL THEN 'no_features'
                 WHEN g.resnum IS NULL THEN 'bad_voxel_dataset'
+                WHEN ls.reason IS NOT NULL THEN ls.reason
                 ELSE 'indexed' END AS fate, count(*) AS n
         FROM csv_m c
         LEFT JOIN dom_skip ds USING (domain)
@@ -175,6 +218,9 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                ON g.domain = c.domain AND g.chain = c.chain AND g.resnum = c.resid
         LEFT JOIN (SELECT domain, chain, resnum FROM nofeat WHERE icode = '') nf
                ON nf.domain = c.domain AND nf.chain = c.chain AND nf.resnum = c.resid
+        LEFT JOIN (SELECT l.domain, l.chain, k.resnum, l.reason FROM label_skip l
+                   JOIN keys k USING (domain, chain, resid_str) WHERE k.icode = '') ls
+               ON ls.domain = c.domain AND ls.chain = c.chain AND ls.resnum = c.resid
         GROUP BY 1"""
     ).fetchall()
     fates = dict(rows)
@@ -326,6 +372,7 @@ def join(
             voxel_file=scan.path,
             csv_path=csv_path,
             splits_given=splits_given,
+            progress=progress,
         )
     else:
         con.execute(

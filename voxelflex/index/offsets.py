@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-__all__ = ["MAX_SHIFT", "RESNAME_ALIASES", "check_offsets"]
+__all__ = ["MAX_SHIFT", "RESNAME_ALIASES", "canonical_resname", "check_offsets"]
 
 MAX_SHIFT = 2
 # Force-field names of protonation states (mdCATH/CHARMM: HSD/HSE/HSP; Amber: HID/HIE/HIP, CYX,
@@ -26,7 +26,7 @@ RESNAME_ALIASES = {
 }
 
 
-def _canonical(column: str) -> str:
+def canonical_resname(column: str) -> str:
     """SQL expression: ``column`` with :data:`RESNAME_ALIASES` mapped to their PDB names."""
     cases = " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in RESNAME_ALIASES.items())
     return f"(CASE {column} {cases} ELSE {column} END)"
@@ -45,7 +45,7 @@ def check_offsets(con: duckdb.DuckDBPyConnection) -> pa.Table:
         one row per problem domain. Domains that agree at shift 0, or where no labelled
         residue has a CSV row at any shift, are not listed.
     """
-    csv_name, label = _canonical("c.resname"), _canonical("l.label")
+    csv_name, label = canonical_resname("c.resname"), canonical_resname("l.label")
     return con.sql(
         f"""
         WITH shifts AS (SELECT range::INTEGER AS shift FROM range(-{MAX_SHIFT}, {MAX_SHIFT + 1})),
