@@ -8,6 +8,7 @@ from pathlib import Path
 import biotite.structure as struc
 import biotite.structure.io.pdb as pdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -397,6 +398,10 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
     assert meta.format_version == 2 and "keyed residues by number and insertion" in caplog.text
     pq.write_table(old.replace_schema_metadata({}), path)
     with pytest.raises(InputError, match=r"no voxelflex feature metadata"):
+        read_feature_sidecar(path)
+    twice = pa.concat_tables([old, old.slice(0, 1)]).replace_schema_metadata(old.schema.metadata)
+    pq.write_table(twice, path)  # written by other means than write_feature_sidecar
+    with pytest.raises(InputError, match=r"1 \(domain, chain, resid_str\) keys occur twice"):
         read_feature_sidecar(path)
     with pytest.raises(InputError, match=r"does not exist"):
         read_feature_sidecar(tmp_path / "missing.parquet")

@@ -238,6 +238,18 @@ def test_every_target_residue_is_checked_against_its_label(tmp_path):
     assert predict["resid_str"].to_pylist() == ["37"] and predict["resname"][0].as_py() == "GLY"
 
 
+def test_rows_of_an_empty_domain_are_counted(tmp_path):
+    # d2's HDF5 group holds no residue: its CSV rows are dropped, and counted as dropped
+    layout = {"d1": {"A": residues("ALA")}, "d2": {"A": []}}
+    rows = csv_rows("d1", "ALA") + csv_rows("d2", "ALA GLY SER")
+    report, _, _ = _build(tmp_path, layout, rows)
+    assert report.skipped == {"no_residues": 1}
+    assert report.warnings == [
+        f"only 2 of 8 RMSF CSV rows became targets; dropped per reason: no_residues 6 (see "
+        f"{report.skip_table_path})"
+    ]
+
+
 def test_force_field_residue_names_match_pdb_labels(tmp_path):
     # mdCATH CSVs name histidines by protonation state; the voxelized structure says HIS
     layout = {"d1": {"A": residues("ALA HIS CYS HIS")}}

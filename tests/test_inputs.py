@@ -206,6 +206,26 @@ def test_csv_duplicates_listed_with_lines(tmp_path):
         read_rmsf_csv(path)
 
 
+def test_csv_duplicates_are_found_on_the_values_the_index_keeps(tmp_path):
+    # " d1" is read as d1 and 320.00001 K is 320 K in float32: both rows would be one key
+    for twin in ((" d1", 2, "GLY", 320.0, 0.5), ("d1", 2, "GLY", 320.00001, 0.5)):
+        path = write_csv(tmp_path / "r.csv", [*csv_rows("d1", "ALA GLY"), twin])
+        with pytest.raises(InputError, match=r"domain d1 resid 2 at 320 K on lines \[4, 6\]"):
+            read_rmsf_csv(path)
+
+
+def test_csv_header_with_spaces_after_commas(tmp_path):
+    path = write_csv(
+        tmp_path / "r.csv",
+        [("d1", 1, "ALA", 320, 0.1), ("d1", "2b", "ALA", 320, 0.1)],
+        header="domain_id, resid, resname, temperature_feature, target_rmsf",
+    )
+    with pytest.raises(InputError, match=r"line 3: column 'resid' value '2b'"):
+        read_rmsf_csv(path)
+    path.write_text(path.read_text().replace("2b", "2"))
+    assert read_rmsf_csv(path)["resid"].to_pylist() == [1, 2]
+
+
 def test_csv_duplicates_respect_chain_column(tmp_path):
     header = "domain_id,chain,resid,resname,temperature_feature,target_rmsf"
     ok = [("d1", "A", 1, "ALA", 320, 0.1), ("d1", "B", 1, "ALA", 320, 0.1)]

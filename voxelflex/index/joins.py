@@ -205,6 +205,7 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                 WHEN dc.chain IS NULL THEN 'chain_not_in_hdf5'
                 WHEN k.resnum IS NULL THEN 'not_in_hdf5'
                 WHEN nf.resnum IS NOT NULL THEN 'no_features'
+                WHEN ul.resnum IS NOT NULL THEN 'no_label'
                 WHEN g.resnum IS NULL THEN 'bad_voxel_dataset'
                 WHEN ls.reason IS NOT NULL THEN ls.reason
                 ELSE 'indexed' END AS fate, count(*) AS n
@@ -218,6 +219,9 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                ON g.domain = c.domain AND g.chain = c.chain AND g.resnum = c.resid
         LEFT JOIN (SELECT domain, chain, resnum FROM nofeat WHERE icode = '') nf
                ON nf.domain = c.domain AND nf.chain = c.chain AND nf.resnum = c.resid
+        LEFT JOIN (SELECT u.domain, u.chain, k.resnum FROM unlabelled u
+                   JOIN keys k USING (domain, chain, resid_str) WHERE k.icode = '') ul
+               ON ul.domain = c.domain AND ul.chain = c.chain AND ul.resnum = c.resid
         LEFT JOIN (SELECT l.domain, l.chain, k.resnum, l.reason FROM label_skip l
                    JOIN keys k USING (domain, chain, resid_str) WHERE k.icode = '') ls
                ON ls.domain = c.domain AND ls.chain = c.chain AND ls.resnum = c.resid
@@ -229,6 +233,12 @@ def csv_fates(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     ).fetchall()
     if unmapped:
         fates["domain_not_in_hdf5"] = unmapped
+    # rows of a domain whose HDF5 group holds no residue (csv_m has only domains with keys)
+    ((empty,),) = con.sql(
+        "SELECT count(*) FROM csv JOIN mapping USING (domain_id) SEMI JOIN empty USING (domain)"
+    ).fetchall()
+    if empty:
+        fates["no_residues"] = empty
     return fates
 
 

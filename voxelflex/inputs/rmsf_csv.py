@@ -71,6 +71,7 @@ def _locate_bad_value(path: str, column: str, typ: pa.DataType, message: str) ->
     """Find the first line whose ``column`` does not parse as ``typ`` (runs only on failure)."""
     raw = pcsv.read_csv(
         path,
+        read_options=pcsv.ReadOptions(column_names=_header(path), skip_rows=1),
         convert_options=pcsv.ConvertOptions(
             column_types={column: pa.string()}, include_columns=[column]
         ),
@@ -90,7 +91,10 @@ def _read(path: str, columns: list[str]) -> pa.Table:
     types = {c: _READ_TYPES[c] for c in columns if c in _READ_TYPES}
     try:
         return pcsv.read_csv(
-            path, convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""])
+            path,
+            # the header's names as _header strips them ("resid, resname" is a common header)
+            read_options=pcsv.ReadOptions(column_names=columns, skip_rows=1),
+            convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""]),
         )
     except pa.ArrowInvalid as exc:
         message = str(exc)
@@ -140,7 +144,7 @@ def _check_duplicates(path: str, t: pa.Table) -> None:
         codes(t["domain_id"]),
         codes(pc.fill_null(t["chain"], "")),
         t["resid"].to_numpy(),
-        codes(t["temperature_feature"]),
+        codes(t["temperature"]),
     ]
     order = np.lexsort(keys[::-1])
     same = np.ones(len(order) - 1 if len(order) else 0, dtype=bool)
@@ -160,7 +164,7 @@ def _check_duplicates(path: str, t: pa.Table) -> None:
         chain = t["chain"][r0].as_py()
         examples.append(
             f"domain {t['domain_id'][r0].as_py()}{'' if chain is None else f' chain {chain}'} "
-            f"resid {t['resid'][r0].as_py()} at {t['temperature_feature'][r0].as_py():g} K on "
+            f"resid {t['resid'][r0].as_py()} at {t['temperature'][r0].as_py():g} K on "
             f"lines {[int(x) + 2 for x in rows]}"
         )
     raise InputError(
@@ -201,7 +205,6 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
     if "chain" not in columns:
         t = t.append_column("chain", pa.nulls(t.num_rows, pa.string()))
     _check_values(path, t, has_chain="chain" in columns)
-    _check_duplicates(path, t)
     out = {
         "line": t["line"],
         "domain_id": pc.utf8_trim_whitespace(t["domain_id"]),
@@ -211,6 +214,8 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
         "temperature": pc.cast(t["temperature_feature"], pa.float32()),
         "target_rmsf": pc.cast(t["target_rmsf"], pa.float32()),
     }
+    # On the values as the index keeps them: " d1" is d1, 320.00001 K is 320 K in float32.
+    _check_duplicates(path, pa.table(out))
     for name in OPTIONAL_COLUMNS:
         if name in columns:
             out[name] = t[name]

@@ -787,6 +787,17 @@ def _schema(names: Iterable[str]) -> pa.Schema:
     return pa.schema(keys + [(n, pa.float32()) for n in names])
 
 
+def _refuse_repeated_keys(table: pa.Table, path: str | os.PathLike) -> None:
+    repeated = repeated_keys(table, ["domain", "chain", "resid_str"])
+    if repeated:
+        n, first = repeated
+        raise InputError(
+            f"{path}: {n} (domain, chain, resid_str) keys occur twice, e.g. "
+            f"{first['domain']}/{first['chain']}/{first['resid_str']}; give each structure file "
+            "a distinct domain name"
+        )
+
+
 def write_feature_sidecar(
     path: str | os.PathLike, tables: Iterable[pa.Table], meta: FeatureMeta | None = None
 ) -> int:
@@ -815,14 +826,7 @@ def write_feature_sidecar(
             raise InputError(f"feature table lacks columns {missing}; build it with feature_table")
         parts.append(t.select(schema.names).cast(schema))
     table = pa.concat_tables(parts) if parts else schema.empty_table()
-    repeated = repeated_keys(table, ["domain", "chain", "resid_str"])
-    if repeated:
-        n, first = repeated
-        raise InputError(
-            f"{path}: {n} (domain, chain, resid_str) keys occur twice, e.g. "
-            f"{first['domain']}/{first['chain']}/{first['resid_str']}; give each structure file "
-            "a distinct domain name"
-        )
+    _refuse_repeated_keys(table, path)
     table = table.replace_schema_metadata({METADATA_KEY: meta.to_json().encode("utf-8")})
     with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp)
@@ -841,8 +845,8 @@ def read_feature_sidecar(path: str | os.PathLike) -> tuple[pa.Table, FeatureMeta
     Raises
     ------
     InputError
-        Missing file, not a Parquet file, no or another version of feature metadata, or a
-        feature named in the metadata missing from the table.
+        Missing file, not a Parquet file, no or another version of feature metadata, a
+        feature named in the metadata missing from the table, or a key twice.
     """
     path = os.fspath(path)
     fix = "compute it with `voxelflex features`"
@@ -860,4 +864,5 @@ def read_feature_sidecar(path: str | os.PathLike) -> tuple[pa.Table, FeatureMeta
     missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise InputError(f"{path}: columns {missing} are missing; {fix}")
+    _refuse_repeated_keys(table, path)  # a repeat would double index rows in the join
     return table, meta
