@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 from pathlib import Path
 
 import biotite.structure.io.pdb as pdb
@@ -26,7 +27,7 @@ from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath_file import majority_dssp
 from voxelflex.datasets.splits import random_splits, splits_from_files
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
-from voxelflex.errors import DomainRefused, InputError
+from voxelflex.errors import ConfigError, DomainRefused, InputError
 from voxelflex.index import build_index
 from voxelflex.inputs.rmsf_csv import read_rmsf_csv
 from voxelflex.structure import voxelize_files
@@ -208,6 +209,38 @@ def test_angstrom_and_replica_subset(mdcath_dir, tmp_path):
     assert r["target_rmsf"] == pytest.approx(10 * 0.05 * 1.05, rel=1e-6) and r["n_replicas"] == 2
     assert report.rows == 36 + 35 + 36
     assert "rmsf_unit: angstrom" in (tmp_path / "a" / "config.yaml").read_text()
+
+
+def test_one_file_reached_twice_is_one_input_and_a_copy_elsewhere_a_duplicate(mdcath_dir, tmp_path):
+    source = mdcath_dir / "mdcath_dataset_1vii000.h5"
+    link = tmp_path / "links" / source.name
+    link.parent.mkdir()
+    link.symlink_to(source)
+    report = import_mdcath([source, link], tmp_path / "a", progress=False)
+    assert report.domains == 1 and report.skipped == {}
+    copy = tmp_path / "copies" / source.name
+    copy.parent.mkdir()
+    shutil.copy2(source, copy)  # same name, size and time: the part names still differ
+    report = import_mdcath([source, copy], tmp_path / "b", progress=False)
+    assert report.domains == 1 and report.skipped == {"duplicate_domain": 1}
+
+
+def test_a_structure_without_frames_is_refused_and_repeated_settings_are_errors(
+    mdcath_dir, tmp_path
+):
+    lines = charmm_pdb(_plain_pdb()).splitlines(keepends=True)
+    ca_only = "".join(x for x in lines if not x.startswith("ATOM") or x[12:16] == " CA ")
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(mdcath_dir / "mdcath_dataset_1vii000.h5", data)
+    write_mdcath_file(
+        data / "mdcath_dataset_1viica0.h5", "1viica0", ca_only, rmsf=lambda t, r, n: np.ones(n)
+    )
+    report = import_mdcath(data, tmp_path / "a", progress=False)
+    assert report.domains == 1 and report.skipped == {"no_frames": 1}
+    for settings in (ImportSettings(replicas=(0, 0, 1)), ImportSettings(temperatures=(320, 320))):
+        with pytest.raises(ConfigError, match="repeats a value; list each once"):
+            import_mdcath(data, tmp_path / "b", settings=settings, progress=False)
 
 
 def test_an_interrupted_import_resumes_to_the_same_outputs(

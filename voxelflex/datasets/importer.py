@@ -140,7 +140,11 @@ def find_mdcath_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) ->
             f"no mdcath_dataset_*.h5 files in {[str(p) for p in paths]}; download them first "
             "(docs/mdcath.md)"
         )
-    return sorted(set(found))
+    # One path per file: a file reached twice (relative and absolute, a symlink) is one input.
+    unique: dict[Path, Path] = {}
+    for f in sorted(found):
+        unique.setdefault(f.resolve(), f)
+    return sorted(unique.values())
 
 
 def _work(path: str, settings: ImportSettings, parts_dir: str) -> dict:
@@ -307,6 +311,11 @@ def import_mdcath(
     settings = dataclasses.replace(settings, rmsf_unit=check_rmsf_unit(settings.rmsf_unit))
     if not settings.temperatures or not settings.replicas:
         raise ConfigError("--temperatures and --replicas need at least one value each")
+    for name, values in (("temperatures", settings.temperatures), ("replicas", settings.replicas)):
+        if len(set(values)) != len(values):  # a repeat would weigh a replica twice, or write
+            raise ConfigError(  # every row twice
+                f"--{name} {','.join(map(str, values))} repeats a value; list each once"
+            )
     files = find_mdcath_files(inputs)
     out = Path(out_dir)
     if superfamilies:
@@ -368,8 +377,8 @@ def _assemble(
     def frames() -> Iterator:
         for part in map(read_part, parts):
             dom = part.meta["domain"]
-            skips.append(part.skips)
             if part.frames is None:
+                skips.append(part.skips)
                 counts["refused"] += 1
                 continue
             if seen.setdefault(dom, part.meta["source"]) != part.meta["source"]:
@@ -381,6 +390,7 @@ def _assemble(
                     )
                 )
                 continue
+            skips.append(part.skips)  # a refused duplicate's lines are not counted
             counts["domains"] += 1
             counts["residues"] += part.meta["residues"]
             counts["voxelized"] += part.meta["voxelized"]

@@ -80,6 +80,8 @@ SKIP_REASONS = {
     "residue_count_mismatch": "RMSF, DSSP or structure residue counts disagree (domain refused)",
     "unreadable_structure": "pdbProteinAtoms does not parse (domain refused)",
     "features_failed": "structure features could not be computed (domain refused)",
+    "no_frames": "no residue of the structure has N, CA and C: nothing to voxelize (domain "
+    "refused)",
     "duplicate_domain": "a second file of a domain already imported (file refused)",
     "no_temperature": "none of the requested temperatures is in the file (domain refused)",
     "missing_temperature": "a requested temperature has no replica (its rows are absent)",
@@ -286,6 +288,14 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
         return refused_part(path, dom, exc, digest)
     t3 = time.perf_counter()
     frames = compute_frames(structure, keys="aposteriori")
+    if len(frames.chains) == 0:
+        exc = DomainRefused(
+            "no_frames",
+            f"{path}: no residue has N, CA and C, so nothing can be voxelized ("
+            + "; ".join(s.reason for s in frames.skipped[:3])
+            + ")",
+        )
+        return refused_part(path, dom, exc, digest)
     t4 = time.perf_counter()
     compressed = compress_frames(frames)
     t5 = time.perf_counter()

@@ -9,6 +9,7 @@ exists is whole.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -24,9 +25,14 @@ __all__ = ["DomainPart", "part_name", "read_part", "write_part"]
 
 
 def part_name(source: str | os.PathLike) -> str:
-    """``<file name>.<size>-<mtime ns>.npz``: names the source file as it is now."""
+    """``<file name>.<size>-<mtime ns>.<folder hash>.npz``: names the source file as it is now.
+
+    The hash of the file's resolved folder tells copies of one file in two folders apart (a
+    ``cp -p`` keeps size and time), so each has a part and the second is seen as a duplicate.
+    """
     st = os.stat(source)
-    return f"{Path(source).name}.{st.st_size}-{st.st_mtime_ns}.npz"
+    folder = hashlib.sha256(str(Path(source).resolve().parent).encode()).hexdigest()[:8]
+    return f"{Path(source).name}.{st.st_size}-{st.st_mtime_ns}.{folder}.npz"
 
 
 @dataclass(frozen=True)
