@@ -299,6 +299,24 @@ def test_a_predictions_file_saved_again_with_large_strings_evaluates_alike(tmp_p
     assert again["baselines"] == first["baselines"] and again["overall"] == first["overall"]
 
 
+def test_relative_predictions_are_marked_as_such(tmp_path, caplog):
+    _, _, table, meta = _index_and_rows(tmp_path)
+    relative = dataclasses.replace(meta, target_norm="domain")
+    path = write_predictions(table, relative, tmp_path / "p.parquet")
+    with caplog.at_level("WARNING", logger="voxelflex.analysis.evaluate"):
+        metrics = evaluate(path, importance=False).metrics
+    assert metrics["target_norm"] == "domain" and "per-domain relative scores" in caplog.text
+    assert "its R², RMSE and MAE are not RMSF errors" in format_summary(metrics)
+    # files written before the field existed read as absolute RMSF
+    old = json.loads(meta.to_json())
+    del old["target_norm"]
+    assert PredictionsMeta.from_json(json.dumps(old), where="x").target_norm == "global"
+    plain = evaluate(
+        write_predictions(table, meta, tmp_path / "q.parquet"), importance=False, overwrite=True
+    ).metrics
+    assert "not RMSF errors" not in format_summary(plain)
+
+
 def test_rows_without_a_prediction_are_counted_and_left_out_of_every_score(tmp_path):
     _, _, table, meta = _index_and_rows(tmp_path)
     p = table["predicted_rmsf"].to_numpy().copy()

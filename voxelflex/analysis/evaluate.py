@@ -426,9 +426,19 @@ def evaluate(
         metrics = {
             "split": meta.split,
             "rmsf_unit": meta.rmsf_unit,
+            "target_norm": meta.target_norm,
             "predictions": str(predictions),
             **metrics,
         }
+        if meta.target_norm != "global":
+            log.warning(
+                "%s holds per-domain relative scores (a checkpoint trained with "
+                "train.target_norm=%s): read Pearson and Spearman within domains and chains; "
+                "pooled RMSE, MAE and R² compare those scores with RMSF in %s",
+                predictions,
+                meta.target_norm,
+                meta.rmsf_unit,
+            )
         rows = table.filter(
             pc.and_(pc.is_finite(table["target_rmsf"]), pc.is_finite(table["predicted_rmsf"]))
         )
@@ -483,6 +493,7 @@ def format_summary(metrics: dict) -> str:
         As returned by :func:`evaluate` (``EvaluationReport.metrics``).
     """
     unit = metrics.get("rmsf_unit") or "?"
+    relative = metrics.get("target_norm", "global") != "global"
     rows = [("model", metrics["overall"], metrics["per_temperature"])]
     labels = {
         "residue_type_temperature_mean": "baseline: residue type × T mean",
@@ -502,7 +513,13 @@ def format_summary(metrics: dict) -> str:
     per_t = " ".join(f"{t + ' K':>6}" for t in temps)
     lines = [
         f"{metrics.get('split', '')} split: {metrics['n_rows']} rows with a target{unscored}, "
-        f"RMSF in {unit}",
+        f"RMSF in {unit}"
+        + (
+            "; the model's outputs are per-domain relative scores (train.target_norm=domain): "
+            "its R², RMSE and MAE are not RMSF errors"
+            if relative
+            else ""
+        ),
         f"{'':{width}}  {'pooled over temperatures':<{len(pooled)}} | Pearson r per temperature",
         f"{'':{width}}  {pooled} | {per_t}",
     ]

@@ -89,6 +89,11 @@ class PredictionsMeta:
         Model name and preset.
     columns : dict
         Column name → description.
+    target_norm : str
+        ``"global"``: ``predicted_rmsf`` is RMSF in ``rmsf_unit``. ``"domain"``: the checkpoint
+        was trained on per-domain z-scored targets (``train.target_norm``), so
+        ``predicted_rmsf`` is a per-domain relative score: compare it within a domain (Pearson,
+        Spearman), not as RMSF.
     format_version : int
     """
 
@@ -100,6 +105,7 @@ class PredictionsMeta:
     training_temperature_range: list[float] | None
     model: str = ""
     columns: dict = field(default_factory=lambda: dict(COLUMN_DOCS))
+    target_norm: str = "global"  # absent from files written before it existed: they are global
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -322,7 +328,15 @@ def write_outputs(
         training_temperature_range=[float(x) for x in t_range],
         model=f"{spec.name} ({spec.preset}, {spec.conditioning})",
         columns={c: COLUMN_DOCS[c] for c in table.column_names},
+        target_norm=spec.target_norm,
     )
+    if spec.target_norm != "global":
+        log.warning(
+            "%s was trained on per-domain z-scored targets: its outputs (and any B-factor "
+            "copies) are relative scores within each domain, not RMSF in %s",
+            checkpoint,
+            ck.meta.rmsf_unit,
+        )
     write_predictions(table, meta, out)
     extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
     if extrap:

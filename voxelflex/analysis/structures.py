@@ -173,13 +173,6 @@ def predict_structures(
     with command_log(out, "predict --structure"):
         device = str(resolve_device(config.train.device))
         model, ck = load_for_inference(checkpoint, device)
-        if ck.model_spec.target_norm != "global":
-            log.warning(
-                "%s was trained on per-domain z-scored targets: its outputs (and the B-factor "
-                "copies) are relative per structure, not RMSF in %s",
-                checkpoint,
-                ck.meta.rmsf_unit,
-            )
         rules = {"keys": keys, "altloc": altloc}
         tables, missing, failed = [], [], 0
         bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
