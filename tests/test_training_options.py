@@ -281,3 +281,28 @@ def test_cli_train_draws_its_plots_at_the_end_unless_told_not_to(small, tmp_path
     result = CliRunner().invoke(app, [*args, *sets, "--run-name", "quiet", "--no-plot"])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "quiet" / "visualizations").exists()
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_padding_batches_take_no_optimizer_step(small, tmp_path, monkeypatch, accumulation):
+    # With 3 worker streams the plan pads the shorter ones with weight-0 batches; those carry
+    # no data and must not move the weights (AdamW momentum and weight decay) or the schedule.
+    import voxelflex.engine.trainer as trainer
+
+    has_data: list[bool] = []
+    step = trainer._Trainer._step
+
+    def spy(self, batch, host, acc, n_batches):
+        has_data.append(bool((host.weight > 0).any()))
+        step(self, batch, host, acc, n_batches)
+
+    monkeypatch.setattr(trainer._Trainer, "_step", spy)
+    _, index = small
+    config = _config(
+        index, tmp_path, "pad", "loader.num_workers=3", f"train.grad_accumulation={accumulation}"
+    )
+    result = train(config)
+    assert not all(has_data)  # the plan did pad
+    groups = [has_data[i : i + accumulation] for i in range(0, len(has_data), accumulation)]
+    assert result.global_step == sum(any(g) for g in groups)

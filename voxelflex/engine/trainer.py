@@ -184,6 +184,7 @@ class _Trainer:
         self.epoch = 0
         self.batch = 0
         self.global_step = 0
+        self._real_batches: float | torch.Tensor = 0.0  # batches with data in the open step
         self.history: list[dict[str, Any]] = []
         self.partial = EpochAccumulator()
         self.loss_watch = LossWatch(self.device)
@@ -461,17 +462,17 @@ class _Trainer:
             self.loss_watch.record(loss, self.batch + 1)
             if self.batch == start:
                 self.optimizer.zero_grad(set_to_none=True)
+                self._real_batches = 0.0
+            # Padding batches (weight 0: the plan evens out streams and ranks) carry no data;
+            # counted on every rank alike (the global weight under DDP).
+            self._real_batches = self._real_batches + (
+                (normalizer > 0).float() if normalizer is not None else float(host.weight.sum() > 0)
+            )
             # Each batch's mean loss counts equally in the step (a short last group included).
             scaled = loss / (end - start) if end - start > 1 else loss
             self.scaler.scale(scaled).backward()
         if last:
-            if tc.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.schedule.after_step()
-            self.global_step += 1
+            self._optimizer_step(end - start)
         denom = normalizer if normalizer is not None else weight_sum
         acc.add(
             host,
@@ -479,6 +480,26 @@ class _Trainer:
             loss.detach() * denom,
             float(host.weight.sum()),
         )
+
+    def _optimizer_step(self, group: int) -> None:
+        """Step on the accumulated gradients of ``group`` batches: their mean over the batches
+        with data. A group of padding batches only is no step at all (no AdamW momentum or
+        weight decay, no schedule step)."""
+        real = float(self._real_batches)
+        if real == 0:
+            return
+        if real < group:  # the losses were divided by the group size, padding included
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(group / real)
+        tc = self.config.train
+        if tc.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.after_step()
+        self.global_step += 1
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, Any]:
