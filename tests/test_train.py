@@ -171,6 +171,11 @@ def test_resume_refuses_other_model_or_index(reference, small_index, demo_index,
     assert "holds model" in result.output and "'preset': 'tiny'" in result.output
     result = runner.invoke(app, [*common, *sets, "--index", str(demo_index)])
     assert result.exit_code == 2 and "index fingerprint" in result.output
+    # another metric: the saved best value and patience count belong to the first one
+    other = ["--set", "train.monitor=val_rmse"]
+    result = runner.invoke(app, [*common, *sets, *other, "--index", str(small_index)])
+    assert result.exit_code == 2
+    assert "monitored val_pearson, this run's train.monitor is val_rmse" in result.output
     # the same inputs declared in another unit: the message names both units, not a fingerprint
     demo = small_index.parent / "demo"
     angstrom = tmp_path / "angstrom.parquet"

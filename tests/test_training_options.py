@@ -306,3 +306,13 @@ def test_padding_batches_take_no_optimizer_step(small, tmp_path, monkeypatch, ac
     assert not all(has_data)  # the plan did pad
     groups = [has_data[i : i + accumulation] for i in range(0, len(has_data), accumulation)]
     assert result.global_step == sum(any(g) for g in groups)
+
+
+def test_the_loss_label_follows_the_model_not_the_config():
+    from voxelflex.engine.trainer import loss_description
+
+    config = load_config(overrides=["train.log_target=false"])
+    fine_tuned = ModelSpec("multipath", "tiny", "film", log_target=True)  # --init-from's spec
+    assert loss_description(config, fine_tuned) == "MSE of standardised log RMSF (dimensionless)"
+    crystal = ModelSpec("multipath", "tiny", "film", target_norm="domain")
+    assert "per-domain z-scored RMSF" in loss_description(config, crystal)

@@ -79,7 +79,12 @@ class BestTracker:
         return bool(self.patience) and self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "bad_epochs": self.bad_epochs, "anchor": self.anchor}
+        return {
+            "monitor": self.monitor,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "anchor": self.anchor,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]

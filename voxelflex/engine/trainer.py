@@ -48,7 +48,7 @@ from voxelflex.engine.step import autocast_dtype, forward_batch, weighted_loss
 from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import CheckpointError, TrainingError
 from voxelflex.logs import setup_logging
-from voxelflex.models import RMSFModel, build_model, trunk_arguments
+from voxelflex.models import ModelSpec, RMSFModel, build_model, trunk_arguments
 from voxelflex.sources.batch import Batch
 
 __all__ = ["HISTORY_FILE", "TrainResult", "loss_description", "read_history", "train"]
@@ -103,12 +103,14 @@ def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
 
 
-def loss_description(config: Config) -> str:
-    """What the training loss measures, for the history and the loss plot's axis."""
+def loss_description(config: Config, spec: ModelSpec) -> str:
+    """What the training loss measures, for the history and the loss plot's axis (the target
+    transform is the model's: ``--init-from`` keeps the checkpoint's)."""
     tc = config.train
     kind = "MSE" if tc.loss == "mse" else f"Huber (delta {tc.huber_delta:g})"
-    target = "log RMSF" if tc.log_target else "RMSF"
-    return f"{kind} of standardised {target} (dimensionless)"
+    target = "log RMSF" if spec.log_target else "RMSF"
+    scale = "per-domain z-scored" if spec.target_norm == "domain" else "standardised"
+    return f"{kind} of {scale} {target} (dimensionless)"
 
 
 class _Trainer:
@@ -246,6 +248,17 @@ class _Trainer:
         ck.require_resumable(
             spec=self.spec, index=self.data.index, plan=self._plan_key(), where=str(path)
         )
+        # The best value, the patience count and a plateau schedule belong to one metric.
+        monitored = (ck.trainer or {}).get("monitor") or (ck.config or {}).get("train", {}).get(
+            "monitor"
+        )
+        if monitored and monitored != self.tracker.monitor:
+            raise CheckpointError(
+                f"--resume: {path} monitored {monitored}, this run's train.monitor is "
+                f"{self.tracker.monitor}; its best value, early-stopping count and plateau "
+                f"schedule are {monitored}'s: resume with train.monitor={monitored}, or start a "
+                "new run (another --run-name, --init-from to keep the weights)"
+            )
         self.model.load_state_dict(ck.model)
         self.optimizer.load_state_dict(ck.optimizer)
         self.schedule.load_state_dict(ck.scheduler)
@@ -422,7 +435,7 @@ class _Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "global_step": self.global_step,
             "monitor": tc.monitor,
-            "loss_function": loss_description(self.config),
+            "loss_function": loss_description(self.config, self.spec),
             "train": self._epoch_metrics(acc, "train", data.train.sample_count),
             "timing": {
                 "seconds": elapsed,
