@@ -46,6 +46,9 @@ def test_tracker_improvement_nan_and_patience():
     restored.load_state_dict(t.state_dict())
     assert (restored.best, restored.bad_epochs) == (0.5, 2)
     assert not BestTracker("val_loss", patience=0).should_stop  # 0: never stops
+    stuck = BestTracker("val_chain_pearson", patience=2)  # e.g. constant predictions
+    assert stuck.update({"chain_pearson": math.nan}) and not stuck.should_stop
+    assert stuck.update({"chain_pearson": math.nan}) and stuck.should_stop
 
 
 def test_schedules_warm_up_decay_halve_or_do_nothing():

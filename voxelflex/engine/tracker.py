@@ -61,8 +61,10 @@ class BestTracker:
         improved = self._better(value, self.best, 0.0)
         if improved and math.isfinite(value):
             self.best = value
-        significant = self._better(value, self.anchor, self.min_delta)
-        if significant and math.isfinite(value):
+        # A NaN is never progress: epochs of NaN count towards patience even before any
+        # finite value (it still counts as improved while there is no best, so best.pt exists).
+        significant = math.isfinite(value) and self._better(value, self.anchor, self.min_delta)
+        if significant:
             self.anchor = value
         self.bad_epochs = 0 if significant else self.bad_epochs + 1
         return improved
