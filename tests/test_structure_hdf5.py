@@ -98,6 +98,18 @@ def test_a_second_file_with_the_same_domain_key_is_skipped(tmp_path, features):
         assert table.num_rows == report.residues
 
 
+def test_a_file_without_framable_residues_is_skipped_not_a_crash(tmp_path):
+    lines = (STRUCTURES / "1bd2t.pdb").read_text().splitlines(keepends=True)
+    ca_only = tmp_path / "caonly.pdb"  # no residue has N, CA and C
+    ca_only.write_text("".join(x for x in lines if not x.startswith("ATOM") or x[12:16] == " CA "))
+    good = shutil.copy(STRUCTURES / "1bd2s.pdb.gz", tmp_path / "1bd2s.pdb.gz")
+    report = voxelize_files([ca_only, good], tmp_path / "v.hdf5", progress=False)
+    assert report.domains == 1
+    with open(report.skipped_csv) as fh:
+        reasons = {r["domain"]: r["reason"] for r in csv.DictReader(fh) if r["resid"] == ""}
+    assert "no residue to voxelize" in reasons["caonly"]
+
+
 def test_a_file_whose_features_fail_is_skipped_whole_with_the_reason(tmp_path):
     lines = (STRUCTURES / "1bd2t.pdb").read_text().splitlines(keepends=True)
     ca = next(i for i, line in enumerate(lines) if line[12:16] == " CA ")

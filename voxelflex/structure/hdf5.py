@@ -115,7 +115,7 @@ def compress_frames(frames: FrameSet) -> CompressedFrames:
     for i, (x, y, z, _) in enumerate(_CHUNK_OFFSETS):
         part = grids[:, x : x + _CHUNK, y : y + _CHUNK, z : z + _CHUNK]
         blocks[:, i, : part.shape[1], : part.shape[2], : part.shape[3]] = part
-    blocks = blocks.reshape(n, 8, -1)
+    blocks = blocks.reshape(n, 8, _CHUNK**3 * _N_CHANNELS)  # explicit: n may be 0
     filled = blocks.any(axis=2)  # about one chunk in ten is empty: its bytes are a constant
     chunks = [
         [
