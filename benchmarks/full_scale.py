@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import multiprocessing
 import os
@@ -42,11 +41,10 @@ import time
 from pathlib import Path
 
 import biotite.structure as struc
-import biotite.structure.io.pdb as pdb
 import numpy as np
 
 from voxelflex.atomic import atomic_write_text
-from voxelflex.demo.assemble import assemble_domain, source_chains
+from voxelflex.demo.assemble import assemble_domain, source_chains, to_pdb_text
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.engine.checkpoint import Checkpoint
 
@@ -82,12 +80,7 @@ def _with_hydrogens(atoms: struc.AtomArray) -> struc.AtomArray:
 def _domain_pdb(length: int, chains: list[struc.AtomArray], seed: int) -> str:
     """A domain of ``length`` residues cut from ``chains``, as mdCATH writes its structures."""
     atoms = assemble_domain(length, chains, np.random.default_rng(seed))
-    atoms = _with_hydrogens(atoms)
-    out = pdb.PDBFile()
-    out.set_structure(atoms)
-    buf = io.StringIO()
-    out.write(buf)
-    return charmm_pdb(buf.getvalue())
+    return charmm_pdb(to_pdb_text(_with_hydrogens(atoms)))
 
 
 def _write_domain(task, out_dir: str) -> int:

@@ -11,16 +11,18 @@ fluctuations look like those of real domains, yet every seed gives new domains.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import biotite.structure as struc
+import biotite.structure.io.pdb as pdb
 import numpy as np
 
 from voxelflex.structure import find_structure_files, read_structure
 
-__all__ = ["CHAINS_DIR", "assemble_domain", "source_chains"]
+__all__ = ["CHAINS_DIR", "assemble_domain", "source_chains", "to_pdb_text"]
 
 CHAINS_DIR = Path(__file__).parent / "chains"
 MIN_SOURCE_RESIDUES = 20
@@ -118,3 +120,12 @@ def assemble_domain(
     atoms = struc.concatenate(parts)
     atoms.chain_id[:] = "A"
     return atoms
+
+
+def to_pdb_text(atoms: struc.AtomArray) -> str:
+    """``atoms`` as the text of a PDB file (biotite's writer)."""
+    out = pdb.PDBFile()
+    out.set_structure(atoms)
+    buffer = io.StringIO()
+    out.write(buffer)
+    return buffer.getvalue()

@@ -36,6 +36,7 @@ __all__ = [
     "build_demo_index",
     "domain_ids",
     "generate_demo",
+    "rmsf_rows",
     "rmsf_target",
     "write_rmsf_csv",
     "write_splits",
@@ -231,22 +232,7 @@ def generate_demo(
     temps = np.asarray(temperatures, dtype=np.float64)
     ids = domain_ids(n_domains)
 
-    domains, columns = (
-        {},
-        {
-            k: []
-            for k in (
-                "domain_id",
-                "resid",
-                "resname",
-                "temperature_feature",
-                "target_rmsf",
-                "relative_accessibility",
-                "dssp",
-                "secondary_structure_encoded",
-            )
-        },
-    )
+    domains, rows = {}, []
     for dom in ids:
         n = int(rng.integers(min_residues, max_residues + 1))
         burial = _burial_profile(rng, n)
@@ -256,21 +242,12 @@ def generate_demo(
         rmsf = rmsf_target(grids, temps, enc) * np.exp(rng.normal(0, 0.05, size=(n, len(temps))))
         ss = rng.choice(np.array(["H", "E", "C"]), size=n, p=[0.4, 0.25, 0.35])
         access = np.clip(1.0 - burial + rng.normal(0, 0.1, n), 0.0, 1.0)
-        for t_i, t in enumerate(temps):
-            columns["domain_id"].append(np.full(n, dom))
-            columns["resid"].append(np.arange(1, n + 1) + csv_resid_offset)
-            columns["resname"].append(resnames)
-            columns["temperature_feature"].append(np.full(n, t))
-            columns["target_rmsf"].append(np.round(rmsf[:, t_i], 5))
-            columns["relative_accessibility"].append(np.round(access, 3))
-            columns["dssp"].append(ss)
-            columns["secondary_structure_encoded"].append(
-                np.select([ss == "H", ss == "E"], [0, 1], 2)
-            )
+        resid = np.arange(1, n + 1) + csv_resid_offset
+        rows.append(rmsf_rows(np.full(n, dom), resid, resnames, temps, rmsf, access, ss))
 
     paths = DemoPaths.under(root)
     _write_voxels(paths.voxel_file, domains, enc)
-    write_rmsf_csv(paths.rmsf_csv, {k: np.concatenate(v) for k, v in columns.items()})
+    write_rmsf_csv(paths.rmsf_csv, {k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
     write_splits(paths, ids, rng, split_fractions)
     return paths
 
@@ -278,6 +255,42 @@ def generate_demo(
 def domain_ids(n: int) -> list[str]:
     """``n`` distinct CATH-like domain ids (``1a0AA00``, ...)."""
     return [f"{k + 1}{chr(97 + (k // 10) % 26)}{k % 10}{chr(65 + k % 26)}A00" for k in range(n)]
+
+
+def rmsf_rows(
+    domain_id: np.ndarray,
+    resid: np.ndarray,
+    resname: np.ndarray,
+    temperatures: np.ndarray,
+    rmsf: np.ndarray,
+    accessibility: np.ndarray,
+    ss: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """RMSF CSV columns for R residues at T temperatures, temperature-major (R·T rows).
+
+    Parameters
+    ----------
+    domain_id, resid, resname : numpy.ndarray, shape (R,)
+    temperatures : numpy.ndarray of float, shape (T,)
+        Kelvin.
+    rmsf : numpy.ndarray of float, shape (R, T)
+        nm; written to 5 decimals.
+    accessibility : numpy.ndarray of float, shape (R,)
+        Relative accessibility, written to 3 decimals.
+    ss : numpy.ndarray of str, shape (R,)
+        ``H``, ``E`` or ``C``; ``secondary_structure_encoded`` is 0, 1, 2.
+    """
+    t = len(temperatures)
+    return {
+        "domain_id": np.tile(domain_id, t),
+        "resid": np.tile(resid, t),
+        "resname": np.tile(resname, t),
+        "temperature_feature": np.repeat(temperatures, len(resid)),
+        "target_rmsf": np.round(np.asarray(rmsf).T.ravel(), 5),
+        "relative_accessibility": np.tile(np.round(accessibility, 3), t),
+        "dssp": np.tile(ss, t),
+        "secondary_structure_encoded": np.tile(np.select([ss == "H", ss == "E"], [0, 1], 2), t),
+    }
 
 
 def write_rmsf_csv(path: Path, columns: dict[str, np.ndarray]) -> None:

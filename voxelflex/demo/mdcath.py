@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from voxelflex.atomic import atomic_path
+from voxelflex.demo.assemble import to_pdb_text
 
 __all__ = ["MDCATH_LAYOUT", "charmm_pdb", "write_mdcath_file"]
 
@@ -55,11 +56,7 @@ def charmm_pdb(pdb_text: str, *, histidine: str = "HSD") -> str:
     atoms.atom_name[last & (atoms.atom_name == "OXT")] = "OT2"
     atoms.atom_name[(atoms.res_name == "ILE") & (atoms.atom_name == "CD1")] = "CD"
     atoms.chain_id[:] = "0"
-    out = pdb.PDBFile()
-    out.set_structure(atoms)
-    buffer = io.StringIO()
-    out.write(buffer)
-    return buffer.getvalue()
+    return to_pdb_text(atoms)
 
 
 def _atoms(pdb_text: str) -> struc.AtomArray:

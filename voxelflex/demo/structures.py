@@ -21,20 +21,19 @@ P-SEA call, for stratified evaluation.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
-import biotite.structure.io.pdb as pdb
 import numpy as np
 import pyarrow as pa
 
 from voxelflex.atomic import atomic_write_text
-from voxelflex.demo.assemble import assemble_domain, source_chains
+from voxelflex.demo.assemble import assemble_domain, source_chains, to_pdb_text
 from voxelflex.demo.generate import (
     MDCATH_TEMPERATURES,
     DemoPaths,
     domain_ids,
+    rmsf_rows,
     write_rmsf_csv,
     write_splits,
 )
@@ -74,14 +73,6 @@ def structure_rmsf_target(features: pa.Table, temperatures: Sequence[float]) -> 
     return (base * factor)[:, None] * (1.0 + (0.2 + 0.8 * rsa)[:, None] * heat)
 
 
-def _pdb_text(atoms) -> str:
-    out = pdb.PDBFile()
-    out.set_structure(atoms)
-    buffer = io.StringIO()
-    out.write(buffer)
-    return buffer.getvalue()
-
-
 def generate_structure_demo(
     out_dir: str | Path,
     *,
@@ -116,7 +107,7 @@ def generate_structure_demo(
     ids = domain_ids(n_domains)
     for dom in ids:
         atoms = assemble_domain(int(rng.integers(min_residues, max_residues + 1)), chains, rng)
-        atomic_write_text(structures / f"{dom}.pdb", _pdb_text(atoms))
+        atomic_write_text(structures / f"{dom}.pdb", to_pdb_text(atoms))
     paths = DemoPaths.under(root, structures=structures, features=root / "voxels.features.parquet")
     voxelize_files(
         [structures / f"{dom}.pdb" for dom in ids],
@@ -129,24 +120,18 @@ def generate_structure_demo(
     temps = np.asarray(temperatures, dtype=np.float64)
     n = table.num_rows
     rmsf = structure_rmsf_target(table, temps) * np.exp(rng.normal(0, 0.05, size=(n, len(temps))))
-    rsa = np.round(np.clip(table["rsa"].to_numpy(), 0.0, 1.0), 3)
     ss = np.select(
         [table["ss_helix"].to_numpy() > 0, table["ss_strand"].to_numpy() > 0], ["H", "E"], "C"
     )
-    write_rmsf_csv(
-        paths.rmsf_csv,
-        {
-            "domain_id": np.tile(table["domain"].to_numpy(zero_copy_only=False), len(temps)),
-            "resid": np.tile(table["resnum"].to_numpy(), len(temps)),
-            "resname": np.tile(table["resname"].to_numpy(zero_copy_only=False), len(temps)),
-            "temperature_feature": np.repeat(temps, n),
-            "target_rmsf": np.round(rmsf.T.ravel(), 5),
-            "relative_accessibility": np.tile(rsa, len(temps)),
-            "dssp": np.tile(ss, len(temps)),
-            "secondary_structure_encoded": np.tile(
-                np.select([ss == "H", ss == "E"], [0, 1], 2), len(temps)
-            ),
-        },
+    rows = rmsf_rows(
+        table["domain"].to_numpy(zero_copy_only=False),
+        table["resnum"].to_numpy(),
+        table["resname"].to_numpy(zero_copy_only=False),
+        temps,
+        rmsf,
+        np.clip(table["rsa"].to_numpy(), 0.0, 1.0),
+        ss,
     )
+    write_rmsf_csv(paths.rmsf_csv, rows)
     write_splits(paths, ids, rng, split_fractions)
     return paths
