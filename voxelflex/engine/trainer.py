@@ -186,7 +186,9 @@ class _Trainer:
         self.epoch = 0
         self.batch = 0
         self.global_step = 0
-        self._real_batches: float | torch.Tensor = 0.0  # batches with data in the open step
+        # batches with data in the open optimizer step: on this rank, and on any rank (DDP)
+        self._local_real = 0
+        self._real_batches: float | torch.Tensor = 0.0
         self.history: list[dict[str, Any]] = []
         self.partial = EpochAccumulator()
         self.loss_watch = LossWatch(self.device)
@@ -475,12 +477,13 @@ class _Trainer:
             self.loss_watch.record(loss, self.batch + 1)
             if self.batch == start:
                 self.optimizer.zero_grad(set_to_none=True)
-                self._real_batches = 0.0
-            # Padding batches (weight 0: the plan evens out streams and ranks) carry no data;
-            # counted on every rank alike (the global weight under DDP).
-            self._real_batches = self._real_batches + (
-                (normalizer > 0).float() if normalizer is not None else float(host.weight.sum() > 0)
-            )
+                self._real_batches, self._local_real = 0.0, 0
+            # Padding batches (weight 0: the plan evens out streams and ranks) carry no data.
+            # Counted here on the host; under DDP also over all ranks (a device tensor, read
+            # only when this rank saw padding: a batch with data here has data globally).
+            self._local_real += int(host.weight.sum() > 0)
+            if normalizer is not None:
+                self._real_batches = self._real_batches + (normalizer > 0).float()
             # Each batch's mean loss counts equally in the step (a short last group included).
             scaled = loss / (end - start) if end - start > 1 else loss
             self.scaler.scale(scaled).backward()
@@ -498,7 +501,9 @@ class _Trainer:
         """Step on the accumulated gradients of ``group`` batches: their mean over the batches
         with data. A group of padding batches only is no step at all (no AdamW momentum or
         weight decay, no schedule step)."""
-        real = float(self._real_batches)
+        real = self._local_real
+        if real < group and self.dist.enabled:
+            real = float(self._real_batches)  # the only host sync, and only with padding
         if real == 0:
             return
         if real < group:  # the losses were divided by the group size, padding included
