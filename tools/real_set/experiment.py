@@ -278,7 +278,7 @@ def demo(root: Path, seeds: list[int]) -> dict:
             config = _config(root, variant, [*DEMO_BASE, *VARIANTS[variant]], seed)
             t0 = time.perf_counter()
             result = train(config)
-            scores: dict = {"seconds": 0.0}
+            scores: dict = {}
             for split in ("val", "test"):
                 out = root / "experiments" / f"demo_{split}.parquet"
                 predict(
@@ -312,7 +312,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="select: these variants only")
     ap.add_argument("--shards", type=Path, help="shard folder (default ROOT/shards)")
     args = ap.parse_args()
-    (args.root / "experiments").mkdir(exist_ok=True)
+    (args.root / "experiments").mkdir(parents=True, exist_ok=True)
     if args.what == "demo":
         out = demo(args.root, args.seeds or [0, 1, 2])
     elif args.what == "select":
