@@ -267,6 +267,22 @@ def test_prefix_mapping_and_ambiguity(tmp_path):
         _build(tmp_path / "amb", layout, csv_rows("1abcA00", "ALA"))
 
 
+def test_split_file_may_name_the_hdf5_key(tmp_path):
+    # The CSV says 1abcA00, the voxel file 1abcA00_pdb: a split file may list either name.
+    layout = {"1abcA00_pdb": {"A": residues("ALA")}, "2defA00_pdb": {"A": residues("GLY")}}
+    rows = csv_rows("1abcA00", "ALA") + csv_rows("2defA00", "GLY")
+    splits = {"train": ["1abcA00_pdb"], "test": ["2defA00"]}
+    report, t, skip = _build(tmp_path, layout, rows, splits=splits)
+    assert skip.num_rows == 0 and report.rows["train"] == 2 and report.rows["test"] == 2
+    assert set(zip(t["domain_id"].to_pylist(), t["split"].to_pylist(), strict=True)) == {
+        ("1abcA00", "train"),
+        ("2defA00", "test"),
+    }
+    splits = {"train": ["1abcA00_pdb"], "test": ["1abcA00"]}  # one domain under two names
+    with pytest.raises(InputError, match=r"1abcA00_pdb: 1abcA00 in test and 1abcA00_pdb in train"):
+        _build(tmp_path / "leak", layout, rows, splits=splits)
+
+
 def test_multi_chain_domains(tmp_path):
     layout = {"d1": {"A": residues("ALA GLY"), "B": residues("SER")}}
     layout2 = {**layout, "d2": {"A": residues("VAL")}}

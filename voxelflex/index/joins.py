@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voxelflex.errors import InputError
 from voxelflex.index.offsets import canonical_resname, check_offsets
 from voxelflex.index.schema import OPTIONAL_COLUMNS, SCHEMA, SPLITS
 from voxelflex.index.skips import SKIP_SCHEMA
@@ -20,6 +21,7 @@ from voxelflex.inputs.voxel_scan import VoxelScan, read_labels
 
 __all__ = ["counts", "csv_fates", "join"]
 
+_EXAMPLES = 10
 _SORT = (
     "CASE split WHEN 'train' THEN 0 WHEN 'val' THEN 1 WHEN 'test' THEN 2 ELSE 3 END, "
     "domain, chain, resnum, icode, temperature"
@@ -93,11 +95,12 @@ def _join_csv(
         "INSERT INTO dom_skip SELECT o.domain, m.domain_id, o.reason, o.detail "
         "FROM offsets o JOIN mapping m USING (domain)"
     )
+    _refuse_split_under_two_names(con)
     split_expr = "s.split" if splits_given else "'train'"
     con.execute(
         f"""CREATE TEMP TABLE dom_split AS
         SELECT DISTINCT c.domain, c.domain_id, {split_expr} AS split
-        FROM csv_m c LEFT JOIN splits s USING (domain_id)
+        FROM csv_m c LEFT JOIN listed s USING (domain)
         WHERE c.domain NOT IN (SELECT domain FROM dom_skip)"""
     )
     opt = "".join(f", c.{n}" for n in OPTIONAL_COLUMNS if n in csv.column_names)
@@ -159,6 +162,31 @@ def _join_csv(
                || {_q(csv_path)} || ') or the voxel file' AS detail
         FROM label_skip WHERE reason = 'resname_mismatch'""",
     ]
+
+
+def _refuse_split_under_two_names(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``listed`` (``domain``, ``split``): the split of each mapped HDF5 domain.
+
+    A split file may name a domain by its CSV id or by its HDF5 key (``1abcA00`` or
+    ``1abcA00_pdb``); a domain listed in two splits under its two names is leakage.
+    """
+    con.execute(
+        """CREATE TEMP TABLE listed AS
+        SELECT m.domain, s.split, string_agg(s.domain_id || ' in ' || s.split, ' and '
+                                             ORDER BY s.split) AS names
+        FROM mapping m JOIN splits s ON s.domain_id IN (m.domain_id, m.domain)
+        GROUP BY m.domain, s.split"""
+    )
+    leaked = con.sql(
+        "SELECT domain, string_agg(names, ' and ' ORDER BY split) FROM listed "
+        "GROUP BY domain HAVING count(*) > 1 ORDER BY domain"
+    ).fetchall()
+    if leaked:
+        examples = "; ".join(f"{d}: {w}" for d, w in leaked[:_EXAMPLES])
+        raise InputError(
+            f"{len(leaked)} domains are in more than one split under their CSV id and their "
+            f"HDF5 key (leakage): {examples}; list each domain in one split file only"
+        )
 
 
 def _check_target_labels(con: duckdb.DuckDBPyConnection, voxel_file: str, progress: bool) -> None:
