@@ -214,6 +214,22 @@ def test_csv_duplicates_are_found_on_the_values_the_index_keeps(tmp_path):
             read_rmsf_csv(path)
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_csv_line_numbers_count_blank_lines(tmp_path, newline):
+    # pyarrow skips blank lines; the line an error names must still be the file's line
+    lines = ["domain_id,resid,resname,temperature_feature,target_rmsf", "", "d1,1,ALA,320,0.1"]
+    lines += ["", "", "d1,2,GLY,320,-0.5", ""]
+    path = tmp_path / "r.csv"
+    path.write_bytes(newline.join(lines).encode())
+    with pytest.raises(InputError, match=r"line 6 \(domain d1, resid 2\)"):
+        read_rmsf_csv(path)
+    path.write_bytes(newline.join(lines).replace("-0.5", "0.5").encode())
+    assert read_rmsf_csv(path)["line"].to_pylist() == [3, 6]
+    path.write_bytes(newline.join(lines).replace(",2,", ",2b,").encode())
+    with pytest.raises(InputError, match=r"line 6: column 'resid' value '2b'"):
+        read_rmsf_csv(path)
+
+
 def test_csv_header_with_spaces_after_commas(tmp_path):
     path = write_csv(
         tmp_path / "r.csv",
