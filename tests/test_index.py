@@ -33,7 +33,10 @@ def _build(tmp_path, layout, rows, splits=None, header=None, **kw):
     args = {}
     if rows is not None:
         csv_args = {"header": header} if header else {}
-        args = {"rmsf_csv": write_csv(tmp_path / "r.csv", rows, **csv_args), "rmsf_unit": "nm"}
+        args = {
+            "rmsf_csv": write_csv(tmp_path / "r.csv", rows, **csv_args),
+            "rmsf_unit": kw.pop("rmsf_unit", "nm"),
+        }
     for split, ids in (splits or {}).items():
         (tmp_path / f"{split}.txt").write_text("\n".join(ids) + "\n")
         args[split] = tmp_path / f"{split}.txt"
@@ -265,6 +268,15 @@ def test_prefix_mapping_and_ambiguity(tmp_path):
     layout = {"1abcA00_1": {"A": residues("ALA")}, "1abcA00_2": {"A": residues("ALA")}}
     with pytest.raises(InputError, match=r"'1abcA00' <- \['1abcA00_1', '1abcA00_2'\]"):
         _build(tmp_path / "amb", layout, csv_rows("1abcA00", "ALA"))
+
+
+def test_implausible_rmsf_scale_warns_about_the_unit(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY")}}
+    report, _, _ = _build(tmp_path, layout, csv_rows("d1", "ALA GLY"))  # 0.1 nm = 1 Å
+    assert not any("unit" in w for w in report.warnings)
+    report, _, _ = _build(tmp_path / "a", layout, csv_rows("d1", "ALA GLY"), rmsf_unit="angstrom")
+    (warning,) = [w for w in report.warnings if "--rmsf-unit nm" in w]
+    assert "median RMSF" in warning and "0.105 angstrom" in warning and "r.csv" in warning
 
 
 def test_split_file_may_name_the_hdf5_key(tmp_path):

@@ -7,10 +7,20 @@ import numpy as np
 
 from voxelflex.errors import ConfigError
 
-__all__ = ["ANGSTROM_PER", "RMSF_UNITS", "check_rmsf_unit", "outside_range", "to_angstrom"]
+__all__ = [
+    "ANGSTROM_PER",
+    "RMSF_UNITS",
+    "check_rmsf_unit",
+    "outside_range",
+    "rmsf_scale_warnings",
+    "to_angstrom",
+]
 
 RMSF_UNITS: tuple[str, ...] = ("nm", "angstrom")
 ANGSTROM_PER = {"nm": 10.0, "angstrom": 1.0}  # Å in one unit of each
+# Median residue RMSF of a whole data set, Å: crystal B-factors of 5-80 Å² give 0.4-1.7 Å,
+# mdCATH 1-4 Å over its temperatures. Outside this band the unit is the likelier mistake (x10).
+PLAUSIBLE_MEDIAN_ANGSTROM = (0.3, 8.0)
 
 
 def check_rmsf_unit(unit: str | None) -> str:
@@ -34,6 +44,28 @@ def check_rmsf_unit(unit: str | None) -> str:
 def to_angstrom(values: np.ndarray, unit: str) -> np.ndarray:
     """RMSF ``values`` (float array, any shape) in ``unit`` → Å (float64, same shape)."""
     return np.asarray(values, dtype=np.float64) * ANGSTROM_PER[check_rmsf_unit(unit)]
+
+
+def rmsf_scale_warnings(values: np.ndarray, unit: str, *, source: str) -> list[str]:
+    """A warning when the median of ``values`` (RMSF in ``unit``) is implausible in Å.
+
+    A CSV in Å declared as nm (or the reverse) trains and predicts without error, ten times
+    off; the median over the data set is where that shows.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        return []
+    median = float(np.median(values))
+    angstrom = median * ANGSTROM_PER[check_rmsf_unit(unit)]
+    lo, hi = PLAUSIBLE_MEDIAN_ANGSTROM
+    if lo <= angstrom <= hi:
+        return []
+    other = "angstrom" if unit == "nm" else "nm"
+    return [
+        f"the median RMSF of {source} is {median:.3g} {unit} = {angstrom:.3g} Å, outside the "
+        f"{lo}-{hi} Å usual for a protein data set: is the unit right? (--rmsf-unit {other} if "
+        "the values are in that unit)"
+    ]
 
 
 def outside_range(

@@ -35,7 +35,7 @@ from voxelflex.inputs.splits import read_splits
 from voxelflex.inputs.voxel_scan import scan_voxel_file
 from voxelflex.logs import command_log
 from voxelflex.paths import check_output
-from voxelflex.quantities import check_rmsf_unit
+from voxelflex.quantities import check_rmsf_unit, rmsf_scale_warnings
 from voxelflex.structure.features import read_feature_sidecar
 
 __all__ = ["BuildReport", "build_index", "temperature_range_path"]
@@ -244,6 +244,9 @@ def build_index(
         try:
             if fates is not None:
                 csv_warnings = _check_targets(fates, csv_path=rmsf_csv, skip_path=skip_path)
+                csv_warnings += rmsf_scale_warnings(
+                    csv["target_rmsf"], rmsf_unit, source=f"RMSF CSV {rmsf_csv}"
+                )
             if not sum(rows.values()):
                 raise InputError(
                     f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
