@@ -75,6 +75,17 @@ def _sheet():
     return strands[0] + strands[1] + strands[2]
 
 
+def _keyed(tmp_path, atoms, keys="aposteriori", domain="d"):
+    """``atoms`` written as a PDB file and read back: its features and their sidecar rows."""
+    path = tmp_path / f"{domain}.pdb"
+    out = pdb.PDBFile()
+    out.set_structure(atoms)
+    out.write(str(path))
+    structure = read_structure(path)
+    f = compute_features(structure.resolved())
+    return f, feature_table(domain, f, compute_frames(structure, keys=keys))
+
+
 def _msf_reference(ca: np.ndarray) -> np.ndarray:
     d = np.linalg.norm(ca[:, None] - ca[None], axis=-1)
     k = -(d <= features.GNM_CUTOFF).astype(float)
@@ -226,25 +237,24 @@ def test_hydrogens_water_ions_and_ligands_are_not_part_of_the_environment():
     np.testing.assert_allclose(f.values, before, rtol=1e-6)
 
 
-def test_rows_are_the_residues_with_n_ca_c_and_keys_follow_the_voxelizer():
-    atoms = _backbone(8, HELIX, chain="")
+def test_rows_are_the_residues_with_n_ca_c_and_keys_follow_the_voxelizer(tmp_path):
+    atoms = _backbone(8, HELIX, chain=" ")  # " ": biotite writes "" one column short
     atoms.ins_code = np.where(atoms.res_id == 5, "A", "")
     atoms.res_id = np.where(atoms.res_id >= 5, atoms.res_id - 1, atoms.res_id)  # 4, 4A, 5
     no_n = ~((atoms.res_id == 2) & (atoms.atom_name == "N"))
-    f = compute_features(atoms[no_n])
+    f, icode = _keyed(tmp_path, atoms[no_n], "icode")
     assert f.chain.tolist() == [""] * 7  # the file's own chain id
     assert f.icode.tolist() == ["", "", "", "A", "", "", ""]
     assert f.resnum.dtype == np.int32 and f.values.dtype == np.float32
-    icode = feature_table("d", f, "icode")
     assert icode["chain"].to_pylist() == ["A"] * 7  # the voxel file's chain key
     assert icode["resid_str"].to_pylist() == ["1", "3", "4", "4A", "5", "6", "7"]
     # aposteriori's keys: only the first residue of a number has a frame, and a row
-    rows = feature_table("d", f, "aposteriori")
+    _, rows = _keyed(tmp_path, atoms[no_n])
     assert rows["resid_str"].to_pylist() == ["1", "3", "4", "5", "6", "7"]
     assert rows["icode"].to_pylist() == [""] * 6
     # residue 2 has no N: not a row, but its CA still counts as a neighbour
     full = compute_features(atoms)
-    assert f.column("n_ca_8")[0] == full.column("n_ca_8")[0]
+    assert f.column("n_ca_8")[0] == pytest.approx(full.column("n_ca_8")[0])
 
 
 def test_modified_and_force_field_residues_count_but_hetero_non_amino_acids_do_not():
@@ -276,7 +286,7 @@ def test_modified_and_force_field_residues_count_but_hetero_non_amino_acids_do_n
 def test_rows_are_exactly_the_residues_the_voxelizer_frames(name, keys):
     structure = read_structure(STRUCTURES / name)
     frames = compute_frames(structure, keys=keys)
-    table = feature_table(name, compute_features(structure.resolved(), where=name), keys)
+    table = feature_table(name, compute_features(structure.resolved(), where=name), frames)
     rows = list(zip(table["chain"].to_pylist(), table["resid_str"].to_pylist(), strict=True))
     assert len(set(rows)) == len(rows)
     # each key's row describes the residue whose frame holds that key
@@ -301,25 +311,49 @@ def test_a_residue_with_an_insertion_code_before_its_plain_number_keeps_its_own_
     out.write(str(path))
     structure = read_structure(path)
     f = compute_features(structure.resolved())
-    table = feature_table("ppc", f, "aposteriori")
+    frames = compute_frames(structure, keys="aposteriori")
+    table = feature_table("ppc", f, frames)
     row = table.filter(pc.equal(table["resid_str"], "3")).to_pylist()
     assert [(r["resname"], r["icode"]) for r in row] == [("GLY", "A")]
     assert row[0]["rel_position"] == pytest.approx(f.column("rel_position")[2])
-    frames = compute_frames(structure, keys="aposteriori")
     assert dict(zip(frames.resids, frames.labels, strict=True))["3"] == "GLY"
 
 
-def test_a_blank_chain_and_a_chain_a_are_two_chains_and_the_later_gets_no_rows():
+def test_a_residue_without_a_frame_never_takes_the_key_of_one(tmp_path):
+    # UNK 3 has N, CA and C (features) but no O (no frame); MET 3A after it holds frame "3"
+    atoms = _backbone(5, HELIX)
+    atoms.res_id = np.array([1, 2, 3, 3, 4])[atoms.res_id - 1]
+    second = np.flatnonzero(atoms.res_id == 3)[4:]
+    atoms.ins_code = np.full(atoms.array_length(), "")
+    atoms.ins_code[second] = "A"
+    atoms.res_name[second] = "MET"
+    atoms.res_name[(atoms.res_id == 3) & (atoms.ins_code == "")] = "UNK"
+    no_o = ~((atoms.res_name == "UNK") & (atoms.atom_name == "O"))
+    f, table = _keyed(tmp_path, atoms[no_o])
+    assert "UNK" in f.resname.tolist()
+    row = table.filter(pc.equal(table["resid_str"], "3")).to_pylist()
+    assert [(r["resname"], r["icode"]) for r in row] == [("MET", "A")]
+    assert row[0]["gnm_msf"] == pytest.approx(f.column("gnm_msf")[3])
+
+
+@pytest.mark.parametrize("blank_first", [True, False])
+def test_a_blank_chain_and_a_chain_a_are_two_chains_and_the_blank_one_holds_key_a(
+    tmp_path, blank_first
+):
     blank = _backbone(5, HELIX, chain="")
-    other = _backbone(5, HELIX, chain="A")
+    other = _backbone(7, STRAND, chain="A")
     other.coord = other.coord + 30.0  # far away: no contact between the chains
-    f = compute_features(blank + other)
-    assert f.chain.tolist() == [""] * 5 + ["A"] * 5
+    f, table = _keyed(tmp_path, blank + other if blank_first else other + blank)
+    n_before = 0 if blank_first else 7
+    assert f.chain.tolist() == ([""] * 5 + ["A"] * 7 if blank_first else ["A"] * 7 + [""] * 5)
     # chain position per chain, not over the merged name
-    assert f.column("rel_position").tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] * 2
-    table = feature_table("d", f, "aposteriori")
+    assert f.column("rel_position").tolist()[n_before : n_before + 5] == [0, 0.25, 0.5, 0.75, 1]
+    # the voxelizer (as aposteriori: chains sorted by id) gives key A to the blank chain,
+    # wherever it is in the file, and so does the sidecar
     assert table.num_rows == 5 and table["chain"].to_pylist() == ["A"] * 5
-    np.testing.assert_array_equal(table["wcn_ca"].to_numpy(), f.column("wcn_ca")[:5])
+    np.testing.assert_array_equal(
+        table["wcn_ca"].to_numpy(), f.column("wcn_ca")[n_before : n_before + 5]
+    )
 
 
 def test_rsa_with_few_sphere_points_stays_close_to_biotites_default(monkeypatch):
@@ -355,11 +389,13 @@ def test_input_errors_name_the_problem_and_the_fix():
 
 
 def test_sidecar_round_trip_with_versioned_documented_footer(tmp_path):
-    f = compute_features(_sheet())
-    g = compute_features(_backbone(5, HELIX, chain="B"))
-    path = tmp_path / "features.parquet"
-    assert write_feature_sidecar(path, [feature_table("1abc", f), feature_table("2xyz", g)]) == 29
-    assert [p.name for p in tmp_path.iterdir()] == ["features.parquet"]  # no temporary left
+    f, t1 = _keyed(tmp_path, _sheet(), domain="1abc")
+    _, t2 = _keyed(tmp_path, _backbone(5, HELIX, chain="B"), domain="2xyz")
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / "features.parquet"
+    assert write_feature_sidecar(path, [t1, t2]) == 29
+    assert [p.name for p in out.iterdir()] == ["features.parquet"]  # no temporary left
     table, meta = read_feature_sidecar(path)
     assert table.column_names[:6] == ["domain", "chain", "resid_str", "resnum", "icode", "resname"]
     assert table.column_names[6:] == list(FEATURE_NAMES)
@@ -370,7 +406,7 @@ def test_sidecar_round_trip_with_versioned_documented_footer(tmp_path):
 
 
 def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_path, caplog):
-    t = feature_table("1abc", compute_features(_backbone(5, HELIX)))
+    _, t = _keyed(tmp_path, _backbone(5, HELIX), domain="1abc")
     with pytest.raises(InputError, match=r"keys occur twice, e\.g\. 1abc/A/1"):
         write_feature_sidecar(tmp_path / "dup.parquet", [t, t])
     path = tmp_path / "f.parquet"
@@ -379,12 +415,12 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
 
     def with_version(v: int) -> None:
         meta = old.schema.metadata[features.METADATA_KEY].replace(
-            b'"format_version": 3', b'"format_version": %d' % v
+            b'"format_version": 4', b'"format_version": %d' % v
         )
         pq.write_table(old.replace_schema_metadata({features.METADATA_KEY: meta}), path)
 
     with_version(0)
-    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 3; recompute"):
+    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 4; recompute"):
         read_feature_sidecar(path)
     with_version(1)  # before HETATM amino acids were residues: read, with a warning
     with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
@@ -396,6 +432,11 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
     with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
         _, meta = read_feature_sidecar(path)
     assert meta.format_version == 2 and "keyed residues by number and insertion" in caplog.text
+    caplog.clear()
+    with_version(3)  # before rows took the keys of the residue's own frame
+    with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
+        _, meta = read_feature_sidecar(path)
+    assert meta.format_version == 3 and "a residue without a frame sharing" in caplog.text
     pq.write_table(old.replace_schema_metadata({}), path)
     with pytest.raises(InputError, match=r"no voxelflex feature metadata"):
         read_feature_sidecar(path)
@@ -422,7 +463,6 @@ def test_structure_layer_imports_only_what_it_may():
         "voxelflex.atomic",
         "voxelflex.inputs",
         "voxelflex.structure.residue_codes",
-        "voxelflex.structure.keys",  # the voxel file's key rule, shared with the frames
         "voxelflex.columns",  # Arrow column helpers (numpy and pyarrow only)
     )
     assert all(m.startswith(allowed) for m in internal), internal

@@ -16,11 +16,16 @@ from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
 from voxelflex.demo.generate import generate_demo
 from voxelflex.engine import Checkpoint, train
-from voxelflex.errors import SourceError
+from voxelflex.errors import InputError, SourceError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.table import zscore_segments
-from voxelflex.structure.features import FEATURE_NAMES, feature_table, write_feature_sidecar
+from voxelflex.structure.features import (
+    FEATURE_NAMES,
+    feature_table,
+    read_feature_sidecar,
+    write_feature_sidecar,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -41,6 +46,15 @@ class _Values:
         return len(self.chain)
 
 
+class _Framed:
+    """Stands in for the frames in feature_table: every index residue has one."""
+
+    def __init__(self, values: _Values) -> None:
+        self.chain_ids = self.chains = values.chain
+        self.resnums, self.icodes, self.labels = values.resnum, values.icode, values.resname
+        self.resids = values.resid_str
+
+
 def _sidecar(index_path, out, drop_domain=None):
     """A sidecar for every residue of an index: gnm_msf tracks the 320 K target (a good
     'physics' baseline), wcn_ca is its negative plus noise, the rest is noise."""
@@ -55,7 +69,8 @@ def _sidecar(index_path, out, drop_domain=None):
         values = rng.normal(size=(d.num_rows, len(FEATURE_NAMES))).astype(np.float32)
         values[:, FEATURE_NAMES.index("gnm_msf")] = y
         values[:, FEATURE_NAMES.index("wcn_ca")] = -y + rng.normal(0, 0.05, d.num_rows)
-        tables.append(feature_table(domain, _Values(d.select(keys), values)))
+        rows_of_domain = _Values(d.select(keys), values)
+        tables.append(feature_table(domain, rows_of_domain, _Framed(rows_of_domain)))
     write_feature_sidecar(out, tables)
     return out
 
@@ -92,6 +107,29 @@ def test_sidecar_columns_join_and_residues_without_features_are_skipped(featured
     assert {r["domain"] for r in skip if r["reason"] == "no_features"} == {dropped}
     assert "features" in index.meta.fingerprints
     assert index.meta.fingerprint() != read_index(plain).meta.fingerprint()
+
+
+def test_a_sidecar_naming_other_residues_is_refused(featured, tmp_path):
+    data, _, report, _ = featured
+    sidecar = read_index(report.index_path).meta.fingerprints["features"]["path"]
+    table, _ = read_feature_sidecar(sidecar)
+    names = table["resname"].to_pylist()
+    names[3] = "TRP" if names[3] != "TRP" else "GLY"  # row 3 now describes another residue
+    wrong = table.set_column(table.schema.get_field_index("resname"), "resname", pa.array(names))
+    path = tmp_path / "wrong.parquet"
+    write_feature_sidecar(path, [wrong])
+    key = "/".join(
+        table.slice(3, 1).select(["domain", "chain", "resid_str"]).to_pylist()[0].values()
+    )
+    with pytest.raises(InputError, match=rf"for 1 residues \({key}: voxel file"):
+        build_index(
+            data.voxel_file,
+            tmp_path / "i.parquet",
+            rmsf_csv=data.rmsf_csv,
+            rmsf_unit="nm",
+            features=path,
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize("workers", [0, 1])

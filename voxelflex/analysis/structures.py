@@ -98,7 +98,7 @@ def _frames(
     table = None
     if features:  # the same reading as the frames: one conformer of the first model
         table = feature_table(
-            structure.domain, compute_features(structure.resolved(), where=str(path)), keys
+            structure.domain, compute_features(structure.resolved(), where=str(path)), frames
         )
     return frames, table
 

@@ -300,7 +300,7 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
     compressed = compress_frames(frames)
     t5 = time.perf_counter()
     try:
-        features = feature_table(dom, compute_features(atoms, where=path))
+        features = feature_table(dom, compute_features(atoms, where=path), frames)
     except VoxelflexError as exc:
         return refused_part(path, dom, DomainRefused("features_failed", f"{path}: {exc}"), digest)
     t6 = time.perf_counter()

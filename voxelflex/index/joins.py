@@ -189,6 +189,38 @@ def _refuse_split_under_two_names(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def _refuse_features_of_other_residues(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a sidecar whose row for a key names another residue than the voxel file's.
+
+    The sidecar's keys come from the voxelizer's frames; a different residue under a key means
+    a sidecar computed from other structure files or with another ``--keys``/``--altloc`` than
+    the voxel file, and its features would land on the wrong frames.
+
+    Raises
+    ------
+    InputError
+        With the number of such residues and examples.
+    """
+    feat_name, name = canonical_resname("f.feat_resname"), canonical_resname("r.resname")
+    wrong = con.sql(
+        f"""SELECT r.domain, r.chain, r.resid_str, r.resname, f.feat_resname
+        FROM (SELECT domain, chain, resid_str, any_value(resname) AS resname FROM
+              (SELECT domain, chain, resid_str, resname FROM target UNION ALL
+               SELECT domain, chain, resid_str, resname FROM predict) GROUP BY ALL) r
+        JOIN feat f USING (domain, chain, resid_str)
+        WHERE {feat_name} <> {name} ORDER BY ALL"""
+    ).fetchall()
+    if wrong:
+        examples = "; ".join(
+            f"{d}/{c}/{r}: voxel file {v}, sidecar {f}" for d, c, r, v, f in wrong[:_EXAMPLES]
+        )
+        raise InputError(
+            f"the feature sidecar names another residue than the voxel file for {len(wrong)} "
+            f"residues ({examples}); compute the sidecar from the structure files the voxel "
+            "file was made from, with the same --keys and --altloc"
+        )
+
+
 def _check_target_labels(con: duckdb.DuckDBPyConnection, voxel_file: str, progress: bool) -> None:
     """Compare every target residue's CSV name with its voxel dataset's ``label``.
 
@@ -368,11 +400,14 @@ def join(
     feature_names = (
         [] if features is None else [c for c in features.column_names if c not in _FEATURE_KEYS]
     )
+    key_columns = ("domain", "chain", "resid_str", "resname")
     con.register(
         "feat",
-        features.select(["domain", "chain", "resid_str", *feature_names])
+        features.select([*key_columns, *feature_names]).rename_columns(
+            [*key_columns[:3], "feat_resname", *feature_names]
+        )
         if features is not None
-        else pa.table({k: pa.array([], pa.string()) for k in ("domain", "chain", "resid_str")}),
+        else pa.table({k: pa.array([], pa.string()) for k in (*key_columns[:3], "feat_resname")}),
     )
     con.execute(
         "CREATE TEMP TABLE usable AS SELECT * FROM keys ANTI JOIN bad USING (domain, chain, "
@@ -422,6 +457,7 @@ def join(
             "NULL::FLOAT AS temperature, NULL::FLOAT AS target_rmsf FROM good LIMIT 0"
         )
     parts += _make_predict(con, scan.path, progress)
+    _refuse_features_of_other_residues(con)
     # Materialized once, in Arrow; counts below scan it in place.
     columns = "".join(f", f.{n}" for n in feature_names)
     rows = con.sql(

@@ -23,11 +23,12 @@ Keys
 ----
 :func:`compute_features` gives one row per framed residue, in file order, with its own chain
 id, ``resnum``, ``icode`` and ``resname``; a blank chain and a chain ``"A"`` are two chains.
-:func:`feature_table` keys the sidecar rows as the voxel file keys the frames
-(:mod:`voxelflex.structure.keys`): ``chain`` is the chain key (blank becomes ``"A"``),
-``resid_str`` the residue key (``str(resnum)`` under aposteriori's rule, where only the first
-residue of a number has a frame, even if it carries an insertion code; ``f"{resnum}{icode}"``
-under ``keys="icode"``); residues without a frame of their own get no row.
+:func:`feature_table` gives each row the keys of the residue's own frame (same chain id,
+number, insertion code and name; :func:`voxelflex.structure.compute_frames` and its key rule):
+``chain`` is the chain key (blank becomes ``"A"``), ``resid_str`` the residue key
+(``str(resnum)`` under aposteriori's rule, where only the first framed residue of a number has
+a frame, even if it carries an insertion code; ``f"{resnum}{icode}"`` under ``keys="icode"``);
+residues without a frame get no row.
 
 Features (:data:`FEATURES` holds names, groups, units and definitions; the same text is stored in
 every sidecar's footer): inverse-square contact numbers and CA neighbour counts (group
@@ -44,6 +45,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import biotite
 import biotite.structure as struc
@@ -56,7 +58,6 @@ from biotite.sequence import ProteinSequence
 from voxelflex.atomic import atomic_path
 from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
-from voxelflex.structure.keys import KeyRule, residue_keys
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ __all__ = [
     "SASA_POINTS",
     "FeatureMeta",
     "FeatureSpec",
+    "FramedResidues",
     "ResidueFeatures",
     "compute_features",
     "feature_names",
@@ -84,10 +86,16 @@ __all__ = [
     "write_feature_sidecar",
 ]
 
-# 3: rows keyed by the voxel file's key rule (voxelflex.structure.keys); a blank chain and a
-# chain "A" are two chains. 2: HETATM amino acids (MSE, an inhibitor's peptide groups) are
-# residues, as the voxelizer frames them; 1 treated them as ligands.
-FORMAT_VERSION = 3
+# 4: rows take the keys of the residue's own frame (same chain id, number, insertion code and
+# name). 3: keyed by the key rule over the residues with N, CA and C, which gave a key to a
+# residue without a frame, or chain A's key to chain A when a blank chain (which aposteriori
+# stores as A) came later in the file. 2: keyed by number and insertion code. 1: HETATM amino
+# acids (MSE, an inhibitor's peptide groups) were ligands.
+FORMAT_VERSION = 4
+_KEYED_BY_RULE = (
+    "could give a frame's key to another residue: a residue without a frame sharing its number "
+    "with an insertion-code residue, or chain A when the file also has a blank chain"
+)
 _KEYED_BY_ICODE = (
     "keyed residues by number and insertion code, so where a residue with an insertion code "
     "comes first of its number (it holds aposteriori's key for that number) the next residue's "
@@ -98,6 +106,7 @@ _OLD_VERSIONS = {
     f"features in it and their neighbours' contact and GNM values leave them out; it also "
     f"{_KEYED_BY_ICODE}",
     2: _KEYED_BY_ICODE,
+    3: _KEYED_BY_RULE,
 }
 METADATA_KEY = b"voxelflex.features"
 KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
@@ -756,30 +765,69 @@ def _parameters() -> dict:
     }
 
 
-def feature_table(
-    domain: str, features: ResidueFeatures, keys: KeyRule = "aposteriori"
-) -> pa.Table:
+class FramedResidues(Protocol):
+    """The residues that have frames, with their voxel-file keys (a ``FrameSet`` is one).
+
+    Attributes
+    ----------
+    chain_ids, icodes, labels : numpy.ndarray of str, shape (R,)
+        Chain id as in the file, insertion code, three-letter name as written.
+    resnums : numpy.ndarray of int, shape (R,)
+    chains, resids : numpy.ndarray of str, shape (R,)
+        The voxel file's chain and residue keys.
+    """
+
+    chain_ids: np.ndarray
+    resnums: np.ndarray
+    icodes: np.ndarray
+    labels: np.ndarray
+    chains: np.ndarray
+    resids: np.ndarray
+
+
+def feature_table(domain: str, features: ResidueFeatures, frames: FramedResidues) -> pa.Table:
     """Sidecar rows of one domain: :data:`KEY_COLUMNS` then one float32 column per feature.
 
-    Rows are keyed as the voxel file keys the frames (:mod:`voxelflex.structure.keys`, rule
-    ``keys``): ``chain`` and ``resid_str`` are the residue's voxel-file keys, ``resnum`` and
-    ``icode`` its own. A residue without a key of its own (a later residue of the same number
-    under ``"aposteriori"``, a chain after a blank one) has no frame and gets no row, so its
-    values can never land on another residue's frame.
+    Each row is a residue with a frame, keyed as the voxel file keys that frame (``chain`` and
+    ``resid_str``, :func:`voxelflex.structure.compute_frames` with its key rule); ``resnum``,
+    ``icode`` and ``resname`` are the residue's own. A feature row joins a frame only when
+    chain id, number, insertion code and name are the same residue's, so a residue's values
+    never land on another residue's frame; residues without a frame get no row.
+
+    Parameters
+    ----------
+    domain : str
+    features : ResidueFeatures
+        :func:`compute_features` of the structure the frames were computed from.
+    frames : FramedResidues
+        Its frames (``compute_frames``; only their residue ids and keys are read).
     """
-    k = residue_keys(features.chain, features.resnum, features.icode, keys)
-    keep = k.keep
+    own = _identity(features.chain, features.resnum, features.icode)
+    framed = _identity(frames.chain_ids, frames.resnums, frames.icodes)
+    ids, first, counts = np.unique(own, return_index=True, return_counts=True)
+    pos = np.minimum(np.searchsorted(ids, framed), max(len(ids) - 1, 0))
+    found = (ids[pos] == framed) & (counts[pos] == 1) if len(ids) else np.zeros(len(framed), bool)
+    row = first[pos]
+    found &= features.resname[row] == frames.labels if len(ids) else found
+    frame, row = np.flatnonzero(found), row[found]
     cols = {
-        "domain": pa.array([domain] * int(keep.sum()), pa.string()),
-        "chain": pa.array(k.chain_key[keep].tolist(), pa.string()),
-        "resid_str": pa.array(k.resid_key[keep].tolist(), pa.string()),
-        "resnum": pa.array(features.resnum[keep], pa.int32()),
-        "icode": pa.array(features.icode[keep].tolist(), pa.string()),
-        "resname": pa.array(features.resname[keep].tolist(), pa.string()),
+        "domain": pa.array([domain] * len(frame), pa.string()),
+        "chain": pa.array(frames.chains[frame].tolist(), pa.string()),
+        "resid_str": pa.array(frames.resids[frame].tolist(), pa.string()),
+        "resnum": pa.array(features.resnum[row], pa.int32()),
+        "icode": pa.array(features.icode[row].tolist(), pa.string()),
+        "resname": pa.array(features.resname[row].tolist(), pa.string()),
     }
     for i, name in enumerate(features.names):
-        cols[name] = pa.array(features.values[keep, i], pa.float32())
+        cols[name] = pa.array(features.values[row, i], pa.float32())
     return pa.table(cols)
+
+
+def _identity(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
+    """One string per residue: chain id as written, number, insertion code."""
+    text = np.char.add(np.asarray(chain).astype(str), "\x00")
+    text = np.char.add(text, np.asarray(resnum).astype(np.int64).astype(str))
+    return np.char.add(np.char.add(text, "\x00"), np.asarray(icode).astype(str))
 
 
 def _schema(names: Iterable[str]) -> pa.Schema:

@@ -24,8 +24,8 @@ from voxelflex.atomic import atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.paths import check_output
 from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
+from voxelflex.structure.frames import KeyRule, compute_frames
 from voxelflex.structure.io import AltlocRule, find_structure_files, read_structure
-from voxelflex.structure.keys import KeyRule
 from voxelflex.structure.parallel import ordered_map
 
 __all__ = ["FeaturizeReport", "featurize_files"]
@@ -66,10 +66,12 @@ def _one(path: str, *, altloc: str, keys: KeyRule) -> tuple[str, pa.Table | None
         structure = read_structure(path, altloc=altloc)
         t0 = time.perf_counter()
         values = compute_features(structure.resolved(), where=path)
-        table = feature_table(structure.domain, values, keys)
+        seconds = time.perf_counter() - t0
+        # the frames' residue keys, as the voxel file has them (not timed: features only)
+        table = feature_table(structure.domain, values, compute_frames(structure, keys=keys))
     except VoxelflexError as exc:
         return path, None, str(exc), 0.0
-    return path, table, "", time.perf_counter() - t0
+    return path, table, "", seconds
 
 
 def featurize_files(

@@ -1,11 +1,11 @@
 """The voxel file's (chain, residue) keys of a structure's residues, as aposteriori gives them.
 
-One rule for every table keyed like the voxel file (frames, feature sidecar), so a residue's
-features always land on that residue's frame: the chain key is the chain id, ``"A"`` when blank,
-and a later chain whose key is taken (a real chain A after a blank one) gets none; the residue
-key is ``str(number)`` (``"aposteriori"``), so of several residues with one number (insertion
-codes) only the first in file order gets it, even when that first one has an insertion code, or
-the number with its insertion code (``"icode"``).
+The frames' key rule (the feature sidecar takes its keys from the frames): the chain key is the
+chain id, ``"A"`` when blank, and a later chain whose key is taken gets none (the frames pass
+chains sorted by id, as aposteriori does, so a blank chain holds ``"A"`` and a chain A in the
+same file gets none); the residue key is ``str(number)`` (``"aposteriori"``), so of several
+residues with one number (insertion codes) only the first in file order gets it, even when that
+first one has an insertion code, or the number with its insertion code (``"icode"``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ResidueKeys:
     chain_key, resid_key : numpy.ndarray of str, shape (R,)
         The key each residue would have.
     chain_owner : dict of str -> str
-        Chain key → the chain id that holds it (the first in file order).
+        Chain key → the chain id that holds it (the first in the order given).
     first : numpy.ndarray of int64, shape (R,)
         Index of the residue that holds this residue's key; -1 for residues of a chain without
         its key.
@@ -69,7 +69,7 @@ def residue_keys(
     chain = np.asarray(chain).astype(str)
     chain_key = np.where(chain == "", "A", chain)
     owner: dict[str, str] = {}
-    for c in dict.fromkeys(chain.tolist()):  # chains in file order
+    for c in dict.fromkeys(chain.tolist()):  # chains in the order given
         owner.setdefault(c or "A", c)
     has_key = chain == np.array([owner[k] for k in chain_key.tolist()], dtype=str)
     resnum_text = np.asarray(resnum).astype(str)
