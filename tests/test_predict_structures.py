@@ -112,6 +112,46 @@ def test_bfactor_copies_hold_predicted_rmsf_in_angstrom(structures, tmp_path, ca
     assert [o[:60] + o[66:] for o in original] == [c[:60] + c[66:] for c in copied]
 
 
+def test_bfactor_copies_of_a_relative_model_hold_its_score_never_the_sentinel(structures, tmp_path):
+    # trained on per-domain z-scores: the outputs are scores of both signs, not RMSF in nm
+    ckpt = make_checkpoint(tmp_path / "c.pt", target_norm="domain")
+    with pytest.raises(ConfigError, match=r"target_norm=domain.*would square them"):
+        predict_structures(
+            ckpt,
+            structures / "1a8o.pdb.gz",
+            temperatures=[320.0],
+            out_path=tmp_path / "b.csv",
+            bfactor_as="bfactor",
+        )
+    report = predict_structures(
+        ckpt, structures / "1a8o.pdb.gz", temperatures=[320.0], out_path=tmp_path / "p.csv"
+    )
+    assert report.bfactor_content.startswith("relative score")
+    table, _ = read_predictions(report.path)
+    z = dict(zip(table["resid_str"].to_pylist(), table["predicted_rmsf"].to_pylist(), strict=True))
+    assert min(z.values()) < 0 < max(z.values())
+    ca = {
+        line[22:26].strip(): float(line[60:66])
+        for line in gzip.decompress((report.bfactor_dir / "1a8o.pdb.gz").read_bytes())
+        .decode()
+        .splitlines()
+        if line.startswith(("ATOM", "HETATM")) and line[12:16].strip() == "CA"
+    }
+    for resid, score in z.items():
+        assert ca[resid] == pytest.approx(50 + 10 * score, abs=0.006)
+    assert min(ca[r] for r in z) > 0  # never near the -1.00 of atoms without a prediction
+
+
+def test_bfactor_temperature_defaults_to_the_first_requested(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    args = ["predict", "-c", ckpt, "--structure", structures / "1vii.pdb.gz", "-t", "400"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in [*args, "-t", "320", "-o", tmp_path / "a.csv"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert "RMSF at 400 K as B-factors" in result.output
+
+
 def test_cli_predict_structure_and_plot(structures, tmp_path):
     ckpt = make_checkpoint(tmp_path / "c.pt")
     out = tmp_path / "one.csv"

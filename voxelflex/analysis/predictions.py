@@ -332,8 +332,8 @@ def write_outputs(
     )
     if spec.target_norm != "global":
         log.warning(
-            "%s was trained on per-domain z-scored targets: its outputs (and any B-factor "
-            "copies) are relative scores within each domain, not RMSF in %s",
+            "%s was trained on per-domain z-scored targets: its outputs are relative scores "
+            "within each domain (B-factor copies hold 50 + 10 z), not RMSF in %s",
             checkpoint,
             ck.meta.rmsf_unit,
         )

@@ -59,6 +59,8 @@ __all__ = ["StructurePredictReport", "predict_structures"]
 log = logging.getLogger(__name__)
 
 FILES_PER_CHUNK = 64  # structures held in memory at once (packed frames: 5.8 KB a residue)
+# What the copies hold for a checkpoint trained on per-domain z-scored targets.
+RELATIVE_SCORE = "relative score (50 + 10 z)"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class StructurePredictReport:
     n_rows, n_residues : int
     n_missing : int
     missing_path : Path or None
+    bfactor_content : str
+        What the copies hold: ``"RMSF"``, or :data:`RELATIVE_SCORE` for a checkpoint trained
+        with ``train.target_norm: domain``.
     """
 
     path: Path
@@ -88,6 +93,7 @@ class StructurePredictReport:
     n_residues: int
     n_missing: int
     missing_path: Path | None
+    bfactor_content: str = "RMSF"
 
 
 def _frames(
@@ -132,9 +138,12 @@ def predict_structures(
         Folder for the structure copies (same file names); default ``<out stem>_structures``
         beside ``out_path``.
     bfactor_temperature : float, optional
-        K, the temperature whose predictions go into the copies; default the first requested.
+        K, the temperature whose predictions go into the copies; default the lowest of
+        ``temperatures`` (the CLI passes the first requested).
     bfactor_as : {"rmsf", "bfactor"}
-        RMSF in Å, or ``8π²/3 · RMSF²`` in Å².
+        RMSF in Å, or ``8π²/3 · RMSF²`` in Å². A checkpoint trained with
+        ``train.target_norm: domain`` predicts per-domain z-scores: its copies hold 50 + 10 z
+        (clipped to 0-999.99) and ``"bfactor"`` is refused.
     keys, altloc : str
         Voxelizer rules (``voxelflex voxelize --keys/--altloc``).
     overwrite : bool
@@ -173,6 +182,14 @@ def predict_structures(
     with command_log(out, "predict --structure"):
         device = str(resolve_device(config.train.device))
         model, ck = load_for_inference(checkpoint, device)
+        relative = ck.model_spec.target_norm != "global"
+        if relative and bfactor_as == "bfactor":
+            raise ConfigError(
+                f"{checkpoint} was trained with train.target_norm=domain: it predicts relative "
+                "scores (per-domain z-scores), not RMSF, and --bfactor-as bfactor would square "
+                "them (a rigid and a flexible residue alike); use --bfactor-as rmsf (the copies "
+                "then hold 50 + 10 z) or a checkpoint trained with target_norm: global"
+            )
         rules = {"keys": keys, "altloc": altloc}
         tables, missing, failed = [], [], 0
         bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
@@ -193,7 +210,7 @@ def predict_structures(
                 table,
                 [(path, copy_of[path], frames) for path, frames, _ in read],
                 bfactor_temperature,
-                ck.meta.rmsf_unit,
+                None if relative else ck.meta.rmsf_unit,
                 bfactor_as,
                 rules,
             )
@@ -228,6 +245,7 @@ def predict_structures(
             n_residues=residues.aggregate([]).num_rows,
             n_missing=len(missing),
             missing_path=missing_path,
+            bfactor_content=RELATIVE_SCORE if relative else "RMSF",
         )
 
 
@@ -316,13 +334,20 @@ def _write_copies(
     table: pa.Table,
     written: list[tuple[Path, Path, FrameSet]],
     temperature: float,
-    unit: str,
+    unit: str | None,
     as_: str,
     rules: dict,
 ) -> None:
-    """One B-factor copy per structure, from the predictions at ``temperature`` (in Å)."""
+    """One B-factor copy per structure, from the predictions at ``temperature``: RMSF in Å, or
+    for a relative model (``unit`` None) its per-domain z-score as 50 + 10 z, clipped to
+    [0, 999.99] so it never meets the -1.00 of atoms without a prediction."""
     at_t = table.filter(pc.equal(table["temperature"], pa.scalar(temperature, pa.float32())))
-    values = to_angstrom(at_t["predicted_rmsf"].to_numpy(), unit)
+    z_or_rmsf = at_t["predicted_rmsf"].to_numpy()
+    values = (
+        np.clip(50.0 + 10.0 * z_or_rmsf.astype(np.float64), 0.0, 999.99)
+        if unit is None
+        else to_angstrom(z_or_rmsf, unit)
+    )
     per_domain: dict[str, dict[tuple[str, str], float]] = {}
     for d, c, r, v in zip(
         at_t["domain"].to_pylist(),

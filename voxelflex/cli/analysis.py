@@ -74,7 +74,10 @@ def predict(
     ] = None,
     bfactor_as: Annotated[
         BfactorAs,
-        typer.Option(help="--structure: write RMSF in Å, or the B-factor 8π²/3·RMSF² in Å²."),
+        typer.Option(
+            help="--structure: write RMSF in Å, or the B-factor 8π²/3·RMSF² in Å² (a checkpoint "
+            "trained with train.target_norm=domain writes its relative score 50 + 10 z)."
+        ),
     ] = BfactorAs.rmsf,
     bfactor_dir: Annotated[
         Path | None,
@@ -171,7 +174,10 @@ def predict(
             temperatures=() if temps is None else temps,
             out_path=output or Path(f"{structure[0].name.split('.')[0]}_predictions.{fmt}"),
             bfactor_dir=bfactor_dir,
-            bfactor_temperature=bfactor_temperature,
+            # the first requested, not the lowest (resolve_temperatures sorts)
+            bfactor_temperature=bfactor_temperature
+            if bfactor_temperature is not None or temps is None
+            else (singles or [float(temps[0])])[0],
             bfactor_as=bfactor_as.value,
             keys=keys.value,
             altloc=altloc.value,
@@ -180,8 +186,9 @@ def predict(
         )
         typer.echo(
             f"predictions: {report.path} ({report.n_residues} residues of {report.files} "
-            f"structure files, {report.n_rows} rows); structures with predicted RMSF at "
-            f"{report.bfactor_temperature:g} K as B-factors: {report.bfactor_dir}"
+            f"structure files, {report.n_rows} rows); structures with the predicted "
+            f"{report.bfactor_content} at {report.bfactor_temperature:g} K as B-factors: "
+            f"{report.bfactor_dir}"
         )
         if report.missing_path is not None:
             typer.echo(f"not predicted: {report.n_missing} items, reasons in {report.missing_path}")
