@@ -7,8 +7,12 @@ where importance must reflect what the target uses.
 
 from __future__ import annotations
 
+import shutil
+
+import h5py
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -25,7 +29,8 @@ from voxelflex.config import load_config
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, rmsf_target
 from voxelflex.errors import CheckpointError, ConfigError, InputError
 from voxelflex.frame import FRAME
-from voxelflex.index import read_index
+from voxelflex.index import build_index, read_index
+from voxelflex.inputs import read_split_file
 from voxelflex.sources import PlanConfig, open_source
 from voxelflex.sources.hdf5 import Hdf5Reader
 
@@ -107,6 +112,37 @@ def test_domains_by_list_with_missing_ones_reported(checkpoint, demo_index, test
     assert (tmp_path / "some.csv.json").is_file()  # its metadata
     with pytest.raises(InputError, match=r"9zzzZ99 \(not in the index\)"):
         predict(checkpoint, demo_index, domains=["9zzzZ99"], out_path=tmp_path / "none.csv")
+
+
+def test_split_wide_predict_reports_the_split_domains_the_index_lost(
+    checkpoint, demo_data, tmp_path
+):
+    test_ids = read_split_file(demo_data.test_split)
+    voxels = tmp_path / "v.hdf5"
+    shutil.copy(demo_data.voxel_file, voxels)
+    with h5py.File(voxels, "a") as f:
+        del f[test_ids[0]]  # a test domain the voxel file lacks
+    split = tmp_path / "test.txt"
+    split.write_text("\n".join([*test_ids, "9zzzZ99"]) + "\n")  # and an id nobody has
+    index = build_index(
+        voxels,
+        tmp_path / "i.parquet",
+        rmsf_csv=demo_data.rmsf_csv,
+        rmsf_unit="nm",
+        train=demo_data.train_split,
+        val=demo_data.val_split,
+        test=split,
+        progress=False,
+    ).index_path
+    assert read_index(index).meta.split_ids["test"] == sorted([*test_ids, "9zzzZ99"])
+    report = predict(checkpoint, index, split="test", out_path=tmp_path / "p.csv")
+    lines = pacsv.read_csv(report.missing_path).to_pylist()
+    reasons = {r["domain"]: (r["reason"], r["detail"]) for r in lines}
+    assert reasons[test_ids[0]][0] == "not_indexed"
+    assert reasons[test_ids[0]][1].startswith("not_in_hdf5")
+    assert reasons["9zzzZ99"][1].startswith("split_id_unknown")
+    predicted, _ = read_predictions(report.path)
+    assert set(predicted["domain"].to_pylist()) == set(test_ids[1:])
 
 
 def test_prediction_index_needs_temperatures(checkpoint, demo_data, tmp_path):

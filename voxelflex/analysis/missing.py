@@ -103,11 +103,8 @@ def non_finite_lines(
     ]
 
 
-def skipped_lines(index_path: Location, domains: Iterable[str]) -> pa.Table:
-    """Lines of the index's skip table that left items of ``domains`` out of the index.
-
-    No skip table beside the index (a file or URL that is not there): no lines.
-    """
+def _skip_table(index_path: Location) -> pa.Table | None:
+    """The index's skip table; None when there is none beside it (a file or URL not there)."""
     path = skip_table_path(index_path)
     source: Location | pa.BufferReader = path
     if is_url(path):
@@ -115,18 +112,17 @@ def skipped_lines(index_path: Location, domains: Iterable[str]) -> pa.Table:
             source = pa.BufferReader(fetch_url(str(path)))
         except FetchError as exc:
             if isinstance(exc.__cause__, FileNotFoundError):
-                return missing_table([])
+                return None
             raise
     elif not Path(path).is_file():
-        return missing_table([])
+        return None
     types = {f.name: f.type for f in SKIP_SCHEMA}
-    skipped = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(column_types=types))
-    wanted = pa.array(sorted(set(domains)), pa.string())
-    of_wanted = pc.or_(
-        pc.fill_null(pc.is_in(skipped["domain"], wanted), False),
-        pc.fill_null(pc.is_in(skipped["domain_id"], wanted), False),
-    )
-    hit = pc.and_(pc.is_in(skipped["reason"], pa.array(_NOT_INDEXED)), of_wanted)
+    # empty fields are nulls: a domain-id line has no HDF5 domain, and coalesce needs a null
+    options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+    return pacsv.read_csv(source, convert_options=options)
+
+
+def _lines(skipped: pa.Table, hit: pa.Array) -> pa.Table:
     lines = skipped.filter(hit)
     n = lines.num_rows
     detail = pc.binary_join_element_wise(lines["reason"], pc.fill_null(lines["detail"], ""), ": ")
@@ -141,3 +137,41 @@ def skipped_lines(index_path: Location, domains: Iterable[str]) -> pa.Table:
         ],
         schema=MISSING_SCHEMA,
     )
+
+
+def _of(skipped: pa.Table, ids: Iterable[str]) -> pa.Array:
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    return pc.or_(
+        pc.fill_null(pc.is_in(skipped["domain"], wanted), False),
+        pc.fill_null(pc.is_in(skipped["domain_id"], wanted), False),
+    )
+
+
+def skipped_lines(
+    index_path: Location, domains: Iterable[str], absent: dict[str, list[str]] | None = None
+) -> pa.Table:
+    """Lines of the index's skip table that left items of ``domains`` out of the index.
+
+    ``absent`` (split → ids the split was given that have no row in it) adds, for each such
+    id, the skip table's lines whatever their reason (a domain indexed as ``predict`` for a
+    residue-numbering offset, say), or one line saying the split lost it. No skip table beside
+    the index: no skip-table lines.
+    """
+    absent = absent or {}
+    skipped = _skip_table(index_path)
+    parts = []
+    found: set[str] = set()
+    if skipped is not None:
+        hit = pc.and_(pc.is_in(skipped["reason"], pa.array(_NOT_INDEXED)), _of(skipped, domains))
+        gone = [i for ids in absent.values() for i in ids]
+        hit = pc.or_(hit, _of(skipped, gone))
+        parts.append(_lines(skipped, hit))
+        found = {x for c in ("domain", "domain_id") for x in skipped[c].to_pylist() if x}
+    unexplained = [
+        (d, None, None, None, "not_indexed", f"given to the {split} split but without rows in it")
+        for split, ids in absent.items()
+        for d in ids
+        if d not in found
+    ]
+    parts.append(missing_table(unexplained))
+    return pa.concat_tables(parts)

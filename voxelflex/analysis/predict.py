@@ -296,6 +296,18 @@ def _predict(
         )
 
 
+def _absent_from_splits(index: LoadedIndex, split_names: list[str]) -> dict[str, list[str]]:
+    """Split → the ids it was given (``IndexMeta.split_ids``) that hold no row in it."""
+    absent = {}
+    for split in split_names:
+        rows = index.table.filter(pc.equal(index.table["split"], split))
+        held = {x for c in ("domain", "domain_id") for x in pc.unique(rows[c]).to_pylist()}
+        gone = [d for d in index.meta.split_ids.get(split, []) if d not in held]
+        if gone:
+            absent[split] = gone
+    return absent
+
+
 def _write(
     predictions: Predictions,
     *,
@@ -326,10 +338,11 @@ def _write(
     t_range = ck.meta.temperature_range
     table = assemble_predictions(index.table, row_id, t_all, p_all, training_range=t_range)
     predicted_domains = set(table["domain"].unique().to_pylist())
+    absent = {} if domains else _absent_from_splits(index, split_names)
     missing_rows = pa.concat_tables(
         [
             missing_table(missing),
-            skipped_lines(index_path, [*(domains or []), *predicted_domains]),
+            skipped_lines(index_path, [*(domains or []), *predicted_domains], absent),
         ]
     )
     index_name = str(index_path) if is_url(index_path) else str(index_path.resolve())

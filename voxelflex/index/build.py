@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voxelflex.atomic import atomic_path, atomic_write_text
@@ -155,6 +156,20 @@ def _write_parquet(table: pa.Table, meta: IndexMeta, out_path: Path) -> None:
             compression="zstd",
             write_statistics=with_stats,
         )
+
+
+def _split_ids(csv: pa.Table | None, splits: pa.Table, splits_given: bool) -> dict:
+    """Split → the domain ids it was given (IndexMeta.split_ids)."""
+    if csv is None:
+        return {}
+    if not splits_given:
+        return {"train": sorted(pc.unique(csv["domain_id"]).to_pylist())}
+    ids: dict[str, list[str]] = {}
+    for domain_id, split in zip(
+        splits["domain_id"].to_pylist(), splits["split"].to_pylist(), strict=True
+    ):
+        ids.setdefault(split, []).append(domain_id)
+    return {split: sorted(v) for split, v in ids.items()}
 
 
 def build_index(
@@ -294,6 +309,7 @@ def build_index(
                 f.name: {"group": f.group, "unit": f.unit, "definition": f.definition}
                 for f in feature_meta.features
             },
+            split_ids=_split_ids(csv, splits, splits_given),
         )
         write_skip_table(skip, report.skip_table_path)
         lo, hi = temp_range if temp_range else (None, None)

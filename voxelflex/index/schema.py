@@ -71,6 +71,10 @@ class IndexMeta:
     features : dict
         Per-residue feature columns joined from a feature sidecar: name → its ``group``,
         ``unit`` and ``definition``; empty without a sidecar.
+    split_ids : dict
+        Split → the domain ids it was given (the split files' ids as listed; without split
+        files, every RMSF CSV id under ``train``), so a split-wide ``predict`` can report those
+        the index holds no rows of; empty for a prediction index (or one built before).
     format_version : int
     """
 
@@ -81,6 +85,7 @@ class IndexMeta:
     temperature_range: tuple[float, float] | None = None
     counts: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
+    split_ids: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -96,6 +101,7 @@ class IndexMeta:
                 else None,
                 "counts": self.counts,
                 "features": self.features,
+                "split_ids": self.split_ids,
             },
             sort_keys=True,
         )
@@ -144,6 +150,7 @@ class IndexMeta:
                 temperature_range=(float(tr[0]), float(tr[1])) if tr else None,
                 counts=d.get("counts", {}),
                 features=dict(d.get("features") or {}),
+                split_ids={k: list(v) for k, v in (d.get("split_ids") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise IndexFormatError(
