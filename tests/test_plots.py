@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -174,6 +175,19 @@ def test_find_run_files_picks_run_outputs(tmp_path):
     found = find_run_files(preds.parent.parent)
     assert found == {"history": None, "predictions": preds, "metrics": None}
     assert default_plot_dir(predictions=preds) == preds.parent.parent / "visualizations"
+
+
+def test_find_run_files_pairs_predictions_with_the_metrics_of_their_split(tmp_path):
+    preds = _write(tmp_path, _predictions())  # predictions_test
+    metrics = preds.parent
+    (metrics / "evaluation_metrics_test.json").write_text("{}")
+    val = metrics / "predictions_val.parquet"
+    val.write_bytes(preds.read_bytes())  # the newest predictions, of a split never evaluated
+    os.utime(val, (preds.stat().st_mtime + 10,) * 2)
+    found = find_run_files(metrics.parent)
+    assert found["predictions"] == val and found["metrics"] is None
+    (metrics / "evaluation_metrics_val.json").write_text("{}")
+    assert find_run_files(metrics.parent)["metrics"] == metrics / "evaluation_metrics_val.json"
 
 
 def test_find_run_files_ignores_the_missing_report(tmp_path):

@@ -60,7 +60,8 @@ def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, P
     """Locate a run's ``training_history.json``, predictions and evaluation metrics.
 
     Looks in ``run_dir`` and ``run_dir/metrics`` for ``predictions_<split>.{parquet,csv}`` and
-    ``evaluation_metrics_<split>.json`` (the newest when ``split`` is None).
+    ``evaluation_metrics_<split>.json``; when ``split`` is None, the newest predictions and the
+    metrics of their split (none if that split was not evaluated), so the two never mix splits.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -81,9 +82,12 @@ def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, P
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
     history = run_dir / "training_history.json"
+    predictions = newest([f"predictions_{pattern}.parquet", f"predictions_{pattern}.csv"])
+    if split is None and predictions is not None:  # the metrics of the same split, not newest
+        pattern = predictions.stem.removeprefix("predictions_")
     return {
         "history": history if history.is_file() else None,
-        "predictions": newest([f"predictions_{pattern}.parquet", f"predictions_{pattern}.csv"]),
+        "predictions": predictions,
         "metrics": newest([f"evaluation_metrics_{pattern}.json"]),
     }
 
