@@ -15,10 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
+from voxelflex.analysis import predictions as predictions_module
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import read_predictions, sidecar_path
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
+from voxelflex.errors import InputError
 from voxelflex.logs import LOG_FILE, log_file_for
 
 DATA = Path(__file__).parent / "data"
@@ -100,6 +102,23 @@ def test_a_csv_without_its_sidecar_gets_a_clear_error(csv_predictions, tmp_path)
     assert "metadata file lone.csv.json is missing" in message
     assert "pass the Parquet predictions instead" in message
     assert "Traceback" not in result.output
+
+
+def test_a_crash_between_csv_and_metadata_never_pairs_new_rows_with_old_metadata(
+    csv_predictions, tmp_path, monkeypatch
+):
+    out = shutil.copy(csv_predictions, tmp_path / "p.csv")
+    shutil.copy(sidecar_path(csv_predictions), sidecar_path(out))
+    table, meta = read_predictions(out)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after the CSV landed, before its metadata
+
+    monkeypatch.setattr(predictions_module, "atomic_write_text", crash)
+    with pytest.raises(KeyboardInterrupt):
+        predictions_module.write_predictions(table.slice(0, 3), meta, out)
+    with pytest.raises(InputError, match=r"metadata file p\.csv\.json is missing"):
+        read_predictions(out)
 
 
 def test_commands_that_write_results_log_into_the_run_folder_or_beside_the_output(

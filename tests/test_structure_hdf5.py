@@ -28,6 +28,17 @@ def three(tmp_path_factory):
     return voxelize_files(folder, out, progress=False)
 
 
+def test_rewriting_a_voxel_file_removes_the_old_files_feature_sidecar(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(STRUCTURES / "1vii.pdb.gz", folder)
+    first = voxelize_files(folder, tmp_path / "v.hdf5", features=True, progress=False)
+    assert first.features_path.is_file()
+    shutil.copy(STRUCTURES / "1a8o.pdb.gz", folder)
+    voxelize_files(folder, tmp_path / "v.hdf5", overwrite=True, progress=False)
+    assert not first.features_path.exists()  # it described the replaced file
+
+
 def test_layout_dtype_chunks_and_attributes_match_aposteriori(three):
     with h5py.File(REAL, "r") as real, h5py.File(three.out_path, "r") as ours:
         for name, value in real.attrs.items():

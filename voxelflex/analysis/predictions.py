@@ -217,14 +217,16 @@ def sidecar_path(csv_path: str | Path) -> Path:
 def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
     """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically.
 
-    A CSV gets its metadata in :func:`sidecar_path` (written after the CSV, replacing an older
-    one); a Parquet file in its footer.
+    A CSV gets its metadata in :func:`sidecar_path` (an older one is removed first and the new
+    one written after the CSV, so a crash in between leaves a CSV the reader refuses, never a
+    new CSV beside old metadata); a Parquet file in its footer.
     """
     path = Path(path)
     if predictions_format(path) == "parquet":
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(_with_meta(table, meta), tmp)
     else:
+        sidecar_path(path).unlink(missing_ok=True)
         atomic_write_csv(table, path)
         text = json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n"
         atomic_write_text(sidecar_path(path), text)

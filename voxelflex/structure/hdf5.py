@@ -526,6 +526,9 @@ def voxelize_files(
         bar.close()
 
     skipped_csv = out_path.with_name(out_path.name + ".skipped.csv")
+    # A sidecar beside the voxel file describes the file being replaced: gone before the new
+    # HDF5 lands, so a crash in between never pairs the new frames with old features.
+    out_path.with_suffix(".features.parquet").unlink(missing_ok=True)
     try:
         written = write_voxel_hdf5(items(), out_path, keys=keys, altloc=altloc)
     except InputError:
