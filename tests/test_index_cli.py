@@ -108,6 +108,23 @@ def test_query_refuses_writes_and_reports_sql_errors(cli_index, tmp_path):
     assert res.exit_code == 2 and "--output" in res.stderr
 
 
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "parquet"])
+def test_query_refuses_two_columns_of_one_name(cli_index, tmp_path, fmt):
+    # a self-join comparing temperatures: as row dicts, one column's values showed under both
+    sql = (
+        "SELECT a.resid_str, a.target_rmsf, b.target_rmsf FROM samples a JOIN samples b "
+        "USING (domain, chain, resid_str) WHERE a.temperature = 320 AND b.temperature = 450"
+    )
+    out = tmp_path / f"q.{fmt}"
+    res = _invoke("index", "query", sql, "-i", cli_index, "-f", fmt, "-o", out)
+    assert res.exit_code == 2 and "more than one column named target_rmsf" in res.stderr
+    assert not out.exists()
+    res = _invoke(
+        "index", "query", sql.replace("b.target_rmsf", "b.target_rmsf AS t450"), "-i", cli_index
+    )
+    assert res.exit_code == 0 and "t450" in res.stdout
+
+
 def test_stats_text_and_json(cli_index):
     res = _invoke("index", "stats", "--index", cli_index)
     assert res.exit_code == 0, res.output

@@ -46,8 +46,9 @@ def run_query(index_path: str | os.PathLike, sql: str) -> pa.Table:
     Raises
     ------
     InputError
-        More than one statement, a statement that is not a SELECT (or EXPLAIN), or a query
-        DuckDB rejects; the message quotes the statement.
+        More than one statement, a statement that is not a SELECT (or EXPLAIN), a query
+        DuckDB rejects, or a result with two columns of one name; the message quotes the
+        statement.
     """
     try:
         statements = duckdb.extract_statements(sql)
@@ -67,11 +68,19 @@ def run_query(index_path: str | os.PathLike, sql: str) -> pa.Table:
         )
     con = connect(index_path)
     try:
-        return con.sql(sql).to_arrow_table()
+        table = con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise InputError(f"query {sql.strip()!r} failed on index {index_path}: {exc}") from exc
     finally:
         con.close()
+    names = table.column_names
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # rows as dicts (table, JSON) would show one column's values under both
+        raise InputError(
+            f"the result of {sql.strip()!r} has more than one column named "
+            f"{', '.join(repeated)}; give each a distinct name (a.target_rmsf AS t_320, ...)"
+        )
+    return table
 
 
 def _cell(value: object) -> str:
