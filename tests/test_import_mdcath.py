@@ -387,6 +387,9 @@ def test_charmm_names_and_majority_dssp():
     atoms = pdb.PDBFile.read(io.StringIO(text + line.replace(" 0 ", " A "))).get_structure(model=1)
     with pytest.raises(DomainRefused, match="chain 0 would be renamed A"):
         rename_charmm(atoms, where="x.h5")
+    # MD tools often write a blank chain: the CSV must name it as the voxel file does, A
+    atoms = pdb.PDBFile.read(io.StringIO(text.replace(" 0 ", "   "))).get_structure(model=1)
+    assert rename_charmm(atoms)["chain ->A"] == 2 and atoms.chain_id.tolist() == ["A", "A"]
     codes = np.array([[b"H", b"NA", b"E"], [b"E", b" ", b"E"], [b"G", b"-", b"T"]])
     assert majority_dssp(codes).tolist() == ["H", "-", "E"]
 

@@ -7,6 +7,7 @@ renamed; every rename is counted, so the import report says what was changed:
 CHARMM                  becomes             why
 ======================  ==================  ==============================================
 chain ``0``, ``1``, …   ``A``, ``B``, …     voxel keys use letters (users rename "0" to "A")
+blank chain             ``A``               the voxel key of a blank chain (MD tools' PDB text)
 HSD, HSE, HSP           HIS                 protonation states of histidine; aposteriori
                                             refuses a chain with non-standard ATOM names
 OT1 (C-terminus)        O                   the backbone O of the last residue: channel O
@@ -36,7 +37,10 @@ _LETTERS = string.ascii_uppercase
 
 
 def chain_letter(chain: str) -> str:
-    """``"0"`` → ``"A"``, ``"1"`` → ``"B"``, …; any other chain id is kept."""
+    """``"0"`` → ``"A"``, ``"1"`` → ``"B"``, …, blank → ``"A"`` (the voxel file's key for a
+    blank chain, so the RMSF CSV names the chain the frames do); any other chain id is kept."""
+    if not chain.strip():
+        return "A"
     return _LETTERS[int(chain)] if chain.isdigit() and int(chain) < len(_LETTERS) else chain
 
 
@@ -71,7 +75,8 @@ def rename_charmm(atoms: struc.AtomArray, *, where: str = "structure") -> Counte
         if new in present:
             raise DomainRefused(
                 "unreadable_structure",
-                f"{where}: chain {old} would be renamed {new}, which the file already has",
+                f"{where}: chain {old.strip() or '(blank)'} would be renamed {new}, which the "
+                "file already has",
             )
         mask = chains == old
         atoms.chain_id[mask] = new
