@@ -129,7 +129,8 @@ def reduce_metrics(
     epoch : int
         1-based, for messages.
     chain_of_row : numpy.ndarray of int64, shape (N_index,), optional
-        Domain code of every index row; adds ``domain_pearson`` (median per-domain r).
+        (domain, chain) code of every index row; adds ``chain_pearson`` (the median over
+        chains of each chain's r, all its temperatures together).
 
     Raises
     ------
