@@ -316,6 +316,13 @@ def test_existing_outputs_are_refused_unless_resumed_or_overwritten(small, tmp_p
     assert (tmp_path / "r" / "models" / "best.pt").read_bytes() == best
     assert _cli(*args, "--overwrite").exit_code == 0
     assert _cli(*args, "--overwrite", "--resume").exit_code == 2  # contradictory
+    # the run's config.yaml, reused, must not repeat --overwrite and delete the run it describes
+    saved = tmp_path / "r" / "config.yaml"
+    assert load_config(saved).train.overwrite is False and load_config(saved).train.resume is False
+    best = (tmp_path / "r" / "models" / "best.pt").read_bytes()
+    result = _cli("train", "--config", saved, "--set", "train.lr=0.0001")
+    assert result.exit_code == 2 and "already holds a run" in result.output
+    assert (tmp_path / "r" / "models" / "best.pt").read_bytes() == best
     ckpt = tmp_path / "r" / "models" / "best.pt"
     out = tmp_path / "p.parquet"
     assert _cli("predict", "-c", ckpt, "-i", index, "-o", out).exit_code == 0

@@ -20,6 +20,7 @@ non-finite-loss watch (:mod:`~voxelflex.engine.loss_watch`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -195,7 +196,11 @@ class _Trainer:
         if tc.resume:
             self._resume()
         if dist.is_main:
-            atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(config))
+            # overwrite and resume were this command's actions: a config.yaml reused with
+            # --config must not delete (or resume) the run it came from
+            once = dataclasses.replace(config.train, overwrite=False, resume=False)
+            saved = dataclasses.replace(config, train=once)
+            atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(saved))
             log_model(
                 self.model,
                 device=self.device,
