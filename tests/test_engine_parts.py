@@ -9,15 +9,21 @@ import signal
 import pytest
 import torch
 
+from tests._index_data import csv_rows, residues, write_csv, write_voxels
+from voxelflex.config import load_config
 from voxelflex.engine.checkpointing import CheckpointPolicy
+from voxelflex.engine.data import open_training_data
 from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.interrupt import GracefulInterrupt
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import ConfigError, TrainingError
+from voxelflex.index import build_index
+from voxelflex.models import ModelSpec
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+SPEC = ModelSpec("multipath", "tiny", "film")
 
 
 def test_loss_watch_keeps_the_first_non_finite_loss(tmp_path):
@@ -109,3 +115,37 @@ def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
     assert signal.getsignal(signal.SIGINT) is before
     with GracefulInterrupt(enabled=False) as off:  # torchrun: default behaviour
         assert signal.getsignal(signal.SIGINT) is before and not off.requested
+
+
+def test_an_index_run_refuses_another_unit_and_names_the_inputs_it_does_not_read(
+    demo_index, tmp_path, caplog
+):
+    base = [f"data.index={demo_index}", "loader.num_workers=0"]
+    with pytest.raises(ConfigError, match=r"data.rmsf_unit is angstrom but the index .* in nm"):
+        open_training_data(load_config(None, [*base, "data.rmsf_unit=angstrom"]), CPU, SPEC)
+    caplog.set_level("WARNING", logger="voxelflex.engine.data")
+    config = load_config(None, [*base, "data.rmsf_unit=nm", f"data.rmsf_csv={tmp_path / 'x.csv'}"])
+    open_training_data(config, CPU, SPEC)
+    assert "data.rmsf_csv not read: training uses the index" in caplog.text
+    assert "data.rmsf_unit" not in caplog.text  # the index's own unit: nothing to say
+
+
+def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_path, caplog):
+    layout = {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}
+    rows = csv_rows("t1", "ALA GLY SER", temps=(320.0,))
+    rows += csv_rows("v1", "ALA GLY SER", temps=(320.0, 450.0))
+    for split, domain in (("train", "t1"), ("val", "v1")):
+        (tmp_path / f"{split}.txt").write_text(domain + "\n")
+    index = build_index(
+        write_voxels(tmp_path / "v.h5", layout),
+        tmp_path / "i.parquet",
+        rmsf_csv=write_csv(tmp_path / "r.csv", rows),
+        rmsf_unit="nm",
+        train=tmp_path / "train.txt",
+        val=tmp_path / "val.txt",
+        progress=False,
+    ).index_path
+    caplog.set_level("WARNING", logger="voxelflex.engine.data")
+    open_training_data(load_config(None, [f"data.index={index}"]), CPU, SPEC)
+    assert "has one temperature (320 K)" in caplog.text
+    assert "3 of 6 val rows" in caplog.text and "outside the train temperature range" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from voxelflex.columns import codes
 from voxelflex.config import Config
 from voxelflex.engine.distributed import DistContext
 from voxelflex.errors import ConfigError, TrainingError
-from voxelflex.index import LoadedIndex, ensure_index, read_index
+from voxelflex.index import IndexMeta, LoadedIndex, ensure_index, read_index
 from voxelflex.models import ModelSpec
+from voxelflex.quantities import outside_range
 from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
 from voxelflex.structure.features import FEATURE_GROUPS
 
@@ -24,6 +26,8 @@ __all__ = [
     "open_training_data",
     "plan_config",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,75 @@ def _index_path(config: Config, dist: DistContext) -> Path:
     )
 
 
+_INPUTS = {  # config key -> IndexMeta.input_paths() name
+    "voxel_file": "voxel_file",
+    "rmsf_csv": "rmsf_csv",
+    "train_split": "train_split",
+    "val_split": "val_split",
+    "test_split": "test_split",
+    "features": "features",
+}
+
+
+def _check_unread_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
+    """With ``data.index`` the index is used as built: say so for build inputs set otherwise.
+
+    Raises
+    ------
+    ConfigError
+        ``data.rmsf_unit`` set to another unit than the index's targets.
+    """
+    data = config.data
+    if data.rmsf_unit is not None and data.rmsf_unit != meta.rmsf_unit:
+        raise ConfigError(
+            f"data.rmsf_unit is {data.rmsf_unit} but the index {path} holds targets in "
+            f"{meta.rmsf_unit}; the unit is fixed when the index is built: drop --rmsf-unit, or "
+            "rebuild the index with the right one"
+        )
+    recorded = meta.input_paths()
+    unread = [
+        f"data.{key}"
+        for key, name in _INPUTS.items()
+        if getattr(data, key) is not None
+        and Path(getattr(data, key)).absolute() != Path(recorded.get(name, "")).absolute()
+    ]
+    if unread:
+        log.warning(
+            "%s not read: training uses the index %s as it was built (its inputs: %s); rebuild "
+            "the index to change them, or drop --index to build one from them",
+            ", ".join(unread),
+            path,
+            recorded,
+        )
+
+
+def _warn_temperatures(index: LoadedIndex, train_range, path: Path) -> None:
+    """Warn when the model cannot learn a temperature trend, or validation leaves its range."""
+    if train_range is None:
+        return
+    lo, hi = train_range
+    if lo == hi:
+        log.warning(
+            "the train split of %s has one temperature (%g K): the model cannot learn how "
+            "flexibility changes with temperature, and its predictions at any other "
+            "temperature are meaningless",
+            path,
+            lo,
+        )
+    t = index.table.filter(pc.equal(index.table["split"], "val"))["temperature"].to_numpy()
+    outside = int(np.count_nonzero(outside_range(t, train_range)))
+    if outside:
+        log.warning(
+            "%d of %d val rows of %s lie outside the train temperature range %g-%g K; the best "
+            "checkpoint and early stopping are chosen partly on extrapolations",
+            outside,
+            len(t),
+            path,
+            lo,
+            hi,
+        )
+
+
 def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> TrainingData:
     """Read (or build) the index and open the train and val sources of ``config.loader.source``,
     serving ``spec``'s features and targets normalised as ``spec.feature_norm`` and
@@ -134,7 +207,10 @@ def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> Tr
             f"{path} is a prediction index (no RMSF targets); build it with --rmsf-csv and "
             "train/val splits to train on it"
         )
+    if config.data.index is not None:
+        _check_unread_inputs(config, meta, path)
     split = index.table.column("split")
+    _warn_temperatures(index, meta.temperature_range, path)
     n_train = int(pc.sum(pc.equal(split, "train")).as_py() or 0)
     n_val = int(pc.sum(pc.equal(split, "val")).as_py() or 0)
     if n_train == 0 or n_val == 0:
