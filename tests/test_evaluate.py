@@ -180,16 +180,22 @@ def test_baselines_residue_type_temperature_mean_and_temperature_fit():
     assert b.fallback_rows == 2 and b.n_train == 5
 
 
-def test_baselines_need_two_temperatures():
+def test_baselines_with_one_train_temperature_keep_the_residue_type_means():
+    # one temperature (a crystal set, a single-temperature run): the temperature line is flat
+    # at the train mean; the residue-type means (and the physics lines) still stand
     train = pa.table(
         {
-            "resname": ["ALA", "GLY"],
-            "temperature": pa.array([320, 320], pa.float32()),
-            "target_rmsf": pa.array([0.1, 0.2], pa.float32()),
+            "resname": ["ALA", "GLY", "ALA"],
+            "temperature": pa.array([320, 320, 320], pa.float32()),
+            "target_rmsf": pa.array([0.1, 0.4, 0.3], pa.float32()),
         }
     )
-    with pytest.raises(InputError, match="two temperatures"):
-        fit_baselines(train, train)
+    b = fit_baselines(train, train)
+    np.testing.assert_allclose(b.predictions["temperature_fit"], [0.8 / 3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(b.predictions["residue_type_temperature_mean"], [0.2, 0.4, 0.2])
+    assert b.coefficients == pytest.approx((0.8 / 3, 0.0))
+    with pytest.raises(InputError, match="no row with a target"):
+        fit_baselines(train.slice(0, 0), train)
 
 
 def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):

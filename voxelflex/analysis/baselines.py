@@ -120,13 +120,14 @@ def fit_baselines(
     t = train["temperature"].to_numpy(zero_copy_only=False).astype(np.float64)
     y = train["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float64)
     keep = np.isfinite(t) & np.isfinite(y)
-    if keep.sum() < 2 or np.ptp(t[keep]) == 0:
-        raise InputError(
-            f"{where}: the train split has {int(keep.sum())} rows with a target over "
-            f"{len(np.unique(t[keep]))} temperature(s); baselines need at least two temperatures"
-        )
+    if not keep.any():
+        raise InputError(f"{where}: the train split has no row with a target; nothing to fit")
     t_rows = rows["temperature"].to_numpy(zero_copy_only=False).astype(np.float64)
-    fit, (a, b) = fit_line(t, y, t_rows, what=where)
+    if np.ptp(t[keep]) == 0:  # one train temperature: the line is flat, at the train mean
+        a, b = float(y[keep].mean()), 0.0
+        fit = np.full(len(t_rows), a)
+    else:
+        fit, (a, b) = fit_line(t, y, t_rows, what=where)
 
     train_ok = train.select(["resname", "temperature", "target_rmsf"]).filter(pa.array(keep))
     means = train_ok.group_by(["resname", "temperature"]).aggregate([("target_rmsf", "mean")])
