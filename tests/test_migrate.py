@@ -104,6 +104,20 @@ def test_switches_off_and_other_values():
     assert "one metric (train.monitor = val_pearson)" in why["training.scheduler.monitor_metric"]
     assert "nor of this one" in why["made_up.key"]
     assert any("data.rmsf_unit is not set" in note for note in migration.notes)
+    assert any("apply only with train.scheduler: plateau" in n for n in migration.notes)
+    # patience and factor without a type: the earlier default (reduce_on_plateau) ran
+    del raw["training"]["scheduler"]["type"]
+    migration = migrate_config(raw)
+    assert migration.config["train"]["scheduler"] == "plateau"
+    assert migration.config["train"]["plateau_patience"] == training["scheduler"]["patience"]
+    assert any("default, reduce_on_plateau" in n for n in migration.notes)
+    raw["output"]["run_name"] = None
+    raw["logging"]["show_progress_bars"] = "false"  # quoted: truthy as a Python string
+    migration = migrate_config(raw)
+    assert "run_name" not in migration.config and "progress" not in migration.config["train"]
+    why = dict((old, reason) for old, _, reason in migration.dropped)
+    assert "empty (null)" in why["output.run_name"]
+    assert "'false' is not true or false" in why["logging.show_progress_bars"]
     raw["training"]["scheduler"]["type"] = "cyclic"
     with pytest.raises(ConfigError, match=r"'cyclic' has no counterpart.*cosine, step"):
         migrate_config(raw)

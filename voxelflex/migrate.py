@@ -309,9 +309,12 @@ def _inputs(b: _Builder, rmsf_unit: str | None) -> None:
 
 
 def _output(b: _Builder, now: datetime.datetime) -> None:
-    if b.has("output.base_dir"):
+    for key in ("output.base_dir", "output.run_name"):
+        if b.has(key) and b.get(key) is None:  # str(None) would name a folder "None"
+            b.drop(key, "empty (null): the default applies")
+    if b.has("output.base_dir") and b.get("output.base_dir") is not None:
         b.set("output.base_dir", "output_dir", b.paths(str(b.get("output.base_dir"))))
-    if b.has("output.run_name"):
+    if b.has("output.run_name") and b.get("output.run_name") is not None:
         name = str(b.get("output.run_name"))
         if "{timestamp}" in name:
             name = name.replace("{timestamp}", now.strftime("%Y%m%d_%H%M%S"))
@@ -423,6 +426,21 @@ def _training(b: _Builder) -> None:
                 "cosine, step, plateau, none (train.scheduler)"
             )
         b.set("training.scheduler.type", "train.scheduler", kind)
+    plateau_keys = [
+        k for k in ("patience", "factor", "min_lr", "threshold") if b.has(f"training.scheduler.{k}")
+    ]
+    if plateau_keys and not b.has("training.scheduler.type"):
+        # the earlier default type: without it these settings would do nothing under cosine
+        b.set(f"training.scheduler.{plateau_keys[0]}", "train.scheduler", "plateau")
+        b.note(
+            f"training.scheduler sets {', '.join(plateau_keys)} but no type: the earlier system "
+            "then ran its default, reduce_on_plateau, so train.scheduler is plateau"
+        )
+    elif plateau_keys and b.result.config.get("train", {}).get("scheduler") != "plateau":
+        b.note(
+            f"training.scheduler.{', '.join(plateau_keys)} apply only with train.scheduler: "
+            "plateau; they have no effect with the schedule migrated"
+        )
     if b.has("training.early_stopping.enabled") or b.has("training.early_stopping.patience"):
         enabled = b.get("training.early_stopping.enabled", True)
         patience = b.get("training.early_stopping.patience", 10)
@@ -453,11 +471,23 @@ def _evaluation_and_logging(b: _Builder) -> None:
         else:
             b.set("logging.level", "log_level", level)
     if b.has("logging.show_progress_bars"):
-        shown = bool(b.get("logging.show_progress_bars"))
-        b.set("logging.show_progress_bars", "train.progress", shown)
-        b.set("logging.show_progress_bars", "predict.progress", shown)
+        shown = _switch(b, "logging.show_progress_bars")
+        if shown is not None:
+            b.set("logging.show_progress_bars", "train.progress", shown)
+            b.set("logging.show_progress_bars", "predict.progress", shown)
     if b.has("visualization.plot_loss"):
-        b.set("visualization.plot_loss", "train.plot", bool(b.get("visualization.plot_loss")))
+        plotted = _switch(b, "visualization.plot_loss")
+        if plotted is not None:
+            b.set("visualization.plot_loss", "train.plot", plotted)
+
+
+def _switch(b: _Builder, key: str) -> bool | None:
+    """A true/false setting; anything else (a quoted "false" is truthy) is dropped, not guessed."""
+    value = b.get(key)
+    if isinstance(value, bool):
+        return value
+    b.drop(key, f"{value!r} is not true or false: the default applies")
+    return None
 
 
 # ------------------------------------------------------------------------------- files
