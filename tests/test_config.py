@@ -54,6 +54,20 @@ def test_overrides_mapping_and_lists():
     assert config.train.log_target is True
 
 
+def test_override_values_are_read_as_written(tmp_path):
+    # a path with " #" (a YAML comment), a leading zero (YAML 1.1 octal), an emptied mapping
+    conf = tmp_path / "run.yaml"
+    conf.write_text("model:\n  hyperparameters: {growth: 16}\n")
+    config = load_config(
+        conf,
+        ["data.index=runs #3/index.parquet", "train.epochs=010", "model.hyperparameters={}"],
+    )
+    assert config.data.index.name == "index.parquet" and config.data.index.parent.name == "runs #3"
+    assert config.train.epochs == 10
+    assert dict(config.model.hyperparameters) == {}
+    assert dict(load_config(conf).model.hyperparameters) == {"growth": 16}
+
+
 def test_resolved_yaml_round_trips(tmp_path):
     config = load_config(overrides=["model.preset=tiny", "data.index=x.parquet"])
     path = tmp_path / "resolved.yaml"

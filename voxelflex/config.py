@@ -546,8 +546,8 @@ def _merge(
             )
         elif _is_mapping(tp) and isinstance(value, Mapping):
             # Mapping keys merge entry by entry, so --set model.hyperparameters.growth=16
-            # keeps the entries a config file set.
-            base[name] = {**(base.get(name) or {}), **value}
+            # keeps the entries a config file set; an explicit {} clears them.
+            base[name] = {**(base.get(name) or {}), **value} if value else {}
             origins[key] = origin
         else:
             if _is_path(tp) and isinstance(value, str | Path) and not is_url(value):
@@ -602,8 +602,10 @@ def _parse_override(item: str) -> tuple[str, Any]:
     inner, _ = _split_optional(tp)
     if text.strip() in ("null", "~", "None"):
         return key, None
-    if inner in (str, Path):  # taken verbatim: YAML would mangle paths like "a: b" or "1e3"
-        return key, text
+    if inner in (str, Path) or _url_ok(inner):
+        return key, text  # verbatim: YAML would mangle "a: b", "1e3" or "runs #3/index.parquet"
+    if inner is int and re.fullmatch(r"\s*[-+]?\d+\s*", text):
+        return key, int(text)  # decimal: YAML 1.1 reads 010 as octal 8
     try:
         return key, yaml.safe_load(text)
     except yaml.YAMLError as exc:
