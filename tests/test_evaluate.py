@@ -155,6 +155,22 @@ def test_stratification_by_accessibility_bins_secondary_structure_and_residue_ty
     assert s["residue_type"]["groups"]["LYS"]["mae"] == pytest.approx(0.5)
 
 
+def test_a_value_on_a_custom_bin_edge_lands_in_the_bin_it_opens():
+    # 0.7 and 0.35 as float32 (the index's type) are just below the float64 edges
+    table = _table(
+        target_rmsf=np.arange(4.0),
+        predicted_rmsf=np.arange(4.0),
+        relative_accessibility=pa.array([0.35, 0.7, 0.2, 0.9], pa.float32()),
+    )
+    bins = prediction_metrics(table, accessibility_bins=[0, 0.35, 0.7, 1.01])["stratified"]
+    groups = bins["relative_accessibility"]["groups"]
+    assert {k: v["n"] for k, v in groups.items()} == {
+        "[0, 0.35)": 1,
+        "[0.35, 0.7)": 1,
+        "[0.7, 1.01)": 2,
+    }
+
+
 def test_baselines_residue_type_temperature_mean_and_temperature_fit():
     train = pa.table(
         {

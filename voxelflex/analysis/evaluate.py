@@ -96,7 +96,10 @@ def accessibility_bins(
     """
     edges = np.asarray(edges, dtype=np.float64)
     names = [f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)]
-    where = np.digitize(accessibility, edges) - 1  # NaN and out-of-range land outside 0..len-1
+    # The index stores accessibility as float32: compare against float32 edges too, so a value
+    # of exactly 0.7 lands in [0.7, ...), not below (0.7 in float32 is 0.69999999 in float64).
+    at_precision = edges.astype(np.float32).astype(np.float64)
+    where = np.digitize(np.asarray(accessibility, np.float64), at_precision) - 1  # NaN: outside
     ok = np.isfinite(accessibility) & (where >= 0) & (where < len(names))
     labels = np.where(ok, np.asarray(names)[np.clip(where, 0, len(names) - 1)], "")
     return labels, names
