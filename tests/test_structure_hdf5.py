@@ -28,15 +28,30 @@ def three(tmp_path_factory):
     return voxelize_files(folder, out, progress=False)
 
 
-def test_rewriting_a_voxel_file_removes_the_old_files_feature_sidecar(tmp_path):
+def test_a_feature_sidecar_is_replaced_only_by_voxelize_features(tmp_path, caplog):
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(STRUCTURES / "1vii.pdb.gz", folder)
     first = voxelize_files(folder, tmp_path / "v.hdf5", features=True, progress=False)
-    assert first.features_path.is_file()
-    shutil.copy(STRUCTURES / "1a8o.pdb.gz", folder)
+    sidecar = first.features_path.read_bytes()
+    # without --features the sidecar is left alone (it may be `voxelflex features` output for
+    # these very structures), and a replaced voxel file says so
+    caplog.set_level("WARNING", logger="voxelflex.structure.hdf5")
     voxelize_files(folder, tmp_path / "v.hdf5", overwrite=True, progress=False)
-    assert not first.features_path.exists()  # it described the replaced file
+    assert first.features_path.read_bytes() == sidecar
+    assert "is not (no --features)" in caplog.text
+    # a run that voxelizes nothing keeps the old pair whole
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x.pdb").write_text("REMARK nothing\n")
+    with pytest.raises(InputError, match="no residue could be voxelized"):
+        voxelize_files(empty, tmp_path / "v.hdf5", features=True, overwrite=True, progress=False)
+    assert first.features_path.read_bytes() == sidecar
+    shutil.copy(STRUCTURES / "1a8o.pdb.gz", folder)
+    again = voxelize_files(
+        folder, tmp_path / "v.hdf5", features=True, overwrite=True, progress=False
+    )
+    assert again.features_path.read_bytes() != sidecar  # replaced with the new file's
 
 
 def test_layout_dtype_chunks_and_attributes_match_aposteriori(three):

@@ -19,6 +19,7 @@ import csv
 import functools
 import io
 import json
+import logging
 import os
 import time
 import zlib
@@ -57,6 +58,8 @@ __all__ = [
     "voxelize_files",
     "write_voxel_hdf5",
 ]
+
+log = logging.getLogger(__name__)
 
 # Bump when the frames or the layout written change; recorded as `voxelflex_voxelizer_version`.
 VOXELIZER_VERSION = 1
@@ -524,11 +527,21 @@ def voxelize_files(
             rows.extend((result.path, s) for s in result.skipped)
             yield result.item
         bar.close()
+        # Every frame is in the temporary file, which the writer renames into place next. The
+        # sidecar being replaced (--features) goes first, so a crash in between never pairs
+        # the new frames with the old features; without --features it is left alone.
+        if features_path is not None and written_domains:
+            features_path.unlink(missing_ok=True)
 
     skipped_csv = out_path.with_name(out_path.name + ".skipped.csv")
-    # A sidecar beside the voxel file describes the file being replaced: gone before the new
-    # HDF5 lands, so a crash in between never pairs the new frames with old features.
-    out_path.with_suffix(".features.parquet").unlink(missing_ok=True)
+    sidecar = out_path.with_suffix(".features.parquet")
+    if features_path is None and out_path.exists() and sidecar.exists():
+        log.warning(
+            "%s is replaced but %s beside it is not (no --features): recompute the sidecar "
+            "if the structures changed",
+            out_path,
+            sidecar,
+        )
     try:
         written = write_voxel_hdf5(items(), out_path, keys=keys, altloc=altloc)
     except InputError:
