@@ -7,7 +7,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from voxelflex.cli.main import app
 from voxelflex.errors import InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.structure import compute_frames, read_structure, voxelize_files, write_voxel_hdf5
@@ -52,6 +54,17 @@ def test_a_feature_sidecar_is_replaced_only_by_voxelize_features(tmp_path, caplo
         folder, tmp_path / "v.hdf5", features=True, overwrite=True, progress=False
     )
     assert again.features_path.read_bytes() != sidecar  # replaced with the new file's
+
+
+def test_cli_voxelize_reports_files_aposteriori_would_refuse(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("1vii.pdb.gz", "1bd2s.cif.gz"):  # aposteriori refuses the second whole
+        shutil.copy(STRUCTURES / name, folder / name)
+    out = tmp_path / "v.hdf5"
+    result = CliRunner().invoke(app, ["voxelize", str(folder), "-o", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "aposteriori 2.4.0 would refuse 1 of these files whole" in result.output
 
 
 def test_layout_dtype_chunks_and_attributes_match_aposteriori(three):

@@ -81,6 +81,12 @@ def voxelize(
     if report.features_path is not None:
         typer.echo(f"structure features -> {report.features_path}")
     typer.echo(f"not voxelized: {report.skipped} items, reasons in {report.skipped_csv}")
+    if report.files_aposteriori_rejects:
+        typer.echo(
+            f"aposteriori 2.4.0 would refuse {report.files_aposteriori_rejects} of these files "
+            "whole; voxelflex wrote their sound frames (reasons: compute_frames(...)."
+            "aposteriori_rejects, docs/structures.md)"
+        )
 
 
 def features(
