@@ -96,6 +96,12 @@ def test_rerun_after_interruption_rebuilds_only_missing_shards(shards, index):
     report = build_shards(index, shards, domains_per_shard=10, workers=1, progress=False)
     assert (report.built, report.reused) == (1, 2)
     assert ShardManifest.load(shards).to_json() == before.to_json()
+    # killed after a shard was renamed into place, before its build record was written
+    (shards / MANIFEST_NAME).unlink()
+    (shards / ".build" / "shard-000001.tar.json").unlink()
+    report = build_shards(index, shards, domains_per_shard=10, workers=1, progress=False)
+    assert (report.built, report.reused) == (1, 2)
+    assert ShardManifest.load(shards).to_json() == before.to_json()
     # other settings invalidate every shard
     report = build_shards(index, shards, domains_per_shard=12, progress=False)
     assert (report.built, report.reused, report.n_shards) == (2, 0, 2)

@@ -182,6 +182,7 @@ def _reusable(
 
 
 _LEFTOVER = re.compile(r"^\.(shard-\d+\.tar|manifest\.json)\..+\.tmp$")  # atomic_path temps
+_SHARD_FILE = re.compile(r"^shard-\d+\.tar$")
 
 
 def _own_files(out: Path) -> set[str]:
@@ -201,6 +202,9 @@ def _own_files(out: Path) -> set[str]:
     state = out / _STATE_DIR
     if state.is_dir():
         named |= {p.name.removesuffix(".json") for p in state.glob("shard-*.tar.json")}
+        # a shard renamed into place just before a kill, its record not yet written: ours
+        # (no record vouches for it, so it is rebuilt)
+        named |= {p.name for p in out.iterdir() if _SHARD_FILE.match(p.name) and p.is_file()}
     manifest = out / MANIFEST_NAME
     if manifest.is_file():
         try:
