@@ -15,7 +15,7 @@ import pytest
 
 import voxelflex.structure.features as features
 from voxelflex.errors import InputError
-from voxelflex.structure import compute_frames, read_structure
+from voxelflex.structure import compute_frames, read_structure, voxelize_files
 from voxelflex.structure.features import (
     FEATURE_GROUPS,
     FEATURE_NAMES,
@@ -27,6 +27,7 @@ from voxelflex.structure.features import (
     read_feature_sidecar,
     write_feature_sidecar,
 )
+from voxelflex.structure.featurize import featurize_files
 
 STRUCTURES = Path(__file__).parent / "data" / "structures"
 HELIX = (-57.0, -47.0)
@@ -466,3 +467,23 @@ def test_structure_layer_imports_only_what_it_may():
         "voxelflex.columns",  # Arrow column helpers (numpy and pyarrow only)
     )
     assert all(m.startswith(allowed) for m in internal), internal
+
+
+def test_features_command_equals_voxelize_features_and_reports_only_this_runs_failures(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("1vii.pdb.gz", "1a8o.pdb.gz"):
+        (folder / name).write_bytes((STRUCTURES / name).read_bytes())
+    (folder / "broken.pdb").write_text("ATOM  garbage\n")
+    out = tmp_path / "f.parquet"
+    report = featurize_files(folder, out, progress=False)
+    assert report.files_failed == 1 and "broken.pdb" in report.skipped_csv.read_text()
+    # the two routes to a sidecar give the same rows and values
+    (folder / "broken.pdb").unlink()
+    voxelized = voxelize_files(folder, tmp_path / "v.hdf5", features=True, progress=False)
+    report = featurize_files(folder, out, progress=False, overwrite=True)
+    assert report.skipped_csv is None and not (tmp_path / "f.parquet.skipped.csv").exists()
+    mine, _ = read_feature_sidecar(out)
+    theirs, _ = read_feature_sidecar(voxelized.features_path)
+    order = [(k, "ascending") for k in ("domain", "chain", "resid_str")]
+    assert mine.sort_by(order).equals(theirs.sort_by(order))

@@ -124,8 +124,10 @@ def featurize_files(
             tables.append(table)
     bar.close()
     skipped_csv = None
+    stale = out_path.with_name(out_path.name + ".skipped.csv")
+    stale.unlink(missing_ok=True)  # an earlier run's report would list files that now succeed
     if failed:
-        skipped_csv = out_path.with_name(out_path.name + ".skipped.csv")
+        skipped_csv = stale
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["file", "reason"])
