@@ -90,10 +90,10 @@ def test_schedules_warm_up_decay_halve_or_do_nothing():
 def test_checkpoint_policy_files_and_run_folder(tmp_path):
     policy = CheckpointPolicy(tmp_path / "run", every_epochs=2, every_batches=3)
     assert policy.at_epoch_end(1, improved=False) == [policy.latest]
-    assert policy.at_epoch_end(2, improved=True) == [
-        policy.latest,
+    assert policy.at_epoch_end(2, improved=True) == [  # latest.pt, which resume trusts, last
         policy.best,
         policy.models_dir / "epoch_002.pt",
+        policy.latest,
     ]
     assert [b for b in range(1, 10) if policy.due_mid_epoch(b, 9)] == [3, 6]  # not the last
     policy.claim(overwrite=False)  # an empty folder is free

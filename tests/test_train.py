@@ -293,6 +293,33 @@ def test_ctrl_c_saves_latest_then_resume_finishes_the_run(reference, small_index
     assert _strip_timing(result.history) == _strip_timing(expected)
 
 
+def test_a_kill_right_after_the_last_latest_pt_leaves_best_and_history_whole(
+    reference, small_index, tmp_path
+):
+    save = Checkpoint.save
+
+    def save_then_die(self, path):
+        save(self, path)
+        if path.name == "latest.pt" and (self.meta.epoch, self.meta.batch) == (EPOCHS, 0):
+            raise RuntimeError("killed")  # before the history file of the last epoch
+
+    overrides = _overrides(small_index, tmp_path, "end")
+    Checkpoint.save = save_then_die
+    try:
+        with pytest.raises(RuntimeError, match="killed"):
+            train(load_config(overrides=overrides))
+    finally:
+        Checkpoint.save = save
+    run = tmp_path / "end"
+    assert len(json.loads((run / "training_history.json").read_text())) == EPOCHS - 1
+    result = train(load_config(overrides=[*overrides, "train.resume=true"]))  # nothing left to do
+    history = json.loads((run / "training_history.json").read_text())
+    assert _strip_timing(history) == _strip_timing(result.history)
+    assert len(history) == EPOCHS
+    best_epoch = max(h["epoch"] for h in history if h["is_best"])
+    assert Checkpoint.load(run / "models" / "best.pt").meta.epoch == best_epoch
+
+
 def test_early_stopping_after_patience(small_index, tmp_path):
     # lr so small that val loss cannot improve meaningfully: stop after 1 + patience epochs
     config = load_config(

@@ -55,13 +55,13 @@ class CheckpointPolicy:
         return self.run_dir / HISTORY_FILE
 
     def at_epoch_end(self, epoch: int, improved: bool) -> list[Path]:
-        """Files to write after finished epoch ``epoch`` (1-based)."""
-        paths = [self.latest]
-        if improved:
-            paths.append(self.best)
+        """Files to write after finished epoch ``epoch`` (1-based), ``latest.pt`` last: it is
+        what ``--resume`` trusts, so a kill before it repeats the epoch, and one after it
+        finds ``best.pt`` and ``epoch_NNN.pt`` already written."""
+        paths = [self.best] if improved else []
         if self.every_epochs and epoch % self.every_epochs == 0:
             paths.append(self.models_dir / f"epoch_{epoch:03d}.pt")
-        return paths
+        return [*paths, self.latest]
 
     def due_mid_epoch(self, batch: int, n_batches: int) -> bool:
         """Whether to refresh ``latest.pt`` after ``batch`` (1-based) of ``n_batches``."""

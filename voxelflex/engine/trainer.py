@@ -279,6 +279,7 @@ class _Trainer:
         self.epoch, self.batch = ck.meta.epoch, ck.meta.batch
         self.global_step = ck.meta.global_step
         self.history = ck.history
+        self._write_history()  # a kill after latest.pt, before the history file, left it short
         self.tracker.load_state_dict(ck.trainer)
         if self.dist.is_main and ck.meta.batch > 0:
             self.partial = EpochAccumulator.merged([ck.partial])
@@ -568,9 +569,13 @@ class _Trainer:
             )
         )
 
-    def _log_epoch(self, entry: dict[str, Any]) -> None:
+    def _write_history(self) -> None:
         if self.dist.is_main:
             atomic_write_text(self.files.history, json.dumps(self.history, indent=1))
+
+    def _log_epoch(self, entry: dict[str, Any]) -> None:
+        self._write_history()
+        if self.dist.is_main:
             log_epoch(entry, self.config.train.epochs)
 
 
