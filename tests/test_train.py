@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests._ranks import compare
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index, generate_demo
@@ -46,6 +48,12 @@ def small_index(tmp_path_factory):
     out = root / "index.parquet"
     build_demo_index(paths, out)
     return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _overrides(index, out_dir, run_name, *extra):
@@ -241,6 +249,18 @@ def test_on_main_gives_rank_0_result_or_error():
 
     with pytest.raises(TrainingError, match="rank 0 failed"):
         ctx.on_main(fail)
+
+
+@pytest.mark.parametrize("values", [["a1", "a1"], ["a1", "b2"]])
+def test_ranks_refuse_together_when_one_holds_another_index(tmp_path, values):
+    port = _free_port()
+    torch.multiprocessing.spawn(compare, args=(port, values, str(tmp_path)), nprocs=2)
+    results = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    if values[0] == values[1]:
+        assert results == ["same", "same"]
+    else:  # every rank raises, so none waits in a later collective
+        assert all(r.startswith("1 of 2 ranks have another index than rank 0") for r in results)
+        assert "rank 0: a1" in results[1] and "give every node the same index" in results[0]
 
 
 def test_served_rows_are_checked_exactly_once():

@@ -44,6 +44,7 @@ from voxelflex.analysis.predictions import (
 )
 from voxelflex.config import Config, load_config
 from voxelflex.engine.checkpoint import Checkpoint, load_for_inference
+from voxelflex.engine.data import index_digest
 from voxelflex.engine.distributed import DistContext
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.formats import TableFormat
@@ -231,6 +232,9 @@ def _predict(
     model, ck = load_for_inference(checkpoint, device)
     index = read_index(index_path)
     ck.meta.check_data(index.meta, where=str(index_path))
+    dist.require_same(
+        "index", index_digest(index), "give every node a copy of the same index (and shards)"
+    )
     by_split, missing = _select(index, split, domains)
     if not by_split:
         raise InputError(

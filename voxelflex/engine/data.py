@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,10 @@ from voxelflex.structure.features import FEATURE_GROUPS
 __all__ = [
     "TrainingData",
     "expand_features",
+    "index_digest",
     "open_training_data",
     "plan_config",
+    "settings_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,6 +189,32 @@ def _warn_temperatures(index: LoadedIndex, train_range, path: Path) -> None:
             lo,
             hi,
         )
+
+
+def index_digest(index: LoadedIndex) -> str:
+    """Short hash of what training reads from an index: its metadata fingerprint and the
+    split, temperature and target of every row (≈13 MB hashed for mdCATH's 3.3 M rows)."""
+    h = hashlib.sha256(index.meta.fingerprint().encode())
+    table = index.table
+    for name in ("split", "domain"):  # codes, not Arrow buffers, whose padding is undefined
+        h.update(codes(table.column(name)).tobytes())
+    for name in ("temperature", "target_rmsf"):
+        h.update(np.ascontiguousarray(table.column(name).to_numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def settings_digest(config: Config) -> str:
+    """Short hash of the settings every rank must share (model, training, batch plan); paths,
+    workers, device and progress bars may differ between nodes."""
+    train = dataclasses.asdict(config.train)
+    for local in ("progress", "device", "init_from"):
+        train.pop(local, None)
+    shared = {
+        "model": dataclasses.asdict(config.model),
+        "train": train,
+        "loader": {k: getattr(config.loader, k) for k in ("batch_size", "seed", "source")},
+    }
+    return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> TrainingData:

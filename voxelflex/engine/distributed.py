@@ -124,6 +124,25 @@ class DistContext:
             raise result
         return result
 
+    def require_same(self, what: str, value: str, fix: str) -> None:
+        """Refuse, on every rank, a ``value`` (a digest of ``what``) that differs from rank 0's.
+
+        Raises
+        ------
+        ConfigError
+            Naming ``what``, how many ranks differ and ``fix``.
+        """
+        if not self.enabled:
+            return
+        main = self.broadcast(value)
+        flag = torch.tensor([int(value != main)], device=self.device)
+        differing = int(self.all_reduce(flag).item())
+        if differing:
+            raise ConfigError(
+                f"{differing} of {self.world_size} ranks have another {what} than rank 0 "
+                f"(this rank, {self.rank}: {value}; rank 0: {main}); {fix}"
+            )
+
     def barrier(self) -> None:
         """Wait until every rank gets here."""
         if self.enabled:

@@ -37,7 +37,12 @@ from voxelflex.atomic import atomic_write_text
 from voxelflex.config import Config, config_to_yaml
 from voxelflex.engine.checkpoint import Checkpoint, CheckpointMeta
 from voxelflex.engine.checkpointing import HISTORY_FILE, CheckpointPolicy
-from voxelflex.engine.data import TrainingData, open_training_data
+from voxelflex.engine.data import (
+    TrainingData,
+    index_digest,
+    open_training_data,
+    settings_digest,
+)
 from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.epoch_metrics import EpochAccumulator, reduce_metrics
 from voxelflex.engine.finetune import config_model_spec, init_from, log_init, run_model_spec
@@ -145,6 +150,18 @@ class _Trainer:
         init = Checkpoint.load(tc.init_from) if tc.init_from and not tc.resume else None
         self.spec = run_model_spec(config, init=init, latest=self._latest)
         self.data: TrainingData = open_training_data(config, dist, self.spec)
+        # the exactly-once row check cannot see a node whose index copy has other targets, nor
+        # a rank started with another learning rate: compare digests with rank 0
+        dist.require_same(
+            "index",
+            index_digest(self.data.index),
+            "give every node a copy of the same index (and shards)",
+        )
+        dist.require_same(
+            "training settings",
+            settings_digest(config),
+            "start every rank with the same config file, --set values and flags",
+        )
         torch.manual_seed(config.loader.seed)  # identical initial weights on every rank
         index = self.data.index
         self.model: RMSFModel = build_model(
