@@ -284,6 +284,9 @@ def test_torchrun_two_cpu_ranks_see_every_row_once(small_index, tmp_path):
     history = json.loads((tmp_path / "ddp" / "training_history.json").read_text())
     assert [h["train"]["n"] for h in history] == [_rows(small_index, "train")] * 2
     assert [h["val"]["n"] for h in history] == [_rows(small_index, "val")] * 2
+    for h in history:  # the rate counts the rows every rank served, once
+        rows = h["timing"]["samples_per_s"] * h["timing"]["seconds"]
+        assert rows == pytest.approx(_rows(small_index, "train"), rel=1e-6)
     assert "2 rank(s)" in (tmp_path / "ddp" / "logs" / "voxelflex.log").read_text()
 
 

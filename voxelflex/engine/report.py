@@ -28,7 +28,7 @@ def log_model(
     counts = parameter_counts(model)
     log.info(
         "model %s/%s, conditioning %s: %s parameters (trunk %s, head %s); device %s%s, "
-        "%d rank(s); %d train rows, %d batches/epoch per rank",
+        "%d rank(s); %d train rows, %d optimizer steps/epoch per rank",
         spec.name,
         spec.preset,
         spec.conditioning,

@@ -455,6 +455,8 @@ class _Trainer:
         bar.close()
         self.loss_watch.check(self.dist, epoch=self.epoch, latest=self.files.latest)
         elapsed = time.perf_counter() - t_start
+        # ranks serve unequal row counts (whole domains each): the sum, not rank 0's x ranks
+        served = int(self.dist.all_reduce(torch.tensor([samples], device=self.device)).item())
         return {
             "epoch": self.epoch + 1,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -464,7 +466,7 @@ class _Trainer:
             "train": self._epoch_metrics(acc, "train", data.train.sample_count),
             "timing": {
                 "seconds": elapsed,
-                "samples_per_s": samples * self.dist.world_size / max(elapsed, 1e-9),
+                "samples_per_s": served / max(elapsed, 1e-9),
                 "data_wait_fraction": wait / max(elapsed, 1e-9),
             },
         }
