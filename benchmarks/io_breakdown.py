@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from voxelflex.atomic import atomic_write_text
 from voxelflex.index import read_index
 from voxelflex.sources import PlanConfig, open_source
 
@@ -203,7 +204,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"io_breakdown{'_' + args.label if args.label else ''}.json"
-    (args.out / name).write_text(json.dumps(result, indent=1))
+    atomic_write_text(args.out / name, json.dumps(result, indent=1))
     zero = result["0_workers"]
     print(
         f"0 workers: {zero['samples_per_s']:,.0f} samples/s ({epoch_s * 1e3:.0f} ms an epoch, "

@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
+from voxelflex.atomic import atomic_write_text
 from voxelflex.models import ModelSpec, build_model, parameter_counts
 from voxelflex.registry import ARCHITECTURES, PRESETS
 
@@ -99,13 +101,18 @@ def model_throughput(
 
 
 def make_dataset(root: Path, n_domains: int, *, min_residues: int, max_residues: int) -> dict:
-    """Generate demo inputs, the index and shards under ``root`` (reused when present)."""
+    """Generate demo inputs, the index and shards under ``root`` (reused when made with the
+    same settings; ``made.json`` records them)."""
     from voxelflex.demo.generate import build_demo_index, generate_demo
     from voxelflex.sources import build_shards
 
     index_path = root / "index.parquet"
     shards_dir = root / "shards"
-    if not (shards_dir / "manifest.json").is_file():
+    made = root / "made.json"
+    wanted = {"n_domains": n_domains, "min_residues": min_residues, "max_residues": max_residues}
+    if not (made.is_file() and json.loads(made.read_text()) == wanted):
+        if root.exists():
+            shutil.rmtree(root)  # another size asked for: never measure a stale dataset
         paths = generate_demo(
             root / "inputs",
             n_domains=n_domains,
@@ -115,7 +122,8 @@ def make_dataset(root: Path, n_domains: int, *, min_residues: int, max_residues:
         )
         build_demo_index(paths, index_path)
         build_shards(index_path, shards_dir, progress=False)
-    return {"index": index_path, "shards_dir": shards_dir}
+        atomic_write_text(made, json.dumps(wanted))
+    return {"index": index_path, "shards_dir": shards_dir, **wanted}
 
 
 def data_wait(
@@ -146,6 +154,7 @@ def data_wait(
             "train.progress": False,
             "train.checkpoint_every_batches": 0,
             "train.threads": torch.get_num_threads(),
+            "train.overwrite": True,  # a rerun with the same --out measures again
             "output_dir": str(out_dir),
             "run_name": run_name,
             "log_level": "WARNING",
@@ -237,6 +246,9 @@ def main() -> None:
             for w in (0, 1)
         ]  # fmt: skip
         report["data_wait_cpu"] = rows
+        report["data_wait_cpu_dataset"] = {
+            k: data[k] for k in ("n_domains", "min_residues", "max_residues")
+        }
         print("\n## CPU: one training epoch (tiny), time waiting for data\n")
         print(_table(rows, WAIT_COLS))
     if torch.cuda.is_available():
@@ -244,7 +256,7 @@ def main() -> None:
     else:
         print("\n(no CUDA device: CUDA section skipped)")
     path = args.out / "train_throughput.json"
-    path.write_text(json.dumps(report, indent=1))
+    atomic_write_text(path, json.dumps(report, indent=1))
     print(f"\nwrote {path}")
 
 

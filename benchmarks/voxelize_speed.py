@@ -156,7 +156,8 @@ def time_workers(files: list[Path], workers: list[int], copies: int, work: Path)
     out = []
     for n in workers:
         # best of two: the machine may be shared, and a run is only a few seconds
-        runs = [voxelize_files(folder, work / f"w{n}.hdf5", workers=n, progress=False)
+        runs = [voxelize_files(folder, work / f"w{n}.hdf5", workers=n, progress=False,
+                               overwrite=True)
                 for _ in range(2)]  # fmt: skip
         report = min(runs, key=lambda r: r.wall_seconds)
         out.append({
