@@ -11,6 +11,7 @@ import torch
 
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.config import load_config
+from voxelflex.engine import train
 from voxelflex.engine.checkpointing import CheckpointPolicy
 from voxelflex.engine.data import open_training_data
 from voxelflex.engine.distributed import DistContext
@@ -149,3 +150,24 @@ def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_pa
     open_training_data(load_config(None, [f"data.index={index}"]), CPU, SPEC)
     assert "has one temperature (320 K)" in caplog.text
     assert "3 of 6 val rows" in caplog.text and "outside the train temperature range" in caplog.text
+
+
+def test_log_target_refuses_a_zero_rmsf_in_val_as_in_train(tmp_path):
+    layout = {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}
+    rows = csv_rows("t1", "ALA GLY SER") + csv_rows("v1", "ALA GLY SER")
+    rows[-1] = (*rows[-1][:4], 0.0)  # a val residue whose RMSF is 0 (a B-factor of 0.00)
+    for split, domain in (("train", "t1"), ("val", "v1")):
+        (tmp_path / f"{split}.txt").write_text(domain + "\n")
+    index = build_index(
+        write_voxels(tmp_path / "v.h5", layout),
+        tmp_path / "i.parquet",
+        rmsf_csv=write_csv(tmp_path / "r.csv", rows),
+        rmsf_unit="nm",
+        train=tmp_path / "train.txt",
+        val=tmp_path / "val.txt",
+        progress=False,
+    ).index_path
+    overrides = [f"data.index={index}", f"output_dir={tmp_path}", "train.log_target=true"]
+    overrides += ["model.preset=tiny", "loader.num_workers=0", "train.progress=false"]
+    with pytest.raises(TrainingError, match=r"1 val rows are <= 0"):
+        train(load_config(None, overrides))

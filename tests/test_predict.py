@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from tests._checkpoints import make_checkpoint
 from voxelflex.analysis import predict as predict_module
 from voxelflex.analysis.evaluate import evaluate
-from voxelflex.analysis.importance import permutation_importance
+from voxelflex.analysis.importance import importance_for_rows, permutation_importance
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import read_predictions
 from voxelflex.analysis.temperatures import parse_sweep
@@ -191,6 +191,27 @@ def test_importance_of_a_channel_the_target_ignores_is_zero(demo_index):
     assert drops["channel_O"] == pytest.approx(0.0, abs=1e-12)
     for used in ("temperature", "channel_C", "channel_N", "channel_CA", "channel_CB"):
         assert drops[used] > 0.01, (used, drops)
+
+
+def test_importance_of_a_relative_model_scores_it_against_per_domain_z_scores(demo_index, tmp_path):
+    # a target_norm=domain model predicts z-scores: RMSE against raw nm would mix units
+    ckpt = make_checkpoint(tmp_path / "z.pt", target_norm="domain")
+    config = load_config(None, ["loader.num_workers=0", "predict.progress=false"])
+    preds = predict(ckpt, demo_index, split="test", out_path=tmp_path / "p.parquet", config=config)
+    table, _ = read_predictions(preds.path)
+    domains = sorted(set(table["domain"].to_pylist()))
+    result = importance_for_rows(
+        checkpoint=ckpt, index_path=demo_index, splits=["test"], domains=domains,
+        config=config, n_shuffles=1,
+    )  # fmt: skip
+    y, p = table["target_rmsf"].to_numpy(), table["predicted_rmsf"].to_numpy()
+    d = np.asarray(table["domain"].to_pylist())
+    z = np.empty_like(y, dtype=np.float64)
+    for domain in domains:
+        at = d == domain
+        z[at] = (y[at] - y[at].mean()) / y[at].std()
+    assert result["n_rows"] == len(y)
+    assert result["baseline_rmse"] == pytest.approx(np.sqrt(np.mean((p - z) ** 2)), rel=1e-4)
 
 
 def test_evaluate_with_importance_through_a_checkpoint(

@@ -184,6 +184,8 @@ def importance_for_rows(
             except SourceError as exc:
                 log.warning("permutation importance: split %s skipped: %s", s, exc)
                 continue
+            if model.spec.target_norm == "domain":  # its outputs are per-domain z-scores
+                src.table = src.table.with_domain_zscored_targets()
             per_residue = int(src.table.residue_samples().max())
             cfg = PlanConfig(
                 batch_size=config.predict.residues_per_batch * per_residue, shuffle=False

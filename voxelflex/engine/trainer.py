@@ -232,10 +232,18 @@ class _Trainer:
     def _set_statistics(self) -> None:
         y = self.data.target.astype(np.float64)
         if self.spec.log_target:
-            if (y <= 0).any():
+            # val too: one RMSF of 0 there made every val loss inf, and best.pt, the plateau
+            # schedule and early stopping on val_loss followed it
+            bad = {
+                split: int((np.asarray(table.target) <= 0).sum())
+                for split, table in (("train", self.data.train.table), ("val", self.data.val.table))
+            }
+            if any(bad.values()):
                 raise TrainingError(
-                    f"train.log_target needs positive RMSF, but {(y <= 0).sum()} training rows "
-                    "are <= 0; set train.log_target=false"
+                    "train.log_target needs positive RMSF, but "
+                    + ", ".join(f"{n} {split} rows" for split, n in bad.items() if n)
+                    + " are <= 0 (the log of 0 is -inf); set train.log_target=false, or drop "
+                    "those rows from the RMSF CSV"
                 )
             y = np.log(y)
         std = self.data.feature_std

@@ -112,8 +112,9 @@ class SampleSource(ABC):
         Index columns served per residue as ``Batch.features`` (float32 ``(R, F)``); the
         base class serves them from the index, so a source's reader never sees them.
     feature_norm : {"global", "domain"}
-        ``domain``: each feature column z-scored over its domain's residues in this split (a
-        model's ``feature_norm``, :meth:`SplitTable.with_domain_zscored_features`);
+        ``domain``: each feature column z-scored over all of its domain's residues in the
+        index, whatever their split (a model's ``feature_norm``,
+        :meth:`SplitTable.with_domain_zscored_features`);
         ``global``: as the index has them.
     """
 
