@@ -131,10 +131,9 @@ def test_an_index_run_refuses_another_unit_and_names_the_inputs_it_does_not_read
     assert "data.rmsf_unit" not in caplog.text  # the index's own unit: nothing to say
 
 
-def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_path, caplog):
+def _train_val_index(tmp_path, rows):
+    """An index of domain t1 (train) and v1 (val), three residues each, targets from ``rows``."""
     layout = {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}
-    rows = csv_rows("t1", "ALA GLY SER", temps=(320.0,))
-    rows += csv_rows("v1", "ALA GLY SER", temps=(320.0, 450.0))
     for split, domain in (("train", "t1"), ("val", "v1")):
         (tmp_path / f"{split}.txt").write_text(domain + "\n")
     index = build_index(
@@ -146,6 +145,13 @@ def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_pa
         val=tmp_path / "val.txt",
         progress=False,
     ).index_path
+    return index
+
+
+def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_path, caplog):
+    rows = csv_rows("t1", "ALA GLY SER", temps=(320.0,))
+    rows += csv_rows("v1", "ALA GLY SER", temps=(320.0, 450.0))
+    index = _train_val_index(tmp_path, rows)
     caplog.set_level("WARNING", logger="voxelflex.engine.data")
     open_training_data(load_config(None, [f"data.index={index}"]), CPU, SPEC)
     assert "has one temperature (320 K)" in caplog.text
@@ -153,20 +159,9 @@ def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_pa
 
 
 def test_log_target_refuses_a_zero_rmsf_in_val_as_in_train(tmp_path):
-    layout = {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}
     rows = csv_rows("t1", "ALA GLY SER") + csv_rows("v1", "ALA GLY SER")
     rows[-1] = (*rows[-1][:4], 0.0)  # a val residue whose RMSF is 0 (a B-factor of 0.00)
-    for split, domain in (("train", "t1"), ("val", "v1")):
-        (tmp_path / f"{split}.txt").write_text(domain + "\n")
-    index = build_index(
-        write_voxels(tmp_path / "v.h5", layout),
-        tmp_path / "i.parquet",
-        rmsf_csv=write_csv(tmp_path / "r.csv", rows),
-        rmsf_unit="nm",
-        train=tmp_path / "train.txt",
-        val=tmp_path / "val.txt",
-        progress=False,
-    ).index_path
+    index = _train_val_index(tmp_path, rows)
     overrides = [f"data.index={index}", f"output_dir={tmp_path}", "train.log_target=true"]
     overrides += ["model.preset=tiny", "loader.num_workers=0", "train.progress=false"]
     with pytest.raises(TrainingError, match=r"1 val rows are <= 0"):
