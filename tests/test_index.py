@@ -406,3 +406,20 @@ def test_connect_view_and_nan_filters(tmp_path, demo_index):
     got = con.sql("SELECT split, isnan(temperature) FROM samples WHERE split = 'predict'")
     assert got.fetchall() == [("predict", True)]
     con.close()
+
+
+def test_an_edited_or_damaged_index_is_refused(demo_index, tmp_path):
+    # rows removed with pyarrow keep the footer: the rest would be relabelled by position
+    table = pq.read_table(demo_index)
+    first = table["domain"][0].as_py()
+    edited = tmp_path / "edited.parquet"
+    pq.write_table(table.filter(pc.not_equal(table["domain"], first)), edited)
+    with pytest.raises(IndexFormatError, match=r"row_id is not the row position"):
+        read_index(edited, check_inputs=False)
+    # one damaged byte in a data page: page checksums catch it (it decoded to another target)
+    data = bytearray(demo_index.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match=r"is damaged \(.*CRC checksum"):
+        read_index(damaged, check_inputs=False)

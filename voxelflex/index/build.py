@@ -155,6 +155,7 @@ def _write_parquet(table: pa.Table, meta: IndexMeta, out_path: Path) -> None:
             row_group_size=ROW_GROUP_SIZE,
             compression="zstd",
             write_statistics=with_stats,
+            write_page_checksum=True,  # a damaged byte fails the read, never changes a value
         )
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voxelflex.errors import FetchError, IndexFormatError
@@ -123,8 +125,43 @@ def read_index(
                 f"{path}: the index has no columns {unknown}; its columns are {names}: ask for "
                 "those, or rebuild the index with `voxelflex index build`"
             )
-    table = pq.read_table(_reader(source), columns=list(columns) if columns is not None else None)
+    try:
+        table = pq.read_table(
+            _reader(source),
+            columns=list(columns) if columns is not None else None,
+            page_checksum_verification=True,
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise IndexFormatError(
+            f"{path} is damaged ({exc}); copy or fetch it again, or rebuild it with "
+            "`voxelflex index build`"
+        ) from exc
+    _check_rows(table, meta, str(path))
     return LoadedIndex(path=str(path) if is_url(path) else Path(path), table=table, meta=meta)
+
+
+def _check_rows(table: pa.Table, meta: IndexMeta, where: str) -> None:
+    """Refuse a table edited after the build: predictions, metrics and sources find a row's
+    residue by ``row_id`` as its position, so a row removed or reordered relabels the rest."""
+    fix = "rebuild it with `voxelflex index build` instead of editing it"
+    if "row_id" in table.column_names:
+        row_id = table.column("row_id").to_numpy()
+        if not np.array_equal(row_id, np.arange(table.num_rows)):
+            raise IndexFormatError(
+                f"{where}: row_id is not the row position (rows were removed, added or "
+                f"reordered after the build); {fix}"
+            )
+    expected = meta.counts.get("rows")
+    if expected and "split" in table.column_names:
+        counts = pc.value_counts(table.column("split"))
+        found = dict(
+            zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+        )
+        if {k: v for k, v in expected.items() if v} != found:
+            raise IndexFormatError(
+                f"{where}: rows per split {found} differ from the {expected} it was built "
+                f"with; {fix}"
+            )
 
 
 def connect(path: Location, *, check_inputs: bool = False) -> duckdb.DuckDBPyConnection:
