@@ -1,7 +1,9 @@
 """Cheap input fingerprints (size, mtime; key listing for the HDF5), not content hashes.
 
 Hashing a multi-GB voxel file would take longer than building the index; size and mtime catch
-a replaced or rewritten file, the key listing catches a re-voxelized one.
+a replaced or rewritten file (a copy that keeps both, ``cp -p`` of an equal-size rewrite, passes).
+The HDF5's key-listing hash is recorded for the shard manifest, which compares it with the
+index's; it is not recomputed from the file here.
 """
 
 from __future__ import annotations
