@@ -464,6 +464,7 @@ def test_structure_layer_imports_only_what_it_may():
         "voxelflex.atomic",
         "voxelflex.inputs",
         "voxelflex.structure.residue_codes",
+        "voxelflex.structure.keys",  # residue ids, shared with the frames and B-factor copies
         "voxelflex.columns",  # Arrow column helpers (numpy and pyarrow only)
     )
     assert all(m.startswith(allowed) for m in internal), internal

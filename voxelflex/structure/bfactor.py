@@ -35,6 +35,7 @@ from voxelflex.errors import InputError
 from voxelflex.formats import BFACTOR_MODES
 from voxelflex.structure.frames import KeyRule, compute_frames
 from voxelflex.structure.io import AltlocRule, read_structure, structure_format
+from voxelflex.structure.keys import residue_ids
 
 __all__ = ["BFACTOR_MODES", "DEFAULT_SENTINEL", "BfactorReport", "write_bfactor_copy"]
 
@@ -70,11 +71,6 @@ class BfactorReport:
     atoms_with_sentinel: int
 
 
-def _keys(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
-    return np.char.add(np.char.add(np.char.add(chain.astype(str), "\x00"), resnum.astype(str)),
-                       np.char.add("\x00", icode.astype(str)))  # fmt: skip
-
-
 def _atom_values(
     chain: np.ndarray,
     resnum: np.ndarray,
@@ -83,7 +79,7 @@ def _atom_values(
     residue_values: np.ndarray,
 ) -> np.ndarray:
     """Value of each atom's residue (NaN where none), matched on (chain, number, icode)."""
-    atom_keys = _keys(chain, resnum, icode)
+    atom_keys = residue_ids(chain, resnum, icode)
     order = np.argsort(residue_keys)
     pos = np.searchsorted(residue_keys[order], atom_keys)
     pos = np.minimum(pos, len(order) - 1)
@@ -269,7 +265,7 @@ def write_bfactor_copy(
     rows = np.array([index[tuple(k)] for k in values], dtype=np.int64)
     rmsf = np.array([float(v) for v in values.values()], dtype=np.float64)
     value = rmsf if as_ == "rmsf" else 8 * math.pi**2 / 3 * rmsf**2
-    residue_keys = _keys(frames.chain_ids[rows], frames.resnums[rows], frames.icodes[rows])
+    residue_keys = residue_ids(frames.chain_ids[rows], frames.resnums[rows], frames.icodes[rows])
 
     counts = {}
 

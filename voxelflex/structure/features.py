@@ -58,6 +58,7 @@ from biotite.sequence import ProteinSequence
 from voxelflex.atomic import atomic_path
 from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
+from voxelflex.structure.keys import residue_ids
 from voxelflex.structure.residue_codes import STANDARD_RESIDUES
 
 log = logging.getLogger(__name__)
@@ -802,13 +803,12 @@ def feature_table(domain: str, features: ResidueFeatures, frames: FramedResidues
     frames : FramedResidues
         Its frames (``compute_frames``; only their residue ids and keys are read).
     """
-    own = _identity(features.chain, features.resnum, features.icode)
-    framed = _identity(frames.chain_ids, frames.resnums, frames.icodes)
+    own = residue_ids(features.chain, features.resnum, features.icode)
+    framed = residue_ids(frames.chain_ids, frames.resnums, frames.icodes)
     ids, first, counts = np.unique(own, return_index=True, return_counts=True)
-    pos = np.minimum(np.searchsorted(ids, framed), max(len(ids) - 1, 0))
-    found = (ids[pos] == framed) & (counts[pos] == 1) if len(ids) else np.zeros(len(framed), bool)
+    pos = np.minimum(np.searchsorted(ids, framed), len(ids) - 1)  # compute_features: ids != []
     row = first[pos]
-    found &= features.resname[row] == frames.labels if len(ids) else found
+    found = (ids[pos] == framed) & (counts[pos] == 1) & (features.resname[row] == frames.labels)
     frame, row = np.flatnonzero(found), row[found]
     cols = {
         "domain": pa.array([domain] * len(frame), pa.string()),
@@ -821,13 +821,6 @@ def feature_table(domain: str, features: ResidueFeatures, frames: FramedResidues
     for i, name in enumerate(features.names):
         cols[name] = pa.array(features.values[row, i], pa.float32())
     return pa.table(cols)
-
-
-def _identity(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
-    """One string per residue: chain id as written, number, insertion code."""
-    text = np.char.add(np.asarray(chain).astype(str), "\x00")
-    text = np.char.add(text, np.asarray(resnum).astype(np.int64).astype(str))
-    return np.char.add(np.char.add(text, "\x00"), np.asarray(icode).astype(str))
 
 
 def _schema(names: Iterable[str]) -> pa.Schema:

@@ -17,9 +17,17 @@ import numpy as np
 
 from voxelflex.formats import KEY_RULES
 
-__all__ = ["KeyRule", "ResidueKeys", "residue_keys"]
+__all__ = ["KeyRule", "ResidueKeys", "residue_ids", "residue_keys"]
 
 KeyRule = Literal["aposteriori", "icode"]
+
+
+def residue_ids(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
+    """One string per residue that names it as the file does: chain id as written (blank
+    stays blank), number and insertion code; for matching residues across tables, not keys."""
+    text = np.char.add(np.asarray(chain).astype(str), "\x00")
+    text = np.char.add(text, np.asarray(resnum).astype(np.int64).astype(str))
+    return np.char.add(np.char.add(text, "\x00"), np.asarray(icode).astype(str))
 
 
 @dataclass(frozen=True)
