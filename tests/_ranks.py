@@ -18,7 +18,7 @@ def compare(rank: int, port: int, values: list[str], out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     ctx = DistContext(rank=rank, world_size=2, local_rank=rank, device=torch.device("cpu"))
     try:
-        ctx.require_same("index", values[rank], "give every node the same index")
+        ctx.require_same("index", lambda: values[rank], "give every node the same index")
         result = "same"
     except ConfigError as exc:
         result = str(exc)

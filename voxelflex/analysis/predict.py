@@ -233,7 +233,9 @@ def _predict(
     index = read_index(index_path)
     ck.meta.check_data(index.meta, where=str(index_path))
     dist.require_same(
-        "index", index_digest(index), "give every node a copy of the same index (and shards)"
+        "index",
+        lambda: index_digest(index),
+        "give every node a copy of the same index (and shards)",
     )
     by_split, missing = _select(index, split, domains)
     if not by_split:

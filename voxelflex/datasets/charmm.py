@@ -27,6 +27,7 @@ import biotite.structure as struc
 import numpy as np
 
 from voxelflex.errors import DomainRefused
+from voxelflex.structure.keys import BLANK_CHAIN_KEY
 
 __all__ = ["CHARMM_RESIDUES", "chain_letter", "rename_charmm"]
 
@@ -40,7 +41,7 @@ def chain_letter(chain: str) -> str:
     """``"0"`` → ``"A"``, ``"1"`` → ``"B"``, …, blank → ``"A"`` (the voxel file's key for a
     blank chain, so the RMSF CSV names the chain the frames do); any other chain id is kept."""
     if not chain.strip():
-        return "A"
+        return BLANK_CHAIN_KEY
     return _LETTERS[int(chain)] if chain.isdigit() and int(chain) < len(_LETTERS) else chain
 
 

@@ -122,14 +122,8 @@ def _index_path(config: Config, dist: DistContext) -> Path:
     )
 
 
-_INPUTS = {  # config key -> IndexMeta.input_paths() name
-    "voxel_file": "voxel_file",
-    "rmsf_csv": "rmsf_csv",
-    "train_split": "train_split",
-    "val_split": "val_split",
-    "test_split": "test_split",
-    "features": "features",
-}
+# data.* keys an index is built from, named as IndexMeta.input_paths() names them
+_INPUTS = ("voxel_file", "rmsf_csv", "train_split", "val_split", "test_split", "features")
 
 
 def _check_unread_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
@@ -150,9 +144,9 @@ def _check_unread_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
     recorded = meta.input_paths()
     unread = [
         f"data.{key}"
-        for key, name in _INPUTS.items()
+        for key in _INPUTS
         if getattr(data, key) is not None
-        and Path(getattr(data, key)).absolute() != Path(recorded.get(name, "")).absolute()
+        and Path(getattr(data, key)).absolute() != Path(recorded.get(key, "")).absolute()
     ]
     if unread:
         log.warning(

@@ -124,8 +124,9 @@ class DistContext:
             raise result
         return result
 
-    def require_same(self, what: str, value: str, fix: str) -> None:
-        """Refuse, on every rank, a ``value`` (a digest of ``what``) that differs from rank 0's.
+    def require_same(self, what: str, digest: Callable[[], str], fix: str) -> None:
+        """Refuse, on every rank, a ``digest()`` of ``what`` that differs from rank 0's; a
+        single process computes nothing.
 
         Raises
         ------
@@ -134,6 +135,7 @@ class DistContext:
         """
         if not self.enabled:
             return
+        value = digest()
         main = self.broadcast(value)
         flag = torch.tensor([int(value != main)], device=self.device)
         differing = int(self.all_reduce(flag).item())

@@ -154,12 +154,12 @@ class _Trainer:
         # a rank started with another learning rate: compare digests with rank 0
         dist.require_same(
             "index",
-            index_digest(self.data.index),
+            lambda: index_digest(self.data.index),
             "give every node a copy of the same index (and shards)",
         )
         dist.require_same(
             "training settings",
-            settings_digest(config),
+            lambda: settings_digest(config),
             "start every rank with the same config file, --set values and flags",
         )
         torch.manual_seed(config.loader.seed)  # identical initial weights on every rank

@@ -26,7 +26,7 @@ import numpy as np
 from voxelflex.formats import KEY_RULES
 from voxelflex.frame import FRAME, N_VOXELS, PACKED_BYTES
 from voxelflex.structure.io import Structure
-from voxelflex.structure.keys import KeyRule, residue_keys
+from voxelflex.structure.keys import BLANK_CHAIN_KEY, KeyRule, residue_keys
 from voxelflex.structure.residue_codes import encode_residue
 from voxelflex.structure.residues import (
     BACKBONE,
@@ -185,7 +185,7 @@ def _keyed_residues(
     k = residue_keys(table.chain[cand], table.resnum[cand], table.icode[cand], keys)
     skipped: list[Skip] = []
     for chain in dict.fromkeys(table.chain[cand].tolist()):  # chains in table order
-        key = chain or "A"
+        key = chain or BLANK_CHAIN_KEY
         if k.chain_owner[key] != chain:
             skipped.append(
                 Skip(

@@ -17,9 +17,10 @@ import numpy as np
 
 from voxelflex.formats import KEY_RULES
 
-__all__ = ["KeyRule", "ResidueKeys", "residue_ids", "residue_keys"]
+__all__ = ["BLANK_CHAIN_KEY", "KeyRule", "ResidueKeys", "residue_ids", "residue_keys"]
 
 KeyRule = Literal["aposteriori", "icode"]
+BLANK_CHAIN_KEY = "A"  # aposteriori's HDF5 key of a chain whose id is blank
 
 
 def residue_ids(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
@@ -75,10 +76,10 @@ def residue_keys(
     if rule not in KEY_RULES:
         raise ValueError(f"keys={rule!r} is not one of {KEY_RULES}")
     chain = np.asarray(chain).astype(str)
-    chain_key = np.where(chain == "", "A", chain)
+    chain_key = np.where(chain == "", BLANK_CHAIN_KEY, chain)
     owner: dict[str, str] = {}
     for c in dict.fromkeys(chain.tolist()):  # chains in the order given
-        owner.setdefault(c or "A", c)
+        owner.setdefault(c or BLANK_CHAIN_KEY, c)
     has_key = chain == np.array([owner[k] for k in chain_key.tolist()], dtype=str)
     resnum_text = np.asarray(resnum).astype(str)
     resid_key = resnum_text if rule == "aposteriori" else np.char.add(resnum_text, icode)
