@@ -138,8 +138,8 @@ def predict_structures(
         Folder for the structure copies (same file names); default ``<out stem>_structures``
         beside ``out_path``.
     bfactor_temperature : float, optional
-        K, the temperature whose predictions go into the copies; default the lowest of
-        ``temperatures`` (the CLI passes the first requested).
+        K, the temperature whose predictions go into the copies; default the first of
+        ``temperatures`` as given.
     bfactor_as : {"rmsf", "bfactor"}
         RMSF in Å, or ``8π²/3 · RMSF²`` in Å². A checkpoint trained with
         ``train.target_norm: domain`` predicts per-domain z-scores: its copies hold 50 + 10 z
@@ -157,7 +157,8 @@ def predict_structures(
         another frame, or nothing could be predicted.
     """
     config = config or load_config()
-    temps = np.unique(np.asarray(list(temperatures), dtype=np.float32))
+    requested = np.asarray(list(temperatures), dtype=np.float32)
+    temps = np.unique(requested)
     if len(temps) == 0:
         raise ConfigError(
             "predict --structure needs temperatures: pass --temperature K (repeatable) or "
@@ -165,7 +166,8 @@ def predict_structures(
         )
     if bfactor_as not in BFACTOR_MODES:
         raise ConfigError(f"--bfactor-as {bfactor_as!r}: choose one of {list(BFACTOR_MODES)}")
-    bfactor_temperature = float(temps[0] if bfactor_temperature is None else bfactor_temperature)
+    if bfactor_temperature is None:
+        bfactor_temperature = float(requested[0])
     temps = np.unique(np.append(temps, np.float32(bfactor_temperature)))
     files = _files(paths)
     out = Path(out_path)

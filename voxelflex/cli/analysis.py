@@ -171,13 +171,11 @@ def predict(
         report = predict_structures(
             checkpoint,
             structure,
-            temperatures=() if temps is None else temps,
+            # the -t values first, in the order given: the copies' default is the first of them
+            temperatures=() if temps is None else [*singles, *temps],
             out_path=output or Path(f"{structure[0].name.split('.')[0]}_predictions.{fmt}"),
             bfactor_dir=bfactor_dir,
-            # the first requested, not the lowest (resolve_temperatures sorts)
-            bfactor_temperature=bfactor_temperature
-            if bfactor_temperature is not None or temps is None
-            else (singles or [float(temps[0])])[0],
+            bfactor_temperature=bfactor_temperature,
             bfactor_as=bfactor_as.value,
             keys=keys.value,
             altloc=altloc.value,
