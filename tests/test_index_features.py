@@ -10,7 +10,7 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from voxelflex.analysis.baselines import fit_line
+from voxelflex.analysis.baselines import fit_line, fit_temperature_lines
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
@@ -188,7 +188,10 @@ def test_training_with_features_stores_them_and_prediction_requires_them(feature
     # gnm_msf is the 320 K target itself: its per-domain r at 320 K is 1
     gnm = metrics["baselines"]["gnm"]["per_domain_pearson"]["320"]["median"]
     assert gnm == pytest.approx(1.0, abs=1e-5)
-    assert metrics["baselines"]["contact_number"]["coefficients"]["slope"] < 0  # sign learned
+    fit = metrics["baselines"]["contact_number"]["coefficients"]
+    assert fit["slope"] < 0  # sign learned
+    levels = [fit["intercept_per_temperature"][k] for k in ("320", "348", "379", "413", "450")]
+    assert levels == sorted(levels)  # the target rises with temperature
 
 
 def test_physics_baseline_slope_comes_from_within_each_domain():
@@ -202,6 +205,25 @@ def test_physics_baseline_slope_comes_from_within_each_domain():
     _, (_, pooled) = fit_line(x, y, x, what="test")
     _, (_, within) = fit_line(x, y, x, what="test", groups=domain)
     assert pooled > 0 and within == pytest.approx(-1, abs=0.02)
+
+
+def test_physics_baseline_has_an_intercept_per_train_temperature():
+    """mdCATH-like rows: the level grows with temperature. One slope (from within each domain
+    and temperature), an intercept per train temperature; a temperature between two train
+    temperatures interpolates them, one beyond the train range takes the nearest."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 200)
+    t = np.repeat([300.0, 400.0], 100)
+    domain = np.tile(np.repeat([0, 1], 50), 2)
+    y = np.where(t == 300, 1.0, 3.0) - x + 0.5 * domain  # domain 1 moves more throughout
+    p, slope, intercepts = fit_temperature_lines(
+        x, y, t, domain, np.array([0.5, 0.5, 0.5]), np.array([300, 350, 500.0]), what="test"
+    )
+    assert slope == pytest.approx(-1)
+    assert intercepts == pytest.approx({300.0: 1.25, 400.0: 3.25})
+    assert p == pytest.approx([0.75, 1.75, 2.75])
+    one, *_ = fit_temperature_lines(x[:100], y[:100], t[:100], domain[:100], x, t, what="test")
+    assert one == pytest.approx(fit_line(x[:100], y[:100], x, what="test", groups=domain[:100])[0])
 
 
 def test_zscore_segments_matches_a_per_segment_loop():

@@ -10,7 +10,9 @@ inverse-square CA contact number) and ``gnm`` (``gnm_msf``, Gaussian network mod
 each a line ``a + b·x`` fitted on the train rows, so its sign is learned. The slope comes from
 the variation within each domain (domain fixed effects): across domains the target's scale can
 vary for reasons the feature does not see (crystal B-factors), and a pooled fit then learns the
-wrong sign, e.g. a contact number that predicts more motion where packing is denser.
+wrong sign, e.g. a contact number that predicts more motion where packing is denser. Each train
+temperature gets its own intercept (:func:`fit_temperature_lines`): a single line would have no
+temperature trend, and its scores pooled over temperatures (mdCATH) would flatter the model.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "BaselinePredictions",
     "fit_baselines",
     "fit_line",
+    "fit_temperature_lines",
 ]
 
 BASELINE_NAMES = ("residue_type_temperature_mean", "temperature_fit")
@@ -79,6 +82,60 @@ def fit_line(
     b = float(dx @ dy / (dx @ dx))
     a = float(yk.mean() - b * xk.mean())
     return a + b * np.asarray(x, dtype=np.float64), (a, b)
+
+
+def fit_temperature_lines(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    t_train: np.ndarray,
+    groups: np.ndarray,
+    x: np.ndarray,
+    t: np.ndarray,
+    *,
+    what: str,
+) -> tuple[np.ndarray, float, dict[float, float]]:
+    """Parallel lines ``a(T) + b·x``: one slope, an intercept per train temperature.
+
+    The slope comes from the variation within each (group, temperature) pair, as in
+    :func:`fit_line`; each train temperature's intercept puts its line through that
+    temperature's means. Between two train temperatures the intercept is interpolated linearly
+    in T, beyond the train range the nearest one is used. With one train temperature this is
+    :func:`fit_line`. One shared slope keeps the baseline's ranking within a structure the same
+    at every temperature, however few structures a temperature has (crystal sets).
+
+    Parameters
+    ----------
+    x_train, y_train, t_train, groups : numpy.ndarray, shape (N,)
+        Feature, target, temperature (K) and group code (domain) of the train rows.
+    x, t : numpy.ndarray, shape (M,)
+        Feature and temperature (K) of the rows to predict.
+    what : str
+        Names the fit in errors.
+
+    Returns
+    -------
+    predictions : numpy.ndarray, float64, shape (M,)
+    slope : float
+        Target unit per feature unit.
+    intercepts : dict of float → float
+        Intercept per train temperature (K), target unit.
+
+    Raises
+    ------
+    InputError
+        Fewer than two usable train rows, or a feature constant within every group.
+    """
+    x_train, y_train = np.asarray(x_train, np.float64), np.asarray(y_train, np.float64)
+    t_train = np.asarray(t_train, dtype=np.float64)
+    keep = np.isfinite(x_train) & np.isfinite(y_train) & np.isfinite(t_train)
+    pairs = np.stack([np.asarray(groups)[keep], t_train[keep]], axis=1)
+    pair_codes = np.unique(pairs, axis=0, return_inverse=True)[1].ravel()
+    _, (_, b) = fit_line(x_train[keep], y_train[keep], (), what=what, groups=pair_codes)
+    temps, temp_codes = np.unique(t_train[keep], return_inverse=True)
+    level = np.bincount(temp_codes, y_train[keep] - b * x_train[keep]) / np.bincount(temp_codes)
+    a = np.interp(np.asarray(t, dtype=np.float64), temps, level)
+    intercepts = {float(k): float(v) for k, v in zip(temps, level, strict=True)}
+    return a + b * np.asarray(x, dtype=np.float64), b, intercepts
 
 
 @dataclass(frozen=True)

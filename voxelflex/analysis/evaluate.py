@@ -19,7 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voxelflex.analysis.baselines import BASELINE_NAMES, PHYSICS_BASELINES, fit_baselines, fit_line
+from voxelflex.analysis.baselines import (
+    BASELINE_NAMES,
+    PHYSICS_BASELINES,
+    fit_baselines,
+    fit_temperature_lines,
+)
 from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
@@ -322,15 +327,17 @@ def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
             .append_column("_order", order)
             .join(per_residue, keys=keys, join_type="left outer")
         ).sort_by("_order")  # every row is an index row (_check_rows_in_index): none is lost
-        y_train = _column(train, "target_rmsf")
+        y_train, t_train = _column(train, "target_rmsf"), _column(train, "temperature")
         domains = codes(train["domain"])
         for name, column in physics.items():
-            p, (a, b) = fit_line(
+            p, slope, intercepts = fit_temperature_lines(
                 _column(train, column),
                 y_train,
+                t_train,
+                domains,
                 _column(joined, f"{column}_first"),
+                t,
                 what=f"{index_path}: baseline {name}",
-                groups=domains,
             )
             out[name] = {
                 "feature": column,
@@ -338,7 +345,12 @@ def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
                 "per_temperature": _per_temperature(y, p, t),
                 "per_domain_pearson": _per_domain(rows, y, p, t),
                 "per_chain_pearson": _per_chain(rows, y, p, t),
-                "coefficients": {"intercept": a, "slope": b},
+                "coefficients": {
+                    "slope": slope,
+                    "intercept_per_temperature": {
+                        temperature_key(k): a for k, a in intercepts.items()
+                    },
+                },
             }
     return out
 
