@@ -387,6 +387,8 @@ def test_input_errors_name_the_problem_and_the_fix():
     water.hetero[:] = True
     with pytest.raises(InputError, match=r"no protein residue"):
         compute_features(water, where="x.pdb")
+    with pytest.raises(InputError, match=r"x\.pdb: no two CA atoms are within 7\.3 Å.*1 CA"):
+        compute_features(_backbone(1, HELIX), where="x.pdb")
 
 
 def test_sidecar_round_trip_with_versioned_documented_footer(tmp_path):

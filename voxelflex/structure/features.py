@@ -197,7 +197,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
         f"the CA atoms of all protein residues of the file with contacts at r ≤ {GNM_CUTOFF:g} Å "
         "(spatial, so chain breaks and other chains are handled by geometry), Γ⁺ its "
         "pseudo-inverse (every zero mode dropped, one per connected component); a residue "
-        "without contacts gets the largest value of the file; above "
+        "without contacts gets the largest value of the file (a file without any contact is "
+        "refused); above "
         f"{GNM_MAX_NODES} CA atoms Γ is built per chain",
     ),
     FeatureSpec(
@@ -603,7 +604,7 @@ def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> Res
     ------
     InputError
         Not a single-model AtomArray, non-finite coordinates, an atom name twice in a residue
-        (unresolved alternate locations), or no protein residue.
+        (unresolved alternate locations), no protein residue, or no CA-CA contact (no GNM).
     """
     atoms = _check_input(atoms, where)
     env = _environment(atoms, where)
@@ -631,6 +632,12 @@ def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> Res
     wcn_ca, wcn_heavy, counts, pairs = _contacts(
         ca_xyz, node_of_res[row_res], xyz, np.where(heavy_node >= 0, heavy_node, -2)
     )
+    if not len(pairs):  # every GNM value would be 0: the least flexible, not undefined
+        raise InputError(
+            f"{where}: no two CA atoms are within {GNM_CUTOFF:g} Å, so the Gaussian network "
+            f"model has no contact ({len(node_res)} CA atom(s)); features need a folded chain, "
+            "not a single residue or a sparse trace"
+        )
     _, chain_code = np.unique(chain, return_inverse=True)
     msf = _gnm_msf(len(node_res), pairs, chain_code[node_res])[node_of_res[row_res]]
 
