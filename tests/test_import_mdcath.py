@@ -379,17 +379,21 @@ def test_import_then_train_with_its_config(imported, tmp_path):
 def test_charmm_names_and_majority_dssp():
     line = "ATOM      1  CD  ILE 0   5      1.000   2.000   3.000  1.00  0.00           C\n"
     text = line + line.replace(" CD  ILE", " OT2 HSE").replace("   5  ", "   6  ")
+    text += line.replace(" CD  ILE", " NZ  LSN").replace("   5  ", "   7  ")  # neutral lysine
     atoms = pdb.PDBFile.read(io.StringIO(text)).get_structure(model=1)
     renamed = rename_charmm(atoms)
-    assert atoms.atom_name.tolist() == ["CD1", "OXT"] and atoms.res_name.tolist() == ["ILE", "HIS"]
-    assert atoms.chain_id.tolist() == ["A", "A"]
-    assert renamed == {"chain 0->A": 2, "ILE CD->CD1": 1, "HSE->HIS": 1, "OT2->OXT": 1}
+    assert atoms.atom_name.tolist() == ["CD1", "OXT", "NZ"]
+    assert atoms.res_name.tolist() == ["ILE", "HIS", "LYS"]
+    assert atoms.chain_id.tolist() == ["A", "A", "A"]
+    assert renamed == {
+        "chain 0->A": 3, "ILE CD->CD1": 1, "HSE->HIS": 1, "LSN->LYS": 1, "OT2->OXT": 1
+    }  # fmt: skip
     atoms = pdb.PDBFile.read(io.StringIO(text + line.replace(" 0 ", " A "))).get_structure(model=1)
     with pytest.raises(DomainRefused, match="chain 0 would be renamed A"):
         rename_charmm(atoms, where="x.h5")
     # MD tools often write a blank chain: the CSV must name it as the voxel file does, A
     atoms = pdb.PDBFile.read(io.StringIO(text.replace(" 0 ", "   "))).get_structure(model=1)
-    assert rename_charmm(atoms)["chain ->A"] == 2 and atoms.chain_id.tolist() == ["A", "A"]
+    assert rename_charmm(atoms)["chain ->A"] == 3 and set(atoms.chain_id) == {"A"}
     codes = np.array([[b"H", b"NA", b"E"], [b"E", b" ", b"E"], [b"G", b"-", b"T"]])
     assert majority_dssp(codes).tolist() == ["H", "-", "E"]
 

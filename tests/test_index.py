@@ -255,9 +255,9 @@ def test_rows_of_an_empty_domain_are_counted(tmp_path):
 
 def test_force_field_residue_names_match_pdb_labels(tmp_path):
     # mdCATH CSVs name histidines by protonation state; the voxelized structure says HIS
-    layout = {"d1": {"A": residues("ALA HIS CYS HIS")}}
-    report, t, _ = _build(tmp_path, layout, csv_rows("d1", "ALA HSD CYX HSE"))
-    assert report.skipped == {} and report.rows["train"] == 8
+    layout = {"d1": {"A": residues("ALA HIS CYS HIS LYS")}}
+    report, t, _ = _build(tmp_path, layout, csv_rows("d1", "ALA HSD CYX HSE LSN"))
+    assert report.skipped == {} and report.rows["train"] == 10
     assert t["resname"].to_pylist()[2:4] == ["HSD", "HSD"]  # the CSV's names are kept
 
 

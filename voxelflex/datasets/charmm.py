@@ -8,8 +8,9 @@ CHARMM                  becomes             why
 ======================  ==================  ==============================================
 chain ``0``, ``1``, …   ``A``, ``B``, …     voxel keys use letters (users rename "0" to "A")
 blank chain             ``A``               the voxel key of a blank chain (MD tools' PDB text)
-HSD, HSE, HSP           HIS                 protonation states of histidine; aposteriori
-                                            refuses a chain with non-standard ATOM names
+HSD, HSE, HSP           HIS                 protonation states (all of
+ASPP, GLUP, LSN         ASP, GLU, LYS       ``FORCE_FIELD_RESIDUES``); aposteriori refuses
+                                            a chain with non-standard ATOM names
 OT1 (C-terminus)        O                   the backbone O of the last residue: channel O
 OT2 (C-terminus)        OXT                 PDB's name of the second terminal oxygen
 ILE CD                  CD1                 PDB's name; SASA radii are looked up by name
@@ -28,10 +29,10 @@ import numpy as np
 
 from voxelflex.errors import DomainRefused
 from voxelflex.structure.keys import BLANK_CHAIN_KEY
+from voxelflex.structure.residue_codes import FORCE_FIELD_RESIDUES
 
-__all__ = ["CHARMM_RESIDUES", "chain_letter", "rename_charmm"]
+__all__ = ["chain_letter", "rename_charmm"]
 
-CHARMM_RESIDUES = {"HSD": "HIS", "HSE": "HIS", "HSP": "HIS"}
 _ATOMS = {"OT1": "O", "OT2": "OXT"}
 _RESIDUE_ATOMS = {("ILE", "CD"): "CD1"}
 _LETTERS = string.ascii_uppercase
@@ -85,7 +86,7 @@ def rename_charmm(atoms: struc.AtomArray, *, where: str = "structure") -> Counte
     first = np.zeros(atoms.array_length(), bool)
     first[struc.get_residue_starts(atoms)] = True
     res = atoms.res_name.copy()
-    for old, new in CHARMM_RESIDUES.items():
+    for old, new in FORCE_FIELD_RESIDUES.items():
         mask = res == old
         if mask.any():
             atoms.res_name[mask] = new

@@ -12,23 +12,18 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-__all__ = ["MAX_SHIFT", "RESNAME_ALIASES", "canonical_resname", "check_offsets"]
+from voxelflex.structure.residue_codes import FORCE_FIELD_RESIDUES
+
+__all__ = ["MAX_SHIFT", "canonical_resname", "check_offsets"]
 
 MAX_SHIFT = 2
-# Force-field names of protonation states (mdCATH/CHARMM: HSD/HSE/HSP; Amber: HID/HIE/HIP, CYX,
-# ASH, GLH, LYN) name the same residue as the PDB name a voxelized structure carries.
-RESNAME_ALIASES = {
-    **dict.fromkeys(("HSD", "HSE", "HSP", "HID", "HIE", "HIP"), "HIS"),
-    **dict.fromkeys(("CYX", "CYM"), "CYS"),
-    "ASH": "ASP",
-    "GLH": "GLU",
-    "LYN": "LYS",
-}
 
 
 def canonical_resname(column: str) -> str:
-    """SQL expression: ``column`` with :data:`RESNAME_ALIASES` mapped to their PDB names."""
-    cases = " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in RESNAME_ALIASES.items())
+    """SQL expression: ``column`` with force-field names of protonation states
+    (:data:`~voxelflex.structure.residue_codes.FORCE_FIELD_RESIDUES`) mapped to the PDB names a
+    voxelized structure carries."""
+    cases = " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in FORCE_FIELD_RESIDUES.items())
     return f"(CASE {column} {cases} ELSE {column} END)"
 
 

@@ -59,7 +59,7 @@ from voxelflex.atomic import atomic_path
 from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
 from voxelflex.structure.keys import residue_ids
-from voxelflex.structure.residue_codes import STANDARD_RESIDUES
+from voxelflex.structure.residue_codes import FORCE_FIELD_RESIDUES, STANDARD_RESIDUES
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,6 @@ MAX_ASA: dict[str, float] = {
     "GLN": 225.0, "GLU": 223.0, "GLY": 104.0, "HIS": 224.0, "ILE": 197.0,
     "LEU": 201.0, "LYS": 236.0, "MET": 224.0, "PHE": 240.0, "PRO": 159.0,
     "SER": 155.0, "THR": 172.0, "TRP": 285.0, "TYR": 263.0, "VAL": 174.0,
-}
-# Force-field names that the CCD does not know or, worse, knows as something else (HSE is
-# homoserine there, CHARMM's epsilon-protonated histidine here).
-_FORCE_FIELD_NAMES = {
-    "HSD": "HIS", "HSE": "HIS", "HSP": "HIS", "HID": "HIS", "HIE": "HIS", "HIP": "HIS",
-    "CYX": "CYS", "CYM": "CYS", "ASH": "ASP", "GLH": "GLU", "LYN": "LYS",
 }
 # fmt: on
 _FALLBACK_MAX_ASA = 200.0  # Å², about the table's median, for residues with no standard parent
@@ -539,7 +533,7 @@ def _position(chain_code: np.ndarray, broken_before: np.ndarray) -> tuple[np.nda
 
 @functools.lru_cache(maxsize=4096)
 def _max_asa(res_name: str) -> float:
-    name = _FORCE_FIELD_NAMES.get(res_name, res_name)
+    name = FORCE_FIELD_RESIDUES.get(res_name, res_name)
     if name in MAX_ASA:
         return MAX_ASA[name]
     try:
@@ -555,7 +549,7 @@ _ATOM_ALIASES = {"OT1": "O", "OT2": "OXT", "OC1": "O", "OC2": "OXT", "O1": "O", 
 
 @functools.lru_cache(maxsize=65536)
 def _protor_radius(res_name: str, atom_name: str, element: str) -> float:
-    res_name = _FORCE_FIELD_NAMES.get(res_name, res_name)
+    res_name = FORCE_FIELD_RESIDUES.get(res_name, res_name)
     atom_name = "CD1" if (res_name, atom_name) == ("ILE", "CD") else atom_name
     atom_name = _ATOM_ALIASES.get(atom_name, atom_name)
     try:

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STANDARD_RESIDUES", "UNCOMMON_RESIDUES", "encode_residue", "parent_residue"]
+__all__ = [
+    "FORCE_FIELD_RESIDUES",
+    "STANDARD_RESIDUES",
+    "UNCOMMON_RESIDUES",
+    "encode_residue",
+    "parent_residue",
+]
 
 STANDARD_RESIDUES: tuple[str, ...] = (
     "ALA", "CYS", "ASP", "GLU", "PHE", "GLY", "HIS", "ILE", "LYS", "LEU",
@@ -124,6 +130,17 @@ UNCOMMON_RESIDUES: dict[str, str] = {
     "HQA": "ALA", "11Q": "PRO", "AGM": "ARG", "BG1": "SER", "IAS": "ASP", "SBL": "SER",
     "56A": "HIS", "FTR": "TRP", "DIV": "VAL", "ALO": "THR", "BTK": "LYS",
 }  # fmt: skip
+
+# Force-field names of protonation states → the PDB name of the residue (CHARMM, as in mdCATH:
+# HSD/HSE/HSP, ASPP, GLUP, LSN; Amber: HID/HIE/HIP, CYX, CYM, ASH, GLH, LYN). Not aposteriori's:
+# the CCD does not know them or, worse, knows them as something else (HSE is homoserine there).
+FORCE_FIELD_RESIDUES: dict[str, str] = {
+    **dict.fromkeys(("HSD", "HSE", "HSP", "HID", "HIE", "HIP"), "HIS"),
+    **dict.fromkeys(("CYX", "CYM"), "CYS"),
+    **dict.fromkeys(("ASH", "ASPP"), "ASP"),
+    **dict.fromkeys(("GLH", "GLUP"), "GLU"),
+    **dict.fromkeys(("LYN", "LSN"), "LYS"),
+}
 
 _INDEX = {name: i for i, name in enumerate(STANDARD_RESIDUES)}
 
