@@ -279,6 +279,17 @@ def test_implausible_rmsf_scale_warns_about_the_unit(tmp_path):
     assert "median RMSF" in warning and "0.105 angstrom" in warning and "r.csv" in warning
 
 
+def test_temperatures_that_look_like_celsius_warn(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY")}}
+    report, _, _ = _build(tmp_path, layout, csv_rows("d1", "ALA GLY", temps=(100.0, 320.0)))
+    assert not any("kelvin" in w for w in report.warnings)  # cryo-crystallography is fine
+    celsius = csv_rows("d1", "ALA GLY", temps=(47.0, 75.0, 106.0))  # mdCATH's, in °C
+    report, t, _ = _build(tmp_path / "c", layout, celsius)
+    (warning,) = [w for w in report.warnings if "kelvin" in w]
+    assert "4 row(s)" in warning and "(47, 75 K)" in warning and "r.csv" in warning
+    assert "add 273.15" in warning and t.num_rows == 6  # a warning: nothing is dropped
+
+
 def test_split_file_may_name_the_hdf5_key(tmp_path):
     # The CSV says 1abcA00, the voxel file 1abcA00_pdb: a split file may list either name.
     layout = {"1abcA00_pdb": {"A": residues("ALA")}, "2defA00_pdb": {"A": residues("GLY")}}

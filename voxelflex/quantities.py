@@ -13,6 +13,7 @@ __all__ = [
     "check_rmsf_unit",
     "outside_range",
     "rmsf_scale_warnings",
+    "temperature_scale_warnings",
     "to_angstrom",
 ]
 
@@ -21,6 +22,9 @@ ANGSTROM_PER = {"nm": 10.0, "angstrom": 1.0}  # Å in one unit of each
 # Median residue RMSF of a whole data set, Å: crystal B-factors of 5-80 Å² give 0.4-1.7 Å,
 # mdCATH 1-4 Å over its temperatures. Outside this band the unit is the likelier mistake (x10).
 PLAUSIBLE_MEDIAN_ANGSTROM = (0.3, 8.0)
+# Lowest plausible temperature, K: cryo-crystallography is about 100 K (rarely below 80 K), MD
+# runs above 250 K. mdCATH's temperatures in °C (47-177) would pass as kelvin without a warning.
+PLAUSIBLE_MIN_KELVIN = 80.0
 
 
 def check_rmsf_unit(unit: str | None) -> str:
@@ -65,6 +69,23 @@ def rmsf_scale_warnings(values: np.ndarray, unit: str, *, source: str) -> list[s
         f"the median RMSF of {source} is {median:.3g} {unit} = {angstrom:.3g} Å, outside the "
         f"{lo}-{hi} Å usual for a protein data set: is the unit right? (--rmsf-unit {other} if "
         "the values are in that unit)"
+    ]
+
+
+def temperature_scale_warnings(values: np.ndarray, *, source: str) -> list[str]:
+    """A warning when temperatures (K) below :data:`PLAUSIBLE_MIN_KELVIN` occur in ``values``.
+
+    Temperatures in °C train without error, as a temperature scale 273 K off; the lowest
+    values are where that shows.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    low = values < PLAUSIBLE_MIN_KELVIN
+    if not low.any():
+        return []
+    found = ", ".join(f"{t:g}" for t in np.unique(values[low])[:5])
+    return [
+        f"{int(low.sum())} row(s) of {source} have a temperature below {PLAUSIBLE_MIN_KELVIN:g} K "
+        f"({found} K): temperature_feature is read in kelvin; if these are °C, add 273.15"
     ]
 
 

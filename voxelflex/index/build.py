@@ -36,7 +36,11 @@ from voxelflex.inputs.splits import read_splits
 from voxelflex.inputs.voxel_scan import scan_voxel_file
 from voxelflex.logs import command_log
 from voxelflex.paths import check_output
-from voxelflex.quantities import check_rmsf_unit, rmsf_scale_warnings
+from voxelflex.quantities import (
+    check_rmsf_unit,
+    rmsf_scale_warnings,
+    temperature_scale_warnings,
+)
 from voxelflex.structure.features import read_feature_sidecar
 
 __all__ = ["BuildReport", "build_index", "temperature_range_path"]
@@ -262,6 +266,9 @@ def build_index(
                 csv_warnings = _check_targets(fates, csv_path=rmsf_csv, skip_path=skip_path)
                 csv_warnings += rmsf_scale_warnings(
                     csv["target_rmsf"], rmsf_unit, source=f"RMSF CSV {rmsf_csv}"
+                )
+                csv_warnings += temperature_scale_warnings(
+                    csv["temperature"], source=f"RMSF CSV {rmsf_csv}"
                 )
             if not sum(rows.values()):
                 raise InputError(
