@@ -167,6 +167,11 @@ def test_partial_csv_and_unknown_ids_in_skip_table(tmp_path):
     rows = csv_rows("d1", "ALA GLY") + csv_rows("gone", "ALA")
     report, t, skip = _build(tmp_path, layout, rows, splits={"train": ["d1", "ghost"]})
     assert report.rows == {"train": 4, "val": 0, "test": 0, "predict": 3}
+    # d1 has rows in train (targets) and predict (SER, no target): counted once in the total
+    assert report.domains == {"train": 1, "val": 0, "test": 0, "predict": 2}
+    assert report.totals == {"rows": 7, "residues": 5, "domains": 2}
+    (total,) = [line.split() for line in report.summary().splitlines() if "each once" in line]
+    assert total == ["all", "7", "rows", "5", "residues", "2", "domains", "(each", "once)"]
     predict = t.filter(pc.equal(t["split"], "predict"))
     assert list(
         zip(

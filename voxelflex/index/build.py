@@ -66,6 +66,9 @@ class BuildReport:
     index_path, skip_table_path, temperature_range_path : Path
     rows, residues, domains : dict of str -> int
         Per split (all of :data:`~voxelflex.index.schema.SPLITS`).
+    totals : dict of str -> int
+        ``rows``, ``residues`` and ``domains`` of the whole index, each counted once (a domain
+        can have rows in a target split and in ``predict``).
     skipped : dict of str -> int
         Skip-table lines per reason.
     warnings : list of str
@@ -80,6 +83,7 @@ class BuildReport:
     rows: dict[str, int]
     residues: dict[str, int]
     domains: dict[str, int]
+    totals: dict[str, int]
     skipped: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     temperature_range: tuple[float, float] | None = None
@@ -96,6 +100,11 @@ class BuildReport:
             f"{self.domains[s]:>6,} domains"
             for s in SPLITS
         ]
+        t = self.totals
+        lines.append(
+            f"  {'all':<8} {t['rows']:>10,} rows {t['residues']:>9,} residues "
+            f"{t['domains']:>6,} domains (each once)"
+        )
         lines.append(f"skipped: {self.n_skipped:,} lines in {self.skip_table_path}")
         lines += [f"  {r:<18} {n:>9,}" for r, n in sorted(self.skipped.items())]
         if self.temperature_range:
@@ -254,7 +263,7 @@ def build_index(
             table, skip, temp_range = join(
                 con, scan, csv, splits, rmsf_csv, splits_given, progress, features=sidecar
             )
-            rows, residues, domains = counts(con)
+            rows, residues, domains, totals = counts(con)
             fates = csv_fates(con) if csv is not None else None
         finally:
             con.close()
@@ -285,6 +294,7 @@ def build_index(
             rows=rows,
             residues=residues,
             domains=domains,
+            totals=totals,
             skipped=skipped,
             warnings=[
                 *csv_warnings,

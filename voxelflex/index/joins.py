@@ -361,16 +361,26 @@ def _skip_table(con: duckdb.DuckDBPyConnection, parts: list[str]) -> pa.Table:
     return skip.select(SKIP_SCHEMA.names).cast(SKIP_SCHEMA)
 
 
-def counts(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
+def counts(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict, dict]:
+    """Rows, residues and domains of the index per split, and ``rows``, ``residues`` and
+    ``domains`` over the whole index (each counted once: a domain can have rows in a target
+    split and in ``predict``)."""
     rows = dict.fromkeys(SPLITS, 0)
     residues = dict.fromkeys(SPLITS, 0)
     domains = dict.fromkeys(SPLITS, 0)
+    select = "count(*), count(DISTINCT (domain, chain, resid_str)), count(DISTINCT domain)"
     for split, n_rows, n_res, n_dom in con.sql(
-        "SELECT split, count(*), count(DISTINCT (domain, chain, resid_str)), "
-        "count(DISTINCT domain) FROM final GROUP BY split"
+        f"SELECT split, {select} FROM final GROUP BY split"
     ).fetchall():
         rows[split], residues[split], domains[split] = n_rows, n_res, n_dom
-    return rows, residues, domains
+    totals = dict(
+        zip(
+            ("rows", "residues", "domains"),
+            con.sql(f"SELECT {select} FROM final").fetchall()[0],
+            strict=True,
+        )
+    )
+    return rows, residues, domains, totals
 
 
 def join(
