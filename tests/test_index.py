@@ -288,10 +288,10 @@ def test_temperatures_that_look_like_celsius_warn(tmp_path):
     layout = {"d1": {"A": residues("ALA GLY")}}
     report, _, _ = _build(tmp_path, layout, csv_rows("d1", "ALA GLY", temps=(100.0, 320.0)))
     assert not any("kelvin" in w for w in report.warnings)  # cryo-crystallography is fine
-    celsius = csv_rows("d1", "ALA GLY", temps=(47.0, 75.0, 106.0))  # mdCATH's, in °C
+    celsius = csv_rows("d1", "ALA GLY", temps=(25.0, 37.0, 77.0))  # °C, and liquid nitrogen
     report, t, _ = _build(tmp_path / "c", layout, celsius)
     (warning,) = [w for w in report.warnings if "kelvin" in w]
-    assert "4 row(s)" in warning and "(47, 75 K)" in warning and "r.csv" in warning
+    assert "4 row(s)" in warning and "(25, 37 K)" in warning and "r.csv" in warning
     assert "add 273.15" in warning and t.num_rows == 6  # a warning: nothing is dropped
 
 

@@ -22,9 +22,9 @@ ANGSTROM_PER = {"nm": 10.0, "angstrom": 1.0}  # Å in one unit of each
 # Median residue RMSF of a whole data set, Å: crystal B-factors of 5-80 Å² give 0.4-1.7 Å,
 # mdCATH 1-4 Å over its temperatures. Outside this band the unit is the likelier mistake (x10).
 PLAUSIBLE_MEDIAN_ANGSTROM = (0.3, 8.0)
-# Lowest plausible temperature, K: cryo-crystallography is about 100 K (rarely below 80 K), MD
-# runs above 250 K. mdCATH's temperatures in °C (47-177) would pass as kelvin without a warning.
-PLAUSIBLE_MIN_KELVIN = 80.0
+# Lowest plausible temperature, K: cryo-crystallography runs at 77-100 K (liquid nitrogen; the
+# real set has 78 K), MD above 250 K; temperatures in °C (25, 37, 47) would pass as kelvin.
+PLAUSIBLE_MIN_KELVIN = 60.0
 
 
 def check_rmsf_unit(unit: str | None) -> str:
