@@ -96,6 +96,7 @@ def test_demo_with_structures_predicts_the_same_from_files_and_from_the_index(tm
     run = out / "outputs" / "demo"
     metrics = json.loads((run / "metrics" / "evaluation_metrics_test.json").read_text())
     assert set(metrics["baselines"]) >= {"contact_number", "gnm"}
+    assert "crystal_contact_number" not in metrics["baselines"]  # no crystal: contact_number
     # two paths to one number: the index's frames and features, and the structure files'
     keys = ["domain", "chain", "resid_str", "temperature"]
     from_index = pq.read_table(run / "metrics" / "predictions_test.parquet")

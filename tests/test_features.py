@@ -98,7 +98,7 @@ def _msf_reference(ca: np.ndarray) -> np.ndarray:
 def test_feature_list_groups_every_feature_once_with_unit_and_definition():
     grouped = [n for names in FEATURE_GROUPS.values() for n in names]
     assert sorted(grouped) == sorted(FEATURE_NAMES) and len(set(grouped)) == len(grouped)
-    assert set(FEATURE_GROUPS) == {"contact", "gnm", "position", "rsa", "ss"}
+    assert set(FEATURE_GROUPS) == {"contact", "gnm", "lattice", "position", "rsa", "ss"}
     assert all(f.unit and len(f.definition) > 20 for f in FEATURES)
     assert feature_names(["gnm", "contact"]) == (
         "wcn_ca",
@@ -467,6 +467,7 @@ def test_structure_layer_imports_only_what_it_may():
         "voxelflex.inputs",
         "voxelflex.structure.residue_codes",
         "voxelflex.structure.keys",  # residue ids, shared with the frames and B-factor copies
+        "voxelflex.structure.crystal",  # the crystal's cell and space group (lattice group)
         "voxelflex.columns",  # Arrow column helpers (numpy and pyarrow only)
     )
     assert all(m.startswith(allowed) for m in internal), internal

@@ -182,9 +182,10 @@ def test_training_with_features_stores_them_and_prediction_requires_them(feature
     metrics = evaluate(report_p.path, n_shuffles=1).metrics
     imp = metrics["permutation_importance"]["features"]
     assert {"feature_gnm_msf", "feature_wcn_ca"} <= set(imp)
-    for name in ("contact_number", "gnm"):
+    for name in ("contact_number", "gnm", "crystal_contact_number"):
         base = metrics["baselines"][name]
         assert base["per_domain_pearson"]["all_temperatures"]["n"] > 0
+    assert metrics["baselines"]["crystal_contact_number"]["feature"] == "wcn_ca + wcn_lattice"
     # gnm_msf is the 320 K target itself: its per-domain r at 320 K is 1
     gnm = metrics["baselines"]["gnm"]["per_domain_pearson"]["320"]["median"]
     assert gnm == pytest.approx(1.0, abs=1e-5)

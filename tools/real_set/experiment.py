@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from voxelflex.analysis.baselines import PHYSICS_BASELINES
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import read_predictions
@@ -125,6 +126,19 @@ VARIANTS = {
         "model.features=[contact, gnm, position, rsa, ss]",
         "model.feature_norm=domain",
     ],
+    # Round 4 (after the hold-out): the crystal neighbours (lattice group) added.
+    "features_only+lattice, domain features, 40 epochs": [
+        "model.name=features_only",
+        "model.features=[contact, gnm, lattice, position, rsa, ss]",
+        "model.feature_norm=domain",
+        "train.epochs=40",
+        "train.early_stopping_patience=8",
+    ],
+    "frames+all+lattice, domain features": [
+        "model.features=[contact, gnm, lattice, position, rsa, ss]",
+        "model.feature_norm=domain",
+    ],
+    "frames+contact+lattice": ["model.features=[contact, lattice]"],
 }
 
 
@@ -239,8 +253,9 @@ def test(root: Path, name: str, seeds: list[int], shards: Path | None = None) ->
     mean_r = np.mean(np.stack(r_all), axis=0)  # each chain's r averaged over the seeds
     metrics = evaluate(out, importance=False, overwrite=True, config=config).metrics
     baselines = {
-        n: metrics["baselines"][n]["per_chain_pearson"]["all_temperatures"]["median"]
-        for n in ("contact_number", "gnm")
+        n: b["per_chain_pearson"]["all_temperatures"]["median"]
+        for n, b in metrics["baselines"].items()
+        if n in PHYSICS_BASELINES
     }
     return {
         "variant": name,
@@ -294,7 +309,7 @@ def demo(root: Path, seeds: list[int]) -> dict:
                 results.setdefault("baselines", {})[split] = {
                     n: _chain_scores(b["per_chain_pearson"])
                     for n, b in metrics["baselines"].items()
-                    if n in ("contact_number", "gnm")
+                    if n in PHYSICS_BASELINES
                 }
             scores["seconds"] = time.perf_counter() - t0
             results["variants"][name] = scores

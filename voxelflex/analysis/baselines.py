@@ -6,8 +6,10 @@
   of a pooled correlation the temperature trend alone explains.
 
 Physics baselines (when the index has the feature columns): ``contact_number`` (``wcn_ca``, the
-inverse-square CA contact number) and ``gnm`` (``gnm_msf``, Gaussian network model fluctuation),
-each a line ``a + b·x`` fitted on the train rows, so its sign is learned. The slope comes from
+inverse-square CA contact number), ``gnm`` (``gnm_msf``, Gaussian network model fluctuation) and,
+when the train rows have crystal neighbours, ``crystal_contact_number`` (``wcn_ca +
+wcn_lattice``, the contact number counting the neighbouring copies in the crystal too), each a
+line ``a + b·x`` fitted on the train rows, so its sign is learned. The slope comes from
 the variation within each domain (domain fixed effects): across domains the target's scale can
 vary for reasons the feature does not see (crystal B-factors), and a pooled fit then learns the
 wrong sign, e.g. a contact number that predicts more motion where packing is denser. Each train
@@ -35,7 +37,12 @@ __all__ = [
 ]
 
 BASELINE_NAMES = ("residue_type_temperature_mean", "temperature_fit")
-PHYSICS_BASELINES = {"contact_number": "wcn_ca", "gnm": "gnm_msf"}  # name -> feature column
+# name -> the feature columns whose sum is the baseline's one feature
+PHYSICS_BASELINES: dict[str, tuple[str, ...]] = {
+    "contact_number": ("wcn_ca",),
+    "gnm": ("gnm_msf",),
+    "crystal_contact_number": ("wcn_ca", "wcn_lattice"),  # the file's atoms and the crystal's
+}
 
 
 def fit_line(

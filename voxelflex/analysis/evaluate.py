@@ -219,7 +219,7 @@ def _read_index_rows(index_path: Location) -> LoadedIndex:
     """The index columns evaluation needs (targets, splits, physics features); never the voxel
     file behind it."""
     meta = read_meta(index_path, check_inputs=False)
-    physics = [c for c in PHYSICS_BASELINES.values() if c in meta.features]
+    physics = sorted({c for cols in PHYSICS_BASELINES.values() for c in cols} & set(meta.features))
     return read_index(
         index_path,
         columns=["split", "resname", "temperature", "target_rmsf", *_KEYS, *physics],
@@ -292,9 +292,16 @@ def _check_rows_in_index(
 
 def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
     index_path = loaded.path
-    physics = {n: c for n, c in PHYSICS_BASELINES.items() if c in loaded.table.column_names}
-    keys = _KEYS
     train = loaded.table.filter(pc.equal(loaded.table["split"], "train"))
+    physics = {
+        n: cols
+        for n, cols in PHYSICS_BASELINES.items()
+        if set(cols) <= set(loaded.table.column_names)
+        # no crystal neighbours in train (simulations): the same line as contact_number
+        and not ("wcn_lattice" in cols and not pc.any(pc.greater(train["wcn_lattice"], 0)).as_py())
+    }
+    columns = sorted({c for cols in physics.values() for c in cols})
+    keys = _KEYS
     fitted = fit_baselines(
         train,
         rows.select(["resname", "temperature"]).cast(
@@ -317,9 +324,9 @@ def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
     if physics:
         # The rows' feature values, from any index row of the same residue.
         per_residue = (
-            loaded.table.select([*keys, *physics.values()])
+            loaded.table.select([*keys, *columns])
             .group_by(keys, use_threads=False)
-            .aggregate([(c, "first") for c in physics.values()])
+            .aggregate([(c, "first") for c in columns])
         )
         order = pa.array(np.arange(rows.num_rows))
         joined = (
@@ -329,18 +336,18 @@ def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
         ).sort_by("_order")  # every row is an index row (_check_rows_in_index): none is lost
         y_train, t_train = _column(train, "target_rmsf"), _column(train, "temperature")
         domains = codes(train["domain"])
-        for name, column in physics.items():
+        for name, cols in physics.items():
             p, slope, intercepts = fit_temperature_lines(
-                _column(train, column),
+                sum(_column(train, c) for c in cols),
                 y_train,
                 t_train,
                 domains,
-                _column(joined, f"{column}_first"),
+                sum(_column(joined, f"{c}_first") for c in cols),
                 t,
                 what=f"{index_path}: baseline {name}",
             )
             out[name] = {
-                "feature": column,
+                "feature": " + ".join(cols),
                 "overall": regression_metrics(y, p),
                 "per_temperature": _per_temperature(y, p, t),
                 "per_domain_pearson": _per_domain(rows, y, p, t),
@@ -515,6 +522,7 @@ def format_summary(metrics: dict) -> str:
         "temperature_fit": "baseline: temperature-only fit",
         "contact_number": "baseline: contact number (wcn_ca)",
         "gnm": "baseline: GNM fluctuation",
+        "crystal_contact_number": "baseline: crystal contact number",
     }
     baselines = metrics.get("baselines", {})
     for name, label in labels.items():

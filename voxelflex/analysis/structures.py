@@ -104,7 +104,9 @@ def _frames(
     table = None
     if features:  # the same reading as the frames: one conformer of the first model
         table = feature_table(
-            structure.domain, compute_features(structure.resolved(), where=str(path)), frames
+            structure.domain,
+            compute_features(structure.resolved(), where=str(path), crystal=structure.crystal),
+            frames,
         )
     return frames, table
 

@@ -30,6 +30,9 @@ from voxelflex.inputs.splits import read_split_file
 from voxelflex.sources.shards import build_shards
 from voxelflex.structure.features import FEATURE_GROUPS
 
+# Every group but the crystal's: the demo's chains are written without a crystal (no lattice).
+DEMO_FEATURE_GROUPS = [g for g in FEATURE_GROUPS if g != "lattice"]
+
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
 log = logging.getLogger(__name__)
@@ -108,7 +111,7 @@ def run_demo(
             "train.device": settings.device,
             "train.progress": False,
             "train.overwrite": True,
-            **({"model.features": list(FEATURE_GROUPS)} if settings.structures else {}),
+            **({"model.features": DEMO_FEATURE_GROUPS} if settings.structures else {}),
         },
     )
     result = _timed(s, "train", lambda: train(config))

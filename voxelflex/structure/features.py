@@ -33,8 +33,9 @@ residues without a frame get no row.
 Features (:data:`FEATURES` holds names, groups, units and definitions; the same text is stored in
 every sidecar's footer): inverse-square contact numbers and CA neighbour counts (group
 ``contact``), Gaussian network model mean-square fluctuation (``gnm``), relative chain position
-and distance to the nearest terminus (``position``), relative solvent accessibility (``rsa``) and
-a P-SEA secondary-structure one-hot (``ss``).
+and distance to the nearest terminus (``position``), relative solvent accessibility (``rsa``), a
+P-SEA secondary-structure one-hot (``ss``) and, for crystal structures, the contact number to the
+neighbouring copies in the crystal (``lattice``, :mod:`voxelflex.structure.crystal`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from biotite.sequence import ProteinSequence
 from voxelflex.atomic import atomic_path
 from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
+from voxelflex.structure.crystal import Crystal, lattice_neighbours
 from voxelflex.structure.keys import residue_ids
 from voxelflex.structure.residue_codes import FORCE_FIELD_RESIDUES, STANDARD_RESIDUES
 
@@ -72,6 +74,7 @@ __all__ = [
     "GNM_CUTOFF",
     "GNM_MAX_NODES",
     "KEY_COLUMNS",
+    "LATTICE_CUTOFF",
     "MAX_ASA",
     "METADATA_KEY",
     "NEIGHBOUR_RADII",
@@ -121,6 +124,7 @@ SASA_POINTS = 100
 # Above this many CA nodes the Kirchhoff matrix is split by chain (inter-chain contacts dropped):
 # a connected component costs one dense O(n³) inverse.
 GNM_MAX_NODES = 3000
+LATTICE_CUTOFF = 20.0  # Å, reach of the crystal-neighbour contact sum (a lattice sum diverges)
 _MIN_R2 = 1.0  # Å², floor of squared distances in the 1/r² sums (coincident atoms are errors)
 _CHUNK = 1 << 20  # pair distances held in memory at once in the contact sums
 
@@ -147,7 +151,8 @@ class FeatureSpec:
     name : str
         Column name in :class:`ResidueFeatures` and the sidecar.
     group : str
-        One of ``contact``, ``gnm``, ``position``, ``rsa``, ``ss``; models pick whole groups.
+        One of ``contact``, ``gnm``, ``lattice``, ``position``, ``rsa``, ``ss``; models pick
+        whole groups.
     unit : str
     definition : str
         Exact definition (stored in every sidecar's footer).
@@ -196,6 +201,17 @@ FEATURES: tuple[FeatureSpec, ...] = (
         f"{GNM_MAX_NODES} CA atoms Γ is built per chain",
     ),
     FeatureSpec(
+        "wcn_lattice",
+        "lattice",
+        "1/Å²",
+        "Σ 1/r² from this residue's CA to the CA atoms of the file's protein residues in the "
+        "other copies of the crystal (every space-group operator and lattice translation of "
+        "the file's cell, CRYST1 or mmCIF _cell and _symmetry, except the file's own copy) "
+        f"within {LATTICE_CUTOFF:g} Å; r² floored at 1 Å²; 0 unless the file states a "
+        "diffraction or crystallography method (EXPDTA, _exptl.method): NMR, EM and simulation "
+        "files have no crystal",
+    ),
+    FeatureSpec(
         "rel_position",
         "position",
         "fraction",
@@ -234,7 +250,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     g: tuple(f.name for f in FEATURES if f.group == g)
-    for g in ("contact", "gnm", "position", "rsa", "ss")
+    for g in ("contact", "gnm", "lattice", "position", "rsa", "ss")
 }
 
 
@@ -465,6 +481,23 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0.0, out=d2)
 
 
+def _lattice_contacts(
+    ca_xyz: np.ndarray, rows: np.ndarray, crystal: Crystal | None, where: str
+) -> np.ndarray:
+    """wcn_lattice of the ``rows`` among ``ca_xyz`` (float64 (R,)): 1/r² to the CA atoms of the
+    crystal's other copies within :data:`LATTICE_CUTOFF`."""
+    out = np.zeros(len(rows))
+    others = lattice_neighbours(ca_xyz, crystal, LATTICE_CUTOFF, where=where)
+    if not len(others):
+        return out
+    cut2 = LATTICE_CUTOFF**2
+    step = max(1, _CHUNK // len(others))
+    for lo in range(0, len(rows), step):
+        d2 = _sq_dist(ca_xyz[rows[lo : lo + step]], others)
+        out[lo : lo + step] = np.where(d2 <= cut2, 1.0 / np.maximum(d2, _MIN_R2), 0.0).sum(axis=1)
+    return out
+
+
 def _components(n_nodes: int, pairs: np.ndarray) -> np.ndarray:
     """Connected-component label (the smallest node index in it) of every node, int64 (n,)."""
     label = np.arange(n_nodes)
@@ -576,7 +609,9 @@ def _sasa_radii(atoms: struc.AtomArray) -> np.ndarray:
     return radii[inverse]
 
 
-def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> ResidueFeatures:
+def compute_features(
+    atoms: struc.AtomArray, *, where: str = "structure", crystal: Crystal | None = None
+) -> ResidueFeatures:
     """Context features of every framed residue of one structure model.
 
     Parameters
@@ -587,6 +622,9 @@ def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> Res
         annotations, if present, are never read.
     where : str
         Name of the source (file path) used in error messages.
+    crystal : Crystal, optional
+        The file's crystal (:attr:`voxelflex.structure.Structure.crystal`) for ``wcn_lattice``;
+        None (simulation frames, NMR models): no crystal neighbours, ``wcn_lattice`` 0.
 
     Returns
     -------
@@ -663,6 +701,7 @@ def compute_features(atoms: struc.AtomArray, *, where: str = "structure") -> Res
         "wcn_heavy": wcn_heavy,
         **{f"n_ca_{r:g}": counts[:, i] for i, r in enumerate(NEIGHBOUR_RADII)},
         "gnm_msf": msf,
+        "wcn_lattice": _lattice_contacts(ca_xyz, node_of_res[row_res], crystal, where),
         "rel_position": rel,
         "term_distance": term,
         "rsa": rsa,
@@ -764,6 +803,7 @@ def _parameters() -> dict:
         "sasa_probe_angstrom": 1.4,
         "max_asa": "Tien et al. 2013, theoretical",
         "min_r2_angstrom2": _MIN_R2,
+        "lattice_cutoff_angstrom": LATTICE_CUTOFF,
     }
 
 

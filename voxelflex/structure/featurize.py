@@ -65,7 +65,7 @@ def _one(path: str, *, altloc: str, keys: KeyRule) -> tuple[str, pa.Table | None
     try:
         structure = read_structure(path, altloc=altloc)
         t0 = time.perf_counter()
-        values = compute_features(structure.resolved(), where=path)
+        values = compute_features(structure.resolved(), where=path, crystal=structure.crystal)
         seconds = time.perf_counter() - t0
         # the frames' residue keys, as the voxel file has them (not timed: features only)
         table = feature_table(structure.domain, values, compute_frames(structure, keys=keys))

