@@ -13,6 +13,7 @@ the run's own ``latest.pt``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -26,6 +27,7 @@ from voxelflex.models import ModelSpec, RMSFModel
 
 __all__ = [
     "config_model_spec",
+    "config_with_model",
     "init_from",
     "log_init",
     "run_model_spec",
@@ -50,6 +52,26 @@ def config_model_spec(config: Config) -> ModelSpec:
         target_norm=config.train.target_norm,
         hyperparameters=m.hyperparameters,
     )
+
+
+def config_with_model(config: Config, spec: ModelSpec) -> Config:
+    """``config`` with its ``model`` section (and ``train.log_target``, ``train.target_norm``)
+    describing ``spec``: what a fine-tuning run saves as its ``config.yaml``, since it trains the
+    checkpoint's model, not the config's."""
+    model = dataclasses.replace(
+        config.model,
+        name=spec.name,
+        preset=spec.preset,
+        conditioning=spec.conditioning,
+        dropout=spec.dropout,
+        features=tuple(spec.features),
+        feature_norm=spec.feature_norm,
+        hyperparameters=dict(spec.hyperparameters),
+    )
+    train = dataclasses.replace(
+        config.train, log_target=spec.log_target, target_norm=spec.target_norm
+    )
+    return dataclasses.replace(config, model=model, train=train)
 
 
 def training_range(
@@ -84,7 +106,7 @@ def run_model_spec(
         if init.model_spec != configured:
             log.warning(
                 "--init-from %s: the model comes from that checkpoint (%s); the config's model "
-                "section (%s) is not used",
+                "section, train.log_target and train.target_norm (%s) are not used",
                 config.train.init_from,
                 init.model_spec.to_dict(),
                 configured.to_dict(),

@@ -47,6 +47,7 @@ from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.epoch_metrics import EpochAccumulator, reduce_metrics
 from voxelflex.engine.finetune import (
     config_model_spec,
+    config_with_model,
     init_from,
     log_init,
     run_model_spec,
@@ -155,6 +156,9 @@ class _Trainer:
         # --init-from starts a new run; a resumed one continues from its own latest.pt.
         init = Checkpoint.load(tc.init_from) if tc.init_from and not tc.resume else None
         self.spec = run_model_spec(config, init=init, latest=self._latest)
+        # The configuration this run trains with, as config.yaml and checkpoints record it: a
+        # fine-tuning run's model is the checkpoint's, not the config's model section.
+        self.run_config = config_with_model(config, self.spec) if tc.init_from else config
         # A fine-tuning run's model has also been trained at the checkpoint's temperatures
         # (latest.pt of a resumed one records that union already).
         earlier = None
@@ -239,8 +243,8 @@ class _Trainer:
         if dist.is_main:
             # overwrite and resume were this command's actions: a config.yaml reused with
             # --config must not delete (or resume) the run it came from
-            once = dataclasses.replace(config.train, overwrite=False, resume=False)
-            saved = dataclasses.replace(config, train=once)
+            once = dataclasses.replace(self.run_config.train, overwrite=False, resume=False)
+            saved = dataclasses.replace(self.run_config, train=once)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(saved))
             log_model(
                 self.model,
@@ -382,7 +386,7 @@ class _Trainer:
             history=self.history,
             trainer=self.tracker.state_dict(),
             partial=partial,
-            config=self.config.to_dict(),
+            config=self.run_config.to_dict(),
         )
 
     def _save(self, paths: list[Path], acc: EpochAccumulator | None = None) -> None:
