@@ -4,9 +4,11 @@ architecture hyperparameters beyond the presets (issue 14)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -189,13 +191,18 @@ def source_run(small, tmp_path_factory):
     return train(_config(index, out, "source", "model.name=dilated_resnet3d"))
 
 
-def test_init_from_takes_weights_and_model_not_statistics(small, source_run, tmp_path, caplog):
+def _rmsf_subset(paths, out, keep):
+    """The demo RMSF CSV with only the rows whose temperature ``keep`` accepts."""
+    lines = paths.rmsf_csv.read_text().splitlines()
+    rows = [lines[0]] + [ln for ln in lines[1:] if keep(float(ln.split(",")[3]))]
+    out.write_text("\n".join(rows) + "\n")
+    return out
+
+
+def test_init_from_takes_weights_model_and_statistics(small, source_run, tmp_path, caplog):
     paths, _ = small
     # new data: only the three coldest temperatures, so the temperature range differs
-    csv = tmp_path / "cold.csv"
-    lines = paths.rmsf_csv.read_text().splitlines()
-    keep = [lines[0]] + [ln for ln in lines[1:] if float(ln.split(",")[3]) <= 379]
-    csv.write_text("\n".join(keep) + "\n")
+    csv = _rmsf_subset(paths, tmp_path / "cold.csv", lambda t: t <= 379)
     cold = tmp_path / "cold.parquet"
     build_index(paths.voxel_file, cold, rmsf_csv=csv, rmsf_unit="nm",
                 train=paths.train_split, val=paths.val_split, progress=False)  # fmt: skip
@@ -212,16 +219,121 @@ def test_init_from_takes_weights_and_model_not_statistics(small, source_run, tmp
     assert tuned.model_spec.name == "dilated_resnet3d" and tuned.meta.init_from
     assert "the config's model section" in caplog.text
     for name, tensor in source.model.items():
-        if name in STATISTICS_BUFFERS:
-            continue
         assert torch.allclose(tensor, tuned.model[name], atol=1e-6), name  # lr ~ 0: unchanged
-    # ... and the temperature range and target standardisation from the new data
-    assert tuned.meta.temperature_range == (320.0, 379.0)
-    assert tuned.model["temperature_range"].tolist() == [320.0, 379.0]
-    assert tuned.model["target_loc"] != source.model["target_loc"]
-    assert "from this run's data: the temperature range 320-379 K" in caplog.text
+    # ... and so do its statistics: temperature scaling and target standardisation
+    for name in STATISTICS_BUFFERS:
+        assert torch.equal(source.model[name], tuned.model[name]), name
+    assert tuned.model["temperature_range"].tolist() == [320.0, 450.0]
+    # extrapolation: outside the checkpoint's range and this run's together
+    assert tuned.meta.temperature_range == (320.0, 450.0)
+    assert "weights and statistics kept: temperature scaling 320-450 K" in caplog.text
+    assert "no features; this run's data: 320-379 K" in caplog.text
     history = json.loads((tmp_path / "tuned" / "training_history.json").read_text())
     assert len(history) == 1  # a new run: the source's epochs are not continued
+
+
+def test_a_fine_tuning_run_records_the_model_it_trained(featured, tmp_path):
+    # config.yaml (and the checkpoints' config) hold the checkpoint's model, features expanded,
+    # not the config's model section that the run did not use
+    from voxelflex.engine.finetune import config_model_spec
+
+    _, hot, source_run = featured
+    init = f"train.init_from={source_run.best_checkpoint}"
+    config = _config(hot, tmp_path, "tuned", init, "train.log_target=true", "model.dropout=0.1")
+    result = train(config)
+    spec = Checkpoint.load(source_run.best_checkpoint).model_spec
+    saved = load_config(tmp_path / "tuned" / "config.yaml")
+    assert config_model_spec(saved) == spec
+    assert saved.train.init_from == source_run.best_checkpoint
+    assert saved.model.name == "dilated_resnet3d" and not saved.train.log_target
+    assert saved.model.dropout == spec.dropout != 0.1
+    assert Checkpoint.load(result.latest_checkpoint).config["model"] == saved.to_dict()["model"]
+
+
+@pytest.fixture(scope="module")
+def featured(small, tmp_path_factory):
+    """The demo data with a feature sidecar: an index of 320-413 K for a source model that
+    takes features, and a fine-tuning index of 450 K only whose train split is two domains
+    (so its temperature range, targets and feature statistics all differ)."""
+    from tests.test_index_features import _sidecar
+
+    paths, index = small
+    root = tmp_path_factory.mktemp("featured")
+    sidecar = _sidecar(index, root / "features.parquet")
+    splits = {"val": paths.val_split, "test": paths.test_split}
+    warm = root / "warm.parquet"
+    build_index(paths.voxel_file, warm, features=sidecar, rmsf_unit="nm", progress=False,
+                rmsf_csv=_rmsf_subset(paths, root / "warm.csv", lambda t: t <= 413),
+                train=paths.train_split, **splits)  # fmt: skip
+    two = root / "two_domains.txt"
+    ids = [ln for ln in paths.train_split.read_text().splitlines() if not ln.startswith("#")]
+    two.write_text("\n".join(ids[:2]) + "\n")
+    hot = root / "hot.parquet"
+    build_index(paths.voxel_file, hot, features=sidecar, rmsf_unit="nm", progress=False,
+                rmsf_csv=_rmsf_subset(paths, root / "hot.csv", lambda t: t == 450),
+                train=two, **splits)  # fmt: skip
+    source = train(
+        _config(warm, root, "source", "model.name=dilated_resnet3d", "model.features=[gnm,contact]")
+    )
+    return warm, hot, source
+
+
+def test_init_from_predicts_what_the_checkpoint_predicts_before_any_step(featured, tmp_path):
+    # Fine-tuning must start from the checkpoint's function. With a learning rate of ~0 the
+    # tuned model has to predict exactly what its source predicts, at every temperature,
+    # although the new data has another temperature range (one temperature), other targets
+    # and other feature statistics.
+    from voxelflex.analysis.predict import predict
+    from voxelflex.analysis.predictions import read_predictions
+
+    warm, hot, source_run = featured
+    config = _config(
+        hot, tmp_path, "tuned",
+        f"train.init_from={source_run.best_checkpoint}",
+        "train.lr=1e-30", "train.scheduler=none",
+    )  # fmt: skip
+    tuned_path = train(config).latest_checkpoint
+    # (the run's log: caplog misses the records of a logger that train() stops propagating)
+    logged = (tmp_path / "tuned" / "logs" / "voxelflex.log").read_text()
+    source, tuned = Checkpoint.load(source_run.best_checkpoint), Checkpoint.load(tuned_path)
+    assert tuned.model_spec.features == source.model_spec.features and source.model_spec.features
+    predict_config = load_config(
+        overrides=["loader.num_workers=0", "predict.progress=false", "train.device=cpu"]
+    )
+    temperatures = [300.0, 320.0, 379.0, 450.0, 500.0]
+    tables = {}
+    for name, checkpoint in (("source", source_run.best_checkpoint), ("tuned", tuned_path)):
+        out = tmp_path / f"{name}.parquet"
+        predict(checkpoint, warm, split="test", temperatures=temperatures, out_path=out,
+                config=predict_config)  # fmt: skip
+        tables[name] = read_predictions(out)
+    (a, a_meta), (b, b_meta) = tables["source"], tables["tuned"]
+    assert a["temperature"].to_pylist() == b["temperature"].to_pylist()
+    assert a["domain"].to_pylist() == b["domain"].to_pylist()
+    diff = np.abs(a["predicted_rmsf"].to_numpy() - b["predicted_rmsf"].to_numpy())
+    assert diff.max() <= 1e-6
+    for name in STATISTICS_BUFFERS:  # the checkpoint's scalings, not refitted to the new data
+        assert torch.equal(source.model[name], tuned.model[name]), name
+    # extrapolation: the union of the checkpoint's range (320-413 K) and this run's (450 K)
+    assert a_meta.training_temperature_range == [320.0, 413.0]
+    assert b_meta.training_temperature_range == [320.0, 450.0]
+    t = b["temperature"].to_numpy()
+    assert b["extrapolated"].to_numpy().tolist() == ((t < 320) | (t > 450)).tolist()
+    # one line says what was kept; the one-temperature warning names the kept trend
+    assert "weights and statistics kept: temperature scaling 320-413 K" in logged
+    assert "feature standardisation (6 features)" in logged
+    assert "predictions outside 320-450 K count as extrapolation" in logged
+    assert "keeps the checkpoint's temperature scaling and trend" in logged
+    assert "are meaningless" not in logged
+    # resumed, the run keeps both: its scalings (from latest.pt) and the union range
+    resumed = train(dataclasses.replace(
+        config, train=dataclasses.replace(config.train, epochs=2, resume=True)
+    ))  # fmt: skip
+    again = Checkpoint.load(resumed.latest_checkpoint)
+    assert again.meta.global_step > tuned.meta.global_step
+    assert again.meta.temperature_range == (320.0, 450.0)
+    for name in STATISTICS_BUFFERS:
+        assert torch.equal(source.model[name], again.model[name]), name
 
 
 def test_init_from_refuses_another_rmsf_unit_or_a_missing_file(small, source_run, tmp_path):

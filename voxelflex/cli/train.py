@@ -128,9 +128,10 @@ def train(
     init_from: Annotated[
         Path | None,
         typer.Option(
-            help="Start a new run from this checkpoint's weights and model (fine-tuning; "
-            "train.init_from); the temperature range and target standardisation come from the "
-            "new data."
+            help="Start a new run from this checkpoint (fine-tuning; train.init_from): its "
+            "model, weights, temperature scaling and target and feature standardisation, so "
+            "it starts predicting what the checkpoint predicts; extrapolation is counted "
+            "outside the union of its and the new data's temperature range."
         ),
     ] = None,
     overwrite: Annotated[

@@ -158,12 +158,18 @@ def _check_unread_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
         )
 
 
-def _warn_temperatures(index: LoadedIndex, train_range, path: Path) -> None:
-    """Warn when the model cannot learn a temperature trend, or validation leaves its range."""
+def _warn_temperatures(
+    index: LoadedIndex,
+    train_range,
+    path: Path,
+    earlier: tuple[float, float] | None = None,
+) -> None:
+    """Warn when the model cannot learn a temperature trend, or validation leaves its range
+    (with ``earlier``, the ``--init-from`` checkpoint's training range, widened by it)."""
     if train_range is None:
         return
     lo, hi = train_range
-    if lo == hi:
+    if lo == hi and earlier is None:
         log.warning(
             "the train split of %s has one temperature (%g K): the model cannot learn how "
             "flexibility changes with temperature, and its predictions at any other "
@@ -171,8 +177,21 @@ def _warn_temperatures(index: LoadedIndex, train_range, path: Path) -> None:
             path,
             lo,
         )
+    elif lo == hi:
+        log.warning(
+            "the train split of %s has one temperature (%g K): the model keeps the "
+            "checkpoint's temperature scaling and trend (trained on %g-%g K), but fine-tuning "
+            "at one temperature can bend that trend; check its predictions at other "
+            "temperatures (few epochs or a low learning rate keep more of it)",
+            path,
+            lo,
+            earlier[0],
+            earlier[1],
+        )
+    if earlier is not None:
+        lo, hi = min(lo, earlier[0]), max(hi, earlier[1])
     t = index.table.filter(pc.equal(index.table["split"], "val"))["temperature"].to_numpy()
-    outside = int(np.count_nonzero(outside_range(t, train_range)))
+    outside = int(np.count_nonzero(outside_range(t, (lo, hi))))
     if outside:
         log.warning(
             "%d of %d val rows of %s lie outside the train temperature range %g-%g K; the best "
@@ -211,11 +230,20 @@ def settings_digest(config: Config) -> str:
     return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> TrainingData:
+def open_training_data(
+    config: Config,
+    dist: DistContext,
+    spec: ModelSpec,
+    *,
+    earlier: tuple[float, float] | None = None,
+) -> TrainingData:
     """Read (or build) the index and open the train and val sources of ``config.loader.source``,
     serving ``spec``'s features and targets normalised as ``spec.feature_norm`` and
     ``spec.target_norm`` say (the spec
     of an ``--init-from`` checkpoint may differ from the config's model section).
+
+    ``earlier`` is the training temperature range of an ``--init-from`` checkpoint: the
+    temperature warnings then count it as trained on too.
 
     Raises
     ------
@@ -234,7 +262,7 @@ def open_training_data(config: Config, dist: DistContext, spec: ModelSpec) -> Tr
     if config.data.index is not None:
         _check_unread_inputs(config, meta, path)
     split = index.table.column("split")
-    _warn_temperatures(index, meta.temperature_range, path)
+    _warn_temperatures(index, meta.temperature_range, path, earlier)
     n_train = int(pc.sum(pc.equal(split, "train")).as_py() or 0)
     n_val = int(pc.sum(pc.equal(split, "val")).as_py() or 0)
     if n_train == 0 or n_val == 0:

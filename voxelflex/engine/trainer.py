@@ -45,7 +45,14 @@ from voxelflex.engine.data import (
 )
 from voxelflex.engine.distributed import DistContext
 from voxelflex.engine.epoch_metrics import EpochAccumulator, reduce_metrics
-from voxelflex.engine.finetune import config_model_spec, init_from, log_init, run_model_spec
+from voxelflex.engine.finetune import (
+    config_model_spec,
+    config_with_model,
+    init_from,
+    log_init,
+    run_model_spec,
+    training_range,
+)
 from voxelflex.engine.interrupt import GracefulInterrupt
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.report import log_epoch, log_model
@@ -149,7 +156,17 @@ class _Trainer:
         # --init-from starts a new run; a resumed one continues from its own latest.pt.
         init = Checkpoint.load(tc.init_from) if tc.init_from and not tc.resume else None
         self.spec = run_model_spec(config, init=init, latest=self._latest)
-        self.data: TrainingData = open_training_data(config, dist, self.spec)
+        # The configuration this run trains with, as config.yaml and checkpoints record it: a
+        # fine-tuning run's model is the checkpoint's, not the config's model section.
+        self.run_config = config_with_model(config, self.spec) if tc.init_from else config
+        # A fine-tuning run's model has also been trained at the checkpoint's temperatures
+        # (latest.pt of a resumed one records that union already).
+        earlier = None
+        if init is not None:
+            earlier = init.meta.temperature_range
+        elif self._latest is not None and self._latest.meta.init_from:
+            earlier = self._latest.meta.temperature_range
+        self.data: TrainingData = open_training_data(config, dist, self.spec, earlier=earlier)
         # the exactly-once row check cannot see a node whose index copy has other targets, nor
         # a rank started with another learning rate: compare digests with rank 0
         dist.require_same(
@@ -164,14 +181,25 @@ class _Trainer:
         )
         torch.manual_seed(config.loader.seed)  # identical initial weights on every rank
         index = self.data.index
+        # what counts as extrapolation (meta.temperature_range of this run's checkpoints)
+        self.training_range = training_range(index.meta.temperature_range, earlier)
         self.model: RMSFModel = build_model(
             self.spec, temperature_range=index.meta.temperature_range
         )
+        y = self._model_targets()
         if init is not None:
+            # the checkpoint's weights and statistics: the run starts from its exact function
             init_from(self.model, init, index, where=str(tc.init_from))
-        self._set_statistics()
-        if init is not None:
-            log_init(self.model, init, index, where=str(tc.init_from))
+            log_init(
+                self.model,
+                init,
+                index,
+                y,
+                extrapolation=self.training_range,
+                where=str(tc.init_from),
+            )
+        else:
+            self._set_statistics(y)
         self.model.to(self.device)
         self.net: torch.nn.Module = (
             DistributedDataParallel(
@@ -215,8 +243,8 @@ class _Trainer:
         if dist.is_main:
             # overwrite and resume were this command's actions: a config.yaml reused with
             # --config must not delete (or resume) the run it came from
-            once = dataclasses.replace(config.train, overwrite=False, resume=False)
-            saved = dataclasses.replace(config, train=once)
+            once = dataclasses.replace(self.run_config.train, overwrite=False, resume=False)
+            saved = dataclasses.replace(self.run_config, train=once)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(saved))
             log_model(
                 self.model,
@@ -229,7 +257,14 @@ class _Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _set_statistics(self) -> None:
+    def _model_targets(self) -> np.ndarray:
+        """The train targets as the model standardises them (log RMSF with ``log_target``).
+
+        Raises
+        ------
+        TrainingError
+            ``log_target`` with RMSF <= 0 in the train or val split.
+        """
         y = self.data.target.astype(np.float64)
         if self.spec.log_target:
             # val too: one RMSF of 0 there made every val loss inf, and best.pt, the plateau
@@ -246,6 +281,12 @@ class _Trainer:
                     "those rows from the RMSF CSV"
                 )
             y = np.log(y)
+        return y
+
+    def _set_statistics(self, y: np.ndarray) -> None:
+        """Target standardisation from ``y`` (:meth:`_model_targets`), feature standardisation
+        from the train split's residues (a run from scratch; fine-tuning keeps the
+        checkpoint's)."""
         std = self.data.feature_std
         self.model.set_statistics(
             float(y.mean()),
@@ -324,7 +365,7 @@ class _Trainer:
         return Checkpoint(
             model_spec=self.spec,
             meta=CheckpointMeta(
-                temperature_range=tuple(float(x) for x in meta.temperature_range),
+                temperature_range=self.training_range,
                 frame=meta.frame,
                 rmsf_unit=meta.rmsf_unit,
                 index_fingerprint=meta.fingerprint(),
@@ -345,7 +386,7 @@ class _Trainer:
             history=self.history,
             trainer=self.tracker.state_dict(),
             partial=partial,
-            config=self.config.to_dict(),
+            config=self.run_config.to_dict(),
         )
 
     def _save(self, paths: list[Path], acc: EpochAccumulator | None = None) -> None:

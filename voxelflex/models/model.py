@@ -19,7 +19,8 @@ from voxelflex.frame import GRID_SHAPE
 
 __all__ = ["STATISTICS_BUFFERS", "ModelSpec", "RMSFModel"]
 
-# Buffers set from the training data, not learned: fine-tuning takes them from the new data.
+# Buffers set from the training data, not learned. A fine-tuning run (--init-from) keeps the
+# checkpoint's, so that it starts from exactly the checkpoint's function.
 STATISTICS_BUFFERS = (
     "temperature_range",
     "target_loc",
@@ -150,23 +151,6 @@ class RMSFModel(nn.Module):
             self.feature_mean.copy_(feature_mean)
         if feature_std is not None:
             self.feature_std.copy_(feature_std)
-
-    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
-        """Load another model's trained weights, keeping this model's statistics buffers.
-
-        For fine-tuning: the temperature range, target and feature standardisation stay the
-        ones this model was built with and set from its own training data.
-
-        Raises
-        ------
-        RuntimeError
-            The weights do not fit this model (another architecture or size).
-        """
-        weights = {k: v for k, v in state.items() if k not in STATISTICS_BUFFERS}
-        missing, unexpected = self.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if k not in STATISTICS_BUFFERS]
-        if missing or unexpected:
-            raise RuntimeError(f"missing weights {missing}, unexpected weights {unexpected}")
 
     def scale_temperature(self, temperature: torch.Tensor) -> torch.Tensor:
         """Kelvin → model units: the training range maps to [-1, 1]; no clamping outside it."""
