@@ -194,3 +194,44 @@ def test_find_run_files_ignores_the_missing_report(tmp_path):
     preds = _write(tmp_path, _predictions())
     (preds.parent / "predictions_test_missing.csv").write_text("domain,chain,resid,reason\n")
     assert find_run_files(preds.parent.parent)["predictions"] == preds
+
+
+def _with_nan_predictions(table: pa.Table, rows: list[int]) -> pa.Table:
+    p = table["predicted_rmsf"].to_numpy().copy()
+    p[rows] = np.nan
+    return table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(p, pa.float32())
+    )
+
+
+def test_rows_without_a_finite_prediction_are_left_out_and_counted(tmp_path, caplog):
+    table = _predictions()
+    # every residue with code "C" loses its prediction at 320 K
+    codes = np.where((table["resnum"].to_numpy() == 1), "C", "H")
+    table = table.append_column("dssp", pa.array(codes))
+    t = table["temperature"].to_numpy()
+    hit = [*np.flatnonzero((codes == "C") & (t == 320.0)).tolist(), 1]  # and one at 348 K
+    preds = _write(tmp_path, _with_nan_predictions(table, hit))
+    caplog.set_level("WARNING", logger="voxelflex.analysis.plots")
+    plot(tmp_path / "vis", predictions=preds)  # no crash on NaN histogram edges
+    assert f"{len(hit)} rows have a target but no finite prediction" in caplog.text
+    scored = table.num_rows - len(hit)
+    hexes = pacsv.read_csv(tmp_path / "vis" / "pred_vs_true_data.csv")
+    assert sum(hexes["count"].to_pylist()) == scored
+    per_t = pacsv.read_csv(tmp_path / "vis" / "per_temperature_metrics_data.csv")
+    assert sum(per_t["n"].to_pylist()) == scored
+    ss = pacsv.read_csv(tmp_path / "vis" / "secondary_structure_errors_data.csv")
+    pooled = ss.filter(pa.compute.equal(ss["temperature"], "all"))
+    assert sum(pooled["n"].to_pylist()) == scored
+    assert np.isfinite(pooled["mae"].to_numpy()).all()
+    at_320 = ss.filter(pa.compute.equal(ss["temperature"], "320")).to_pylist()
+    assert [r["n"] for r in at_320 if r["group"] == "C"] == [0]
+
+
+def test_group_stats_with_a_group_of_non_finite_predictions():
+    from voxelflex.analysis.plots.strata import group_stats
+
+    y = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    p = np.array([0.1, 0.3, 0.2, np.nan, np.nan])
+    stats = group_stats(y, p, np.array([0, 0, 0, 1, 1]), 2)
+    assert np.isfinite(stats["pearson"][0]) and np.isnan(stats["pearson"][1])

@@ -10,15 +10,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import pyarrow.compute as pc
-
 from voxelflex.analysis.evaluate import ACCESSIBILITY_BINS, secondary_structure_column
 from voxelflex.analysis.plots.accuracy import (
     plot_error_distribution,
     plot_per_temperature_metrics,
     plot_pred_vs_true,
     plot_residue_type_errors,
+    scored_mask,
+    unscored_predictions,
 )
 from voxelflex.analysis.plots.profiles import (
     choose_domain,
@@ -246,7 +245,15 @@ def _prediction_plots(
     table, meta = read_predictions(predictions)
     unit = meta.rmsf_unit
     paths: list[Path] = []
-    has_target = bool(np.isfinite(pc.fill_null(table["target_rmsf"], np.nan).to_numpy()).any())
+    has_target = bool(scored_mask(table).any())
+    unscored = unscored_predictions(table)
+    if unscored:
+        log.warning(
+            "%s: %d rows have a target but no finite prediction; they are left out of every "
+            "accuracy plot (n counts the scored rows only)",
+            predictions,
+            unscored,
+        )
     if has_target:
         paths += plot_pred_vs_true(table, out_dir, rmsf_unit=unit, fmt=fmt)
         paths += plot_error_distribution(table, out_dir, rmsf_unit=unit, fmt=fmt)
@@ -261,7 +268,7 @@ def _prediction_plots(
             bins = accessibility_bins or stratum.get("bins") or ACCESSIBILITY_BINS
             paths += _optional(plot_accessibility_errors, table, out_dir, unit, fmt, bins=bins)
     else:
-        log.info("%s has no targets: accuracy plots skipped", predictions)
+        log.info("%s: no row with a target and a prediction: accuracy plots skipped", predictions)
     domain = domain or choose_domain(table)
     paths += plot_rmsf_profile(
         table,

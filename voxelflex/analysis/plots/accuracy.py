@@ -32,23 +32,43 @@ __all__ = [
     "plot_per_temperature_metrics",
     "plot_pred_vs_true",
     "plot_residue_type_errors",
+    "scored_mask",
     "scored_rows",
+    "unscored_predictions",
 ]
 
 
+def _finite(table: pa.Table, name: str) -> np.ndarray:
+    values = pc.fill_null(table[name], np.nan).to_numpy(zero_copy_only=False)
+    return np.isfinite(values.astype(np.float64))
+
+
+def scored_mask(table: pa.Table) -> np.ndarray:
+    """Rows that are scored: a finite target and a finite prediction (as ``evaluate`` scores)."""
+    return _finite(table, "target_rmsf") & _finite(table, "predicted_rmsf")
+
+
+def unscored_predictions(table: pa.Table) -> int:
+    """Rows with a finite target but no finite prediction (left out of every accuracy plot)."""
+    return int((_finite(table, "target_rmsf") & ~_finite(table, "predicted_rmsf")).sum())
+
+
 def scored_rows(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Table]:
-    """``(target, predicted, temperature, rows)`` over rows whose target is finite (float64)."""
-    y = pc.fill_null(table["target_rmsf"], np.nan).to_numpy(zero_copy_only=False)
-    keep = np.isfinite(y)
+    """``(target, predicted, temperature, rows)`` (float64) over the rows whose target and
+    prediction are both finite; a row with a non-finite prediction (an edited or merged file)
+    is left out, as ``evaluate`` leaves it out (see :func:`unscored_predictions`)."""
+    keep = scored_mask(table)
     if not keep.any():
         raise InputError(
-            "the predictions have no row with a target_rmsf; accuracy plots need predictions "
-            "for a split with targets"
+            "the predictions have no row with both a target_rmsf and a finite predicted_rmsf; "
+            "accuracy plots need predictions for a split with targets"
         )
     rows = table.filter(pa.array(keep))
     return (
-        y[keep].astype(np.float64),
-        rows["predicted_rmsf"].to_numpy().astype(np.float64),
+        pc.fill_null(rows["target_rmsf"], np.nan).to_numpy(zero_copy_only=False).astype(np.float64),
+        pc.fill_null(rows["predicted_rmsf"], np.nan)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64),
         rows["temperature"].to_numpy().astype(np.float64),
         rows,
     )
