@@ -318,8 +318,9 @@ def plot(
         typer.Option(
             "--run-dir",
             "-r",
-            help="Training run folder: finds training_history.json, "
-            "metrics/predictions_* and evaluation_metrics_*.",
+            help="Training run folder: finds training_history.json, metrics/predictions_<split> "
+            "(an evaluated split with targets first; the log says which) and the "
+            "evaluation_metrics_<split>.json of the same split.",
         ),
     ] = None,
     predictions: Annotated[
@@ -327,7 +328,11 @@ def plot(
     ] = None,
     history: Annotated[Path | None, typer.Option(help="training_history.json")] = None,
     metrics: Annotated[
-        Path | None, typer.Option(help="evaluation_metrics_<split>.json (adds baselines).")
+        Path | None,
+        typer.Option(
+            help="evaluation_metrics_<split>.json of the predictions' split (adds baselines; "
+            "another split's is refused)."
+        ),
     ] = None,
     output_dir: Annotated[
         Path | None,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -36,6 +37,8 @@ __all__ = [
     "scored_rows",
     "unscored_predictions",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _finite(table: pa.Table, name: str) -> np.ndarray:
@@ -227,6 +230,18 @@ def plot_per_temperature_metrics(
         if name in baselines:
             per_t = baselines[name]["per_temperature"]
             series[name] = [per_t.get(temperature_key(k), {}) for k in temps]
+            other = [
+                f"{temperature_key(k)} K: {b.get('n')} rows, the model {m['n']}"
+                for k, b, m in zip(temps, series[name], series["model"], strict=True)
+                if b.get("n") is not None and b["n"] != m["n"]
+            ]
+            if other:  # the same split, but other predictions (other domains or temperatures)
+                log.warning(
+                    "baseline %s was scored on other rows than these predictions (%s); compare "
+                    "with care, or evaluate these predictions",
+                    name,
+                    "; ".join(other[:3]),
+                )
     unit = unit_label(rmsf_unit)
     fig = new_figure(10, 4)
     ax_r, ax_e = fig.subplots(1, 2)
