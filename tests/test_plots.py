@@ -316,3 +316,50 @@ def test_baselines_scored_on_other_rows_are_flagged(tmp_path, caplog):
     plot(tmp_path / "b", predictions=subset, metrics=metrics)
     assert "baseline temperature_fit was scored on other rows" in caplog.text
     assert "320 K: 36 rows, the model 12" in caplog.text
+
+
+def test_relative_predictions_are_plotted_against_per_domain_z_scored_targets(
+    tmp_path, monkeypatch
+):
+    """A train.target_norm: domain checkpoint predicts per-domain z-scores: never drawn or scored
+    as RMSF in nm beside the targets in nm, nor beside evaluate's baselines (RMSF errors)."""
+    from tests.test_parity_metrics_plots import _captured
+
+    table = _predictions()
+    y = table["target_rmsf"].to_numpy().astype(np.float64)
+    dom = np.asarray(table["domain"].to_pylist())
+    z = np.full(len(y), np.nan)
+    for d in np.unique(dom):
+        sel = (dom == d) & np.isfinite(y)
+        z[sel] = (y[sel] - y[sel].mean()) / y[sel].std()
+    rng = np.random.default_rng(3)
+    scores = z + rng.normal(0, 0.3, len(z))
+    table = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"),
+        "predicted_rmsf",
+        pa.array(scores, pa.float32()),
+    )
+    preds = _write(tmp_path, table, target_norm="domain")
+    metrics = _metrics_json(tmp_path / "evaluation_metrics_test.json", "test", 0.1)
+    figures = _captured(monkeypatch)
+    plot(tmp_path / "vis", predictions=preds, metrics=metrics, domain="1aaaA00")
+    labels = {
+        label
+        for fig in figures
+        for ax in fig.axes
+        for label in (ax.get_xlabel(), ax.get_ylabel())
+        if label
+    }
+    assert "predicted relative RMSF (per-domain z)" in labels
+    assert "true relative RMSF (per-domain z)" in labels
+    assert "RMSE (per-domain z)" in labels
+    assert not any("(nm)" in label for label in labels)
+    per_t = pacsv.read_csv(tmp_path / "vis" / "per_temperature_metrics_data.csv")
+    assert set(per_t["series"].to_pylist()) == {"model"}  # no RMSF baselines beside z-scores
+    at_320 = np.isclose(table["temperature"].to_numpy(), 320.0)
+    rmse = np.sqrt(np.mean((scores[at_320] - z[at_320]) ** 2))
+    assert per_t["rmse"][0].as_py() == pytest.approx(rmse, rel=1e-4)
+    profile = pacsv.read_csv(tmp_path / "vis" / "rmsf_profile_1aaaA00_data.csv")
+    np.testing.assert_allclose(
+        profile["target_rmsf"].to_numpy(), z[dom == "1aaaA00"], rtol=0, atol=1e-5
+    )

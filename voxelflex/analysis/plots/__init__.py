@@ -10,6 +10,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from voxelflex.analysis.evaluate import ACCESSIBILITY_BINS, secondary_structure_column
 from voxelflex.analysis.plots.accuracy import (
     plot_error_distribution,
@@ -19,6 +23,7 @@ from voxelflex.analysis.plots.accuracy import (
     scored_mask,
     unscored_predictions,
 )
+from voxelflex.analysis.plots.common import RELATIVE_UNIT
 from voxelflex.analysis.plots.profiles import (
     choose_domain,
     plot_rmsf_profile,
@@ -30,14 +35,17 @@ from voxelflex.analysis.plots.strata import (
 )
 from voxelflex.analysis.plots.training import plot_training_curves
 from voxelflex.analysis.predictions import read_predictions
+from voxelflex.columns import strings
 from voxelflex.engine.checkpointing import HISTORY_FILE
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
 from voxelflex.logs import command_log
+from voxelflex.sources.table import zscore_segments
 
 __all__ = [
     "ImageFormat",
     "default_plot_dir",
+    "domain_zscored_targets",
     "find_run_files",
     "plot",
     "plot_accessibility_errors",
@@ -354,6 +362,21 @@ def _prediction_plots(
     accessibility_bins: Sequence[float] | None,
 ) -> list[Path]:
     unit = meta.rmsf_unit
+    baselines = metrics
+    if meta.target_norm != "global":
+        # per-domain relative scores: compared with the targets z-scored the same way, never
+        # with RMSF in nm or Å
+        log.info(
+            "%s holds per-domain relative scores (a checkpoint trained with "
+            "train.target_norm=%s): its targets are z-scored within each domain as training "
+            "did, every axis and error is in per-domain z units%s",
+            predictions,
+            meta.target_norm,
+            "; evaluate's baselines (RMSF errors) are not drawn" if metrics else "",
+        )
+        table = domain_zscored_targets(table)
+        unit = RELATIVE_UNIT
+        baselines = None
     paths: list[Path] = []
     has_target = bool(scored_mask(table).any())
     unscored = unscored_predictions(table)
@@ -368,7 +391,7 @@ def _prediction_plots(
         paths += plot_pred_vs_true(table, out_dir, rmsf_unit=unit, fmt=fmt)
         paths += plot_error_distribution(table, out_dir, rmsf_unit=unit, fmt=fmt)
         paths += plot_per_temperature_metrics(
-            table, out_dir, rmsf_unit=unit, metrics=metrics, fmt=fmt
+            table, out_dir, rmsf_unit=unit, metrics=baselines, fmt=fmt
         )
         paths += plot_residue_type_errors(table, out_dir, rmsf_unit=unit, fmt=fmt)
         if secondary_structure_column(table) is not None:
@@ -398,6 +421,25 @@ def _prediction_plots(
         fmt=fmt,
     )
     return paths
+
+
+def domain_zscored_targets(table: pa.Table) -> pa.Table:
+    """``table`` with ``target_rmsf`` z-scored within each domain (population deviation, over
+    the domain's rows with a target, all temperatures together), as ``train.target_norm:
+    domain`` z-scores the targets a model learns (:func:`voxelflex.sources.table.zscore_segments`;
+    a domain with constant targets gets zeros)."""
+    y = pc.fill_null(table["target_rmsf"], np.nan).to_numpy(zero_copy_only=False)
+    y = y.astype(np.float64)
+    has = np.isfinite(y)
+    _, codes = np.unique(strings(table["domain"])[has], return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    offsets = np.r_[0, np.cumsum(np.bincount(codes))].astype(np.int64)
+    z = np.empty(int(has.sum()), dtype=np.float32)
+    z[order] = zscore_segments(y[has][order], offsets)
+    out = np.full(len(y), np.nan, dtype=np.float32)
+    out[has] = z
+    column = table.schema.get_field_index("target_rmsf")
+    return table.set_column(column, "target_rmsf", pa.array(out, pa.float32()))
 
 
 def _optional(plot_fn, table, out_dir, unit, fmt, **kwargs) -> list[Path]:

@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from voxelflex.analysis.plots.common import (
     new_figure,
+    rmsf_name,
     save,
     temperature_colors,
     unit_label,
@@ -145,14 +146,14 @@ def plot_pred_vs_true(
     for i, ax in enumerate(axes[: len(temps)]):
         if i + ncols >= len(temps):  # nothing drawn below this panel: it carries the x labels
             ax.tick_params(labelbottom=True)
-            ax.set_xlabel(f"true RMSF ({unit})")
+            ax.set_xlabel(f"true {rmsf_name(rmsf_unit)} ({unit})")
         if ax.get_subplotspec().is_first_col():
-            ax.set_ylabel(f"predicted RMSF ({unit})")
+            ax.set_ylabel(f"predicted {rmsf_name(rmsf_unit)} ({unit})")
     axes[0].legend(loc="lower right", fontsize="small")
     fig.colorbar(
         hexes[0], ax=list(axes[: len(temps)]), label="residues per hexagon (log scale)", shrink=0.7
     )
-    fig.suptitle("Predicted vs true RMSF per temperature")
+    fig.suptitle(f"Predicted vs true {rmsf_name(rmsf_unit)} per temperature")
     return save(fig, pa.concat_tables(parts), out_dir, "pred_vs_true", fmt)
 
 
@@ -196,7 +197,10 @@ def plot_error_distribution(
             )
         )
     ax.axvline(0, color="0.3", lw=1, ls="--")
-    ax.set_xlabel(f"prediction error, predicted − true RMSF ({unit}); tails clipped to ±{lim:.3g}")
+    ax.set_xlabel(
+        f"prediction error, predicted − true {rmsf_name(rmsf_unit)} ({unit}); tails clipped to "
+        f"±{lim:.3g}"
+    )
     ax.set_ylabel("fraction of rows per bin")
     ax.set_title("Error distribution per temperature")
     ax.grid(alpha=0.3)
