@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
@@ -20,6 +21,7 @@ from voxelflex.analysis.predictions import read_predictions
 from voxelflex.analysis.structures import predict_structures
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
+from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import build_shards, open_source
@@ -240,3 +242,58 @@ def test_per_domain_features_are_scaled_over_the_whole_domain_whatever_the_split
     np.testing.assert_allclose(
         a_table["predicted_rmsf"].to_numpy(), b_table["predicted_rmsf"].to_numpy(), atol=1e-6
     )
+
+
+def _shifted(path: Path, loc: float) -> Path:
+    """The test checkpoint with its output shifted to about ``loc`` nm (a model that predicts
+    negative RMSF, or RMSF too large for the PDB B-factor column)."""
+    ck = Checkpoint.load(path)
+    ck.model["target_loc"] = torch.tensor(loc)
+    ck.save(path)
+    return path
+
+
+def _ca_bfactors(copy: Path) -> list[float]:
+    text = gzip.decompress(copy.read_bytes()).decode() if copy.suffix == ".gz" else copy.read_text()
+    return [
+        float(line[60:66])
+        for line in text.splitlines()
+        if line.startswith("ATOM") and line[12:16].strip() == "CA"
+    ]
+
+
+@pytest.mark.parametrize("bfactor_as", ["rmsf", "bfactor"])
+def test_negative_predicted_rmsf_is_written_as_zero_in_the_copies(
+    structures, tmp_path, caplog, bfactor_as
+):
+    ckpt = _shifted(make_checkpoint(tmp_path / "c.pt"), -0.5)  # predicts about -0.5 nm
+    caplog.set_level("WARNING", logger="voxelflex.analysis.structures")
+    report = predict_structures(
+        ckpt,
+        structures / "1vii.pdb.gz",
+        temperatures=[320.0],
+        out_path=tmp_path / "p.csv",
+        bfactor_as=bfactor_as,
+    )
+    table, _ = read_predictions(report.path)
+    predicted = table["predicted_rmsf"].to_numpy()
+    assert (predicted < 0).all()  # the table keeps the predictions
+    # not -5.00 (below the -1.00 sentinel) nor, squared, B = 658 Å² (a flexible residue)
+    assert set(_ca_bfactors(report.bfactor_dir / "1vii.pdb.gz")) == {0.0}
+    assert f"{len(predicted)} of {len(predicted)} residues have a negative predicted RMSF" in (
+        caplog.text
+    )
+
+
+def test_bfactors_too_wide_for_the_pdb_column_are_clipped_not_fatal(structures, tmp_path):
+    ckpt = _shifted(make_checkpoint(tmp_path / "c.pt"), 0.7)  # 7 Å: B about 1290 Å²
+    out = tmp_path / "hot.csv"
+    args = ["predict", "-c", ckpt, "--structure", structures / "1vii.pdb.gz", "-t", "320"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in [*args, "-o", out, "--bfactor-as", "bfactor", "--no-progress"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_file()  # the predictions, and every copy
+    assert set(_ca_bfactors(tmp_path / "hot_structures" / "1vii.pdb.gz")) == {999.99}
+    assert "the PDB copies hold 999.99" in result.output
+    assert "`--bfactor-as rmsf` writes RMSF in Å" in result.output
