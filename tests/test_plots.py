@@ -363,3 +363,22 @@ def test_relative_predictions_are_plotted_against_per_domain_z_scored_targets(
     np.testing.assert_allclose(
         profile["target_rmsf"].to_numpy(), z[dom == "1aaaA00"], rtol=0, atol=1e-5
     )
+
+
+def test_profile_title_says_when_there_is_no_truth(tmp_path, monkeypatch):
+    from tests.test_parity_metrics_plots import _captured
+
+    table = _predictions()
+    no_target = table.set_column(
+        table.schema.get_field_index("target_rmsf"),
+        "target_rmsf",
+        pa.array(np.full(table.num_rows, np.nan), pa.float32()),
+    )
+    figures = _captured(monkeypatch)
+    plot_rmsf_profile(no_target, tmp_path, rmsf_unit="nm", domain="1aaaA00")
+    plot_rmsf_profile(table, tmp_path, rmsf_unit="nm", domain="1aaaA00")
+    titles = [f.get_suptitle() for f in figures]
+    assert titles == [
+        "RMSF profile of 1aaaA00: predicted (no targets), one panel per temperature",
+        "RMSF profile of 1aaaA00: predicted and true, one panel per temperature",
+    ]

@@ -149,9 +149,8 @@ def plot_rmsf_profile(
         ticks, labels[first][ticks], rotation=90 if multi_chain else 0, fontsize="small"
     )
     axes[-1].set_xlabel("chain:residue number" if multi_chain else "residue number")
-    fig.suptitle(
-        f"{rmsf_name(rmsf_unit)} profile of {domain}: predicted and true, one panel per temperature"
-    )
+    drawn = "predicted and true" if np.isfinite(y[keep]).any() else "predicted (no targets)"
+    fig.suptitle(f"{rmsf_name(rmsf_unit)} profile of {domain}: {drawn}, one panel per temperature")
     data = rows.filter(pa.array(keep)).select(
         [
             "domain",
