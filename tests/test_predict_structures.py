@@ -151,7 +151,7 @@ def test_bfactor_temperature_defaults_to_the_first_requested(structures, tmp_pat
         app, [str(a) for a in [*args, "-t", "320", "-o", tmp_path / "a.csv"]]
     )
     assert result.exit_code == 0, result.output
-    assert "RMSF at 400 K as B-factors" in result.output
+    assert "predicted RMSF (Å) at 400 K in the B-factor column" in result.output
 
 
 def test_cli_predict_structure_and_plot(structures, tmp_path):
@@ -162,7 +162,8 @@ def test_cli_predict_structure_and_plot(structures, tmp_path):
         app, [str(a) for a in [*args, "-o", out, "--bfactor-as", "bfactor"]]
     )
     assert result.exit_code == 0, result.output
-    assert "as B-factors" in result.output and out.is_file()
+    assert "B-factor 8π²/3·RMSF² (Å²) at 320 K in the B-factor column" in result.output
+    assert out.is_file()
     assert (tmp_path / "one_structures" / "1vii.pdb.gz").is_file()
     result = CliRunner().invoke(app, ["plot", "-p", str(out), "-o", str(tmp_path / "plots")])
     assert result.exit_code == 0, result.output
@@ -297,3 +298,29 @@ def test_bfactors_too_wide_for_the_pdb_column_are_clipped_not_fatal(structures, 
     assert set(_ca_bfactors(tmp_path / "hot_structures" / "1vii.pdb.gz")) == {999.99}
     assert "the PDB copies hold 999.99" in result.output
     assert "`--bfactor-as rmsf` writes RMSF in Å" in result.output
+
+
+def test_no_progress_hides_the_structure_bar_and_options_of_the_other_input_are_refused(
+    structures, tmp_path
+):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    two = [structures / "1vii.pdb.gz", structures / "disordered.pdb"]
+    args = ["predict", "-c", ckpt, *(a for f in two for a in ("--structure", f)), "-t", "320"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in [*args, "-o", tmp_path / "two.csv", "--no-progress"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert "predict structures" not in result.output  # the bar of two or more files
+    # options silently ignored before: refused, naming them
+    result = CliRunner().invoke(
+        app,
+        ["predict", "-c", str(ckpt), "-i", "index.parquet", "--bfactor-as", "bfactor",
+         "--bfactor-dir", "xx", "--keys", "icode"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--bfactor-as, --bfactor-dir, --keys only apply to predict --structure" in (
+        " ".join(result.output.split())
+    )
+    result = CliRunner().invoke(app, [str(a) for a in [*args, "--split", "test"]])
+    assert result.exit_code == 2
+    assert "--split only applies to predict --index" in " ".join(result.output.split())

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 FILES_PER_CHUNK = 64  # structures held in memory at once (packed frames: 5.8 KB a residue)
 # What the copies hold for a checkpoint trained on per-domain z-scored targets.
 RELATIVE_SCORE = "relative score (50 + 10 z)"
+# What the copies hold for a checkpoint predicting RMSF, per --bfactor-as.
+BFACTOR_CONTENT = {"rmsf": "RMSF (Å)", "bfactor": "B-factor 8π²/3·RMSF² (Å²)"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class StructurePredictReport:
     path : Path
         The predictions table.
     bfactor_dir : Path
-        Folder of the structure copies with predicted RMSF as B-factors.
+        Folder of the structure copies with the predictions in the B-factor column.
     bfactor_temperature : float
         K, the temperature written into the copies.
     files, files_failed : int
@@ -82,8 +84,8 @@ class StructurePredictReport:
     n_missing : int
     missing_path : Path or None
     bfactor_content : str
-        What the copies hold: ``"RMSF"``, or :data:`RELATIVE_SCORE` for a checkpoint trained
-        with ``train.target_norm: domain``.
+        What the copies hold: ``"RMSF (Å)"``, ``"B-factor 8π²/3·RMSF² (Å²)"``, or
+        :data:`RELATIVE_SCORE` for a checkpoint trained with ``train.target_norm: domain``.
     """
 
     path: Path
@@ -95,7 +97,7 @@ class StructurePredictReport:
     n_residues: int
     n_missing: int
     missing_path: Path | None
-    bfactor_content: str = "RMSF"
+    bfactor_content: str = "RMSF (Å)"
 
 
 def _frames(
@@ -197,7 +199,12 @@ def predict_structures(
         rules = {"keys": keys, "altloc": altloc}
         tables, missing, failed = [], [], 0
         pending: list[tuple[Path, Path, str]] = []  # (structure, copy, domain): copies to write
-        bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
+        bar = tqdm(
+            total=len(files),
+            unit="file",
+            desc="predict structures",
+            disable=len(files) < 2 or not config.predict.progress,
+        )
         for start in range(0, len(files), FILES_PER_CHUNK):
             chunk = list(zip(files, copies, strict=True))[start : start + FILES_PER_CHUNK]
             paths_in = [p for p, _ in chunk]
@@ -252,7 +259,7 @@ def predict_structures(
             n_residues=residues.aggregate([]).num_rows,
             n_missing=len(missing),
             missing_path=missing_path,
-            bfactor_content=RELATIVE_SCORE if relative else "RMSF",
+            bfactor_content=RELATIVE_SCORE if relative else BFACTOR_CONTENT[bfactor_as],
         )
 
 
