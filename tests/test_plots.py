@@ -56,16 +56,18 @@ def _predictions(sweep: bool = False, seed: int = 0) -> pa.Table:
     )
 
 
-def _write(tmp_path, table: pa.Table):
+def _write(tmp_path, table: pa.Table, split: str = "test", path=None, **meta_fields):
     meta = PredictionsMeta(
         rmsf_unit="nm",
         checkpoint="best.pt",
         index="index.parquet",
-        splits=["test"],
+        splits=[split],
         temperatures=sorted(set(table["temperature"].to_pylist())),
         training_temperature_range=[320.0, 450.0],
+        **meta_fields,
     )
-    return write_predictions(table, meta, tmp_path / "run" / "metrics" / "predictions_test.parquet")
+    path = path or tmp_path / "run" / "metrics" / f"predictions_{split}.parquet"
+    return write_predictions(table, meta, path)
 
 
 # the layout of voxelflex.engine.trainer's training_history.json
@@ -180,17 +182,203 @@ def test_find_run_files_picks_run_outputs(tmp_path):
 def test_find_run_files_pairs_predictions_with_the_metrics_of_their_split(tmp_path):
     preds = _write(tmp_path, _predictions())  # predictions_test
     metrics = preds.parent
+    val = _write(tmp_path, _predictions(), split="val")
+    os.utime(val, (preds.stat().st_mtime + 10,) * 2)  # the newest
+    # neither evaluated: the newest of the splits with targets
+    assert find_run_files(metrics.parent) == {"history": None, "predictions": val, "metrics": None}
     (metrics / "evaluation_metrics_test.json").write_text("{}")
-    val = metrics / "predictions_val.parquet"
-    val.write_bytes(preds.read_bytes())  # the newest predictions, of a split never evaluated
-    os.utime(val, (preds.stat().st_mtime + 10,) * 2)
+    # the evaluated split first, whatever is newer: its metrics belong to it
     found = find_run_files(metrics.parent)
-    assert found["predictions"] == val and found["metrics"] is None
+    assert found["predictions"] == preds
+    assert found["metrics"] == metrics / "evaluation_metrics_test.json"
     (metrics / "evaluation_metrics_val.json").write_text("{}")
     assert find_run_files(metrics.parent)["metrics"] == metrics / "evaluation_metrics_val.json"
+    found = find_run_files(metrics.parent, split="test")
+    assert found["predictions"] == preds
+    assert found["metrics"] == metrics / "evaluation_metrics_test.json"
+
+
+def test_run_folder_prefers_evaluated_predictions_with_targets_over_newer_others(tmp_path, caplog):
+    """The demo writes metrics/predictions_from_structures.parquet (no targets) after the test
+    predictions; a user may add predictions_<domain>.parquet: neither displaces the test split."""
+    table = _predictions()
+    preds = _write(tmp_path, table)
+    run = preds.parent.parent
+    later = preds.stat().st_mtime + 10
+    no_target = table.set_column(
+        table.schema.get_field_index("target_rmsf"),
+        "target_rmsf",
+        pa.array(np.full(table.num_rows, np.nan), pa.float32()),
+    )
+    for name in ("from_structures", "1aaaA00"):
+        other = _write(
+            tmp_path, no_target, split="predict", path=preds.parent / f"predictions_{name}.parquet"
+        )
+        os.utime(other, (later,) * 2)
+    assert find_run_files(run)["predictions"] == preds  # a split with targets, not evaluated
+    (preds.parent / "evaluation_metrics_test.json").write_text(json.dumps({"split": "test"}))
+    caplog.set_level("INFO", logger="voxelflex.analysis.plots")
+    paths = plot(run / "vis", run_dir=run)
+    assert "pred_vs_true.png" in {p.name for p in paths}
+    assert f"predictions: {preds} (split test)" in caplog.text
+    assert "not plotted: predictions_1aaaA00.parquet, predictions_from_structures.parquet" in (
+        caplog.text
+    )
+
+
+def _metrics_json(path, split: str, value: float):
+    per_t = {str(int(t)): {"n": 36, "pearson": value, "rmse": value} for t in TEMPS}
+    base = {"temperature_fit": {"per_temperature": per_t}}
+    path.write_text(json.dumps({"split": split, "baselines": base}))
+    return path
+
+
+def test_predictions_of_another_split_never_get_the_run_s_baselines(tmp_path, caplog):
+    preds = _write(tmp_path, _predictions())
+    run = preds.parent.parent
+    test_json = _metrics_json(preds.parent / "evaluation_metrics_test.json", "test", 0.1)
+    val = _write(tmp_path, _predictions(seed=1), split="val", path=tmp_path / "v" / "p.parquet")
+
+    def baselines(out) -> set:
+        data = pacsv.read_csv(out / "per_temperature_metrics_data.csv")
+        return set(data["series"].to_pylist()) - {"model"}
+
+    plot(tmp_path / "a", run_dir=run, predictions=val)  # the run's test metrics: not for val
+    assert baselines(tmp_path / "a") == set()
+    _metrics_json(preds.parent / "evaluation_metrics_val.json", "val", 0.2)
+    plot(tmp_path / "b", run_dir=run, predictions=val)  # the val metrics of the run
+    rmse = pacsv.read_csv(tmp_path / "b" / "per_temperature_metrics_data.csv")["rmse"]
+    assert baselines(tmp_path / "b") == {"temperature_fit"} and 0.2 in rmse.to_pylist()
+    mismatch = r"_test\.json holds the metrics of the test split, but .*p\.parquet holds pre"
+    with pytest.raises(InputError, match=mismatch + r"dictions of the val split"):
+        plot(tmp_path / "c", predictions=val, metrics=test_json)
+    # a metrics file whose content says another split than its name: dropped with a warning
+    _metrics_json(preds.parent / "evaluation_metrics_val.json", "test", 0.2)
+    caplog.set_level("WARNING", logger="voxelflex.analysis.plots")
+    plot(tmp_path / "d", run_dir=run, predictions=val)
+    assert baselines(tmp_path / "d") == set() and "baselines and bins are not used" in caplog.text
 
 
 def test_find_run_files_ignores_the_missing_report(tmp_path):
     preds = _write(tmp_path, _predictions())
     (preds.parent / "predictions_test_missing.csv").write_text("domain,chain,resid,reason\n")
     assert find_run_files(preds.parent.parent)["predictions"] == preds
+
+
+def _with_nan_predictions(table: pa.Table, rows: list[int]) -> pa.Table:
+    p = table["predicted_rmsf"].to_numpy().copy()
+    p[rows] = np.nan
+    return table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(p, pa.float32())
+    )
+
+
+def test_rows_without_a_finite_prediction_are_left_out_and_counted(tmp_path, caplog):
+    table = _predictions()
+    # every residue with code "C" loses its prediction at 320 K
+    codes = np.where((table["resnum"].to_numpy() == 1), "C", "H")
+    table = table.append_column("dssp", pa.array(codes))
+    t = table["temperature"].to_numpy()
+    hit = [*np.flatnonzero((codes == "C") & (t == 320.0)).tolist(), 1]  # and one at 348 K
+    preds = _write(tmp_path, _with_nan_predictions(table, hit))
+    caplog.set_level("WARNING", logger="voxelflex.analysis.plots")
+    plot(tmp_path / "vis", predictions=preds)  # no crash on NaN histogram edges
+    assert f"{len(hit)} rows have a target but no finite prediction" in caplog.text
+    scored = table.num_rows - len(hit)
+    hexes = pacsv.read_csv(tmp_path / "vis" / "pred_vs_true_data.csv")
+    assert sum(hexes["count"].to_pylist()) == scored
+    per_t = pacsv.read_csv(tmp_path / "vis" / "per_temperature_metrics_data.csv")
+    assert sum(per_t["n"].to_pylist()) == scored
+    ss = pacsv.read_csv(tmp_path / "vis" / "secondary_structure_errors_data.csv")
+    pooled = ss.filter(pa.compute.equal(ss["temperature"], "all"))
+    assert sum(pooled["n"].to_pylist()) == scored
+    assert np.isfinite(pooled["mae"].to_numpy()).all()
+    at_320 = ss.filter(pa.compute.equal(ss["temperature"], "320")).to_pylist()
+    assert [r["n"] for r in at_320 if r["group"] == "C"] == [0]
+
+
+def test_group_stats_with_a_group_of_non_finite_predictions():
+    from voxelflex.analysis.plots.strata import group_stats
+
+    y = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    p = np.array([0.1, 0.3, 0.2, np.nan, np.nan])
+    stats = group_stats(y, p, np.array([0, 0, 0, 1, 1]), 2)
+    assert np.isfinite(stats["pearson"][0]) and np.isnan(stats["pearson"][1])
+
+
+def test_baselines_scored_on_other_rows_are_flagged(tmp_path, caplog):
+    preds = _write(tmp_path, _predictions())
+    metrics = _metrics_json(tmp_path / "evaluation_metrics_test.json", "test", 0.1)
+    caplog.set_level("WARNING", logger="voxelflex.analysis.plots")
+    plot(tmp_path / "a", predictions=preds, metrics=metrics)  # 36 rows per temperature: same
+    assert "other rows" not in caplog.text
+    subset = _write(tmp_path, _predictions().slice(0, 60), path=tmp_path / "s.parquet")
+    plot(tmp_path / "b", predictions=subset, metrics=metrics)
+    assert "baseline temperature_fit was scored on other rows" in caplog.text
+    assert "320 K: 36 rows, the model 12" in caplog.text
+
+
+def test_relative_predictions_are_plotted_against_per_domain_z_scored_targets(
+    tmp_path, monkeypatch
+):
+    """A train.target_norm: domain checkpoint predicts per-domain z-scores: never drawn or scored
+    as RMSF in nm beside the targets in nm, nor beside evaluate's baselines (RMSF errors)."""
+    from tests.test_parity_metrics_plots import _captured
+
+    table = _predictions()
+    y = table["target_rmsf"].to_numpy().astype(np.float64)
+    dom = np.asarray(table["domain"].to_pylist())
+    z = np.full(len(y), np.nan)
+    for d in np.unique(dom):
+        sel = (dom == d) & np.isfinite(y)
+        z[sel] = (y[sel] - y[sel].mean()) / y[sel].std()
+    rng = np.random.default_rng(3)
+    scores = z + rng.normal(0, 0.3, len(z))
+    table = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"),
+        "predicted_rmsf",
+        pa.array(scores, pa.float32()),
+    )
+    preds = _write(tmp_path, table, target_norm="domain")
+    metrics = _metrics_json(tmp_path / "evaluation_metrics_test.json", "test", 0.1)
+    figures = _captured(monkeypatch)
+    plot(tmp_path / "vis", predictions=preds, metrics=metrics, domain="1aaaA00")
+    labels = {
+        label
+        for fig in figures
+        for ax in fig.axes
+        for label in (ax.get_xlabel(), ax.get_ylabel())
+        if label
+    }
+    assert "predicted relative RMSF (per-domain z)" in labels
+    assert "true relative RMSF (per-domain z)" in labels
+    assert "RMSE (per-domain z)" in labels
+    assert not any("(nm)" in label for label in labels)
+    per_t = pacsv.read_csv(tmp_path / "vis" / "per_temperature_metrics_data.csv")
+    assert set(per_t["series"].to_pylist()) == {"model"}  # no RMSF baselines beside z-scores
+    at_320 = np.isclose(table["temperature"].to_numpy(), 320.0)
+    rmse = np.sqrt(np.mean((scores[at_320] - z[at_320]) ** 2))
+    assert per_t["rmse"][0].as_py() == pytest.approx(rmse, rel=1e-4)
+    profile = pacsv.read_csv(tmp_path / "vis" / "rmsf_profile_1aaaA00_data.csv")
+    np.testing.assert_allclose(
+        profile["target_rmsf"].to_numpy(), z[dom == "1aaaA00"], rtol=0, atol=1e-5
+    )
+
+
+def test_profile_title_says_when_there_is_no_truth(tmp_path, monkeypatch):
+    from tests.test_parity_metrics_plots import _captured
+
+    table = _predictions()
+    no_target = table.set_column(
+        table.schema.get_field_index("target_rmsf"),
+        "target_rmsf",
+        pa.array(np.full(table.num_rows, np.nan), pa.float32()),
+    )
+    figures = _captured(monkeypatch)
+    plot_rmsf_profile(no_target, tmp_path, rmsf_unit="nm", domain="1aaaA00")
+    plot_rmsf_profile(table, tmp_path, rmsf_unit="nm", domain="1aaaA00")
+    titles = [f.get_suptitle() for f in figures]
+    assert titles == [
+        "RMSF profile of 1aaaA00: predicted (no targets), one panel per temperature",
+        "RMSF profile of 1aaaA00: predicted and true, one panel per temperature",
+    ]

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
@@ -20,6 +21,7 @@ from voxelflex.analysis.predictions import read_predictions
 from voxelflex.analysis.structures import predict_structures
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
+from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import build_shards, open_source
@@ -149,7 +151,7 @@ def test_bfactor_temperature_defaults_to_the_first_requested(structures, tmp_pat
         app, [str(a) for a in [*args, "-t", "320", "-o", tmp_path / "a.csv"]]
     )
     assert result.exit_code == 0, result.output
-    assert "RMSF at 400 K as B-factors" in result.output
+    assert "predicted RMSF (Å) at 400 K in the B-factor column" in result.output
 
 
 def test_cli_predict_structure_and_plot(structures, tmp_path):
@@ -160,7 +162,8 @@ def test_cli_predict_structure_and_plot(structures, tmp_path):
         app, [str(a) for a in [*args, "-o", out, "--bfactor-as", "bfactor"]]
     )
     assert result.exit_code == 0, result.output
-    assert "as B-factors" in result.output and out.is_file()
+    assert "B-factor 8π²/3·RMSF² (Å²) at 320 K in the B-factor column" in result.output
+    assert out.is_file()
     assert (tmp_path / "one_structures" / "1vii.pdb.gz").is_file()
     result = CliRunner().invoke(app, ["plot", "-p", str(out), "-o", str(tmp_path / "plots")])
     assert result.exit_code == 0, result.output
@@ -240,3 +243,84 @@ def test_per_domain_features_are_scaled_over_the_whole_domain_whatever_the_split
     np.testing.assert_allclose(
         a_table["predicted_rmsf"].to_numpy(), b_table["predicted_rmsf"].to_numpy(), atol=1e-6
     )
+
+
+def _shifted(path: Path, loc: float) -> Path:
+    """The test checkpoint with its output shifted to about ``loc`` nm (a model that predicts
+    negative RMSF, or RMSF too large for the PDB B-factor column)."""
+    ck = Checkpoint.load(path)
+    ck.model["target_loc"] = torch.tensor(loc)
+    ck.save(path)
+    return path
+
+
+def _ca_bfactors(copy: Path) -> list[float]:
+    text = gzip.decompress(copy.read_bytes()).decode() if copy.suffix == ".gz" else copy.read_text()
+    return [
+        float(line[60:66])
+        for line in text.splitlines()
+        if line.startswith("ATOM") and line[12:16].strip() == "CA"
+    ]
+
+
+@pytest.mark.parametrize("bfactor_as", ["rmsf", "bfactor"])
+def test_negative_predicted_rmsf_is_written_as_zero_in_the_copies(
+    structures, tmp_path, caplog, bfactor_as
+):
+    ckpt = _shifted(make_checkpoint(tmp_path / "c.pt"), -0.5)  # predicts about -0.5 nm
+    caplog.set_level("WARNING", logger="voxelflex.analysis.structures")
+    report = predict_structures(
+        ckpt,
+        structures / "1vii.pdb.gz",
+        temperatures=[320.0],
+        out_path=tmp_path / "p.csv",
+        bfactor_as=bfactor_as,
+    )
+    table, _ = read_predictions(report.path)
+    predicted = table["predicted_rmsf"].to_numpy()
+    assert (predicted < 0).all()  # the table keeps the predictions
+    # not -5.00 (below the -1.00 sentinel) nor, squared, B = 658 Å² (a flexible residue)
+    assert set(_ca_bfactors(report.bfactor_dir / "1vii.pdb.gz")) == {0.0}
+    assert f"{len(predicted)} of {len(predicted)} residues have a negative predicted RMSF" in (
+        caplog.text
+    )
+
+
+def test_bfactors_too_wide_for_the_pdb_column_are_clipped_not_fatal(structures, tmp_path):
+    ckpt = _shifted(make_checkpoint(tmp_path / "c.pt"), 0.7)  # 7 Å: B about 1290 Å²
+    out = tmp_path / "hot.csv"
+    args = ["predict", "-c", ckpt, "--structure", structures / "1vii.pdb.gz", "-t", "320"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in [*args, "-o", out, "--bfactor-as", "bfactor", "--no-progress"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_file()  # the predictions, and every copy
+    assert set(_ca_bfactors(tmp_path / "hot_structures" / "1vii.pdb.gz")) == {999.99}
+    assert "the PDB copies hold 999.99" in result.output
+    assert "`--bfactor-as rmsf` writes RMSF in Å" in result.output
+
+
+def test_no_progress_hides_the_structure_bar_and_options_of_the_other_input_are_refused(
+    structures, tmp_path
+):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    two = [structures / "1vii.pdb.gz", structures / "disordered.pdb"]
+    args = ["predict", "-c", ckpt, *(a for f in two for a in ("--structure", f)), "-t", "320"]
+    result = CliRunner().invoke(
+        app, [str(a) for a in [*args, "-o", tmp_path / "two.csv", "--no-progress"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert "predict structures" not in result.output  # the bar of two or more files
+    # options silently ignored before: refused, naming them
+    result = CliRunner().invoke(
+        app,
+        ["predict", "-c", str(ckpt), "-i", "index.parquet", "--bfactor-as", "bfactor",
+         "--bfactor-dir", "xx", "--keys", "icode"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--bfactor-as, --bfactor-dir, --keys only apply to predict --structure" in (
+        " ".join(result.output.split())
+    )
+    result = CliRunner().invoke(app, [str(a) for a in [*args, "--split", "test"]])
+    assert result.exit_code == 2
+    assert "--split only applies to predict --index" in " ".join(result.output.split())

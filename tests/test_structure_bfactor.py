@@ -122,3 +122,19 @@ def test_every_model_gets_the_values(tmp_path):
     report = write_bfactor_copy(src, out, {("D", "51"): 2.5})
     written = [float(x[60:66]) for x in _text(out) if x.startswith("ATOM") and x[22:27] == "  51 "]
     assert written == [2.5] * (2 * (len(written) // 2)) and report.atoms_with_value == len(written)
+
+
+def test_negative_rmsf_is_refused_as_a_bfactor_and_wide_values_clipped_on_request(tmp_path):
+    src = STRUCTURES / "1bd2t.pdb"
+    # squared, -2 Å would become the B-factor of a flexible residue
+    with pytest.raises(InputError, match=r"negative RMSF .* clip them at 0"):
+        write_bfactor_copy(src, tmp_path / "x.pdb", {("D", "51"): -2.0}, as_="bfactor")
+    # 7 Å: B = 1289.5 Å², wider than %6.2f
+    with pytest.raises(InputError, match=r"6\.16 Å or more.*--bfactor-as rmsf"):
+        write_bfactor_copy(src, tmp_path / "x.pdb", {("D", "51"): 7.0}, as_="bfactor")
+    out = tmp_path / "1bd2t.pdb"
+    values = {("D", "51"): 7.0, ("D", "52"): 6.0}  # 6 Å: B = 947.5 Å², fits
+    report = write_bfactor_copy(src, out, values, as_="bfactor", clip=True)
+    written = {x[22:27].strip(): float(x[60:66]) for x in _text(out) if x.startswith("ATOM")}
+    assert written["51"] == 999.99 and written["52"] == round(8 * math.pi**2 / 3 * 36, 2)
+    assert report.residues_clipped == 1

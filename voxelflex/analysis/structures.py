@@ -10,6 +10,8 @@ them, and the frames go through the same prediction path as an index's residues
 - for one temperature, a copy of every structure in its own format with the predicted RMSF in
   Å (or the equivalent B-factor ``8π²/3 · RMSF²``) in the B-factor column of every atom of the
   residue; atoms without a prediction get :data:`voxelflex.structure.DEFAULT_SENTINEL` (-1.00).
+  A negative predicted RMSF is written as 0, a B-factor too wide for a PDB file's column as
+  999.99, each counted in a warning (the table keeps the predictions; it is written first).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ log = logging.getLogger(__name__)
 FILES_PER_CHUNK = 64  # structures held in memory at once (packed frames: 5.8 KB a residue)
 # What the copies hold for a checkpoint trained on per-domain z-scored targets.
 RELATIVE_SCORE = "relative score (50 + 10 z)"
+# What the copies hold for a checkpoint predicting RMSF, per --bfactor-as.
+BFACTOR_CONTENT = {"rmsf": "RMSF (Å)", "bfactor": "B-factor 8π²/3·RMSF² (Å²)"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class StructurePredictReport:
     path : Path
         The predictions table.
     bfactor_dir : Path
-        Folder of the structure copies with predicted RMSF as B-factors.
+        Folder of the structure copies with the predictions in the B-factor column.
     bfactor_temperature : float
         K, the temperature written into the copies.
     files, files_failed : int
@@ -80,8 +84,8 @@ class StructurePredictReport:
     n_missing : int
     missing_path : Path or None
     bfactor_content : str
-        What the copies hold: ``"RMSF"``, or :data:`RELATIVE_SCORE` for a checkpoint trained
-        with ``train.target_norm: domain``.
+        What the copies hold: ``"RMSF (Å)"``, ``"B-factor 8π²/3·RMSF² (Å²)"``, or
+        :data:`RELATIVE_SCORE` for a checkpoint trained with ``train.target_norm: domain``.
     """
 
     path: Path
@@ -93,7 +97,7 @@ class StructurePredictReport:
     n_residues: int
     n_missing: int
     missing_path: Path | None
-    bfactor_content: str = "RMSF"
+    bfactor_content: str = "RMSF (Å)"
 
 
 def _frames(
@@ -196,7 +200,13 @@ def predict_structures(
             )
         rules = {"keys": keys, "altloc": altloc}
         tables, missing, failed = [], [], 0
-        bar = tqdm(total=len(files), unit="file", desc="predict structures", disable=len(files) < 2)
+        pending: list[tuple[Path, Path, str]] = []  # (structure, copy, domain): copies to write
+        bar = tqdm(
+            total=len(files),
+            unit="file",
+            desc="predict structures",
+            disable=len(files) < 2 or not config.predict.progress,
+        )
         for start in range(0, len(files), FILES_PER_CHUNK):
             chunk = list(zip(files, copies, strict=True))[start : start + FILES_PER_CHUNK]
             paths_in = [p for p, _ in chunk]
@@ -210,14 +220,7 @@ def predict_structures(
             missing += lines
             tables.append(table)
             copy_of = dict(chunk)
-            _write_copies(
-                table,
-                [(path, copy_of[path], frames) for path, frames, _ in read],
-                bfactor_temperature,
-                None if relative else ck.meta.rmsf_unit,
-                bfactor_as,
-                rules,
-            )
+            pending += [(path, copy_of[path], frames.domain) for path, frames, _ in read]
         bar.close()
         if not tables:
             raise InputError(
@@ -236,6 +239,15 @@ def predict_structures(
             out=out,
             missing_out=missing_out,
         )
+        # after the table, so that the predictions are kept whatever happens to a copy
+        _write_copies(
+            table,
+            pending,
+            bfactor_temperature,
+            None if relative else ck.meta.rmsf_unit,
+            bfactor_as,
+            rules,
+        )
         residues = table.select(["domain", "chain", "resid_str"]).group_by(
             ["domain", "chain", "resid_str"], use_threads=False
         )
@@ -249,7 +261,7 @@ def predict_structures(
             n_residues=residues.aggregate([]).num_rows,
             n_missing=len(missing),
             missing_path=missing_path,
-            bfactor_content=RELATIVE_SCORE if relative else "RMSF",
+            bfactor_content=RELATIVE_SCORE if relative else BFACTOR_CONTENT[bfactor_as],
         )
 
 
@@ -336,22 +348,39 @@ def _featureless(index_table: pa.Table, read: list) -> list[tuple]:
 
 def _write_copies(
     table: pa.Table,
-    written: list[tuple[Path, Path, FrameSet]],
+    written: list[tuple[Path, Path, str]],
     temperature: float,
     unit: str | None,
     as_: str,
     rules: dict,
 ) -> None:
-    """One B-factor copy per structure, from the predictions at ``temperature``: RMSF in Å, or
-    for a relative model (``unit`` None) its per-domain z-score as 50 + 10 z, clipped to
-    [0, 999.99] so it never meets the -1.00 of atoms without a prediction."""
+    """One B-factor copy per ``(structure, copy, domain)``, from the predictions at
+    ``temperature``: RMSF in Å (or ``8π²/3 · RMSF²`` in Å²), or for a relative model (``unit``
+    None) its per-domain z-score as 50 + 10 z, clipped to [0, 999.99] so it never meets the
+    -1.00 of atoms without a prediction.
+
+    A negative predicted RMSF (a linear head extrapolating) is written as 0: squared it would
+    become a large B-factor, and at -1 Å or below it would meet the sentinel. A B-factor of
+    1000 Å² or more (RMSF ≥ 6.16 Å) does not fit a PDB file's column and is written as 999.99.
+    Both are counted in a warning; the predictions table keeps the predicted values.
+    """
     at_t = table.filter(pc.equal(table["temperature"], pa.scalar(temperature, pa.float32())))
-    z_or_rmsf = at_t["predicted_rmsf"].to_numpy()
-    values = (
-        np.clip(50.0 + 10.0 * z_or_rmsf.astype(np.float64), 0.0, 999.99)
-        if unit is None
-        else to_angstrom(z_or_rmsf, unit)
-    )
+    z_or_rmsf = at_t["predicted_rmsf"].to_numpy().astype(np.float64)
+    if unit is None:
+        values = np.clip(50.0 + 10.0 * z_or_rmsf, 0.0, 999.99)
+    else:
+        values = to_angstrom(z_or_rmsf, unit)
+        negative = values < 0
+        if negative.any():
+            log.warning(
+                "%d of %d residues have a negative predicted RMSF at %g K (lowest %.3g Å): the "
+                "structure copies hold 0.00 for them (the predictions table keeps the values)",
+                int(negative.sum()),
+                len(values),
+                temperature,
+                float(values.min()),
+            )
+            values = np.where(negative, 0.0, values)
     per_domain: dict[str, dict[tuple[str, str], float]] = {}
     for d, c, r, v in zip(
         at_t["domain"].to_pylist(),
@@ -361,12 +390,23 @@ def _write_copies(
         strict=True,
     ):
         per_domain.setdefault(d, {})[(c, r)] = v
-    for path, copy, frames in written:
-        write_bfactor_copy(
+    clipped = 0
+    for path, copy, domain in written:
+        report = write_bfactor_copy(
             path,
             copy,
-            per_domain.get(frames.domain, {}),
+            per_domain.get(domain, {}),
             as_=as_,
             sentinel=DEFAULT_SENTINEL,
+            clip=True,
             **rules,
+        )
+        clipped += report.residues_clipped
+    if clipped:
+        log.warning(
+            "%d residues have a value too wide for the PDB B-factor column (a B-factor of "
+            "1000 Å² or more, from an RMSF of 6.16 Å or more): the PDB copies hold 999.99 for "
+            "them; `--bfactor-as rmsf` writes RMSF in Å, which fits (mmCIF copies hold every "
+            "value)",
+            clipped,
         )

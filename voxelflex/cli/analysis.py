@@ -167,6 +167,24 @@ def predict(
     temps = resolve_temperatures(singles, temperatures)
     if (index is None) == (not structure):
         raise ConfigError("predict needs either --index INDEX or --structure FILE|DIR (one)")
+    _refuse_unused(
+        "--index" if structure else "--structure",
+        {  # the options of the other input, as given (a flag's default counts as not given)
+            "--bfactor-temperature": bfactor_temperature is not None,
+            "--bfactor-as": bfactor_as != BfactorAs.rmsf,
+            "--bfactor-dir": bfactor_dir is not None,
+            "--keys": keys != Keys.aposteriori,
+            "--altloc": altloc != Altloc.first,
+        }
+        if index is not None
+        else {
+            "--split": split is not None,
+            "--domain": bool(domain),
+            "--domains-file": domains_file is not None,
+            "--source": source is not None,
+            "--shards-dir": shards_dir is not None,
+        },
+    )
     if structure:
         report = predict_structures(
             checkpoint,
@@ -184,9 +202,9 @@ def predict(
         )
         typer.echo(
             f"predictions: {report.path} ({report.n_residues} residues of {report.files} "
-            f"structure files, {report.n_rows} rows); structures with the predicted "
-            f"{report.bfactor_content} at {report.bfactor_temperature:g} K as B-factors: "
-            f"{report.bfactor_dir}"
+            f"structure files, {report.n_rows} rows); structure copies with the predicted "
+            f"{report.bfactor_content} at {report.bfactor_temperature:g} K in the B-factor "
+            f"column: {report.bfactor_dir}"
         )
         if report.missing_path is not None:
             typer.echo(f"not predicted: {report.n_missing} items, reasons in {report.missing_path}")
@@ -218,6 +236,20 @@ def predict(
     if report.missing_path is not None:
         typer.echo(
             f"not predicted: {report.n_missing} domains/residues, reasons in {report.missing_path}"
+        )
+
+
+def _refuse_unused(owner: str, given: dict[str, bool]) -> None:
+    """Refuse options that only ``owner`` (``--index`` or ``--structure``) uses: silently
+    ignored, they would look applied."""
+    from voxelflex.errors import ConfigError
+
+    used = [name for name, on in given.items() if on]
+    if used:
+        other = "--structure" if owner == "--index" else "--index"
+        raise ConfigError(
+            f"{', '.join(used)} only appl{'ies' if len(used) == 1 else 'y'} to predict {owner}, "
+            f"not to {other}; leave {'it' if len(used) == 1 else 'them'} out"
         )
 
 
@@ -318,8 +350,9 @@ def plot(
         typer.Option(
             "--run-dir",
             "-r",
-            help="Training run folder: finds training_history.json, "
-            "metrics/predictions_* and evaluation_metrics_*.",
+            help="Training run folder: finds training_history.json, metrics/predictions_<split> "
+            "(an evaluated split with targets first; the log says which) and the "
+            "evaluation_metrics_<split>.json of the same split.",
         ),
     ] = None,
     predictions: Annotated[
@@ -327,7 +360,11 @@ def plot(
     ] = None,
     history: Annotated[Path | None, typer.Option(help="training_history.json")] = None,
     metrics: Annotated[
-        Path | None, typer.Option(help="evaluation_metrics_<split>.json (adds baselines).")
+        Path | None,
+        typer.Option(
+            help="evaluation_metrics_<split>.json of the predictions' split (adds baselines; "
+            "another split's is refused)."
+        ),
     ] = None,
     output_dir: Annotated[
         Path | None,

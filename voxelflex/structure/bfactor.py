@@ -37,12 +37,22 @@ from voxelflex.structure.frames import KeyRule, compute_frames
 from voxelflex.structure.io import AltlocRule, read_structure, structure_format
 from voxelflex.structure.keys import residue_ids
 
-__all__ = ["BFACTOR_MODES", "DEFAULT_SENTINEL", "BfactorReport", "write_bfactor_copy"]
+__all__ = [
+    "BFACTOR_MODES",
+    "DEFAULT_SENTINEL",
+    "PDB_RANGE",
+    "BfactorReport",
+    "bfactor_from_rmsf",
+    "write_bfactor_copy",
+]
 
 BfactorMode = Literal["rmsf", "bfactor"]
 # Written for atoms of residues without a value: not a possible RMSF or B-factor, so it is easy
 # to mask (PyMOL: `spectrum b, selection=b > -1`).
 DEFAULT_SENTINEL = -1.0
+# What the 6-character PDB B-factor column holds as %6.2f: a B-factor of 1000 Å² or more (an
+# RMSF of 6.16 Å or more in bfactor mode, 1000 Å in rmsf mode) does not fit. mmCIF has no limit.
+PDB_RANGE = (-99.99, 999.99)
 # One CIF token: a quoted string (a quote ends it only before whitespace) or a bare word.
 _CIF_TOKEN = re.compile(r"""'(?:[^']|'(?!\s))*'(?=\s|$)|"(?:[^"]|"(?!\s))*"(?=\s|$)|\S+""")
 
@@ -62,6 +72,9 @@ class BfactorReport:
         Atom records (all models) that got a value.
     atoms_with_sentinel : int
         Atom records that got the sentinel.
+    residues_clipped : int
+        Residues whose value did not fit the PDB column and was written as the nearest value
+        that fits (``clip=True`` only; 0 for mmCIF, which has no width limit).
     """
 
     out_path: Path
@@ -69,6 +82,12 @@ class BfactorReport:
     residues_without_value: int
     atoms_with_value: int
     atoms_with_sentinel: int
+    residues_clipped: int = 0
+
+
+def bfactor_from_rmsf(rmsf: np.ndarray) -> np.ndarray:
+    """Isotropic B-factor ``8π²/3 · RMSF²`` (Å², from RMSF in Å)."""
+    return 8 * math.pi**2 / 3 * np.asarray(rmsf, dtype=np.float64) ** 2
 
 
 def _atom_values(
@@ -93,8 +112,10 @@ def _format(value: float, path: Path, width: int | None) -> str:
     text = f"{value:.2f}"
     if width is not None and len(text) > width:
         raise InputError(
-            f"{path}: value {value:.2f} does not fit the {width}-character B-factor column; "
-            "write RMSF (as_='rmsf') or scale the values"
+            f"{path}: value {value:.2f} does not fit the {width}-character B-factor column of a "
+            "PDB file (B-factors of 1000 Å² or more, from RMSF of 6.16 Å or more): write RMSF "
+            "(as_='rmsf'; `voxelflex predict --bfactor-as rmsf`), write mmCIF, or pass "
+            "clip=True to write the nearest value that fits"
         )
     return text.rjust(width) if width is not None else text
 
@@ -211,6 +232,7 @@ def write_bfactor_copy(
     sentinel: float = DEFAULT_SENTINEL,
     keys: KeyRule = "aposteriori",
     altloc: AltlocRule = "first",
+    clip: bool = False,
 ) -> BfactorReport:
     """Write a copy of a structure with a per-residue value in every atom's B-factor field.
 
@@ -224,12 +246,17 @@ def write_bfactor_copy(
     values : mapping of (str, str) to float
         ``(chain, resid)`` HDF5 keys, as in the structure's :class:`FrameSet`, to RMSF in Å.
     as_ : {"rmsf", "bfactor"}
-        Write the RMSF in Å, or the equivalent isotropic B-factor ``8π²/3 · RMSF²`` in Å².
+        Write the RMSF in Å, or the equivalent isotropic B-factor ``8π²/3 · RMSF²`` in Å² (a
+        negative RMSF, which squaring would turn into a large B-factor, is refused).
     sentinel : float
         Written for every atom without a value (default -1.0).
     keys, altloc : str
         The rules the keys in ``values`` were made with (:func:`compute_frames`,
         :func:`read_structure`).
+    clip : bool
+        PDB only: write a value outside :data:`PDB_RANGE` (a B-factor of 1000 Å² or more) as the
+        nearest value that fits, counted in ``BfactorReport.residues_clipped``, instead of
+        raising.
 
     Returns
     -------
@@ -238,8 +265,9 @@ def write_bfactor_copy(
     Raises
     ------
     InputError
-        Unknown keys in ``values``, a mismatched output name, a value that does not fit the PDB
-        column, or a file whose atom records cannot be located.
+        Unknown keys in ``values``, a mismatched output name, a negative RMSF with
+        ``as_="bfactor"``, a value that does not fit the PDB column (without ``clip``), or a
+        file whose atom records cannot be located.
     """
     structure_path, out_path = Path(structure_path), Path(out_path)
     if as_ not in BFACTOR_MODES:
@@ -264,7 +292,19 @@ def write_bfactor_copy(
         )
     rows = np.array([index[tuple(k)] for k in values], dtype=np.int64)
     rmsf = np.array([float(v) for v in values.values()], dtype=np.float64)
-    value = rmsf if as_ == "rmsf" else 8 * math.pi**2 / 3 * rmsf**2
+    if as_ == "bfactor" and (rmsf < 0).any():
+        key = list(values)[int(np.argmin(rmsf))]
+        raise InputError(
+            f"{structure_path}: {int((rmsf < 0).sum())} negative RMSF values (e.g. {key}: "
+            f"{rmsf.min():.3g} Å); the B-factor 8π²/3·RMSF² would make them large, the most "
+            "rigid residue look the most flexible: clip them at 0 first or write as_='rmsf'"
+        )
+    value = rmsf if as_ == "rmsf" else bfactor_from_rmsf(rmsf)
+    clipped = 0
+    if clip and fmt == "pdb":
+        fitting = np.clip(value, *PDB_RANGE)
+        clipped = int((fitting != value).sum())
+        value = fitting
     residue_keys = residue_ids(frames.chain_ids[rows], frames.resnums[rows], frames.icodes[rows])
 
     counts = {}
@@ -287,4 +327,5 @@ def write_bfactor_copy(
         residues_without_value=len(frames) - len(rows),
         atoms_with_value=counts["with"],
         atoms_with_sentinel=counts["without"],
+        residues_clipped=clipped,
     )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from voxelflex.analysis.evaluate import ACCESSIBILITY_BINS, secondary_structure_column
@@ -19,7 +20,10 @@ from voxelflex.analysis.plots.accuracy import (
     plot_per_temperature_metrics,
     plot_pred_vs_true,
     plot_residue_type_errors,
+    scored_mask,
+    unscored_predictions,
 )
+from voxelflex.analysis.plots.common import RELATIVE_UNIT
 from voxelflex.analysis.plots.profiles import (
     choose_domain,
     plot_rmsf_profile,
@@ -31,14 +35,17 @@ from voxelflex.analysis.plots.strata import (
 )
 from voxelflex.analysis.plots.training import plot_training_curves
 from voxelflex.analysis.predictions import read_predictions
+from voxelflex.columns import strings
 from voxelflex.engine.checkpointing import HISTORY_FILE
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
 from voxelflex.logs import command_log
+from voxelflex.sources.table import zscore_segments
 
 __all__ = [
     "ImageFormat",
     "default_plot_dir",
+    "domain_zscored_targets",
     "find_run_files",
     "plot",
     "plot_accessibility_errors",
@@ -56,12 +63,53 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+TARGET_SPLITS = ("train", "val", "test")  # splits whose rows have targets
+
+
+def _split_of(path: Path, prefix: str) -> str:
+    """The split in a run file's name: ``predictions_test.parquet`` -> ``test``."""
+    return path.stem.removeprefix(prefix)
+
+
+def _prediction_files(run_dir: Path, split: str | None = None) -> list[Path]:
+    """``predictions_<split>.{parquet,csv}`` (any split when None) in ``run_dir/metrics`` and
+    ``run_dir``, without predict's ``*_missing`` reports."""
+    pattern = split or "*"
+    return [
+        p
+        for d in (run_dir / "metrics", run_dir)
+        for n in (f"predictions_{pattern}.parquet", f"predictions_{pattern}.csv")
+        for p in sorted(d.glob(n))
+        if not p.stem.endswith("_missing")  # predict's report of what it could not predict
+    ]
+
+
+def _metrics_files(run_dir: Path, split: str) -> list[Path]:
+    return [
+        p
+        for d in (run_dir / "metrics", run_dir)
+        for p in d.glob(f"evaluation_metrics_{split}.json")
+    ]
+
+
+def _newest(paths: list[Path]) -> Path | None:
+    return max(paths, key=lambda p: (p.stat().st_mtime, str(p))) if paths else None
+
+
 def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, Path | None]:
     """Locate a run's ``training_history.json``, predictions and evaluation metrics.
 
     Looks in ``run_dir`` and ``run_dir/metrics`` for ``predictions_<split>.{parquet,csv}`` and
-    ``evaluation_metrics_<split>.json``; when ``split`` is None, the newest predictions and the
-    metrics of their split (none if that split was not evaluated), so the two never mix splits.
+    ``evaluation_metrics_<split>.json`` (the newest of each, for ``split``). When ``split`` is
+    None, the predictions are chosen in this order, so that the metrics always belong to them:
+
+    1. predictions whose split was evaluated (an ``evaluation_metrics_<split>.json`` is there);
+    2. predictions of a split with targets (``train``, ``val``, ``test`` or a ``+`` of them),
+       before any other (``predict``, ``from_structures``, a user's ``predictions_<name>``);
+    3. the newest (then the last by name).
+
+    The metrics are those of the chosen predictions' split (None if it was not evaluated), so
+    the two never mix splits.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -69,26 +117,22 @@ def find_run_files(run_dir: str | Path, split: str | None = None) -> dict[str, P
             f"{run_dir}: run folder not found; pass the folder `voxelflex train` wrote "
             "(<output_dir>/<run_name>), or --predictions / --history"
         )
-    pattern = split or "*"
-
-    def newest(names: list[str]) -> Path | None:
-        found = [
-            p
-            for d in (run_dir / "metrics", run_dir)
-            for n in names
-            for p in d.glob(n)
-            if not p.stem.endswith("_missing")  # predict's report of what it could not predict
-        ]
-        return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
     history = run_dir / "training_history.json"
-    predictions = newest([f"predictions_{pattern}.parquet", f"predictions_{pattern}.csv"])
-    if split is None and predictions is not None:  # the metrics of the same split, not newest
-        pattern = predictions.stem.removeprefix("predictions_")
+    candidates = _prediction_files(run_dir, split)
+
+    def rank(p: Path) -> tuple:
+        name = _split_of(p, "predictions_")
+        evaluated = bool(_metrics_files(run_dir, name))
+        with_targets = all(part in TARGET_SPLITS for part in name.split("+"))
+        return (evaluated, with_targets, p.stat().st_mtime, str(p))
+
+    predictions = max(candidates, key=rank) if candidates else None
+    if predictions is not None:
+        split = _split_of(predictions, "predictions_")
     return {
         "history": history if history.is_file() else None,
         "predictions": predictions,
-        "metrics": newest([f"evaluation_metrics_{pattern}.json"]),
+        "metrics": _newest(_metrics_files(run_dir, split or "*")),
     }
 
 
@@ -166,14 +210,16 @@ def plot(
     out_dir : path
         Folder for ``<plot>.<fmt>`` and ``<plot>_data.csv``.
     run_dir : path, optional
-        A training run folder; fills in ``history``, ``predictions`` and ``metrics`` not given.
+        A training run folder; fills in ``history``, ``predictions`` and ``metrics`` not given
+        (:func:`find_run_files`; with ``predictions``, the metrics of their own split).
     predictions : path, optional
         Predictions file (accuracy plots need targets; profiles work without).
     history : path, optional
         ``training_history.json`` for the training curves.
     metrics : path, optional
         ``evaluation_metrics_<split>.json``; adds the baselines to the per-temperature plot and
-        gives the accessibility bins evaluate used.
+        gives the accessibility bins evaluate used. Metrics of another split than the
+        predictions' are refused (given here) or left out with a warning (found in ``run_dir``).
     fmt : {"png", "svg", "pdf"}
     domain : str, optional
         Domain of the RMSF profile (default: the one with the median per-domain Pearson r).
@@ -194,10 +240,18 @@ def plot(
     fmt = ImageFormat(fmt)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"plot folder {out_dir} is a file; --output-dir names a folder")
+    explicit_metrics = metrics is not None
+    loaded = None  # (table, meta) of the predictions
+    choice = None  # which predictions of the run folder, said in the log
     if run_dir is not None:
-        found = find_run_files(run_dir)
+        if predictions is None:
+            found = find_run_files(run_dir)
+            predictions = found["predictions"]
+            choice = _choice(Path(run_dir), predictions)
+        else:  # the run's metrics of the given predictions' split, not of the run's newest
+            loaded = read_predictions(predictions)
+            found = find_run_files(run_dir, split=loaded[1].split)
         history = history or found["history"]
-        predictions = predictions or found["predictions"]
         metrics = metrics or found["metrics"]
     own = _drawn_by_train(out_dir, history)
     existing = [name for name in _existing_plots(out_dir) if name not in own]
@@ -211,13 +265,32 @@ def plot(
             "nothing to plot: give a run folder with training_history.json or predictions, "
             "or --predictions / --history"
         )
+    if predictions is not None:
+        loaded = loaded or read_predictions(predictions)
+    metrics_dict = json.loads(Path(metrics).read_text()) if metrics and loaded else None
+    if metrics_dict is not None:
+        metrics_dict = _same_split(
+            metrics_dict, Path(metrics), Path(predictions), loaded[1], explicit=explicit_metrics
+        )
     with command_log(out_dir, "plot"):
+        if choice:
+            log.info("%s", choice)
         paths: list[Path] = []
         if history is not None:
             paths += plot_training_curves(history, out_dir, fmt=fmt)
-        if predictions is not None:
-            metrics_dict = json.loads(Path(metrics).read_text()) if metrics else None
+        if loaded is not None:
+            if metrics_dict is not None:
+                log.info("metrics (baselines): %s", metrics)
+            elif run_dir is not None:
+                log.info(
+                    "no evaluation_metrics_%s.json in %s: no baselines (run `voxelflex evaluate "
+                    "-p %s` to add them)",
+                    loaded[1].split,
+                    run_dir,
+                    predictions,
+                )
             paths += _prediction_plots(
+                *loaded,
                 predictions,
                 out_dir,
                 metrics=metrics_dict,
@@ -232,7 +305,52 @@ def plot(
     return paths
 
 
+def _choice(run_dir: Path, predictions: Path | None) -> str | None:
+    """Which predictions of a run folder are plotted, and which were passed over."""
+    if predictions is None:
+        return None
+    others = [p.name for p in _prediction_files(run_dir) if p != predictions]
+    return f"predictions: {predictions} (split {_split_of(predictions, 'predictions_')})" + (
+        f"; not plotted: {', '.join(others)} (choose one with --predictions)" if others else ""
+    )
+
+
+def _same_split(
+    metrics: dict, metrics_path: Path, predictions: Path, meta, *, explicit: bool
+) -> dict | None:
+    """``metrics`` when they were computed on the predictions' split; otherwise refused (given
+    with --metrics) or dropped with a warning (found in the run folder)."""
+    split = metrics.get("split")
+    if split is None and metrics_path.stem.startswith("evaluation_metrics_"):
+        split = _split_of(metrics_path, "evaluation_metrics_")
+    if split is None:
+        log.warning(
+            "%s does not say which split it was computed on; its baselines are drawn beside the "
+            "%s split's predictions %s as they are",
+            metrics_path,
+            meta.split,
+            predictions,
+        )
+        return metrics
+    if split == meta.split:
+        return metrics
+    what = (
+        f"{metrics_path} holds the metrics of the {split} split, but {predictions} holds "
+        f"predictions of the {meta.split} split"
+    )
+    if explicit:
+        raise InputError(
+            f"{what}: its baselines would be drawn beside another split's model; pass the "
+            f"metrics of the same predictions (`voxelflex evaluate -p {predictions}` writes "
+            f"evaluation_metrics_{meta.split}.json), or leave out --metrics"
+        )
+    log.warning("%s: its baselines and bins are not used", what)
+    return None
+
+
 def _prediction_plots(
+    table,
+    meta,
     predictions: str | Path,
     out_dir: Path,
     *,
@@ -243,15 +361,37 @@ def _prediction_plots(
     profile_temperatures: Sequence[float] | None,
     accessibility_bins: Sequence[float] | None,
 ) -> list[Path]:
-    table, meta = read_predictions(predictions)
     unit = meta.rmsf_unit
+    baselines = metrics
+    if meta.target_norm != "global":
+        # per-domain relative scores: compared with the targets z-scored the same way, never
+        # with RMSF in nm or Å
+        log.info(
+            "%s holds per-domain relative scores (a checkpoint trained with "
+            "train.target_norm=%s): its targets are z-scored within each domain as training "
+            "did, every axis and error is in per-domain z units%s",
+            predictions,
+            meta.target_norm,
+            "; evaluate's baselines (RMSF errors) are not drawn" if metrics else "",
+        )
+        table = domain_zscored_targets(table)
+        unit = RELATIVE_UNIT
+        baselines = None
     paths: list[Path] = []
-    has_target = bool(np.isfinite(pc.fill_null(table["target_rmsf"], np.nan).to_numpy()).any())
+    has_target = bool(scored_mask(table).any())
+    unscored = unscored_predictions(table)
+    if unscored:
+        log.warning(
+            "%s: %d rows have a target but no finite prediction; they are left out of every "
+            "accuracy plot (n counts the scored rows only)",
+            predictions,
+            unscored,
+        )
     if has_target:
         paths += plot_pred_vs_true(table, out_dir, rmsf_unit=unit, fmt=fmt)
         paths += plot_error_distribution(table, out_dir, rmsf_unit=unit, fmt=fmt)
         paths += plot_per_temperature_metrics(
-            table, out_dir, rmsf_unit=unit, metrics=metrics, fmt=fmt
+            table, out_dir, rmsf_unit=unit, metrics=baselines, fmt=fmt
         )
         paths += plot_residue_type_errors(table, out_dir, rmsf_unit=unit, fmt=fmt)
         if secondary_structure_column(table) is not None:
@@ -261,7 +401,7 @@ def _prediction_plots(
             bins = accessibility_bins or stratum.get("bins") or ACCESSIBILITY_BINS
             paths += _optional(plot_accessibility_errors, table, out_dir, unit, fmt, bins=bins)
     else:
-        log.info("%s has no targets: accuracy plots skipped", predictions)
+        log.info("%s: no row with a target and a prediction: accuracy plots skipped", predictions)
     domain = domain or choose_domain(table)
     paths += plot_rmsf_profile(
         table,
@@ -281,6 +421,25 @@ def _prediction_plots(
         fmt=fmt,
     )
     return paths
+
+
+def domain_zscored_targets(table: pa.Table) -> pa.Table:
+    """``table`` with ``target_rmsf`` z-scored within each domain (population deviation, over
+    the domain's rows with a target, all temperatures together), as ``train.target_norm:
+    domain`` z-scores the targets a model learns (:func:`voxelflex.sources.table.zscore_segments`;
+    a domain with constant targets gets zeros)."""
+    y = pc.fill_null(table["target_rmsf"], np.nan).to_numpy(zero_copy_only=False)
+    y = y.astype(np.float64)
+    has = np.isfinite(y)
+    _, codes = np.unique(strings(table["domain"])[has], return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    offsets = np.r_[0, np.cumsum(np.bincount(codes))].astype(np.int64)
+    z = np.empty(int(has.sum()), dtype=np.float32)
+    z[order] = zscore_segments(y[has][order], offsets)
+    out = np.full(len(y), np.nan, dtype=np.float32)
+    out[has] = z
+    column = table.schema.get_field_index("target_rmsf")
+    return table.set_column(column, "target_rmsf", pa.array(out, pa.float32()))
 
 
 def _optional(plot_fn, table, out_dir, unit, fmt, **kwargs) -> list[Path]:

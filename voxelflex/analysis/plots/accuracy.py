@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from voxelflex.analysis.plots.common import (
     new_figure,
+    rmsf_name,
     save,
     temperature_colors,
     unit_label,
@@ -32,23 +34,45 @@ __all__ = [
     "plot_per_temperature_metrics",
     "plot_pred_vs_true",
     "plot_residue_type_errors",
+    "scored_mask",
     "scored_rows",
+    "unscored_predictions",
 ]
+
+log = logging.getLogger(__name__)
+
+
+def _finite(table: pa.Table, name: str) -> np.ndarray:
+    values = pc.fill_null(table[name], np.nan).to_numpy(zero_copy_only=False)
+    return np.isfinite(values.astype(np.float64))
+
+
+def scored_mask(table: pa.Table) -> np.ndarray:
+    """Rows that are scored: a finite target and a finite prediction (as ``evaluate`` scores)."""
+    return _finite(table, "target_rmsf") & _finite(table, "predicted_rmsf")
+
+
+def unscored_predictions(table: pa.Table) -> int:
+    """Rows with a finite target but no finite prediction (left out of every accuracy plot)."""
+    return int((_finite(table, "target_rmsf") & ~_finite(table, "predicted_rmsf")).sum())
 
 
 def scored_rows(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Table]:
-    """``(target, predicted, temperature, rows)`` over rows whose target is finite (float64)."""
-    y = pc.fill_null(table["target_rmsf"], np.nan).to_numpy(zero_copy_only=False)
-    keep = np.isfinite(y)
+    """``(target, predicted, temperature, rows)`` (float64) over the rows whose target and
+    prediction are both finite; a row with a non-finite prediction (an edited or merged file)
+    is left out, as ``evaluate`` leaves it out (see :func:`unscored_predictions`)."""
+    keep = scored_mask(table)
     if not keep.any():
         raise InputError(
-            "the predictions have no row with a target_rmsf; accuracy plots need predictions "
-            "for a split with targets"
+            "the predictions have no row with both a target_rmsf and a finite predicted_rmsf; "
+            "accuracy plots need predictions for a split with targets"
         )
     rows = table.filter(pa.array(keep))
     return (
-        y[keep].astype(np.float64),
-        rows["predicted_rmsf"].to_numpy().astype(np.float64),
+        pc.fill_null(rows["target_rmsf"], np.nan).to_numpy(zero_copy_only=False).astype(np.float64),
+        pc.fill_null(rows["predicted_rmsf"], np.nan)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64),
         rows["temperature"].to_numpy().astype(np.float64),
         rows,
     )
@@ -122,14 +146,14 @@ def plot_pred_vs_true(
     for i, ax in enumerate(axes[: len(temps)]):
         if i + ncols >= len(temps):  # nothing drawn below this panel: it carries the x labels
             ax.tick_params(labelbottom=True)
-            ax.set_xlabel(f"true RMSF ({unit})")
+            ax.set_xlabel(f"true {rmsf_name(rmsf_unit)} ({unit})")
         if ax.get_subplotspec().is_first_col():
-            ax.set_ylabel(f"predicted RMSF ({unit})")
+            ax.set_ylabel(f"predicted {rmsf_name(rmsf_unit)} ({unit})")
     axes[0].legend(loc="lower right", fontsize="small")
     fig.colorbar(
         hexes[0], ax=list(axes[: len(temps)]), label="residues per hexagon (log scale)", shrink=0.7
     )
-    fig.suptitle("Predicted vs true RMSF per temperature")
+    fig.suptitle(f"Predicted vs true {rmsf_name(rmsf_unit)} per temperature")
     return save(fig, pa.concat_tables(parts), out_dir, "pred_vs_true", fmt)
 
 
@@ -173,7 +197,10 @@ def plot_error_distribution(
             )
         )
     ax.axvline(0, color="0.3", lw=1, ls="--")
-    ax.set_xlabel(f"prediction error, predicted − true RMSF ({unit}); tails clipped to ±{lim:.3g}")
+    ax.set_xlabel(
+        f"prediction error, predicted − true {rmsf_name(rmsf_unit)} ({unit}); tails clipped to "
+        f"±{lim:.3g}"
+    )
     ax.set_ylabel("fraction of rows per bin")
     ax.set_title("Error distribution per temperature")
     ax.grid(alpha=0.3)
@@ -207,6 +234,18 @@ def plot_per_temperature_metrics(
         if name in baselines:
             per_t = baselines[name]["per_temperature"]
             series[name] = [per_t.get(temperature_key(k), {}) for k in temps]
+            other = [
+                f"{temperature_key(k)} K: {b.get('n')} rows, the model {m['n']}"
+                for k, b, m in zip(temps, series[name], series["model"], strict=True)
+                if b.get("n") is not None and b["n"] != m["n"]
+            ]
+            if other:  # the same split, but other predictions (other domains or temperatures)
+                log.warning(
+                    "baseline %s was scored on other rows than these predictions (%s); compare "
+                    "with care, or evaluate these predictions",
+                    name,
+                    "; ".join(other[:3]),
+                )
     unit = unit_label(rmsf_unit)
     fig = new_figure(10, 4)
     ax_r, ax_e = fig.subplots(1, 2)

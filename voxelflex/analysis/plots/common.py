@@ -17,7 +17,18 @@ from matplotlib.figure import Figure
 from voxelflex.atomic import atomic_path, atomic_write_csv
 from voxelflex.formats import ImageFormat
 
-__all__ = ["new_figure", "save", "temperature_colors", "unit_label"]
+__all__ = [
+    "RELATIVE_UNIT",
+    "new_figure",
+    "rmsf_name",
+    "save",
+    "temperature_colors",
+    "unit_label",
+]
+
+# The ``rmsf_unit`` the plots get for predictions of a ``train.target_norm: domain`` checkpoint:
+# predicted and true values are then per-domain z-scores of RMSF, without a unit.
+RELATIVE_UNIT = "per-domain z"
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -60,5 +71,10 @@ def temperature_colors(temperatures: np.ndarray) -> list:
 
 
 def unit_label(unit: str | None) -> str:
-    """Readable RMSF unit for axis labels (``"nm"``, ``"Å"``)."""
+    """Readable RMSF unit for axis labels (``"nm"``, ``"Å"``, or :data:`RELATIVE_UNIT`)."""
     return {"angstrom": "Å", "nm": "nm"}.get(unit or "", unit or "unit unknown")
+
+
+def rmsf_name(unit: str | None) -> str:
+    """What the values are: ``"RMSF"``, or ``"relative RMSF"`` for :data:`RELATIVE_UNIT`."""
+    return "relative RMSF" if unit == RELATIVE_UNIT else "RMSF"

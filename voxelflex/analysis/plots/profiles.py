@@ -16,7 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from matplotlib.lines import Line2D
 
-from voxelflex.analysis.plots.common import new_figure, save, temperature_colors, unit_label
+from voxelflex.analysis.plots.common import (
+    new_figure,
+    rmsf_name,
+    save,
+    temperature_colors,
+    unit_label,
+)
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
@@ -133,7 +139,7 @@ def plot_rmsf_profile(
             fontsize="small",
             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
         )
-        ax.set_ylabel(f"RMSF ({unit_label(rmsf_unit)})", fontsize="small")
+        ax.set_ylabel(f"{rmsf_name(rmsf_unit)} ({unit_label(rmsf_unit)})", fontsize="small")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small", loc="upper right", ncols=2)
     step = max(1, int(np.ceil((pos.max() + 1) / 25)))
@@ -143,7 +149,8 @@ def plot_rmsf_profile(
         ticks, labels[first][ticks], rotation=90 if multi_chain else 0, fontsize="small"
     )
     axes[-1].set_xlabel("chain:residue number" if multi_chain else "residue number")
-    fig.suptitle(f"RMSF profile of {domain}: predicted and true, one panel per temperature")
+    drawn = "predicted and true" if np.isfinite(y[keep]).any() else "predicted (no targets)"
+    fig.suptitle(f"{rmsf_name(rmsf_unit)} profile of {domain}: {drawn}, one panel per temperature")
     data = rows.filter(pa.array(keep)).select(
         [
             "domain",
@@ -234,7 +241,7 @@ def plot_temperature_response(
         labels.append("true")
     ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xlabel("temperature (K)")
-    ax.set_ylabel(f"RMSF ({unit_label(rmsf_unit)})")
+    ax.set_ylabel(f"{rmsf_name(rmsf_unit)} ({unit_label(rmsf_unit)})")
     ax.set_title("Predicted temperature response")
     ax.grid(alpha=0.3)
     return save(fig, pa.concat_tables(parts), out_dir, "temperature_response", fmt)

@@ -40,9 +40,9 @@ def group_stats(y: np.ndarray, p: np.ndarray, codes: np.ndarray, n_groups: int) 
         mae = np.bincount(codes, np.abs(err), n_groups) / n
         bias = np.bincount(codes, err, n_groups) / n
         rmse = np.sqrt(np.bincount(codes, err * err, n_groups) / n)
-    _, r = grouped_pearson(y, p, codes)
+    groups, r = grouped_pearson(y, p, codes)
     r_full = np.full(n_groups, np.nan)
-    r_full[np.unique(codes)] = r
+    r_full[groups] = r
     return {"n": n, "mae": mae, "mean_error": bias, "rmse": rmse, "pearson": r_full}
 
 
