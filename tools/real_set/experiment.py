@@ -138,7 +138,7 @@ VARIANTS = {
         "model.features=[contact, gnm, lattice, position, rsa, ss]",
         "model.feature_norm=domain",
     ],
-    "frames+contact+lattice": ["model.features=[contact, lattice]"],
+    "frames+lattice": ["model.features=[lattice]"],
 }
 
 
