@@ -24,3 +24,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     pngs = list((run / "visualizations").glob("*.png"))
     assert len(pngs) >= 6 and all(p.stat().st_size > 10_000 for p in pngs)
     assert (out / "work" / "shards" / "manifest.json").exists()
+
+
+def test_too_few_domains_or_no_epochs_are_refused_before_any_work(tmp_path):
+    # three splits need six domains; the refusal used to come after minutes of work
+    for flag, value in (("--domains", "5"), ("--epochs", "0")):
+        result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path / "d"), flag, value])
+        assert result.exit_code == 2 and flag in result.output
+        assert not (tmp_path / "d").exists()

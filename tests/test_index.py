@@ -295,6 +295,21 @@ def test_temperatures_that_look_like_celsius_warn(tmp_path):
     assert "add 273.15" in warning and t.num_rows == 6  # a warning: nothing is dropped
 
 
+def test_relative_accessibility_in_percent_warns(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY")}}
+    header = "domain_id,resid,resname,temperature_feature,target_rmsf,relative_accessibility"
+    rows = [(*r, 0.35) for r in csv_rows("d1", "ALA GLY")]
+    report, _, _ = _build(tmp_path, layout, rows, header=header)
+    assert not any("relative_accessibility" in w for w in report.warnings)
+    rows = [(*r, 35.0) for r in csv_rows("d1", "ALA")] + [
+        (*r, "") for r in csv_rows("d1", "GLY", 2)
+    ]
+    report, t, _ = _build(tmp_path / "p", layout, rows, header=header)
+    (warning,) = [w for w in report.warnings if "relative_accessibility" in w]
+    assert warning.startswith("2 row(s) of RMSF CSV") and "largest 35" in warning
+    assert "divide by 100" in warning and t.num_rows == 4  # a warning: nothing is dropped
+
+
 def test_split_file_may_name_the_hdf5_key(tmp_path):
     # The CSV says 1abcA00, the voxel file 1abcA00_pdb: a split file may list either name.
     layout = {"1abcA00_pdb": {"A": residues("ALA")}, "2defA00_pdb": {"A": residues("GLY")}}

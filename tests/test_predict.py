@@ -253,6 +253,9 @@ def test_cli_predict_evaluate_plot(checkpoint, demo_index, test_domain, tmp_path
     assert result.exit_code == 2 and "error: temperature sweep" in result.output
     result = runner.invoke(app, [*args, "--domains-file", str(tmp_path / "ids.txt")])
     assert result.exit_code == 2 and "ids.txt does not exist; check --domains-file" in result.output
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")  # no filter would be every domain
+    result = runner.invoke(app, [*args[:5], "--domains-file", str(tmp_path / "empty.txt")])
+    assert result.exit_code == 2 and "empty.txt lists no domain id" in result.output
 
 
 def test_shards_and_hdf5_give_the_same_predictions(checkpoint, demo_index, test_domain, tmp_path):

@@ -10,6 +10,7 @@ from voxelflex.errors import ConfigError
 __all__ = [
     "ANGSTROM_PER",
     "RMSF_UNITS",
+    "accessibility_scale_warnings",
     "check_rmsf_unit",
     "outside_range",
     "rmsf_scale_warnings",
@@ -86,6 +87,23 @@ def temperature_scale_warnings(values: np.ndarray, *, source: str) -> list[str]:
     return [
         f"{int(low.sum())} row(s) of {source} have a temperature below {PLAUSIBLE_MIN_KELVIN:g} K "
         f"({found} K): temperature_feature is read in kelvin; if these are °C, add 273.15"
+    ]
+
+
+def accessibility_scale_warnings(values: np.ndarray, *, source: str) -> list[str]:
+    """A warning when relative accessibilities (fractions, NaN = none) fall outside 0-1.01.
+
+    Percentages or absolute SASA (Å²) are read without error, and then fall outside every
+    accessibility bin of ``evaluate``, whose stratified metrics lose those rows.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    outside = np.isfinite(values) & ((values < 0) | (values > 1.01))
+    if not outside.any():
+        return []
+    return [
+        f"{int(outside.sum())} row(s) of {source} have a relative_accessibility outside 0-1 "
+        f"(largest {np.nanmax(values):g}): it is a fraction; percent? divide by 100 (absolute "
+        "SASA: divide by the residue's maximum); evaluate puts such rows in no accessibility bin"
     ]
 
 

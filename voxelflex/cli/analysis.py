@@ -27,6 +27,7 @@ from voxelflex.cli.options import (
     with_default,
 )
 from voxelflex.cli.structure import Altloc, AltlocOption, Keys, KeysOption
+from voxelflex.errors import InputError
 from voxelflex.formats import BFACTOR_MODES, ImageFormat, TableFormat
 
 __all__ = ["evaluate", "plot", "predict"]
@@ -211,7 +212,13 @@ def predict(
         return
     domains = list(domain or [])
     if domains_file is not None:
-        domains += read_split_file(domains_file, what="domain list", option="--domains-file")
+        listed = read_split_file(domains_file, what="domain list", option="--domains-file")
+        if not listed:  # an empty list is no filter below: it would predict the whole split
+            raise InputError(
+                f"{domains_file} lists no domain id (blank lines and # comments are skipped); "
+                "write one domain id a line"
+            )
+        domains += listed
     report = run_predict(
         checkpoint,
         index,

@@ -37,6 +37,7 @@ from voxelflex.inputs.voxel_scan import scan_voxel_file
 from voxelflex.logs import command_log
 from voxelflex.paths import check_output
 from voxelflex.quantities import (
+    accessibility_scale_warnings,
     check_rmsf_unit,
     rmsf_scale_warnings,
     temperature_scale_warnings,
@@ -279,6 +280,13 @@ def build_index(
                 csv_warnings += temperature_scale_warnings(
                     csv["temperature"], source=f"RMSF CSV {rmsf_csv}"
                 )
+                if "relative_accessibility" in csv.column_names:
+                    csv_warnings += accessibility_scale_warnings(
+                        pc.cast(csv["relative_accessibility"], pa.float64()).to_numpy(
+                            zero_copy_only=False
+                        ),
+                        source=f"RMSF CSV {rmsf_csv}",
+                    )
             if not sum(rows.values()):
                 raise InputError(
                     f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
