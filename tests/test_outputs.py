@@ -33,9 +33,11 @@ def _invoke(*args):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A run folder with a (small, untrained) checkpoint in models/."""
+    """A run folder with a (small, untrained) checkpoint in models/ and the log train starts."""
     root = tmp_path_factory.mktemp("outputs") / "run"
     make_checkpoint(root / "models" / "best.pt")
+    (root / LOG_FILE).parent.mkdir()
+    (root / LOG_FILE).write_text("")
     return root
 
 
@@ -126,6 +128,9 @@ def test_commands_that_write_results_log_into_the_run_folder_or_beside_the_outpu
 ):
     assert log_file_for(run / "metrics" / "predictions_test.parquet") == run / LOG_FILE
     assert log_file_for(tmp_path / "work" / "index.parquet") == tmp_path / "work" / "index.log"
+    (tmp_path / "project" / "models").mkdir(parents=True)  # a user's folder, not a run
+    project_index = tmp_path / "project" / "index.parquet"
+    assert log_file_for(project_index) == tmp_path / "project" / "index.log"
     # predict, evaluate, plot of a run: the run's log
     result = _invoke("predict", "-c", run / "models" / "best.pt", "-i", demo_index,
                      "--split", "test", "--no-progress")  # fmt: skip

@@ -79,14 +79,16 @@ def log_file_for(output: str | Path) -> Path:
     """Where a command that writes ``output`` logs.
 
     Into the run folder when ``output`` lies in one (``<run>/metrics/predictions_test.parquet``,
-    ``<run>/visualizations``: a folder with ``models/`` or ``logs/voxelflex.log`` from
-    ``voxelflex train``), as
+    ``<run>/visualizations``: a folder with ``logs/voxelflex.log``, or ``models/`` beside
+    ``training_history.json``, from ``voxelflex train``; a project folder that merely has a
+    ``models/`` subfolder is not a run), as
     ``<run>/logs/voxelflex.log``; else beside ``output``, as ``<output stem>.log``
     (``work/index.parquet`` → ``work/index.log``, ``work/shards`` → ``work/shards.log``).
     """
     output = Path(output).absolute()
     for folder in (output.parent, output.parent.parent):
-        if (folder / "models").is_dir() or (folder / LOG_FILE).is_file():
+        run = (folder / "models").is_dir() and (folder / "training_history.json").is_file()
+        if run or (folder / LOG_FILE).is_file():
             return folder / LOG_FILE
     return output.with_name(output.stem + ".log")
 
