@@ -129,6 +129,20 @@ def test_scan_deep_finds_what_sampling_misses(tmp_path):
     assert deep.n_checked == 7
 
 
+def test_scan_deep_reads_the_data_and_finds_a_damaged_chunk(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY SER")}}
+    path = write_voxels(tmp_path / "v.h5", layout)
+    with h5py.File(path, "r") as f:
+        info = f["d1"]["A"]["2"].id.get_chunk_info(0)
+    with open(path, "r+b") as raw:  # overwrite the gzip stream of residue 2's chunk
+        raw.seek(info.byte_offset)
+        raw.write(b"\xff" * info.size)
+    assert scan_voxel_file(path, progress=False).bad.num_rows == 0  # dtype and shape are fine
+    deep = scan_voxel_file(path, deep=True, progress=False)
+    assert deep.bad["resid_str"].to_pylist() == ["2"]
+    assert "residue 2: the voxel data cannot be read" in deep.bad["detail"][0].as_py()
+
+
 def test_scan_every_dataset_bad_is_an_error(tmp_path):
     grid = np.zeros((11, 11, 11, 5), bool)
     path = write_voxels(

@@ -64,7 +64,8 @@ def build(
         ),
     ] = None,
     deep: Annotated[
-        bool, typer.Option("--deep", help="Check every voxel dataset, not a sample per chain.")
+        bool,
+        typer.Option("--deep", help="Check and read every voxel dataset, not a sample per chain."),
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     overwrite: OverwriteOption = False,

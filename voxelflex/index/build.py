@@ -216,7 +216,8 @@ def build_index(
     train, val, test : path, optional
         Split files (need ``rmsf_csv``). Without any, every domain with RMSF is ``train``.
     deep : bool
-        Check every voxel dataset, not a sample per chain.
+        Check and read every voxel dataset (a damaged chunk is skipped with its reason), not
+        a sample per chain.
     progress : bool
         Progress bars on stderr.
     overwrite : bool

@@ -80,11 +80,24 @@ def _spread(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
 
 
-def _check_dataset(group: h5py.Group, filename: str, domain: str, chain: str, resid: str) -> None:
+def _check_dataset(
+    group: h5py.Group, filename: str, domain: str, chain: str, resid: str, *, read: bool
+) -> None:
+    """dtype and shape of one dataset; with ``read`` (a deep scan) its data is read too, so a
+    damaged compressed chunk is found here and not in the middle of training."""
     obj = group.get(resid)
-    validate_grid(obj, filename=filename, domain=domain, chain=chain, resid=resid)
-    if obj.dtype == np.uint8:
-        validate_grid(obj[()], filename=filename, domain=domain, chain=chain, resid=resid)
+    where = {"filename": filename, "domain": domain, "chain": chain, "resid": resid}
+    validate_grid(obj, **where)
+    if obj.dtype == np.uint8 or read:
+        try:
+            data = obj[()]
+        except OSError as exc:  # h5py's error for a chunk that does not decompress
+            raise InputError(
+                f"{filename}: domain {domain}, chain {chain}, residue {resid}: the voxel data "
+                f"cannot be read ({exc}); the file may be damaged: copy or voxelize it again"
+            ) from exc
+        if obj.dtype == np.uint8:
+            validate_grid(data, **where)
 
 
 def _check_chain(
@@ -103,7 +116,7 @@ def _check_chain(
     failed = set()
     for i in check_at.tolist():
         try:
-            _check_dataset(group, path, domain, chain, keys[i])
+            _check_dataset(group, path, domain, chain, keys[i], read=deep)
         except InputError as exc:
             failed.add(i)
             bad.append((keys[i], str(exc)))
