@@ -297,6 +297,27 @@ def test_a_resumed_import_with_other_settings_is_refused(mdcath_dir, tmp_path, m
         import_mdcath(mdcath_dir, tmp_path / "other", progress=False)
 
 
+def test_a_users_files_with_the_output_names_are_never_replaced_without_overwrite(
+    mdcath_dir, tmp_path
+):
+    mine = tmp_path / "mydata"
+    (mine / "splits").mkdir(parents=True)
+    for name in ("voxels.hdf5", "rmsf.csv", "config.yaml", "splits/train.txt"):
+        (mine / name).write_text(f"the user's {name}")
+    with pytest.raises(InputError, match=r"no mdCATH import wrote.*--overwrite"):
+        import_mdcath(mdcath_dir, mine, progress=False)
+    for name in ("voxels.hdf5", "rmsf.csv", "config.yaml", "splits/train.txt"):
+        assert (mine / name).read_text() == f"the user's {name}"
+    assert not (mine / ".import").exists()
+    result = CliRunner().invoke(app, ["import", "mdcath", str(mdcath_dir), "-o", str(mine)])
+    assert result.exit_code == 2 and "no mdCATH import wrote" in result.output
+    assert (mine / "rmsf.csv").read_text() == "the user's rmsf.csv"
+    # with --overwrite they are replaced (the user asked)
+    import_mdcath(mdcath_dir, mine, progress=False, overwrite=True, fractions=(0.5, 0.25, 0.25))
+    assert (mine / "import_report.json").is_file()
+    assert (mine / "rmsf.csv").read_text().startswith('"domain_id"')
+
+
 def test_splits_random_grouped_and_from_files(tmp_path):
     domains = [f"d{i:03d}" for i in range(100)]
     a = random_splits(domains, (0.8, 0.1, 0.1), seed=3)
