@@ -428,7 +428,7 @@ def _assemble(
             f"{dict(reasons)}; each is listed in {paths['skipped']})"
         ) from None
     t1 = time.perf_counter()
-    write_feature_sidecar(paths["features"], features)
+    write_feature_sidecar(paths["features"], features, altloc="first", keys="aposteriori")
     table = pa.concat_tables(rows)
     atomic_write_csv(table, paths["rmsf_csv"])
     domains = sorted(seen)
