@@ -14,7 +14,12 @@ import pytest
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
-from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
+from voxelflex.analysis.predictions import (
+    PredictionsMeta,
+    checkpoint_sha256,
+    read_predictions,
+    write_predictions,
+)
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
 from voxelflex.demo.generate import build_demo_index
 from voxelflex.demo.structures import generate_structure_demo
@@ -232,6 +237,32 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert on_disk["permutation_importance"] == {"skipped": "not requested"}
     text = format_summary(on_disk)
     assert "model" in text and "320 K" in text and "350 K" in text
+
+
+def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predictions(tmp_path):
+    rng = np.random.default_rng(2)
+    y = rng.random(20)
+    table = _table(target_rmsf=y, predicted_rmsf=y + rng.normal(0, 0.1, 20))
+    made = tmp_path / "run" / "models" / "best.pt"
+    made.parent.mkdir(parents=True)
+    made.write_bytes(b"the model that predicted")
+    meta = dataclasses.replace(
+        _meta(), checkpoint=str(made), checkpoint_sha256=checkpoint_sha256(made)
+    )
+    preds = write_predictions(table, meta, tmp_path / "predictions_test.parquet")
+    assert read_predictions(preds)[1].checkpoint_sha256 == checkpoint_sha256(made)
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"another model")
+    with pytest.raises(InputError, match=r"other.pt .*is not the model that made .*-c"):
+        evaluate(preds, checkpoint=other, out_path=tmp_path / "m1.json")
+    made.write_bytes(b"a later training wrote this best.pt")  # the recorded path, replaced
+    with pytest.raises(InputError, match=r"is not the model that made.*--no-importance"):
+        evaluate(preds, out_path=tmp_path / "m2.json")
+    assert not (tmp_path / "m1.json").exists() and not (tmp_path / "m2.json").exists()
+    # without importance the metrics are written and name the predictions' checkpoint
+    report = evaluate(preds, importance=False, out_path=tmp_path / "m3.json")
+    recorded = json.loads(report.path.read_text())["checkpoint"]
+    assert recorded == {"path": str(made), "sha256": meta.checkpoint_sha256}
 
 
 def _index_and_rows(tmp_path, unit: str = "nm"):

@@ -10,6 +10,7 @@ takes them as they are; the same JSON sits beside them in ``<name>.csv.json``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "RESIDUE_KEY",
     "PredictionsMeta",
     "assemble_predictions",
+    "checkpoint_sha256",
     "predictions_format",
     "read_predictions",
     "sidecar_path",
@@ -77,6 +79,10 @@ class PredictionsMeta:
         Unit of ``predicted_rmsf`` and ``target_rmsf`` (``"nm"`` or ``"angstrom"``).
     checkpoint : str
         Checkpoint path used.
+    checkpoint_sha256 : str or None
+        SHA-256 of that checkpoint file (:func:`checkpoint_sha256`), so ``evaluate`` can tell
+        whether the file at ``checkpoint`` is still the model that made the predictions; None in
+        files written before it was recorded.
     index : str
         Index path the residues (and targets) came from.
     splits : list of str
@@ -106,6 +112,7 @@ class PredictionsMeta:
     model: str = ""
     columns: dict = field(default_factory=lambda: dict(COLUMN_DOCS))
     target_norm: str = "global"  # absent from files written before it existed: they are global
+    checkpoint_sha256: str | None = None  # absent from files written before it existed
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -195,6 +202,15 @@ def _with_meta(table: pa.Table, meta: PredictionsMeta) -> pa.Table:
     md = dict(table.schema.metadata or {})
     md[METADATA_KEY] = meta.to_json().encode()
     return table.replace_schema_metadata(md)
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a checkpoint file: which model made a predictions file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def predictions_format(path: str | Path) -> str:
@@ -324,6 +340,7 @@ def write_outputs(
     meta = PredictionsMeta(
         rmsf_unit=ck.meta.rmsf_unit,
         checkpoint=str(Path(checkpoint).resolve()),
+        checkpoint_sha256=checkpoint_sha256(checkpoint),
         index=index,
         splits=splits,
         temperatures=[float(t) for t in temperatures],
