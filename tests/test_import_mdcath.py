@@ -426,3 +426,22 @@ def test_layout_helper_writes_what_the_importer_reads(mdcath_dir):
         assert g["320/0/rmsf"].shape == (N_RES,) and g["320/0/dssp"].shape == (4, N_RES)
         assert g["320/0/coords"].shape == (4, g.attrs["numProteinAtoms"], 3)
         assert set(g["320"]) == {"0", "1", "2", "3", "4"}
+
+
+def test_a_split_file_matching_no_imported_domain_is_an_error_and_a_rerun_resumes(
+    mdcath_dir, tmp_path
+):
+    bad, good = tmp_path / "bad.txt", tmp_path / "good.txt"
+    bad.write_text("1VII000, 1VII100\n")  # commas and upper case: matches nothing
+    good.write_text("1vii000\n1vii100\n")
+    with pytest.raises(InputError, match=r"train split file .*bad.txt lists 1 ids, none of them"):
+        splits_from_files(["1vii000"], {"train": bad})
+    (tmp_path / "none.txt").write_text("# nothing\n")
+    with pytest.raises(InputError, match=r"none.txt lists no domain id"):
+        splits_from_files(["1vii000"], {"train": tmp_path / "none.txt"})
+    out = tmp_path / "set"
+    with pytest.raises(InputError, match=r"bad.txt lists 1 ids.*rerun the same command"):
+        import_mdcath(mdcath_dir, out, progress=False, split_files={"train": bad})
+    assert not (out / "import_report.json").exists()
+    report = import_mdcath(mdcath_dir, out, progress=False, split_files={"train": good})
+    assert report.resumed == 4 and report.splits["train"] == 2

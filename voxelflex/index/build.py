@@ -233,6 +233,35 @@ def _check_reading(voxel_file: str, features: str | os.PathLike, meta) -> list[s
     return []
 
 
+def _refuse_unmatched_split_files(split_files, splits, skip, csv, scan) -> None:
+    """Refuse a split file none of whose ids is a domain of the CSV or the voxel file (commas
+    instead of lines, other case, the wrong file): its split would be empty."""
+    unknown = set(
+        skip.filter(pc.equal(skip["reason"], "split_id_unknown"))["domain_id"].to_pylist()
+    )
+    for split, path in split_files.items():
+        if path is None:
+            continue
+        listed = splits.filter(pc.equal(splits["split"], split))["domain_id"].to_pylist()
+        if listed and not set(listed) <= unknown:
+            continue
+        found = (
+            "lists no domain id"
+            if not listed
+            else (
+                f"lists {len(listed)} ids, none of them a domain of the RMSF CSV or the voxel file "
+                f"(its first: {listed[:3]})"
+            )
+        )
+        known = [] if csv is None else sorted(set(csv["domain_id"].to_pylist()))[:3]
+        voxels = sorted(set(scan.keys["domain"].to_pylist()))[:3]
+        raise InputError(
+            f"{split} split file {path} {found}; the CSV's ids are like {known}, the voxel "
+            f"file's like {voxels}. Write one domain id a line (# comments and blank lines are "
+            "skipped; ids are case-sensitive), or pass the right file"
+        )
+
+
 def build_index(
     voxel_file: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -329,6 +358,7 @@ def build_index(
                 csv_warnings += temperature_scale_warnings(
                     csv["temperature"], source=f"RMSF CSV {rmsf_csv}"
                 )
+            _refuse_unmatched_split_files(split_files, splits, skip, csv, scan)
             if not sum(rows.values()):
                 raise InputError(
                     f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
