@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from voxelflex.cli.main import app
@@ -24,3 +25,11 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     pngs = list((run / "visualizations").glob("*.png"))
     assert len(pngs) >= 6 and all(p.stat().st_size > 10_000 for p in pngs)
     assert (out / "work" / "shards" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("n", ["0", "-1", "5"])
+def test_too_few_demo_domains_are_refused_before_any_work(tmp_path, n):
+    out = tmp_path / "d"
+    result = CliRunner().invoke(app, ["demo", "-o", str(out), "--domains", n])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--domains" in result.output and not out.exists()

@@ -317,6 +317,27 @@ def test_evaluate_refuses_an_index_the_predictions_do_not_come_from(tmp_path):
         evaluate(changed, importance=False, out_path=tmp_path / "m.json")
 
 
+def test_a_predictions_csv_saved_with_semicolons_or_without_columns_is_a_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from voxelflex.cli.main import app
+
+    y = np.linspace(0.1, 0.5, 6)
+    preds = write_predictions(_table(target_rmsf=y, predicted_rmsf=y), _meta(), tmp_path / "p.csv")
+    text = preds.read_text()
+    preds.write_text(text.replace(",", ";"))  # a spreadsheet's "save as CSV" in some locales
+    with pytest.raises(InputError, match=r"p.csv: predictions columns \['domain'.* missing"):
+        read_predictions(preds)
+    for command in (["evaluate", "-p", str(preds), "--no-importance"], ["plot", "-p", str(preds)]):
+        result = CliRunner().invoke(app, [*command, "-o", str(tmp_path / "out")])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "predictions columns" in result.output
+    header, rest = text.split("\n", 1)
+    preds.write_text(header.replace("predicted_rmsf", "prediction") + "\n" + rest)  # renamed
+    with pytest.raises(InputError, match=r"\['predicted_rmsf'\] are missing"):
+        read_predictions(preds)
+
+
 def test_evaluate_refuses_repeated_rows(tmp_path):
     _, _, table, meta = _index_and_rows(tmp_path)
     twice = write_predictions(

@@ -264,8 +264,29 @@ _CSV_TYPES = {
 }
 
 
+# The columns every predictions file has (assemble_predictions); OPTIONAL_COLUMNS may be absent.
+REQUIRED_COLUMNS = tuple(c for c in COLUMN_DOCS if c not in OPTIONAL_COLUMNS)
+
+
+def _require_columns(table: pa.Table, path: Path) -> pa.Table:
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{path}: predictions columns {missing} are missing (found {table.column_names}); "
+            "pass the file `voxelflex predict` wrote, unchanged (a CSV saved again must keep "
+            "commas as separators and every column)"
+        )
+    return table
+
+
 def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
-    """Read a predictions file written by :func:`write_predictions` (Parquet or CSV)."""
+    """Read a predictions file written by :func:`write_predictions` (Parquet or CSV).
+
+    Raises
+    ------
+    InputError
+        A missing file, no voxelflex metadata, or a required column missing.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: predictions file not found; run `voxelflex predict` first")
@@ -286,7 +307,7 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
                 for f in table.schema
             }
         )
-        return table, PredictionsMeta.from_json(raw, where=str(path))
+        return _require_columns(table, path), PredictionsMeta.from_json(raw, where=str(path))
     sidecar = sidecar_path(path)
     with open(path, encoding="utf-8") as fh:
         first = fh.readline()
@@ -303,14 +324,22 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
             "beside the CSV, pass the Parquet predictions instead (metadata in the file), or "
             f"rerun `voxelflex predict -o {path.name}`"
         )
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(skip_rows=skip),
-        convert_options=pacsv.ConvertOptions(
-            column_types=_CSV_TYPES, strings_can_be_null=False, quoted_strings_can_be_null=False
-        ),
-    )
-    return table, meta
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=skip),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_CSV_TYPES,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise InputError(
+            f"{path}: not a readable predictions CSV ({exc}); pass the file `voxelflex predict` "
+            "wrote, unchanged"
+        ) from exc
+    return _require_columns(table, path), meta
 
 
 def write_outputs(

@@ -20,7 +20,10 @@ def demo(
         "demo_out"
     ),
     domains: Annotated[
-        int, typer.Option(help="Generated domains (30-70 residues).")
+        int,
+        typer.Option(
+            min=6, help="Generated domains (30-70 residues; at least 6: train, val and test)."
+        ),
     ] = _DEFAULT.n_domains,
     epochs: Annotated[int, typer.Option(help="Training epochs (tiny preset).")] = _DEFAULT.epochs,
     seed: Annotated[int, typer.Option(help="Seed of the data and the run.")] = _DEFAULT.seed,
