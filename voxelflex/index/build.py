@@ -233,33 +233,33 @@ def _check_reading(voxel_file: str, features: str | os.PathLike, meta) -> list[s
     return []
 
 
-def _refuse_unmatched_split_files(split_files, splits, skip, csv, scan) -> None:
-    """Refuse a split file none of whose ids is a domain of the CSV or the voxel file (commas
-    instead of lines, other case, the wrong file): its split would be empty."""
+def _refuse_unmatched_split_files(split_files, splits, skip, csv, scan) -> list[str]:
+    """Refuse a split file that lists ids none of which is a domain of the CSV or the voxel
+    file (commas instead of lines, another case, the wrong file): its split would be empty.
+    An empty split file (no id) is a warning, returned: a small dataset may have an empty split.
+    """
     unknown = set(
         skip.filter(pc.equal(skip["reason"], "split_id_unknown"))["domain_id"].to_pylist()
     )
+    warnings = []
     for split, path in split_files.items():
         if path is None:
             continue
         listed = splits.filter(pc.equal(splits["split"], split))["domain_id"].to_pylist()
-        if listed and not set(listed) <= unknown:
+        if not listed:
+            warnings.append(f"{split} split file {path} lists no domain id: the split is empty")
             continue
-        found = (
-            "lists no domain id"
-            if not listed
-            else (
-                f"lists {len(listed)} ids, none of them a domain of the RMSF CSV or the voxel file "
-                f"(its first: {listed[:3]})"
-            )
-        )
+        if not set(listed) <= unknown:
+            continue
         known = [] if csv is None else sorted(set(csv["domain_id"].to_pylist()))[:3]
         voxels = sorted(set(scan.keys["domain"].to_pylist()))[:3]
         raise InputError(
-            f"{split} split file {path} {found}; the CSV's ids are like {known}, the voxel "
-            f"file's like {voxels}. Write one domain id a line (# comments and blank lines are "
-            "skipped; ids are case-sensitive), or pass the right file"
+            f"{split} split file {path} lists {len(listed)} ids, none of them a domain of the "
+            f"RMSF CSV or the voxel file (its first: {listed[:3]}); the CSV's ids are like "
+            f"{known}, the voxel file's like {voxels}. Write one domain id a line (# comments "
+            "and blank lines are skipped; ids are case-sensitive), or pass the right file"
         )
+    return warnings
 
 
 def build_index(
@@ -358,7 +358,7 @@ def build_index(
                 csv_warnings += temperature_scale_warnings(
                     csv["temperature"], source=f"RMSF CSV {rmsf_csv}"
                 )
-            _refuse_unmatched_split_files(split_files, splits, skip, csv, scan)
+            split_warnings = _refuse_unmatched_split_files(split_files, splits, skip, csv, scan)
             if not sum(rows.values()):
                 raise InputError(
                     f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
@@ -378,6 +378,7 @@ def build_index(
             skipped=skipped,
             warnings=[
                 *rule_warnings,
+                *split_warnings,
                 *csv_warnings,
                 *(
                     f"{skipped[r]} skip-table lines with reason {r}: {SKIP_REASONS[r]}"
