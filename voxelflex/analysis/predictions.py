@@ -264,8 +264,11 @@ _CSV_TYPES = {
 }
 
 
-# The columns every predictions file has (assemble_predictions); OPTIONAL_COLUMNS may be absent.
-REQUIRED_COLUMNS = tuple(c for c in COLUMN_DOCS if c not in OPTIONAL_COLUMNS)
+# The columns every reader needs (assemble_predictions writes them all); ``extrapolated`` and
+# OPTIONAL_COLUMNS may be absent.
+REQUIRED_COLUMNS = tuple(
+    c for c in COLUMN_DOCS if c not in OPTIONAL_COLUMNS and c != "extrapolated"
+)
 
 
 def _require_columns(table: pa.Table, path: Path) -> pa.Table:
