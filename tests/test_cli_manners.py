@@ -4,6 +4,8 @@ what to do (no RMSF unit, a temperature range, a missing checkpoint, an earlier 
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -148,3 +150,36 @@ def test_an_earlier_config_points_to_config_migrate(tmp_path):
         message = " ".join(result.output.split())
         assert "unknown config key 'input'" in message
         assert "voxelflex config migrate OLD.yaml -o NEW.yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [(errno.EROFS, "read-only"), (errno.EACCES, "permission denied"), (errno.ENOSPC, "free space")],
+)
+def test_an_output_location_that_cannot_be_written_is_a_message_not_a_traceback(
+    tmp_path, monkeypatch, code, says
+):
+    config = tmp_path / "old.yaml"
+    config.write_text("training:\n  learning_rate: 0.001\n")
+    out = tmp_path / "ro" / "new.yaml"
+
+    def refuse(src, dst):
+        raise OSError(code, os.strerror(code), str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)  # every atomic write ends in os.replace
+    result = _invoke("config", "migrate", config, "-o", out)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and str(out) in result.output
+    assert says in result.output and not out.exists()
+
+
+def test_an_other_os_error_stays_a_traceback(tmp_path, monkeypatch):
+    config = tmp_path / "old.yaml"
+    config.write_text("training:\n  learning_rate: 0.001\n")
+
+    def broken(src, dst):
+        raise OSError(errno.EBADF, "Bad file descriptor")  # a bug, not the user's folder
+
+    monkeypatch.setattr(os, "replace", broken)
+    result = _invoke("config", "migrate", config, "-o", tmp_path / "new.yaml")
+    assert result.exit_code == 1 and isinstance(result.exception, OSError)

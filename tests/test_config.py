@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voxelflex.config import Config, choices, config_to_yaml, load_config
+from voxelflex.config import Config, choices, config_to_yaml, load_config, parse_config_yaml
 from voxelflex.errors import ConfigError
 from voxelflex.logs import setup_logging
 
@@ -134,3 +134,31 @@ def test_setup_logging_writes_run_log(tmp_path):
     assert log_path == tmp_path / "run" / "logs" / "voxelflex.log"
     assert "hello log" in log_path.read_text()
     setup_logging(None, "INFO", console=False)  # detach the file handler again
+
+
+def test_a_key_twice_in_a_config_file_is_an_error_naming_key_and_lines(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-4\ntrain:\n  epochs: 3\n")
+    with pytest.raises(
+        ConfigError, match=r"c.yaml: config key 'train' appears twice \(lines 1 and 3\)"
+    ):
+        load_config(path)
+    path.write_text("train:\n  lr: 1e-4\n  epochs: 3\n  lr: 1e-2\n")  # within a section
+    with pytest.raises(ConfigError, match=r"'lr' appears twice \(lines 2 and 4\)"):
+        load_config(path)
+    # an anchor merged with `<<` and then overridden is not a repeat
+    text = "model: &m {dropout: 0.1}\ntrain:\n  lr: 0.01\n"
+    assert load_config(path.write_text(text) and path).train.lr == 0.01
+    assert parse_config_yaml("a: &x {k: 1}\nb:\n  <<: *x\n  k: 2\n", "m.yaml")["b"]["k"] == 2
+
+
+def test_a_leading_zero_integer_in_a_config_file_is_refused_not_read_as_octal(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 010\n")
+    with pytest.raises(
+        ConfigError, match=r"c.yaml: line 2: the number 010 .*octal \(8\); write 10"
+    ):
+        load_config(path)
+    path.write_text("train:\n  epochs: 10\n")
+    assert load_config(path).train.epochs == 10
+    assert load_config(None, ["train.epochs=010"]).train.epochs == 10  # --set: decimal

@@ -106,6 +106,37 @@ def test_checkpoint_policy_files_and_run_folder(tmp_path):
     assert not policy.latest.exists()
 
 
+def test_overwrite_deletes_what_was_made_from_the_earlier_model(tmp_path, caplog):
+    policy = CheckpointPolicy(tmp_path / "run")
+    policy.models_dir.mkdir(parents=True)
+    policy.best.write_bytes(b"old model")
+    metrics = policy.run_dir / "metrics"
+    metrics.mkdir()
+    made = [
+        metrics / "predictions_test.parquet",
+        metrics / "predictions_val.csv",
+        metrics / "predictions_val.csv.json",
+        metrics / "predictions_test_missing.csv",
+        metrics / "evaluation_metrics_test.json",
+        policy.run_dir / "predictions_val.parquet",
+        policy.run_dir / "visualizations" / "pred_vs_true.png",
+    ]
+    for path in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("from the old model")
+    (metrics / "notes.txt").write_text("mine")  # not a command's output: kept
+    with caplog.at_level("WARNING", logger="voxelflex"):
+        policy.claim(overwrite=True)
+    assert not policy.best.exists() and not (policy.run_dir / "visualizations").exists()
+    assert not any(p.exists() for p in made)
+    assert (metrics / "notes.txt").read_text() == "mine"
+    assert "predictions_test.parquet" in caplog.text and "visualizations" in caplog.text
+    # predictions alone (no checkpoint) are an earlier run's outputs too: refused
+    (metrics / "predictions_test.parquet").write_text("x")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        policy.claim(overwrite=False)
+
+
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
     before = signal.getsignal(signal.SIGINT)
     with GracefulInterrupt(enabled=True) as interrupt:

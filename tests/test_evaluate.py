@@ -14,7 +14,12 @@ import pytest
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
-from voxelflex.analysis.predictions import PredictionsMeta, read_predictions, write_predictions
+from voxelflex.analysis.predictions import (
+    PredictionsMeta,
+    checkpoint_sha256,
+    read_predictions,
+    write_predictions,
+)
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
 from voxelflex.demo.generate import build_demo_index
 from voxelflex.demo.structures import generate_structure_demo
@@ -234,6 +239,32 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert "model" in text and "320 K" in text and "350 K" in text
 
 
+def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predictions(tmp_path):
+    rng = np.random.default_rng(2)
+    y = rng.random(20)
+    table = _table(target_rmsf=y, predicted_rmsf=y + rng.normal(0, 0.1, 20))
+    made = tmp_path / "run" / "models" / "best.pt"
+    made.parent.mkdir(parents=True)
+    made.write_bytes(b"the model that predicted")
+    meta = dataclasses.replace(
+        _meta(), checkpoint=str(made), checkpoint_sha256=checkpoint_sha256(made)
+    )
+    preds = write_predictions(table, meta, tmp_path / "predictions_test.parquet")
+    assert read_predictions(preds)[1].checkpoint_sha256 == checkpoint_sha256(made)
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"another model")
+    with pytest.raises(InputError, match=r"other.pt .*is not the model that made .*-c"):
+        evaluate(preds, checkpoint=other, out_path=tmp_path / "m1.json")
+    made.write_bytes(b"a later training wrote this best.pt")  # the recorded path, replaced
+    with pytest.raises(InputError, match=r"is not the model that made.*--no-importance"):
+        evaluate(preds, out_path=tmp_path / "m2.json")
+    assert not (tmp_path / "m1.json").exists() and not (tmp_path / "m2.json").exists()
+    # without importance the metrics are written and name the predictions' checkpoint
+    report = evaluate(preds, importance=False, out_path=tmp_path / "m3.json")
+    recorded = json.loads(report.path.read_text())["checkpoint"]
+    assert recorded == {"path": str(made), "sha256": meta.checkpoint_sha256}
+
+
 def _index_and_rows(tmp_path, unit: str = "nm"):
     """An index of one domain (4 residues × 2 temperatures, all train) and its rows as a
     predictions table (prediction = target + 0, 0.01 or 0.02)."""
@@ -284,6 +315,27 @@ def test_evaluate_refuses_an_index_the_predictions_do_not_come_from(tmp_path):
     changed = write_predictions(edited, meta, tmp_path / "e.parquet")
     with pytest.raises(InputError, match=r"1 of 8 .* d1/A/4 at 450 K: target 0.26 here, 0.13"):
         evaluate(changed, importance=False, out_path=tmp_path / "m.json")
+
+
+def test_a_predictions_csv_saved_with_semicolons_or_without_columns_is_a_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from voxelflex.cli.main import app
+
+    y = np.linspace(0.1, 0.5, 6)
+    preds = write_predictions(_table(target_rmsf=y, predicted_rmsf=y), _meta(), tmp_path / "p.csv")
+    text = preds.read_text()
+    preds.write_text(text.replace(",", ";"))  # a spreadsheet's "save as CSV" in some locales
+    with pytest.raises(InputError, match=r"p.csv: predictions columns \['domain'.* missing"):
+        read_predictions(preds)
+    for command in (["evaluate", "-p", str(preds), "--no-importance"], ["plot", "-p", str(preds)]):
+        result = CliRunner().invoke(app, [*command, "-o", str(tmp_path / "out")])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "predictions columns" in result.output
+    header, rest = text.split("\n", 1)
+    preds.write_text(header.replace("predicted_rmsf", "prediction") + "\n" + rest)  # renamed
+    with pytest.raises(InputError, match=r"\['predicted_rmsf'\] are missing"):
+        read_predictions(preds)
 
 
 def test_evaluate_refuses_repeated_rows(tmp_path):

@@ -297,6 +297,27 @@ def test_a_resumed_import_with_other_settings_is_refused(mdcath_dir, tmp_path, m
         import_mdcath(mdcath_dir, tmp_path / "other", progress=False)
 
 
+def test_a_users_files_with_the_output_names_are_never_replaced_without_overwrite(
+    mdcath_dir, tmp_path
+):
+    mine = tmp_path / "mydata"
+    (mine / "splits").mkdir(parents=True)
+    for name in ("voxels.hdf5", "rmsf.csv", "config.yaml", "splits/train.txt"):
+        (mine / name).write_text(f"the user's {name}")
+    with pytest.raises(InputError, match=r"no mdCATH import wrote.*--overwrite"):
+        import_mdcath(mdcath_dir, mine, progress=False)
+    for name in ("voxels.hdf5", "rmsf.csv", "config.yaml", "splits/train.txt"):
+        assert (mine / name).read_text() == f"the user's {name}"
+    assert not (mine / ".import").exists()
+    result = CliRunner().invoke(app, ["import", "mdcath", str(mdcath_dir), "-o", str(mine)])
+    assert result.exit_code == 2 and "no mdCATH import wrote" in result.output
+    assert (mine / "rmsf.csv").read_text() == "the user's rmsf.csv"
+    # with --overwrite they are replaced (the user asked)
+    import_mdcath(mdcath_dir, mine, progress=False, overwrite=True, fractions=(0.5, 0.25, 0.25))
+    assert (mine / "import_report.json").is_file()
+    assert (mine / "rmsf.csv").read_text().startswith('"domain_id"')
+
+
 def test_splits_random_grouped_and_from_files(tmp_path):
     domains = [f"d{i:03d}" for i in range(100)]
     a = random_splits(domains, (0.8, 0.1, 0.1), seed=3)
@@ -405,3 +426,21 @@ def test_layout_helper_writes_what_the_importer_reads(mdcath_dir):
         assert g["320/0/rmsf"].shape == (N_RES,) and g["320/0/dssp"].shape == (4, N_RES)
         assert g["320/0/coords"].shape == (4, g.attrs["numProteinAtoms"], 3)
         assert set(g["320"]) == {"0", "1", "2", "3", "4"}
+
+
+def test_a_split_file_matching_no_imported_domain_is_an_error_and_a_rerun_resumes(
+    mdcath_dir, tmp_path
+):
+    bad, good = tmp_path / "bad.txt", tmp_path / "good.txt"
+    bad.write_text("1VII000, 1VII100\n")  # commas and upper case: matches nothing
+    good.write_text("1vii000\n1vii100\n")
+    with pytest.raises(InputError, match=r"train split file .*bad.txt lists 1 ids, none of them"):
+        splits_from_files(["1vii000"], {"train": bad})
+    (tmp_path / "none.txt").write_text("# nothing\n")  # an empty split: allowed
+    assert splits_from_files(["1vii000"], {"train": tmp_path / "none.txt"})[0]["train"] == []
+    out = tmp_path / "set"
+    with pytest.raises(InputError, match=r"bad.txt lists 1 ids.*rerun the same command"):
+        import_mdcath(mdcath_dir, out, progress=False, split_files={"train": bad})
+    assert not (out / "import_report.json").exists()
+    report = import_mdcath(mdcath_dir, out, progress=False, split_files={"train": good})
+    assert report.resumed == 4 and report.splits["train"] == 2

@@ -195,6 +195,40 @@ def test_partial_csv_and_unknown_ids_in_skip_table(tmp_path):
     assert any("split_id_unknown" in w for w in report.warnings)
 
 
+@pytest.mark.parametrize(
+    ("train", "says"),
+    [
+        (["d1, d2"], r"lists 1 ids, none of them a domain .*\['d1, d2'\]"),  # commas
+        (["D1", "D2"], r"lists 2 ids, none of them a domain"),  # other case
+    ],
+)
+def test_a_split_file_matching_no_domain_is_an_error_naming_it(tmp_path, train, says):
+    layout = {"d1": {"A": residues("ALA GLY")}, "d2": {"A": residues("LEU")}}
+    rows = csv_rows("d1", "ALA GLY") + csv_rows("d2", "LEU")
+    with pytest.raises(InputError, match=rf"train split file .*train.txt {says}") as err:
+        _build(tmp_path, layout, rows, splits={"train": train, "val": ["d2"]})
+    assert "CSV's ids are like ['d1', 'd2']" in str(err.value)
+    assert "one domain id a line" in str(err.value) and "case-sensitive" in str(err.value)
+    assert not (tmp_path / "idx.parquet").exists()
+
+
+def test_train_on_an_index_with_an_empty_train_split_says_so(tmp_path):
+    layout = {"d1": {"A": residues("ALA GLY")}, "d2": {"A": residues("LEU")}}
+    rows = csv_rows("d1", "ALA GLY") + csv_rows("d2", "LEU")
+    # no train split file: every listed domain is val or test, train holds nothing
+    report, _, _ = _build(tmp_path, layout, rows, splits={"val": ["d1"], "test": ["d2"]})
+    from voxelflex.config import load_config
+    from voxelflex.engine.data import open_training_data
+    from voxelflex.errors import TrainingError
+
+    config = load_config(None, [f"data.index={report.index_path}", f"output_dir={tmp_path}"])
+    with pytest.raises(TrainingError, match="train split is empty"):
+        open_training_data(config, None, None)
+    # an empty split file is allowed (a small dataset), with a warning naming it
+    report, _, _ = _build(tmp_path / "e", layout, rows, splits={"train": ["d1"], "val": []})
+    assert any("val.txt lists no domain id" in w for w in report.warnings)
+
+
 def test_domain_in_no_split_becomes_predict(tmp_path):
     layout = {"d1": {"A": residues("ALA")}, "d2": {"A": residues("GLY")}}
     rows = csv_rows("d1", "ALA") + csv_rows("d2", "GLY")

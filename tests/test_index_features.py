@@ -3,6 +3,8 @@ standardised in training, required by the checkpoint, scored as physics baseline
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -286,3 +288,49 @@ def test_domain_feature_norm_is_served_alike_by_every_source_and_kept_by_the_mod
     np.testing.assert_allclose(ck.model["feature_mean"].numpy(), 0, atol=1e-5)
     with pytest.raises(SourceError, match="feature_norm must be one of"):
         open_source("hdf5", index, split="train", features=names, feature_norm="chain")
+
+
+def test_a_sidecar_read_with_another_altloc_or_keys_is_refused(featured, tmp_path):
+    """The demo voxel file has no voxelflex record: aposteriori's reading (altloc first, keys
+    aposteriori). A sidecar recording another is refused; one recording none is warned about."""
+    data, _, report, _ = featured
+    sidecar = read_index(report.index_path).meta.fingerprints["features"]["path"]
+    table, _ = read_feature_sidecar(sidecar)
+    args = {"rmsf_csv": data.rmsf_csv, "rmsf_unit": "nm", "progress": False}
+    for altloc, keys, wrong in (("occupancy", "aposteriori", "altloc"), ("first", "icode", "keys")):
+        path = tmp_path / f"{altloc}_{keys}.parquet"
+        write_feature_sidecar(path, [table], altloc=altloc, keys=keys)
+        with pytest.raises(InputError, match=rf"--{wrong} .* \(sidecar\).*--altloc first --keys"):
+            build_index(data.voxel_file, tmp_path / "i.parquet", features=path, **args)
+        assert not (tmp_path / "i.parquet").exists()
+    same = tmp_path / "same.parquet"
+    write_feature_sidecar(same, [table], altloc="first", keys="aposteriori")
+    assert read_feature_sidecar(same)[1].parameters["altloc"] == "first"
+    built = build_index(data.voxel_file, tmp_path / "ok.parquet", features=same, **args)
+    assert not any("--altloc" in w for w in built.warnings)
+    # a sidecar written before the record: read, with a warning naming it
+    assert any("does not record the --altloc" in w for w in report.warnings)
+
+
+def test_voxelize_and_features_with_other_altloc_are_refused_at_index_build(tmp_path):
+    from typer.testing import CliRunner
+
+    from voxelflex.cli.main import app
+
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "1vii.pdb.gz").write_bytes(
+        (Path(__file__).parent / "data" / "structures" / "1vii.pdb.gz").read_bytes()
+    )
+    run = CliRunner().invoke
+    flags = ["--no-progress"]
+    assert run(app, ["voxelize", str(src), "-o", str(tmp_path / "v.hdf5"), *flags]).exit_code == 0
+    occ = ["features", str(src), "-o", str(tmp_path / "occ.parquet"), "--altloc", "occupancy"]
+    assert run(app, [*occ, *flags]).exit_code == 0
+    result = run(
+        app,
+        ["index", "build", "--voxel-file", str(tmp_path / "v.hdf5"), "--features",
+         str(tmp_path / "occ.parquet"), "-o", str(tmp_path / "i.parquet"), *flags],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--altloc occupancy (sidecar) vs first (voxel file)" in result.output

@@ -183,6 +183,14 @@ def test_csv_missing_columns_named(tmp_path):
         read_rmsf_csv(path)
 
 
+@pytest.mark.parametrize("twice", ["target_rmsf", "dssp"])
+def test_csv_column_named_twice_is_refused_naming_it(tmp_path, twice):
+    header = f"domain_id,resid,resname,temperature_feature,target_rmsf,dssp,{twice}"
+    path = write_csv(tmp_path / "r.csv", [("d1", 1, "ALA", 320, 0.1, "H", "0.2")], header=header)
+    with pytest.raises(InputError, match=rf"r\.csv: the header names column\(s\) \['{twice}'\]"):
+        read_rmsf_csv(path)
+
+
 def test_csv_unparsable_value_names_line_and_value(tmp_path):
     path = write_csv(
         tmp_path / "r.csv", [("d1", 1, "ALA", 320, 0.1), ("d1", "2b", "ALA", 320, 0.1)]

@@ -22,7 +22,7 @@ from voxelflex.analysis import predict as predict_module
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.importance import importance_for_rows, permutation_importance
 from voxelflex.analysis.predict import predict
-from voxelflex.analysis.predictions import read_predictions
+from voxelflex.analysis.predictions import checkpoint_sha256, read_predictions
 from voxelflex.analysis.temperatures import parse_sweep
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
@@ -224,6 +224,9 @@ def test_evaluate_with_importance_through_a_checkpoint(
         preds.path, n_shuffles=1, config=load_config(None, ["predict.residues_per_batch=64"])
     )
     m = report.metrics
+    sha = checkpoint_sha256(checkpoint)  # which model made the predictions and the importance
+    assert read_predictions(preds.path)[1].checkpoint_sha256 == sha
+    assert m["checkpoint"]["sha256"] == sha == m["permutation_importance"]["checkpoint"]["sha256"]
     assert report.path.name == "evaluation_metrics_test.json"
     imp = m["permutation_importance"]
     assert imp["n_rows"] == preds.n_rows  # the predicted domain's rows, once each

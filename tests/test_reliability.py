@@ -342,7 +342,7 @@ def test_existing_outputs_are_refused_unless_resumed_or_overwritten(small, tmp_p
     # the demo owns its folder, but not a folder it did not make
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    result = _cli("demo", "--output", tmp_path / "mine", "--domains", "3", "--epochs", "1")
+    result = _cli("demo", "--output", tmp_path / "mine", "--domains", "6", "--epochs", "1")
     assert result.exit_code == 2 and "did not write" in result.output
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 

@@ -46,6 +46,7 @@ __all__ = [
     "config_to_yaml",
     "default_value",
     "load_config",
+    "parse_config_yaml",
 ]
 
 
@@ -622,15 +623,67 @@ def _nest(dotted: str, value: Any) -> dict:
     return out
 
 
+class _ConfigYamlError(Exception):
+    """A config file's YAML that parses but would be misread; the message lacks the file."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what YAML would silently misread in a config file: a key twice
+    in one mapping (the last would win) and an integer with a leading zero (YAML 1.1 reads
+    ``010`` as octal 8, while ``--set`` overrides read it as 10)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                line = key_node.start_mark.line + 1
+                first = seen.setdefault((key_node.tag, key_node.value), line)
+                if first != line:
+                    raise _ConfigYamlError(
+                        f"config key {key_node.value!r} appears twice (lines {first} and "
+                        f"{line}), and YAML would keep only the last; merge them into one"
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node)
+        if re.fullmatch(r"[-+]?0[0-9_]+", text):
+            raise _ConfigYamlError(
+                f"line {node.start_mark.line + 1}: the number {text} has a leading zero, which "
+                f"YAML reads as octal ({super().construct_yaml_int(node)}); write "
+                f"{int(text.replace('_', ''), 10)}, or quote it ('{text}') for text"
+            )
+        return super().construct_yaml_int(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
+
+def parse_config_yaml(text: str, path: str | Path) -> Any:
+    """Parse a config file's text (``{}`` when empty) with :class:`_StrictLoader`.
+
+    Raises
+    ------
+    ConfigError
+        Not valid YAML (line and column), a key twice in one mapping, or an integer with a
+        leading zero; naming ``path``.
+    """
+    try:
+        return yaml.load(text, Loader=_StrictLoader) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except _ConfigYamlError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    return parse_config_yaml(text, path)
 
 
 def load_config(

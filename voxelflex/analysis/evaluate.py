@@ -26,7 +26,7 @@ from voxelflex.analysis.baselines import (
     fit_temperature_lines,
 )
 from voxelflex.analysis.importance import importance_for_rows
-from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
+from voxelflex.analysis.predictions import PredictionsMeta, checkpoint_sha256, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import codes, repeated_keys, strings
@@ -431,6 +431,7 @@ def evaluate(
         overwrite=overwrite,
         what="metrics file",
     )
+    used = _check_checkpoint(checkpoint, meta, predictions) if importance else None
     with command_log(out, "evaluate"):
         metrics = prediction_metrics(table, ec.accessibility_bins)
         if metrics["n_rows"] == 0:
@@ -450,6 +451,8 @@ def evaluate(
             "rmsf_unit": meta.rmsf_unit,
             "target_norm": meta.target_norm,
             "predictions": str(predictions),
+            # the model that made the predictions, as the predictions file records it
+            "checkpoint": {"path": meta.checkpoint, "sha256": meta.checkpoint_sha256},
             **metrics,
         }
         if meta.target_norm != "global":
@@ -486,9 +489,42 @@ def evaluate(
             seed=seed,
             config=config,
         )
+        if used is not None and "skipped" not in metrics["permutation_importance"]:
+            metrics["permutation_importance"]["checkpoint"] = used
         atomic_write_text(out, json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
         log.info("evaluation metrics written to %s", out)
         return EvaluationReport(path=out, metrics=_jsonable(metrics))
+
+
+def _check_checkpoint(checkpoint: Path, meta: PredictionsMeta, predictions: Path) -> dict | None:
+    """The checkpoint permutation importance will use (path and SHA-256), when it is the one
+    that made the predictions.
+
+    Raises
+    ------
+    InputError
+        ``checkpoint`` (``-c``, or the recorded path, where a later training may have written
+        another model) is not the file the predictions file records.
+    """
+    if not checkpoint.is_file():
+        return None  # importance is skipped with the reason
+    sha = checkpoint_sha256(checkpoint)
+    if meta.checkpoint_sha256 is None:
+        log.warning(
+            "%s does not record which checkpoint file made it (written by an earlier voxelflex):"
+            " permutation importance uses %s without checking that it is that model",
+            predictions,
+            checkpoint,
+        )
+    elif sha != meta.checkpoint_sha256:
+        raise InputError(
+            f"checkpoint {checkpoint} (sha256 {sha[:12]}…) is not the model that made "
+            f"{predictions} ({meta.checkpoint}, sha256 {meta.checkpoint_sha256[:12]}…; replaced "
+            "since, e.g. by another training into the same run folder?): permutation importance "
+            "would score another model. Pass -c with the checkpoint that made the predictions, "
+            "rerun `voxelflex predict` with this one, or pass --no-importance"
+        )
+    return {"path": str(checkpoint.resolve()), "sha256": sha}
 
 
 def _importance(meta: PredictionsMeta, rows: pa.Table, *, enabled: bool, **kwargs) -> dict:

@@ -10,6 +10,7 @@ takes them as they are; the same JSON sits beside them in ``<name>.csv.json``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "RESIDUE_KEY",
     "PredictionsMeta",
     "assemble_predictions",
+    "checkpoint_sha256",
     "predictions_format",
     "read_predictions",
     "sidecar_path",
@@ -77,6 +79,10 @@ class PredictionsMeta:
         Unit of ``predicted_rmsf`` and ``target_rmsf`` (``"nm"`` or ``"angstrom"``).
     checkpoint : str
         Checkpoint path used.
+    checkpoint_sha256 : str or None
+        SHA-256 of that checkpoint file (:func:`checkpoint_sha256`), so ``evaluate`` can tell
+        whether the file at ``checkpoint`` is still the model that made the predictions; None in
+        files written before it was recorded.
     index : str
         Index path the residues (and targets) came from.
     splits : list of str
@@ -106,6 +112,7 @@ class PredictionsMeta:
     model: str = ""
     columns: dict = field(default_factory=lambda: dict(COLUMN_DOCS))
     target_norm: str = "global"  # absent from files written before it existed: they are global
+    checkpoint_sha256: str | None = None  # absent from files written before it existed
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -197,6 +204,15 @@ def _with_meta(table: pa.Table, meta: PredictionsMeta) -> pa.Table:
     return table.replace_schema_metadata(md)
 
 
+def checkpoint_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a checkpoint file: which model made a predictions file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def predictions_format(path: str | Path) -> str:
     """``"parquet"`` or ``"csv"`` from the suffix of a predictions path; InputError otherwise."""
     suffix = Path(path).suffix.lower().lstrip(".")
@@ -248,8 +264,32 @@ _CSV_TYPES = {
 }
 
 
+# The columns every reader needs (assemble_predictions writes them all); ``extrapolated`` and
+# OPTIONAL_COLUMNS may be absent.
+REQUIRED_COLUMNS = tuple(
+    c for c in COLUMN_DOCS if c not in OPTIONAL_COLUMNS and c != "extrapolated"
+)
+
+
+def _require_columns(table: pa.Table, path: Path) -> pa.Table:
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{path}: predictions columns {missing} are missing (found {table.column_names}); "
+            "pass the file `voxelflex predict` wrote, unchanged (a CSV saved again must keep "
+            "commas as separators and every column)"
+        )
+    return table
+
+
 def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
-    """Read a predictions file written by :func:`write_predictions` (Parquet or CSV)."""
+    """Read a predictions file written by :func:`write_predictions` (Parquet or CSV).
+
+    Raises
+    ------
+    InputError
+        A missing file, no voxelflex metadata, or a required column missing.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: predictions file not found; run `voxelflex predict` first")
@@ -270,7 +310,7 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
                 for f in table.schema
             }
         )
-        return table, PredictionsMeta.from_json(raw, where=str(path))
+        return _require_columns(table, path), PredictionsMeta.from_json(raw, where=str(path))
     sidecar = sidecar_path(path)
     with open(path, encoding="utf-8") as fh:
         first = fh.readline()
@@ -287,14 +327,22 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
             "beside the CSV, pass the Parquet predictions instead (metadata in the file), or "
             f"rerun `voxelflex predict -o {path.name}`"
         )
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(skip_rows=skip),
-        convert_options=pacsv.ConvertOptions(
-            column_types=_CSV_TYPES, strings_can_be_null=False, quoted_strings_can_be_null=False
-        ),
-    )
-    return table, meta
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=skip),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_CSV_TYPES,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise InputError(
+            f"{path}: not a readable predictions CSV ({exc}); pass the file `voxelflex predict` "
+            "wrote, unchanged"
+        ) from exc
+    return _require_columns(table, path), meta
 
 
 def write_outputs(
@@ -324,6 +372,7 @@ def write_outputs(
     meta = PredictionsMeta(
         rmsf_unit=ck.meta.rmsf_unit,
         checkpoint=str(Path(checkpoint).resolve()),
+        checkpoint_sha256=checkpoint_sha256(checkpoint),
         index=index,
         splits=splits,
         temperatures=[float(t) for t in temperatures],

@@ -22,7 +22,7 @@ def demo(
     domains: Annotated[
         int,
         typer.Option(
-            min=6, help="Generated domains (30-70 residues); at least 6, for three splits."
+            min=6, help="Generated domains (30-70 residues; at least 6: train, val and test)."
         ),
     ] = _DEFAULT.n_domains,
     epochs: Annotated[

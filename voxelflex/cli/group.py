@@ -1,21 +1,47 @@
 """The command-group class every ``voxelflex`` Typer app uses, and the earlier names.
 
-Errors become one-line messages (exit status 2); help is plain text wrapped to the terminal,
-nothing cut off at 80 columns, with the earlier VoxelFlex's command names listed after the main
-commands.
+Errors become one-line messages (exit status 2), also the OSErrors of a location the user
+cannot write (permissions, a read-only file system, a full disk); help is plain text wrapped to
+the terminal, nothing cut off at 80 columns, with the earlier VoxelFlex's command names listed
+after the main commands.
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 import typer
 from typer.core import TyperGroup
 
 from voxelflex.errors import VoxelflexError
 
-__all__ = ["ALIASES", "VoxelflexGroup", "command_group"]
+__all__ = ["ALIASES", "VoxelflexGroup", "command_group", "file_system_message"]
 
 # The earlier VoxelFlex's command names → the command each now runs.
 ALIASES = {"preprocess": "index build", "visualize": "plot"}
+
+
+# errno → what it means for the user and the fix; the OSErrors the CLI turns into messages.
+_FILE_SYSTEM_ERRORS = {
+    errno.EACCES: "permission denied; choose a folder you may write to (or read, for an input)",
+    errno.EPERM: "operation not permitted; choose a folder you may write to",
+    errno.EROFS: "the file system is read-only; choose a writable output folder",
+    errno.ENOSPC: "no space left on the device; free space or choose an output folder on "
+    "another disk",
+    errno.EDQUOT: "disk quota exceeded; free space or choose an output folder on another disk",
+}
+
+
+def file_system_message(exc: OSError) -> str | None:
+    """A one-paragraph message for an OSError of :data:`_FILE_SYSTEM_ERRORS` (None otherwise),
+    naming the file when the error does."""
+    fix = _FILE_SYSTEM_ERRORS.get(exc.errno)
+    if fix is None:
+        return None
+    verb = "cannot access" if exc.errno in (errno.EACCES, errno.EPERM) else "cannot write"
+    where = f"{verb} {exc.filename}" if exc.filename else "a file operation failed"
+    return f"{where} ({exc.strerror or os.strerror(exc.errno)}): {fix}"
 
 
 class VoxelflexGroup(TyperGroup):
@@ -28,6 +54,14 @@ class VoxelflexGroup(TyperGroup):
             # typer.Exit, not a ClickException: typer >= 0.26 vendors click and would box
             # (and re-wrap) the message with rich.
             typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(2) from exc
+        except OSError as exc:
+            # A location the user chose that cannot be written (or read): permissions, a
+            # read-only file system, a full disk. Any other OSError may be a bug: traced back.
+            message = file_system_message(exc)
+            if message is None:
+                raise
+            typer.secho(f"error: {message}", err=True, fg="red")
             raise typer.Exit(2) from exc
 
     def format_commands(self, ctx, formatter) -> None:

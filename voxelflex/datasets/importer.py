@@ -165,7 +165,8 @@ def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
     ------
     InputError
         ``out`` holds a finished import (without ``overwrite``), an interrupted import with
-        other settings (without ``overwrite``), or files an import did not write.
+        other settings (without ``overwrite``), files an import did not write, or files with
+        an import's output names but no import's record (without ``overwrite``).
     """
     state = out / STATE_DIR
     ours = {*OUTPUTS.values(), STATE_DIR}
@@ -182,6 +183,19 @@ def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
             "choose a new or empty --output folder"
         )
     settings_file = state / "settings.json"
+    # An output name counts as this importer's own only where an import left its record: the
+    # settings of an interrupted one, or the report of a finished one. Without either, a
+    # voxels.hdf5 or rmsf.csv there is the user's dataset, never replaced silently.
+    if not overwrite and not settings_file.is_file() and not (out / REPORT).exists():
+        theirs = sorted(
+            e.name for e in (out.iterdir() if out.is_dir() else ()) if e.name in OUTPUTS.values()
+        )
+        if theirs:
+            raise InputError(
+                f"{out} already holds {', '.join(theirs)} that no mdCATH import wrote (no "
+                f"{REPORT} or {STATE_DIR}/settings.json there); choose a new or empty --output "
+                "folder, or pass --overwrite to replace them"
+            )
     wanted = json.loads(json.dumps(settings.to_dict()))  # as the file holds them: lists
     if overwrite:
         for name in ours:
@@ -414,7 +428,7 @@ def _assemble(
             f"{dict(reasons)}; each is listed in {paths['skipped']})"
         ) from None
     t1 = time.perf_counter()
-    write_feature_sidecar(paths["features"], features)
+    write_feature_sidecar(paths["features"], features, altloc="first", keys="aposteriori")
     table = pa.concat_tables(rows)
     atomic_write_csv(table, paths["rmsf_csv"])
     domains = sorted(seen)

@@ -131,7 +131,7 @@ def splits_from_files(
     Raises
     ------
     InputError
-        A domain in two files (named).
+        A domain in two files (named), or a split file whose ids are none of them imported.
     """
     present = set(domains)
     splits, absent, seen = {}, {}, {}
@@ -151,5 +151,12 @@ def splits_from_files(
                 )
         splits[name] = sorted(d for d in set(listed) if d in present)
         absent[name] = sorted(d for d in set(listed) if d not in present)
+        if listed and not splits[name]:
+            raise InputError(
+                f"{name} split file {path} lists {len(listed)} ids, none of them an imported "
+                f"domain (its first: {listed[:3]}); imported domains are like "
+                f"{sorted(present)[:3]}. Write one domain id a line (ids are case-sensitive) "
+                "and rerun the same command: the imported domains are kept and not redone"
+            )
     unassigned = sorted(present - set(seen))
     return splits, unassigned, absent

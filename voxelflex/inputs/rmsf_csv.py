@@ -224,6 +224,12 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
             f"{path}: required columns {missing} are missing (found {columns}); the RMSF CSV "
             f"needs {list(REQUIRED_COLUMNS)}"
         )
+    repeated = sorted({c for c in columns if columns.count(c) > 1 and c})
+    if repeated:
+        raise InputError(
+            f"{path}: the header names column(s) {repeated} more than once (found {columns}); "
+            "keep one column of each name (rename or delete the other)"
+        )
     t = _read(path, columns)
     t = t.append_column("line", pa.array(_file_lines(path, t.num_rows)))
     if "chain" not in columns:

@@ -40,6 +40,7 @@ neighbouring copies in the crystal (``lattice``, :mod:`voxelflex.structure.cryst
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -881,7 +882,12 @@ def _refuse_repeated_keys(table: pa.Table, path: str | os.PathLike) -> None:
 
 
 def write_feature_sidecar(
-    path: str | os.PathLike, tables: Iterable[pa.Table], meta: FeatureMeta | None = None
+    path: str | os.PathLike,
+    tables: Iterable[pa.Table],
+    meta: FeatureMeta | None = None,
+    *,
+    altloc: str | None = None,
+    keys: str | None = None,
 ) -> int:
     """Write the feature sidecar Parquet atomically; return the number of rows.
 
@@ -893,6 +899,9 @@ def write_feature_sidecar(
         :func:`feature_table` outputs, one per domain.
     meta : FeatureMeta, optional
         Defaults to this module's definitions.
+    altloc, keys : str, optional
+        The reading of the structures (``--altloc``, ``--keys``), recorded in the parameters
+        so that ``index build --features`` can refuse a voxel file read another way.
 
     Raises
     ------
@@ -900,6 +909,9 @@ def write_feature_sidecar(
         A table without the sidecar columns, or a (domain, chain, resid_str) key twice.
     """
     meta = meta or FeatureMeta()
+    rule = {k: v for k, v in (("altloc", altloc), ("keys", keys)) if v is not None}
+    if rule:
+        meta = dataclasses.replace(meta, parameters={**meta.parameters, **rule})
     schema = _schema(f.name for f in meta.features)
     parts = []
     for t in tables:

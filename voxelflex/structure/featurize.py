@@ -135,7 +135,7 @@ def featurize_files(
         atomic_write_text(skipped_csv, buffer.getvalue())
     if not tables:
         raise InputError(f"none of {len(files)} structure file(s) could be read; see {skipped_csv}")
-    rows = write_feature_sidecar(out_path, tables)
+    rows = write_feature_sidecar(out_path, tables, altloc=altloc, keys=keys)
     return FeaturizeReport(
         out_path=out_path,
         skipped_csv=skipped_csv,

@@ -553,7 +553,7 @@ def voxelize_files(
     rows.extend(("", s) for s in written.skipped)
     _write_skips(skipped_csv, rows)
     if features_path is not None:
-        write_feature_sidecar(features_path, tables)
+        write_feature_sidecar(features_path, tables, altloc=altloc, keys=keys)
     return VoxelizeReport(
         out_path=out_path,
         skipped_csv=skipped_csv,
