@@ -154,6 +154,16 @@ def test_plot_baselines_from_metrics_json(tmp_path):
     assert data.num_rows == 2 * len(TEMPS)
 
 
+def test_wrong_history_or_metrics_files_are_clear_errors_before_any_plot(tmp_path):
+    preds = _write(tmp_path, _predictions())
+    history = _history_file(tmp_path)
+    with pytest.raises(InputError, match=r"not evaluation metrics .*evaluation_metrics_<split>"):
+        plot(tmp_path / "vis", predictions=preds, metrics=history)  # the history, not metrics
+    assert not (tmp_path / "vis").exists()
+    with pytest.raises(InputError, match=r"cannot read training history"):
+        plot(tmp_path / "vis", history=preds)  # a Parquet file is not JSON text
+
+
 def test_residue_choice_and_errors():
     table = _predictions()
     specs = choose_residues(table, "1aaaA00", k=3)

@@ -267,7 +267,7 @@ def plot(
         )
     if predictions is not None:
         loaded = loaded or read_predictions(predictions)
-    metrics_dict = json.loads(Path(metrics).read_text()) if metrics and loaded else None
+    metrics_dict = _read_metrics(Path(metrics)) if metrics and loaded else None
     if metrics_dict is not None:
         metrics_dict = _same_split(
             metrics_dict, Path(metrics), Path(predictions), loaded[1], explicit=explicit_metrics
@@ -313,6 +313,18 @@ def _choice(run_dir: Path, predictions: Path | None) -> str | None:
     return f"predictions: {predictions} (split {_split_of(predictions, 'predictions_')})" + (
         f"; not plotted: {', '.join(others)} (choose one with --predictions)" if others else ""
     )
+
+
+def _read_metrics(path: Path) -> dict:
+    """The evaluation metrics JSON at ``path``, checked before any plot is written."""
+    fix = "pass the evaluation_metrics_<split>.json that `voxelflex evaluate` wrote"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read evaluation metrics ({exc}); {fix}") from None
+    if not isinstance(metrics, dict):  # e.g. a training history (a list of epochs)
+        raise InputError(f"{path} is not evaluation metrics (a {type(metrics).__name__}); {fix}")
+    return metrics
 
 
 def _same_split(

@@ -40,7 +40,7 @@ def history_table(history: str | Path | dict | list) -> pa.Table:
     if isinstance(history, str | Path):
         try:
             history = json.loads(Path(history).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all
             raise InputError(
                 f"{where}: cannot read training history ({exc}); pass the "
                 "training_history.json that `voxelflex train` wrote"
