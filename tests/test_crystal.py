@@ -1,15 +1,13 @@
 """The crystal neighbours of a structure (``wcn_lattice``) against a brute-force lattice, and the
 cell, space group and method read from PDB and mmCIF files."""
 
-import gzip
 import itertools
+import logging
 from pathlib import Path
 
 import gemmi
 import numpy as np
-import pytest
 
-from voxelflex.errors import InputError
 from voxelflex.structure import read_structure
 from voxelflex.structure.crystal import Crystal, lattice_neighbours
 from voxelflex.structure.features import LATTICE_CUTOFF, compute_features
@@ -39,7 +37,9 @@ def _brute_force(ca: np.ndarray, crystal: Crystal) -> np.ndarray:
 
 def test_lattice_contacts_equal_a_brute_force_sum_over_the_lattice():
     s = read_structure(STRUCTURES / "1a8o.pdb.gz")  # P 43 21 2, 8 operators
-    assert s.crystal == Crystal((41.98, 41.98, 88.92, 90.0, 90.0, 90.0), "P 43 21 2", XRAY)
+    assert s.crystal.cell == (41.98, 41.98, 88.92, 90.0, 90.0, 90.0)
+    assert (s.crystal.space_group, s.crystal.method) == ("P 43 21 2", XRAY)
+    assert s.crystal.fractional[:3] == (0.023821, 0.0, 0.0)  # SCALE1, the standard frame
     atoms = s.resolved()
     f = compute_features(atoms, where="1a8o", crystal=s.crystal)
     ca = atoms[(atoms.atom_name == "CA") & np.isin(atoms.res_id, f.resnum)].coord.astype(float)
@@ -68,26 +68,49 @@ def test_pdb_and_mmcif_of_one_crystal_agree_and_a_cell_translation_changes_nothi
     np.testing.assert_allclose(c, a, rtol=1e-4)
 
 
-def test_placeholder_cells_and_unusable_crystals():
+def test_placeholder_cells_and_unusable_crystals(caplog):
     nmr = read_structure(STRUCTURES / "1vii.pdb.gz")  # CRYST1 1 1 1 P 1, SOLUTION NMR
     assert nmr.crystal.method == "SOLUTION NMR" and not nmr.crystal.is_crystal
     assert not compute_features(nmr.resolved(), crystal=nmr.crystal).column("wcn_lattice").any()
-    assert read_structure(STRUCTURES / "1bd2t.pdb").crystal is None  # no CRYST1 record
+    assert read_structure(STRUCTURES / "1bd2t.pdb").crystal is None  # no CRYST1, no EXPDTA
     xyz = np.zeros((3, 3))
-    with pytest.raises(InputError, match=r"x\.pdb: a X-RAY DIFFRACTION structure .*'Q 9'.*CRYST1"):
-        lattice_neighbours(
-            xyz, Crystal((40.0, 40, 40, 90, 90, 90), "Q 9", XRAY), 20.0, where="x.pdb"
-        )
-    with pytest.raises(InputError, match=r"cell \(1\.0, 1, 1"):
-        lattice_neighbours(xyz, Crystal((1.0, 1, 1, 90, 90, 90), "P 1", XRAY), 20.0, where="x")
+    fibre = Crystal((1.0, 1, 1, 90, 90, 90), "P 1", "FIBER DIFFRACTION")  # no 3D lattice
+    assert not fibre.is_crystal and not lattice_neighbours(xyz, fibre, 20.0, where="f").size
     assert lattice_neighbours(xyz, None, 20.0, where="x").shape == (0, 3)
+    # a crystal structure whose lattice cannot be built has no known neighbours, and says so
+    unusable = {
+        "'Q 9'": Crystal((40.0, 40, 40, 90, 90, 90), "Q 9", XRAY),
+        "cell None": Crystal(None, "", XRAY),  # X-ray without CRYST1 (the real set's 1osm)
+        "cell (1.0, 1, 1": Crystal((1.0, 1, 1, 90, 90, 90), "P 1", XRAY),
+        "no experimental method": Crystal((40.0, 40, 40, 90, 90, 90), "P 21 21 21", ""),
+    }
+    for text, crystal in unusable.items():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="voxelflex.structure.crystal"):
+            assert lattice_neighbours(xyz, crystal, 20.0, where="x.pdb").shape == (0, 3)
+        assert "x.pdb:" in caplog.text and text in caplog.text and "wcn_lattice is 0" in caplog.text
 
 
-def test_a_crystal_file_with_a_broken_space_group_is_skipped_with_its_reason(tmp_path):
-    with gzip.open(STRUCTURES / "1a8o.pdb.gz", "rt") as f:
-        text = f.read().replace("P 43 21 2 ", "P 99 99 9 ")
-    path = tmp_path / "bad.pdb"
-    path.write_text(text)
-    s = read_structure(path)
-    with pytest.raises(InputError, match=r"bad\.pdb: .*'P 99 99 9'"):
-        compute_features(s.resolved(), where=str(path), crystal=s.crystal)
+def test_rhombohedral_axes_and_a_structure_in_its_own_frame(tmp_path):
+    """R 3 on rhombohedral axes (a = b = c, α = β = γ ≠ 90°) is not R 3 on hexagonal axes; a
+    structure written in another frame than the cell's standard one says so in SCALEn."""
+    s = read_structure(STRUCTURES / "1a8o.pdb.gz")
+    atoms = s.resolved()
+    ca = atoms[atoms.atom_name == "CA"].coord.astype(float)
+    rhombo = Crystal((45.0, 45.0, 45.0, 70.0, 70.0, 70.0), "R 3", XRAY)
+    got = lattice_neighbours(ca, rhombo, LATTICE_CUTOFF, where="r")
+    explicit = Crystal(rhombo.cell, "R 3:R", XRAY)
+    np.testing.assert_allclose(
+        np.sort(got, axis=0), np.sort(lattice_neighbours(ca, explicit, 20.0, where="r"), axis=0)
+    )
+    # rotate the molecule 30° about z and write the matching SCALE: the same crystal
+    c, sn = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    rot = np.array([[c, -sn, 0], [sn, c, 0], [0, 0, 1]])
+    standard = np.array(gemmi.UnitCell(*s.crystal.cell).frac.mat.tolist())
+    own = standard @ rot.T  # fractional of a rotated point = standard fractional of the original
+    rotated = Crystal(s.crystal.cell, s.crystal.space_group, XRAY, (*own.ravel(), 0.0, 0.0, 0.0))
+    moved = atoms.copy()
+    moved.coord = (atoms.coord.astype(float) @ rot.T).astype(np.float32)
+    a = compute_features(atoms, crystal=s.crystal).column("wcn_lattice")
+    b = compute_features(moved, crystal=rotated).column("wcn_lattice")
+    np.testing.assert_allclose(b, a, rtol=1e-4)

@@ -14,14 +14,15 @@ periodic box that is not a crystal. Such files have no lattice neighbours.
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
 
 import gemmi
 import numpy as np
 
-from voxelflex.errors import InputError
-
 __all__ = ["Crystal", "lattice_neighbours", "read_cif_crystal", "read_pdb_crystal"]
+
+log = logging.getLogger(__name__)
 
 _CRYSTAL_METHODS = ("DIFFRACTION", "CRYSTALLOGRAPHY")
 _CRYST1_COLUMNS = ((6, 15), (15, 24), (24, 33), (33, 40), (40, 47), (47, 54))  # a b c α β γ
@@ -33,46 +34,67 @@ class Crystal:
 
     Attributes
     ----------
-    cell : tuple of float
-        a, b, c (Å) and alpha, beta, gamma (degrees).
+    cell : tuple of float or None
+        a, b, c (Å) and alpha, beta, gamma (degrees); None when the file states none.
     space_group : str
         Hermann–Mauguin symbol as written (``"P 21 21 21"``).
     method : str
         Experimental method as written (``"X-RAY DIFFRACTION"``), ``""`` when none is stated.
+    fractional : tuple of float or None
+        The file's own orthogonal → fractional transform (PDB ``SCALEn``, mmCIF
+        ``_atom_sites.fract_transf_*``): 3 × 3 matrix row by row, then the vector; None when
+        not stated.
     """
 
-    cell: tuple[float, float, float, float, float, float]
+    cell: tuple[float, float, float, float, float, float] | None
     space_group: str
     method: str
+    fractional: tuple[float, ...] | None = None
 
     @property
     def is_crystal(self) -> bool:
-        """True when the method is a diffraction or crystallography method."""
-        return any(m in self.method.upper() for m in _CRYSTAL_METHODS)
+        """True when the method is a diffraction or crystallography method on a 3D crystal
+        (fibre diffraction has no 3D lattice)."""
+        method = self.method.upper()
+        return "FIBER" not in method and any(m in method for m in _CRYSTAL_METHODS)
 
 
 def read_pdb_crystal(text: str) -> Crystal | None:
-    """The ``CRYST1`` cell and space group and the first ``EXPDTA`` method of PDB ``text``;
-    None without a ``CRYST1`` record."""
+    """The ``CRYST1`` cell and space group, ``SCALEn`` and the first ``EXPDTA`` method of PDB
+    ``text``; None when it states neither a cell nor a method."""
     cryst = method = None
+    scale = {}
     for line in text.splitlines():
         if cryst is None and line.startswith("CRYST1"):
             cryst = line
         elif method is None and line.startswith("EXPDTA"):
             method = line[10:79].strip()
+        elif line.startswith(("SCALE1", "SCALE2", "SCALE3")):
+            scale[line[5]] = line
         if line.startswith(("ATOM  ", "HETATM")):
-            break  # both are header records
-    if cryst is None:
+            break  # all are header records
+    cell = None
+    if cryst is not None:
+        try:
+            cell = tuple(float(cryst[i:j]) for i, j in _CRYST1_COLUMNS)
+        except ValueError:
+            cell = None  # a malformed CRYST1 is no cell (a crystal structure then warns)
+    if cell is None and method is None:
         return None
-    try:
-        cell = tuple(float(cryst[i:j]) for i, j in _CRYST1_COLUMNS)
-    except ValueError:
-        return None  # a malformed CRYST1: read as no cell (is_crystal files then refuse, below)
-    return Crystal(cell=cell, space_group=cryst[55:66].strip(), method=method or "")
+    fractional = None
+    if len(scale) == 3:
+        try:
+            rows = [[float(scale[k][i : i + 10]) for i in (10, 20, 30)] for k in "123"]
+            fractional = (*(v for r in rows for v in r), *(float(scale[k][45:55]) for k in "123"))
+        except ValueError:
+            fractional = None
+    group = cryst[55:66].strip() if cell is not None else ""
+    return Crystal(cell=cell, space_group=group, method=method or "", fractional=fractional)
 
 
 def read_cif_crystal(block) -> Crystal | None:
-    """The cell, space group and first method of a biotite ``CIFBlock``; None without a cell."""
+    """The cell, space group, fractional transform and first method of a biotite ``CIFBlock``;
+    None when it states neither a cell nor a method."""
 
     def item(category: str, name: str) -> str | None:
         try:
@@ -81,16 +103,50 @@ def read_cif_crystal(block) -> Crystal | None:
             return None
         return None if value in (".", "?") else value
 
-    lengths = [item("cell", f"length_{x}") for x in "abc"]
-    angles = [item("cell", f"angle_{x}") for x in ("alpha", "beta", "gamma")]
-    if None in lengths or None in angles:
+    def numbers(category: str, names: list[str]) -> tuple[float, ...] | None:
+        values = [item(category, n) for n in names]
+        try:
+            return None if None in values else tuple(float(v) for v in values)
+        except ValueError:
+            return None
+
+    cell = numbers(
+        "cell", [f"length_{x}" for x in "abc"] + [f"angle_{x}" for x in ("alpha", "beta", "gamma")]
+    )
+    method = item("exptl", "method")
+    if cell is None and method is None:
         return None
     group = item("symmetry", "space_group_name_H-M") or item("space_group", "name_H-M_alt") or ""
-    try:
-        cell = tuple(float(v) for v in (*lengths, *angles))
-    except ValueError:
-        return None
-    return Crystal(cell=cell, space_group=group, method=item("exptl", "method") or "")
+    fractional = numbers(
+        "atom_sites",
+        [f"fract_transf_matrix[{i}][{j}]" for i in "123" for j in "123"]
+        + [f"fract_transf_vector[{i}]" for i in "123"],
+    )
+    return Crystal(cell=cell, space_group=group, method=method or "", fractional=fractional)
+
+
+def _transforms(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
+    """Orthogonal → fractional as (3 × 3 matrix, vector): the file's own (SCALEn) where it is
+    not the standard one of the cell (a structure in another frame), else the standard one."""
+    standard = np.array(gemmi.UnitCell(*crystal.cell).frac.mat.tolist())
+    if crystal.fractional is not None:
+        own = np.array(crystal.fractional[:9]).reshape(3, 3)
+        vector = np.array(crystal.fractional[9:])
+        if not np.allclose(own, standard, rtol=1e-3, atol=1e-5) or np.abs(vector).max() > 1e-4:
+            return own, vector
+    return standard, np.zeros(3)
+
+
+def _unstated_crystal(crystal: Crystal | None) -> bool:
+    """A real cell and a space group other than P 1 but no method: a crystal structure whose
+    header was stripped (a simulation box is P 1)."""
+    return (
+        crystal is not None
+        and not crystal.method
+        and crystal.cell is not None
+        and min(crystal.cell[:3]) > 1.0
+        and crystal.space_group.replace(" ", "") not in ("", "P1")
+    )
 
 
 def lattice_neighbours(
@@ -100,7 +156,8 @@ def lattice_neighbours(
 
     Every space-group operator with every lattice translation that brings a copy within
     ``cutoff`` of the atoms' bounding box, except the file's own copy (the identity without
-    translation).
+    translation). A crystal structure whose cell or space group cannot be used has no known
+    neighbours: a warning names the file and the fix.
 
     Parameters
     ----------
@@ -111,33 +168,44 @@ def lattice_neighbours(
     cutoff : float
         Å.
     where : str
-        The file, for errors.
+        The file, for the warning.
 
     Returns
     -------
     numpy.ndarray of float64, shape (M, 3)
         Neighbour positions within ``cutoff`` of the bounding box of ``xyz`` (a superset of
         those within ``cutoff`` of an atom).
-
-    Raises
-    ------
-    InputError
-        A crystal structure whose cell or space group cannot be used.
     """
     if crystal is None or not crystal.is_crystal or not len(xyz):
+        if _unstated_crystal(crystal):
+            log.warning(
+                "%s: a cell and space group %r but no experimental method: read as no crystal, "
+                "wcn_lattice is 0; if it is a crystal structure, add EXPDTA X-RAY DIFFRACTION "
+                "(mmCIF: _exptl.method)",
+                where,
+                crystal.space_group,
+            )
         return np.zeros((0, 3))
-    group = gemmi.find_spacegroup_by_name(crystal.space_group)
-    a, b, c = crystal.cell[:3]
-    if group is None or min(a, b, c) <= 1.0:
-        raise InputError(
-            f"{where}: a {crystal.method} structure whose cell {crystal.cell} or space group "
-            f"{crystal.space_group!r} cannot be used for its crystal neighbours; fix the CRYST1 "
-            "record (mmCIF: _cell and _symmetry.space_group_name_H-M)"
+    cell = crystal.cell
+    group = (
+        gemmi.find_spacegroup_by_name(crystal.space_group, cell[3], cell[5])  # R 3: which axes
+        if cell is not None
+        else None
+    )
+    if group is None or min(cell[:3]) <= 1.0:
+        log.warning(
+            "%s: a %s structure whose cell %s or space group %r cannot be used: no crystal "
+            "neighbours known, wcn_lattice is 0; add or fix the CRYST1 record (mmCIF: _cell and "
+            "_symmetry.space_group_name_H-M)",
+            where,
+            crystal.method,
+            cell,
+            crystal.space_group,
         )
-    cell = gemmi.UnitCell(*crystal.cell)
-    to_frac = np.array(cell.frac.mat.tolist())
-    to_orth = np.array(cell.orth.mat.tolist())
-    frac = xyz @ to_frac.T
+        return np.zeros((0, 3))
+    to_frac, vector = _transforms(crystal)
+    to_orth = np.linalg.inv(to_frac)
+    frac = xyz @ to_frac.T + vector
     low, high = frac.min(axis=0), frac.max(axis=0)
     reach = cutoff * np.linalg.norm(to_frac, axis=1)  # the cutoff along each axis, in cells
     copies = []
@@ -154,6 +222,6 @@ def lattice_neighbours(
             copies.append(moved + np.array(shift, dtype=np.float64))
     if not copies:
         return np.zeros((0, 3))
-    out = np.concatenate(copies) @ to_orth.T
+    out = (np.concatenate(copies) - vector) @ to_orth.T
     box_low, box_high = xyz.min(axis=0) - cutoff, xyz.max(axis=0) + cutoff
     return out[((out >= box_low) & (out <= box_high)).all(axis=1)]
