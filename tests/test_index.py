@@ -340,7 +340,7 @@ def test_relative_accessibility_in_percent_warns(tmp_path):
     ]
     report, t, _ = _build(tmp_path / "p", layout, rows, header=header)
     (warning,) = [w for w in report.warnings if "relative_accessibility" in w]
-    assert warning.startswith("2 row(s) of RMSF CSV") and "largest 35" in warning
+    assert warning.startswith("2 row(s) of RMSF CSV") and "from 35 to 35" in warning
     assert "divide by 100" in warning and t.num_rows == 4  # a warning: nothing is dropped
 
 

@@ -102,7 +102,8 @@ def accessibility_scale_warnings(values: np.ndarray, *, source: str) -> list[str
         return []
     return [
         f"{int(outside.sum())} row(s) of {source} have a relative_accessibility outside 0-1 "
-        f"(largest {np.nanmax(values):g}): it is a fraction; percent? divide by 100 (absolute "
+        f"(values from {np.nanmin(values):g} to {np.nanmax(values):g}): it is a fraction; "
+        "percent? divide by 100 (absolute "
         "SASA: divide by the residue's maximum); evaluate puts such rows in no accessibility bin"
     ]
 
