@@ -65,6 +65,20 @@ def test_build_missing_voxel_file_names_it(tmp_path):
     assert res.exit_code == 2 and "no.h5 does not exist" in res.stderr
 
 
+def test_outputs_named_for_another_format_are_refused(cli_index, tmp_path):
+    # a Parquet index or a JSON result named .csv opens as garbage in a spreadsheet
+    res = _invoke("index", "query", "SELECT 1 AS x", "--index", cli_index,
+                  "--format", "json", "-o", tmp_path / "q.csv")  # fmt: skip
+    assert res.exit_code == 2
+    assert "q.csv: the query result (--format json) is written as json" in res.output
+    assert not (tmp_path / "q.csv").exists()
+    res = _invoke("index", "query", "SELECT 1 AS x", "--index", cli_index,
+                  "--format", "csv", "-o", tmp_path / "q.csv")  # fmt: skip
+    assert res.exit_code == 0 and (tmp_path / "q.csv").read_text().startswith('"x"')
+    res = _invoke("index", "build", "--voxel-file", tmp_path / "v.h5", "-o", tmp_path / "i.csv")
+    assert res.exit_code == 2 and "i.csv: the index is written as parquet or pq" in res.output
+
+
 def test_query_table_default(cli_index):
     res = _invoke(
         "index", "query", "SELECT split, count(*) AS n FROM samples GROUP BY 1 ORDER BY 1",

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from voxelflex.errors import InputError, VoxelflexError
 
-__all__ = ["Location", "check_output", "is_url", "join_location", "require_file", "same_file"]
+__all__ = [
+    "Location",
+    "check_output",
+    "is_url",
+    "join_location",
+    "require_file",
+    "require_suffix",
+    "same_file",
+]
 
 # A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
 Location = Path | str
@@ -78,6 +86,25 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one does not exist (yet): compare the resolved names
         return a.resolve() == b.resolve()
+
+
+def require_suffix(
+    path: str | os.PathLike, suffixes: tuple[str, ...], *, what: str, option: str = "--output"
+) -> None:
+    """Refuse an output whose name promises another format than the one written (a Parquet
+    index named ``x.csv`` shows garbage in a spreadsheet).
+
+    Raises
+    ------
+    InputError
+        ``path`` does not end in one of ``suffixes`` (any case).
+    """
+    if Path(path).suffix.lower() not in suffixes:
+        formats = " or ".join(s.lstrip(".") for s in suffixes)
+        raise InputError(
+            f"{path}: the {what} is written as {formats}; give {option} a name ending in "
+            f"{' or '.join(suffixes)}"
+        )
 
 
 def check_output(

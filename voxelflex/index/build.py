@@ -36,7 +36,7 @@ from voxelflex.inputs.splits import read_splits
 from voxelflex.inputs.voxel_hdf5 import open_voxel_file
 from voxelflex.inputs.voxel_scan import scan_voxel_file
 from voxelflex.logs import command_log
-from voxelflex.paths import check_output
+from voxelflex.paths import check_output, require_suffix
 from voxelflex.quantities import (
     accessibility_scale_warnings,
     check_rmsf_unit,
@@ -317,6 +317,7 @@ def build_index(
         **{f"{k} split file": v for k, v in split_files.items()},
     }
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="index")
+    require_suffix(out_path, (".parquet", ".pq"), what="index")
     for side in (skip_table_path(out_path), temperature_range_path(out_path)):
         check_output(side, inputs=inputs, overwrite=True, what="index side file")
     with command_log(out_path, "index build"):

@@ -22,7 +22,7 @@ from voxelflex.formats import QueryFormat
 from voxelflex.index.read import connect, read_meta
 from voxelflex.index.schema import SPLITS
 from voxelflex.logs import command_log
-from voxelflex.paths import check_output
+from voxelflex.paths import check_output, require_suffix
 
 __all__ = [
     "QueryFormat",
@@ -162,6 +162,10 @@ def query_to_file(
     out = check_output(
         output, inputs={"index": index_path}, overwrite=overwrite, what="query result"
     )
+    fmt = QueryFormat(fmt)
+    if fmt is not QueryFormat.table:  # the aligned text table may go to any name
+        suffixes = (".parquet", ".pq") if fmt is QueryFormat.parquet else (f".{fmt.value}",)
+        require_suffix(out, suffixes, what=f"query result (--format {fmt.value})")
     with command_log(out, "index query"):
         table = run_query(index_path, sql)
         write_result(table, fmt, out)

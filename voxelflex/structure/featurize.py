@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from voxelflex.atomic import atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
-from voxelflex.paths import check_output
+from voxelflex.paths import check_output, require_suffix
 from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
 from voxelflex.structure.frames import KeyRule, compute_frames
 from voxelflex.structure.io import AltlocRule, find_structure_files, read_structure
@@ -112,6 +112,7 @@ def featurize_files(
     files = find_structure_files(paths)
     inputs = [("structure file", f) for f in files]
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
+    require_suffix(out_path, (".parquet", ".pq"), what="feature sidecar")
     tables, failed, seconds = [], [], 0.0
     work = functools.partial(_one, altloc=altloc, keys=keys)
     bar = tqdm(total=len(files), unit="file", disable=not progress, desc="features")
