@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from voxelflex.config import choices
+from voxelflex.engine.step import forward_batch
 from voxelflex.errors import ConfigError
 from voxelflex.models import ModelSpec, build_model, parameter_counts
+from voxelflex.packing import PACKED_BYTES, unpack_torch
 from voxelflex.quantities import outside_range
 from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS
+from voxelflex.sources.batch import Batch
 
 T_RANGE = (320.0, 450.0)
 
@@ -123,6 +126,29 @@ def test_the_features_only_model_learns_a_temperature_response(conditioning):
     out = model(voxels, residue_index, temperature, features, raw=True).detach()
     heat = (out[1::2] - out[::2]).mean()
     assert 1.5 < heat < 2.5, heat
+
+
+def test_the_engine_skips_unpacking_for_a_features_only_model_with_the_same_predictions():
+    torch.manual_seed(0)
+    n = 6
+    packed = torch.randint(0, 256, (n, PACKED_BYTES), dtype=torch.uint8)
+    batch = Batch(
+        packed=packed,
+        residue_index=torch.arange(n).repeat_interleave(2),
+        temperature=torch.tensor([320.0, 450.0]).repeat(n),
+        target=torch.zeros(2 * n),
+        weight=torch.ones(2 * n),
+        row_id=torch.arange(2 * n),
+        features=torch.randn(n, 1),
+    )
+    for name, reads in (("features_only", False), ("multipath", True)):
+        spec = ModelSpec(name, "tiny", "film", features=("f",))
+        model = build_model(spec, temperature_range=T_RANGE).eval()
+        assert model.reads_voxels is reads
+        with torch.no_grad():
+            unpacked = model(unpack_torch(packed), batch.residue_index, batch.temperature,
+                             batch.features)  # fmt: skip
+            torch.testing.assert_close(forward_batch(model, batch), unpacked, rtol=0, atol=0)
 
 
 def test_a_features_only_checkpoint_without_the_trunk_level_loads_as_trained(caplog):

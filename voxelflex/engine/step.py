@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from voxelflex.errors import ConfigError, SourceError
+from voxelflex.frame import GRID_SHAPE
 from voxelflex.packing import unpack_torch
 from voxelflex.sources.batch import Batch
 
@@ -73,7 +74,11 @@ def forward_batch(
     torch.Tensor, float32, shape (B,)
     """
     device = batch.packed.device
-    voxels = unpack_torch(batch.packed, autocast_dtype or torch.float32)
+    dtype = autocast_dtype or torch.float32
+    if getattr(model, "module", model).reads_voxels:  # DDP wraps the model in .module
+        voxels = unpack_torch(batch.packed, dtype)
+    else:  # a features-only trunk reads the batch size alone: no grid is unpacked
+        voxels = torch.zeros((), dtype=dtype, device=device).expand(len(batch.packed), *GRID_SHAPE)
     ctx = (
         torch.autocast(device_type=device.type, dtype=autocast_dtype)
         if autocast_dtype is not None

@@ -168,6 +168,12 @@ class RMSFModel(nn.Module):
         y = raw.float() * self.target_scale + self.target_loc
         return torch.exp(y) if self.spec.log_target else y
 
+    @property
+    def reads_voxels(self) -> bool:
+        """False for a trunk that reads only the number of residues (``features_only``): the
+        engine then passes a zero-stride stand-in instead of unpacking the grids."""
+        return not getattr(self.trunk, "ignores_voxels", False)
+
     def forward(
         self,
         voxels: torch.Tensor,
@@ -209,7 +215,7 @@ class RMSFModel(nn.Module):
             feats = (features.float() - self.feature_mean) / self.feature_std
         else:
             feats = voxels.new_zeros((voxels.shape[0], 0))
-        if self.channels_last:
+        if self.channels_last and self.reads_voxels:
             voxels = voxels.contiguous(memory_format=torch.channels_last_3d)
         fmap = self.trunk(voxels)
         out = self.conditioning(

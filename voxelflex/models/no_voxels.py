@@ -30,6 +30,7 @@ class NoVoxelsTrunk(nn.Module):
     heads pool)."""
 
     PRESETS = PRESETS
+    ignores_voxels = True  # forward reads x.shape[0] and x.dtype only
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
