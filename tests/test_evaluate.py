@@ -16,7 +16,6 @@ from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
 from voxelflex.analysis.predictions import (
     PredictionsMeta,
-    checkpoint_sha256,
     read_predictions,
     write_predictions,
 )
@@ -26,6 +25,7 @@ from voxelflex.demo.structures import generate_structure_demo
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.metrics import grouped_pearson, pearson, regression_metrics, summarize
+from voxelflex.sources.shards.manifest import file_sha256
 
 
 def _table(**cols) -> pa.Table:
@@ -246,11 +246,9 @@ def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predic
     made = tmp_path / "run" / "models" / "best.pt"
     made.parent.mkdir(parents=True)
     made.write_bytes(b"the model that predicted")
-    meta = dataclasses.replace(
-        _meta(), checkpoint=str(made), checkpoint_sha256=checkpoint_sha256(made)
-    )
+    meta = dataclasses.replace(_meta(), checkpoint=str(made), checkpoint_sha256=file_sha256(made))
     preds = write_predictions(table, meta, tmp_path / "predictions_test.parquet")
-    assert read_predictions(preds)[1].checkpoint_sha256 == checkpoint_sha256(made)
+    assert read_predictions(preds)[1].checkpoint_sha256 == file_sha256(made)
     other = tmp_path / "other.pt"
     other.write_bytes(b"another model")
     with pytest.raises(InputError, match=r"other.pt .*is not the model that made .*-c"):

@@ -22,7 +22,7 @@ from voxelflex.analysis import predict as predict_module
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.importance import importance_for_rows, permutation_importance
 from voxelflex.analysis.predict import predict
-from voxelflex.analysis.predictions import checkpoint_sha256, read_predictions
+from voxelflex.analysis.predictions import read_predictions
 from voxelflex.analysis.temperatures import parse_sweep
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
@@ -33,6 +33,7 @@ from voxelflex.index import build_index, read_index
 from voxelflex.inputs import read_split_file
 from voxelflex.sources import PlanConfig, open_source
 from voxelflex.sources.hdf5 import Hdf5Reader
+from voxelflex.sources.shards.manifest import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +225,7 @@ def test_evaluate_with_importance_through_a_checkpoint(
         preds.path, n_shuffles=1, config=load_config(None, ["predict.residues_per_batch=64"])
     )
     m = report.metrics
-    sha = checkpoint_sha256(checkpoint)  # which model made the predictions and the importance
+    sha = file_sha256(checkpoint)  # which model made the predictions and the importance
     assert read_predictions(preds.path)[1].checkpoint_sha256 == sha
     assert m["checkpoint"]["sha256"] == sha == m["permutation_importance"]["checkpoint"]["sha256"]
     assert report.path.name == "evaluation_metrics_test.json"

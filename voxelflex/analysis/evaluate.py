@@ -26,7 +26,7 @@ from voxelflex.analysis.baselines import (
     fit_temperature_lines,
 )
 from voxelflex.analysis.importance import importance_for_rows
-from voxelflex.analysis.predictions import PredictionsMeta, checkpoint_sha256, read_predictions
+from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import codes, repeated_keys, strings
@@ -41,6 +41,7 @@ from voxelflex.metrics import (
     summarize,
 )
 from voxelflex.paths import Location, check_output, is_url
+from voxelflex.sources.shards.manifest import file_sha256
 
 __all__ = [
     "ACCESSIBILITY_BINS",
@@ -508,7 +509,7 @@ def _check_checkpoint(checkpoint: Path, meta: PredictionsMeta, predictions: Path
     """
     if not checkpoint.is_file():
         return None  # importance is skipped with the reason
-    sha = checkpoint_sha256(checkpoint)
+    sha = file_sha256(checkpoint)
     if meta.checkpoint_sha256 is None:
         log.warning(
             "%s does not record which checkpoint file made it (written by an earlier voxelflex):"

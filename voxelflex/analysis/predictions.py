@@ -10,7 +10,6 @@ takes them as they are; the same JSON sits beside them in ``<name>.csv.json``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
 from voxelflex.quantities import outside_range
+from voxelflex.sources.shards.manifest import file_sha256
 
 if TYPE_CHECKING:  # annotations only
     from voxelflex.engine.checkpoint import Checkpoint
@@ -39,7 +39,6 @@ __all__ = [
     "RESIDUE_KEY",
     "PredictionsMeta",
     "assemble_predictions",
-    "checkpoint_sha256",
     "predictions_format",
     "read_predictions",
     "sidecar_path",
@@ -80,9 +79,9 @@ class PredictionsMeta:
     checkpoint : str
         Checkpoint path used.
     checkpoint_sha256 : str or None
-        SHA-256 of that checkpoint file (:func:`checkpoint_sha256`), so ``evaluate`` can tell
-        whether the file at ``checkpoint`` is still the model that made the predictions; None in
-        files written before it was recorded.
+        SHA-256 of that checkpoint file, so ``evaluate`` can tell whether the file at
+        ``checkpoint`` is still the model that made the predictions; None in files written
+        before it was recorded.
     index : str
         Index path the residues (and targets) came from.
     splits : list of str
@@ -202,15 +201,6 @@ def _with_meta(table: pa.Table, meta: PredictionsMeta) -> pa.Table:
     md = dict(table.schema.metadata or {})
     md[METADATA_KEY] = meta.to_json().encode()
     return table.replace_schema_metadata(md)
-
-
-def checkpoint_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a checkpoint file: which model made a predictions file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def predictions_format(path: str | Path) -> str:
@@ -372,7 +362,7 @@ def write_outputs(
     meta = PredictionsMeta(
         rmsf_unit=ck.meta.rmsf_unit,
         checkpoint=str(Path(checkpoint).resolve()),
-        checkpoint_sha256=checkpoint_sha256(checkpoint),
+        checkpoint_sha256=file_sha256(checkpoint),
         index=index,
         splits=splits,
         temperatures=[float(t) for t in temperatures],
