@@ -4,6 +4,7 @@ learning-rate schedule, checkpoint policy, Ctrl-C handling."""
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 
 import pytest
@@ -21,6 +22,7 @@ from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import ConfigError, TrainingError
 from voxelflex.index import build_index
+from voxelflex.inputs.splits import read_split_file
 from voxelflex.models import ModelSpec
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -149,17 +151,35 @@ def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
         assert signal.getsignal(signal.SIGINT) is before and not off.requested
 
 
-def test_an_index_run_refuses_another_unit_and_names_the_inputs_it_does_not_read(
-    demo_index, tmp_path, caplog
+def test_an_index_run_refuses_another_unit_and_inputs_other_than_it_was_built_from(
+    demo_data, demo_index, tmp_path
 ):
     base = [f"data.index={demo_index}", "loader.num_workers=0"]
     with pytest.raises(ConfigError, match=r"data.rmsf_unit is angstrom but the index .* in nm"):
         open_training_data(load_config(None, [*base, "data.rmsf_unit=angstrom"]), CPU, SPEC)
-    caplog.set_level("WARNING", logger="voxelflex.engine.data")
-    config = load_config(None, [*base, "data.rmsf_unit=nm", f"data.rmsf_csv={tmp_path / 'x.csv'}"])
-    open_training_data(config, CPU, SPEC)
-    assert "data.rmsf_csv not read: training uses the index" in caplog.text
-    assert "data.rmsf_unit" not in caplog.text  # the index's own unit: nothing to say
+    # the inputs it was built from, a copy keeping size and mtime, and a split file listing the
+    # same ids under another name are the same inputs
+    shutil.copy2(demo_data.rmsf_csv, tmp_path / "copy.csv")
+    val_ids = read_split_file(demo_data.val_split)
+    (tmp_path / "val.txt").write_text("# same ids, another order\n" + "\n".join(val_ids[::-1]))
+    same = [
+        f"data.voxel_file={demo_data.voxel_file}",
+        f"data.rmsf_csv={tmp_path / 'copy.csv'}",
+        f"data.val_split={tmp_path / 'val.txt'}",
+        "data.rmsf_unit=nm",
+    ]
+    open_training_data(load_config(None, [*base, *same]), CPU, SPEC)
+    # another validation list would be ignored: refused, naming the difference
+    (tmp_path / "val.txt").write_text("\n".join(val_ids[1:]))
+    with pytest.raises(ConfigError, match=rf"data.val_split .* 1 differ, e.g. \['{val_ids[0]}'\]"):
+        open_training_data(
+            load_config(None, [*base, f"data.val_split={tmp_path / 'val.txt'}"]), CPU, SPEC
+        )
+    (tmp_path / "x.csv").write_text("domain_id\n")
+    with pytest.raises(ConfigError, match=r"data.rmsf_csv is .*x.csv, the index was built from"):
+        open_training_data(
+            load_config(None, [*base, f"data.rmsf_csv={tmp_path / 'x.csv'}"]), CPU, SPEC
+        )
 
 
 def _train_val_index(tmp_path, rows):

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from voxelflex.config import Config
 from voxelflex.engine.distributed import DistContext
 from voxelflex.errors import ConfigError, TrainingError
 from voxelflex.index import IndexMeta, LoadedIndex, ensure_index, read_index
+from voxelflex.index.fingerprint import file_fingerprint
+from voxelflex.inputs.splits import read_split_file
 from voxelflex.models import ModelSpec
 from voxelflex.quantities import outside_range
 from voxelflex.sources import PlanConfig, SampleSource, open_source, source_options
@@ -126,13 +129,17 @@ def _index_path(config: Config, dist: DistContext) -> Path:
 _INPUTS = ("voxel_file", "rmsf_csv", "train_split", "val_split", "test_split", "features")
 
 
-def _check_unread_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
-    """With ``data.index`` the index is used as built: say so for build inputs set otherwise.
+def _check_index_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
+    """With ``data.index`` the index is used as built: refuse build inputs set to others.
+
+    A split file that lists the index's domain ids of its split, or a copy of a recorded input
+    (same size and mtime), is the same input under another name and passes.
 
     Raises
     ------
     ConfigError
-        ``data.rmsf_unit`` set to another unit than the index's targets.
+        ``data.rmsf_unit`` set to another unit than the index's targets, or a voxel file, RMSF
+        CSV, feature sidecar or split file other than the index was built from (named).
     """
     data = config.data
     if data.rmsf_unit is not None and data.rmsf_unit != meta.rmsf_unit:
@@ -141,21 +148,38 @@ def _check_unread_inputs(config: Config, meta: IndexMeta, path: Path) -> None:
             f"{meta.rmsf_unit}; the unit is fixed when the index is built: drop --rmsf-unit, or "
             "rebuild the index with the right one"
         )
-    recorded = meta.input_paths()
-    unread = [
-        f"data.{key}"
-        for key in _INPUTS
-        if getattr(data, key) is not None
-        and Path(getattr(data, key)).absolute() != Path(recorded.get(key, "")).absolute()
-    ]
-    if unread:
-        log.warning(
-            "%s not read: training uses the index %s as it was built (its inputs: %s); rebuild "
-            "the index to change them, or drop --index to build one from them",
-            ", ".join(unread),
-            path,
-            recorded,
+    differ = [said for key in _INPUTS if (said := _other_input(key, getattr(data, key), meta))]
+    if differ:
+        raise ConfigError(
+            f"training with the index {path} uses it as it was built, but "
+            + "; ".join(differ)
+            + ". Build an index from these inputs (`voxelflex index build ... -o NEW.parquet`) "
+            "and train on it, or drop them to train on the index as it is"
         )
+
+
+def _other_input(key: str, given: Path | None, meta: IndexMeta) -> str | None:
+    """How ``data.<key>`` differs from the input the index recorded; None when it does not."""
+    recorded = meta.fingerprints.get(key)
+    if given is None or (recorded and os.path.abspath(given) == recorded["path"]):
+        return None
+    built_from = recorded["path"] if recorded else "none"
+    if key.endswith("_split"):
+        split = key.removesuffix("_split")
+        ids = set(read_split_file(given, option=f"data.{key}"))
+        built = set(meta.split_ids.get(split, ()))
+        if ids == built:
+            return None
+        odd = sorted(ids ^ built)
+        return (
+            f"data.{key} {given} lists {len(ids)} domain(s), the index's {split} split "
+            f"{len(built)} (built from {built_from}); {len(odd)} differ, e.g. {odd[:5]}"
+        )
+    if recorded and Path(given).is_file():
+        now = file_fingerprint(given)
+        if all(now[k] == recorded.get(k) for k in ("size", "mtime_ns")):
+            return None  # a copy (cp -p) of the recorded file
+    return f"data.{key} is {given}, the index was built from {built_from}"
 
 
 def _warn_temperatures(
@@ -266,7 +290,7 @@ def open_training_data(
             "of the CSV and the voxel file (one domain id a line; ids are case-sensitive)"
         )
     if config.data.index is not None:
-        _check_unread_inputs(config, meta, path)
+        _check_index_inputs(config, meta, path)
     split = index.table.column("split")
     _warn_temperatures(index, meta.temperature_range, path, earlier)
     n_train = int(pc.sum(pc.equal(split, "train")).as_py() or 0)
