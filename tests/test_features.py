@@ -418,12 +418,12 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
 
     def with_version(v: int) -> None:
         meta = old.schema.metadata[features.METADATA_KEY].replace(
-            b'"format_version": 4', b'"format_version": %d' % v
+            b'"format_version": 5', b'"format_version": %d' % v
         )
         pq.write_table(old.replace_schema_metadata({features.METADATA_KEY: meta}), path)
 
     with_version(0)
-    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 4; recompute"):
+    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 5; recompute"):
         read_feature_sidecar(path)
     with_version(1)  # before HETATM amino acids were residues: read, with a warning
     with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
@@ -440,6 +440,12 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
     with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
         _, meta = read_feature_sidecar(path)
     assert meta.format_version == 3 and "a residue without a frame sharing" in caplog.text
+    caplog.clear()
+    with_version(4)  # before the NCS copies a file does not hold joined the environment
+    with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
+        _, meta = read_feature_sidecar(path)
+    assert meta.format_version == 4 and "did not generate the NCS copies" in caplog.text
+    assert "recompute it" in caplog.text
     pq.write_table(old.replace_schema_metadata({}), path)
     with pytest.raises(InputError, match=r"no voxelflex feature metadata"):
         read_feature_sidecar(path)

@@ -9,6 +9,12 @@ table (all 230 groups and their settings), not from a hand-written one.
 The lattice is used only when the method is a diffraction or crystallography method: NMR and
 electron-microscopy entries carry a placeholder cell (1 Å, P 1), and simulation frames a
 periodic box that is not a crystal. Such files have no lattice neighbours.
+
+A file may hold only part of its asymmetric unit: non-crystallographic symmetry (NCS) operators
+the file marks as not given (PDB ``MTRIXn`` with the iGiven column blank or 0; mmCIF
+``_struct_ncs_oper.code generate``) generate the rest. :func:`ncs_operators` gives the usable
+ones, whatever the method; the copies they generate are the file's protein too (features see
+them as environment, never as residues of their own).
 """
 
 from __future__ import annotations
@@ -20,12 +26,42 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
-__all__ = ["Crystal", "lattice_neighbours", "read_cif_crystal", "read_pdb_crystal"]
+__all__ = [
+    "Crystal",
+    "NcsOperator",
+    "lattice_neighbours",
+    "ncs_operators",
+    "read_cif_crystal",
+    "read_pdb_crystal",
+]
 
 log = logging.getLogger(__name__)
 
 _CRYSTAL_METHODS = ("DIFFRACTION", "CRYSTALLOGRAPHY")
 _CRYST1_COLUMNS = ((6, 15), (15, 24), (24, 33), (33, 40), (40, 47), (47, 54))  # a b c α β γ
+_MTRIX_COLUMNS = ((10, 20), (20, 30), (30, 40), (45, 55))  # m[n][1] m[n][2] m[n][3] v[n]
+_ORTHONORMAL_TOLERANCE = 0.01  # largest |R Rᵀ − I| entry of a usable NCS rotation
+_IDENTITY_TOLERANCE = (1e-4, 1e-3)  # |R − I| and |t| (Å) below which an operator is the identity
+_HELD_DISTANCE = 1.0  # Å: a copy whose CA atoms mostly lie this close to the file's is held
+
+
+@dataclass(frozen=True)
+class NcsOperator:
+    """One NCS operator the file marks as not given: x' = R x + t generates a copy.
+
+    Attributes
+    ----------
+    id : str
+        Its serial number (``MTRIXn``) or ``_struct_ncs_oper.id``.
+    matrix : tuple of float
+        R (3 × 3) row by row, 9 values; NaN where the file's value is not a number.
+    vector : tuple of float
+        t, Å, 3 values; NaN where the file's value is not a number.
+    """
+
+    id: str
+    matrix: tuple[float, ...]
+    vector: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -44,12 +80,17 @@ class Crystal:
         The file's own orthogonal → fractional transform (PDB ``SCALEn``, mmCIF
         ``_atom_sites.fract_transf_*``): 3 × 3 matrix row by row, then the vector; None when
         not stated.
+    ncs : tuple of NcsOperator
+        The NCS operators the file marks as not given (``MTRIXn`` with iGiven blank or 0,
+        ``_struct_ncs_oper.code generate``), in file order; those marked given are left out (the
+        file holds their copies). :func:`ncs_operators` checks them.
     """
 
     cell: tuple[float, float, float, float, float, float] | None
     space_group: str
     method: str
     fractional: tuple[float, ...] | None = None
+    ncs: tuple[NcsOperator, ...] = ()
 
     @property
     def is_crystal(self) -> bool:
@@ -59,11 +100,32 @@ class Crystal:
         return "FIBER" not in method and any(m in method for m in _CRYSTAL_METHODS)
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")  # ncs_operators warns about the operator
+
+
+def _pdb_ncs(mtrix: dict[str, dict[str, str]]) -> tuple[NcsOperator, ...]:
+    """The operators of ``MTRIXn`` records (serial → row number → line) not marked given."""
+    out = []
+    for serial, rows in mtrix.items():
+        lines = [rows.get(k, "") for k in "123"]
+        if any(line[59:60].strip() not in ("", "0") for line in lines if line):
+            continue  # iGiven 1: the file holds the copy
+        values = [[_number(line[i:j]) for i, j in _MTRIX_COLUMNS] for line in lines]
+        matrix = tuple(v for row in values for v in row[:3])
+        out.append(NcsOperator(serial, matrix, tuple(row[3] for row in values)))
+    return tuple(out)
+
+
 def read_pdb_crystal(text: str) -> Crystal | None:
-    """The ``CRYST1`` cell and space group, ``SCALEn`` and the first ``EXPDTA`` method of PDB
-    ``text``; None when it states neither a cell nor a method."""
+    """The ``CRYST1`` cell and space group, ``SCALEn``, the first ``EXPDTA`` method and the
+    ``MTRIXn`` operators not marked given of PDB ``text``; None when it states none of them."""
     cryst = method = None
     scale = {}
+    mtrix: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         if cryst is None and line.startswith("CRYST1"):
             cryst = line
@@ -71,15 +133,18 @@ def read_pdb_crystal(text: str) -> Crystal | None:
             method = line[10:79].strip()
         elif line.startswith(("SCALE1", "SCALE2", "SCALE3")):
             scale[line[5]] = line
+        elif line.startswith(("MTRIX1", "MTRIX2", "MTRIX3")):
+            mtrix.setdefault(line[7:10].strip(), {})[line[5]] = line.ljust(60)
         if line.startswith(("ATOM  ", "HETATM")):
             break  # all are header records
+    ncs = _pdb_ncs(mtrix)
     cell = None
     if cryst is not None:
         try:
             cell = tuple(float(cryst[i:j]) for i, j in _CRYST1_COLUMNS)
         except ValueError:
             cell = None  # a malformed CRYST1 is no cell (a crystal structure then warns)
-    if cell is None and method is None:
+    if cell is None and method is None and not ncs:
         return None
     fractional = None
     if len(scale) == 3:
@@ -89,7 +154,35 @@ def read_pdb_crystal(text: str) -> Crystal | None:
         except ValueError:
             fractional = None
     group = cryst[55:66].strip() if cell is not None else ""
-    return Crystal(cell=cell, space_group=group, method=method or "", fractional=fractional)
+    return Crystal(
+        cell=cell, space_group=group, method=method or "", fractional=fractional, ncs=ncs
+    )
+
+
+def _cif_ncs(block) -> tuple[NcsOperator, ...]:
+    """The ``_struct_ncs_oper`` rows with code ``generate`` of a biotite ``CIFBlock``."""
+    try:
+        category = block["struct_ncs_oper"]
+        codes = category["code"].as_array(str)
+    except KeyError:
+        return ()
+    if "id" in category:
+        ids = category["id"].as_array(str)
+    else:
+        ids = np.arange(1, len(codes) + 1).astype(str)
+
+    def column(name: str) -> list[float]:
+        if name not in category:
+            return [float("nan")] * len(codes)
+        return [_number(v) for v in category[name].as_array(str)]
+
+    matrix = [column(f"matrix[{i}][{j}]") for i in "123" for j in "123"]
+    vector = [column(f"vector[{i}]") for i in "123"]
+    return tuple(
+        NcsOperator(str(ids[k]), tuple(m[k] for m in matrix), tuple(v[k] for v in vector))
+        for k, code in enumerate(codes)
+        if str(code).strip().lower() == "generate"
+    )
 
 
 def read_cif_crystal(block) -> Crystal | None:
@@ -114,7 +207,8 @@ def read_cif_crystal(block) -> Crystal | None:
         "cell", [f"length_{x}" for x in "abc"] + [f"angle_{x}" for x in ("alpha", "beta", "gamma")]
     )
     method = item("exptl", "method")
-    if cell is None and method is None:
+    ncs = _cif_ncs(block)
+    if cell is None and method is None and not ncs:
         return None
     group = item("symmetry", "space_group_name_H-M") or item("space_group", "name_H-M_alt") or ""
     fractional = numbers(
@@ -122,7 +216,82 @@ def read_cif_crystal(block) -> Crystal | None:
         [f"fract_transf_matrix[{i}][{j}]" for i in "123" for j in "123"]
         + [f"fract_transf_vector[{i}]" for i in "123"],
     )
-    return Crystal(cell=cell, space_group=group, method=method or "", fractional=fractional)
+    return Crystal(
+        cell=cell, space_group=group, method=method or "", fractional=fractional, ncs=ncs
+    )
+
+
+def ncs_operators(
+    crystal: Crystal | None, ca_xyz: np.ndarray, *, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The NCS operators that generate copies the file does not hold, checked.
+
+    The identity adds nothing and is left out. An operator that is not a rotation (a matrix
+    that is not orthonormal with determinant +1, a value that is not a number) is left out with
+    a warning naming the file and the fix, and so is one whose copy lands on the file's own
+    atoms (most of its CA atoms within 1 Å of the file's: the file holds that copy).
+
+    Parameters
+    ----------
+    crystal : Crystal or None
+        The file's crystal; None or no :attr:`Crystal.ncs`: no operators.
+    ca_xyz : numpy.ndarray of float64, shape (N, 3)
+        The file's CA positions, Å (to recognise a copy the file already holds).
+    where : str
+        The file, for the warnings.
+
+    Returns
+    -------
+    rotations : numpy.ndarray of float64, shape (K, 3, 3)
+    vectors : numpy.ndarray of float64, shape (K, 3)
+        Å; a copy's positions are ``xyz @ rotations[k].T + vectors[k]``.
+    """
+    rotations, vectors = [], []
+    for op in crystal.ncs if crystal is not None else ():
+        rot = np.array(op.matrix, dtype=np.float64).reshape(3, 3)
+        vec = np.array(op.vector, dtype=np.float64)
+        if not (np.isfinite(rot).all() and np.isfinite(vec).all()) or (
+            np.abs(rot @ rot.T - np.eye(3)).max() > _ORTHONORMAL_TOLERANCE
+            or np.linalg.det(rot) <= 0
+        ):
+            log.warning(
+                "%s: NCS operator %s (MTRIX, mmCIF _struct_ncs_oper) is not a rotation "
+                "(matrix %s, vector %s): its copy is not generated and features see the file's "
+                "own chains only there; fix or remove the operator, or write the copy into the "
+                "file and mark the operator given (MTRIX iGiven 1, _struct_ncs_oper.code given)",
+                where,
+                op.id,
+                np.round(rot, 4).tolist(),
+                np.round(vec, 3).tolist(),
+            )
+            continue
+        if (
+            np.abs(rot - np.eye(3)).max() <= _IDENTITY_TOLERANCE[0]
+            and np.abs(vec).max() <= _IDENTITY_TOLERANCE[1]
+        ):
+            continue
+        if len(ca_xyz) and _held(ca_xyz, ca_xyz @ rot.T + vec):
+            log.warning(
+                "%s: NCS operator %s is marked not given (MTRIX iGiven blank, _struct_ncs_oper "
+                "code generate) but its copy lies on the file's own atoms: not generated again; "
+                "mark it given (MTRIX iGiven 1, _struct_ncs_oper.code given)",
+                where,
+                op.id,
+            )
+            continue
+        rotations.append(rot)
+        vectors.append(vec)
+    return np.array(rotations).reshape(-1, 3, 3), np.array(vectors).reshape(-1, 3)
+
+
+def _held(ca_xyz: np.ndarray, copy: np.ndarray) -> bool:
+    """Whether most CA atoms of ``copy`` lie within :data:`_HELD_DISTANCE` of the file's (checked
+    on at most 256 of them, evenly spaced)."""
+    copy = copy[:: max(1, len(copy) // 256)]
+    near = 0
+    for atom in copy:
+        near += bool(np.square(ca_xyz - atom).sum(axis=1).min() <= _HELD_DISTANCE**2)
+    return near > len(copy) / 2
 
 
 def _transforms(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:

@@ -60,7 +60,7 @@ from biotite.sequence import ProteinSequence
 from voxelflex.atomic import atomic_path
 from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
-from voxelflex.structure.crystal import Crystal, lattice_neighbours
+from voxelflex.structure.crystal import Crystal, lattice_neighbours, ncs_operators
 from voxelflex.structure.keys import residue_ids
 from voxelflex.structure.residue_codes import FORCE_FIELD_RESIDUES, STANDARD_RESIDUES
 
@@ -91,12 +91,13 @@ __all__ = [
     "write_feature_sidecar",
 ]
 
+# 5: the NCS copies a file does not hold (MTRIX, _struct_ncs_oper generate) join the environment.
 # 4: rows take the keys of the residue's own frame (same chain id, number, insertion code and
 # name). 3: keyed by the key rule over the residues with N, CA and C, which gave a key to a
 # residue without a frame, or chain A's key to chain A when a blank chain (which aposteriori
 # stores as A) came later in the file. 2: keyed by number and insertion code. 1: HETATM amino
 # acids (MSE, an inhibitor's peptide groups) were ligands.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _KEYED_BY_RULE = (
     "could give a frame's key to another residue: a residue without a frame sharing its number "
     "with an insertion-code residue, or chain A when the file also has a blank chain"
@@ -106,12 +107,18 @@ _KEYED_BY_ICODE = (
     "comes first of its number (it holds aposteriori's key for that number) the next residue's "
     "features joined its frame, and it took a blank chain and a chain A for one chain"
 )
+_NOT_GENERATED = (
+    "did not generate the NCS copies a file does not hold (PDB MTRIX without iGiven 1, mmCIF "
+    "_struct_ncs_oper code generate): residues at their interfaces had too few contacts and too "
+    "much accessibility in such files"
+)
 _OLD_VERSIONS = {
     1: "treated HETATM amino acids (MSE, an inhibitor's peptide groups) as ligands: they have no "
     f"features in it and their neighbours' contact and GNM values leave them out; it also "
-    f"{_KEYED_BY_ICODE}",
-    2: _KEYED_BY_ICODE,
-    3: _KEYED_BY_RULE,
+    f"{_KEYED_BY_ICODE}; and it {_NOT_GENERATED}",
+    2: f"{_KEYED_BY_ICODE}; it also {_NOT_GENERATED}",
+    3: f"{_KEYED_BY_RULE}; it also {_NOT_GENERATED}",
+    4: _NOT_GENERATED,
 }
 METADATA_KEY = b"voxelflex.features"
 KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
@@ -165,7 +172,9 @@ class FeatureSpec:
     definition: str
 
 
-_OTHER_CA = "the CA atoms of all other protein residues of the file (every chain)"
+# The copies NCS operators marked not given generate (MTRIX, _struct_ncs_oper generate).
+_NCS = "every NCS copy the file does not hold"
+_OTHER_CA = f"the CA atoms of all other protein residues of the file (every chain, and {_NCS})"
 FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "wcn_ca",
@@ -178,7 +187,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "contact",
         "1/Å²",
         "Σ 1/r² from this residue's CA to every heavy (non-hydrogen) atom of all other protein "
-        "residues of the file (every chain); no cutoff; r² floored at 1 Å²",
+        f"residues of the file (every chain, and {_NCS}); no cutoff; r² floored at 1 Å²",
     ),
     *(
         FeatureSpec(
@@ -194,7 +203,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "gnm",
         "1/γ (Kirchhoff units)",
         f"Gaussian network model mean-square fluctuation [Γ⁺]_ii: Γ is the Kirchhoff matrix of "
-        f"the CA atoms of all protein residues of the file with contacts at r ≤ {GNM_CUTOFF:g} Å "
+        f"the CA atoms of all protein residues of the file (and of {_NCS}) with contacts at "
+        f"r ≤ {GNM_CUTOFF:g} Å "
         "(spatial, so chain breaks and other chains are handled by geometry), Γ⁺ its "
         "pseudo-inverse (every zero mode dropped, one per connected component); a residue "
         "without contacts gets the largest value of the file (a file without any contact is "
@@ -205,7 +215,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "wcn_lattice",
         "lattice",
         "1/Å²",
-        "Σ 1/r² from this residue's CA to the CA atoms of the file's protein residues in the "
+        "Σ 1/r² from this residue's CA to the CA atoms of the file's protein residues (and of "
+        f"{_NCS}: the asymmetric unit) in the "
         "other copies of the crystal (every space-group operator and lattice translation of "
         "the file's cell, CRYST1 or mmCIF _cell and _symmetry, except the file's own copy) "
         f"within {LATTICE_CUTOFF:g} Å; r² floored at 1 Å²; 0 unless the file states a "
@@ -233,7 +244,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "fraction",
         f"Shrake–Rupley SASA (biotite.structure.sasa, ProtOr radii, probe 1.4 Å, {SASA_POINTS} "
         "points an atom) summed over the residue's heavy atoms, with every protein heavy atom of "
-        "the file occluding, divided by the theoretical maximum ASA of Tien et al. 2013 (parent "
+        f"the file and of {_NCS} occluding, divided by the theoretical maximum ASA of Tien et "
+        "al. 2013 (parent "
         f"amino acid for modified residues, {_FALLBACK_MAX_ASA:g} Å² when none); not clipped",
     ),
     *(
@@ -440,12 +452,17 @@ def _environment(atoms: struc.AtomArray, where: str) -> _Environment:
 
 
 def _contacts(
-    ca_xyz: np.ndarray, rows: np.ndarray, heavy_xyz: np.ndarray, heavy_res: np.ndarray
+    ca_xyz: np.ndarray,
+    rows: np.ndarray,
+    heavy_xyz: np.ndarray,
+    heavy_res: np.ndarray,
+    gnm_nodes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Contact sums of the ``rows`` among ``ca_xyz`` (node index = residue index of ``rows``).
 
     Returns wcn_ca (R,), wcn_heavy (R,), neighbour counts (R, len(NEIGHBOUR_RADII)) and the
-    GNM contact pairs (P, 2) over all nodes (i < j), all float64/int64.
+    GNM contact pairs (P, 2) among the first ``gnm_nodes`` nodes (all by default; i < j), all
+    float64/int64.
     """
     m = len(ca_xyz)
     wcn_ca = np.zeros(len(rows))
@@ -453,32 +470,36 @@ def _contacts(
     counts = np.zeros((len(rows), len(NEIGHBOUR_RADII)))
     radii2 = np.square(np.asarray(NEIGHBOUR_RADII))
     step = max(1, _CHUNK // max(m, len(heavy_xyz), 1))
+    ca2, heavy2 = np.square(ca_xyz).sum(axis=1), np.square(heavy_xyz).sum(axis=1)
     for lo in range(0, len(rows), step):
         sel = rows[lo : lo + step]
-        d2 = _sq_dist(ca_xyz[sel], ca_xyz)
+        d2 = _sq_dist(ca_xyz[sel], ca_xyz, ca2)
         d2[np.arange(len(sel)), sel] = np.inf  # not this residue itself
         wcn_ca[lo : lo + len(sel)] = (1.0 / np.maximum(d2, _MIN_R2)).sum(axis=1)
         counts[lo : lo + len(sel)] = (d2[:, :, None] <= radii2).sum(axis=1)
-        h2 = _sq_dist(ca_xyz[sel], heavy_xyz)
+        h2 = _sq_dist(ca_xyz[sel], heavy_xyz, heavy2)
         h2[heavy_res[None, :] == sel[:, None]] = np.inf
         wcn_heavy[lo : lo + len(sel)] = (1.0 / np.maximum(h2, _MIN_R2)).sum(axis=1)
     # GNM contacts over all nodes (not only the framed rows), upper triangle.
     pairs = []
     cut2 = GNM_CUTOFF**2
+    m = m if gnm_nodes is None else gnm_nodes
     step = max(1, _CHUNK // max(m, 1))
     for lo in range(0, m, step):
-        d2 = _sq_dist(ca_xyz[lo : lo + step], ca_xyz)
+        d2 = _sq_dist(ca_xyz[lo : min(lo + step, m)], ca_xyz[:m], ca2[:m])
         i, j = np.nonzero(d2 <= cut2)
         i = i + lo
         pairs.append(np.stack([i[i < j], j[i < j]], axis=1))
     return wcn_ca, wcn_heavy, counts, np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
 
 
-def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _sq_dist(a: np.ndarray, b: np.ndarray, b2: np.ndarray | None = None) -> np.ndarray:
     """Squared distances (Å², float64 (len(a), len(b))) as |a|² + |b|² − 2a·b: one BLAS product
     instead of an (a, b, 3) difference array; in float64 the cancellation error at protein
-    coordinates (|x| ≲ 10³ Å) is ~1e-9 Å², far below the 1 Å² floor of the sums."""
-    d2 = np.square(a).sum(axis=1)[:, None] + np.square(b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    coordinates (|x| ≲ 10³ Å) is ~1e-9 Å², far below the 1 Å² floor of the sums. ``b2``:
+    |b|², when the caller holds it."""
+    b2 = np.square(b).sum(axis=1) if b2 is None else b2
+    d2 = np.square(a).sum(axis=1)[:, None] + b2[None, :] - 2.0 * (a @ b.T)
     return np.maximum(d2, 0.0, out=d2)
 
 
@@ -610,6 +631,28 @@ def _sasa_radii(atoms: struc.AtomArray) -> np.ndarray:
     return radii[inverse]
 
 
+def _own_sasa(atoms: struc.AtomArray, all_xyz: np.ndarray) -> np.ndarray:
+    """SASA (Å², float64 (A,)) of the ``atoms`` with the atoms at ``all_xyz`` occluding: the
+    atoms themselves first, then their NCS copies (same radii)."""
+    radii = _sasa_radii(atoms)
+    n = atoms.array_length()
+    if len(all_xyz) == n:
+        return np.nan_to_num(struc.sasa(atoms, point_number=SASA_POINTS, vdw_radii=radii))
+    # Atoms beyond the largest radius plus probe, twice, from every own atom occlude none.
+    reach = 2.0 * (float(np.nanmax(radii)) + 1.4) + 1.0
+    low, high = all_xyz[:n].min(axis=0) - reach, all_xyz[:n].max(axis=0) + reach
+    near = ((all_xyz >= low) & (all_xyz <= high)).all(axis=1)
+    near[:n] = True
+    index = np.flatnonzero(near)
+    occluding = atoms[index % n]  # the same residues, moved
+    occluding.coord = all_xyz[index].astype(np.float32)
+    own = index < n
+    sasa = struc.sasa(
+        occluding, point_number=SASA_POINTS, vdw_radii=radii[index % n], atom_filter=own
+    )[own]
+    return np.nan_to_num(sasa)
+
+
 def compute_features(
     atoms: struc.AtomArray, *, where: str = "structure", crystal: Crystal | None = None
 ) -> ResidueFeatures:
@@ -624,8 +667,11 @@ def compute_features(
     where : str
         Name of the source (file path) used in error messages.
     crystal : Crystal, optional
-        The file's crystal (:attr:`voxelflex.structure.Structure.crystal`) for ``wcn_lattice``;
-        None (simulation frames, NMR models): no crystal neighbours, ``wcn_lattice`` 0.
+        The file's crystal (:attr:`voxelflex.structure.Structure.crystal`) for ``wcn_lattice``
+        and for the NCS copies the file does not hold (:attr:`Crystal.ncs`, whatever the
+        method), which join the environment of every feature but the per-chain ones (never
+        rows); None (simulation frames, NMR models): no crystal neighbours, ``wcn_lattice`` 0,
+        no copies.
 
     Returns
     -------
@@ -653,26 +699,41 @@ def compute_features(
     # A blank chain and a chain "A" are two chains here (the voxel file's keys merge their
     # names, not their residues: feature_table drops the later one, as the voxelizer does).
     chain = a.chain_id[starts].astype(str)
+    _, chain_code = np.unique(chain, return_inverse=True)
 
     # CA nodes: every protein residue with a CA; rows: the framed ones among them.
     node_res = np.flatnonzero(has_ca)
     node_of_res = np.full(len(starts), -1)
     node_of_res[node_res] = np.arange(len(node_res))
     row_res = np.flatnonzero(framed)
-    ca_xyz = xyz[env.ca[node_res]]
+    rows = node_of_res[row_res]
+    # The NCS copies the file does not hold join the environment after the file's own atoms
+    # (copy k: nodes k·n + node, chains k·c + chain); they are never rows.
+    rotations, vectors = ncs_operators(crystal, xyz[env.ca[node_res]], where=where)
+    copies = len(rotations)
+    n_nodes, n_chains = len(node_res), int(chain_code.max()) + 1
+    moved = (xyz @ r.T + v for r, v in zip(rotations, vectors, strict=True))
+    all_xyz = np.concatenate([xyz, *moved])
+    ca_xyz = all_xyz[(env.ca[node_res] + len(xyz) * np.arange(copies + 1)[:, None]).ravel()]
     heavy_node = node_of_res[env.res_of_atom]  # -1 for atoms of residues without CA
     # Atoms of a residue without CA are "other residues" for everyone: -2 matches no row.
-    wcn_ca, wcn_heavy, counts, pairs = _contacts(
-        ca_xyz, node_of_res[row_res], xyz, np.where(heavy_node >= 0, heavy_node, -2)
+    heavy_node = np.concatenate(
+        [np.where(heavy_node >= 0, heavy_node + k * n_nodes, -2) for k in range(copies + 1)]
     )
+    # Above GNM_MAX_NODES Γ is built per chain: the copies' chains then never touch a row's,
+    # and each copy's values are its own chain's, so the file's own nodes give the same values.
+    gnm_nodes = n_nodes if len(ca_xyz) > GNM_MAX_NODES else len(ca_xyz)
+    wcn_ca, wcn_heavy, counts, pairs = _contacts(ca_xyz, rows, all_xyz, heavy_node, gnm_nodes)
     if not len(pairs):  # every GNM value would be 0: the least flexible, not undefined
         raise InputError(
             f"{where}: no two CA atoms are within {GNM_CUTOFF:g} Å, so the Gaussian network "
             f"model has no contact ({len(node_res)} CA atom(s)); features need a folded chain, "
             "not a single residue or a sparse trace"
         )
-    _, chain_code = np.unique(chain, return_inverse=True)
-    msf = _gnm_msf(len(node_res), pairs, chain_code[node_res])[node_of_res[row_res]]
+    node_chain = (chain_code[node_res] + n_chains * np.arange(copies + 1)[:, None]).ravel()
+    if gnm_nodes < len(ca_xyz):
+        pairs = pairs[node_chain[pairs[:, 0]] == node_chain[pairs[:, 1]]]
+    msf = _gnm_msf(gnm_nodes, pairs, node_chain[:gnm_nodes])[rows]
 
     row_chain = chain_code[row_res]
     order = np.argsort(row_chain, kind="stable")
@@ -683,11 +744,7 @@ def compute_features(
     broken_before = (prev >= 0) & (gap > BREAK_DISTANCE)
     rel, term = _position(row_chain, broken_before)
 
-    res_sasa = np.bincount(
-        env.res_of_atom,
-        weights=np.nan_to_num(struc.sasa(a, point_number=SASA_POINTS, vdw_radii=_sasa_radii(a))),
-        minlength=len(starts),
-    )
+    res_sasa = np.bincount(env.res_of_atom, weights=_own_sasa(a, all_xyz), minlength=len(starts))
     res_names = a.res_name[starts].astype(str)
     rsa = res_sasa[row_res] / np.array([_max_asa(n) for n in res_names[row_res]])
 
@@ -702,7 +759,7 @@ def compute_features(
         "wcn_heavy": wcn_heavy,
         **{f"n_ca_{r:g}": counts[:, i] for i, r in enumerate(NEIGHBOUR_RADII)},
         "gnm_msf": msf,
-        "wcn_lattice": _lattice_contacts(ca_xyz, node_of_res[row_res], crystal, where),
+        "wcn_lattice": _lattice_contacts(ca_xyz, rows, crystal, where),
         "rel_position": rel,
         "term_distance": term,
         "rsa": rsa,
