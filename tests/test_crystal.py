@@ -7,9 +7,15 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
+from biotite.structure.io import pdbx
 
 from voxelflex.structure import read_structure
-from voxelflex.structure.crystal import Crystal, lattice_neighbours
+from voxelflex.structure.crystal import (
+    Crystal,
+    lattice_neighbours,
+    read_cif_crystal,
+    read_pdb_crystal,
+)
 from voxelflex.structure.features import LATTICE_CUTOFF, compute_features
 
 STRUCTURES = Path(__file__).parent / "data" / "structures"
@@ -114,3 +120,17 @@ def test_rhombohedral_axes_and_a_structure_in_its_own_frame(tmp_path):
     a = compute_features(atoms, crystal=s.crystal).column("wcn_lattice")
     b = compute_features(moved, crystal=rotated).column("wcn_lattice")
     np.testing.assert_allclose(b, a, rtol=1e-4)
+
+
+def test_every_stated_method_is_read_not_only_the_first():
+    # A joint entry: mmCIF lists one method a row, PDB continues EXPDTA on a second line.
+    cif = pdbx.CIFFile()
+    block = pdbx.CIFBlock(
+        {"exptl": pdbx.CIFCategory({"method": ["SOLUTION SCATTERING", "X-RAY DIFFRACTION"]})}
+    )
+    cif["X"] = block
+    crystal = read_cif_crystal(cif.block)
+    assert crystal.method == "SOLUTION SCATTERING; X-RAY DIFFRACTION" and crystal.is_crystal
+    pdb = read_pdb_crystal("EXPDTA    NEUTRON DIFFRACTION; X-RAY\nEXPDTA   2 DIFFRACTION\n")
+    assert pdb.method == "NEUTRON DIFFRACTION; X-RAY DIFFRACTION" and pdb.is_crystal
+    assert read_pdb_crystal("EXPDTA    SOLUTION NMR\n").method == "SOLUTION NMR"

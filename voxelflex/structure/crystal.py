@@ -121,7 +121,7 @@ def _pdb_ncs(mtrix: dict[str, dict[str, str]]) -> tuple[NcsOperator, ...]:
 
 
 def read_pdb_crystal(text: str) -> Crystal | None:
-    """The ``CRYST1`` cell and space group, ``SCALEn``, the first ``EXPDTA`` method and the
+    """The ``CRYST1`` cell and space group, ``SCALEn``, the ``EXPDTA`` method(s) and the
     ``MTRIXn`` operators not marked given of PDB ``text``; None when it states none of them."""
     cryst = method = None
     scale = {}
@@ -129,8 +129,8 @@ def read_pdb_crystal(text: str) -> Crystal | None:
     for line in text.splitlines():
         if cryst is None and line.startswith("CRYST1"):
             cryst = line
-        elif method is None and line.startswith("EXPDTA"):
-            method = line[10:79].strip()
+        elif line.startswith("EXPDTA"):  # continuation lines (columns 9-10) go on the text
+            method = f"{method or ''} {line[10:79].strip()}".strip()
         elif line.startswith(("SCALE1", "SCALE2", "SCALE3")):
             scale[line[5]] = line
         elif line.startswith(("MTRIX1", "MTRIX2", "MTRIX3")):
@@ -186,7 +186,7 @@ def _cif_ncs(block) -> tuple[NcsOperator, ...]:
 
 
 def read_cif_crystal(block) -> Crystal | None:
-    """The cell, space group, fractional transform and first method of a biotite ``CIFBlock``;
+    """The cell, space group, fractional transform and methods of a biotite ``CIFBlock``;
     None when it states neither a cell nor a method."""
 
     def item(category: str, name: str) -> str | None:
@@ -206,7 +206,11 @@ def read_cif_crystal(block) -> Crystal | None:
     cell = numbers(
         "cell", [f"length_{x}" for x in "abc"] + [f"angle_{x}" for x in ("alpha", "beta", "gamma")]
     )
-    method = item("exptl", "method")
+    try:  # a joint refinement lists each method in its own row; EXPDTA joins them with "; "
+        methods = [str(m) for m in block["exptl"]["method"].as_array(str)]
+    except KeyError:
+        methods = []
+    method = "; ".join(m for m in methods if m not in (".", "?")) or None
     ncs = _cif_ncs(block)
     if cell is None and method is None and not ncs:
         return None
