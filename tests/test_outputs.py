@@ -156,6 +156,14 @@ def test_commands_that_write_results_log_into_the_run_folder_or_beside_the_outpu
     assert result.exit_code == 0, result.output
     assert "shards build -> " in (work / "shards.log").read_text()
     assert not (work / "shards" / "shards.log").exists()  # nothing stray in the shard folder
+    # voxelize and features: beside their output too
+    structure = Path(__file__).parent / "data" / "structures" / "1a8o.pdb.gz"
+    result = _invoke("voxelize", structure, "-o", work / "voxels.hdf5", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "voxelize -> " in (work / "voxels.log").read_text()
+    result = _invoke("features", structure, "-o", work / "f.parquet", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "features -> " in (work / "f.log").read_text()
     sql = "SELECT split, count(*) AS n FROM samples GROUP BY split"
     result = _invoke("index", "query", sql, "-i", work / "index.parquet", "-f", "csv",
                      "-o", work / "counts.csv")  # fmt: skip

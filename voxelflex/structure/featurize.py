@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from voxelflex.atomic import atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
+from voxelflex.logs import command_log
 from voxelflex.paths import check_output, require_suffix
 from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
 from voxelflex.structure.frames import KeyRule, compute_frames
@@ -113,36 +114,39 @@ def featurize_files(
     inputs = [("structure file", f) for f in files]
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
     require_suffix(out_path, (".parquet", ".pq"), what="feature sidecar")
-    tables, failed, seconds = [], [], 0.0
-    work = functools.partial(_one, altloc=altloc, keys=keys)
-    bar = tqdm(total=len(files), unit="file", disable=not progress, desc="features")
-    for path, table, error, t in ordered_map(work, [str(f) for f in files], workers):
-        bar.update()
-        seconds += t
-        if table is None:
-            failed.append((path, error))
-        else:
-            tables.append(table)
-    bar.close()
-    skipped_csv = None
-    stale = out_path.with_name(out_path.name + ".skipped.csv")
-    stale.unlink(missing_ok=True)  # an earlier run's report would list files that now succeed
-    if failed:
-        skipped_csv = stale
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["file", "reason"])
-        writer.writerows(failed)
-        atomic_write_text(skipped_csv, buffer.getvalue())
-    if not tables:
-        raise InputError(f"none of {len(files)} structure file(s) could be read; see {skipped_csv}")
-    rows = write_feature_sidecar(out_path, tables, altloc=altloc, keys=keys)
-    return FeaturizeReport(
-        out_path=out_path,
-        skipped_csv=skipped_csv,
-        files=len(files),
-        files_failed=len(failed),
-        residues=rows,
-        feature_seconds=seconds,
-        wall_seconds=time.perf_counter() - start,
-    )
+    with command_log(out_path, "features"):
+        tables, failed, seconds = [], [], 0.0
+        work = functools.partial(_one, altloc=altloc, keys=keys)
+        bar = tqdm(total=len(files), unit="file", disable=not progress, desc="features")
+        for path, table, error, t in ordered_map(work, [str(f) for f in files], workers):
+            bar.update()
+            seconds += t
+            if table is None:
+                failed.append((path, error))
+            else:
+                tables.append(table)
+        bar.close()
+        skipped_csv = None
+        stale = out_path.with_name(out_path.name + ".skipped.csv")
+        stale.unlink(missing_ok=True)  # an earlier run's report would list files that now succeed
+        if failed:
+            skipped_csv = stale
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["file", "reason"])
+            writer.writerows(failed)
+            atomic_write_text(skipped_csv, buffer.getvalue())
+        if not tables:
+            raise InputError(
+                f"none of {len(files)} structure file(s) could be read; see {skipped_csv}"
+            )
+        rows = write_feature_sidecar(out_path, tables, altloc=altloc, keys=keys)
+        return FeaturizeReport(
+            out_path=out_path,
+            skipped_csv=skipped_csv,
+            files=len(files),
+            files_failed=len(failed),
+            residues=rows,
+            feature_seconds=seconds,
+            wall_seconds=time.perf_counter() - start,
+        )

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.frame import FRAME
+from voxelflex.logs import command_log
 from voxelflex.paths import check_output
 from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
 from voxelflex.structure.frames import KEY_RULES, FrameSet, KeyRule, Skip, compute_frames
@@ -489,86 +490,87 @@ def voxelize_files(
     files = find_structure_files(paths)
     inputs = [("structure file", f) for f in files]
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="voxel file")
-    features_path = out_path.with_suffix(".features.parquet") if features else None
-    if features_path is not None:
-        check_output(features_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
-    start = time.perf_counter()
-    rows: list[tuple[str, Skip]] = []
-    tables: list[pa.Table] = []
-    written_domains: set[str] = set()
-    totals = {
-        "read": 0.0,
-        "frame": 0.0,
-        "compress": 0.0,
-        "features": 0.0,
-        "failed": 0,
-        "rejects": 0,
-    }
+    with command_log(out_path, "voxelize"):
+        features_path = out_path.with_suffix(".features.parquet") if features else None
+        if features_path is not None:
+            check_output(features_path, inputs=inputs, overwrite=overwrite, what="feature sidecar")
+        start = time.perf_counter()
+        rows: list[tuple[str, Skip]] = []
+        tables: list[pa.Table] = []
+        written_domains: set[str] = set()
+        totals = {
+            "read": 0.0,
+            "frame": 0.0,
+            "compress": 0.0,
+            "features": 0.0,
+            "failed": 0,
+            "rejects": 0,
+        }
 
-    def items() -> Iterator[CompressedFrames]:
-        bar = tqdm(total=len(files), unit="file", disable=not progress, desc="voxelize")
-        for result in _results(files, keys, altloc, workers, features):
-            bar.update()
-            totals["read"] += result.read_seconds
-            totals["frame"] += result.frame_seconds
-            totals["compress"] += result.compress_seconds
-            totals["features"] += result.feature_seconds
-            if result.item is None:
-                totals["failed"] += 1
-                rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
-                continue
-            # The writer keeps the first file of a domain key that has residues; the sidecar
-            # keeps that file's features, no other's.
-            if len(result.item) and result.item.domain not in written_domains:
-                written_domains.add(result.item.domain)
-                if result.features is not None:
-                    tables.append(result.features)
-            totals["rejects"] += result.rejects
-            rows.extend((result.path, s) for s in result.skipped)
-            yield result.item
-        bar.close()
-        # Every frame is in the temporary file, which the writer renames into place next. The
-        # sidecar being replaced (--features) goes first, so a crash in between never pairs
-        # the new frames with the old features; without --features it is left alone.
-        if features_path is not None and written_domains:
-            features_path.unlink(missing_ok=True)
+        def items() -> Iterator[CompressedFrames]:
+            bar = tqdm(total=len(files), unit="file", disable=not progress, desc="voxelize")
+            for result in _results(files, keys, altloc, workers, features):
+                bar.update()
+                totals["read"] += result.read_seconds
+                totals["frame"] += result.frame_seconds
+                totals["compress"] += result.compress_seconds
+                totals["features"] += result.feature_seconds
+                if result.item is None:
+                    totals["failed"] += 1
+                    rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
+                    continue
+                # The writer keeps the first file of a domain key that has residues; the sidecar
+                # keeps that file's features, no other's.
+                if len(result.item) and result.item.domain not in written_domains:
+                    written_domains.add(result.item.domain)
+                    if result.features is not None:
+                        tables.append(result.features)
+                totals["rejects"] += result.rejects
+                rows.extend((result.path, s) for s in result.skipped)
+                yield result.item
+            bar.close()
+            # Every frame is in the temporary file, which the writer renames into place next. The
+            # sidecar being replaced (--features) goes first, so a crash in between never pairs
+            # the new frames with the old features; without --features it is left alone.
+            if features_path is not None and written_domains:
+                features_path.unlink(missing_ok=True)
 
-    skipped_csv = out_path.with_name(out_path.name + ".skipped.csv")
-    sidecar = out_path.with_suffix(".features.parquet")
-    if features_path is None and out_path.exists() and sidecar.exists():
-        log.warning(
-            "%s is replaced but %s beside it is not (no --features): recompute the sidecar "
-            "if the structures changed",
-            out_path,
-            sidecar,
-        )
-    try:
-        written = write_voxel_hdf5(items(), out_path, keys=keys, altloc=altloc)
-    except InputError:
+        skipped_csv = out_path.with_name(out_path.name + ".skipped.csv")
+        sidecar = out_path.with_suffix(".features.parquet")
+        if features_path is None and out_path.exists() and sidecar.exists():
+            log.warning(
+                "%s is replaced but %s beside it is not (no --features): recompute the sidecar "
+                "if the structures changed",
+                out_path,
+                sidecar,
+            )
+        try:
+            written = write_voxel_hdf5(items(), out_path, keys=keys, altloc=altloc)
+        except InputError:
+            _write_skips(skipped_csv, rows)
+            raise InputError(
+                f"no residue could be voxelized from {len(files)} file(s), so {out_path} was not "
+                f"written; reasons in {skipped_csv}"
+            ) from None
+        rows.extend(("", s) for s in written.skipped)
         _write_skips(skipped_csv, rows)
-        raise InputError(
-            f"no residue could be voxelized from {len(files)} file(s), so {out_path} was not "
-            f"written; reasons in {skipped_csv}"
-        ) from None
-    rows.extend(("", s) for s in written.skipped)
-    _write_skips(skipped_csv, rows)
-    if features_path is not None:
-        write_feature_sidecar(features_path, tables, altloc=altloc, keys=keys)
-    return VoxelizeReport(
-        out_path=out_path,
-        skipped_csv=skipped_csv,
-        files=len(files),
-        files_failed=int(totals["failed"]),
-        files_aposteriori_rejects=int(totals["rejects"]),
-        domains=written.domains,
-        residues=written.residues,
-        skipped=len(rows),
-        read_seconds=totals["read"],
-        frame_seconds=totals["frame"],
-        compress_seconds=totals["compress"],
-        write_seconds=written.seconds,
-        wall_seconds=time.perf_counter() - start,
-        workers=workers,
-        features_path=features_path,
-        feature_seconds=totals["features"],
-    )
+        if features_path is not None:
+            write_feature_sidecar(features_path, tables, altloc=altloc, keys=keys)
+        return VoxelizeReport(
+            out_path=out_path,
+            skipped_csv=skipped_csv,
+            files=len(files),
+            files_failed=int(totals["failed"]),
+            files_aposteriori_rejects=int(totals["rejects"]),
+            domains=written.domains,
+            residues=written.residues,
+            skipped=len(rows),
+            read_seconds=totals["read"],
+            frame_seconds=totals["frame"],
+            compress_seconds=totals["compress"],
+            write_seconds=written.seconds,
+            wall_seconds=time.perf_counter() - start,
+            workers=workers,
+            features_path=features_path,
+            feature_seconds=totals["features"],
+        )
