@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from tests._range_server import RangeServer
 from voxelflex.cli.main import app
 from voxelflex.errors import ShardError
-from voxelflex.index import read_index
+from voxelflex.index import build_index, read_index
 from voxelflex.sources import PlanConfig, build_shards, open_source, verify_shards
 from voxelflex.sources.shards.manifest import MANIFEST_NAME, ShardManifest
 
@@ -268,13 +268,30 @@ def test_skip_policy_serves_the_rest_and_counts(shards, index, caplog, num_worke
     assert skipped == set(rows["row_id"].to_pylist())
 
 
+def test_verify_with_an_index_of_another_voxel_file_names_both(shards, index, tmp_path):
+    """Reproduction: intact shards checked against the wrong index ended in "1 problems in 1
+    shards (listed above); rebuild …", as if the shards were damaged."""
+    voxels = tmp_path / "other.hdf5"
+    shutil.copy(index.meta.voxel_file, voxels)  # another file: another mtime
+    other = build_index(voxels, tmp_path / "other.parquet", progress=False).index_path
+    report = verify_shards(shards, index=read_index(other))
+    assert not report.ok and report.problems == ()
+    result = CliRunner().invoke(app, ["shards", "verify", str(shards), "--index", str(other)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())  # unwrapped
+    assert "3 shards, 24 domains, all intact, but the shards were built from voxel file" in text
+    assert index.meta.voxel_file in text and str(voxels) in text
+    assert "either the index or the shard folder is the wrong one" in text
+    assert str(index.path) in text and "problems" not in text
+
+
 def test_cli_build_and_verify(index, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli_shards"
     args = ["shards", "build", "--index", str(index.path), "--output", str(out)]
     result = runner.invoke(app, [*args, "--domains-per-shard", "30", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "1 shards (1 built, 0 reused), 24 domains" in result.output
+    assert "1 shard (1 built, 0 reused), 24 domains" in result.output
     result = runner.invoke(app, ["shards", "verify", str(out)])
     assert result.exit_code == 0 and "all intact" in result.output
 
