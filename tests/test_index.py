@@ -202,11 +202,13 @@ def test_partial_csv_and_unknown_ids_in_skip_table(tmp_path):
         (["D1", "D2"], r"lists 2 ids, none of them a domain"),  # other case
     ],
 )
-def test_a_split_file_matching_no_domain_is_an_error_naming_it(tmp_path, train, says):
+# alone, every CSV row is no_split: still named, not "none of the rows became a target"
+@pytest.mark.parametrize("others", [{"val": ["d2"]}, {}], ids=["with_val", "alone"])
+def test_a_split_file_matching_no_domain_is_an_error_naming_it(tmp_path, train, says, others):
     layout = {"d1": {"A": residues("ALA GLY")}, "d2": {"A": residues("LEU")}}
     rows = csv_rows("d1", "ALA GLY") + csv_rows("d2", "LEU")
     with pytest.raises(InputError, match=rf"train split file .*train.txt {says}") as err:
-        _build(tmp_path, layout, rows, splits={"train": train, "val": ["d2"]})
+        _build(tmp_path, layout, rows, splits={"train": train, **others})
     assert "CSV's ids are like ['d1', 'd2']" in str(err.value)
     assert "one domain id a line" in str(err.value) and "case-sensitive" in str(err.value)
     assert not (tmp_path / "idx.parquet").exists()

@@ -149,7 +149,7 @@ def test_shards_of_another_voxel_file_are_refused(small, tmp_path):
     with pytest.raises(ShardError, match=r"shards are stale") as err:
         open_source("shards", fresh, split="predict", shards_dir=shards, temperatures=[300.0])
     assert str(voxels) in str(err.value) and "i.parquet" in str(err.value)
-    assert any("stale" in p for p in verify_shards(shards, index=fresh).problems)
+    assert "stale" in verify_shards(shards, index=fresh).index_mismatch
     result = _cli("shards", "verify", shards, "--index", tmp_path / "i.parquet")
     assert result.exit_code == 2 and "stale" in result.output
     # format-1 folders: refused with the fix

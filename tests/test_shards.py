@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from tests._range_server import RangeServer
 from voxelflex.cli.main import app
 from voxelflex.errors import ShardError
-from voxelflex.index import read_index
+from voxelflex.index import build_index, read_index
 from voxelflex.sources import PlanConfig, build_shards, open_source, verify_shards
 from voxelflex.sources.shards.manifest import MANIFEST_NAME, ShardManifest
 
@@ -96,9 +96,10 @@ def test_rerun_after_interruption_rebuilds_only_missing_shards(shards, index):
     report = build_shards(index, shards, domains_per_shard=10, workers=1, progress=False)
     assert (report.built, report.reused) == (1, 2)
     assert ShardManifest.load(shards).to_json() == before.to_json()
-    # killed after a shard was renamed into place, before its build record was written
+    # killed after a shard's build record was written, before the shard was renamed into
+    # place: the record names the shard, whose old content is then replaced
     (shards / MANIFEST_NAME).unlink()
-    (shards / ".build" / "shard-000001.tar.json").unlink()
+    (shards / "shard-000001.tar").write_bytes(b"an older shard-000001.tar")
     report = build_shards(index, shards, domains_per_shard=10, workers=1, progress=False)
     assert (report.built, report.reused) == (1, 2)
     assert ShardManifest.load(shards).to_json() == before.to_json()
@@ -106,6 +107,35 @@ def test_rerun_after_interruption_rebuilds_only_missing_shards(shards, index):
     report = build_shards(index, shards, domains_per_shard=12, progress=False)
     assert (report.built, report.reused, report.n_shards) == (2, 0, 2)
     assert not (shards / "shard-000002.tar").exists()
+
+
+def test_rerun_refuses_shard_files_no_build_record_names(shards, index, caplog):
+    """Reproduction: with an earlier build's .build/ present, a foreign shard-000050.tar in the
+    folder was taken as a leftover of the build and deleted."""
+    (shards / "shard-000050.tar").write_bytes(b"someone else's archive")
+    (shards / "notes.txt").write_text("keep me")
+    with pytest.raises(ShardError, match=r"move those files away") as err:
+        build_shards(index, shards, domains_per_shard=12, progress=False)
+    assert "['notes.txt', 'shard-000050.tar']" in str(err.value)
+    assert (shards / "shard-000050.tar").read_bytes() == b"someone else's archive"
+    assert (shards / "notes.txt").read_text() == "keep me"
+    # moved away: the build's own shards from other settings are still replaced or removed
+    (shards / "shard-000050.tar").unlink()
+    (shards / "notes.txt").unlink()
+    with caplog.at_level(logging.INFO, logger="voxelflex.sources.shards.writer"):
+        report = build_shards(index, shards, domains_per_shard=12, progress=False)
+    assert (report.built, report.reused, report.n_shards) == (2, 0, 2)
+    assert sorted(p.name for p in shards.glob("shard-*.tar")) == [
+        "shard-000000.tar",
+        "shard-000001.tar",
+    ]
+    assert "shard-000002.tar, left over from an earlier build" in caplog.text
+    # a copy without .build/: the shards its manifest names stay the build's once the
+    # manifest is removed (an interrupted build resumes, not refuses)
+    shutil.rmtree(shards / ".build")
+    (shards / "shard-000001.tar").unlink()
+    report = build_shards(index, shards, domains_per_shard=12, progress=False)
+    assert (report.built, report.reused) == (2, 0)
 
 
 def test_rerun_rebuilds_shards_whose_voxel_file_or_residues_changed(shards, index):
@@ -238,13 +268,30 @@ def test_skip_policy_serves_the_rest_and_counts(shards, index, caplog, num_worke
     assert skipped == set(rows["row_id"].to_pylist())
 
 
+def test_verify_with_an_index_of_another_voxel_file_names_both(shards, index, tmp_path):
+    """Reproduction: intact shards checked against the wrong index ended in "1 problems in 1
+    shards (listed above); rebuild …", as if the shards were damaged."""
+    voxels = tmp_path / "other.hdf5"
+    shutil.copy(index.meta.voxel_file, voxels)  # another file: another mtime
+    other = build_index(voxels, tmp_path / "other.parquet", progress=False).index_path
+    report = verify_shards(shards, index=read_index(other))
+    assert not report.ok and report.problems == ()
+    result = CliRunner().invoke(app, ["shards", "verify", str(shards), "--index", str(other)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())  # unwrapped
+    assert "3 shards, 24 domains, all intact, but the shards were built from voxel file" in text
+    assert index.meta.voxel_file in text and str(voxels) in text
+    assert "either the index or the shard folder is the wrong one" in text
+    assert str(index.path) in text and "problems" not in text
+
+
 def test_cli_build_and_verify(index, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli_shards"
     args = ["shards", "build", "--index", str(index.path), "--output", str(out)]
     result = runner.invoke(app, [*args, "--domains-per-shard", "30", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "1 shards (1 built, 0 reused), 24 domains" in result.output
+    assert "1 shard (1 built, 0 reused), 24 domains" in result.output
     result = runner.invoke(app, ["shards", "verify", str(out)])
     assert result.exit_code == 0 and "all intact" in result.output
 

@@ -49,11 +49,15 @@ def build(
         progress=progress,
     )
     typer.echo(
-        f"{report.n_shards} shards ({report.built} built, {report.reused} reused), "
+        f"{_count(report.n_shards, 'shard')} ({report.built} built, {report.reused} reused), "
         f"{report.n_domains} domains, {report.n_residues} residues, "
         f"{report.total_bytes / 1e6:.1f} MB in {output} ({report.seconds:.1f} s); "
         f"manifest {report.manifest_path}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @app.command("verify")
@@ -78,11 +82,20 @@ def verify(
     from voxelflex.sources.shards import verify_shards
 
     report = verify_shards(folder, index=None if index is None else read_index(index))
-    for problem in report.problems:
-        typer.echo(problem)
-    if not report.ok:
+    intact = (
+        f"{folder}: {_count(report.n_shards, 'shard')}, {_count(report.n_domains, 'domain')}, "
+        "all intact"
+    )
+    if report.problems:
+        if report.index_mismatch is not None:
+            typer.echo(f"{folder}: {report.index_mismatch}")
+        for problem in report.problems:
+            typer.echo(problem)
         raise ShardError(
-            f"{folder}: {len(report.problems)} problems in {report.n_shards} shards (listed "
-            "above); rebuild with `voxelflex shards build` (intact shards are reused)"
+            f"{folder}: {_count(len(report.problems), 'problem')} in "
+            f"{_count(report.n_shards, 'shard')} (listed above); rebuild with "
+            "`voxelflex shards build` (intact shards are reused)"
         )
-    typer.echo(f"{folder}: {report.n_shards} shards, {report.n_domains} domains, all intact")
+    if report.index_mismatch is not None:  # the shards are fine; one of the two is not theirs
+        raise ShardError(f"{intact}, but {report.index_mismatch}")
+    typer.echo(intact)

@@ -353,6 +353,8 @@ def build_index(
         skipped = dict(Counter(skip["reason"].to_pylist()))
         csv_warnings = []
         try:
+            # first: a split file of unknown ids is named, not reported as no target at all
+            split_warnings = _refuse_unmatched_split_files(split_files, splits, skip, csv, scan)
             if fates is not None:
                 csv_warnings = _check_targets(fates, csv_path=rmsf_csv, skip_path=skip_path)
                 csv_warnings += rmsf_scale_warnings(
@@ -368,7 +370,6 @@ def build_index(
                         ),
                         source=f"RMSF CSV {rmsf_csv}",
                     )
-            split_warnings = _refuse_unmatched_split_files(split_files, splits, skip, csv, scan)
             if not sum(rows.values()):
                 raise InputError(
                     f"no residue of {voxel_file} could be indexed (skip-table lines per reason: "

@@ -189,8 +189,38 @@ class ShardManifest:
     shards: tuple[ShardEntry, ...]
     format_version: int = FORMAT_VERSION
 
+    def index_mismatch(self, index_meta: IndexMeta, *, index_path: str) -> str | None:
+        """Why an index does not belong to these shards (another voxel file, or the voxel file
+        changed since one of them was built); ``None`` when the fingerprints agree.
+
+        Parameters
+        ----------
+        index_meta : IndexMeta
+            Of the index about to be served from these shards.
+        index_path : str
+            The index, for the message.
+        """
+        ours = self.source["voxel_fingerprint"]
+        theirs = index_meta.fingerprints.get("voxel_file", {})
+        if all(ours.get(k) == theirs.get(k) for k in FINGERPRINT_KEYS):
+            return None
+        built = (
+            f"the shards were built from voxel file {ours.get('path')} ({_describe(ours)}) and "
+            f"index {index_path} from voxel file {theirs.get('path')} ({_describe(theirs)})"
+        )
+        if ours.get("path") == theirs.get("path"):  # the file changed between the two builds
+            return (
+                f"{built}: the shards are stale; rebuild them with "
+                f"`voxelflex shards build --index {index_path}`"
+            )
+        return (
+            f"{built}: either the index or the shard folder is the wrong one; pass the index "
+            f"the shards were built for ({self.source.get('index')}), or build shards for this "
+            f"index into another folder with `voxelflex shards build --index {index_path} -o DIR`"
+        )
+
     def check_index(self, index_meta: IndexMeta, *, index_path: str, where: str) -> None:
-        """Refuse an index built from another voxel file than these shards (stale shards).
+        """Refuse an index built from another voxel file than these shards (or stale shards).
 
         Parameters
         ----------
@@ -204,15 +234,8 @@ class ShardManifest:
         ShardError
             The voxel-file fingerprints differ (size, mtime or key listing).
         """
-        ours = self.source["voxel_fingerprint"]
-        theirs = index_meta.fingerprints.get("voxel_file", {})
-        if any(ours.get(k) != theirs.get(k) for k in FINGERPRINT_KEYS):
-            raise ShardError(
-                f"{where}: the shards were built from voxel file {ours.get('path')} "
-                f"({_describe(ours)}), but index {index_path} was built from "
-                f"{theirs.get('path')} ({_describe(theirs)}): the shards are stale; rebuild "
-                f"them with `voxelflex shards build --index {index_path}`"
-            )
+        if (why := self.index_mismatch(index_meta, index_path=index_path)) is not None:
+            raise ShardError(f"{where}: {why}")
 
     def domain_map(self) -> dict[str, tuple[int, DomainRecord]]:
         """Domain → (shard position, record)."""

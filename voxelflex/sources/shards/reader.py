@@ -279,11 +279,20 @@ class ShardSource(SampleSource):
 
     def loader(self, cfg, epoch, start_batch=0, *, pin_memory=False):
         if self.n_shards < cfg.n_streams:
+            counts = [
+                f"{n} {noun}{'' if n == 1 else 's'}"
+                for n, noun in (
+                    (self.n_shards, "shard"),
+                    (cfg.world_size, "rank"),
+                    (cfg.streams_per_rank, "worker"),
+                )
+            ]
             log.info(
-                "%d shards hold split %r for %d ranks × workers: the plan deals domains, not "
-                "shards, so workers share shards and none idles",
-                self.n_shards,
+                "%s %s split %r for %s × %s: the plan deals domains, not shards, so workers "
+                "share shards and none idles",
+                counts[0],
+                "holds" if self.n_shards == 1 else "hold",
                 self.split,
-                cfg.n_streams,
+                *counts[1:],
             )
         return super().loader(cfg, epoch, start_batch, pin_memory=pin_memory)

@@ -56,16 +56,21 @@ def _tar_problems(data: bytes, shard: ShardEntry, path: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ShardVerifyReport:
-    """Outcome of :func:`verify_shards`: every problem found, one line each."""
+    """Outcome of :func:`verify_shards`: every problem found, one line each.
+
+    ``index_mismatch`` says why the index given does not belong to the shards (``None``: it
+    does, or none was given); it is no damage of the shards, so not among ``problems``.
+    """
 
     folder: Location
     n_shards: int
     n_domains: int
     problems: tuple[str, ...]
+    index_mismatch: str | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and self.index_mismatch is None
 
 
 def verify_shards(
@@ -94,11 +99,9 @@ def verify_shards(
             f"{folder}: the manifest's frame {manifest.frame.to_dict()} is not voxelflex's "
             f"{FRAME.to_dict()}; rebuild with `voxelflex shards build`"
         )
-    if index is not None:
-        try:
-            manifest.check_index(index.meta, index_path=str(index.path), where=str(folder))
-        except ShardError as exc:
-            problems.append(str(exc))
+    mismatch = (
+        None if index is None else manifest.index_mismatch(index.meta, index_path=str(index.path))
+    )
     for shard in manifest.shards:
         path = store.where(shard.name)
         try:
@@ -120,4 +123,6 @@ def verify_shards(
                 decode_record(path, record, memoryview(data)[record.start : record.end])
             except ShardError as exc:
                 problems.append(str(exc))
-    return ShardVerifyReport(folder, len(manifest.shards), manifest.n_domains, tuple(problems))
+    return ShardVerifyReport(
+        folder, len(manifest.shards), manifest.n_domains, tuple(problems), mismatch
+    )

@@ -4,8 +4,8 @@ One tar record per domain: ``<key>.vox.zst`` (one zstd frame of the domain's sta
 and ``<key>.keys.json`` (domain, chains, residue keys in row order). Domains are shuffled once
 with ``seed`` and cut into shards of ``domains_per_shard``. Domains are read, packed and
 compressed in parallel worker processes; the main process writes each shard to a temporary file,
-renames it into place and records it in ``.build/`` so an interrupted build resumes; the manifest
-is written last.
+records it in ``.build/`` (so an interrupted build resumes) and renames it into place; the
+manifest is written last.
 """
 
 from __future__ import annotations
@@ -114,9 +114,13 @@ def _encode_domain(task: tuple[str, str, list[str], list[str], int]) -> tuple[st
 
 
 def _write_shard(
-    path: Path, encoded: list[tuple[str, bytes, bytes]], n_res: list[int]
+    path: Path, encoded: list[tuple[str, bytes, bytes]], n_res: list[int], state: dict
 ) -> ShardEntry:
-    """Write one shard atomically; return its manifest entry (with each member's offset)."""
+    """Write one shard atomically; return its manifest entry (with each member's offset).
+
+    Its build record (``state`` plus the entry) is written before the shard is renamed into
+    place, so every shard file of the folder is named by a record: what proves it this build's.
+    """
     with atomic_path(path) as tmp:
         with wds.TarWriter(str(tmp), encoder=False, mtime=0) as writer:
             for domain, vox, keys in encoded:
@@ -144,8 +148,17 @@ def _write_shard(
                     keys_crc32=zlib.crc32(keys),
                 )
             )
-        size, digest = tmp.stat().st_size, file_sha256(tmp)
-    return ShardEntry(name=path.name, bytes=size, sha256=digest, records=tuple(records))
+        entry = ShardEntry(
+            name=path.name,
+            bytes=tmp.stat().st_size,
+            sha256=file_sha256(tmp),
+            records=tuple(records),
+        )
+        atomic_write_text(
+            path.parent / _STATE_DIR / f"{path.name}.json",
+            json.dumps({**state, "entry": entry.to_dict()}),
+        )
+    return entry
 
 
 def _inputs_digest(voxels: dict, domains: list[str], chains: list, resids: list) -> str:
@@ -186,36 +199,41 @@ _SHARD_FILE = re.compile(r"^shard-\d+\.tar$")
 
 
 def _own_files(out: Path) -> set[str]:
-    """Shard files of ``out`` that its own build state or manifest names (free to replace).
+    """Shard files of ``out`` that its own build records or manifest name (free to replace).
 
     Leftover temporary files of an interrupted write are removed. Anything else in the folder
-    (another program's files, an unrelated ``manifest.json``) is refused: a build replaces
-    only what a build wrote.
+    (another program's files, a ``shard-*.tar`` no record names, an unrelated
+    ``manifest.json``) is refused: a build replaces only what a build wrote. Shards that only
+    the manifest names get a build record, so they stay this build's once the manifest is
+    removed.
 
     Raises
     ------
     ShardError
-        Naming the foreign files.
+        Naming every foreign file.
     """
-    named: set[str] = set()
-    foreign: list[str] = []
     state = out / _STATE_DIR
-    if state.is_dir():
-        named |= {p.name.removesuffix(".json") for p in state.glob("shard-*.tar.json")}
-        # a shard renamed into place just before a kill, its record not yet written: ours
-        # (no record vouches for it, so it is rebuilt)
-        named |= {p.name for p in out.iterdir() if _SHARD_FILE.match(p.name) and p.is_file()}
+    named = {
+        p.name.removesuffix(".json")
+        for p in state.glob("shard-*.tar.json")
+        if _SHARD_FILE.match(p.name.removesuffix(".json"))
+    }
+    foreign: list[str] = []
+    listed: dict[str, dict] = {}  # shard name: its manifest entry
     manifest = out / MANIFEST_NAME
     if manifest.is_file():
         try:
             d = json.loads(manifest.read_text())
             if d.get("format") != FORMAT_NAME:
                 raise ValueError("another format")
-            named |= {str(e["name"]) for e in d["shards"]}
-        except (ValueError, KeyError, TypeError):
+            listed = {str(e["name"]): e for e in d["shards"]}
+            if not all(_SHARD_FILE.match(n) for n in listed):
+                raise ValueError("names that are not shard files")
+        except (ValueError, KeyError, TypeError, AttributeError):
             foreign.append(MANIFEST_NAME)
+            listed = {}
     for entry in sorted(out.iterdir()):
-        if entry.name in (_STATE_DIR, MANIFEST_NAME) or entry.name in named:
+        if entry.name in (_STATE_DIR, MANIFEST_NAME) or entry.name in named | listed.keys():
             continue
         if _LEFTOVER.match(entry.name) and entry.is_file():
             entry.unlink()
@@ -224,10 +242,14 @@ def _own_files(out: Path) -> set[str]:
     if foreign:
         raise ShardError(
             f"shard folder {out} holds {len(foreign)} entries that no voxelflex shard build of "
-            f"this folder wrote: {foreign[:10]}; shards build replaces only its own files: "
-            "choose a new or empty --output folder, or move those files away"
+            f"this folder wrote (no build record in {state} or manifest names them): {foreign}; "
+            "shards build replaces only its own files: move those files away, or choose a new "
+            "or empty --output folder"
         )
-    return {n for n in named if (out / n).is_file()}
+    for name in listed.keys() - named:  # not reusable (no settings or inputs): rebuilt
+        if (out / name).is_file():
+            atomic_write_text(state / f"{name}.json", json.dumps({"entry": listed[name]}))
+    return {n for n in named | listed.keys() if (out / n).is_file()}
 
 
 def _results(tasks: list, workers: int) -> Iterator[tuple[str, bytes, bytes]]:
@@ -335,21 +357,12 @@ def build_shards(
                 for _ in groups[i]:
                     encoded.append(next(results))
                     bar.update()
-                entry = _write_shard(
-                    out / shard_name(i), encoded, [len(chains[d]) for d in groups[i]]
+                entries[i] = _write_shard(
+                    out / shard_name(i),
+                    encoded,
+                    [len(chains[d]) for d in groups[i]],
+                    {"format_version": FORMAT_VERSION, "settings": settings, "inputs": inputs[i]},
                 )
-                atomic_write_text(
-                    out / _STATE_DIR / f"{shard_name(i)}.json",
-                    json.dumps(
-                        {
-                            "format_version": FORMAT_VERSION,
-                            "settings": settings,
-                            "inputs": inputs[i],
-                            "entry": entry.to_dict(),
-                        }
-                    ),
-                )
-                entries[i] = entry
             results.close()
         planned = {shard_name(i) for i in range(len(groups))}
         for name in sorted(ours - planned):
