@@ -26,7 +26,7 @@ from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
-from voxelflex.quantities import outside_range
+from voxelflex.quantities import outside_range, temperature_scale_warnings
 from voxelflex.sources.shards.manifest import file_sha256
 
 if TYPE_CHECKING:  # annotations only
@@ -368,7 +368,8 @@ def write_outputs(
     missing_out: Path,
 ) -> tuple[tuple[float, ...], Path | None]:
     """Write the predictions file with its metadata and the missing report (removed when
-    empty: a report from an earlier run would describe it); warn about extrapolation.
+    empty: a report from an earlier run would describe it); warn about extrapolation and
+    about temperatures that look like °C.
 
     Returns
     -------
@@ -402,11 +403,17 @@ def write_outputs(
     extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
     if extrap:
         log.warning(
-            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
-            "there are extrapolations (column `extrapolated`)",
+            "%s %s K %s outside the checkpoint's training range %s–%s K: predictions there are "
+            "extrapolations (column `extrapolated`), possibly far off, even negative",
+            "temperatures" if len(extrap) > 1 else "temperature",
             ", ".join(temperature_key(t) for t in extrap),
+            "lie" if len(extrap) > 1 else "lies",
             *(temperature_key(x) for x in t_range),
         )
+    for warning in temperature_scale_warnings(
+        temperatures, source="predict", fix="pass kelvin to --temperature or --temperatures"
+    ):
+        log.warning("%s", warning)
     missing_out.unlink(missing_ok=True)
     missing_path = None
     if missing_rows.num_rows:
