@@ -336,6 +336,36 @@ def test_a_predictions_csv_saved_with_semicolons_or_without_columns_is_a_message
         read_predictions(preds)
 
 
+def test_a_missing_value_in_a_predictions_csv_is_an_empty_field_and_reads_back(tmp_path):
+    from typer.testing import CliRunner
+
+    from voxelflex.cli.main import app
+
+    y = np.linspace(0.1, 0.6, 6)
+    target = np.where(np.arange(6) == 2, np.nan, y)  # no target at row 3
+    accessibility = pa.array([0.2, None, 0.4, 0.5, 0.6, 0.7], pa.float32())
+    table = _table(target_rmsf=target, predicted_rmsf=y, relative_accessibility=accessibility)
+    csv = write_predictions(table, _meta(), tmp_path / "metrics" / "predictions_test.csv")
+    parquet = write_predictions(table, _meta(), tmp_path / "predictions_test.parquet")
+    text = csv.read_text()
+    assert "nan" not in text.lower()
+    header, *lines = (line.replace('"', "").split(",") for line in text.splitlines())
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    assert rows[2]["target_rmsf"] == "" and rows[2]["relative_accessibility"] == "0.4"  # R: NA
+    assert rows[1]["relative_accessibility"] == "" and rows[1]["target_rmsf"] == "0.2"
+    from_csv, _ = read_predictions(csv)
+    from_parquet, _ = read_predictions(parquet)
+    from_parquet = from_parquet.cast(from_csv.schema)
+    rest = [c for c in from_csv.column_names if c != "target_rmsf"]
+    assert from_csv.select(rest).equals(from_parquet.select(rest))  # a null annotation
+    target = from_csv["target_rmsf"].to_numpy()  # NaN, as in Parquet
+    np.testing.assert_array_equal(target, from_parquet["target_rmsf"].to_numpy())
+    assert np.isnan(target[2])
+    assert evaluate(csv, importance=False).metrics["overall"]["n"] == 5
+    result = CliRunner().invoke(app, ["plot", "-p", str(csv), "-o", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+
+
 def test_evaluate_refuses_repeated_rows(tmp_path):
     _, _, table, meta = _index_and_rows(tmp_path)
     twice = write_predictions(

@@ -327,8 +327,9 @@ def test_temperatures_that_look_like_celsius_warn(tmp_path):
     celsius = csv_rows("d1", "ALA GLY", temps=(25.0, 37.0, 77.0))  # °C, and liquid nitrogen
     report, t, _ = _build(tmp_path / "c", layout, celsius)
     (warning,) = [w for w in report.warnings if "kelvin" in w]
-    assert "4 row(s)" in warning and "(25, 37 K)" in warning and "r.csv" in warning
-    assert "add 273.15" in warning and t.num_rows == 6  # a warning: nothing is dropped
+    assert "temperatures 25, 37 K are below 60 K in 4 rows" in warning and "r.csv" in warning
+    assert "add 273.15" in warning and "298.15 K for 25 °C" in warning
+    assert t.num_rows == 6  # a warning: nothing is dropped
 
 
 def test_relative_accessibility_in_percent_warns(tmp_path):

@@ -262,6 +262,35 @@ def test_cli_predict_evaluate_plot(checkpoint, demo_index, test_domain, tmp_path
     assert result.exit_code == 2 and "empty.txt lists no domain id" in result.output
 
 
+def test_temperatures_that_look_like_celsius_warn_and_are_written_as_flagged(
+    checkpoint, demo_index, test_domain, tmp_path
+):
+    # 25 °C given as kelvin: a warning naming the values and the fix, as index build gives for
+    # an RMSF CSV; the rows are written, flagged extrapolated
+    preds = tmp_path / "cold.csv"
+    args = ["predict", "-c", str(checkpoint), "-i", str(demo_index), "-d", test_domain]
+    result = CliRunner().invoke(app, [*args, "-t", "25", "--temperatures", "30:40:10", "-o", preds])
+    assert result.exit_code == 0, result.output
+    assert "predict: temperatures 25, 30, 40 K are below 60 K" in result.output
+    assert (
+        "pass kelvin to --temperature or --temperatures (e.g. 298.15 K for 25 °C)" in result.output
+    )
+    assert (
+        "temperatures 25, 30, 40 K lie outside" in result.output
+        and "even negative" in result.output
+    )
+    table, _ = read_predictions(preds)
+    assert table["extrapolated"].to_numpy(zero_copy_only=False).all()
+    result = CliRunner().invoke(app, [*args, "-t", "37", "-o", tmp_path / "one.csv"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "predict: temperature 37 K is below 60 K" in result.output
+        and "if it is °C" in result.output
+    )
+    assert "temperature 37 K lies outside" in result.output
+    assert "residues × 1 temperature = " in result.output
+
+
 def test_shards_and_hdf5_give_the_same_predictions(checkpoint, demo_index, test_domain, tmp_path):
     from voxelflex.sources import build_shards
 

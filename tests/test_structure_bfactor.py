@@ -1,10 +1,12 @@
 """write_bfactor_copy changes the B-factor fields and nothing else."""
 
 import gzip
+import io
 import math
 import re
 from pathlib import Path
 
+import biotite.structure.io.pdbx as pdbx
 import numpy as np
 import pytest
 
@@ -92,6 +94,42 @@ def test_icode_keys_address_the_insertion_code_residue(tmp_path):
     write_bfactor_copy(src, out, {("D", "54A"): 1.25}, keys="icode")
     written = {x[22:27]: float(x[60:66]) for x in _text(out) if x.startswith("ATOM")}
     assert written["  54A"] == 1.25 and written["  54 "] == -1.0
+
+
+def test_an_mmcif_without_b_factors_gets_the_column_in_every_row(tmp_path):
+    # biotite writes no B_iso_or_equiv for atoms without B-factors: the copy adds it
+    original = io.StringIO("".join(_text(STRUCTURES / "1a8o.cif.gz")))
+    atoms = pdbx.get_structure(pdbx.CIFFile.read(original), model=1)
+    written = pdbx.CIFFile()
+    pdbx.set_structure(written, atoms)
+    text = io.StringIO()
+    written.write(text)
+    src = tmp_path / "in" / "nob.cif.gz"
+    src.parent.mkdir()
+    src.write_bytes(gzip.compress(text.getvalue().encode()))
+    assert "B_iso_or_equiv" not in text.getvalue()
+    values = _values(src)
+    out = tmp_path / "nob.cif.gz"
+    report = write_bfactor_copy(src, out, values)
+    before, after = _text(src), _text(out)
+    names = [x.split()[0] for x in before if x.startswith("_atom_site.")]
+    added = [x.split()[0] for x in after if x.startswith("_atom_site.")]
+    assert added == [*names, "_atom_site.B_iso_or_equiv"]
+    chain, resid = names.index("_atom_site.auth_asym_id"), names.index("_atom_site.auth_seq_id")
+    after = [x for x in after if not x.startswith("_atom_site.B_iso_or_equiv")]
+    n = 0
+    for a, b in zip(before, after, strict=True):
+        if a.startswith(("ATOM ", "HETATM ")):
+            ta, tb = TOKEN.findall(a), TOKEN.findall(b)
+            assert tb[:-1] == ta
+            assert tb[-1] == f"{values.get((ta[chain], ta[resid]), -1.0):.2f}"
+            n += 1
+        else:
+            assert a == b
+    assert n == len(atoms) == report.atoms_with_value + report.atoms_with_sentinel
+    assert report.atoms_with_value > 0 and report.atoms_with_sentinel > 0
+    parsed = read_structure(out).atoms  # and a parser reads the column
+    assert len(parsed) == len(atoms) and (parsed.b_factor != 0).all()
 
 
 def test_bad_requests_raise_input_errors(tmp_path):

@@ -73,20 +73,31 @@ def rmsf_scale_warnings(values: np.ndarray, unit: str, *, source: str) -> list[s
     ]
 
 
-def temperature_scale_warnings(values: np.ndarray, *, source: str) -> list[str]:
+def temperature_scale_warnings(
+    values: np.ndarray, *, source: str, fix: str = "add 273.15 to temperature_feature"
+) -> list[str]:
     """A warning when temperatures (K) below :data:`PLAUSIBLE_MIN_KELVIN` occur in ``values``.
 
-    Temperatures in °C train without error, as a temperature scale 273 K off; the lowest
-    values are where that shows.
+    Temperatures in °C train and predict without error, as a temperature scale 273 K off; the
+    lowest values are where that shows. ``source`` names where the values come from (an RMSF
+    CSV, the requested temperatures), ``fix`` how to give kelvin there (default: in an RMSF
+    CSV).
     """
     values = np.asarray(values, dtype=np.float64)
     low = values < PLAUSIBLE_MIN_KELVIN
     if not low.any():
         return []
-    found = ", ".join(f"{t:g}" for t in np.unique(values[low])[:5])
+    found = np.unique(values[low])
+    shown = ", ".join(f"{t:g}" for t in found[:5]) + (", ..." if len(found) > 5 else "")
+    rows = int(low.sum())
+    where = f" in {rows} rows" if rows > len(found) else ""
+    many = len(found) > 1
     return [
-        f"{int(low.sum())} row(s) of {source} have a temperature below {PLAUSIBLE_MIN_KELVIN:g} K "
-        f"({found} K): temperature_feature is read in kelvin; if these are °C, add 273.15"
+        f"{source}: temperature{'s' if many else ''} {shown} K {'are' if many else 'is'} below "
+        f"{PLAUSIBLE_MIN_KELVIN:g} K{where}, colder than any protein sample (cryo-"
+        f"crystallography: 77-100 K) or simulation: temperatures are read in kelvin; if "
+        f"{'these are' if many else 'it is'} °C, {fix} (e.g. {found[0] + 273.15:g} K for "
+        f"{found[0]:g} °C)"
     ]
 
 

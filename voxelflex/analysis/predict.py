@@ -364,7 +364,14 @@ def _write(
         missing_out=missing_out,
     )
     n_res = len(np.unique(row_id))
-    log.info("predicted %d residues × %d temperatures -> %s", n_res, len(temps), out)
+    log.info(
+        "predicted %d residue%s × %d temperature%s -> %s",
+        n_res,
+        "" if n_res == 1 else "s",
+        len(temps),
+        "" if len(temps) == 1 else "s",
+        out,
+    )
     return PredictReport(
         path=out,
         n_rows=table.num_rows,

@@ -26,7 +26,7 @@ from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
-from voxelflex.quantities import outside_range
+from voxelflex.quantities import outside_range, temperature_scale_warnings
 from voxelflex.sources.shards.manifest import file_sha256
 
 if TYPE_CHECKING:  # annotations only
@@ -62,7 +62,9 @@ COLUMN_DOCS = {
     "resname": "3-letter residue name",
     "temperature": "temperature in K the prediction is for",
     "predicted_rmsf": "predicted C-alpha RMSF, in the unit `rmsf_unit` of this file's metadata",
-    "target_rmsf": "RMSF from the index at this residue and temperature (NaN where none)",
+    "target_rmsf": (
+        "RMSF from the index at this residue and temperature (where none: NaN; in a CSV, empty)"
+    ),
     "extrapolated": "true where the temperature lies outside the checkpoint's training range",
     **OPTIONAL_COLUMN_DOCS,
 }
@@ -220,12 +222,26 @@ def sidecar_path(csv_path: str | Path) -> Path:
     return csv_path.with_name(csv_path.name + ".json")
 
 
+def _nan_as_null(table: pa.Table) -> pa.Table:
+    """``table`` with NaN as null in its float columns, which a CSV writes as an empty field like
+    every other missing value (R reads it as NA; a ``nan`` would make the column text)."""
+    return pa.table(
+        {
+            name: pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+            if pa.types.is_floating(column.type)
+            else column
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+
+
 def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
     """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically.
 
     A CSV gets its metadata in :func:`sidecar_path` (an older one is removed first and the new
     one written after the CSV, so a crash in between leaves a CSV the reader refuses, never a
-    new CSV beside old metadata); a Parquet file in its footer.
+    new CSV beside old metadata); a Parquet file in its footer. Every missing value (a NaN
+    ``target_rmsf``, a null annotation) is an empty field of the CSV.
     """
     path = Path(path)
     if predictions_format(path) == "parquet":
@@ -233,7 +249,7 @@ def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) 
             pq.write_table(_with_meta(table, meta), tmp)
     else:
         sidecar_path(path).unlink(missing_ok=True)
-        atomic_write_csv(table, path)
+        atomic_write_csv(_nan_as_null(table), path)
         text = json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n"
         atomic_write_text(sidecar_path(path), text)
     return path
@@ -332,7 +348,11 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
             f"{path}: not a readable predictions CSV ({exc}); pass the file `voxelflex predict` "
             "wrote, unchanged"
         ) from exc
-    return _require_columns(table, path), meta
+    table = _require_columns(table, path)
+    # a missing target is an empty field in the CSV and NaN in the table, as in Parquet
+    where = table.schema.get_field_index("target_rmsf")
+    target = pc.fill_null(table["target_rmsf"], pa.scalar(np.nan, pa.float32()))
+    return table.set_column(where, "target_rmsf", target), meta
 
 
 def write_outputs(
@@ -348,7 +368,8 @@ def write_outputs(
     missing_out: Path,
 ) -> tuple[tuple[float, ...], Path | None]:
     """Write the predictions file with its metadata and the missing report (removed when
-    empty: a report from an earlier run would describe it); warn about extrapolation.
+    empty: a report from an earlier run would describe it); warn about extrapolation and
+    about temperatures that look like °C.
 
     Returns
     -------
@@ -382,11 +403,17 @@ def write_outputs(
     extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
     if extrap:
         log.warning(
-            "temperatures %s K lie outside the checkpoint's training range %s–%s K: predictions "
-            "there are extrapolations (column `extrapolated`)",
+            "%s %s K %s outside the checkpoint's training range %s–%s K: predictions there are "
+            "extrapolations (column `extrapolated`), possibly far off, even negative",
+            "temperatures" if len(extrap) > 1 else "temperature",
             ", ".join(temperature_key(t) for t in extrap),
+            "lie" if len(extrap) > 1 else "lies",
             *(temperature_key(x) for x in t_range),
         )
+    for warning in temperature_scale_warnings(
+        temperatures, source="predict", fix="pass kelvin to --temperature or --temperatures"
+    ):
+        log.warning("%s", warning)
     missing_out.unlink(missing_ok=True)
     missing_path = None
     if missing_rows.num_rows:

@@ -203,7 +203,8 @@ def predict(
         )
         typer.echo(
             f"predictions: {report.path} ({report.n_residues} residues of {report.files} "
-            f"structure files, {report.n_rows} rows); structure copies with the predicted "
+            f"structure file{'' if report.files == 1 else 's'}, {report.n_rows} rows); "
+            "structure copies with the predicted "
             f"{report.bfactor_content} at {report.bfactor_temperature:g} K in the B-factor "
             f"column: {report.bfactor_dir}"
         )

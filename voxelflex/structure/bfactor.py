@@ -1,12 +1,14 @@
 """Copy a structure file with one value per residue (predicted RMSF) in its B-factor column.
 
-Only the text of the B-factor field of each atom record changes; every other byte of the file
-stays as it was, so the copy opens wherever the original did and can be coloured by B-factor in
-PyMOL (``spectrum b``) or ChimeraX (``color bfactor``).
+Only the text of the B-factor field of each atom record changes (or is added, below); every
+other byte of the file stays as it was, so the copy opens wherever the original did and can be
+coloured by B-factor in PyMOL (``spectrum b``) or ChimeraX (``color bfactor``).
 
 - PDB: columns 61-66 of every ATOM/HETATM record, written as ``%6.2f``.
 - PDBx/mmCIF: the ``_atom_site.B_iso_or_equiv`` token of every ``atom_site`` row, written as
-  ``%.2f`` (left-aligned in the old token's width when it fits, so columns stay aligned).
+  ``%.2f`` (left-aligned in the old token's width when it fits, so columns stay aligned). A loop
+  without that column (biotite writes none for atoms without B-factors) gets it as its last
+  column: the name after the loop's last name, a token at the end of every row.
 
 Every model's atoms are written. A residue is addressed by its HDF5 keys ``(chain, resid)`` as in
 :class:`voxelflex.structure.FrameSet` (chain ``"A"`` for a blank chain id; ``resid`` as made by
@@ -152,8 +154,10 @@ def _rewrite_pdb(text: str, path: Path, values: np.ndarray, sentinel: float) -> 
     return "".join(lines)
 
 
-def _atom_site_spans(text: str, path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
-    """Column names of the atom_site loop and, per row, (line, start, end) of B_iso_or_equiv."""
+def _atom_site_spans(text: str, path: Path) -> tuple[list[tuple[int, int, int]], int | None]:
+    """Per atom_site row, (line, start, end) of its B_iso_or_equiv token; and None, or, for a
+    loop without that column, the line its name goes on (after the loop's last name), the
+    spans then being empty (start == end) at the end of each row, where its token goes."""
     lines = text.splitlines(keepends=True)
     i = 0
     while i < len(lines):
@@ -171,9 +175,8 @@ def _atom_site_spans(text: str, path: Path) -> tuple[list[str], list[tuple[int, 
     while i < len(lines) and lines[i].lstrip().startswith("_atom_site."):
         names.append(lines[i].split()[0][len("_atom_site.") :])
         i += 1
-    if "B_iso_or_equiv" not in names:
-        raise InputError(f"{path}: the atom_site loop has no B_iso_or_equiv column to write")
-    column = names.index("B_iso_or_equiv")
+    add_at = None if "B_iso_or_equiv" in names else i  # e.g. biotite writes none without them
+    column = len(names) - 1 if add_at is not None else names.index("B_iso_or_equiv")
     spans: list[tuple[int, int, int]] = []
     count = 0
     for row_line in range(i, len(lines)):
@@ -187,18 +190,19 @@ def _atom_site_spans(text: str, path: Path) -> tuple[list[str], list[tuple[int, 
             )
         for match in _CIF_TOKEN.finditer(lines[row_line]):
             if count % len(names) == column:
-                spans.append((row_line, match.start(), match.end()))
+                start = match.end() if add_at is not None else match.start()
+                spans.append((row_line, start, match.end()))
             count += 1
     if count % len(names):
         raise InputError(
             f"{path}: the atom_site loop has {count} values, not a multiple of its "
             f"{len(names)} columns; the file is malformed"
         )
-    return names, spans
+    return spans, add_at
 
 
 def _rewrite_cif(text: str, path: Path, values, sentinel: float) -> str:
-    _, spans = _atom_site_spans(text, path)
+    spans, add_at = _atom_site_spans(text, path)
     site = pdbx.CIFFile.read(io.StringIO(text)).block["atom_site"]
     if site.row_count != len(spans):
         raise InputError(
@@ -218,8 +222,13 @@ def _rewrite_cif(text: str, path: Path, values, sentinel: float) -> str:
         zip(spans, atom_values, strict=True), key=lambda s: (s[0][0], -s[0][1])
     ):
         token = _format(sentinel if math.isnan(value) else value, path, None)
-        token = token.ljust(end - start)
+        token = " " + token if add_at is not None else token.ljust(end - start)
         lines[i] = lines[i][:start] + token + lines[i][end:]
+    if add_at is not None:  # the column's name, indented and ended as the name before it
+        before = lines[add_at - 1]
+        body = before.rstrip("\r\n")
+        indent = body[: len(body) - len(body.lstrip())]
+        lines.insert(add_at, f"{indent}_atom_site.B_iso_or_equiv{before[len(body) :]}")
     return "".join(lines)
 
 
