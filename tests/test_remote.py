@@ -25,7 +25,7 @@ from tests._batches import assert_same_batches
 from tests._range_server import RangeServer
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
-from voxelflex.errors import FetchError, IndexFormatError, ShardError
+from voxelflex.errors import FetchError, IndexFormatError, ServerError, ShardError
 from voxelflex.index import connect, read_index
 from voxelflex.index.query import run_query
 from voxelflex.remote import RemoteFolder
@@ -78,7 +78,12 @@ def _batches(index, shards_dir, *, workers=0, epoch=1, **options):
 
 
 def _shard_gets(server, name):
-    return [r for r in server.requests if r.method == "GET" and r.name == name]
+    """GET requests for shard ``name`` (None: for any shard)."""
+    return [
+        r
+        for r in server.requests
+        if r.method == "GET" and (r.name == name if name else r.name.endswith(".tar"))
+    ]
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -196,6 +201,33 @@ def test_a_lasting_fault_names_the_url_and_never_shortens_the_epoch(
         for path in kept:
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
         assert not list((tmp_path / "cache" / ".tmp").iterdir())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_server_that_ignores_range_stops_every_policy(
+    index, local_batches, served, tmp_path, workers
+):
+    """Reproduction: a server answering range requests with the whole file (HTTP 200, as
+    ``python -m http.server`` does) made ``predict`` (on_error="skip") drop every domain, exit 0."""
+    server, _ = served
+    shards = ShardManifest.load(served[1]).shards
+    for on_error in ("raise", "skip"):
+        server.clear()
+        for s in shards:
+            server.inject(s.name, "ignore_range", times=None)
+        with pytest.raises(
+            ServerError, match=rf"{server.url}/shard-\S+\.tar: asked for bytes"
+        ) as err:
+            _batches(index, server.url, workers=workers, on_error=on_error)
+        assert "does not answer Range requests (HTTP 206)" in str(err.value)
+        assert "loader.shard_cache_dir" in str(err.value) and "verify" not in str(err.value)
+        gets = _shard_gets(server, None)
+        assert gets and {r.status for r in gets} == {200}
+        assert len({(r.name, r.range) for r in gets}) == len(gets)  # refused at once, no retry
+    # the cache downloads whole shards: such a server serves it correctly
+    batches, skipped = _batches(index, server.url, workers=workers, cache_dir=tmp_path / "c")
+    assert_same_batches(local_batches(workers), batches)
+    assert not skipped
 
 
 def test_a_kept_worker_retries_what_failed_in_an_epoch_it_did_not_finish(
