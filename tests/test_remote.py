@@ -25,7 +25,7 @@ from tests._batches import assert_same_batches
 from tests._range_server import RangeServer
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
-from voxelflex.errors import FetchError, IndexFormatError, ShardError
+from voxelflex.errors import FetchError, IndexFormatError, ServerError, ShardError
 from voxelflex.index import connect, read_index
 from voxelflex.index.query import run_query
 from voxelflex.remote import RemoteFolder
@@ -78,7 +78,12 @@ def _batches(index, shards_dir, *, workers=0, epoch=1, **options):
 
 
 def _shard_gets(server, name):
-    return [r for r in server.requests if r.method == "GET" and r.name == name]
+    """GET requests for shard ``name`` (None: for any shard)."""
+    return [
+        r
+        for r in server.requests
+        if r.method == "GET" and (r.name == name if name else r.name.endswith(".tar"))
+    ]
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -196,6 +201,97 @@ def test_a_lasting_fault_names_the_url_and_never_shortens_the_epoch(
         for path in kept:
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
         assert not list((tmp_path / "cache" / ".tmp").iterdir())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_server_that_ignores_range_stops_every_policy(
+    index, local_batches, served, tmp_path, workers
+):
+    """Reproduction: a server answering range requests with the whole file (HTTP 200, as
+    ``python -m http.server`` does) made ``predict`` (on_error="skip") drop every domain, exit 0."""
+    server, _ = served
+    shards = ShardManifest.load(served[1]).shards
+    for on_error in ("raise", "skip"):
+        server.clear()
+        for s in shards:
+            server.inject(s.name, "ignore_range", times=None)
+        with pytest.raises(
+            ServerError, match=rf"{server.url}/shard-\S+\.tar: asked for bytes"
+        ) as err:
+            _batches(index, server.url, workers=workers, on_error=on_error)
+        assert "does not answer Range requests (HTTP 206)" in str(err.value)
+        assert "loader.shard_cache_dir" in str(err.value) and "verify" not in str(err.value)
+        gets = _shard_gets(server, None)
+        assert gets and {r.status for r in gets} == {200}
+        assert len({(r.name, r.range) for r in gets}) == len(gets)  # refused at once, no retry
+    # the cache downloads whole shards: such a server serves it correctly
+    batches, skipped = _batches(index, server.url, workers=workers, cache_dir=tmp_path / "c")
+    assert_same_batches(local_batches(workers), batches)
+    assert not skipped
+
+
+def _a_train_record(index, folder):
+    """(shard entry, record) of a domain of the train split (what ``_batches`` reads)."""
+    src = open_source("shards", index, split="train", shards_dir=folder)
+    name, record = next(iter(src.records.values()))
+    return src.shards[name], record
+
+
+def _flip_a_record_byte(path, record):
+    """Flip one byte inside ``record``'s voxel member of the shard file at ``path``."""
+    data = bytearray(path.read_bytes())
+    data[record.vox_offset + record.vox_bytes // 2] ^= 0xFF
+    path.write_bytes(bytes(data))  # the same size: the cache's size check passes
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_damaged_cached_shard_is_downloaded_again(
+    index, local_batches, served, tmp_path, caplog, workers
+):
+    """Reproduction: a byte flipped in a cached shard failed every later run with a checksum
+    error naming the URL (whose shard was intact); predict dropped its domains and exited 0."""
+    server, folder = served
+    shard, record = _a_train_record(index, folder)
+    cache = tmp_path / "cache"
+    _batches(index, server.url, workers=workers, cache_dir=cache)
+    cached = cache / f"{shard.sha256}.tar"
+    _flip_a_record_byte(cached, record)
+    server.clear()
+    with caplog.at_level("WARNING", logger="voxelflex.sources.shards.store"):
+        batches, skipped = _batches(index, server.url, workers=workers, cache_dir=cache)
+    assert_same_batches(local_batches(workers), batches)
+    assert not skipped
+    assert len(_shard_gets(server, shard.name)) == 1  # downloaded again, once
+    assert [r.name for r in _shard_gets(server, None)] == [shard.name]
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == shard.sha256
+    if not workers:  # workers log in their own processes
+        assert f"the cached copy {cached} is damaged" in caplog.text
+        assert f"{server.url}/{shard.name}" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["shard", "manifest"])
+def test_a_shard_damaged_at_the_url_still_fails_with_a_cache(index, served, tmp_path, damage):
+    server, folder = served
+    shard, record = _a_train_record(index, folder)
+    cache = tmp_path / "cache"
+    _batches(index, server.url, cache_dir=cache)
+    url = f"{server.url}/{shard.name}"
+    if damage == "shard":  # the cached copy and the one at the URL: the download fails its SHA
+        _flip_a_record_byte(cache / f"{shard.sha256}.tar", record)
+        _flip_a_record_byte(folder / shard.name, record)
+        message = rf"shard {url}, domain \S+: {url}: download failed .*sha256.*shards verify"
+    else:  # the manifest lists a wrong CRC-32: the intact cached copy is not downloaded again
+        data = json.loads((folder / MANIFEST_NAME).read_text())
+        (listed,) = (
+            r for s in data["shards"] for r in s["records"] if r["domain"] == record.domain
+        )
+        listed["crc32"] ^= 1
+        message = rf"shard {url}, domain {record.domain}: checksum mismatch.*rebuild"
+        (folder / MANIFEST_NAME).write_text(json.dumps(data))
+    server.clear()
+    with pytest.raises(ShardError, match=message):
+        _batches(index, server.url, cache_dir=cache, retries=0)
+    assert len(_shard_gets(server, shard.name)) == (damage == "shard")
 
 
 def test_a_kept_worker_retries_what_failed_in_an_epoch_it_did_not_finish(

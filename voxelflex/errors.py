@@ -12,6 +12,7 @@ __all__ = [
     "IndexFormatError",
     "InputError",
     "ResidueReadError",
+    "ServerError",
     "ShardError",
     "SourceError",
     "TrainingError",
@@ -45,6 +46,14 @@ class SourceError(VoxelflexError):
 
 class FetchError(SourceError):
     """A file at a URL could not be fetched: not found, refused, or broken after retries."""
+
+
+class ServerError(VoxelflexError):
+    """A server cannot serve the data at all (it ignores byte-range requests).
+
+    Not a :class:`SourceError`: it stops every command, whatever its ``on_error`` policy, since
+    skipping would drop every domain the server holds.
+    """
 
 
 class ShardError(SourceError):

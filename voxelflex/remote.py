@@ -30,10 +30,17 @@ from typing import Any, BinaryIO, TypeVar
 
 import fsspec
 
-from voxelflex.errors import FetchError
+from voxelflex.errors import FetchError, ServerError
 from voxelflex.paths import is_url
 
-__all__ = ["DEFAULT_RETRIES", "BadBytes", "FetchStats", "RemoteFolder", "fetch_url"]
+__all__ = [
+    "DEFAULT_RETRIES",
+    "RANGE_FIX",
+    "BadBytes",
+    "FetchStats",
+    "RemoteFolder",
+    "fetch_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,12 @@ T = TypeVar("T")
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 # http(s) needs no extra: voxelflex depends on fsspec[http]; a broken install lacks aiohttp.
 _HTTP_HINT = "pip install 'fsspec[http]' (a voxelflex dependency; reinstall voxelflex)"
+RANGE_FIX = (
+    "serve the folder with a server that does (an object store such as S3 or GCS, nginx, "
+    "Apache; not `python -m http.server`), copy it to a local folder, or set "
+    "loader.shard_cache_dir to a node-local folder with room for the shards (the cache "
+    "downloads whole shards, which needs no Range)"
+)
 
 
 class BadBytes(Exception):
@@ -224,9 +237,14 @@ class RemoteFolder:
         -------
         list
             For each request, its bytes or the :class:`FetchError` it ended with: a range that
-            failed, came back with another length (a server that ignores ``Range`` sends the
-            whole file) or failed ``check`` is fetched again, up to ``retries`` times; "not
-            found" and "forbidden" are not retried.
+            failed, came back short or failed ``check`` is fetched again, up to ``retries``
+            times; "not found" and "forbidden" are not retried.
+
+        Raises
+        ------
+        ServerError
+            A range came back longer than asked: the server ignores ``Range`` (HTTP 200 with
+            the whole file), which no retry fixes.
         """
         out: list[bytes | FetchError | None] = [None] * len(requests)
         last: dict[int, str] = {}
@@ -252,12 +270,15 @@ class RemoteFolder:
                     again.append(i)
                     continue
                 self.stats.bytes += len(data)
+                if len(data) > end - start:  # never a transfer fault: the server ignored Range
+                    raise ServerError(
+                        f"{url}: asked for bytes {start}-{end - 1}, the server sent {len(data)} "
+                        f"bytes: it does not answer Range requests (HTTP 206), and every read "
+                        f"of a record would fetch the whole file; {RANGE_FIX}"
+                    )
                 try:
-                    if len(data) != end - start:
-                        raise BadBytes(
-                            f"{len(data)} bytes for a range of {end - start} (a server must "
-                            "answer Range requests with the bytes asked for)"
-                        )
+                    if len(data) < end - start:
+                        raise BadBytes(f"{len(data)} bytes for a range of {end - start}")
                     if check is not None:
                         check(i, data)
                 except BadBytes as exc:
@@ -266,7 +287,7 @@ class RemoteFolder:
                     continue
                 out[i] = data
             pending = again
-            if not pending:
+            if not pending or attempt == self.retries:
                 break
             log.warning("%d byte ranges failed (%s); retrying", len(pending), last[pending[0]])
         for i in pending:

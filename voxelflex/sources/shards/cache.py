@@ -9,7 +9,9 @@ from local disk.
   two shard sets sharing a cache folder never mix.
 * **Never partial, never corrupt.** A shard is downloaded whole to ``.tmp/``, checked against the
   manifest's size and SHA-256 (a wrong download is fetched again, then named in the error), and
-  only then renamed into place.
+  only then renamed into place. A copy damaged later on the node's disk is found when one of its
+  records fails its checks: :meth:`ShardCache.discard_damaged` removes it (if its SHA-256 is not
+  its name) and the next :meth:`ShardCache.open` downloads the shard again.
 * **Safe under concurrent processes.** One download per shard and node: a process takes the
   shard's lock file (``flock``) before downloading and looks again once it holds it; the others
   wait, then read the file the first one put there. Eviction takes a cache-wide lock and skips
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -176,6 +179,24 @@ class ShardCache:
             self.stats.downloads += 1
             # Opened while holding the shard's lock: an evictor skips locked shards.
             return open(self.path(sha256), "rb")
+
+    def discard_damaged(self, sha256: str) -> None:
+        """Remove the cached shard if its bytes are not the shard its name says (SHA-256), so
+        that the next :meth:`open` downloads it again.
+
+        Checked under the shard's lock, so that a copy another process downloaded in its place
+        meanwhile is kept. Processes that have the damaged file open keep reading it until they
+        close it (and find its damaged records themselves).
+        """
+        path = self.path(sha256)
+        with _flock(self.folder / _LOCKS / f"{sha256}.lock"):
+            try:
+                with open(path, "rb") as fh:
+                    intact = hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+            except FileNotFoundError:
+                return  # evicted, or removed by another process
+            if not intact:
+                path.unlink()
 
     def _make_room(self, size: int, *, keep: str) -> bool:
         """Evict (LRU) until ``size`` more bytes fit; False when they cannot."""

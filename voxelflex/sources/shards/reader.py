@@ -42,7 +42,9 @@ class ShardReader(DomainReader):
     """Reads domains from shards inside one worker, each record at its manifest offset.
 
     A local shard (or one in the node-local cache) is memory-mapped when first needed; at a URL
-    without a cache, :meth:`prepare` fetches the worker's records by byte range up front.
+    without a cache, :meth:`prepare` fetches the worker's records by byte range up front. A
+    record of a cached shard that fails its checks is read once more, from a fresh download,
+    when the cached copy turns out damaged (:meth:`ShardStore.drop_damaged_copy`).
 
     Parameters
     ----------
@@ -161,7 +163,14 @@ class ShardReader(DomainReader):
             raise ShardError(self._errors.pop(domain))
         shard, record = self.records[domain]
         path = self._where.get(shard) or self._where.setdefault(shard, self.store.where(shard))
-        rows, keys = decode_record(path, record, self._span(domain))
+        try:
+            rows, keys = decode_record(path, record, self._span(domain))
+        except ShardError:
+            data = self._maps.get(shard)
+            if data is None or not self.store.drop_damaged_copy(self.shards[shard], data, domain):
+                raise
+            del self._maps[shard]  # mapped again from a fresh download; its errors are final
+            rows, keys = decode_record(path, record, self._span(domain))
         if keys["chains"] == chains.tolist() and keys["resids"] == resids.tolist():
             return rows  # the whole record, in order: the common case, no key arithmetic
         take = pick_rows(

@@ -8,7 +8,8 @@ Records are read at the byte offsets the manifest lists (format 3); no tar heade
   (:data:`MAX_GAP`) coalesced into one request; the CRC-32s of every fetched record are checked
   at once, and a failed, short or wrong range is fetched again before its domains fail;
 * a URL with a cache (:mod:`~voxelflex.sources.shards.cache`): each shard is downloaded whole
-  once per node, checked against its SHA-256, and mapped from the local copy.
+  once per node, checked against its SHA-256, and mapped from the local copy; a copy damaged
+  since (a record fails its checks, and the copy its SHA-256) is removed and downloaded again.
 
 Every record is checked again when it is decoded (sizes, CRC-32s, the zstd frame checksum, the
 domain named inside it). Stores are pickled into DataLoader workers; network clients, cache
@@ -17,6 +18,8 @@ handles and maps are made in each process on first use.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import mmap
 import os
 import zlib
@@ -43,6 +46,8 @@ _REMOTE_FIX = (
 # only records that follow each other merge, and no other record's bytes are fetched.
 MAX_GAP = 2048
 MAX_REQUEST = 16 << 20  # bytes one request may span
+
+log = logging.getLogger(__name__)
 
 
 def coalesce(records: Sequence[DomainRecord]) -> list[list[DomainRecord]]:
@@ -164,6 +169,30 @@ class ShardStore:
             return None, None
         with fh:  # whole and SHA-256-checked
             return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), None
+
+    def drop_damaged_copy(self, entry: ShardEntry, data: mmap.mmap | bytes, domain: str) -> bool:
+        """The record of ``domain`` in ``data``, mapped by :meth:`map_shard`, failed its checks: if
+        ``data`` is a cached copy that is not the shard the manifest lists (its SHA-256), remove
+        it from the cache, so that :meth:`map_shard` downloads the shard again.
+
+        Returns
+        -------
+        bool
+            True when the cached copy was damaged. False for a local folder, or a copy that is
+            the listed shard: the shard itself is at fault, and another copy would be no better.
+        """
+        if self._cache is None or hashlib.sha256(data).hexdigest() == entry.sha256:
+            return False
+        self._cache.discard_damaged(entry.sha256)
+        log.warning(
+            "%s: the cached copy %s is damaged (the record of domain %s failed its checks, and "
+            "the copy's SHA-256 differs from the manifest's); removed it, downloading the shard "
+            "again",
+            self.where(entry.name),
+            self._cache.path(entry.sha256),
+            domain,
+        )
+        return True
 
     def fetch_records(
         self, wanted: dict[str, Sequence[DomainRecord]]
