@@ -83,3 +83,10 @@ def test_a_failed_pip_install_names_the_command_and_what_to_check(commands, tmp_
     # the folder it made stays marked as its own: the rerun remakes it
     assert (tmp_path / "myenv" / tool.VENV_MARKER).is_file()
 
+
+def test_docs_state_the_venv_recipe_the_tool_installs():
+    """docs/structures.md gives the recipe by hand: the same pins as the script."""
+    text = (ROOT / "docs" / "structures.md").read_text()
+    assert f"pip install {' '.join(tool.VENV_REQUIREMENTS)}\n" in text
+    assert f"--no-build-isolation {' '.join(tool.VENV_NO_DEPS)}\n" in text
+    assert tool.VENV_MARKER in text
