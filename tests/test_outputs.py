@@ -202,3 +202,42 @@ def test_predict_and_evaluate_show_progress_unless_told_not_to(run, demo_index, 
                      "--overwrite")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "permutation importance (test)" not in result.output
+
+
+URL = "http://127.0.0.1:9/out"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["shards", "build", "--index", "idx.parquet", "-o", URL], "--output"),
+        (["index", "build", "--voxel-file", "v.hdf5", "-o", URL + ".parquet"], "--output"),
+        (["index", "query", "SELECT 1", "-i", "idx.parquet", "-o", URL + ".csv"], "--output"),
+        (["voxelize", "x.pdb", "-o", URL + ".hdf5"], "--output"),
+        (["features", "x.pdb", "-o", URL + ".parquet"], "--output"),
+        (["predict", "-c", "best.pt", "-o", URL + ".csv"], "--output"),
+        (
+            ["predict", "-c", "best.pt", "--structure", "x.pdb", "--bfactor-dir", URL],
+            "--bfactor-dir",
+        ),
+        (["evaluate", "-p", "preds.csv", "-o", URL + ".json"], "--output"),
+        (["plot", "-p", "preds.csv", "-o", URL], "--output-dir"),
+        (["import", "mdcath", "mdcath", "-o", URL], "--output"),
+        (["config", "migrate", "old.yaml", "-o", URL + ".yaml"], "--output"),
+        (["train", "--index", "idx.parquet", "--output-dir", URL], "--output-dir"),
+        (["train", "--index", "idx.parquet", "--set", f"output_dir={URL}"], "output_dir"),
+        (["demo", "-o", URL], "--output"),
+    ],
+    ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else v,
+)
+def test_a_url_output_is_refused_not_written_to_a_local_http_folder(
+    args, option, tmp_path, monkeypatch
+):
+    """``-o http://host/x`` once wrote ./http:/host/x and exited 0: outputs are local."""
+    monkeypatch.chdir(tmp_path)
+    result = _invoke(*args)
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2, text
+    assert option in text and URL in text, text
+    assert "is a URL" in text and "upload" in text and "aws s3 cp" in text, text
+    assert not list(tmp_path.iterdir())  # no http: folder, no log

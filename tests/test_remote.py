@@ -474,9 +474,8 @@ def test_a_forked_child_does_not_break_the_parents_connections(built):
 
 
 def test_index_build_refuses_a_url_as_its_output(demo_data, tmp_path, monkeypatch):
+    """data.index from a config (--output URL: tests/test_outputs.py, with every output)."""
     monkeypatch.chdir(tmp_path)  # a URL taken for a relative path would be written here
-    result = CliRunner().invoke(
-        app,
-        ["index", "build", "--voxel-file", str(demo_data.voxel_file), "--output", "https://h/i.pq"],
-    )
+    args = ["index", "build", "--voxel-file", str(demo_data.voxel_file)]
+    result = CliRunner().invoke(app, [*args, "--set", "data.index=https://h/i.pq"])
     assert result.exit_code == 2 and "writes a local file, not https://h/i.pq" in result.output

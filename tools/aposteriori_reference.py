@@ -1,9 +1,10 @@
 """Run the real aposteriori 2.4.0 beside voxelflex's voxelizer and compare frames bit for bit.
 
-aposteriori pins numpy 1.23 and h5py 3.8, so it gets a venv of its own (recipe in
-``../shared/reference/formats.md``); this script makes it, downloads the source distributions
-that hold the test structures, runs aposteriori's frame function in-process in that venv (one
-subprocess for all files) and voxelflex here, and compares every residue aposteriori writes.
+aposteriori pins numpy 1.23 and h5py 3.8, so it gets a venv of its own (the recipe is in
+``docs/structures.md``, "aposteriori 2.4.0's venv"); this script makes it (in ``--venv``: a new
+or empty folder, or one it made), downloads the source distributions that hold the test
+structures, runs aposteriori's frame function in-process in that venv (one subprocess for all
+files) and voxelflex here, and compares every residue aposteriori writes.
 
     python tools/aposteriori_reference.py compare              # the pinned structure set
     python tools/aposteriori_reference.py compare FILE ...     # any PDB files
@@ -33,10 +34,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = Path.home() / ".cache" / "voxelflex" / "aposteriori-2.4.0-venv"
+VENV_MARKER = ".voxelflex-aposteriori-venv"  # in a venv this script made: it may remake it
 DEFAULT_OUT = ROOT / "bench_out" / "aposteriori_reference"
 FIXTURE_DIR = ROOT / "tests" / "data" / "structures"
 
-# The recipe of formats.md: aposteriori's own pins fail on Python 3.11.
+# The recipe of docs/structures.md (stated there too): aposteriori's own pins fail on 3.11.
 VENV_REQUIREMENTS = [
     "numpy==1.23.5",
     "h5py==3.8.0",
@@ -257,18 +259,51 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def _setup_step(command: list[str], venv: Path, check: str) -> None:
+    """Run one step of making the venv; a failure is a message naming the command, not a
+    traceback."""
+    try:
+        subprocess.run(command, check=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(
+            f"making aposteriori's venv in {venv} failed: `{' '.join(command)}` exited with "
+            f"status {exc.returncode} (its output is above). Check {check}; then rerun, which "
+            "remakes the venv"
+        ) from exc
+
+
 def ensure_venv(venv: Path) -> Path:
-    """Create aposteriori 2.4.0's venv (formats.md recipe) unless it already imports."""
+    """aposteriori 2.4.0's venv (the recipe of ``docs/structures.md``), made unless it imports.
+
+    Only a missing or empty folder, or one this script made (:data:`VENV_MARKER`), is (re)made:
+    ``--venv .venv`` must never wipe a user's folder.
+    """
     python = venv_python(venv)
     probe = [str(python), "-c", "import aposteriori.data_prep.create_frame_data_set, ampal"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
+    marker = venv / VENV_MARKER
+    if venv.exists() and not marker.is_file() and (not venv.is_dir() or any(venv.iterdir())):
+        raise SystemExit(
+            f"--venv {venv} exists and is not a venv this script made (no {VENV_MARKER} in it), "
+            "so it is left as it is: give --venv a new or empty folder "
+            f"(default {DEFAULT_VENV})"
+        )
     log(f"creating aposteriori 2.4.0 venv in {venv} (a few minutes: ampal compiles Cython)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip_check = (
+        "that PyPI can be reached (network, proxy, PIP_INDEX_URL) and that a C compiler and "
+        "the Python headers are installed (ampal compiles Cython)"
+    )
+    _setup_step(
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        venv,
+        "that this Python's venv module works (Debian/Ubuntu: apt install python3-venv)",
+    )
+    marker.write_text("made by tools/aposteriori_reference.py; it may remake this folder\n")
     pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, *VENV_REQUIREMENTS], check=True)
-    subprocess.run([*pip, "--no-deps", "--no-build-isolation", *VENV_NO_DEPS], check=True)
-    subprocess.run(probe, check=True)
+    _setup_step([*pip, *VENV_REQUIREMENTS], venv, pip_check)
+    _setup_step([*pip, "--no-deps", "--no-build-isolation", *VENV_NO_DEPS], venv, pip_check)
+    _setup_step(probe, venv, "the traceback above: the packages installed but do not import")
     return python
 
 

@@ -551,6 +551,13 @@ def _merge(
             base[name] = {**(base.get(name) or {}), **value} if value else {}
             origins[key] = origin
         else:
+            if _split_optional(tp)[0] is Path and is_url(value):
+                # A Path would fold s3://bucket/runs into a local folder s3:/bucket/runs.
+                raise ConfigError(
+                    f"config key '{key}' in {origin}: {value} is a URL, but this key takes a "
+                    "local path: download an input first; write an output locally and upload "
+                    "it with your storage tool (aws s3 cp, gsutil, rclone)"
+                )
             if _is_path(tp) and isinstance(value, str | Path) and not is_url(value):
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value

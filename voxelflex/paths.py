@@ -2,6 +2,7 @@
 
 The policy (also in ``docs/formats.md``, "Outputs and overwriting"):
 
+* An output is a local path: the CLI refuses a URL (``voxelflex.cli.options.output_option``).
 * An output never resolves to one of the command's inputs (``index build -o voxels.hdf5`` would
   replace the voxel file with a Parquet): refused, naming both.
 * An existing output is refused, naming it and the ways on: ``--resume`` where the command has it,

@@ -24,6 +24,7 @@ from voxelflex.cli.options import (
     WorkersOption,
     build_config,
     console_logging,
+    output_option,
     with_default,
 )
 from voxelflex.cli.structure import Altloc, AltlocOption, Keys, KeysOption
@@ -82,8 +83,8 @@ def predict(
     ] = BfactorAs.rmsf,
     bfactor_dir: Annotated[
         Path | None,
-        typer.Option(
-            help="--structure: folder of the structure copies (default <output stem>_structures)."
+        output_option(
+            help="--structure: folder of the structure copies (default <output stem>_structures).",
         ),
     ] = None,
     keys: KeysOption = Keys.aposteriori,
@@ -114,7 +115,7 @@ def predict(
     shards_dir: ShardsDirOption = None,
     output: Annotated[
         Path | None,
-        typer.Option(
+        output_option(
             "--output",
             "-o",
             help="Output .parquet or .csv; default <run>/metrics/predictions_<split>.<format>.",
@@ -274,7 +275,7 @@ def evaluate(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option(
+        output_option(
             "--output",
             "-o",
             help="Metrics JSON; default evaluation_metrics_<split>.json beside the predictions.",
@@ -376,7 +377,7 @@ def plot(
     ] = None,
     output_dir: Annotated[
         Path | None,
-        typer.Option(
+        output_option(
             "--output-dir",
             "-o",
             help="Default <run-dir>/visualizations, else 'visualizations' beside the predictions.",

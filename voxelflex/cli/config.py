@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from voxelflex.cli.group import command_group
-from voxelflex.cli.options import OverwriteOption, RmsfUnit, SetOption, build_config
+from voxelflex.cli.options import (
+    OverwriteOption,
+    RmsfUnit,
+    SetOption,
+    build_config,
+    output_option,
+)
 
 __all__ = ["app", "migrate", "show"]
 
@@ -42,7 +48,11 @@ def migrate(
     old: Annotated[Path, typer.Argument(help="Config file of the earlier VoxelFlex.")],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="New config file to write (default: print it)."),
+        output_option(
+            "--output",
+            "-o",
+            help="New config file to write (default: print it).",
+        ),
     ] = None,
     rmsf_unit: Annotated[
         RmsfUnit | None,

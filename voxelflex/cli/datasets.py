@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from voxelflex.cli.group import command_group
-from voxelflex.cli.options import OverwriteOption, RmsfUnit, console_logging
+from voxelflex.cli.options import OverwriteOption, RmsfUnit, console_logging, output_option
 
 __all__ = ["app"]
 
@@ -32,7 +32,7 @@ def mdcath(
             metavar="DIR|FILE", help="mdcath_dataset_*.h5 files, or folders holding them."
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Dataset folder to write.")],
+    output: Annotated[Path, output_option("--output", "-o", help="Dataset folder to write.")],
     workers: Annotated[int, typer.Option(help="Processes importing domains.", min=1)] = 1,
     replicas: Annotated[
         str, typer.Option(help="Replicas averaged per temperature, comma-separated.")

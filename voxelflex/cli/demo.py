@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from voxelflex.cli.options import Device, Source
+from voxelflex.cli.options import Device, Source, output_option
 from voxelflex.demo.settings import DemoSettings
 
 __all__ = ["demo"]
@@ -16,7 +16,7 @@ _DEFAULT = DemoSettings()
 
 
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for everything.")] = Path(
+    output: Annotated[Path, output_option("--output", "-o", help="Folder for everything.")] = Path(
         "demo_out"
     ),
     domains: Annotated[

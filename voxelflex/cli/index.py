@@ -15,6 +15,7 @@ from voxelflex.cli.options import (
     SetOption,
     build_config,
     console_logging,
+    output_option,
 )
 from voxelflex.errors import ConfigError
 from voxelflex.formats import QueryFormat
@@ -30,7 +31,8 @@ def build(
         Path | None, typer.Option("--voxel-file", help="aposteriori HDF5 (data.voxel_file).")
     ] = None,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Index Parquet to write (data.index).")
+        Path | None,
+        output_option("--output", "-o", help="Index Parquet to write (data.index)."),
     ] = None,
     rmsf_csv: Annotated[
         Path | None, typer.Option("--rmsf-csv", help="Aggregated RMSF CSV (data.rmsf_csv).")
@@ -136,7 +138,8 @@ def query(
         QueryFormat.table
     ),
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        Path | None,
+        output_option("--output", "-o", help="Write here instead of stdout."),
     ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:

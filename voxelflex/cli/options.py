@@ -16,6 +16,7 @@ import typer
 
 from voxelflex.config import Config, choices, default_value, load_config
 from voxelflex.logs import setup_logging
+from voxelflex.paths import is_url
 
 __all__ = [
     "Architecture",
@@ -35,6 +36,7 @@ __all__ = [
     "WorkersOption",
     "build_config",
     "console_logging",
+    "output_option",
     "with_default",
 ]
 
@@ -105,6 +107,22 @@ ProgressOption = Annotated[
         help=with_default("Progress bars (predict.progress).", "predict.progress"),
     ),
 ]
+
+
+def _local_path(value: str) -> Path:
+    """A local path; a URL is refused (exit status 2, naming the option and the value): a Path
+    would fold ``http://host/x`` into a local folder ``http:/host/x``."""
+    if is_url(value):
+        raise typer.BadParameter(
+            f"{value} is a URL, but voxelflex writes its outputs locally: give a local path, "
+            "then upload the result with your storage tool (aws s3 cp, gsutil, rclone)"
+        )
+    return Path(value)
+
+
+def output_option(*names: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for an option naming an output: every one takes a local path only."""
+    return typer.Option(*names, parser=_local_path, metavar="<path>", **kwargs)
 
 
 def build_config(config: Path | None, sets: list[str] | None, flags: dict[str, Any]) -> Config:

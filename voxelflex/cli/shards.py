@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from voxelflex.cli.group import command_group
-from voxelflex.cli.options import console_logging
+from voxelflex.cli.options import console_logging, output_option
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD
 
 __all__ = ["app"]
@@ -19,7 +19,7 @@ app = command_group("Bit-packed zstd WebDataset shards of the voxels (fast train
 @app.command("build")
 def build(
     index: Annotated[Path, typer.Option("--index", help="Sample index (Parquet).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Shard folder to write.")],
+    output: Annotated[Path, output_option("--output", "-o", help="Shard folder to write.")],
     domains_per_shard: Annotated[
         int, typer.Option(help="Domains per tar file.", min=1)
     ] = DEFAULT_DOMAINS_PER_SHARD,

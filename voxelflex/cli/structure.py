@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voxelflex.cli.options import OverwriteOption
+from voxelflex.cli.options import OverwriteOption, output_option
 from voxelflex.formats import ALTLOC_RULES, KEY_RULES
 
 __all__ = ["Altloc", "Keys", "features", "voxelize"]
@@ -40,7 +40,7 @@ ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
 
 def voxelize(
     structures: StructuresArgument,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Voxel HDF5 to write.")],
+    output: Annotated[Path, output_option("--output", "-o", help="Voxel HDF5 to write.")],
     workers: WorkersOption = 1,
     keys: KeysOption = Keys.aposteriori,
     altloc: AltlocOption = Altloc.first,
@@ -92,7 +92,10 @@ def voxelize(
 
 def features(
     structures: StructuresArgument,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Feature sidecar (.parquet).")],
+    output: Annotated[
+        Path,
+        output_option("--output", "-o", help="Feature sidecar (.parquet)."),
+    ],
     workers: WorkersOption = 1,
     altloc: AltlocOption = Altloc.first,
     keys: KeysOption = Keys.aposteriori,

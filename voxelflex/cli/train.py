@@ -25,6 +25,7 @@ from voxelflex.cli.options import (
     SourceOption,
     WorkersOption,
     build_config,
+    output_option,
     with_default,
 )
 
@@ -112,7 +113,7 @@ def train(
     device: DeviceOption = None,
     output_dir: Annotated[
         Path | None,
-        typer.Option(
+        output_option(
             help=with_default("Folder of runs (output_dir).", "output_dir"),
         ),
     ] = None,
