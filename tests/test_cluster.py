@@ -234,6 +234,7 @@ def test_distributed_predict_writes_what_one_process_writes(small_index, tmp_pat
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("predictions: ") == 1  # rank 0 alone reports
     a, meta_a = read_predictions(one.path)
     b, meta_b = read_predictions(tmp_path / "two.parquet")
     # every row, in index order, bit for bit (NaN targets included)

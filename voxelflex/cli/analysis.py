@@ -25,6 +25,7 @@ from voxelflex.cli.options import (
     build_config,
     console_logging,
     output_option,
+    reports_here,
     with_default,
 )
 from voxelflex.cli.structure import Altloc, AltlocOption, Keys, KeysOption
@@ -232,6 +233,8 @@ def predict(
         overwrite=overwrite,
         config=cfg,
     )
+    if not reports_here():
+        return
     typer.echo(
         f"predictions: {report.path} ({report.n_residues} residues × "
         f"{len(report.temperatures)} temperature{'s' if len(report.temperatures) > 1 else ''}"

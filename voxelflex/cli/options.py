@@ -8,6 +8,7 @@ only light modules at the top: the library is imported inside each command, so t
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ __all__ = [
     "build_config",
     "console_logging",
     "output_option",
+    "reports_here",
     "with_default",
 ]
 
@@ -147,3 +149,9 @@ def console_logging(level: str = "INFO") -> None:
     """Show the library's log lines on stderr (a command that writes results also logs them to
     a file: :func:`voxelflex.logs.command_log`)."""
     setup_logging(None, level)
+
+
+def reports_here() -> bool:
+    """Whether this process prints the command's summary: under torchrun every rank runs the
+    command and rank 0 alone reports (a plain run has no ``RANK``)."""
+    return os.environ.get("RANK", "0") == "0"

@@ -7,7 +7,6 @@ trains with DistributedDataParallel.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from voxelflex.cli.options import (
     WorkersOption,
     build_config,
     output_option,
+    reports_here,
     with_default,
 )
 
@@ -220,8 +220,8 @@ def train(
         },
     )
     result = run_train(cfg)
-    if os.environ.get("RANK", "0") != "0":
-        return  # under torchrun, rank 0 reports and draws
+    if not reports_here():
+        return  # rank 0 also draws
     if cfg.train.plot and result.history:
         plot_training_run(result.run_dir)
     if result.history:
