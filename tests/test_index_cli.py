@@ -9,7 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.cli.main import app
+from voxelflex.index import build_index
 
 runner = CliRunner()
 
@@ -150,3 +152,20 @@ def test_stats_text_and_json(cli_index):
     tr = stats["target"]["train"]
     assert tr["min"] <= tr["p05"] <= tr["median"] <= tr["p95"] <= tr["max"]
     assert sum(v["rows"] for v in stats["splits"].values()) == pq.read_metadata(cli_index).num_rows
+
+
+def test_stats_keep_close_temperatures_apart(tmp_path):
+    # %g alone would print 310.1231 and 310.1234 both as 310.123: one key, one count lost
+    temps = (298.15, 310.1231, 310.1234)
+    (tmp_path / "train.txt").write_text("d1\n")
+    build_index(
+        write_voxels(tmp_path / "v.h5", {"d1": {"A": residues("ALA GLY")}}),
+        tmp_path / "i.parquet",
+        rmsf_csv=write_csv(tmp_path / "r.csv", csv_rows("d1", "ALA GLY", temps=temps)),
+        rmsf_unit="nm",
+        train=tmp_path / "train.txt",
+    )
+    res = _invoke("index", "stats", "--index", tmp_path / "i.parquet", "--json")
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.output)["temperatures"]["train"]
+    assert counts == {"298.15": 2, "310.1231": 2, "310.1234": 2}
