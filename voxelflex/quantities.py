@@ -82,6 +82,21 @@ def temperature_scale_warnings(
     lowest values are where that shows. ``source`` names where the values come from (an RMSF
     CSV, the requested temperatures), ``fix`` how to give kelvin there (default: in an RMSF
     CSV).
+
+    Parameters
+    ----------
+    values : numpy.ndarray of float, shape (N,)
+        Temperatures as given, read as kelvin.
+    source : str
+        Where they come from, first in the message (``"predict"``, the CSV's path).
+    fix : str
+        How to give kelvin there, completing "if it is °C, ...".
+
+    Returns
+    -------
+    list of str
+        One warning naming the low values, their row count and an example in kelvin; empty
+        when none is below :data:`PLAUSIBLE_MIN_KELVIN`.
     """
     values = np.asarray(values, dtype=np.float64)
     low = values < PLAUSIBLE_MIN_KELVIN

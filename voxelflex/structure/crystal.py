@@ -41,7 +41,10 @@ _CRYSTAL_METHODS = ("DIFFRACTION", "CRYSTALLOGRAPHY")
 _CRYST1_COLUMNS = ((6, 15), (15, 24), (24, 33), (33, 40), (40, 47), (47, 54))  # a b c α β γ
 _MTRIX_COLUMNS = ((10, 20), (20, 30), (30, 40), (45, 55))  # m[n][1] m[n][2] m[n][3] v[n]
 _ORTHONORMAL_TOLERANCE = 0.01  # largest |R Rᵀ − I| entry of a usable NCS rotation
-_IDENTITY_TOLERANCE = (1e-4, 1e-3)  # |R − I| and |t| (Å) below which an operator is the identity
+# An operator within both of these of the identity is the identity (it adds no copy).
+_IDENTITY_ROTATION = 1e-4  # largest |R − I| element
+_IDENTITY_SHIFT = 1e-3  # Å, largest |t| element
+_HELD_SAMPLE = 256  # CA atoms of a copy compared with the file's, evenly spaced
 _HELD_DISTANCE = 1.0  # Å: a copy whose CA atoms mostly lie this close to the file's is held
 
 
@@ -270,8 +273,8 @@ def ncs_operators(
             )
             continue
         if (
-            np.abs(rot - np.eye(3)).max() <= _IDENTITY_TOLERANCE[0]
-            and np.abs(vec).max() <= _IDENTITY_TOLERANCE[1]
+            np.abs(rot - np.eye(3)).max() <= _IDENTITY_ROTATION
+            and np.abs(vec).max() <= _IDENTITY_SHIFT
         ):
             continue
         if len(ca_xyz) and _held(ca_xyz, ca_xyz @ rot.T + vec):
@@ -290,8 +293,8 @@ def ncs_operators(
 
 def _held(ca_xyz: np.ndarray, copy: np.ndarray) -> bool:
     """Whether most CA atoms of ``copy`` lie within :data:`_HELD_DISTANCE` of the file's (checked
-    on at most 256 of them, evenly spaced)."""
-    copy = copy[:: max(1, len(copy) // 256)]
+    on at most :data:`_HELD_SAMPLE` of them, evenly spaced)."""
+    copy = copy[:: max(1, len(copy) // _HELD_SAMPLE)]
     near = 0
     for atom in copy:
         near += bool(np.square(ca_xyz - atom).sum(axis=1).min() <= _HELD_DISTANCE**2)

@@ -535,14 +535,17 @@ def _components(n_nodes: int, pairs: np.ndarray) -> np.ndarray:
         label = new
 
 
-def _gnm_msf(n_nodes: int, pairs: np.ndarray, node_chain: np.ndarray) -> np.ndarray:
-    """Diagonal of the Kirchhoff pseudo-inverse, float64 of shape (n_nodes,).
+def _gnm_msf(
+    n_nodes: int, pairs: np.ndarray, node_chain: np.ndarray, *, per_chain: bool
+) -> np.ndarray:
+    """Diagonal of the Kirchhoff pseudo-inverse, float64 of shape (n_nodes,); with
+    ``per_chain`` the contacts between chains (``node_chain``) are dropped first.
 
     The pseudo-inverse of a block-diagonal Kirchhoff matrix is the block-diagonal of the blocks'
     pseudo-inverses, and for one connected block Γ of n nodes Γ⁺ = (Γ + J/n)⁻¹ − J/n (J all
     ones), so each connected component costs one dense inverse instead of an eigendecomposition.
     """
-    if n_nodes > GNM_MAX_NODES:
+    if per_chain:
         pairs = pairs[node_chain[pairs[:, 0]] == node_chain[pairs[:, 1]]]
     degree = np.bincount(pairs.ravel(), minlength=n_nodes)
     label = _components(n_nodes, pairs)
@@ -722,7 +725,8 @@ def compute_features(
     )
     # Above GNM_MAX_NODES Γ is built per chain: the copies' chains then never touch a row's,
     # and each copy's values are its own chain's, so the file's own nodes give the same values.
-    gnm_nodes = n_nodes if len(ca_xyz) > GNM_MAX_NODES else len(ca_xyz)
+    per_chain = len(ca_xyz) > GNM_MAX_NODES
+    gnm_nodes = n_nodes if per_chain else len(ca_xyz)
     wcn_ca, wcn_heavy, counts, pairs = _contacts(ca_xyz, rows, all_xyz, heavy_node, gnm_nodes)
     if not len(pairs):  # every GNM value would be 0: the least flexible, not undefined
         raise InputError(
@@ -731,9 +735,7 @@ def compute_features(
             "not a single residue or a sparse trace"
         )
     node_chain = (chain_code[node_res] + n_chains * np.arange(copies + 1)[:, None]).ravel()
-    if gnm_nodes < len(ca_xyz):
-        pairs = pairs[node_chain[pairs[:, 0]] == node_chain[pairs[:, 1]]]
-    msf = _gnm_msf(gnm_nodes, pairs, node_chain[:gnm_nodes])[rows]
+    msf = _gnm_msf(gnm_nodes, pairs, node_chain[:gnm_nodes], per_chain=per_chain)[rows]
 
     row_chain = chain_code[row_res]
     order = np.argsort(row_chain, kind="stable")

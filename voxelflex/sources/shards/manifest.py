@@ -199,6 +199,12 @@ class ShardManifest:
             Of the index about to be served from these shards.
         index_path : str
             The index, for the message.
+
+        Returns
+        -------
+        str or None
+            The message: both voxel files (or the one that changed) and which of index and
+            shard folder to replace.
         """
         ours = self.source["voxel_fingerprint"]
         theirs = index_meta.fingerprints.get("voxel_file", {})
