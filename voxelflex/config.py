@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from voxelflex.errors import ConfigError
-from voxelflex.paths import is_url
+from voxelflex.paths import is_url, refuse_url
 from voxelflex.quantities import RMSF_UNITS
 from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS, SOURCES, Registry
 
@@ -551,13 +551,8 @@ def _merge(
             base[name] = {**(base.get(name) or {}), **value} if value else {}
             origins[key] = origin
         else:
-            if _split_optional(tp)[0] is Path and is_url(value):
-                # A Path would fold s3://bucket/runs into a local folder s3:/bucket/runs.
-                raise ConfigError(
-                    f"config key '{key}' in {origin}: {value} is a URL, but this key takes a "
-                    "local path: download an input first; write an output locally and upload "
-                    "it with your storage tool (aws s3 cp, gsutil, rclone)"
-                )
+            if _split_optional(tp)[0] is Path:
+                refuse_url(value, f"config key '{key}' in {origin}", ConfigError)
             if _is_path(tp) and isinstance(value, str | Path) and not is_url(value):
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value

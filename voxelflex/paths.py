@@ -2,7 +2,8 @@
 
 The policy (also in ``docs/formats.md``, "Outputs and overwriting"):
 
-* An output is a local path: the CLI refuses a URL (``voxelflex.cli.options.output_option``).
+* An output is a local path: a URL is refused (:func:`refuse_url`, for every output option and
+  config key).
 * An output never resolves to one of the command's inputs (``index build -o voxels.hdf5`` would
   replace the voxel file with a Parquet): refused, naming both.
 * An existing output is refused, naming it and the ways on: ``--resume`` where the command has it,
@@ -25,6 +26,7 @@ __all__ = [
     "check_output",
     "is_url",
     "join_location",
+    "refuse_url",
     "require_file",
     "require_suffix",
     "same_file",
@@ -38,6 +40,30 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 def is_url(location: object) -> bool:
     """True for ``scheme://...`` (two or more scheme letters, so ``C:/`` stays a path)."""
     return isinstance(location, str) and _URL.match(location) is not None
+
+
+def refuse_url(value: object, what: str, error: type[Exception]) -> None:
+    """Raise ``error`` if ``value`` is a URL where voxelflex needs a local path.
+
+    A :class:`~pathlib.Path` would fold ``s3://bucket/runs`` into a local folder
+    ``s3:/bucket/runs``.
+
+    Parameters
+    ----------
+    value : object
+        The value given.
+    what : str
+        What takes the path, in the message: ``"this option"``, ``"config key 'output_dir' in
+        run.yaml"``.
+    error : type of Exception
+        Raised type: ``typer.BadParameter`` for an option, ``ConfigError`` for a config key.
+    """
+    if is_url(value):
+        raise error(
+            f"{value} is a URL, but {what} takes a local path: voxelflex writes its outputs "
+            "locally, so give a local path and upload the result with your storage tool "
+            "(aws s3 cp, gsutil, rclone); download an input first"
+        )
 
 
 def join_location(base: Location, name: str) -> Location:

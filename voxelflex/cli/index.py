@@ -19,6 +19,7 @@ from voxelflex.cli.options import (
 )
 from voxelflex.errors import ConfigError
 from voxelflex.formats import QueryFormat
+from voxelflex.paths import refuse_url
 
 __all__ = ["app", "build", "query", "stats"]
 
@@ -109,11 +110,8 @@ def build(
             "index build needs a voxel file and an output path: pass --voxel-file and --output "
             "(or set data.voxel_file and data.index in the config)"
         )
-    if isinstance(cfg.index, str):  # a URL (paths are Path objects): indexes are written locally
-        raise ConfigError(
-            f"index build writes a local file, not {cfg.index}: build it here with --output "
-            "FILE, then upload it (train and predict read an index from a URL)"
-        )
+    # data.index takes a URL (train and predict read one); index build writes a local file
+    refuse_url(cfg.index, "index build's output (--output, data.index)", ConfigError)
     report = build_index(
         cfg.voxel_file,
         cfg.index,

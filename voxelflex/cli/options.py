@@ -17,7 +17,7 @@ import typer
 
 from voxelflex.config import Config, choices, default_value, load_config
 from voxelflex.logs import setup_logging
-from voxelflex.paths import is_url
+from voxelflex.paths import refuse_url
 
 __all__ = [
     "Architecture",
@@ -114,11 +114,7 @@ ProgressOption = Annotated[
 def _local_path(value: str) -> Path:
     """A local path; a URL is refused (exit status 2, naming the option and the value): a Path
     would fold ``http://host/x`` into a local folder ``http:/host/x``."""
-    if is_url(value):
-        raise typer.BadParameter(
-            f"{value} is a URL, but voxelflex writes its outputs locally: give a local path, "
-            "then upload the result with your storage tool (aws s3 cp, gsutil, rclone)"
-        )
+    refuse_url(value, "this option", typer.BadParameter)
     return Path(value)
 
 
