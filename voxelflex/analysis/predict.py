@@ -53,6 +53,7 @@ from voxelflex.index.schema import SPLITS
 from voxelflex.logs import command_log
 from voxelflex.paths import Location, check_output, is_url
 from voxelflex.sources import open_source, source_options
+from voxelflex.wording import counted
 
 __all__ = ["PredictReport", "default_predictions_path", "predict", "restrict_index"]
 
@@ -365,11 +366,9 @@ def _write(
     )
     n_res = len(np.unique(row_id))
     log.info(
-        "predicted %d residue%s × %d temperature%s -> %s",
-        n_res,
-        "" if n_res == 1 else "s",
-        len(temps),
-        "" if len(temps) == 1 else "s",
+        "predicted %s × %s -> %s",
+        counted(n_res, "residue"),
+        counted(len(temps), "temperature"),
         out,
     )
     return PredictReport(

@@ -31,6 +31,7 @@ from voxelflex.cli.options import (
 from voxelflex.cli.structure import Altloc, AltlocOption, Keys, KeysOption
 from voxelflex.errors import InputError
 from voxelflex.formats import BFACTOR_MODES, ImageFormat, TableFormat
+from voxelflex.wording import counted
 
 __all__ = ["evaluate", "plot", "predict"]
 
@@ -204,8 +205,8 @@ def predict(
             config=cfg,
         )
         typer.echo(
-            f"predictions: {report.path} ({report.n_residues} residues of {report.files} "
-            f"structure file{'' if report.files == 1 else 's'}, {report.n_rows} rows); "
+            f"predictions: {report.path} ({counted(report.n_residues, 'residue')} of "
+            f"{counted(report.files, 'structure file')}, {counted(report.n_rows, 'row')}); "
             "structure copies with the predicted "
             f"{report.bfactor_content} at {report.bfactor_temperature:g} K in the B-factor "
             f"column: {report.bfactor_dir}"
@@ -236,9 +237,8 @@ def predict(
     if not reports_here():
         return
     typer.echo(
-        f"predictions: {report.path} ({report.n_residues} residues × "
-        f"{len(report.temperatures)} temperature{'s' if len(report.temperatures) > 1 else ''}"
-        f" = {report.n_rows} rows)"
+        f"predictions: {report.path} ({counted(report.n_residues, 'residue')} × "
+        f"{counted(len(report.temperatures), 'temperature')} = {counted(report.n_rows, 'row')})"
     )
     if report.extrapolated_temperatures:
         typer.echo(

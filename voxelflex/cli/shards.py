@@ -10,6 +10,7 @@ import typer
 from voxelflex.cli.group import command_group
 from voxelflex.cli.options import console_logging, output_option
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD
+from voxelflex.wording import counted
 
 __all__ = ["app"]
 
@@ -49,15 +50,11 @@ def build(
         progress=progress,
     )
     typer.echo(
-        f"{_count(report.n_shards, 'shard')} ({report.built} built, {report.reused} reused), "
+        f"{counted(report.n_shards, 'shard')} ({report.built} built, {report.reused} reused), "
         f"{report.n_domains} domains, {report.n_residues} residues, "
         f"{report.total_bytes / 1e6:.1f} MB in {output} ({report.seconds:.1f} s); "
         f"manifest {report.manifest_path}"
     )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @app.command("verify")
@@ -83,7 +80,7 @@ def verify(
 
     report = verify_shards(folder, index=None if index is None else read_index(index))
     intact = (
-        f"{folder}: {_count(report.n_shards, 'shard')}, {_count(report.n_domains, 'domain')}, "
+        f"{folder}: {counted(report.n_shards, 'shard')}, {counted(report.n_domains, 'domain')}, "
         "all intact"
     )
     if report.problems:
@@ -92,8 +89,8 @@ def verify(
         for problem in report.problems:
             typer.echo(problem)
         raise ShardError(
-            f"{folder}: {_count(len(report.problems), 'problem')} in "
-            f"{_count(report.n_shards, 'shard')} (listed above); rebuild with "
+            f"{folder}: {counted(len(report.problems), 'problem')} in "
+            f"{counted(report.n_shards, 'shard')} (listed above); rebuild with "
             "`voxelflex shards build` (intact shards are reused)"
         )
     if report.index_mismatch is not None:  # the shards are fine; one of the two is not theirs
