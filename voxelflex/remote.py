@@ -35,7 +35,6 @@ from voxelflex.paths import is_url
 
 __all__ = [
     "DEFAULT_RETRIES",
-    "RANGE_FIX",
     "BadBytes",
     "FetchStats",
     "RemoteFolder",
@@ -53,7 +52,7 @@ T = TypeVar("T")
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 # http(s) needs no extra: voxelflex depends on fsspec[http]; a broken install lacks aiohttp.
 _HTTP_HINT = "pip install 'fsspec[http]' (a voxelflex dependency; reinstall voxelflex)"
-RANGE_FIX = (
+_RANGE_FIX = (
     "serve the folder with a server that does (an object store such as S3 or GCS, nginx, "
     "Apache; not `python -m http.server`), copy it to a local folder, or set "
     "loader.shard_cache_dir to a node-local folder with room for the shards (the cache "
@@ -274,7 +273,7 @@ class RemoteFolder:
                     raise ServerError(
                         f"{url}: asked for bytes {start}-{end - 1}, the server sent {len(data)} "
                         f"bytes: it does not answer Range requests (HTTP 206), and every read "
-                        f"of a record would fetch the whole file; {RANGE_FIX}"
+                        f"of a record would fetch the whole file; {_RANGE_FIX}"
                     )
                 try:
                     if len(data) < end - start:
