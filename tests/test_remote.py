@@ -8,13 +8,17 @@ download each shard once however many processes ask, and evict as configured.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import threading
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -267,6 +271,70 @@ def test_a_damaged_cached_shard_is_downloaded_again(
     if not workers:  # workers log in their own processes
         assert f"the cached copy {cached} is damaged" in caplog.text
         assert f"{server.url}/{shard.name}" in caplog.text
+
+
+@contextlib.contextmanager
+def _read_only(folder, monkeypatch):
+    """``folder`` and everything in it read-only, as a shared cache another user filled (for
+    root, whom chmod does not stop, opening a file there for writing is refused instead)."""
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def refuse(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR) and Path(path).is_relative_to(folder):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refuse)
+        yield
+        return
+    paths = [folder, *folder.rglob("*")]
+    for path in paths:
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        yield
+    finally:
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_discard_damaged_removes_only_a_damaged_copy(tmp_path):
+    cache = ShardCache(CacheSettings(tmp_path))
+    sha256 = hashlib.sha256(b"shard").hexdigest()
+    assert not cache.discard_damaged(sha256)  # not cached
+    cache.path(sha256).write_bytes(b"shard")
+    assert not cache.discard_damaged(sha256) and cache.path(sha256).exists()  # intact
+    cache.path(sha256).write_bytes(b"shart")
+    assert cache.discard_damaged(sha256) and not cache.path(sha256).exists()
+
+
+@pytest.mark.parametrize("on_error", ["skip", "raise"])
+def test_a_damaged_copy_in_a_read_only_cache_fails_only_its_domain(
+    index, served, tmp_path, caplog, monkeypatch, on_error
+):
+    """Reproduction: removing a damaged copy from a read-only cache raised PermissionError
+    instead of the record's error, so predict (on_error="skip") stopped instead of skipping."""
+    server, folder = served
+    shard, record = _a_train_record(index, folder)
+    cache = tmp_path / "cache"
+    _batches(index, server.url, cache_dir=cache)
+    cached = cache / f"{shard.sha256}.tar"
+    _flip_a_record_byte(cached, record)
+    message = rf"shard {server.url}/{shard.name}, domain {record.domain}: checksum mismatch"
+    with (
+        _read_only(cache, monkeypatch),
+        caplog.at_level("WARNING", logger="voxelflex.sources.shards.store"),
+    ):
+        if on_error == "raise":
+            with pytest.raises(ShardError, match=message):
+                _batches(index, server.url, cache_dir=cache)
+        else:
+            batches, skipped = _batches(index, server.url, cache_dir=cache, on_error="skip")
+            assert batches and skipped
+            assert all(re.match(message, why) for why in skipped.values())
+    assert f"the cached copy {cached} is damaged" in caplog.text
+    assert f"the cache {cache} is not writable" in caplog.text
+    assert cached.exists()
 
 
 @pytest.mark.parametrize("damage", ["shard", "manifest"])

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -41,6 +40,7 @@ from typing import BinaryIO
 
 from voxelflex.errors import ConfigError
 from voxelflex.remote import RemoteFolder
+from voxelflex.sources.shards.manifest import file_sha256
 
 __all__ = ["EVICTIONS", "CacheSettings", "CacheStats", "ShardCache"]
 
@@ -180,23 +180,41 @@ class ShardCache:
             # Opened while holding the shard's lock: an evictor skips locked shards.
             return open(self.path(sha256), "rb")
 
-    def discard_damaged(self, sha256: str) -> None:
+    def discard_damaged(self, sha256: str) -> bool:
         """Remove the cached shard if its bytes are not the shard its name says (SHA-256), so
         that the next :meth:`open` downloads it again.
 
         Checked under the shard's lock, so that a copy another process downloaded in its place
         meanwhile is kept. Processes that have the damaged file open keep reading it until they
         close it (and find its damaged records themselves).
+
+        Parameters
+        ----------
+        sha256 : str
+            The shard's SHA-256 as the manifest lists it (the cached file's name).
+
+        Returns
+        -------
+        bool
+            True when the file was damaged and is removed; False when it is intact (another
+            process downloaded it again meanwhile) or missing (evicted, or removed by another
+            process).
+
+        Raises
+        ------
+        OSError
+            The cache folder is not writable (a shared, read-only cache, say): the shard's lock
+            file cannot be opened, or the file cannot be removed.
         """
         path = self.path(sha256)
         with _flock(self.folder / _LOCKS / f"{sha256}.lock"):
             try:
-                with open(path, "rb") as fh:
-                    intact = hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+                if file_sha256(path) == sha256:
+                    return False
             except FileNotFoundError:
-                return  # evicted, or removed by another process
-            if not intact:
-                path.unlink()
+                return False
+            path.unlink()
+            return True
 
     def _make_room(self, size: int, *, keep: str) -> bool:
         """Evict (LRU) until ``size`` more bytes fit; False when they cannot."""

@@ -175,24 +175,51 @@ class ShardStore:
         ``data`` is a cached copy that is not the shard the manifest lists (its SHA-256), remove
         it from the cache, so that :meth:`map_shard` downloads the shard again.
 
+        Parameters
+        ----------
+        entry : ShardEntry
+            The manifest's entry of the shard.
+        data : mmap or bytes
+            The whole shard, as :meth:`map_shard` returned it.
+        domain : str
+            The domain whose record failed its checks (for the log).
+
         Returns
         -------
         bool
-            True when the cached copy was damaged. False for a local folder, or a copy that is
-            the listed shard: the shard itself is at fault, and another copy would be no better.
+            True when the cached copy was damaged and is out of the cache now (removed here, or
+            by another process): map the shard again. False for a local folder, or a copy that
+            is the listed shard (the shard itself is at fault, and another copy would be no
+            better), or a damaged copy this process cannot remove (a cache it cannot write to;
+            logged): the record's error stands.
         """
         if self._cache is None or hashlib.sha256(data).hexdigest() == entry.sha256:
             return False
-        self._cache.discard_damaged(entry.sha256)
+        try:
+            removed = self._cache.discard_damaged(entry.sha256)
+        except OSError as exc:
+            dropped = False
+            outcome = (
+                f"the cache {self._cache.folder} is not writable ({exc}), so the copy stays and "
+                "its records fail: delete the copy, or make the cache writable, and the shard "
+                "is downloaded again"
+            )
+        else:
+            dropped = True
+            outcome = (
+                "removed it, downloading the shard again"
+                if removed
+                else "it was gone or replaced already, opening the shard through the cache again"
+            )
         log.warning(
             "%s: the cached copy %s is damaged (the record of domain %s failed its checks, and "
-            "the copy's SHA-256 differs from the manifest's); removed it, downloading the shard "
-            "again",
+            "the copy's SHA-256 differs from the manifest's); %s",
             self.where(entry.name),
             self._cache.path(entry.sha256),
             domain,
+            outcome,
         )
-        return True
+        return dropped
 
     def fetch_records(
         self, wanted: dict[str, Sequence[DomainRecord]]
