@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import threading
+import types
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -34,6 +35,7 @@ from voxelflex.index import connect, read_index
 from voxelflex.index.query import run_query
 from voxelflex.remote import RemoteFolder
 from voxelflex.sources import PlanConfig, build_shards, open_source
+from voxelflex.sources.shards import store as store_module
 from voxelflex.sources.shards.cache import CacheSettings, ShardCache
 from voxelflex.sources.shards.manifest import MANIFEST_NAME, ShardManifest
 
@@ -335,6 +337,32 @@ def test_a_damaged_copy_in_a_read_only_cache_fails_only_its_domain(
     assert f"the cached copy {cached} is damaged" in caplog.text
     assert f"the cache {cache} is not writable" in caplog.text
     assert cached.exists()
+
+
+def test_an_intact_cached_shard_is_hashed_once_however_many_records_fail(
+    index, served, tmp_path, monkeypatch
+):
+    """Records that fail their checks in an intact cached copy (the manifest lists wrong
+    CRC-32s) hash the copy once, not once per record."""
+    server, folder = served
+    src = open_source("shards", index, split="train", shards_dir=folder)
+    shard = next(iter(src.records.values()))[0]
+    wrong = [d for d, (name, _) in src.records.items() if name == shard][:2]
+    assert len(wrong) == 2
+    data = json.loads((folder / MANIFEST_NAME).read_text())
+    for listed in (r for s in data["shards"] for r in s["records"] if r["domain"] in wrong):
+        listed["crc32"] ^= 1
+    (folder / MANIFEST_NAME).write_text(json.dumps(data))
+    hashed = []
+
+    def sha256(data):
+        hashed.append(len(data))
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(store_module, "hashlib", types.SimpleNamespace(sha256=sha256))
+    _, skipped = _batches(index, server.url, cache_dir=tmp_path / "cache", on_error="skip")
+    assert {re.search(r"domain (\S+):", why)[1] for why in skipped.values()} == set(wrong)
+    assert hashed == [src.shards[shard].bytes]
 
 
 @pytest.mark.parametrize("damage", ["shard", "manifest"])

@@ -66,13 +66,16 @@ class ShardReader(DomainReader):
         self.shards = shards
         self.records = records
         self._maps: dict[str, mmap.mmap | bytes] = {}
+        # Shards whose map was checked whole after a record failed (the copy is the listed
+        # shard, or cannot be replaced): the errors of their other records are final.
+        self._checked: set[str] = set()
         self._spans: dict[str, memoryview] = {}
         self._errors: dict[str, str] = {}
         self._where: dict[str, str] = {}  # shard -> path or URL, for messages
 
     def __getstate__(self) -> dict:
         # Maps and fetched records belong to the process that made them.
-        return {**self.__dict__, "_maps": {}, "_spans": {}, "_errors": {}}
+        return {**self.__dict__, "_maps": {}, "_checked": set(), "_spans": {}, "_errors": {}}
 
     def prepare(self, domains: Sequence[str]) -> None:
         """At a URL: get the shards holding ``domains`` into the cache, or fetch their records.
@@ -87,6 +90,7 @@ class ShardReader(DomainReader):
         if not self.store.is_remote:
             return
         self._maps.clear()
+        self._checked.clear()
         keep = set(domains)
         self._spans = {d: span for d, span in self._spans.items() if d in keep}
         self._errors.clear()
@@ -167,7 +171,10 @@ class ShardReader(DomainReader):
             rows, keys = decode_record(path, record, self._span(domain))
         except ShardError:
             data = self._maps.get(shard)
-            if data is None or not self.store.drop_damaged_copy(self.shards[shard], data, domain):
+            if data is None or shard in self._checked:
+                raise
+            if not self.store.drop_damaged_copy(self.shards[shard], data, domain):
+                self._checked.add(shard)
                 raise
             del self._maps[shard]  # mapped again from a fresh download; its errors are final
             rows, keys = decode_record(path, record, self._span(domain))
