@@ -32,6 +32,7 @@ from voxelflex.sources.shards.manifest import (
 )
 from voxelflex.sources.shards.record import FIX, decode_record, pick_rows
 from voxelflex.sources.shards.store import ShardStore
+from voxelflex.wording import counted
 
 __all__ = ["ShardReader", "ShardSource"]
 
@@ -295,20 +296,13 @@ class ShardSource(SampleSource):
 
     def loader(self, cfg, epoch, start_batch=0, *, pin_memory=False):
         if self.n_shards < cfg.n_streams:
-            counts = [
-                f"{n} {noun}{'' if n == 1 else 's'}"
-                for n, noun in (
-                    (self.n_shards, "shard"),
-                    (cfg.world_size, "rank"),
-                    (cfg.streams_per_rank, "worker"),
-                )
-            ]
             log.info(
                 "%s %s split %r for %s × %s: the plan deals domains, not shards, so workers "
                 "share shards and none idles",
-                counts[0],
+                counted(self.n_shards, "shard"),
                 "holds" if self.n_shards == 1 else "hold",
                 self.split,
-                *counts[1:],
+                counted(cfg.world_size, "rank"),
+                counted(cfg.streams_per_rank, "worker"),
             )
         return super().loader(cfg, epoch, start_batch, pin_memory=pin_memory)
