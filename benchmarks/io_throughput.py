@@ -610,6 +610,8 @@ def main() -> None:
         "c/e_0_workers_unpaired": ratio("c", "e", zero),
         "hdf5_bytes/shard_bytes": bytes_per_sample["hdf5"] / bytes_per_sample["shards"],
     }
+    # A ratio with a path not run at that worker count is null: json writes NaN, which is not JSON.
+    ratios = {k: None if np.isnan(v) else v for k, v in ratios.items()}
     memory = memory_probe(args.out, args.memory_rows) if args.memory_rows else {}
     lookup = {"small": lookup_probe(data["voxel_file"])}
     if args.datasets:
@@ -643,7 +645,9 @@ def main() -> None:
         "memory": memory,
         "hdf5_lookup": lookup,
     }
-    atomic_write_text(args.out / "io_throughput.json", json.dumps(summary, indent=1))
+    atomic_write_text(
+        args.out / "io_throughput.json", json.dumps(summary, indent=1, allow_nan=False)
+    )
     _chart(results, args.out / "io_throughput.png")
     print(f"\n| path | {' | '.join(f'{w} workers' for w in args.workers)} | bytes/sample |")
     print("|---|" + "---:|" * (len(args.workers) + 1))
@@ -653,7 +657,8 @@ def main() -> None:
         if p == "e":
             cells = [f"{results['e']['0']:,.0f} (1 process)"] + [""] * (len(args.workers) - 1)
         print(f"| ({p}) {label} | {' | '.join(cells)} | {bytes_per_sample[kind]:,.0f} |")
-    print("\nratios at one worker: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    shown = (f"{k} = {'n/a' if v is None else f'{v:.2f}'}" for k, v in ratios.items())
+    print("\nratios at one worker: " + ", ".join(shown))
     print("\nbytes fetched per epoch ÷ shard bytes (÷ bytes of the records needed):")
     for p in HTTP_PATHS:
         cells = [
