@@ -19,12 +19,13 @@ from voxelflex.analysis.predictions import (
     read_predictions,
     write_predictions,
 )
-from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures, temperature_key
+from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures
 from voxelflex.demo.generate import build_demo_index
 from voxelflex.demo.structures import generate_structure_demo
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.metrics import grouped_pearson, pearson, regression_metrics, summarize
+from voxelflex.quantities import temperature_key
 from voxelflex.sources.shards.manifest import file_sha256
 
 
@@ -125,6 +126,18 @@ def test_per_domain_pearson_aggregates_each_domain_at_each_temperature():
     assert m["per_temperature"]["350"]["pearson"] == pytest.approx(
         pearson([1, 2, 3, 4, 5, 5], [1, 3, 2, 4, 1, 2])
     )
+
+
+def test_close_temperatures_keep_their_own_metrics():
+    # %g labelled 310.1231 and 310.1234 both "310.123": one set of metrics replaced the other
+    table = _table(
+        temperature=[310.1231] * 3 + [310.1234] * 3,
+        target_rmsf=[1, 2, 3, 1, 2, 3],
+        predicted_rmsf=[1, 2, 3, 3, 2, 1],
+    )
+    per_t = prediction_metrics(table)["per_temperature"]
+    assert per_t["310.1231"]["pearson"] == pytest.approx(1.0)
+    assert per_t["310.1234"]["pearson"] == pytest.approx(-1.0)
 
 
 def test_rows_without_target_are_counted_not_scored():
@@ -460,6 +473,8 @@ def test_temperature_sweep_parsing():
     assert both.tolist() == [300.0, 320.0, 340.0, 350.0]
     assert resolve_temperatures([], None) is None
     assert temperature_key(320.0) == "320" and temperature_key(320.5) == "320.5"
+    assert temperature_key(np.float32(298.15)) == "298.15"  # float32 noise is not shown
+    assert temperature_key(320.0004) == "320.0004"  # near a whole kelvin is not that kelvin
     for bad in ("300:450", "450:300:10", "300:450:0", "a:b:c", "0:1:0.00001"):
         with pytest.raises(ConfigError):
             parse_sweep(bad)

@@ -14,6 +14,7 @@ __all__ = [
     "check_rmsf_unit",
     "outside_range",
     "rmsf_scale_warnings",
+    "temperature_key",
     "temperature_scale_warnings",
     "to_angstrom",
 ]
@@ -146,3 +147,15 @@ def outside_range(
         return np.zeros(t.shape, dtype=bool)
     lo, hi = temperature_range
     return (t < lo) | (t > hi)
+
+
+def temperature_key(t: float) -> str:
+    """JSON/CSV label of a temperature (K): the shortest text of its float32 value.
+
+    ``"320"`` for whole kelvins, ``"298.15"``, ``"310.1231"``; temperatures are float32 in the
+    index, and two that differ there never share a label (``%g`` alone gave 310.1231 and 310.1234
+    one key, so one's metrics or counts overwrote the other's).
+    """
+    t32 = np.float32(t)
+    short = f"{float(t32):g}"
+    return short if np.float32(short) == t32 else str(t32)

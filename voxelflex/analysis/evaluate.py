@@ -27,7 +27,6 @@ from voxelflex.analysis.baselines import (
 )
 from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
-from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_write_text
 from voxelflex.columns import codes, repeated_keys, strings
 from voxelflex.config import Config, default_value, load_config
@@ -41,6 +40,7 @@ from voxelflex.metrics import (
     summarize,
 )
 from voxelflex.paths import Location, check_output, is_url
+from voxelflex.quantities import temperature_key
 from voxelflex.sources.shards.manifest import file_sha256
 
 __all__ = [

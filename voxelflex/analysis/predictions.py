@@ -22,11 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
-from voxelflex.quantities import outside_range, temperature_scale_warnings
+from voxelflex.quantities import outside_range, temperature_key, temperature_scale_warnings
 from voxelflex.sources.shards.manifest import file_sha256
 
 if TYPE_CHECKING:  # annotations only

@@ -14,7 +14,6 @@ __all__ = [
     "parse_sweep",
     "parse_temperature",
     "resolve_temperatures",
-    "temperature_key",
 ]
 
 MAX_TEMPERATURES = 10_000
@@ -105,9 +104,3 @@ def resolve_temperatures(
     if not (np.isfinite(out).all() and (out > 0).all()):
         raise ConfigError(f"temperatures must be finite and > 0 K, got {out.tolist()}")
     return out
-
-
-def temperature_key(t: float) -> str:
-    """JSON/CSV label of a temperature: ``"320"`` for whole kelvins, else ``"320.5"``."""
-    t = float(t)
-    return str(round(t)) if abs(t - round(t)) < 1e-3 else f"{t:g}"

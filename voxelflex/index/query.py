@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
@@ -24,6 +23,7 @@ from voxelflex.index.read import connect, read_meta
 from voxelflex.index.schema import SPLITS
 from voxelflex.logs import command_log
 from voxelflex.paths import check_output, require_suffix
+from voxelflex.quantities import temperature_key
 
 __all__ = [
     "QueryFormat",
@@ -198,11 +198,7 @@ def index_stats(index_path: str | os.PathLike) -> dict:
             "SELECT split, temperature, count(*) FROM samples WHERE NOT isnan(temperature) "
             "GROUP BY ALL ORDER BY ALL"
         ).fetchall():
-            # the shortest text of the float32 value (320, 298.15): %g alone would give two
-            # close temperatures one key and lose a count
-            t32 = np.float32(t)
-            key = f"{t:g}" if np.float32(f"{t:g}") == t32 else str(t32)
-            temps.setdefault(s, {})[key] = n
+            temps.setdefault(s, {})[temperature_key(t)] = n
         names = ("n", "mean", "min", "p05", "p25", "median", "p75", "p95", "max")
         target = {
             row[0]: dict(zip(names, row[1:], strict=True))

@@ -24,10 +24,10 @@ from voxelflex.analysis.plots.common import (
     temperature_colors,
     unit_label,
 )
-from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
 from voxelflex.metrics import regression_metrics
+from voxelflex.quantities import temperature_key
 
 __all__ = [
     "plot_error_distribution",

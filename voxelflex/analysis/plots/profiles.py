@@ -23,10 +23,10 @@ from voxelflex.analysis.plots.common import (
     temperature_colors,
     unit_label,
 )
-from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
 from voxelflex.metrics import grouped_pearson, pearson
+from voxelflex.quantities import temperature_key
 
 __all__ = [
     "choose_domain",

@@ -23,11 +23,11 @@ from voxelflex.analysis.evaluate import (
 )
 from voxelflex.analysis.plots.accuracy import scored_rows
 from voxelflex.analysis.plots.common import new_figure, save, temperature_colors, unit_label
-from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.columns import strings
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
 from voxelflex.metrics import grouped_pearson
+from voxelflex.quantities import temperature_key
 
 __all__ = ["group_stats", "plot_accessibility_errors", "plot_secondary_structure_errors"]
 

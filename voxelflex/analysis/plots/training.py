@@ -11,9 +11,9 @@ import pyarrow as pa
 from matplotlib.ticker import MaxNLocator
 
 from voxelflex.analysis.plots.common import new_figure, save, temperature_colors
-from voxelflex.analysis.temperatures import temperature_key
 from voxelflex.errors import InputError
 from voxelflex.formats import ImageFormat
+from voxelflex.quantities import temperature_key
 
 __all__ = ["LOSS_LABEL", "best_epoch", "history_table", "plot_training_curves"]
 
