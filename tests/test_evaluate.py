@@ -71,6 +71,8 @@ def test_pearson_spearman_and_errors_match_hand_computation():
     assert m["mae"] == pytest.approx(0.5)
     assert m["r2"] == pytest.approx(1 - 2 / 5)
     assert np.isnan(pearson([1.0, 2.0, 3.0], [0.3, 0.3, 0.3]))  # constant prediction
+    # a constant target has no R²: rounding in its float64 mean left SST at 1e-34, R² at -1e31
+    assert np.isnan(regression_metrics(np.full(3, 0.1), np.array([0.1, 0.2, 0.3]))["r2"])
 
 
 def test_grouped_pearson_equals_per_group_pearson_and_flags_small_groups():

@@ -96,7 +96,7 @@ def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "n": int(n),
         "pearson": pearson(y, p),
         "spearman": spearman(y, p),
-        "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
+        "r2": 1.0 - float((err**2).sum()) / ss_tot if np.ptp(y) > 0 else float("nan"),
         "rmse": rmse,
         "mae": float(np.abs(err).mean()),
         "mse": mse,
