@@ -184,6 +184,23 @@ def test_refusals(structures, tmp_path):
         predict_structures(ckpt, twin, temperatures=[300.0], out_path=tmp_path / "p.csv")
 
 
+@pytest.mark.parametrize("kelvin", [0.0, -5.0, float("nan")])
+def test_a_bfactor_temperature_not_above_0_k_is_refused_like_a_requested_one(
+    structures, tmp_path, kelvin
+):
+    # -t 0 is refused; --bfactor-temperature 0 was predicted and written into the copies
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    with pytest.raises(ConfigError, match=r"--bfactor-temperature .*finite and > 0 K"):
+        predict_structures(
+            ckpt,
+            structures / "1vii.pdb.gz",
+            temperatures=[300.0],
+            bfactor_temperature=kelvin,
+            out_path=tmp_path / "p.csv",
+        )
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_per_domain_features_are_scaled_over_the_whole_domain_whatever_the_split(
     structures, tmp_path
 ):

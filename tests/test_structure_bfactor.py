@@ -132,6 +132,35 @@ def test_an_mmcif_without_b_factors_gets_the_column_in_every_row(tmp_path):
     assert len(parsed) == len(atoms) and (parsed.b_factor != 0).all()
 
 
+def test_an_mmcif_without_author_fields_is_addressed_by_its_label_fields(tmp_path):
+    # read with label_asym_id/label_seq_id; its waters' label_seq_id "." once stopped the copy
+    lines = _text(STRUCTURES / "1a8o.cif.gz")
+    names = [x.split()[0] for x in lines if x.startswith("_atom_site.")]
+    auth = {i for i, name in enumerate(names) if name.startswith("_atom_site.auth_")}
+    text = "".join(
+        " ".join(t for i, t in enumerate(TOKEN.findall(x)) if i not in auth) + "\n"
+        if x.startswith(("ATOM ", "HETATM "))
+        else x
+        for x in lines
+        if not x.startswith("_atom_site.auth_")
+    )
+    src = tmp_path / "in" / "label.cif"
+    src.parent.mkdir()
+    src.write_text(text)
+    values = _values(src)
+    report = write_bfactor_copy(src, tmp_path / "label.cif", values)
+    kept = [n for i, n in enumerate(names) if i not in auth]
+    chain, resid = kept.index("_atom_site.label_asym_id"), kept.index("_atom_site.label_seq_id")
+    column = kept.index("_atom_site.B_iso_or_equiv")
+    rows = [
+        TOKEN.findall(x) for x in _text(tmp_path / "label.cif") if x.startswith(("ATOM", "HETATM"))
+    ]
+    assert [float(t[column]) for t in rows] == [
+        round(values.get((t[chain], t[resid]), -1.0), 2) for t in rows
+    ]
+    assert report.residues_with_value == len(values) > 0 and report.atoms_with_sentinel > 0
+
+
 def test_bad_requests_raise_input_errors(tmp_path):
     src = STRUCTURES / "1bd2t.pdb"
     with pytest.raises(InputError, match="not residues with a frame"):

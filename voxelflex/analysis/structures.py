@@ -159,8 +159,9 @@ def predict_structures(
     Raises
     ------
     ConfigError, InputError, CheckpointError
-        No temperature, no structure file, an unknown ``bfactor_as``, a checkpoint trained on
-        another frame, or nothing could be predicted.
+        No temperature, a ``bfactor_temperature`` not finite and > 0 K, no structure file, an
+        unknown ``bfactor_as``, a checkpoint trained on another frame, or nothing could be
+        predicted.
     """
     config = config or load_config()
     requested = np.asarray(list(temperatures), dtype=np.float32)
@@ -174,6 +175,11 @@ def predict_structures(
         raise ConfigError(f"--bfactor-as {bfactor_as!r}: choose one of {list(BFACTOR_MODES)}")
     if bfactor_temperature is None:
         bfactor_temperature = float(requested[0])
+    if not (np.isfinite(bfactor_temperature) and bfactor_temperature > 0):
+        raise ConfigError(
+            f"--bfactor-temperature {bfactor_temperature:g}: temperatures must be finite and "
+            "> 0 K; pass kelvin (e.g. 300)"
+        )
     temps = np.unique(np.append(temps, np.float32(bfactor_temperature)))
     files = _files(paths)
     out = Path(out_path)

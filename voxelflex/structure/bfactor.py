@@ -210,12 +210,14 @@ def _rewrite_cif(text: str, path: Path, values, sentinel: float) -> str:
             "file's layout is unusual: re-export it"
         )
 
-    def column(name: str, fallback: str) -> np.ndarray:
-        return site[name if name in site else fallback].as_array(str)
+    def column(name: str, fallback: str) -> pdbx.CIFColumn:
+        return site[name if name in site else fallback]
 
     icode = site["pdbx_PDB_ins_code"].as_array(str, "") if "pdbx_PDB_ins_code" in site else None
-    chain = column("auth_asym_id", "label_asym_id")
-    resnum = column("auth_seq_id", "label_seq_id")
+    chain = column("auth_asym_id", "label_asym_id").as_array(str)
+    # as read_structure (biotite) reads them: a masked number (a water's label_seq_id ".",
+    # read when the file has no auth_seq_id) is -1
+    resnum = column("auth_seq_id", "label_seq_id").as_array(np.int64, -1)
     atom_values = values(chain, resnum, icode if icode is not None else np.full(len(chain), ""))
     lines = text.splitlines(keepends=True)
     for (i, start, end), value in sorted(
