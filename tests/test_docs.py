@@ -1,6 +1,7 @@
 """The docs must not drift from the code: the CLI reference, config comments, examples."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 from voxelflex.config import load_config
@@ -21,8 +22,6 @@ def test_cli_reference_is_up_to_date():
 
 def test_default_config_comments_list_the_registered_names():
     """The packaged YAML documents each choice key with the registry's (or constant's) names."""
-    import re
-
     from voxelflex.config import choices
 
     text = (ROOT / "voxelflex" / "default_config.yaml").read_text()
@@ -37,8 +36,6 @@ def test_default_config_comments_list_the_registered_names():
 
 def test_training_docs_list_every_architecture_hyperparameter_with_its_preset_values():
     """docs/training.md's table of model.hyperparameters matches each trunk's PRESETS."""
-    import re
-
     from voxelflex.registry import ARCHITECTURES
 
     text = (ROOT / "docs" / "training.md").read_text()
@@ -80,3 +77,12 @@ def test_example_configs_load_and_the_real_set_one_is_the_chosen_variant():
     for key in ("lr", "weight_decay", "epochs", "target_norm", "monitor"):
         assert getattr(example.train, key) == getattr(chosen.train, key), key
     assert example.train.early_stopping_patience == chosen.train.early_stopping_patience
+
+
+def test_analysis_docs_list_every_missing_report_reason():
+    """docs/analysis.md's table of `_missing.csv` reasons names each of MISSING_REASONS."""
+    from voxelflex.analysis.missing import MISSING_REASONS
+
+    text = (ROOT / "docs" / "analysis.md").read_text()
+    listed = set(re.findall(r"^\| `(\w+)` \|", text.split("_missing.csv`", 1)[1], re.M))
+    assert set(MISSING_REASONS) <= listed, set(MISSING_REASONS) - listed

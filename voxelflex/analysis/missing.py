@@ -46,6 +46,7 @@ MISSING_REASONS = {
     "non_finite": "the model predicted NaN or infinity; never written as a number",
     "unreadable_file": "a structure file that could not be read (predict --structure)",
     "not_framed": "a residue the voxelizer frames no voxels for, e.g. no N, CA or C",
+    "no_features": "a framed residue without structure features, which the checkpoint needs",
 }
 # Skip-table reasons under which an item never reached the index (see voxelflex.index.skips).
 _NOT_INDEXED = (
