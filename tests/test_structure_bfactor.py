@@ -191,6 +191,27 @@ def test_every_model_gets_the_values(tmp_path):
     assert written == [2.5] * (2 * (len(written) // 2)) and report.atoms_with_value == len(written)
 
 
+def test_atoms_after_an_end_record_get_the_sentinel(tmp_path):
+    """A concatenated file: the atoms after END were never read, so no residue's value is
+    theirs, though their chains and numbers are those of the residues before it."""
+    atoms = [x for x in _text(STRUCTURES / "1bd2t.pdb") if x.startswith("ATOM")]
+    values = _values(STRUCTURES / "1bd2t.pdb")
+    one, two = tmp_path / "one.pdb", tmp_path / "two.pdb"
+    one.write_text("".join([*atoms, "END\n"]))
+    two.write_text("".join([*atoms, "END\n", *atoms, "END\n"]))
+    alone = write_bfactor_copy(one, tmp_path / "one_out.pdb", values)
+    report = write_bfactor_copy(two, tmp_path / "two_out.pdb", values)
+
+    def written(path):
+        return [float(x[60:66]) for x in _text(path) if x.startswith("ATOM")]
+
+    assert written(tmp_path / "two_out.pdb") == written(tmp_path / "one_out.pdb") + [-1.0] * len(
+        atoms
+    )
+    assert report.atoms_with_value == alone.atoms_with_value > 0
+    assert report.atoms_with_sentinel == alone.atoms_with_sentinel + len(atoms)
+
+
 def test_negative_rmsf_is_refused_as_a_bfactor_and_wide_values_clipped_on_request(tmp_path):
     src = STRUCTURES / "1bd2t.pdb"
     # squared, -2 Å would become the B-factor of a flexible residue

