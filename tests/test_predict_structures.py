@@ -182,6 +182,25 @@ def test_refusals(structures, tmp_path):
     shutil.copy(DATA / "1a8o.cif.gz", twin)
     with pytest.raises(InputError, match="same domain key '1a8o'"):
         predict_structures(ckpt, twin, temperatures=[300.0], out_path=tmp_path / "p.csv")
+    (twin / "1a8o.cif.gz").rename(twin / "1A8O.cif.gz")  # one copy would replace the other
+    with pytest.raises(InputError, match="domain keys '1A8O' and '1a8o'"):
+        predict_structures(ckpt, twin, temperatures=[300.0], out_path=tmp_path / "p.csv")
+
+
+def test_an_earlier_runs_copy_of_a_file_not_predicted_now_is_removed(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(DATA / "1vii.pdb.gz", folder)
+    shutil.copy(DATA / "1a8o.pdb.gz", folder)
+    run = dict(temperatures=[300.0], out_path=tmp_path / "p.csv", overwrite=True)
+    report = predict_structures(ckpt, folder, **run)
+    stale = report.bfactor_dir / "1a8o.pdb.gz"
+    assert stale.is_file()
+    (folder / "1a8o.pdb.gz").write_bytes(gzip.compress(b"not a structure\n"))
+    report = predict_structures(ckpt, folder, **run)
+    assert report.files_failed == 1 and not stale.exists()
+    assert (report.bfactor_dir / "1vii.pdb.gz").is_file()
 
 
 @pytest.mark.parametrize("kelvin", [0.0, -5.0, float("nan")])

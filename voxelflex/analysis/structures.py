@@ -254,6 +254,7 @@ def predict_structures(
             bfactor_as,
             rules,
         )
+        _remove_stale_copies(copies, pending)
         residues = table.select(["domain", "chain", "resid_str"]).group_by(
             ["domain", "chain", "resid_str"], use_threads=False
         )
@@ -272,17 +273,36 @@ def predict_structures(
 
 
 def _files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """The structure files, refused when two share a domain key (predictions would mix)."""
+    """The structure files, refused when two share a domain key, ignoring case (predictions
+    would mix; on a case-insensitive file system, macOS or Windows, one copy would replace the
+    other's)."""
     files = find_structure_files(paths)
     seen: dict[str, Path] = {}
     for f in files:
-        other = seen.setdefault(domain_key(f), f)
+        other = seen.setdefault(domain_key(f).casefold(), f)
         if other != f:
+            a, b = domain_key(other), domain_key(f)
+            keys = f"the same domain key {b!r}" if a == b else f"domain keys {a!r} and {b!r}"
             raise InputError(
-                f"{other} and {f} have the same domain key {domain_key(f)!r} (the file name up "
-                "to its first dot); predictions would mix them: rename one or predict them apart"
+                f"{other} and {f} have {keys} (the file name up to its first dot; case is "
+                "ignored, as on macOS and Windows and in PDB ids); predictions and B-factor "
+                "copies would mix them: rename one or predict them apart"
             )
     return files
+
+
+def _remove_stale_copies(copies: list[Path], written: list[tuple[Path, Path, str]]) -> None:
+    """Remove an earlier run's copy of a file this run did not predict (unreadable, or no
+    residue with a frame): left in place (``--overwrite``), it would look like this run's."""
+    made = {copy for _, copy, _ in written}
+    for copy in copies:
+        if copy not in made and copy.exists():
+            copy.unlink()
+            log.warning(
+                "removed %s, an earlier run's B-factor copy: its structure was not predicted "
+                "this time (the missing report says why)",
+                copy,
+            )
 
 
 def _read_chunk(
