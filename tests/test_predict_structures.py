@@ -172,6 +172,17 @@ def test_cli_predict_structure_and_plot(structures, tmp_path):
     assert result.exit_code == 2 and "needs temperatures" in result.output
 
 
+def test_structure_dot_names_the_default_output_after_the_folder(tmp_path, monkeypatch):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(DATA / "1vii.pdb.gz", folder)
+    monkeypatch.chdir(folder)
+    result = CliRunner().invoke(app, ["predict", "-c", str(ckpt), "--structure", ".", "-t", "300"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "mine_predictions.parquet").is_file()  # was "_predictions.parquet"
+
+
 def test_refusals(structures, tmp_path):
     ckpt = make_checkpoint(tmp_path / "c.pt")
     with pytest.raises(ConfigError, match="needs temperatures"):

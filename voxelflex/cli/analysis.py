@@ -120,7 +120,8 @@ def predict(
         output_option(
             "--output",
             "-o",
-            help="Output .parquet or .csv; default <run>/metrics/predictions_<split>.<format>.",
+            help="Output .parquet or .csv; default <run>/metrics/predictions_<split>.<format>, "
+            "with --structure <first file or folder name>_predictions.<format> here.",
         ),
     ] = None,
     fmt: Annotated[
@@ -190,12 +191,13 @@ def predict(
         },
     )
     if structure:
+        name = structure[0].resolve().name.split(".")[0]  # resolved: `.` has no name
         report = predict_structures(
             checkpoint,
             structure,
             # the -t values first, in the order given: the copies' default is the first of them
             temperatures=() if temps is None else [*singles, *temps],
-            out_path=output or Path(f"{structure[0].name.split('.')[0]}_predictions.{fmt}"),
+            out_path=output or Path(f"{name}_predictions.{fmt}"),
             bfactor_dir=bfactor_dir,
             bfactor_temperature=bfactor_temperature,
             bfactor_as=bfactor_as.value,
