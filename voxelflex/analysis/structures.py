@@ -246,7 +246,7 @@ def predict_structures(
             missing_out=missing_out,
         )
         # after the table, so that the predictions are kept whatever happens to a copy
-        _write_copies(
+        failures = _write_copies(
             table,
             pending,
             bfactor_temperature,
@@ -254,7 +254,12 @@ def predict_structures(
             bfactor_as,
             rules,
         )
-        _remove_stale_copies(copies, pending)
+        _remove_stale_copies(copies, [w for w in pending if w[1] not in failures])
+        if failures:
+            raise InputError(
+                f"{len(failures)} of {len(pending)} B-factor copies could not be written "
+                f"({out} and the other copies were): " + "; ".join(failures.values())
+            )
         residues = table.select(["domain", "chain", "resid_str"]).group_by(
             ["domain", "chain", "resid_str"], use_threads=False
         )
@@ -379,7 +384,7 @@ def _write_copies(
     unit: str | None,
     as_: str,
     rules: dict,
-) -> None:
+) -> dict[Path, str]:
     """One B-factor copy per ``(structure, copy, domain)``, from the predictions at
     ``temperature``: RMSF in Å (or ``8π²/3 · RMSF²`` in Å²), or for a relative model (``unit``
     None) its per-domain z-score as 50 + 10 z, clipped to [0, 999.99] so it never meets the
@@ -389,6 +394,8 @@ def _write_copies(
     become a large B-factor, and at -1 Å or below it would meet the sentinel. A B-factor of
     1000 Å² or more (RMSF ≥ 6.16 Å) does not fit a PDB file's column and is written as 999.99.
     Both are counted in a warning; the predictions table keeps the predicted values.
+    A file whose copy cannot be written (a damaged record in a model after the first, which
+    prediction never reads) does not stop the others: returns ``{copy: error}`` for them.
     """
     at_t = table.filter(pc.equal(table["temperature"], pa.scalar(temperature, pa.float32())))
     z_or_rmsf = at_t["predicted_rmsf"].to_numpy().astype(np.float64)
@@ -416,17 +423,21 @@ def _write_copies(
         strict=True,
     ):
         per_domain.setdefault(d, {})[(c, r)] = v
-    clipped = 0
+    clipped, failures = 0, {}
     for path, copy, domain in written:
-        report = write_bfactor_copy(
-            path,
-            copy,
-            per_domain.get(domain, {}),
-            as_=as_,
-            sentinel=DEFAULT_SENTINEL,
-            clip=True,
-            **rules,
-        )
+        try:
+            report = write_bfactor_copy(
+                path,
+                copy,
+                per_domain.get(domain, {}),
+                as_=as_,
+                sentinel=DEFAULT_SENTINEL,
+                clip=True,
+                **rules,
+            )
+        except InputError as exc:
+            failures[copy] = str(exc)
+            continue
         clipped += report.residues_clipped
     if clipped:
         log.warning(
@@ -436,3 +447,4 @@ def _write_copies(
             "value)",
             clipped,
         )
+    return failures

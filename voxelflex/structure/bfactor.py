@@ -132,7 +132,15 @@ def _pdb_annotations(text: str, path: Path) -> tuple[np.ndarray, np.ndarray, np.
     pdb_file = pdb.PDBFile.read(io.StringIO(text))
     chains, resnums, icodes = [], [], []
     for model in range(1, pdb_file.get_model_count() + 1):
-        atoms = pdb_file.get_structure(model=model, altloc="all")
+        try:
+            atoms = pdb_file.get_structure(model=model, altloc="all")
+        except (ValueError, IndexError) as exc:  # biotite on a malformed record
+            # only model 1 is read for frames, so a later model's damage shows up here first
+            raise InputError(
+                f"{path}: model {model} has an atom record biotite cannot read ({exc}); the "
+                "copy gives every model's atoms their residue's value: fix or remove the "
+                "record (or keep only model 1)"
+            ) from exc
         chains.append(atoms.chain_id)
         resnums.append(atoms.res_id)
         icodes.append(atoms.ins_code)
