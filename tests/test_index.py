@@ -390,6 +390,13 @@ def test_insertion_codes_and_negative_resids_sorted(tmp_path):
     assert t["icode"].to_pylist() == ["", "", "A", ""]
 
 
+def test_residue_keys_of_one_number_are_refused(tmp_path):
+    # "02" and "2" are one residue number: the CSV row for 2 would become a target on both frames
+    keys = [("1", "ALA"), ("2", "GLY"), ("02", "GLY")]
+    with pytest.raises(InputError, match=r"d/A: residue keys '02' and '2' .* residue number 2"):
+        _build(tmp_path, {"d": {"A": keys}}, csv_rows("d", "ALA GLY"))
+
+
 def test_bad_voxel_dataset_is_skipped(tmp_path):
     layout = {"d1": {"A": residues("ALA GLY SER")}}
     bad = {("d1", "A", "3"): np.zeros((21, 21, 21, 5), np.float64)}
