@@ -282,6 +282,25 @@ def test_every_target_residue_is_checked_against_its_label(tmp_path):
     assert predict["resid_str"].to_pylist() == ["37"] and predict["resname"][0].as_py() == "GLY"
 
 
+def test_a_residue_with_two_mismatched_csv_names_is_one_skip_line(tmp_path):
+    # residue 37 (ALA, outside the scan's label sample) is GLY at 320 K and TRP at 450 K in the
+    # CSV: one residue left out, its two rows counted once each
+    names = ["ALA", "SER", "VAL", "LEU"] * 15
+    layout = {"d1": {"A": [(str(i + 1), n) for i, n in enumerate(names)]}}
+    rows = [
+        (d, r, {320.0: "GLY", 450.0: "TRP"}[tt] if r == 37 else n, tt, v)
+        for d, r, n, tt, v in csv_rows("d1", " ".join(names))
+    ]
+    report, t, skip = _build(tmp_path, layout, rows + csv_rows("dx", " ".join(["ALA"] * 70)))
+    assert report.skipped == {"resname_mismatch": 1, "not_in_hdf5": 1}
+    assert "CSV residue GLY, TRP but the voxel dataset holds ALA" in skip["detail"][1].as_py()
+    assert (
+        "only 118 of 260 RMSF CSV rows became targets; dropped per reason: domain_not_in_hdf5 "
+        f"140, resname_mismatch 2 (see {report.skip_table_path})"
+    ) in report.warnings
+    assert t.filter(pc.equal(t["resid_str"], "37"))["split"].to_pylist() == ["predict"]
+
+
 def test_rows_of_an_empty_domain_are_counted(tmp_path):
     # d2's HDF5 group holds no residue: its CSV rows are dropped, and counted as dropped
     layout = {"d1": {"A": residues("ALA")}, "d2": {"A": []}}
@@ -388,6 +407,13 @@ def test_insertion_codes_and_negative_resids_sorted(tmp_path):
     _, t, _ = _build(tmp_path, {"d": {"A": keys}}, None)
     assert t["resid_str"].to_pylist() == ["-2", "5", "5A", "10"]
     assert t["icode"].to_pylist() == ["", "", "A", ""]
+
+
+def test_residue_keys_of_one_number_are_refused(tmp_path):
+    # "02" and "2" are one residue number: the CSV row for 2 would become a target on both frames
+    keys = [("1", "ALA"), ("2", "GLY"), ("02", "GLY")]
+    with pytest.raises(InputError, match=r"d/A: residue keys '02' and '2' .* residue number 2"):
+        _build(tmp_path, {"d": {"A": keys}}, csv_rows("d", "ALA GLY"))
 
 
 def test_bad_voxel_dataset_is_skipped(tmp_path):

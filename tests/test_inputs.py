@@ -273,6 +273,17 @@ def test_csv_duplicates_respect_chain_column(tmp_path):
         read_rmsf_csv(write_csv(tmp_path / "dup.csv", dup, header))
 
 
+def test_csv_chain_is_read_without_spaces_like_the_domain_id(tmp_path):
+    # spaces after commas: " A" is chain A (the HDF5 key), as " d1" is domain d1
+    path = tmp_path / "r.csv"
+    header = "domain_id, chain, resid, resname, temperature_feature, target_rmsf\n"
+    path.write_text(header + "d1, A, 1, ALA, 320, 0.1\n")
+    assert read_rmsf_csv(path)["chain"].to_pylist() == ["A"]
+    path.write_text(header + "d1, A, 1, ALA, 320, 0.1\nd1,A,1,ALA,320,0.2\n")
+    with pytest.raises(InputError, match=r"domain d1 chain A resid 1 at 320 K on lines \[2, 3\]"):
+        read_rmsf_csv(path)
+
+
 def test_csv_missing_file(tmp_path):
     with pytest.raises(InputError, match=r"none\.csv does not exist"):
         read_rmsf_csv(tmp_path / "none.csv")

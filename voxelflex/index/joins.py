@@ -226,8 +226,9 @@ def _check_target_labels(con: duckdb.DuckDBPyConnection, voxel_file: str, progre
 
     The scan reads a sample of labels (the per-domain numbering check); here the labels of every
     residue that gets a target are read, so a target never lands on another residue's frame
-    unseen. Creates ``label_skip`` (residues refused, with ``reason`` ``resname_mismatch`` or
-    ``no_label``) and the view ``target`` (the rows of ``target_csv`` that pass).
+    unseen. Creates ``label_skip`` (one row per residue refused, with ``reason``
+    ``resname_mismatch`` or ``no_label``; ``resname`` lists the CSV names that disagree) and the
+    view ``target`` (the rows of ``target_csv`` that pass).
     """
     unread = con.sql(
         "SELECT DISTINCT domain, chain, resid_str FROM target_csv "
@@ -240,12 +241,14 @@ def _check_target_labels(con: duckdb.DuckDBPyConnection, voxel_file: str, progre
     csv_name, label = canonical_resname("t.resname"), canonical_resname("l.label")
     con.execute(
         f"""CREATE TEMP TABLE label_skip AS
-        SELECT DISTINCT t.domain, t.domain_id, t.chain, t.resid_str, t.resname, l.label,
+        SELECT t.domain, t.domain_id, t.chain, t.resid_str,
+               string_agg(DISTINCT t.resname, ', ' ORDER BY t.resname) AS resname, l.label,
                CASE WHEN l.label IS NULL THEN 'no_label' ELSE 'resname_mismatch' END AS reason
         FROM target_csv t
         JOIN (SELECT * FROM labels UNION ALL SELECT * FROM target_labels) l
              USING (domain, chain, resid_str)
-        WHERE l.label IS NULL OR {csv_name} <> {label}"""
+        WHERE l.label IS NULL OR {csv_name} <> {label}
+        GROUP BY t.domain, t.domain_id, t.chain, t.resid_str, l.label"""
     )
     con.execute(
         "CREATE TEMP VIEW target AS SELECT * FROM target_csv "

@@ -238,13 +238,14 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
     out = {
         "line": t["line"],
         "domain_id": pc.utf8_trim_whitespace(t["domain_id"]),
-        "chain": t["chain"],
+        "chain": pc.utf8_trim_whitespace(t["chain"]),
         "resid": pc.cast(t["resid"], pa.int32()),
         "resname": pc.utf8_upper(pc.utf8_trim_whitespace(t["resname"])),
         "temperature": pc.cast(t["temperature_feature"], pa.float32()),
         "target_rmsf": pc.cast(t["target_rmsf"], pa.float32()),
     }
-    # On the values as the index keeps them: " d1" is d1, 320.00001 K is 320 K in float32.
+    # On the values as the index keeps them: " d1" is d1, " A" is A, 320.00001 K is 320 K in
+    # float32.
     _check_duplicates(path, pa.table(out))
     for name in OPTIONAL_COLUMNS:
         if name in columns:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
+from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
 from voxelflex.inputs.voxel_hdf5 import (
     check_frame,
@@ -128,6 +130,40 @@ def _check_chain(
     return len(check_at), bad, found, missing
 
 
+def _refuse_keys_of_one_number(keys: pa.Table, path: str) -> None:
+    """Refuse two residue keys of one chain that read as one residue (``"2"`` and ``"02"``).
+
+    The CSV joins on the residue number, so its row for that number would become a target on
+    both frames.
+
+    Raises
+    ------
+    InputError
+        Naming the first such keys and how many residues have several keys.
+    """
+    found = repeated_keys(keys, ["domain", "chain", "resnum", "icode"])
+    if found is None:
+        return
+    n, first = found
+    same = keys.filter(
+        pc.and_(
+            pc.and_(
+                pc.equal(keys["domain"], first["domain"]), pc.equal(keys["chain"], first["chain"])
+            ),
+            pc.and_(
+                pc.equal(keys["resnum"], first["resnum"]), pc.equal(keys["icode"], first["icode"])
+            ),
+        )
+    )
+    names = " and ".join(repr(k) for k in sorted(same["resid_str"].to_pylist()))
+    raise InputError(
+        f"{path}: {n} residues have several keys in one chain, e.g. {first['domain']}/"
+        f"{first['chain']}: residue keys {names} all read as residue number "
+        f"{first['resnum']}{first['icode']}; keep one key a residue (its number as written by "
+        "str(), optionally followed by an insertion-code letter) and voxelize the file again"
+    )
+
+
 def scan_voxel_file(
     path: str | os.PathLike, *, deep: bool = False, progress: bool = True
 ) -> VoxelScan:
@@ -145,7 +181,8 @@ def scan_voxel_file(
     Raises
     ------
     InputError
-        Layout problems (a domain or chain that is not a group, unparsable residue keys), or
+        Layout problems (a domain or chain that is not a group, unparsable residue keys, two
+        keys of one chain for one residue such as ``"2"`` and ``"02"``), or
         every checked dataset failing (a file-wide problem such as the wrong frame size).
     FrameError
         The ``atom_encoder`` or frame size does not match voxelflex's frame.
@@ -215,6 +252,7 @@ def scan_voxel_file(
             "icode": icode,
         }
     )
+    _refuse_keys_of_one_number(keys_table, path)
     names = ["domain", "chain", "resid_str"]
     return VoxelScan(
         path=path,
