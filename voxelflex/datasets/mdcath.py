@@ -286,6 +286,21 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
             f"array) {data.n_residues}; rmsf[i] could not be matched to its residue",
         )
         return refused_part(path, dom, exc, digest)
+    first = atoms[starts]
+    keys = Counter(
+        zip(first.chain_id.tolist(), first.res_id.tolist(), first.ins_code.tolist(), strict=True)
+    )
+    repeated = [k for k, c in keys.items() if c > 1]
+    if repeated:
+        chain, number, icode = repeated[0]
+        exc = DomainRefused(
+            "residue_count_mismatch",
+            f"{path}: {len(repeated)} residue numbers of pdbProteinAtoms name more than one "
+            f"residue, e.g. chain {chain} {number}{icode}; the voxelizer takes each number as "
+            f"one residue ({len(keys)} in all, numResidues {data.n_residues}), so rmsf[i] "
+            "could not be matched to its residue",
+        )
+        return refused_part(path, dom, exc, digest)
     t3 = time.perf_counter()
     frames = compute_frames(structure, keys="aposteriori")
     if len(frames.chains) == 0:
