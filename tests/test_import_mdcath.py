@@ -261,6 +261,22 @@ def test_a_residue_number_naming_two_residues_is_refused(tmp_path):
     assert "chain A 44" in line["detail"] and "35 in all, numResidues 36" in line["detail"]
 
 
+def test_a_residue_whose_key_an_insertion_code_took_gets_no_row(tmp_path):
+    """SER 43 renumbered 44A, before ASP 44: aposteriori's key 44 holds 44A's grid, so ASP 44
+    has no frame; its row (before: kept) would have been joined to SER 44A's grid."""
+    renumbered = "".join(
+        x[:22] + "  44A" + x[27:] if x.startswith("ATOM") and x[22:26] == "  43" else x
+        for x in charmm_pdb(_plain_pdb()).splitlines(keepends=True)
+    )
+    path = tmp_path / "mdcath_dataset_1vii44a.h5"
+    write_mdcath_file(path, "1vii44a", renumbered, rmsf=lambda t, r, n: np.ones(n))
+    part = import_domain(str(path), ImportSettings())
+    assert 44 not in part.rows["resid"].to_pylist()
+    assert part.rows.num_rows == (N_RES - 2) * 5
+    lines = {(x["resid"], x["reason"]) for x in part.skips.to_pylist()}
+    assert lines == {("44A", "insertion_code"), ("44", "not_voxelized")}
+
+
 def test_an_interrupted_import_resumes_to_the_same_outputs(
     mdcath_dir, imported, tmp_path, monkeypatch
 ):
