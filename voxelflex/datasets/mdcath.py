@@ -89,7 +89,8 @@ SKIP_REASONS = {
     "nan_replica": "a replica has NaN or infinite RMSF values (dropped; mean over the others)",
     "no_finite_rmsf": "no replica has a finite value for this residue and temperature (no row)",
     "insertion_code": "a residue with an insertion code: the CSV's integer resid cannot name it",
-    "not_voxelized": "the voxelizer gave the residue no frame (its rows stay in the CSV)",
+    "not_voxelized": "the voxelizer gave the residue no frame (its rows stay in the CSV, unless "
+    "its key holds another residue's frame)",
     "no_split": "an imported domain in none of the split files (not trained or tested on)",
     "split_domain_absent": "a split file lists a domain that was not imported",
 }
@@ -151,9 +152,11 @@ def _rows_and_skips(
     icode: np.ndarray,
     resname: np.ndarray,
     unit_factor: float,
+    framed_elsewhere: np.ndarray,
 ) -> tuple[pa.Table, list[dict]]:
     """RMSF rows (residues in file order, each with its temperatures ascending) and the report
-    lines of what did not make a row."""
+    lines of what did not make a row. Residues ``framed_elsewhere`` (their voxel key holds
+    another residue's frame; the frames' ``not_voxelized`` line names them) get no row."""
     dom = data.domain
     skips = [
         skip_line(dom, "missing_temperature", f"no replica of {t} K in the file", temperature=t)
@@ -194,9 +197,9 @@ def _rows_and_skips(
                 str(resnum[i]),
                 t,
             )
-            for i in np.flatnonzero(~finite & ~coded)
+            for i in np.flatnonzero(~finite & ~coded & ~framed_elsewhere)
         ]
-        keep = np.flatnonzero(finite & ~coded)
+        keep = np.flatnonzero(finite & ~coded & ~framed_elsewhere)
         pos.append(keep)
         temp.append(np.full(len(keep), t))
         mean.append(s.mean[keep])
@@ -286,6 +289,21 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
             f"array) {data.n_residues}; rmsf[i] could not be matched to its residue",
         )
         return refused_part(path, dom, exc, digest)
+    first = atoms[starts]
+    keys = Counter(
+        zip(first.chain_id.tolist(), first.res_id.tolist(), first.ins_code.tolist(), strict=True)
+    )
+    repeated = [k for k, c in keys.items() if c > 1]
+    if repeated:
+        chain, number, icode = repeated[0]
+        exc = DomainRefused(
+            "residue_count_mismatch",
+            f"{path}: {len(repeated)} residue numbers of pdbProteinAtoms name more than one "
+            f"residue, e.g. chain {chain} {number}{icode}; the voxelizer takes each number as "
+            f"one residue ({len(keys)} in all, numResidues {data.n_residues}), so rmsf[i] "
+            "could not be matched to its residue",
+        )
+        return refused_part(path, dom, exc, digest)
     t3 = time.perf_counter()
     frames = compute_frames(structure, keys="aposteriori")
     if len(frames.chains) == 0:
@@ -307,7 +325,20 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
     chain, resname = atoms.chain_id[starts].astype(str), atoms.res_name[starts].astype(str)
     resnum, icode = atoms.res_id[starts].astype(np.int64), atoms.ins_code[starts].astype(str)
     factor = 10.0 if settings.rmsf_unit == "angstrom" else 1.0
-    rows, skips = _rows_and_skips(data, chain, resnum, icode, resname, factor)
+    # The insertion code of the residue whose frame each (chain, number) key holds: a residue
+    # after 44A numbered 44 has no frame, and a row for it would be joined to 44A's grid.
+    owner = dict(
+        zip(
+            zip(frames.chains.tolist(), frames.resnums.tolist(), strict=True),
+            frames.icodes.tolist(),
+            strict=True,
+        )
+    )
+    elsewhere = np.array(
+        [owner.get(k[:2], k[2]) != k[2] for k in zip(chain, resnum.tolist(), icode, strict=True)],
+        dtype=bool,
+    )
+    rows, skips = _rows_and_skips(data, chain, resnum, icode, resname, factor, elsewhere)
     skips += [skip_line(dom, "not_voxelized", s.reason, s.chain, s.resid) for s in frames.skipped]
     seconds.update(
         read=t1 - t0,
