@@ -166,15 +166,19 @@ def test_scan_layout_error_names_entry(tmp_path):
 def test_read_rmsf_csv_columns_types_and_optional(tmp_path):
     path = write_csv(
         tmp_path / "r.csv",
-        [("d1", 1, "ala", 320, 0.1, "H"), ("d1", 2, "GLY", 320, 0.2, "")],
+        [
+            ("d1", 1, "ala", 320, 0.1, "H"),
+            ("d1", 2, "GLY", 320, 0.2, ""),
+            ("d1", 3, "A", 320, 0.3, " "),
+        ],
         header="domain_id,resid,resname,temperature_feature,target_rmsf,dssp",
     )
     t = read_rmsf_csv(path)
-    assert t["resname"].to_pylist() == ["ALA", "GLY"]
-    assert t["line"].to_pylist() == [2, 3]
-    assert t["chain"].null_count == 2
+    assert t["resname"].to_pylist() == ["ALA", "GLY", "A"]
+    assert t["line"].to_pylist() == [2, 3, 4]
+    assert t["chain"].null_count == 3
     assert str(t.schema.field("temperature").type) == "float"
-    assert t["dssp"].to_pylist() == ["H", ""]
+    assert t["dssp"].to_pylist() == ["H", None, None]  # blank is no code (a " " class before)
 
 
 def test_csv_missing_columns_named(tmp_path):

@@ -250,4 +250,7 @@ def read_rmsf_csv(path: str | os.PathLike) -> pa.Table:
     for name in OPTIONAL_COLUMNS:
         if name in columns:
             out[name] = t[name]
+    if "dssp" in out:  # a blank code is no code: null, as the docs say, not a class of its own
+        dssp = pc.utf8_trim_whitespace(out["dssp"])
+        out["dssp"] = pc.if_else(pc.equal(dssp, ""), pa.scalar(None, pa.string()), out["dssp"])
     return pa.table(out)
