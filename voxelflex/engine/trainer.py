@@ -415,6 +415,10 @@ class _Trainer:
         stop_reason = "completed"
         with GracefulInterrupt(enabled=not self.dist.enabled) as self.interrupt:
             while self.epoch < tc.epochs:
+                # a resumed run that had stopped early stays stopped (a larger patience goes on)
+                if self.batch == 0 and self.tracker.should_stop:
+                    stop_reason = self._early_stop()
+                    break
                 self._stop_if_interrupted()  # Ctrl-C during validation: stop at the boundary
                 entry = self._train_epoch()
                 entry["val"] = self._evaluate()
@@ -428,12 +432,7 @@ class _Trainer:
                 self._save(self.files.at_epoch_end(self.epoch, improved))
                 self._log_epoch(entry)
                 if self.tracker.should_stop:
-                    stop_reason = "early_stopping"
-                    log.info(
-                        "early stopping: %s did not improve for %d epochs",
-                        tc.monitor,
-                        self.tracker.bad_epochs,
-                    )
+                    stop_reason = self._early_stop()
                     break
         return TrainResult(
             run_dir=self.run_dir,
@@ -443,6 +442,15 @@ class _Trainer:
             global_step=self.global_step,
             stop_reason=stop_reason,
         )
+
+    def _early_stop(self) -> str:
+        """Log why the run stops early; the stop reason."""
+        log.info(
+            "early stopping: %s did not improve for %d epochs",
+            self.config.train.monitor,
+            self.tracker.bad_epochs,
+        )
+        return "early_stopping"
 
     def _stop_if_interrupted(self) -> None:
         if not self.interrupt.requested:
