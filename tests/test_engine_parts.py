@@ -217,3 +217,13 @@ def test_log_target_refuses_a_zero_rmsf_in_val_as_in_train(tmp_path):
     overrides += ["model.preset=tiny", "loader.num_workers=0", "train.progress=false"]
     with pytest.raises(TrainingError, match=r"1 val rows are <= 0"):
         train(load_config(None, overrides))
+
+
+def test_log_target_with_per_domain_targets_is_a_config_error(tmp_path):
+    # not "N train rows are <= 0 ... drop those rows from the RMSF CSV": the z-scores are < 0
+    rows = csv_rows("t1", "ALA GLY SER") + csv_rows("v1", "ALA GLY SER")
+    index = _train_val_index(tmp_path, rows)
+    overrides = [f"data.index={index}", f"output_dir={tmp_path}", "train.log_target=true"]
+    overrides += ["train.target_norm=domain", "model.preset=tiny", "loader.num_workers=0"]
+    with pytest.raises(ConfigError, match=r"cannot be combined with train\.target_norm=domain"):
+        train(load_config(None, [*overrides, "train.progress=false"]))

@@ -361,6 +361,27 @@ def test_early_stopping_after_patience(small_index, tmp_path):
     assert len(result.history) < 5
 
 
+def test_resuming_an_early_stopped_run_trains_no_further_epoch(small_index, tmp_path):
+    # e.g. a requeued job that resumes whenever latest.pt exists: the run had ended
+    overrides = [
+        *_overrides(small_index, tmp_path, "stopped"),
+        "train.epochs=5",
+        "train.lr=1e-12",
+        "train.scheduler=none",
+        "train.monitor=val_loss",
+        "train.early_stopping_patience=1",
+        "model.dropout=0.0",
+    ]
+    first = train(load_config(overrides=overrides))
+    assert first.stop_reason == "early_stopping"
+    latest = tmp_path / "stopped" / "models" / "latest.pt"
+    saved = latest.read_bytes()
+    again = train(load_config(overrides=[*overrides, "train.resume=true"]))
+    assert again.stop_reason == "early_stopping"
+    assert _strip_timing(again.history) == _strip_timing(first.history)
+    assert latest.read_bytes() == saved  # no epoch trained, no checkpoint written
+
+
 def test_cli_builds_an_index_from_inputs_or_says_what_is_missing(demo_data, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--output-dir", str(tmp_path), "--epochs", "1"])

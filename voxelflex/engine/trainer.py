@@ -59,7 +59,7 @@ from voxelflex.engine.report import log_epoch, log_model
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.step import autocast_dtype, forward_batch, weighted_loss
 from voxelflex.engine.tracker import BestTracker
-from voxelflex.errors import CheckpointError, TrainingError
+from voxelflex.errors import CheckpointError, ConfigError, TrainingError
 from voxelflex.logs import setup_logging
 from voxelflex.models import ModelSpec, RMSFModel, build_model, trunk_arguments
 from voxelflex.sources.batch import Batch
@@ -262,10 +262,18 @@ class _Trainer:
 
         Raises
         ------
+        ConfigError
+            ``log_target`` with ``target_norm = domain``.
         TrainingError
             ``log_target`` with RMSF <= 0 in the train or val split.
         """
         y = self.data.target.astype(np.float64)
+        if self.spec.log_target and self.spec.target_norm == "domain":
+            raise ConfigError(
+                "train.log_target=true cannot be combined with train.target_norm=domain (the "
+                "log would be taken of per-domain z-scores, about half of them < 0); set one "
+                "of them to its default"
+            )
         if self.spec.log_target:
             # val too: one RMSF of 0 there made every val loss inf, and best.pt, the plateau
             # schedule and early stopping on val_loss followed it
@@ -415,6 +423,10 @@ class _Trainer:
         stop_reason = "completed"
         with GracefulInterrupt(enabled=not self.dist.enabled) as self.interrupt:
             while self.epoch < tc.epochs:
+                # a resumed run that had stopped early stays stopped (a larger patience goes on)
+                if self.batch == 0 and self.tracker.should_stop:
+                    stop_reason = self._early_stop()
+                    break
                 self._stop_if_interrupted()  # Ctrl-C during validation: stop at the boundary
                 entry = self._train_epoch()
                 entry["val"] = self._evaluate()
@@ -428,12 +440,7 @@ class _Trainer:
                 self._save(self.files.at_epoch_end(self.epoch, improved))
                 self._log_epoch(entry)
                 if self.tracker.should_stop:
-                    stop_reason = "early_stopping"
-                    log.info(
-                        "early stopping: %s did not improve for %d epochs",
-                        tc.monitor,
-                        self.tracker.bad_epochs,
-                    )
+                    stop_reason = self._early_stop()
                     break
         return TrainResult(
             run_dir=self.run_dir,
@@ -443,6 +450,15 @@ class _Trainer:
             global_step=self.global_step,
             stop_reason=stop_reason,
         )
+
+    def _early_stop(self) -> str:
+        """Log why the run stops early; the stop reason."""
+        log.info(
+            "early stopping: %s did not improve for %d epochs",
+            self.config.train.monitor,
+            self.tracker.bad_epochs,
+        )
+        return "early_stopping"
 
     def _stop_if_interrupted(self) -> None:
         if not self.interrupt.requested:
