@@ -423,7 +423,9 @@ def test_relative_predictions_are_marked_as_such(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="voxelflex.analysis.evaluate"):
         metrics = evaluate(path, importance=False).metrics
     assert metrics["target_norm"] == "domain" and "per-domain relative scores" in caplog.text
-    assert "its R², RMSE and MAE are not RMSF errors" in format_summary(metrics)
+    text = format_summary(metrics)
+    assert "its R², RMSE and MAE are not RMSF errors" in text
+    assert "(scores against RMSF)" in text and "nm²" not in text  # no RMSF unit on their MSE
     # files written before the field existed read as absolute RMSF
     old = json.loads(meta.to_json())
     del old["target_norm"]

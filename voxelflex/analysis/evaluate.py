@@ -592,8 +592,10 @@ def format_summary(metrics: dict) -> str:
     if "mse" in overall:  # written by this version; older metrics files lack them
         mse, mre, cv = overall["mse"], overall["mean_relative_error"], overall["cv_rmse_percent"]
         lines.append(
-            f"model, pooled: MSE {'n/a' if mse is None else f'{mse:.3g}'} {unit}², "
-            "mean relative error "
+            f"model, pooled: MSE {'n/a' if mse is None else f'{mse:.3g}'}"
+            # a relative model's squared errors mix scores with RMSF: no unit to give them
+            + (" (scores against RMSF), " if relative else f" {unit}², ")
+            + "mean relative error "
             f"{'n/a' if mre is None else f'{100 * mre:.1f} %'}, CV-RMSE "
             f"{'n/a' if cv is None else f'{cv:.1f} %'} (RMSE / mean target)"
         )
