@@ -110,6 +110,21 @@ def test_query_formats_to_file(cli_index, tmp_path, fmt):
     assert len(t) > 0
 
 
+def test_query_json_is_valid_json_with_numbers(cli_index, tmp_path):
+    # NaN inside a list was written as a bare NaN (not JSON), and sum() of an integer column
+    # (a DuckDB HUGEINT, an Arrow decimal) as the string "1234"
+    sql = (
+        "SELECT sum(resnum) AS total, 2.50::DECIMAL(5, 2) AS d, "
+        "[1.5, 'nan'::DOUBLE, 'inf'::DOUBLE] AS l, {'a': 'nan'::DOUBLE} AS s FROM samples"
+    )
+    out = tmp_path / "q.json"
+    res = _invoke("index", "query", sql, "-i", cli_index, "-f", "json", "-o", out)
+    assert res.exit_code == 0, res.output
+    total = pq.read_table(cli_index, columns=["resnum"])["resnum"].to_numpy().sum()
+    rows = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert rows == [{"total": int(total), "d": 2.5, "l": [1.5, None, None], "s": {"a": None}}]
+
+
 def test_query_refuses_writes_and_reports_sql_errors(cli_index, tmp_path):
     for sql in ("DELETE FROM samples", "CREATE TABLE t AS SELECT 1", "DROP VIEW samples"):
         res = _invoke("index", "query", sql, "--index", cli_index)

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -112,18 +113,29 @@ def format_table(table: pa.Table, max_rows: int = TABLE_MAX_ROWS) -> str:
     return "\n".join(lines)
 
 
-def _json_rows(table: pa.Table) -> str:
-    def clean(v: object) -> object:
-        return None if isinstance(v, float) and not math.isfinite(v) else v
+def _json_value(v: object) -> object:
+    """``v`` as JSON holds it: NaN and ±inf as null, inside lists and structs too (a bare
+    ``NaN`` is not JSON); a decimal (``sum`` of an integer column) as a number, not a string."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    return v
 
-    rows = [{k: clean(v) for k, v in row.items()} for row in table.to_pylist()]
-    return json.dumps(rows, indent=1, default=str) + "\n"
+
+def _json_rows(table: pa.Table) -> str:
+    rows = [_json_value(row) for row in table.to_pylist()]
+    return json.dumps(rows, indent=1, default=str, allow_nan=False) + "\n"
 
 
 def write_result(table: pa.Table, fmt: QueryFormat, output: str | os.PathLike | None) -> str | None:
     """Write a query result to ``output`` in ``fmt``; return the text instead when no output.
 
-    Parquet needs an output file. NaN becomes null in JSON.
+    Parquet needs an output file. NaN and ±inf become null in JSON, and decimals numbers.
     """
     fmt = QueryFormat(fmt)
     if fmt is QueryFormat.parquet:
