@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
@@ -123,6 +124,19 @@ def test_query_json_is_valid_json_with_numbers(cli_index, tmp_path):
     total = pq.read_table(cli_index, columns=["resnum"])["resnum"].to_numpy().sum()
     rows = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert rows == [{"total": int(total), "d": 2.5, "l": [1.5, None, None], "s": {"a": None}}]
+
+
+def test_query_parquet_result_keeps_nan_findable(cli_index, tmp_path):
+    # with float min/max statistics (which omit NaN) DuckDB found no NaN in a filtered scan
+    out = tmp_path / "q.parquet"
+    sql = "SELECT resnum, CASE WHEN resnum % 2 = 0 THEN 'nan'::FLOAT ELSE 1 END AS x FROM samples"
+    res = _invoke("index", "query", sql, "-i", cli_index, "-f", "parquet", "-o", out)
+    assert res.exit_code == 0, res.output
+    resnum = pq.read_table(out)["resnum"].to_numpy()
+    literal = str(out).replace("'", "''")
+    sql = f"SELECT count(*) FROM read_parquet('{literal}') WHERE isnan(x)"
+    assert duckdb.sql(sql).fetchall() == [(int((resnum % 2 == 0).sum()),)]
+    assert (resnum % 2 == 0).any()
 
 
 def test_query_refuses_writes_and_reports_sql_errors(cli_index, tmp_path):

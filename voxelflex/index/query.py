@@ -141,8 +141,11 @@ def write_result(table: pa.Table, fmt: QueryFormat, output: str | os.PathLike | 
     if fmt is QueryFormat.parquet:
         if output is None:
             raise InputError("--format parquet writes a file: add --output FILE.parquet")
+        # No min/max statistics on float columns (as the index): they omit NaN, and DuckDB then
+        # folds isnan(x) to false in filtered scans of the result
+        with_stats = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
         with atomic_path(output, suffix=".parquet") as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_statistics=with_stats)
         return None
     if fmt is QueryFormat.csv:
         sink = pa.BufferOutputStream()
