@@ -139,6 +139,23 @@ def test_query_parquet_result_keeps_nan_findable(cli_index, tmp_path):
     assert (resnum % 2 == 0).any()
 
 
+@pytest.mark.parametrize(
+    ("fmt", "sql"),
+    [
+        ("csv", "SELECT list(resnum) AS l FROM samples"),
+        ("csv", "SELECT '\\xFF'::BLOB AS b"),
+        ("parquet", "SELECT INTERVAL 3 DAY AS i"),
+    ],
+)
+def test_query_result_the_format_cannot_hold_is_a_message(cli_index, tmp_path, fmt, sql):
+    # was a pyarrow traceback (exit status 1)
+    out = tmp_path / f"q.{fmt}"
+    res = _invoke("index", "query", sql, "-i", cli_index, "-f", fmt, "-o", out)
+    assert res.exit_code == 2, res.output
+    assert f"cannot be written as {fmt}" in res.stderr and "::VARCHAR" in res.stderr
+    assert not out.exists()
+
+
 def test_query_refuses_writes_and_reports_sql_errors(cli_index, tmp_path):
     for sql in ("DELETE FROM samples", "CREATE TABLE t AS SELECT 1", "DROP VIEW samples"):
         res = _invoke("index", "query", sql, "--index", cli_index)

@@ -136,25 +136,37 @@ def write_result(table: pa.Table, fmt: QueryFormat, output: str | os.PathLike | 
     """Write a query result to ``output`` in ``fmt``; return the text instead when no output.
 
     Parquet needs an output file. NaN and ±inf become null in JSON, and decimals numbers.
+
+    Raises
+    ------
+    InputError
+        A column of a type the format cannot hold (a list or struct in CSV, an INTERVAL in
+        CSV or Parquet, a BLOB that is not UTF-8 text in CSV); nothing is written.
     """
     fmt = QueryFormat(fmt)
-    if fmt is QueryFormat.parquet:
-        if output is None:
-            raise InputError("--format parquet writes a file: add --output FILE.parquet")
-        # No min/max statistics on float columns (as the index): they omit NaN, and DuckDB then
-        # folds isnan(x) to false in filtered scans of the result
-        with_stats = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-        with atomic_path(output, suffix=".parquet") as tmp:
-            pq.write_table(table, tmp, write_statistics=with_stats)
-        return None
-    if fmt is QueryFormat.csv:
-        sink = pa.BufferOutputStream()
-        pcsv.write_csv(table, sink)
-        text = sink.getvalue().to_pybytes().decode()
-    elif fmt is QueryFormat.json:
-        text = _json_rows(table)
-    else:
-        text = format_table(table, max_rows=table.num_rows if output else TABLE_MAX_ROWS) + "\n"
+    if fmt is QueryFormat.parquet and output is None:
+        raise InputError("--format parquet writes a file: add --output FILE.parquet")
+    try:
+        if fmt is QueryFormat.parquet:
+            # No min/max statistics on float columns (as the index): they omit NaN, and DuckDB
+            # then folds isnan(x) to false in filtered scans of the result
+            with_stats = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            with atomic_path(output, suffix=".parquet") as tmp:
+                pq.write_table(table, tmp, write_statistics=with_stats)
+            return None
+        if fmt is QueryFormat.csv:
+            sink = pa.BufferOutputStream()
+            pcsv.write_csv(table, sink)
+            text = sink.getvalue().to_pybytes().decode()
+        elif fmt is QueryFormat.json:
+            text = _json_rows(table)
+        else:
+            text = format_table(table, max_rows=table.num_rows if output else TABLE_MAX_ROWS) + "\n"
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"the query result cannot be written as {fmt.value} ({exc}); cast that column to "
+            "text in the SQL (column::VARCHAR), or choose --format json"
+        ) from exc
     if output is None:
         return text
     atomic_write_text(output, text)
