@@ -156,6 +156,19 @@ def test_query_result_the_format_cannot_hold_is_a_message(cli_index, tmp_path, f
     assert not out.exists()
 
 
+def test_query_output_never_replaces_an_index_given_as_file_url(cli_index, tmp_path):
+    # `-i file:///.../idx.parquet -o idx.parquet --overwrite` replaced the index with the result
+    index = tmp_path / "idx.parquet"
+    index.write_bytes(cli_index.read_bytes())
+    before = index.read_bytes()
+    res = _invoke(
+        "index", "query", "SELECT count(*) AS n FROM samples", "-i", index.as_uri(),
+        "-f", "parquet", "-o", index, "--overwrite",
+    )  # fmt: skip
+    assert res.exit_code == 2 and "is the index this command reads" in res.stderr
+    assert index.read_bytes() == before
+
+
 def test_query_refuses_writes_and_reports_sql_errors(cli_index, tmp_path):
     for sql in ("DELETE FROM samples", "CREATE TABLE t AS SELECT 1", "DROP VIEW samples"):
         res = _invoke("index", "query", sql, "--index", cli_index)

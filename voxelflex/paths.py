@@ -101,11 +101,23 @@ def require_file(
     return p
 
 
+def _local(location: str | os.PathLike) -> str | os.PathLike:
+    """The local path a ``file://`` or ``local://`` URL names, as fsspec reads it; else
+    ``location`` unchanged."""
+    if is_url(location) and location.split("://", 1)[0] in ("file", "local"):
+        import fsspec
+
+        return Path(fsspec.core.url_to_fs(location)[1])
+    return location
+
+
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when ``a`` and ``b`` name the same file (through links, ``..`` and case folding).
 
-    A URL is the same as another only when the strings are equal; never a local file.
+    A ``file://`` URL is the local file it names; any other URL is the same as another only
+    when the strings are equal, never a local file.
     """
+    a, b = _local(a), _local(b)
     if is_url(a) or is_url(b):
         return str(a) == str(b)
     a, b = Path(a), Path(b)
