@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
@@ -392,3 +393,34 @@ def test_profile_title_says_when_there_is_no_truth(tmp_path, monkeypatch):
         "RMSF profile of 1aaaA00: predicted (no targets), one panel per temperature",
         "RMSF profile of 1aaaA00: predicted and true, one panel per temperature",
     ]
+
+
+def test_profile_and_response_draw_along_the_chain_and_temperature_in_any_row_order(
+    tmp_path, monkeypatch
+):
+    """A predictions CSV re-sorted (by temperature, residues reversed) draws what index order
+    draws; two temperatures equal to 3 decimals get a panel each."""
+    from tests.test_parity_metrics_plots import _captured
+
+    table = _predictions().filter(pc.field("domain") == "1aaaA00")
+    close = table.slice(0, 1).set_column(
+        table.schema.get_field_index("temperature"),
+        "temperature",
+        pa.array([table["temperature"][0].as_py() + 0.0003], pa.float32()),
+    )
+    rows = pa.concat_tables([table, close])
+    # by temperature first, residues last to first
+    shuffled = rows.take(np.lexsort((-rows["resnum"].to_numpy(), rows["temperature"].to_numpy())))
+    figures = _captured(monkeypatch)
+    temps = sorted({*table["temperature"].to_pylist(), close["temperature"][0].as_py()})[:3]
+    for some in (rows, shuffled):
+        plot_rmsf_profile(some, tmp_path, rmsf_unit="nm", domain="1aaaA00", temperatures=temps)
+        plot_temperature_response(some, tmp_path, rmsf_unit="nm", residues=["1aaaA00:A:3"])
+    (a, a_resp), (b, b_resp) = figures[:2], figures[2:]
+    assert len(a.axes) == len(b.axes) == 3  # the close temperature is a panel of its own
+    for ax_a, ax_b in zip([*a.axes, a_resp.axes[0]], [*b.axes, b_resp.axes[0]], strict=True):
+        for line_a, line_b in zip(ax_a.get_lines(), ax_b.get_lines(), strict=True):
+            assert np.array_equal(line_a.get_xdata(), line_b.get_xdata())
+            assert np.array_equal(line_a.get_ydata(), line_b.get_ydata(), equal_nan=True)
+        x = ax_b.get_lines()[0].get_xdata()
+        assert (np.diff(x) > 0).all()  # along the chain / up in temperature

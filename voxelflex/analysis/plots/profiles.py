@@ -93,27 +93,38 @@ def plot_rmsf_profile(
 ) -> list[Path]:
     """RMSF along ``domain``'s sequence at several temperatures, predicted and true.
 
+    Residues are placed by chain (in order of appearance), number and insertion code, so the
+    rows may come in any order.
+
     ``temperatures`` default: those with targets (else all predicted), at most five, spread out.
     """
     domain = domain or choose_domain(table)
     rows = _domain_rows(table, domain)
-    t = _np(rows, "temperature")
+    t = _np(rows, "temperature").astype(np.float32)  # compared as the index stores it
     y = _np(rows, "target_rmsf")
     if temperatures is None:
         pool = np.unique(t[np.isfinite(y)]) if np.isfinite(y).any() else np.unique(t)
         temps = _pick(pool, MAX_PROFILE_TEMPERATURES)
     else:
         temps = np.asarray(sorted(temperatures), dtype=np.float64)
-        absent = [float(x) for x in temps if not np.isclose(t, x, atol=1e-3).any()]
+        absent = [float(x) for x in temps if not (t == np.float32(x)).any()]
         if absent:
             raise InputError(
                 f"domain {domain!r} has no predictions at {absent} K; predicted temperatures: "
                 f"{np.unique(t).tolist()}"
             )
     labels = _residue_labels(rows)
-    # Residue position along the chain(s): rows are in index order, temperatures adjacent.
-    first = np.r_[True, labels[1:] != labels[:-1]]
-    pos = np.cumsum(first) - 1
+    # Residue position: chains in order of appearance, then residue number and insertion code,
+    # in whatever order the rows come (a predictions CSV re-sorted by temperature or resid).
+    _, chain_first, chain_of = np.unique(
+        _np(rows, "chain").astype(str), return_index=True, return_inverse=True
+    )
+    chain_rank = np.argsort(np.argsort(chain_first))[chain_of]
+    order = np.lexsort((_np(rows, "icode").astype(str), _np(rows, "resnum"), chain_rank))
+    new = np.r_[True, labels[order][1:] != labels[order][:-1]]
+    pos = np.empty(len(labels), dtype=np.int64)
+    pos[order] = np.cumsum(new) - 1
+    ordered = labels[order][new]
     predicted = _np(rows, "predicted_rmsf")
     # Small multiples, one panel per temperature on shared axes: predicted and true stay
     # readable where five overlaid pairs of lines were not.
@@ -122,8 +133,9 @@ def plot_rmsf_profile(
     axes = axes.ravel()
     keep = np.zeros(len(t), dtype=bool)
     for ax, temp, colour in zip(axes, temps, temperature_colors(temps), strict=True):
-        sel = np.isclose(t, temp, atol=1e-3)
-        keep |= sel
+        at_t = t == np.float32(temp)  # 310.1231 and 310.1234 K are two panels
+        keep |= at_t
+        sel = np.flatnonzero(at_t)[np.argsort(pos[at_t], kind="stable")]  # along the chain
         ax.plot(pos[sel], predicted[sel], color=colour, lw=1.6, label="predicted")
         note = ""
         if np.isfinite(y[sel]).any():
@@ -145,9 +157,7 @@ def plot_rmsf_profile(
     step = max(1, int(np.ceil((pos.max() + 1) / 25)))
     ticks = np.arange(0, pos.max() + 1, step)
     multi_chain = ":" in labels[0]
-    axes[-1].set_xticks(
-        ticks, labels[first][ticks], rotation=90 if multi_chain else 0, fontsize="small"
-    )
+    axes[-1].set_xticks(ticks, ordered[ticks], rotation=90 if multi_chain else 0, fontsize="small")
     axes[-1].set_xlabel("chain:residue number" if multi_chain else "residue number")
     drawn = "predicted and true" if np.isfinite(y[keep]).any() else "predicted (no targets)"
     fig.suptitle(f"{rmsf_name(rmsf_unit)} profile of {domain}: {drawn}, one panel per temperature")
@@ -218,7 +228,7 @@ def plot_temperature_response(
         ax.axvspan(*training_range, color="0.9", zorder=0, label="training temperature range")
     parts = []
     for i, spec in enumerate(residues):
-        rows = _select_residue(table, spec)
+        rows = _select_residue(table, spec).sort_by("temperature")  # a line, in any row order
         t, p, y = _np(rows, "temperature"), _np(rows, "predicted_rmsf"), _np(rows, "target_rmsf")
         name = f"{spec} {rows['resname'][0].as_py()}"
         ax.plot(t, p, color=f"C{i}", lw=1.8, marker="." if len(t) > 8 else "o", label=name)
