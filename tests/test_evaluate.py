@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -376,6 +377,9 @@ def test_a_missing_value_in_a_predictions_csv_is_an_empty_field_and_reads_back(t
     target = from_csv["target_rmsf"].to_numpy()  # NaN, as in Parquet
     np.testing.assert_array_equal(target, from_parquet["target_rmsf"].to_numpy())
     assert np.isnan(target[2])
+    # DuckDB over the Parquet file finds the NaN (min/max statistics, which omit NaN, hid it)
+    sql = f"SELECT count(*) FROM read_parquet('{parquet}') WHERE isnan(target_rmsf)"
+    assert duckdb.sql(sql).fetchall() == [(1,)]
     assert evaluate(csv, importance=False).metrics["overall"]["n"] == 5
     result = CliRunner().invoke(app, ["plot", "-p", str(csv), "-o", str(tmp_path / "plots")])
     assert result.exit_code == 0, result.output

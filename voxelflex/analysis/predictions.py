@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from voxelflex.atomic import atomic_path, atomic_write_csv, atomic_write_text
+from voxelflex.atomic import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
 from voxelflex.quantities import outside_range, temperature_key, temperature_scale_warnings
@@ -244,8 +244,7 @@ def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) 
     """
     path = Path(path)
     if predictions_format(path) == "parquet":
-        with atomic_path(path, suffix=".parquet") as tmp:
-            pq.write_table(_with_meta(table, meta), tmp)
+        atomic_write_parquet(_with_meta(table, meta), path)
     else:
         sidecar_path(path).unlink(missing_ok=True)
         atomic_write_csv(_nan_as_null(table), path)

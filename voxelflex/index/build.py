@@ -22,9 +22,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.atomic import atomic_write_parquet, atomic_write_text
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.frame import FRAME
 from voxelflex.index.fingerprint import file_fingerprint
@@ -160,18 +159,7 @@ def _check_targets(fates: dict[str, int], *, csv_path: str, skip_path: Path) -> 
 
 def _write_parquet(table: pa.Table, meta: IndexMeta, out_path: Path) -> None:
     table = table.replace_schema_metadata({METADATA_KEY: meta.to_json().encode()})
-    # No min/max statistics on float columns: they omit NaN, and DuckDB (2.0) then folds
-    # isnan(temperature) to false in filtered scans, so SQL over predict rows went wrong.
-    with_stats = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-    with atomic_path(out_path, suffix=".parquet") as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            row_group_size=ROW_GROUP_SIZE,
-            compression="zstd",
-            write_statistics=with_stats,
-            write_page_checksum=True,  # a damaged byte fails the read, never changes a value
-        )
+    atomic_write_parquet(table, out_path, row_group_size=ROW_GROUP_SIZE, compression="zstd")
 
 
 def _split_ids(csv: pa.Table | None, splits: pa.Table, splits_given: bool) -> dict:

@@ -15,9 +15,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
-from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.atomic import atomic_write_parquet, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.formats import QueryFormat
 from voxelflex.index.read import connect, read_meta
@@ -148,11 +147,7 @@ def write_result(table: pa.Table, fmt: QueryFormat, output: str | os.PathLike | 
         raise InputError("--format parquet writes a file: add --output FILE.parquet")
     try:
         if fmt is QueryFormat.parquet:
-            # No min/max statistics on float columns (as the index): they omit NaN, and DuckDB
-            # then folds isnan(x) to false in filtered scans of the result
-            with_stats = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-            with atomic_path(output, suffix=".parquet") as tmp:
-                pq.write_table(table, tmp, write_statistics=with_stats)
+            atomic_write_parquet(table, output)
             return None
         if fmt is QueryFormat.csv:
             sink = pa.BufferOutputStream()

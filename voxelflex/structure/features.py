@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from biotite.sequence import ProteinSequence
 
-from voxelflex.atomic import atomic_path
+from voxelflex.atomic import atomic_write_parquet
 from voxelflex.columns import repeated_keys
 from voxelflex.errors import InputError
 from voxelflex.structure.crystal import Crystal, lattice_neighbours, ncs_operators
@@ -981,8 +981,7 @@ def write_feature_sidecar(
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     _refuse_repeated_keys(table, path)
     table = table.replace_schema_metadata({METADATA_KEY: meta.to_json().encode("utf-8")})
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)
+    atomic_write_parquet(table, path)
     return table.num_rows
 
 
