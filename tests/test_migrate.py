@@ -101,7 +101,8 @@ def test_switches_off_and_other_values():
     assert (train["precision"], train["scheduler"]) == ("fp32", "step")
     assert migration.config["log_level"] == "ERROR"
     why = dict((old, reason) for old, _, reason in migration.dropped)
-    assert "one metric (train.monitor = val_pearson)" in why["training.scheduler.monitor_metric"]
+    assert train["monitor"] == "val_loss"  # the scheduler's metric drove everything
+    assert "ignored it" in why["training.save_best_metric"]
     assert "nor of this one" in why["made_up.key"]
     assert any("data.rmsf_unit is not set" in note for note in migration.notes)
     assert any("apply only with train.scheduler: plateau" in n for n in migration.notes)
@@ -121,6 +122,26 @@ def test_switches_off_and_other_values():
     raw["training"]["scheduler"]["type"] = "cyclic"
     with pytest.raises(ConfigError, match=r"'cyclic' has no counterpart.*cosine, step"):
         migrate_config(raw)
+
+
+def test_the_scheduler_metric_picked_the_best_checkpoint_not_save_best_metric():
+    # The earlier trainer compared training.scheduler.monitor_metric for best_model.pt, the
+    # plateau schedule and early stopping; save_best_metric only named that metric in its log.
+    migration = migrate_config({"training": {"save_best_metric": "val_loss"}})
+    assert migration.config.get("train", {}).get("monitor", "val_pearson") == "val_pearson"
+    why = dict((old, reason) for old, _, reason in migration.dropped)
+    assert "scheduler.monitor_metric (val_pearson)" in why["training.save_best_metric"]
+    raw = {
+        "training": {
+            "save_best_metric": "val_pearson",
+            "scheduler": {"monitor_metric": "val_loss"},
+            "early_stopping": {"monitor_metric": "val_pearson"},
+        }
+    }
+    migration = migrate_config(raw)
+    assert migration.config["train"]["monitor"] == "val_loss"
+    dropped = {old for old, _, _ in migration.dropped}
+    assert {"training.save_best_metric", "training.early_stopping.monitor_metric"} <= dropped
 
 
 def test_files_follow_the_overwrite_policy_and_refuse_a_file_in_this_format(tmp_path):

@@ -379,23 +379,24 @@ def _training(b: _Builder) -> None:
     for old, new in simple.items():
         if b.has(old):
             b.set(old, new, b.get(old))
-    monitor = _monitor(b, "training.save_best_metric")
-    if b.has("training.save_best_metric"):
-        if monitor is None:
+    # The earlier trainer compared training.scheduler.monitor_metric (default val_pearson) for
+    # the schedule, best_model.pt and early stopping alike; save_best_metric only named it.
+    monitor = "val_pearson"
+    source = "training.scheduler.monitor_metric"
+    if b.has(source):
+        if _monitor(b, source) is None:
             b.drop(
-                "training.save_best_metric",
+                source,
                 f"not a metric voxelflex monitors ({', '.join(_MONITORS)}); train.monitor keeps "
                 "its default val_pearson",
             )
         else:
-            b.set("training.save_best_metric", "train.monitor", monitor)
-    for key in ("training.scheduler.monitor_metric", "training.early_stopping.monitor_metric"):
+            monitor = _monitor(b, source)
+            b.set(source, "train.monitor", monitor)
+    for key in ("training.save_best_metric", "training.early_stopping.monitor_metric"):
         if not b.has(key):
             continue
-        if monitor is None and _monitor(b, key) is not None:
-            monitor = _monitor(b, key)
-            b.set(key, "train.monitor", monitor)
-        elif b.get(key) == (monitor or "val_pearson"):
+        if b.get(key) == monitor:
             b.drop(
                 key,
                 "the same metric as train.monitor, which drives best.pt, plateau and early "
@@ -404,8 +405,8 @@ def _training(b: _Builder) -> None:
         else:
             b.drop(
                 key,
-                f"one metric (train.monitor = {monitor or 'val_pearson'}) drives best.pt, the "
-                "plateau schedule and early stopping alike",
+                f"the earlier VoxelFlex ignored it: training.scheduler.monitor_metric ({monitor}) "
+                "chose best_model.pt and drove early stopping; train.monitor is that metric",
             )
     clipping = ("training.gradient_clipping.enabled", "training.gradient_clipping.max_norm")
     if any(b.has(key) for key in clipping):
