@@ -105,7 +105,7 @@ def test_switches_off_and_other_values():
     assert "ignored it" in why["training.save_best_metric"]
     assert "nor of this one" in why["made_up.key"]
     assert any("data.rmsf_unit is not set" in note for note in migration.notes)
-    assert any("apply only with train.scheduler: plateau" in n for n in migration.notes)
+    assert "not read by the earlier schedule, step" in why["training.scheduler.factor"]
     # patience and factor without a type: the earlier default (reduce_on_plateau) ran
     del raw["training"]["scheduler"]["type"]
     migration = migrate_config(raw)
@@ -142,6 +142,31 @@ def test_the_scheduler_metric_picked_the_best_checkpoint_not_save_best_metric():
     assert migration.config["train"]["monitor"] == "val_loss"
     dropped = {old for old, _, _ in migration.dropped}
     assert {"training.save_best_metric", "training.early_stopping.monitor_metric"} <= dropped
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "expected", "dropped"),
+    [
+        ({"type": "reduce_on_plateau"},
+         {"scheduler": "plateau", "plateau_patience": 5, "lr_factor": 0.5, "min_lr": 1e-7,
+          "plateau_threshold": 0.001}, set()),
+        ({"type": "step", "factor": 0.5, "patience": 5},
+         {"scheduler": "step", "step_epochs": 10, "lr_factor": 0.1}, {"factor", "patience"}),
+        ({"type": "step", "step_size": 3, "gamma": 0.2},
+         {"scheduler": "step", "step_epochs": 3, "lr_factor": 0.2}, set()),
+        ({"type": "cosine_annealing", "eta_min": 1e-5, "T_max": 7, "min_lr": 1e-7},
+         {"scheduler": "cosine", "min_lr": 1e-5, "warmup_epochs": 0.0}, {"T_max", "min_lr"}),
+    ],
+)  # fmt: skip
+def test_a_schedule_keeps_the_settings_and_defaults_the_earlier_one_ran_with(
+    scheduler, expected, dropped
+):
+    # The earlier ReduceLROnPlateau defaulted to patience 5, threshold 1e-3, min_lr 1e-7; its
+    # StepLR read step_size (10) and gamma (0.1), not factor; its CosineAnnealingLR had no warm-up.
+    migration = migrate_config({"training": {"scheduler": scheduler}})
+    assert migration.config["train"] == expected
+    assert {old.removeprefix("training.scheduler.") for old, _, _ in migration.dropped} == dropped
+    load_config(None, [f"train.{key}={value}" for key, value in expected.items()])
 
 
 def test_files_follow_the_overwrite_policy_and_refuse_a_file_in_this_format(tmp_path):

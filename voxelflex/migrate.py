@@ -101,6 +101,19 @@ _TRUNK_KEYS = {
     },
     "multipath": {"model.base_filters": "stem_channels"},
 }
+# The earlier training.scheduler.* settings each schedule read → voxelflex key, earlier default
+# (filled in when absent: several differ from voxelflex's, e.g. patience 5 vs 3, gamma 0.1 vs 0.5).
+_SCHEDULE_KEYS = {
+    "plateau": {
+        "patience": ("train.plateau_patience", 5),
+        "factor": ("train.lr_factor", 0.5),
+        "min_lr": ("train.min_lr", 1e-7),
+        "threshold": ("train.plateau_threshold", 0.001),
+    },
+    "step": {"step_size": ("train.step_epochs", 10), "gamma": ("train.lr_factor", 0.1)},
+    "cosine": {"eta_min": ("train.min_lr", 1e-7)},
+}
+_EARLIER_SCHEDULE = {"plateau": "reduce_on_plateau", "step": "step", "cosine": "cosine_annealing"}
 _MODE = "implied by the metric: max for Pearson/Spearman, min for loss and errors"
 _ALL_PLOTS = "`voxelflex plot` draws every plot its inputs allow"
 _DROPPED = {
@@ -370,10 +383,6 @@ def _training(b: _Builder) -> None:
         "training.num_workers": "loader.num_workers",
         "training.checkpoint_interval": "train.checkpoint_every_epochs",
         "training.gradient_accumulation_steps": "train.grad_accumulation",
-        "training.scheduler.patience": "train.plateau_patience",
-        "training.scheduler.factor": "train.lr_factor",
-        "training.scheduler.min_lr": "train.min_lr",
-        "training.scheduler.threshold": "train.plateau_threshold",
         "training.early_stopping.min_delta": "train.early_stopping_min_delta",
     }
     for old, new in simple.items():
@@ -427,27 +436,59 @@ def _training(b: _Builder) -> None:
                 "cosine, step, plateau, none (train.scheduler)"
             )
         b.set("training.scheduler.type", "train.scheduler", kind)
-    plateau_keys = [
-        k for k in ("patience", "factor", "min_lr", "threshold") if b.has(f"training.scheduler.{k}")
-    ]
-    if plateau_keys and not b.has("training.scheduler.type"):
-        # the earlier default type: without it these settings would do nothing under cosine
-        b.set(f"training.scheduler.{plateau_keys[0]}", "train.scheduler", "plateau")
-        b.note(
-            f"training.scheduler sets {', '.join(plateau_keys)} but no type: the earlier system "
-            "then ran its default, reduce_on_plateau, so train.scheduler is plateau"
-        )
-    elif plateau_keys and b.result.config.get("train", {}).get("scheduler") != "plateau":
-        b.note(
-            f"training.scheduler.{', '.join(plateau_keys)} apply only with train.scheduler: "
-            "plateau; they have no effect with the schedule migrated"
-        )
+    _schedule_settings(b)
     if b.has("training.early_stopping.enabled") or b.has("training.early_stopping.patience"):
         enabled = b.get("training.early_stopping.enabled", True)
         patience = b.get("training.early_stopping.patience", 10)
         for key in ("training.early_stopping.enabled", "training.early_stopping.patience"):
             if b.has(key):
                 b.set(key, "train.early_stopping_patience", patience if enabled else 0)
+
+
+def _schedule_settings(b: _Builder) -> None:
+    """The earlier schedule's own settings, its defaults where absent; the others dropped."""
+    present = [
+        key
+        for keys in _SCHEDULE_KEYS.values()
+        for key in keys
+        if b.has(f"training.scheduler.{key}")
+    ]
+    kind = b.result.config.get("train", {}).get("scheduler")
+    source = "training.scheduler.type"
+    plateau_keys = [key for key in present if key in _SCHEDULE_KEYS["plateau"]]
+    if kind is None and plateau_keys:
+        # the earlier default type: without it these settings would do nothing under cosine
+        source = f"training.scheduler.{plateau_keys[0]}"
+        kind = "plateau"
+        b.set(source, "train.scheduler", kind)
+        b.note(
+            f"training.scheduler sets {', '.join(plateau_keys)} but no type: the earlier system "
+            "then ran its default, reduce_on_plateau, so train.scheduler is plateau"
+        )
+    own = _SCHEDULE_KEYS.get(kind, {})
+    for key, (new, default) in own.items():
+        old = f"training.scheduler.{key}"
+        if b.has(old):
+            b.set(old, new, b.get(old))
+        else:
+            b.set(source, new, default)
+    if kind == "cosine":
+        b.set(source, "train.warmup_epochs", 0.0)  # CosineAnnealingLR had no warm-up
+        b.note(
+            "train.scheduler is cosine: it decays to 1 % of train.lr over train.epochs, the "
+            "earlier cosine_annealing to eta_min over T_max (default num_epochs)"
+        )
+    ran = _EARLIER_SCHEDULE.get(kind, "none") if kind else "reduce_on_plateau (the default)"
+    for key in present:
+        if key not in own:
+            b.drop(f"training.scheduler.{key}", f"not read by the earlier schedule, {ran}")
+    if b.has("training.scheduler.T_max"):
+        b.drop(
+            "training.scheduler.T_max",
+            "voxelflex's cosine spans train.epochs (the earlier T_max defaulted to num_epochs)"
+            if kind == "cosine"
+            else f"not read by the earlier schedule, {ran}",
+        )
 
 
 def _evaluation_and_logging(b: _Builder) -> None:
