@@ -62,6 +62,9 @@ def test_every_earlier_key_is_mapped_or_dropped_with_a_reason():
     assert new["data"]["rmsf_unit"] == "nm"
     why = dict((old, reason) for old, _, reason in migration.dropped)
     assert "another architecture" in why["model.densenet.growth_rate"]
+    # the earlier multipath read these two: not "another architecture's" settings
+    assert "path_channels" in why["model.channel_growth_rate"]
+    assert "two convolutions each" in why["model.num_residual_blocks"]
     assert "index" in why["data.master_samples_file"]
 
 

@@ -101,6 +101,14 @@ _TRUNK_KEYS = {
     },
     "multipath": {"model.base_filters": "stem_channels"},
 }
+# Keys the earlier multipath read that voxelflex's multipath has no counterpart of.
+_MULTIPATH_UNMAPPED = {
+    "model.channel_growth_rate": "the earlier multipath's path width factor (base_filters × "
+    "rate channels, 48 by default); voxelflex's paths are model.hyperparameters.path_channels "
+    "wide (base preset 64): set it to keep a width",
+    "model.num_residual_blocks": "the earlier multipath's blocks per path; voxelflex's paths "
+    "have two convolutions each, not configurable",
+}
 # The earlier training.scheduler.* settings each schedule read → voxelflex key, earlier default
 # (filled in when absent: several differ from voxelflex's, e.g. patience 5 vs 3, gamma 0.1 vs 0.5).
 _SCHEDULE_KEYS = {
@@ -361,7 +369,10 @@ def _model(b: _Builder) -> None:
     for keys in _TRUNK_KEYS.values():
         for old in keys:
             if b.has(old) and old not in b.used:
-                b.drop(old, f"a setting of another architecture than the chosen {name}")
+                if name == "multipath" and old in _MULTIPATH_UNMAPPED:
+                    b.drop(old, _MULTIPATH_UNMAPPED[old])
+                else:
+                    b.drop(old, f"a setting of another architecture than the chosen {name}")
     if b.has("model.dropout_rate"):
         b.set("model.dropout_rate", "model.dropout", b.get("model.dropout_rate"))
     if b.has("model.input_channels") and b.get("model.input_channels") != 5:
