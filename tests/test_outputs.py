@@ -241,3 +241,20 @@ def test_a_url_output_is_refused_not_written_to_a_local_http_folder(
     assert option in text and URL in text, text
     assert "is a URL" in text and "upload" in text and "aws s3 cp" in text, text
     assert not list(tmp_path.iterdir())  # no http: folder, no log
+
+
+def test_an_atomic_write_syncs_the_file_then_its_folder(tmp_path, monkeypatch):
+    """The rename is made durable too: without the folder's fsync a power loss could keep a
+    later file (a manifest) and lose an earlier one (its shard)."""
+    import os
+
+    from voxelflex.atomic import atomic_write_text
+
+    synced, real = [], os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd))
+    )
+    atomic_write_text(tmp_path / "sub" / "a.txt", "x")
+    assert (tmp_path / "sub" / "a.txt").read_text() == "x"
+    assert len(synced) == 2 and synced[1] == str(tmp_path / "sub")
+    assert Path(synced[0]).parent == tmp_path / "sub"  # the temporary file, before its rename

@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary sibling, fsync, then rename over the target.
+"""Atomic file writes: write to a temporary sibling, fsync, rename over the target, fsync the
+folder.
 
 A crash leaves either the old file or no file, never a half-written one that looks whole.
 """
@@ -48,8 +49,22 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+        _fsync_folder(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: after a power loss, a file written after this one
+    (a manifest after its shards) is never there without it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform that cannot open folders (Windows): the rename stands alone
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
