@@ -343,28 +343,11 @@ def test_a_kill_right_after_the_last_latest_pt_leaves_best_and_history_whole(
     assert Checkpoint.load(run / "models" / "best.pt").meta.epoch == best_epoch
 
 
-def test_early_stopping_after_patience(small_index, tmp_path):
-    # lr so small that val loss cannot improve meaningfully: stop after 1 + patience epochs
-    config = load_config(
-        overrides=[
-            *_overrides(small_index, tmp_path, "early"),
-            "train.epochs=5",
-            "train.lr=1e-12",
-            "train.scheduler=none",
-            "train.monitor=val_loss",
-            "train.early_stopping_patience=1",
-            "model.dropout=0.0",
-        ]
-    )
-    result = train(config)
-    assert result.stop_reason == "early_stopping"
-    assert len(result.history) < 5
-
-
-def test_resuming_an_early_stopped_run_trains_no_further_epoch(small_index, tmp_path):
-    # e.g. a requeued job that resumes whenever latest.pt exists: the run had ended
-    overrides = [
-        *_overrides(small_index, tmp_path, "stopped"),
+def _stalling(small_index, tmp_path, name: str) -> list[str]:
+    """A run whose val loss cannot improve meaningfully (lr 1e-12): it stops after 1 + patience
+    (1) epochs of 5."""
+    return [
+        *_overrides(small_index, tmp_path, name),
         "train.epochs=5",
         "train.lr=1e-12",
         "train.scheduler=none",
@@ -372,6 +355,17 @@ def test_resuming_an_early_stopped_run_trains_no_further_epoch(small_index, tmp_
         "train.early_stopping_patience=1",
         "model.dropout=0.0",
     ]
+
+
+def test_early_stopping_after_patience(small_index, tmp_path):
+    result = train(load_config(overrides=_stalling(small_index, tmp_path, "early")))
+    assert result.stop_reason == "early_stopping"
+    assert len(result.history) < 5
+
+
+def test_resuming_an_early_stopped_run_trains_no_further_epoch(small_index, tmp_path):
+    # e.g. a requeued job that resumes whenever latest.pt exists: the run had ended
+    overrides = _stalling(small_index, tmp_path, "stopped")
     first = train(load_config(overrides=overrides))
     assert first.stop_reason == "early_stopping"
     latest = tmp_path / "stopped" / "models" / "latest.pt"
