@@ -236,6 +236,13 @@ class TrainConfig:
             self.overwrite,
             "false with train.resume (continue the run, or start it over: not both)",
         )
+        _require(
+            not (self.log_target and self.target_norm == "domain"),
+            "train.log_target",
+            self.log_target,
+            "false: it cannot be combined with train.target_norm=domain (the log would be "
+            "taken of per-domain z-scores, about half of them < 0)",
+        )
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from voxelflex.engine.report import log_epoch, log_model
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.step import autocast_dtype, forward_batch, weighted_loss
 from voxelflex.engine.tracker import BestTracker
-from voxelflex.errors import CheckpointError, ConfigError, TrainingError
+from voxelflex.errors import CheckpointError, TrainingError
 from voxelflex.logs import setup_logging
 from voxelflex.models import ModelSpec, RMSFModel, build_model, trunk_arguments
 from voxelflex.sources.batch import Batch
@@ -262,18 +262,10 @@ class _Trainer:
 
         Raises
         ------
-        ConfigError
-            ``log_target`` with ``target_norm = domain``.
         TrainingError
             ``log_target`` with RMSF <= 0 in the train or val split.
         """
         y = self.data.target.astype(np.float64)
-        if self.spec.log_target and self.spec.target_norm == "domain":
-            raise ConfigError(
-                "train.log_target=true cannot be combined with train.target_norm=domain (the "
-                "log would be taken of per-domain z-scores, about half of them < 0); set one "
-                "of them to its default"
-            )
         if self.spec.log_target:
             # val too: one RMSF of 0 there made every val loss inf, and best.pt, the plateau
             # schedule and early stopping on val_loss followed it
