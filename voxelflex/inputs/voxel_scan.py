@@ -7,7 +7,9 @@ a second. Opening a dataset costs ≈50 µs, so only a few per chain are checked
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import os
 from dataclasses import dataclass
 
@@ -141,20 +143,12 @@ def _refuse_keys_of_one_number(keys: pa.Table, path: str) -> None:
     InputError
         Naming the first such keys and how many residues have several keys.
     """
-    found = repeated_keys(keys, ["domain", "chain", "resnum", "icode"])
+    fields = ["domain", "chain", "resnum", "icode"]
+    found = repeated_keys(keys, fields)
     if found is None:
         return
     n, first = found
-    same = keys.filter(
-        pc.and_(
-            pc.and_(
-                pc.equal(keys["domain"], first["domain"]), pc.equal(keys["chain"], first["chain"])
-            ),
-            pc.and_(
-                pc.equal(keys["resnum"], first["resnum"]), pc.equal(keys["icode"], first["icode"])
-            ),
-        )
-    )
+    same = keys.filter(functools.reduce(operator.and_, (pc.field(f) == first[f] for f in fields)))
     names = " and ".join(repr(k) for k in sorted(same["resid_str"].to_pylist()))
     raise InputError(
         f"{path}: {n} residues have several keys in one chain, e.g. {first['domain']}/"
