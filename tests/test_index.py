@@ -417,10 +417,11 @@ def test_residue_keys_of_one_number_are_refused(tmp_path):
 
 
 def test_bad_voxel_dataset_is_skipped(tmp_path):
-    layout = {"d1": {"A": residues("ALA GLY SER")}}
-    bad = {("d1", "A", "3"): np.zeros((21, 21, 21, 5), np.float64)}
+    # the skip line names the CSV id the HDF5 key maps to, not only the key
+    layout = {"d1_pdb": {"A": residues("ALA GLY SER")}}
+    bad = {("d1_pdb", "A", "3"): np.zeros((21, 21, 21, 5), np.float64)}
     _, t, skip = _build(tmp_path, layout, csv_rows("d1", "ALA GLY SER"), bad=bad)
-    assert _reasons(skip) == [("bad_voxel_dataset", "d1", None, "3")]
+    assert _reasons(skip) == [("bad_voxel_dataset", "d1_pdb", "d1", "3")]
     assert "3" not in t["resid_str"].to_pylist()
 
 

@@ -357,8 +357,11 @@ def _as_schema(table: pa.Table, feature_names: list[str]) -> pa.Table:
 def _skip_table(con: duckdb.DuckDBPyConnection, parts: list[str]) -> pa.Table:
     con.register("skip_empty", SKIP_SCHEMA.empty_table())
     union = " UNION ALL BY NAME ".join(["SELECT * FROM skip_empty", *(f"({p})" for p in parts)])
+    # Lines found from the HDF5 side (bad datasets, no label, ...) name the CSV id too, so a
+    # user can grep the skip table for the ids they know.
     skip = con.sql(
-        f"SELECT * FROM ({union}) ORDER BY reason, domain, domain_id, chain, "
+        f"SELECT s.* REPLACE (coalesce(s.domain_id, m.domain_id) AS domain_id) FROM ({union}) s "
+        "LEFT JOIN mapping m USING (domain) ORDER BY reason, domain, domain_id, chain, "
         "TRY_CAST(resid AS INTEGER), resid"
     ).to_arrow_table()
     return skip.select(SKIP_SCHEMA.names).cast(SKIP_SCHEMA)
