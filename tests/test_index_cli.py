@@ -139,6 +139,14 @@ def test_query_parquet_result_keeps_nan_findable(cli_index, tmp_path):
     assert (resnum % 2 == 0).any()
 
 
+def test_query_csv_writes_nan_as_an_empty_field(cli_index):
+    # like a predictions CSV: "nan" made the column text in R
+    sql = "SELECT 1 AS k, 'nan'::FLOAT AS x UNION ALL SELECT 2, 0.5 ORDER BY k"
+    res = _invoke("index", "query", sql, "-i", cli_index, "-f", "csv")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == ['"k","x"', "1,", "2,0.5"]
+
+
 @pytest.mark.parametrize(
     ("fmt", "sql"),
     [

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_parquet",
     "atomic_write_text",
+    "write_csv",
 ]
 
 
@@ -78,10 +80,23 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
+def write_csv(table: pa.Table, sink: str | os.PathLike | pa.NativeFile) -> None:
+    """Write ``table`` as plain CSV (header line, then rows), the way every voxelflex CSV is.
+
+    NaN in float columns is written as an empty field like every other missing value (pandas
+    reads it as NaN, R as NA; a ``nan`` would make the column text in R).
+    """
+    columns = [
+        pc.if_else(pc.is_nan(c), pa.scalar(None, c.type), c) if pa.types.is_floating(c.type) else c
+        for c in table.columns
+    ]
+    pacsv.write_csv(pa.Table.from_arrays(columns, schema=table.schema), sink)
+
+
 def atomic_write_csv(table: pa.Table, target: str | os.PathLike) -> Path:
-    """Write ``table`` as plain CSV (header line, then rows) to ``target`` atomically."""
+    """Write ``table`` with :func:`write_csv` to ``target`` atomically."""
     with atomic_path(target, suffix=".csv") as tmp:
-        pacsv.write_csv(table, tmp)
+        write_csv(table, tmp)
     return Path(target)
 
 

@@ -221,19 +221,6 @@ def sidecar_path(csv_path: str | Path) -> Path:
     return csv_path.with_name(csv_path.name + ".json")
 
 
-def _nan_as_null(table: pa.Table) -> pa.Table:
-    """``table`` with NaN as null in its float columns, which a CSV writes as an empty field like
-    every other missing value (R reads it as NA; a ``nan`` would make the column text)."""
-    return pa.table(
-        {
-            name: pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
-            if pa.types.is_floating(column.type)
-            else column
-            for name, column in zip(table.column_names, table.columns, strict=True)
-        }
-    )
-
-
 def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) -> Path:
     """Write predictions to ``.parquet`` or ``.csv`` (chosen by the suffix), atomically.
 
@@ -247,7 +234,7 @@ def write_predictions(table: pa.Table, meta: PredictionsMeta, path: str | Path) 
         atomic_write_parquet(_with_meta(table, meta), path)
     else:
         sidecar_path(path).unlink(missing_ok=True)
-        atomic_write_csv(_nan_as_null(table), path)
+        atomic_write_csv(table, path)
         text = json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n"
         atomic_write_text(sidecar_path(path), text)
     return path

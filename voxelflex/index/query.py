@@ -14,9 +14,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pcsv
 
-from voxelflex.atomic import atomic_write_parquet, atomic_write_text
+from voxelflex.atomic import atomic_write_parquet, atomic_write_text, write_csv
 from voxelflex.errors import InputError
 from voxelflex.formats import QueryFormat
 from voxelflex.index.read import connect, read_meta
@@ -151,7 +150,7 @@ def write_result(table: pa.Table, fmt: QueryFormat, output: str | os.PathLike | 
             return None
         if fmt is QueryFormat.csv:
             sink = pa.BufferOutputStream()
-            pcsv.write_csv(table, sink)
+            write_csv(table, sink)
             text = sink.getvalue().to_pybytes().decode()
         elif fmt is QueryFormat.json:
             text = _json_rows(table)
