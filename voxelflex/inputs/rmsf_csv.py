@@ -57,10 +57,11 @@ _READ_TYPES = {
     "chain": pa.string(),
     **{n: _wide(t) for n, t in OPTIONAL_COLUMNS.items()},
 }
-_INTEGER = r"^\s*[-+]?\d+\s*$"
+_INTEGER = r"^\s*-?\d+\s*$"  # as pyarrow reads int64: no leading "+"
 _REAL = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|NaN|inf|Inf)\s*$"
 _NUMBER = {pa.int64(): _INTEGER, pa.int32(): _INTEGER, pa.float64(): _REAL, pa.float32(): _REAL}
 _EXAMPLES = 5
+_WHOLE = "whole number written as digits with an optional leading '-' (e.g. 57, -3)"
 
 
 def _header(path: str) -> list[str]:
@@ -106,7 +107,7 @@ def _locate_bad_value(path: str, column: str, typ: pa.DataType, message: str) ->
         line = _file_lines(path, len(raw))[i]
         return InputError(
             f"{path}, line {line}: column {column!r} value {raw[i].as_py()!r} is not a "
-            f"{'whole number' if pa.types.is_integer(typ) else 'number'}; fix that line"
+            f"{_WHOLE if pa.types.is_integer(typ) else 'number'}; fix that line"
         )
     return InputError(f"{path}: column {column!r} could not be read ({message}); fix the file")
 
