@@ -277,6 +277,21 @@ def test_a_residue_whose_key_an_insertion_code_took_gets_no_row(tmp_path):
     assert lines == {("44A", "insertion_code"), ("44", "not_voxelized")}
 
 
+def test_a_replica_without_dssp_is_reported(tmp_path):
+    """Replica 2 at 320 K has no dssp dataset: the majority code is over the other four, and a
+    line says so (before: left out unreported)."""
+    path = tmp_path / "mdcath_dataset_1viid00.h5"
+    write_mdcath_file(path, "1viid00", charmm_pdb(_plain_pdb()), rmsf=lambda t, r, n: np.ones(n))
+    with h5py.File(path, "r+") as f:
+        del f["1viid00/320/2/dssp"]
+    part = import_domain(str(path), ImportSettings())
+    (line,) = [x for x in part.skips.to_pylist() if x["reason"] == "no_dssp_replica"]
+    assert line["temperature"] == 320 and line["detail"] == (
+        "replica 2: no dssp; majority code over [0, 1, 3, 4]"
+    )
+    assert set(part.rows["dssp"].to_pylist()) == {"H"}
+
+
 def test_an_interrupted_import_resumes_to_the_same_outputs(
     mdcath_dir, imported, tmp_path, monkeypatch
 ):

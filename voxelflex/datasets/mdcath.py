@@ -87,6 +87,8 @@ SKIP_REASONS = {
     "missing_temperature": "a requested temperature has no replica (its rows are absent)",
     "missing_replica": "a requested replica is absent (the mean is over the others)",
     "nan_replica": "a replica has NaN or infinite RMSF values (dropped; mean over the others)",
+    "no_dssp_replica": "a replica has no dssp (the majority code is over the others; empty when "
+    "no replica has one)",
     "no_finite_rmsf": "no replica has a finite value for this residue and temperature (no row)",
     "insertion_code": "a residue with an insertion code: the CSV's integer resid cannot name it",
     "not_voxelized": "the voxelizer gave the residue no frame (its rows stay in the CSV, unless "
@@ -169,23 +171,16 @@ def _rows_and_skips(
     pos, temp, mean, std, n, dssp = [], [], [], [], [], []
     for s in data.temperatures:
         t = float(s.temperature)
+        with_dssp = sorted(set(s.used) - set(s.no_dssp))
+        replica_lines = (
+            ("missing_replica", s.missing, f"absent; mean over {list(s.used)}"),
+            ("nan_replica", s.with_nan, "non-finite values dropped from the mean"),
+            ("no_dssp_replica", s.no_dssp, f"no dssp; majority code over {with_dssp}"),
+        )
         skips += [
-            skip_line(
-                dom,
-                "missing_replica",
-                f"replica {r} absent; mean over {list(s.used)}",
-                temperature=t,
-            )
-            for r in s.missing
-        ]
-        skips += [
-            skip_line(
-                dom,
-                "nan_replica",
-                f"replica {r}: non-finite values dropped from the mean",
-                temperature=t,
-            )
-            for r in s.with_nan
+            skip_line(dom, reason, f"replica {r}: {detail}", temperature=t)
+            for reason, reps, detail in replica_lines
+            for r in reps
         ]
         finite = np.isfinite(s.mean)
         skips += [

@@ -50,10 +50,12 @@ class TemperatureStats:
     n : numpy.ndarray of int8, shape (R,)
         Replicas that contributed to each residue.
     dssp : numpy.ndarray of str, shape (R,)
-        Majority DSSP code over the frames of those replicas (``"-"``: no structure).
-    used, missing, with_nan : tuple of int
+        Majority DSSP code over the frames of the replicas read that have one (``"-"``: no
+        structure; ``""`` when none has one).
+    used, missing, with_nan, no_dssp : tuple of int
         Replicas read; asked for but absent from the file; read but holding NaN or infinite
-        values (those values are dropped, the replica's other residues kept).
+        values (those values are dropped, the replica's other residues kept); read but without
+        a ``dssp`` dataset (left out of the majority code).
     """
 
     temperature: int
@@ -64,6 +66,7 @@ class TemperatureStats:
     used: tuple[int, ...]
     missing: tuple[int, ...]
     with_nan: tuple[int, ...]
+    no_dssp: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def _read(group: h5py.Group, path: str) -> np.ndarray | None:
 def _temperature(
     group: h5py.Group, temperature: int, replicas: Sequence[int], n_res: int, path: str
 ) -> TemperatureStats | None:
-    rmsf, dssp, used, missing, with_nan = [], [], [], [], []
+    rmsf, dssp, used, missing, with_nan, no_dssp = [], [], [], [], [], []
     for rep in replicas:
         where = f"{temperature}/{rep}"
         values = _read(group, f"{where}/rmsf")
@@ -174,7 +177,9 @@ def _temperature(
             with_nan.append(rep)
         rmsf.append(np.where(finite, values, np.nan))
         codes = _read(group, f"{where}/dssp")
-        if codes is not None:
+        if codes is None:
+            no_dssp.append(rep)
+        else:
             if codes.ndim != 2 or codes.shape[1] != n_res:
                 raise DomainRefused(
                     "residue_count_mismatch",
@@ -201,6 +206,7 @@ def _temperature(
         tuple(used),
         tuple(missing),
         tuple(with_nan),
+        tuple(no_dssp),
     )
 
 
