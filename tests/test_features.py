@@ -280,6 +280,27 @@ def test_modified_and_force_field_residues_count_but_hetero_non_amino_acids_do_n
     assert f.resname.tolist() == ["ALA", "MSE", "HSD", "ALA", "3WX"]
 
 
+def test_secondary_structure_reads_the_ca_of_every_protein_residue():
+    atoms = _backbone(20, HELIX)
+    atoms.res_name = np.where(atoms.res_id == 8, "HIS", atoms.res_name)
+    atoms.res_name = np.where(atoms.res_id == 14, "CYS", atoms.res_name)
+    ss = [FEATURE_NAMES.index(f"ss_{s}") for s in ("helix", "strand", "coil")]
+    reference = compute_features(atoms).values[:, ss]
+    assert reference[:, 0].sum() == 18
+    # CHARMM's and AMBER's names (no CCD amino acids), and a HETATM peptide group (3WX)
+    for names in (("HSD", "CYX"), ("HIE", "ASH"), ("3WX", "LSN")):
+        renamed = atoms.copy()
+        renamed.res_name = np.where(renamed.res_id == 8, names[0], renamed.res_name)
+        renamed.res_name = np.where(renamed.res_id == 14, names[1], renamed.res_name)
+        renamed.hetero = (renamed.res_id == 8) & (names[0] == "3WX")
+        np.testing.assert_array_equal(compute_features(renamed).values[:, ss], reference)
+    # a chain whose atoms come in two blocks, the second starting at the first one's last
+    # number: one row per residue, not a failure
+    again = _backbone(6, HELIX, start=20, origin=(30.0, 0.0, 0.0))
+    f = compute_features(atoms + _backbone(5, STRAND, chain="B", origin=(0, 30, 0)) + again)
+    assert len(f) == 31 and (f.values[:, ss].sum(axis=1) == 1).all()
+
+
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in STRUCTURES.iterdir() if ".pdb" in p.name or ".cif" in p.name)
 )
@@ -418,12 +439,12 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
 
     def with_version(v: int) -> None:
         meta = old.schema.metadata[features.METADATA_KEY].replace(
-            b'"format_version": 5', b'"format_version": %d' % v
+            b'"format_version": 6', b'"format_version": %d' % v
         )
         pq.write_table(old.replace_schema_metadata({features.METADATA_KEY: meta}), path)
 
     with_version(0)
-    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 5; recompute"):
+    with pytest.raises(InputError, match=r"format version 0 unsupported, expected 6; recompute"):
         read_feature_sidecar(path)
     with_version(1)  # before HETATM amino acids were residues: read, with a warning
     with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
@@ -446,6 +467,11 @@ def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_pat
         _, meta = read_feature_sidecar(path)
     assert meta.format_version == 4 and "did not generate the NCS copies" in caplog.text
     assert "recompute it" in caplog.text
+    caplog.clear()
+    with_version(5)  # before secondary structure read the CA of force-field names (HSD)
+    with caplog.at_level(logging.WARNING, logger="voxelflex.structure.features"):
+        _, meta = read_feature_sidecar(path)
+    assert meta.format_version == 5 and "such as HSD, HIE and CYX" in caplog.text
     pq.write_table(old.replace_schema_metadata({}), path)
     with pytest.raises(InputError, match=r"no voxelflex feature metadata"):
         read_feature_sidecar(path)

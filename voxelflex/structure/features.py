@@ -91,13 +91,15 @@ __all__ = [
     "write_feature_sidecar",
 ]
 
-# 5: the NCS copies a file does not hold (MTRIX, _struct_ncs_oper generate) join the environment.
+# 6: secondary structure reads the CA of every protein residue, whatever its name (biotite's
+# P-SEA reads only the residues the CCD calls amino acids). 5: the NCS copies a file does not
+# hold (MTRIX, _struct_ncs_oper generate) join the environment.
 # 4: rows take the keys of the residue's own frame (same chain id, number, insertion code and
 # name). 3: keyed by the key rule over the residues with N, CA and C, which gave a key to a
 # residue without a frame, or chain A's key to chain A when a blank chain (which aposteriori
 # stores as A) came later in the file. 2: keyed by number and insertion code. 1: HETATM amino
 # acids (MSE, an inhibitor's peptide groups) were ligands.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _KEYED_BY_RULE = (
     "could give a frame's key to another residue: a residue without a frame sharing its number "
     "with an insertion-code residue, or chain A when the file also has a blank chain"
@@ -112,13 +114,19 @@ _NOT_GENERATED = (
     "_struct_ncs_oper code generate): residues at their interfaces had too few contacts and too "
     "much accessibility in such files"
 )
+_SSE_BY_NAME = (
+    "left the residues whose names the CCD does not list as amino acids (force-field names such "
+    "as HSD, HIE and CYX; HETATM peptide groups) out of the secondary structure: they and their "
+    "nearest neighbours were called coil"
+)
 _OLD_VERSIONS = {
     1: "treated HETATM amino acids (MSE, an inhibitor's peptide groups) as ligands: they have no "
     f"features in it and their neighbours' contact and GNM values leave them out; it also "
-    f"{_KEYED_BY_ICODE}; and it {_NOT_GENERATED}",
-    2: f"{_KEYED_BY_ICODE}; it also {_NOT_GENERATED}",
-    3: f"{_KEYED_BY_RULE}; it also {_NOT_GENERATED}",
-    4: _NOT_GENERATED,
+    f"{_KEYED_BY_ICODE}; it {_NOT_GENERATED}; and it {_SSE_BY_NAME}",
+    2: f"{_KEYED_BY_ICODE}; it also {_NOT_GENERATED}; and it {_SSE_BY_NAME}",
+    3: f"{_KEYED_BY_RULE}; it also {_NOT_GENERATED}; and it {_SSE_BY_NAME}",
+    4: f"{_NOT_GENERATED}; it also {_SSE_BY_NAME}",
+    5: _SSE_BY_NAME,
 }
 METADATA_KEY = b"voxelflex.features"
 KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
@@ -589,6 +597,41 @@ def _position(chain_code: np.ndarray, broken_before: np.ndarray) -> tuple[np.nda
     return rel, term
 
 
+def _secondary_structure(
+    atoms: struc.AtomArray, res_of_atom: np.ndarray, chain_code: np.ndarray
+) -> np.ndarray:
+    """P-SEA code of every residue (``"a"``, ``"b"``, ``"c"``, ``""`` without CA), per chain.
+
+    Parameters
+    ----------
+    atoms : biotite.structure.AtomArray
+        The protein heavy atoms (:class:`_Environment`).
+    res_of_atom : numpy.ndarray of int, shape (A,)
+        Residue index of every atom.
+    chain_code : numpy.ndarray of int, shape (M,)
+        Chain of every residue.
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (M,)
+    """
+    sse = np.full(len(chain_code), "c", dtype="U1")
+    for code in np.unique(chain_code):
+        res_in_chain = np.flatnonzero(chain_code == code)
+        in_chain = chain_code[res_of_atom] == code
+        chain_atoms = atoms[in_chain]
+        # biotite's P-SEA reads the CA of residues the CCD calls amino acids only, so a
+        # force-field name (HSD, HIE, CYX) or a HETATM peptide group would lose its CA and its
+        # neighbours their helix: every residue here is protein, so each is named ALA. And it
+        # finds residues where chain, number or insertion code change (sym_id too), so two
+        # residues of one number that meet in a chain's atoms (the chain in two blocks) would
+        # merge: sym_id holds each residue's own index.
+        chain_atoms.res_name[:] = "ALA"
+        chain_atoms.set_annotation("sym_id", np.searchsorted(res_in_chain, res_of_atom[in_chain]))
+        sse[res_in_chain] = struc.annotate_sse(chain_atoms)
+    return sse
+
+
 @functools.lru_cache(maxsize=4096)
 def _max_asa(res_name: str) -> float:
     name = FORCE_FIELD_RESIDUES.get(res_name, res_name)
@@ -750,12 +793,7 @@ def compute_features(
     res_names = a.res_name[starts].astype(str)
     rsa = res_sasa[row_res] / np.array([_max_asa(n) for n in res_names[row_res]])
 
-    sse = np.full(len(starts), "c", dtype="U1")
-    for code in np.unique(chain_code):
-        in_chain = chain_code[env.res_of_atom] == code
-        res_in_chain = np.flatnonzero(chain_code == code)
-        sse[res_in_chain] = struc.annotate_sse(a[in_chain])
-    sse = sse[row_res]
+    sse = _secondary_structure(a, env.res_of_atom, chain_code)[row_res]
     columns = {
         "wcn_ca": wcn_ca,
         "wcn_heavy": wcn_heavy,
