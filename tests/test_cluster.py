@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,11 +26,14 @@ import pytest
 import torch
 
 from tests._checkpoints import make_checkpoint
-from voxelflex.analysis.predict import predict
+from tests._ranks import predict_rank
+from voxelflex.analysis.parts import merge_parts
+from voxelflex.analysis.predict import predict, request_digest
 from voxelflex.analysis.predictions import read_predictions
 from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.engine.checkpoint import Checkpoint
+from voxelflex.errors import InputError
 from voxelflex.index import read_index
 from voxelflex.sources import build_shards
 from voxelflex.sources.shards.manifest import ShardManifest
@@ -249,3 +253,51 @@ def test_distributed_predict_writes_what_one_process_writes(small_index, tmp_pat
     assert missing[0].read_text() == missing[1].read_text()
     assert record.domain in missing[1].read_text()
     assert not list(tmp_path.glob(".two.parquet.parts*"))  # parts merged and removed
+
+
+def test_distributed_predict_refuses_ranks_with_other_worker_counts(small_index, tmp_path):
+    """Reproduction: rank 0 with 2 DataLoader workers and rank 1 with none dealt the domains to
+    4 and 2 streams: the predictions file held some residues twice and lacked 2 of the 6
+    domains, with nothing in the missing report, exit 0."""
+    shutil.copy(small_index, tmp_path / "index.parquet")
+    make_checkpoint(tmp_path / "ck.pt")
+    port = _free_port()
+    torch.multiprocessing.spawn(predict_rank, args=(port, str(tmp_path), [2, 0]), nprocs=2)
+    results = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert all(r.startswith("1 of 2 ranks have another prediction request") for r in results)
+    assert "--workers" in results[0]
+    assert not (tmp_path / "two.parquet").exists()
+    # the other parts of the request that choose each rank's share are compared too
+    ask = ("train", ["b", "a"], [300.0, 350.0], 2)
+    assert request_digest(*ask) == request_digest("train", ["a", "b", "a"], [350, 300], 2)
+    for i, other in enumerate(("val", ["a"], [300.0], 0)):
+        assert request_digest(*ask[:i], other, *ask[i + 1 :]) != request_digest(*ask), other
+
+
+class _RankOf2:
+    """Rank ``rank`` of 2 on a node of its own whose output folder the other node does not see;
+    collectives are no-ops, and a broadcast gives rank 1 ``rank0_sent``."""
+
+    enabled, world_size = True, 2
+
+    def __init__(self, rank: int, rank0_sent: object = None) -> None:
+        self.rank, self.is_main, self.rank0_sent = rank, rank == 0, rank0_sent
+
+    def barrier(self) -> None:
+        pass
+
+    def broadcast(self, obj):
+        return obj if self.is_main else self.rank0_sent
+
+
+def test_a_part_left_by_an_earlier_run_is_never_merged(tmp_path):
+    """Reproduction: rank 1's part of an earlier run, killed before rank 0 merged it, was
+    merged into the next run's output on a node that did not see the new part (other
+    predictions, perhaps of another checkpoint, written with exit 0)."""
+    out = tmp_path / "two.parquet"
+    stale = (np.array([7]), np.array([300.0], np.float32), np.array([9.0], np.float32), {})
+    # the earlier run: rank 1 wrote its part, rank 0 was killed before the merge
+    assert merge_parts(_RankOf2(1, "earlier-run"), out, stale) is None
+    part = (np.array([1]), np.array([300.0], np.float32), np.array([0.2], np.float32), {})
+    with pytest.raises(InputError, match="another rank's predictions are not here"):
+        merge_parts(_RankOf2(0), out, part)

@@ -586,3 +586,26 @@ def test_index_build_refuses_a_url_as_its_output(demo_data, tmp_path, monkeypatc
     text = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2, text
     assert "https://h/i.pq is a URL, but index build's output (--output, data.index)" in text, text
+
+
+def test_credentials_in_a_url_stay_out_of_messages_and_logs(
+    index, local_batches, served, tmp_path, caplog
+):
+    """Reproduction: with ``https://user:token@host/shards`` the token was in every retry
+    warning, every error and every reason of the missing report."""
+    server, _ = served
+    url = server.url.replace("http://", "http://alice:s3cret@")
+    batches, skipped = _batches(index, url)  # the credentials still reach the server
+    assert_same_batches(local_batches(), batches)
+    server.inject("shard-000002.tar", "drop", times=None)
+    with caplog.at_level("WARNING", logger="voxelflex"):
+        _, skipped = _batches(index, url, retries=1, on_error="skip")
+        with pytest.raises(ShardError) as err:
+            _batches(index, url, retries=1)
+        with pytest.raises(IndexFormatError) as index_err:
+            read_index(f"{url}/nope.parquet")
+    texts = [*skipped.values(), str(err.value), str(index_err.value), caplog.text]
+    assert skipped and "retrying" in caplog.text
+    for text in texts:
+        assert "s3cret" not in text and "alice" not in text, text
+    assert all("http://***@127.0.0.1" in text for text in texts)

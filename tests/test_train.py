@@ -24,6 +24,7 @@ from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.engine import load_for_inference, train
 from voxelflex.engine.checkpoint import Checkpoint
+from voxelflex.engine.data import settings_digest
 from voxelflex.engine.epoch_metrics import reduce_metrics
 from voxelflex.errors import CheckpointError, SourceError, TrainingError
 from voxelflex.index import build_index, read_index
@@ -261,6 +262,18 @@ def test_ranks_refuse_together_when_one_holds_another_index(tmp_path, values):
     else:  # every rank raises, so none waits in a later collective
         assert all(r.startswith("1 of 2 ranks have another index than rank 0") for r in results)
         assert "rank 0: a1" in results[1] and "give every node the same index" in results[0]
+
+
+@pytest.mark.parametrize("setting", ["loader.num_workers=0", "loader.mix_buffer_residues=7"])
+def test_the_settings_ranks_compare_cover_the_epoch_plan(setting):
+    """Reproduction: one node started with another loader.num_workers dealt the domains to
+    another number of streams (two domains served twice, two never, 18 batches on one rank and
+    13 on the other) and passed the settings check; another mixing window can change the batch
+    count (residues with unequal temperature rows are packed greedily in the mixed order)."""
+    base = load_config(overrides=["loader.num_workers=2", "loader.mix_buffer_residues=2048"])
+    assert settings_digest(load_config(overrides=[setting])) != settings_digest(base)
+    local = ["loader.num_workers=2", "train.progress=false", "train.device=cpu", "output_dir=/x"]
+    assert settings_digest(load_config(overrides=local)) == settings_digest(base)
 
 
 def test_served_rows_are_checked_exactly_once():

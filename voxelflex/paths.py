@@ -26,6 +26,7 @@ __all__ = [
     "check_output",
     "is_url",
     "join_location",
+    "redact_url",
     "refuse_url",
     "require_file",
     "require_suffix",
@@ -35,6 +36,19 @@ __all__ = [
 # A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
 Location = Path | str
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+# The user information of a URL (``https://user:token@host``): what aiohttp sends as credentials.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user information of every URL in it replaced by ``***``.
+
+    Messages and logs name URLs; credentials given in one (``https://user:token@host/shards``)
+    must not end up in a log file, a terminal scrollback or a missing report.
+    """
+    return _USERINFO.sub("***@", text)
 
 
 def is_url(location: object) -> bool:

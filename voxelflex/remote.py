@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 
 from voxelflex.errors import FetchError, ServerError
-from voxelflex.paths import is_url
+from voxelflex.paths import is_url, redact_url
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -102,7 +102,9 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
             hint = f"pip install 'voxelflex[{extra}]'"
         else:
             hint = _HTTP_HINT if scheme in ("http", "https") else "install the fsspec back end"
-        raise FetchError(f"{url}: cannot open {scheme}:// URLs ({exc}); {hint}") from exc
+        raise FetchError(
+            redact_url(f"{url}: cannot open {scheme}:// URLs ({exc}); {hint}")
+        ) from exc
 
 
 class RemoteFolder:
@@ -118,10 +120,11 @@ class RemoteFolder:
 
     def __init__(self, url: str, *, retries: int = DEFAULT_RETRIES) -> None:
         if not is_url(url):
-            raise FetchError(f"{url!r} is not a URL (scheme://...)")
+            raise FetchError(f"{redact_url(repr(url))} is not a URL (scheme://...)")
         if retries < 0:
             raise FetchError(f"retries must be >= 0, got {retries}")
         self.url = url.rstrip("/")
+        self.shown = redact_url(self.url)  # for messages: without credentials
         self.retries = retries
         self.stats = FetchStats()
         self._fs: fsspec.AbstractFileSystem | None = None
@@ -143,8 +146,8 @@ class RemoteFolder:
         return self._fs
 
     def url_of(self, name: str) -> str:
-        """The URL of file ``name`` in this folder."""
-        return f"{self.url}/{name}"
+        """The URL of file ``name`` in this folder, for messages (credentials redacted)."""
+        return f"{self.shown}/{name}"
 
     def _path(self, name: str) -> str:
         self.fs  # noqa: B018 - resolves _root
@@ -166,13 +169,16 @@ class RemoteFolder:
                         f"{url}: {kind} ({type(exc).__name__}); check the URL and that every file "
                         "of the folder was uploaded"
                     ) from exc
+                # the back end's text may quote the URL, credentials and all
+                why = redact_url(
+                    str(exc) if isinstance(exc, BadBytes) else f"{type(exc).__name__}: {exc}"
+                )
                 if i == self.retries:
-                    why = str(exc) if isinstance(exc, BadBytes) else f"{type(exc).__name__}: {exc}"
                     raise FetchError(
                         f"{url}: {what} failed {i + 1} times, the last time: {why}"
                     ) from exc
                 self.stats.retries += 1
-                log.warning("%s: %s failed (%s: %s); retrying", url, what, type(exc).__name__, exc)
+                log.warning("%s: %s failed (%s); retrying", url, what, why)
                 time.sleep(_PAUSE_S * 2**i)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -265,7 +271,7 @@ class RemoteFolder:
                     if _permanent(data):
                         out[i] = FetchError(f"{url}: not found or refused ({type(data).__name__})")
                         continue
-                    last[i] = f"{type(data).__name__}: {data}"
+                    last[i] = redact_url(f"{type(data).__name__}: {data}")
                     again.append(i)
                     continue
                 self.stats.bytes += len(data)

@@ -2,16 +2,17 @@
 
 Under ``torchrun ... -m voxelflex predict`` every rank predicts its share of the requested
 domains (the sources' plan deals them to ranks) and writes ``row_id``, temperature, prediction
-and the residues it could not read to ``.<output name>.parts/part-<rank>.npz`` beside the output
-(so the output folder must be one every rank sees, as for training runs); after a barrier rank 0
-reads every part, and the caller writes the one output file from them in index order. The parts
-are deleted once merged.
+and the residues it could not read to ``.<output name>.parts/part-<run>-<rank>-of-<ranks>.npz``
+beside the output (so the output folder must be one every rank sees, as for training runs;
+``<run>`` is a token rank 0 draws for the run); after a barrier rank 0 reads every part, and the
+caller writes the one output file from them in index order. The parts are deleted once merged.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,8 @@ def parts_folder(out: Path) -> Path:
     return out.with_name(f".{out.name}.parts")
 
 
-def _part_path(out: Path, rank: int, world_size: int) -> Path:
-    return parts_folder(out) / f"part-{rank:05d}-of-{world_size:05d}.npz"
+def _part_path(out: Path, run: str, rank: int, world_size: int) -> Path:
+    return parts_folder(out) / f"part-{run}-{rank:05d}-of-{world_size:05d}.npz"
 
 
 def _write_part(path: Path, part: Predictions) -> None:
@@ -67,11 +68,15 @@ def merge_parts(dist: DistContext, out: Path, part: Predictions) -> Predictions 
     """
     if not dist.enabled:
         return part
-    _write_part(_part_path(out, dist.rank, dist.world_size), part)
+    # Parts are named by a token rank 0 draws for this run: a part an earlier run left (killed
+    # before its merge) is never taken for this run's, where a rank's new part is not seen
+    run = dist.broadcast(uuid.uuid4().hex[:12] if dist.is_main else None)
+    _write_part(_part_path(out, run, dist.rank, dist.world_size), part)
     dist.barrier()
     if not dist.is_main:
         return None
-    parts = [_read_part(_part_path(out, r, dist.world_size)) for r in range(dist.world_size)]
+    world = dist.world_size
+    parts = [_read_part(_part_path(out, run, r, world)) for r in range(world)]
     shutil.rmtree(parts_folder(out), ignore_errors=True)
     skipped: dict[int, str] = {}
     for p in parts:

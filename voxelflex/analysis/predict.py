@@ -19,6 +19,8 @@ Nothing is dropped silently and no NaN is written as a number (see
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -55,7 +57,13 @@ from voxelflex.paths import Location, check_output, is_url
 from voxelflex.sources import open_source, source_options
 from voxelflex.wording import counted
 
-__all__ = ["PredictReport", "default_predictions_path", "predict", "restrict_index"]
+__all__ = [
+    "PredictReport",
+    "default_predictions_path",
+    "predict",
+    "request_digest",
+    "restrict_index",
+]
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +223,24 @@ def predict(
         dist.close()
 
 
+def request_digest(
+    split: str | None,
+    domains: Sequence[str] | None,
+    temperatures: Sequence[float] | np.ndarray | None,
+    num_workers: int,
+) -> str:
+    """Short hash of what every rank of a distributed ``predict`` must be asked the same: the
+    split, the domains (in any order), the temperatures and the worker count."""
+    temps = None if temperatures is None else np.unique(np.asarray(temperatures, np.float32))
+    request = {
+        "split": split,
+        "domains": None if domains is None else sorted(set(domains)),
+        "temperatures": None if temps is None else temps.tolist(),
+        "num_workers": num_workers,
+    }
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _predict(
     dist: DistContext,
     checkpoint: str | Path,
@@ -237,6 +263,15 @@ def _predict(
         "index",
         lambda: index_digest(index),
         "give every node a copy of the same index (and shards)",
+    )
+    # Each rank takes its share of the requested domains dealt to ranks × workers streams: a
+    # rank with other domains or another worker count takes another share (rows predicted
+    # twice, domains never, and no line in the missing report)
+    dist.require_same(
+        "prediction request (split, domains, temperatures, loader.num_workers)",
+        lambda: request_digest(split, domains, temperatures, config.loader.num_workers),
+        "start every rank with the same --split, --domain, --temperature(s) and --workers (the "
+        "ranks split the requested domains by ranks × workers)",
     )
     by_split, missing = _select(index, split, domains)
     if not by_split:

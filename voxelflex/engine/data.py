@@ -242,14 +242,23 @@ def index_digest(index: LoadedIndex) -> str:
 
 def settings_digest(config: Config) -> str:
     """Short hash of the settings every rank must share (model, training, batch plan); paths,
-    workers, device and progress bars may differ between nodes."""
+    device and progress bars may differ between nodes.
+
+    The batch plan includes ``loader.num_workers`` and ``loader.mix_buffer_residues``: every
+    rank deals the domains to ``world_size × workers`` streams and counts every stream's
+    batches, so a rank with another value serves other domains (some twice, some never) and
+    another number of steps.
+    """
     train = dataclasses.asdict(config.train)
     for local in ("progress", "device", "init_from"):
         train.pop(local, None)
     shared = {
         "model": dataclasses.asdict(config.model),
         "train": train,
-        "loader": {k: getattr(config.loader, k) for k in ("batch_size", "seed", "source")},
+        "loader": {
+            k: getattr(config.loader, k)
+            for k in ("batch_size", "seed", "source", "num_workers", "mix_buffer_residues")
+        },
     }
     return hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

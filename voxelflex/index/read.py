@@ -22,7 +22,7 @@ from voxelflex.errors import FetchError, IndexFormatError
 from voxelflex.frame import FRAME
 from voxelflex.index.fingerprint import check_fingerprint
 from voxelflex.index.schema import METADATA_KEY, IndexMeta
-from voxelflex.paths import Location, is_url
+from voxelflex.paths import Location, is_url, redact_url
 from voxelflex.remote import fetch_url
 
 __all__ = ["LoadedIndex", "connect", "read_index", "read_meta"]
@@ -98,7 +98,7 @@ def read_meta(path: Location, *, check_inputs: bool = True) -> IndexMeta:
     FrameError
         The index was built for another voxel frame.
     """
-    return _meta(_fetch(path), str(path), check_inputs)
+    return _meta(_fetch(path), redact_url(str(path)), check_inputs)
 
 
 def read_index(
@@ -116,13 +116,14 @@ def read_index(
         Check that every input still present has the size and mtime recorded at build time.
     """
     source = _fetch(path)
-    meta = _meta(source, str(path), check_inputs)
+    where = redact_url(str(path))  # for messages
+    meta = _meta(source, where, check_inputs)
     if columns is not None:
         names = pq.read_schema(_reader(source)).names
         unknown = [c for c in columns if c not in names]
         if unknown:
             raise IndexFormatError(
-                f"{path}: the index has no columns {unknown}; its columns are {names}: ask for "
+                f"{where}: the index has no columns {unknown}; its columns are {names}: ask for "
                 "those, or rebuild the index with `voxelflex index build`"
             )
     try:
@@ -133,10 +134,10 @@ def read_index(
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise IndexFormatError(
-            f"{path} is damaged ({exc}); copy or fetch it again, or rebuild it with "
+            f"{where} is damaged ({exc}); copy or fetch it again, or rebuild it with "
             "`voxelflex index build`"
         ) from exc
-    _check_rows(table, meta, str(path))
+    _check_rows(table, meta, where)
     return LoadedIndex(path=str(path) if is_url(path) else Path(path), table=table, meta=meta)
 
 

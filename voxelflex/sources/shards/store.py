@@ -102,7 +102,8 @@ class ShardStore:
         retries: int = DEFAULT_RETRIES,
     ) -> None:
         self.remote = RemoteFolder(str(location), retries=retries) if is_url(location) else None
-        self.location: Location = self.remote.url if self.remote else Path(location)
+        # for messages: a URL without the credentials it may hold
+        self.location: Location = self.remote.shown if self.remote else Path(location)
         self.cache_settings = cache if self.remote else None
         self._cache: ShardCache | None = None
 
