@@ -98,6 +98,18 @@ def test_version_and_corruption_are_refused(saved, tmp_path):
         load_for_inference(tmp_path / "missing.pt")
 
 
+def test_predict_batch_refuses_a_model_in_training_mode(saved):
+    # Checkpoint.build_model() returns a model in train mode: with its dropout on, each call
+    # would predict other numbers, none of them the model's prediction
+    path, _ = saved
+    model = Checkpoint.load(path).build_model()
+    with pytest.raises(CheckpointError, match=r"training mode.*model\.eval\(\)"):
+        predict_batch(model, _batch(), "cpu")
+    model.eval()
+    first, again = (predict_batch(model, _batch(), "cpu") for _ in range(2))
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+
+
 def test_data_with_other_frame_or_unit_is_refused_naming_both():
     meta = _meta()
     same = IndexMeta(frame=FRAME, rmsf_unit="nm", voxel_file="v.h5")

@@ -281,6 +281,12 @@ def test_config_and_input_errors(table):
     shuffled = table.take(pa.array(np.random.default_rng(0).permutation(table.num_rows)))
     with pytest.raises(IndexFormatError, match="not grouped by domain"):
         SplitTable.from_arrow(shuffled, "train")
+    # rows reordered within each domain (row_id renumbered: read_index's check passes): each
+    # run of a residue's rows became a residue of its own, predicted and written several times
+    by_temperature = table.sort_by([("domain", "ascending"), ("temperature", "ascending")])
+    for mode in (None, [300.0]):
+        with pytest.raises(IndexFormatError, match=r"residue 00abcA00 A 1 .* not sorted"):
+            SplitTable.from_arrow(by_temperature, "train", temperatures=mode)
 
 
 def test_window_buffers_are_reused_and_stay_with_their_process():

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxelflex.errors import ConfigError, SourceError
+from voxelflex.errors import CheckpointError, ConfigError, SourceError
 from voxelflex.frame import GRID_SHAPE
 from voxelflex.packing import unpack_torch
 from voxelflex.sources.batch import Batch
@@ -117,7 +117,18 @@ def predict_batch(
     -------
     torch.Tensor, float32, shape (B,), on the CPU
         RMSF in the checkpoint's unit (padding rows included: drop ``row_id == -1``).
+
+    Raises
+    ------
+    CheckpointError
+        The model is in training mode (e.g. straight from ``Checkpoint.build_model``).
     """
+    if getattr(model, "module", model).training:
+        # dropout would be on: every call would return other, random numbers
+        raise CheckpointError(
+            "predict_batch got a model in training mode, whose dropout makes its predictions "
+            "random; call model.eval() first (load_for_inference returns it in eval mode)"
+        )
     batch = batch.to(device, non_blocking=True)
     return forward_batch(model, batch, autocast_dtype=autocast_dtype).cpu()
 

@@ -299,6 +299,19 @@ class SplitTable:
                 "`voxelflex index build`"
             )
         res_starts = np.flatnonzero(new_res)
+        # A residue's rows in two runs (rows reordered within a domain) would make it two
+        # residues: predicted, and written, twice.
+        keys = np.stack([dom, chain, resnum, icode])[:, res_starts]
+        order = np.lexsort(keys)
+        twice = np.flatnonzero((np.diff(keys[:, order], axis=1) == 0).all(axis=0))
+        if len(twice):
+            row = int(res_starts[order[twice[0]]])
+            residue = " ".join(str(rows[c][row].as_py()) for c in ("domain", "chain", "resid_str"))
+            raise IndexFormatError(
+                f"{where}: the rows of residue {residue} (split {split!r}) are not together: "
+                "the index is not sorted by split, domain, chain, resnum, icode, temperature; "
+                "rebuild it with `voxelflex index build`"
+            )
         res_row_offsets = _offsets(new_res, n)
         # residue r belongs to the domain whose first row is at or before its first row
         domain_res_offsets = np.searchsorted(res_starts, np.append(dom_starts, n)).astype(np.int64)
