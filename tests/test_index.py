@@ -518,3 +518,6 @@ def test_an_edited_or_damaged_index_is_refused(demo_index, tmp_path):
     damaged.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match=r"is damaged \(.*CRC checksum"):
         read_index(damaged, check_inputs=False)
+    # SQL too: DuckDB checks no page checksum, and summed the damaged page's 1.6e35 as a target
+    with pytest.raises(IndexFormatError, match=r"damaged\.parquet is damaged \(.*CRC checksum"):
+        connect(damaged)
