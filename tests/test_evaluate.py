@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from tests._damage import flip_last_byte_of_column
 from tests._index_data import csv_rows, residues, write_csv, write_voxels
 from voxelflex.analysis.baselines import fit_baselines
 from voxelflex.analysis.evaluate import evaluate, format_summary, prediction_metrics
@@ -488,3 +489,11 @@ def test_temperature_sweep_parsing():
             parse_sweep(bad)
     with pytest.raises(ConfigError, match="> 0 K"):
         resolve_temperatures([-5.0])
+
+
+def test_a_damaged_predictions_file_is_a_message_not_another_number(tmp_path):
+    table = _table(target_rmsf=[0.1, 0.2, 0.3], predicted_rmsf=[0.2, 0.3, 0.4])
+    path = write_predictions(table, _meta(), tmp_path / "p.parquet")
+    flip_last_byte_of_column(path, "predicted_rmsf")
+    with pytest.raises(InputError, match=r"p\.parquet: .* a damaged one \(.*CRC"):
+        read_predictions(path)

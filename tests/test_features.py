@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import voxelflex.structure.features as features
+from tests._damage import flip_last_byte_of_column
 from voxelflex.errors import InputError
 from voxelflex.structure import compute_frames, read_structure, voxelize_files
 from voxelflex.structure.features import (
@@ -427,6 +428,9 @@ def test_sidecar_round_trip_with_versioned_documented_footer(tmp_path):
     np.testing.assert_array_equal(table["gnm_msf"].to_numpy()[:24], f.column("gnm_msf"))
     assert meta == FeatureMeta() and meta.parameters["gnm_cutoff_angstrom"] == 7.3
     assert {s.name: s.unit for s in meta.features}["wcn_ca"] == "1/Å²"
+    flip_last_byte_of_column(path, "gnm_msf")  # page checksums: never another feature value
+    with pytest.raises(InputError, match=r"features\.parquet is not a Parquet file or is damaged"):
+        read_feature_sidecar(path)
 
 
 def test_sidecar_refuses_duplicate_keys_other_versions_and_foreign_files(tmp_path, caplog):

@@ -1043,9 +1043,9 @@ def read_feature_sidecar(path: str | os.PathLike) -> tuple[pa.Table, FeatureMeta
     if not os.path.isfile(path):
         raise InputError(f"feature sidecar {path} does not exist; {fix}")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path} is not a Parquet file ({exc}); {fix}") from exc
+        raise InputError(f"{path} is not a Parquet file or is damaged ({exc}); {fix}") from exc
     kv = table.schema.metadata or {}
     if METADATA_KEY not in kv:
         raise InputError(f"{path} has no voxelflex feature metadata; {fix}")
