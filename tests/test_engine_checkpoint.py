@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,16 @@ def test_version_and_corruption_are_refused(saved, tmp_path):
         load_for_inference(broken)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_for_inference(tmp_path / "missing.pt")
+    # one flipped bit in the largest weight: torch.load read it and predicted other numbers
+    with zipfile.ZipFile(path) as archive:
+        big = max(archive.infolist(), key=lambda m: m.file_size)
+    assert big.filename.startswith("archive/data/")  # not named after the temporary file
+    data = bytearray(path.read_bytes())
+    data[big.header_offset + 30 + len(big.filename) + len(big.extra) + big.file_size // 2] ^= 1
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"flipped\.pt is damaged \(CRC-32 of archive/"):
+        load_for_inference(flipped)
 
 
 def test_predict_batch_refuses_a_model_in_training_mode(saved):
