@@ -285,7 +285,13 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
     if not path.is_file():
         raise InputError(f"{path}: predictions file not found; run `voxelflex predict` first")
     if path.suffix.lower() == ".parquet":
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path, page_checksum_verification=True)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(
+                f"{path}: not a readable predictions file, or a damaged one ({exc}); rerun "
+                "`voxelflex predict`"
+            ) from exc
         raw = (table.schema.metadata or {}).get(METADATA_KEY)
         if raw is None:
             raise InputError(

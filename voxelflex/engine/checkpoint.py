@@ -13,6 +13,7 @@ import dataclasses
 import json
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,10 @@ class Checkpoint:
 
     def save(self, path: str | Path) -> None:
         """Write atomically with ``torch.save``."""
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(self.to_dict(), tmp)
+        # through a file object: the archive's members are then named archive/..., not after
+        # the temporary file
+        with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as fh:
+            torch.save(self.to_dict(), fh)
 
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
@@ -224,6 +227,7 @@ class Checkpoint:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(_missing_message(path))
+        _check_crc(path)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -337,6 +341,24 @@ def _require_finite(state: Any, *, where: str) -> None:
                     "every prediction would be NaN; use an earlier checkpoint of the run "
                     "(best.pt, epoch_NNN.pt) or retrain"
                 )
+
+
+def _check_crc(path: Path) -> None:
+    """Refuse a checkpoint whose bytes differ from those written: torch.save's zip archive holds
+    a CRC-32 of every member, which torch.load does not check (a flipped bit in a weight loads,
+    and predicts other numbers). Files that are not zip archives are left to torch.load."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return
+    except (OSError, EOFError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({exc}); copy it again") from exc
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged (CRC-32 of {bad} differs from the one written); copy "
+            "it again from where it was trained, or use another checkpoint"
+        )
 
 
 def load_for_inference(
