@@ -26,7 +26,7 @@ from voxelflex.datasets import importer as importer_module
 from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath import import_domain
 from voxelflex.datasets.mdcath_file import majority_dssp
-from voxelflex.datasets.splits import random_splits, splits_from_files
+from voxelflex.datasets.splits import parse_fractions, random_splits, splits_from_files
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.errors import ConfigError, DomainRefused, InputError
 from voxelflex.index import build_index
@@ -389,6 +389,23 @@ def test_splits_random_grouped_and_from_files(tmp_path):
     )
     assert splits == {"train": ["d000", "d001"], "val": ["d002"], "test": []}
     assert unassigned == ["d003"] and absent["train"] == ["zzz"]
+
+
+@pytest.mark.parametrize("text", ["nan,0.5,0.5", "0.5,nan,0.5", "0.5,0.5,nan", "inf,0,0"])
+def test_fractions_that_are_not_finite_are_refused(text, tmp_path):
+    # NaN passed every comparison: "0.5,nan,0.5" put every domain in val, exit 0
+    with pytest.raises(ConfigError, match="sum to 1"):
+        parse_fractions(text)
+    fractions = tuple(float(x) for x in text.split(","))
+    with pytest.raises(ConfigError, match="sum to 1"):
+        random_splits(["a", "b", "c", "d"], fractions, seed=0)
+    with pytest.raises(ConfigError, match="seed"):
+        random_splits(["a", "b"], (0.5, 0.25, 0.25), seed=-1)
+    # the import refuses them before reading any file, not after hours of work
+    with pytest.raises(ConfigError, match="sum to 1"):
+        import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, fractions=fractions)
+    with pytest.raises(ConfigError, match="seed"):
+        import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, seed=-1)
 
 
 def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_path):

@@ -39,7 +39,13 @@ from voxelflex.datasets.mdcath import (
     skip_line,
 )
 from voxelflex.datasets.parts import part_name, read_part, write_part
-from voxelflex.datasets.splits import SPLIT_NAMES, random_splits, read_groups, splits_from_files
+from voxelflex.datasets.splits import (
+    SPLIT_NAMES,
+    check_random_split,
+    random_splits,
+    read_groups,
+    splits_from_files,
+)
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.logs import command_log
 from voxelflex.quantities import check_rmsf_unit
@@ -330,6 +336,8 @@ def import_mdcath(
             raise ConfigError(  # every row twice
                 f"--{name} {','.join(map(str, values))} repeats a value; list each once"
             )
+    if not (split_files and any(split_files.values())):
+        check_random_split(fractions, seed)  # like the mapping: before hours of work
     files = find_mdcath_files(inputs)
     out = Path(out_dir)
     if superfamilies:

@@ -7,6 +7,7 @@ superfamily) lands in one split; or the user's own split files.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -16,7 +17,14 @@ from voxelflex.errors import ConfigError, InputError
 from voxelflex.inputs.splits import read_split_file
 from voxelflex.paths import require_file
 
-__all__ = ["SPLIT_NAMES", "parse_fractions", "random_splits", "read_groups", "splits_from_files"]
+__all__ = [
+    "SPLIT_NAMES",
+    "check_random_split",
+    "parse_fractions",
+    "random_splits",
+    "read_groups",
+    "splits_from_files",
+]
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -27,18 +35,48 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
         values = tuple(float(x) for x in text.replace(":", ",").split(","))
     except ValueError:
         values = ()
+    return _check_fractions(values, f"--fractions {text!r}")  # type: ignore[return-value]
+
+
+def check_random_split(fractions: Sequence[float], seed: int) -> None:
+    """Refuse fractions or a seed :func:`random_splits` cannot use (checked before an import's
+    hours of work, not after).
+
+    Parameters
+    ----------
+    fractions : sequence of float
+        Train, val and test shares of the domains.
+    seed : int
+        Random split seed (≥ 0).
+
+    Raises
+    ------
+    ConfigError
+        Not three finite fractions ≥ 0 summing to 1 with train and val above 0, or a seed that
+        is not an integer ≥ 0.
+    """
+    _check_fractions(tuple(fractions), f"fractions {tuple(fractions)}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"--seed {seed!r}: give an integer ≥ 0")
+
+
+def _check_fractions(values: tuple, given: str) -> tuple:
+    """``values`` if they are usable split fractions, else a ConfigError naming ``given``."""
+    # NaN passes every comparison below unless refused first: "nan,0.5,0.5" put every domain
+    # in one split (argmax takes NaN as the largest deficit).
     if (
         len(values) != 3
+        or not all(math.isfinite(v) for v in values)
         or min(values) < 0
         or abs(sum(values) - 1) > 1e-6
         or values[0] <= 0
         or values[1] <= 0
     ):
         raise ConfigError(
-            f"--fractions {text!r}: give train,val,test fractions that sum to 1, train and val "
-            "above 0 (e.g. 0.8,0.1,0.1)"
+            f"{given}: give train,val,test fractions that sum to 1, train and val above 0 "
+            "(e.g. 0.8,0.1,0.1)"
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def read_groups(path: str | os.PathLike) -> dict[str, str]:
@@ -85,10 +123,13 @@ def random_splits(
 
     Raises
     ------
+    ConfigError
+        Unusable fractions or seed (:func:`check_random_split`).
     InputError
         With ``groups``: domains the mapping lacks (named; a domain without a superfamily
         could leak into two splits through a relative, so none is guessed).
     """
+    check_random_split(fractions, seed)
     domains = sorted(set(domains))
     if groups is not None:
         lacking = [d for d in domains if d not in groups]
