@@ -481,6 +481,11 @@ def test_charmm_names_and_majority_dssp():
     # MD tools often write a blank chain: the CSV must name it as the voxel file does, A
     atoms = pdb.PDBFile.read(io.StringIO(text.replace(" 0 ", "   "))).get_structure(model=1)
     assert rename_charmm(atoms)["chain ->A"] == 3 and set(atoms.chain_id) == {"A"}
+    # a blank chain and chain 0 would both become A: one chain, never merged silently
+    two = text + line.replace(" 0   5 ", "     8 ")
+    atoms = pdb.PDBFile.read(io.StringIO(two)).get_structure(model=1)
+    with pytest.raises(DomainRefused, match=r"chain 0 would be renamed A, which chain \(blank\)"):
+        rename_charmm(atoms, where="x.h5")
     codes = np.array([[b"H", b"NA", b"E"], [b"E", b" ", b"E"], [b"G", b"-", b"T"]])
     assert majority_dssp(codes).tolist() == ["H", "-", "E"]
 
