@@ -26,7 +26,7 @@ from voxelflex.datasets import importer as importer_module
 from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath import import_domain
 from voxelflex.datasets.mdcath_file import majority_dssp
-from voxelflex.datasets.splits import random_splits, splits_from_files
+from voxelflex.datasets.splits import parse_fractions, random_splits, splits_from_files
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.errors import ConfigError, DomainRefused, InputError
 from voxelflex.index import build_index
@@ -391,6 +391,23 @@ def test_splits_random_grouped_and_from_files(tmp_path):
     assert unassigned == ["d003"] and absent["train"] == ["zzz"]
 
 
+@pytest.mark.parametrize("text", ["nan,0.5,0.5", "0.5,nan,0.5", "0.5,0.5,nan", "inf,0,0"])
+def test_fractions_that_are_not_finite_are_refused(text, tmp_path):
+    # NaN passed every comparison: "0.5,nan,0.5" put every domain in val, exit 0
+    with pytest.raises(ConfigError, match="sum to 1"):
+        parse_fractions(text)
+    fractions = tuple(float(x) for x in text.split(","))
+    with pytest.raises(ConfigError, match="sum to 1"):
+        random_splits(["a", "b", "c", "d"], fractions, seed=0)
+    with pytest.raises(ConfigError, match="seed"):
+        random_splits(["a", "b"], (0.5, 0.25, 0.25), seed=-1)
+    # the import refuses them before reading any file, not after hours of work
+    with pytest.raises(ConfigError, match="sum to 1"):
+        import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, fractions=fractions)
+    with pytest.raises(ConfigError, match="seed"):
+        import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, seed=-1)
+
+
 def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_path):
     sf = tmp_path / "sf.csv"
     sf.write_text(
@@ -464,6 +481,11 @@ def test_charmm_names_and_majority_dssp():
     # MD tools often write a blank chain: the CSV must name it as the voxel file does, A
     atoms = pdb.PDBFile.read(io.StringIO(text.replace(" 0 ", "   "))).get_structure(model=1)
     assert rename_charmm(atoms)["chain ->A"] == 3 and set(atoms.chain_id) == {"A"}
+    # a blank chain and chain 0 would both become A: one chain, never merged silently
+    two = text + line.replace(" 0   5 ", "     8 ")
+    atoms = pdb.PDBFile.read(io.StringIO(two)).get_structure(model=1)
+    with pytest.raises(DomainRefused, match=r"chain 0 would be renamed A, which chain \(blank\)"):
+        rename_charmm(atoms, where="x.h5")
     codes = np.array([[b"H", b"NA", b"E"], [b"E", b" ", b"E"], [b"G", b"-", b"T"]])
     assert majority_dssp(codes).tolist() == ["H", "-", "E"]
 

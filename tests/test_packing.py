@@ -82,3 +82,11 @@ def test_bad_shapes_and_dtypes_are_refused():
         pack_file_grids(np.zeros((1, 21, 21, 21, 4), dtype=bool), np.arange(5))
     with pytest.raises(ValueError, match="uint8"):
         unpack_torch(torch.zeros((1, PACKED_BYTES), dtype=torch.int32))
+    # the reference path refuses the same: np.unpackbits pads short rows with zero bits
+    for bad in (np.zeros((2, 100), np.uint8), np.zeros((1, PACKED_BYTES + 1), np.uint8)):
+        with pytest.raises(ValueError, match="uint8"):
+            unpack_numpy(bad)
+        with pytest.raises(ValueError, match="uint8"):
+            unpack_torch(torch.from_numpy(bad))
+    with pytest.raises(ValueError, match="uint8"):
+        unpack_numpy(np.zeros((1, PACKED_BYTES), np.int32))

@@ -23,6 +23,7 @@ from voxelflex.inputs.voxel_hdf5 import file_permutation
 from voxelflex.packing import pack_file_grids
 from voxelflex.registry import SOURCES
 from voxelflex.sources import PlanConfig, build_shards, open_source, source_options
+from voxelflex.sources.memory import MemorySource
 from voxelflex.sources.windows import StreamSamples
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
@@ -147,6 +148,27 @@ def test_hdf5_and_shards_give_identical_batches(index, shards_dir):
     ):
         a = _epoch(open_source("hdf5", index, split="train"), cfg, epoch)
         b = _epoch(open_source("shards", index, split="train", shards_dir=shards_dir), cfg, epoch)
+        assert_same_batches(a, b)
+
+
+def test_memory_source_gives_the_hdf5_sources_batches(index):
+    """`predict --structure` serves frames from memory: given the file's rows (in another order
+    than the index's), it serves what the HDF5 source serves, bit for bit."""
+    rows = {}
+    with h5py.File(index.meta.voxel_file, "r") as f:
+        perm = file_permutation(f)
+        for domain in pc.unique(_split_rows(index, "val")["domain"]).to_pylist():
+            keys = [(c, r) for c in f[domain] for r in f[domain][c]][::-1]
+            grids = np.stack([f[domain][c][r][()] for c, r in keys])
+            rows[domain] = (
+                np.array([c for c, _ in keys]),
+                np.array([r for _, r in keys]),
+                pack_file_grids(grids, perm),
+            )
+    cfg = PlanConfig(batch_size=48, seed=5, mix_buffer_residues=60)
+    for kw in ({}, {"temperatures": [300.0, 350.0]}):
+        a = _epoch(open_source("hdf5", index, split="val", **kw), cfg, 1)
+        b = _epoch(MemorySource(index, rows=rows, split="val", **kw), cfg, 1)
         assert_same_batches(a, b)
 
 

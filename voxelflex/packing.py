@@ -38,7 +38,15 @@ def pack_file_grids(grids: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 
 def unpack_numpy(packed: np.ndarray) -> np.ndarray:
-    """Reference unpacking: packed rows ``uint8 (R, 5789)`` → ``float32 (R, 5, 21, 21, 21)``."""
+    """Reference unpacking: packed rows ``uint8 (R, 5789)`` → ``float32 (R, 5, 21, 21, 21)``.
+
+    Refuses what :func:`unpack_torch` refuses: ``np.unpackbits`` pads rows that are too short
+    with zeros, which would be a grid with its last voxels empty instead of an error.
+    """
+    if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != PACKED_BYTES:
+        raise ValueError(
+            f"expected uint8 (R, {PACKED_BYTES}), got {packed.dtype} {tuple(packed.shape)}"
+        )
     bits = np.unpackbits(packed, axis=1, count=N_VOXELS, bitorder="big")
     return bits.reshape(len(packed), *GRID_SHAPE).astype(np.float32)
 

@@ -65,20 +65,28 @@ def rename_charmm(atoms: struc.AtomArray, *, where: str = "structure") -> Counte
     Raises
     ------
     DomainRefused
-        A renamed chain would take the id of another chain of the file.
+        A renamed chain would take the id of another chain of the file, or two chains would
+        be renamed alike (a blank chain and chain ``0`` both to ``A``).
     """
     renamed: Counter = Counter()
     chains = atoms.chain_id.copy()
     present = set(np.unique(chains).tolist())
+    taken: dict[str, str] = {}  # new chain id -> the chain renamed to it
     for old in sorted(present):
         new = chain_letter(old)
         if new == old:
             continue
-        if new in present:
+        # a blank chain and chain 0 both become A: merged, they would be one chain
+        other = new if new in present else taken.setdefault(new, old)
+        if other != old:
             raise DomainRefused(
                 "unreadable_structure",
-                f"{where}: chain {old.strip() or '(blank)'} would be renamed {new}, which the "
-                "file already has",
+                f"{where}: chain {old.strip() or '(blank)'} would be renamed {new}, which "
+                + (
+                    "the file already has"
+                    if new in present
+                    else f"chain {other.strip() or '(blank)'} also becomes"
+                ),
             )
         mask = chains == old
         atoms.chain_id[mask] = new
