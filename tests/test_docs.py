@@ -121,3 +121,17 @@ def test_formats_docs_list_exactly_the_skip_reasons():
     table = text.split("| reason | meaning | indexed? |")[1].split("\n\n")[0]
     listed = re.findall(r"^\s*\| `(\w+)` \|", table, re.M)
     assert sorted(listed) == sorted(SKIP_REASONS)
+
+
+def test_analysis_docs_list_exactly_the_prediction_columns():
+    """docs/analysis.md's table of prediction columns is the writer's COLUMN_DOCS."""
+    from voxelflex.analysis.predictions import COLUMN_DOCS
+
+    text = (ROOT / "docs" / "analysis.md").read_text()
+    table = text.split("| column | type | meaning |")[1].split("\n\n")[0]
+    listed = [
+        name
+        for line in table.splitlines()[2:]
+        for name in re.findall(r"`(\w+)`", line.split("|")[1])
+    ]
+    assert listed == list(COLUMN_DOCS)
