@@ -135,3 +135,13 @@ def test_analysis_docs_list_exactly_the_prediction_columns():
         for name in re.findall(r"`(\w+)`", line.split("|")[1])
     ]
     assert listed == list(COLUMN_DOCS)
+
+
+def test_mdcath_docs_list_exactly_the_import_reasons():
+    """docs/mdcath.md's list of import report reasons is the importer's SKIP_REASONS."""
+    from voxelflex.datasets.mdcath import SKIP_REASONS
+
+    text = (ROOT / "docs" / "mdcath.md").read_text()
+    paragraph = text.split("Report reasons:")[1].split("\n\n")[0]
+    listed = re.findall(r"`(\w+)`", paragraph.split("(splits).")[0])
+    assert set(listed) == set(SKIP_REASONS)
