@@ -145,3 +145,15 @@ def test_mdcath_docs_list_exactly_the_import_reasons():
     paragraph = text.split("Report reasons:")[1].split("\n\n")[0]
     listed = re.findall(r"`(\w+)`", paragraph.split("(splits).")[0])
     assert set(listed) == set(SKIP_REASONS)
+
+
+def test_features_docs_table_is_the_feature_specs():
+    """docs/features.md's feature table gives each FeatureSpec's name, group, unit and
+    definition word for word (the sidecar's footer carries the same text)."""
+    from voxelflex.structure.features import FEATURES
+
+    text = (ROOT / "docs" / "features.md").read_text()
+    table = text.split("| name | group | unit | definition |")[1].split("\n\n")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    documented = [(r[0].strip("`"), r[1].strip("`"), r[2], r[3]) for r in rows]
+    assert documented == [(f.name, f.group, f.unit, f.definition) for f in FEATURES]
