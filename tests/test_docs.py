@@ -157,3 +157,15 @@ def test_features_docs_table_is_the_feature_specs():
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
     documented = [(r[0].strip("`"), r[1].strip("`"), r[2], r[3]) for r in rows]
     assert documented == [(f.name, f.group, f.unit, f.definition) for f in FEATURES]
+
+
+def test_training_docs_parameter_counts_are_the_models():
+    """docs/training.md's throughput table states each architecture × preset's parameter count."""
+    from voxelflex.models import ModelSpec, build_model, parameter_counts
+
+    text = (ROOT / "docs" / "training.md").read_text()
+    table = text.split("| model | preset | parameters |")[1].split("\n\n")[0]
+    for line in table.splitlines()[2:]:
+        name, preset, count = (c.strip() for c in line.strip("|").split("|")[:3])
+        model = build_model(ModelSpec(name, preset, "film"), temperature_range=(320.0, 450.0))
+        assert parameter_counts(model)["total"] == int(count.replace(",", "")), (name, preset)
