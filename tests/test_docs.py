@@ -169,3 +169,21 @@ def test_training_docs_parameter_counts_are_the_models():
         name, preset, count = (c.strip() for c in line.strip("|").split("|")[:3])
         model = build_model(ModelSpec(name, preset, "film"), temperature_range=(320.0, 450.0))
         assert parameter_counts(model)["total"] == int(count.replace(",", "")), (name, preset)
+
+
+def test_structures_docs_public_api_signatures_name_every_parameter():
+    """Each signature in docs/structures.md's "Public API" table names every parameter of the
+    function voxelflex.structure exports under that name."""
+    import inspect
+
+    import voxelflex.structure as structure
+
+    text = (ROOT / "docs" / "structures.md").read_text()
+    table = text.split("## Public API")[1].split("\n\n")[1]
+    for line in table.splitlines()[2:]:
+        for sig in re.findall(r"`(\w+\([^`]*\))", line.split("|")[1]):
+            name, documented = re.match(r"(\w+)\((.*)\)", sig.split(" -> ")[0]).groups()
+            names = [p.split("=")[0].strip() for p in documented.split(",")]
+            names = [n for n in names if n and n != "*"]
+            actual = list(inspect.signature(getattr(structure, name)).parameters)
+            assert names == actual, (name, names, actual)
