@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -254,6 +256,15 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert on_disk["permutation_importance"] == {"skipped": "not requested"}
     text = format_summary(on_disk)
     assert "model" in text and "320 K" in text and "350 K" in text
+    # docs/analysis.md's "Contents of the JSON" names every top-level key, and only those
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "analysis.md").read_text()
+    table = docs.split("Contents of the JSON:")[1].split("\n\n")[1]
+    documented = {
+        key
+        for line in table.splitlines()[2:]
+        for key in re.findall(r"`(\w+)[.`]", line.split("|")[1])
+    }
+    assert set(on_disk) == documented
 
 
 def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predictions(tmp_path):

@@ -28,7 +28,18 @@ def _finite(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pearson(y: np.ndarray, p: np.ndarray) -> float:
-    """Pearson correlation of truth ``y`` and prediction ``p``."""
+    """Pearson correlation of truth ``y`` and prediction ``p``.
+
+    Parameters
+    ----------
+    y, p : numpy.ndarray, float, shape (N,)
+        Truth and prediction in one unit; rows where either is not finite are ignored.
+
+    Returns
+    -------
+    float
+        r, NaN with fewer than 2 finite rows or a constant ``y`` or ``p``.
+    """
     y, p = _finite(y, p)
     if len(y) < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
         # constant input: rounding in the mean would otherwise give a meaningless tiny r
@@ -39,7 +50,16 @@ def pearson(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def rank(x: np.ndarray) -> np.ndarray:
-    """Ranks starting at 1, ties get their average rank (as scipy.stats.rankdata)."""
+    """Ranks starting at 1, ties get their average rank (as scipy.stats.rankdata).
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (N,)
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N,)
+    """
     x = np.asarray(x)
     order = np.argsort(x, kind="mergesort")
     sorted_x = x[order]
@@ -54,7 +74,13 @@ def rank(x: np.ndarray) -> np.ndarray:
 
 
 def spearman(y: np.ndarray, p: np.ndarray) -> float:
-    """Spearman rank correlation."""
+    """Spearman rank correlation: :func:`pearson` of the ranks of the finite rows.
+
+    Parameters
+    ----------
+    y, p : numpy.ndarray, float, shape (N,)
+        Truth and prediction; rows where either is not finite are ignored.
+    """
     y, p = _finite(y, p)
     if len(y) < 2:
         return float("nan")
@@ -108,7 +134,15 @@ def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def grouped_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> dict[str, dict]:
-    """:func:`regression_metrics` for each distinct value of ``groups`` (keys as strings)."""
+    """:func:`regression_metrics` for each distinct value of ``groups`` (keys as strings).
+
+    Parameters
+    ----------
+    y, p : numpy.ndarray, float, shape (N,)
+        Truth and prediction, in the RMSF unit.
+    groups : numpy.ndarray, shape (N,)
+        Group of each row (any values ``np.unique`` sorts).
+    """
     groups = np.asarray(groups)
     out = {}
     for g in np.unique(groups):
