@@ -87,6 +87,12 @@ def test_resolved_yaml_round_trips(tmp_path):
         ("train.progress=maybe", "'train.progress'"),
         ("model.dropout=1.5", "'model.dropout'"),
         ("run_name=a/b", "'run_name'"),
+        # torch seeds with an unsigned 64-bit integer: these failed as traces once training
+        # (or permutation importance) started
+        ("loader.seed=-1", r"'loader.seed': got -1, expected an integer >= 0 and < 2\*\*64"),
+        ("loader.seed=18446744073709551616", "'loader.seed'"),
+        ("evaluate.seed=-1", "'evaluate.seed'"),
+        ("evaluate.seed=18446744073709551616", "'evaluate.seed'"),
         ("train", "key.sub=value"),
     ],
 )

@@ -69,6 +69,15 @@ def _require(ok: bool, key: str, value: object, allowed: str) -> None:
         raise ConfigError(f"config key '{key}': got {value!r}, expected {allowed}")
 
 
+# torch seeds its generators with an unsigned 64-bit integer (numpy's plan takes any integer
+# >= 0): a seed outside this range failed only once training or importance started.
+_SEED_RANGE = "an integer >= 0 and < 2**64"
+
+
+def _require_seed(seed: int, key: str) -> None:
+    _require(0 <= seed < 2**64, key, seed, _SEED_RANGE)
+
+
 @dataclass(frozen=True)
 class Choice:
     """Marks a ``str`` key whose allowed values are a registry's names or a constant tuple.
@@ -143,6 +152,7 @@ class LoaderConfig:
             self.mix_buffer_residues,
             "an integer >= 1",
         )
+        _require_seed(self.seed, "loader.seed")
 
 
 @dataclass(frozen=True)
@@ -273,6 +283,7 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         _require(self.shuffles >= 1, "evaluate.shuffles", self.shuffles, "an integer >= 1")
+        _require_seed(self.seed, "evaluate.seed")
         bins = self.accessibility_bins
         _require(
             len(bins) >= 2 and all(a < b for a, b in itertools.pairwise(bins)),
