@@ -80,6 +80,29 @@ def test_help_shows_defaults_of_the_flags_that_set_config_keys():
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "required"),
+    [(("train",), ()), (("predict",), ("-c", "x.pt")), (("evaluate",), ("-p", "x")),
+     (("index", "build"), ())],
+)  # fmt: skip
+def test_help_names_the_config_key_of_every_flag(command, required, monkeypatch):
+    """README and docs/training.md: `--help` names the key each flag sets."""
+    import voxelflex.cli.options as options
+
+    keys = []
+
+    def capture(config, sets, flags):
+        keys.extend(flags)
+        raise typer.Exit(0)
+
+    for module in ("analysis", "index", "train"):
+        monkeypatch.setattr(f"voxelflex.cli.{module}.build_config", capture)
+    assert options.build_config is not capture  # only the commands' references are replaced
+    assert _invoke(*command, *required).exit_code == 0 and keys
+    text = " ".join(_invoke(*command, "--help").output.split())
+    assert [k for k in keys if not re.search(rf"[(; ]{re.escape(k)}[);]", text)] == []
+
+
 def test_aliases_are_listed_after_the_main_commands():
     text = _invoke("--help").output
     commands, aliases = text.split("Aliases:")

@@ -40,7 +40,10 @@ def build(
     ] = None,
     rmsf_unit: Annotated[
         RmsfUnit | None,
-        typer.Option("--rmsf-unit", help="Unit of target_rmsf; required with an RMSF CSV."),
+        typer.Option(
+            "--rmsf-unit",
+            help="Unit of target_rmsf; required with an RMSF CSV (data.rmsf_unit).",
+        ),
     ] = None,
     train: Annotated[
         Path | None,
@@ -63,7 +66,8 @@ def build(
     features: Annotated[
         Path | None,
         typer.Option(
-            "--features", help="Structure-feature sidecar to join (`voxelflex features`)."
+            "--features",
+            help="Structure-feature sidecar to join, from `voxelflex features` (data.features).",
         ),
     ] = None,
     deep: Annotated[
