@@ -13,6 +13,7 @@ import yaml
 from voxelflex.config import Config, choices, config_to_yaml, load_config, parse_config_yaml
 from voxelflex.errors import ConfigError
 from voxelflex.logs import setup_logging
+from voxelflex.migrate import migrate_file
 
 
 def test_defaults_load_and_cover_every_key():
@@ -179,3 +180,14 @@ def test_a_leading_zero_integer_in_a_config_file_is_refused_not_read_as_octal(tm
     path.write_text("train:\n  epochs: 10\n")
     assert load_config(path).train.epochs == 10
     assert load_config(None, ["train.epochs=010"]).train.epochs == 10  # --set: decimal
+
+
+def test_a_config_file_that_is_not_text_is_an_error_naming_it(tmp_path):
+    # e.g. --config given the voxel file: a UnicodeDecodeError traceback before
+    path = tmp_path / "voxels.hdf5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n\xff\x00")
+    for read in (load_config, lambda p: migrate_file(p, None, rmsf_unit=None, overwrite=False)):
+        with pytest.raises(ConfigError, match=rf"config file {path} is not UTF-8 text \(byte 0x89"):
+            read(path)
+    path.write_bytes("\ufefftrain:\n  epochs: 3  # Å\n".encode())  # a BOM, non-ASCII comment
+    assert load_config(path).train.epochs == 3

@@ -47,6 +47,7 @@ __all__ = [
     "default_value",
     "load_config",
     "parse_config_yaml",
+    "read_config_yaml",
 ]
 
 
@@ -698,11 +699,28 @@ def parse_config_yaml(text: str, path: str | Path) -> Any:
         raise ConfigError(f"config file {path}: {exc}") from exc
 
 
-def _read_yaml(path: Path) -> Any:
+def read_config_yaml(path: Path) -> Any:
+    """Read and parse a config file with :func:`parse_config_yaml`.
+
+    Read as UTF-8 whatever the locale (a leading byte-order mark is skipped).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not UTF-8 text (e.g. ``--config`` given a voxel file), or
+        :func:`parse_config_yaml` refuses it; naming ``path``.
+    """
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+            f"{exc.start}); give a YAML config file, e.g. a run's config.yaml"
+        ) from None
     return parse_config_yaml(text, path)
 
 
@@ -744,7 +762,9 @@ def load_config(
     )
     if path is not None:
         path = Path(path).expanduser().resolve()
-        _merge(merged, _read_yaml(path), origin=str(path), base_dir=path.parent, origins=origins)
+        _merge(
+            merged, read_config_yaml(path), origin=str(path), base_dir=path.parent, origins=origins
+        )
     items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override, overrides)
     for key, value in items:
         _merge(merged, _nest(key, value), origin=f"override {key}", base_dir=cwd, origins=origins)
