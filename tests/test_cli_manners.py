@@ -152,6 +152,22 @@ def test_a_missing_checkpoint_lists_what_the_models_folder_holds(run, demo_index
     assert result.exit_code == 2 and "nor does the folder" in result.output
 
 
+def test_a_config_file_given_as_the_checkpoint_points_to_config(run, demo_index, tmp_path):
+    # train's -c is --config, predict's and evaluate's is --checkpoint: a run's config.yaml
+    # there was called a file holding "Python objects a weights-only load refuses"
+    config = run / "config.yaml"
+    config.write_text("train:\n  epochs: 3\n")
+    for args in (
+        ("predict", "-c", config, "-i", demo_index),
+        ("evaluate", "-p", "p", "-c", config),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert f"{config} is a config file" in message and "--config" in message
+        assert "Python objects" not in message
+
+
 def test_config_show_prints_the_effective_configuration(tmp_path):
     result = _invoke("config", "show", "--set", "train.lr=5e-4", "--set", "model.preset=tiny")
     assert result.exit_code == 0, result.output

@@ -155,6 +155,7 @@ def predict(
     from voxelflex.errors import ConfigError
     from voxelflex.inputs.splits import read_split_file
 
+    _refuse_config_as_checkpoint(checkpoint)
     cfg = build_config(
         config,
         set_,
@@ -253,6 +254,18 @@ def predict(
         )
 
 
+def _refuse_config_as_checkpoint(checkpoint: Path | None) -> None:
+    """Refuse a config file given as ``-c``: ``train -c`` takes the config, ``predict -c`` and
+    ``evaluate -c`` the checkpoint, and torch's error on a YAML file named neither."""
+    from voxelflex.errors import ConfigError
+
+    if checkpoint is not None and checkpoint.suffix.lower() in (".yaml", ".yml"):
+        raise ConfigError(
+            f"--checkpoint/-c {checkpoint} is a config file; -c here takes the trained model "
+            "(<run>/models/best.pt): pass a config with --config"
+        )
+
+
 def _refuse_unused(owner: str, given: dict[str, bool]) -> None:
     """Refuse options that only ``owner`` (``--index`` or ``--structure``) uses: silently
     ignored, they would look applied."""
@@ -331,6 +344,7 @@ def evaluate(
     from voxelflex.analysis.evaluate import evaluate as run_evaluate
     from voxelflex.analysis.evaluate import format_summary
 
+    _refuse_config_as_checkpoint(checkpoint)
     cfg = build_config(
         config,
         set_,
