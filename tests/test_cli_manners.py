@@ -168,6 +168,30 @@ def test_a_config_file_given_as_the_checkpoint_points_to_config(run, demo_index,
         assert "Python objects" not in message
 
 
+def test_every_local_path_option_refuses_a_url_naming_the_option():
+    # a Path folded https://host/x into a local https:/host/x, then reported it missing
+    unguarded = [
+        (" ".join(path), param.name)
+        for path, cmd in _commands()
+        for param in cmd.params
+        if "Path" in str(param.type_descriptor.annotation)
+        and param.type_descriptor.parameter_info.parser is None
+    ]
+    assert unguarded == []
+    url = "https://example.org/data/voxels.hdf5"
+    for args in (
+        ("train", "--voxel-file", url),
+        ("shards", "build", "--index", url, "-o", "shards"),
+        ("config", "show", "--config", url),
+        ("voxelize", url, "-o", "v.hdf5"),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert f"{url} is a URL, but this option takes a local path" in message, message
+        assert "https:/example.org" not in message
+
+
 def test_config_show_prints_the_effective_configuration(tmp_path):
     result = _invoke("config", "show", "--set", "train.lr=5e-4", "--set", "model.preset=tiny")
     assert result.exit_code == 0, result.output

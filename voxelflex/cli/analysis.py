@@ -24,6 +24,7 @@ from voxelflex.cli.options import (
     WorkersOption,
     build_config,
     console_logging,
+    input_option,
     output_option,
     reports_here,
     with_default,
@@ -53,7 +54,7 @@ ResiduesOption = Annotated[
 
 def predict(
     checkpoint: Annotated[
-        Path, typer.Option("--checkpoint", "-c", help="Trained model (best.pt).")
+        Path, input_option("--checkpoint", "-c", help="Trained model (best.pt).")
     ],
     index: Annotated[
         str | None,
@@ -63,7 +64,7 @@ def predict(
     ] = None,
     structure: Annotated[
         list[Path] | None,
-        typer.Option(
+        input_option(
             "--structure",
             help="PDB/mmCIF file or folder to predict on directly (repeatable; voxelized in "
             "memory, no HDF5 written).",
@@ -103,7 +104,7 @@ def predict(
         typer.Option("--domain", "-d", help="Domain key or CSV id to predict (repeatable)."),
     ] = None,
     domains_file: Annotated[
-        Path | None, typer.Option(help="File of domain ids, one a line ('#' comments).")
+        Path | None, input_option(help="File of domain ids, one a line ('#' comments).")
     ] = None,
     temperature: Annotated[
         list[str] | None,
@@ -282,14 +283,14 @@ def _refuse_unused(owner: str, given: dict[str, bool]) -> None:
 
 def evaluate(
     predictions: Annotated[
-        Path, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
+        Path, input_option("--predictions", "-p", help="Output of `voxelflex predict`.")
     ],
     index: Annotated[
         str | None,
         typer.Option("--index", "-i", help="Index, path or URL (default: the predictions')."),
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the predictions').")
+        Path | None, input_option("--checkpoint", "-c", help="Model (default: the predictions').")
     ] = None,
     output: Annotated[
         Path | None,
@@ -375,7 +376,7 @@ def evaluate(
 def plot(
     run_dir: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             "--run-dir",
             "-r",
             help="Training run folder: finds training_history.json, metrics/predictions_<split> "
@@ -384,12 +385,12 @@ def plot(
         ),
     ] = None,
     predictions: Annotated[
-        Path | None, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
+        Path | None, input_option("--predictions", "-p", help="Output of `voxelflex predict`.")
     ] = None,
-    history: Annotated[Path | None, typer.Option(help="training_history.json")] = None,
+    history: Annotated[Path | None, input_option(help="training_history.json")] = None,
     metrics: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             help="evaluation_metrics_<split>.json of the predictions' split (adds baselines; "
             "another split's is refused)."
         ),
