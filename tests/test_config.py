@@ -191,3 +191,14 @@ def test_a_config_file_that_is_not_text_is_an_error_naming_it(tmp_path):
             read(path)
     path.write_bytes("\ufefftrain:\n  epochs: 3  # Å\n".encode())  # a BOM, non-ASCII comment
     assert load_config(path).train.epochs == 3
+
+
+def test_an_empty_path_is_an_error_not_the_folder_itself(tmp_path):
+    # `--set data.test_split=` (meant: none) named the working folder, `index: ""` the config's
+    path = tmp_path / "c.yaml"
+    path.write_text('data:\n  index: ""\n')
+    with pytest.raises(ConfigError, match=rf"config key 'data.index' in {path}: an empty path"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"'data.test_split' in override .*write null"):
+        load_config(None, ["data.test_split="])
+    assert load_config(None, ["data.test_split=null"]).data.test_split is None

@@ -572,6 +572,12 @@ def _merge(
         else:
             if _split_optional(tp)[0] is Path:
                 refuse_url(value, f"config key '{key}' in {origin}", ConfigError)
+            if _is_path(tp) and isinstance(value, str) and not value.strip():
+                # it would resolve to base_dir itself, e.g. a split file that is a folder
+                raise ConfigError(
+                    f"config key '{key}' in {origin}: an empty path; write null to leave it "
+                    "unset (or '.' for the folder itself)"
+                )
             if _is_path(tp) and isinstance(value, str | Path) and not is_url(value):
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value
