@@ -202,3 +202,15 @@ def test_an_empty_path_is_an_error_not_the_folder_itself(tmp_path):
     with pytest.raises(ConfigError, match=r"'data.test_split' in override .*write null"):
         load_config(None, ["data.test_split="])
     assert load_config(None, ["data.test_split=null"]).data.test_split is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("run_name: no\n", "run_name"), ("train:\n  scheduler: off\n", "train.scheduler")],
+)
+def test_a_yaml_boolean_for_a_text_key_says_to_quote_it(tmp_path, text, key):
+    # YAML 1.1 reads unquoted no/off/yes/on as booleans: "got False" alone puzzled
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"'{key}': got False, .*quote the word"):
+        load_config(path)

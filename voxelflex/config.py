@@ -397,6 +397,17 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     if value is None:
         _require(optional, key, value, f"a value of type {_describe(inner)}")
         return None
+    if isinstance(value, bool) and inner not in (bool, int, float):
+        # YAML 1.1 reads an unquoted no/off/yes/on as a boolean (`run_name: no`); the word
+        # written is gone, so the message cannot quote it
+        expected = {str: "a string", Path: "a path"}.get(inner) or _describe(inner)
+        _require(
+            False,
+            key,
+            value,
+            f"{expected}; YAML reads an unquoted yes/no/on/off/true/false as a boolean: quote "
+            "the word (e.g. 'no')",
+        )
     if _url_ok(inner):
         _require(isinstance(value, str | Path), key, value, "a path or a URL")
         return value if is_url(value) else Path(value)
