@@ -80,6 +80,29 @@ def test_help_shows_defaults_of_the_flags_that_set_config_keys():
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "required"),
+    [(("train",), ()), (("predict",), ("-c", "x.pt")), (("evaluate",), ("-p", "x")),
+     (("index", "build"), ())],
+)  # fmt: skip
+def test_help_names_the_config_key_of_every_flag(command, required, monkeypatch):
+    """README and docs/training.md: `--help` names the key each flag sets."""
+    import voxelflex.cli.options as options
+
+    keys = []
+
+    def capture(config, sets, flags):
+        keys.extend(flags)
+        raise typer.Exit(0)
+
+    for module in ("analysis", "index", "train"):
+        monkeypatch.setattr(f"voxelflex.cli.{module}.build_config", capture)
+    assert options.build_config is not capture  # only the commands' references are replaced
+    assert _invoke(*command, *required).exit_code == 0 and keys
+    text = " ".join(_invoke(*command, "--help").output.split())
+    assert [k for k in keys if not re.search(rf"[(; ]{re.escape(k)}[);]", text)] == []
+
+
 def test_aliases_are_listed_after_the_main_commands():
     text = _invoke("--help").output
     commands, aliases = text.split("Aliases:")
@@ -127,6 +150,46 @@ def test_a_missing_checkpoint_lists_what_the_models_folder_holds(run, demo_index
     assert result.exit_code == 2 and "models holds: latest.pt" in " ".join(result.output.split())
     result = _invoke("predict", "-c", run / "nowhere" / "best.pt", "-i", demo_index)
     assert result.exit_code == 2 and "nor does the folder" in result.output
+
+
+def test_a_config_file_given_as_the_checkpoint_points_to_config(run, demo_index, tmp_path):
+    # train's -c is --config, predict's and evaluate's is --checkpoint: a run's config.yaml
+    # there was called a file holding "Python objects a weights-only load refuses"
+    config = run / "config.yaml"
+    config.write_text("train:\n  epochs: 3\n")
+    for args in (
+        ("predict", "-c", config, "-i", demo_index),
+        ("evaluate", "-p", "p", "-c", config),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert f"{config} is a config file" in message and "--config" in message
+        assert "Python objects" not in message
+
+
+def test_every_local_path_option_refuses_a_url_naming_the_option():
+    # a Path folded https://host/x into a local https:/host/x, then reported it missing
+    unguarded = [
+        (" ".join(path), param.name)
+        for path, cmd in _commands()
+        for param in cmd.params
+        if "Path" in str(param.type_descriptor.annotation)
+        and param.type_descriptor.parameter_info.parser is None
+    ]
+    assert unguarded == []
+    url = "https://example.org/data/voxels.hdf5"
+    for args in (
+        ("train", "--voxel-file", url),
+        ("shards", "build", "--index", url, "-o", "shards"),
+        ("config", "show", "--config", url),
+        ("voxelize", url, "-o", "v.hdf5"),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert f"{url} is a URL, but this option takes a local path" in message, message
+        assert "https:/example.org" not in message
 
 
 def test_config_show_prints_the_effective_configuration(tmp_path):

@@ -13,6 +13,7 @@ import yaml
 from voxelflex.config import Config, choices, config_to_yaml, load_config, parse_config_yaml
 from voxelflex.errors import ConfigError
 from voxelflex.logs import setup_logging
+from voxelflex.migrate import migrate_file
 
 
 def test_defaults_load_and_cover_every_key():
@@ -87,6 +88,12 @@ def test_resolved_yaml_round_trips(tmp_path):
         ("train.progress=maybe", "'train.progress'"),
         ("model.dropout=1.5", "'model.dropout'"),
         ("run_name=a/b", "'run_name'"),
+        # torch seeds with an unsigned 64-bit integer: these failed as traces once training
+        # (or permutation importance) started
+        ("loader.seed=-1", r"'loader.seed': got -1, expected an integer >= 0 and < 2\*\*64"),
+        ("loader.seed=18446744073709551616", "'loader.seed'"),
+        ("evaluate.seed=-1", "'evaluate.seed'"),
+        ("evaluate.seed=18446744073709551616", "'evaluate.seed'"),
         ("train", "key.sub=value"),
     ],
 )
@@ -173,3 +180,37 @@ def test_a_leading_zero_integer_in_a_config_file_is_refused_not_read_as_octal(tm
     path.write_text("train:\n  epochs: 10\n")
     assert load_config(path).train.epochs == 10
     assert load_config(None, ["train.epochs=010"]).train.epochs == 10  # --set: decimal
+
+
+def test_a_config_file_that_is_not_text_is_an_error_naming_it(tmp_path):
+    # e.g. --config given the voxel file: a UnicodeDecodeError traceback before
+    path = tmp_path / "voxels.hdf5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n\xff\x00")
+    for read in (load_config, lambda p: migrate_file(p, None, rmsf_unit=None, overwrite=False)):
+        with pytest.raises(ConfigError, match=rf"config file {path} is not UTF-8 text \(byte 0x89"):
+            read(path)
+    path.write_bytes("\ufefftrain:\n  epochs: 3  # Å\n".encode())  # a BOM, non-ASCII comment
+    assert load_config(path).train.epochs == 3
+
+
+def test_an_empty_path_is_an_error_not_the_folder_itself(tmp_path):
+    # `--set data.test_split=` (meant: none) named the working folder, `index: ""` the config's
+    path = tmp_path / "c.yaml"
+    path.write_text('data:\n  index: ""\n')
+    with pytest.raises(ConfigError, match=rf"config key 'data.index' in {path}: an empty path"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"'data.test_split' in override .*write null"):
+        load_config(None, ["data.test_split="])
+    assert load_config(None, ["data.test_split=null"]).data.test_split is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("run_name: no\n", "run_name"), ("train:\n  scheduler: off\n", "train.scheduler")],
+)
+def test_a_yaml_boolean_for_a_text_key_says_to_quote_it(tmp_path, text, key):
+    # YAML 1.1 reads unquoted no/off/yes/on as booleans: "got False" alone puzzled
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"'{key}': got False, .*quote the word"):
+        load_config(path)

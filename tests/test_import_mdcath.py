@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from voxelflex.cli.main import app
+from voxelflex.config import load_config
 from voxelflex.datasets import ImportSettings, import_mdcath
 from voxelflex.datasets import importer as importer_module
 from voxelflex.datasets.charmm import rename_charmm
@@ -210,6 +211,20 @@ def test_angstrom_and_replica_subset(mdcath_dir, tmp_path):
     assert r["target_rmsf"] == pytest.approx(10 * 0.05 * 1.05, rel=1e-6) and r["n_replicas"] == 2
     assert report.rows == 36 + 35 + 36
     assert "rmsf_unit: angstrom" in (tmp_path / "a" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", ["set #1", "a: b"])
+def test_the_config_names_the_dataset_files_whatever_the_folder_name(tmp_path, name):
+    # written unquoted, " #" began a YAML comment (voxel_file became the folder's parent) and
+    # ": " made the file unreadable
+    out = tmp_path / name
+    out.mkdir()
+    (out / "config.yaml").write_text(importer_module._config_yaml(out, "nm"))
+    data = load_config(out / "config.yaml").data
+    assert (
+        data.voxel_file == out / "voxels.hdf5" and data.features == out / "voxels.features.parquet"
+    )
+    assert data.test_split == out / "splits" / "test.txt" and data.rmsf_unit == "nm"
 
 
 def test_one_file_reached_twice_is_one_input_and_a_copy_elsewhere_a_duplicate(mdcath_dir, tmp_path):

@@ -47,6 +47,7 @@ __all__ = [
     "default_value",
     "load_config",
     "parse_config_yaml",
+    "read_config_yaml",
 ]
 
 
@@ -67,6 +68,15 @@ EARLIER_SECTIONS = (
 def _require(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}': got {value!r}, expected {allowed}")
+
+
+# torch seeds its generators with an unsigned 64-bit integer (numpy's plan takes any integer
+# >= 0): a seed outside this range failed only once training or importance started.
+_SEED_RANGE = "an integer >= 0 and < 2**64"
+
+
+def _require_seed(seed: int, key: str) -> None:
+    _require(0 <= seed < 2**64, key, seed, _SEED_RANGE)
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,7 @@ class LoaderConfig:
             self.mix_buffer_residues,
             "an integer >= 1",
         )
+        _require_seed(self.seed, "loader.seed")
 
 
 @dataclass(frozen=True)
@@ -273,6 +284,7 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         _require(self.shuffles >= 1, "evaluate.shuffles", self.shuffles, "an integer >= 1")
+        _require_seed(self.seed, "evaluate.seed")
         bins = self.accessibility_bins
         _require(
             len(bins) >= 2 and all(a < b for a, b in itertools.pairwise(bins)),
@@ -385,6 +397,17 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     if value is None:
         _require(optional, key, value, f"a value of type {_describe(inner)}")
         return None
+    if isinstance(value, bool) and inner not in (bool, int, float):
+        # YAML 1.1 reads an unquoted no/off/yes/on as a boolean (`run_name: no`); the word
+        # written is gone, so the message cannot quote it
+        expected = {str: "a string", Path: "a path"}.get(inner) or _describe(inner)
+        _require(
+            False,
+            key,
+            value,
+            f"{expected}; YAML reads an unquoted yes/no/on/off/true/false as a boolean: quote "
+            "the word (e.g. 'no')",
+        )
     if _url_ok(inner):
         _require(isinstance(value, str | Path), key, value, "a path or a URL")
         return value if is_url(value) else Path(value)
@@ -560,6 +583,12 @@ def _merge(
         else:
             if _split_optional(tp)[0] is Path:
                 refuse_url(value, f"config key '{key}' in {origin}", ConfigError)
+            if _is_path(tp) and isinstance(value, str) and not value.strip():
+                # it would resolve to base_dir itself, e.g. a split file that is a folder
+                raise ConfigError(
+                    f"config key '{key}' in {origin}: an empty path; write null to leave it "
+                    "unset (or '.' for the folder itself)"
+                )
             if _is_path(tp) and isinstance(value, str | Path) and not is_url(value):
                 value = str((base_dir / Path(value).expanduser()).resolve())
             base[name] = value
@@ -687,11 +716,28 @@ def parse_config_yaml(text: str, path: str | Path) -> Any:
         raise ConfigError(f"config file {path}: {exc}") from exc
 
 
-def _read_yaml(path: Path) -> Any:
+def read_config_yaml(path: Path) -> Any:
+    """Read and parse a config file with :func:`parse_config_yaml`.
+
+    Read as UTF-8 whatever the locale (a leading byte-order mark is skipped).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not UTF-8 text (e.g. ``--config`` given a voxel file), or
+        :func:`parse_config_yaml` refuses it; naming ``path``.
+    """
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+            f"{exc.start}); give a YAML config file, e.g. a run's config.yaml"
+        ) from None
     return parse_config_yaml(text, path)
 
 
@@ -733,7 +779,9 @@ def load_config(
     )
     if path is not None:
         path = Path(path).expanduser().resolve()
-        _merge(merged, _read_yaml(path), origin=str(path), base_dir=path.parent, origins=origins)
+        _merge(
+            merged, read_config_yaml(path), origin=str(path), base_dir=path.parent, origins=origins
+        )
     items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override, overrides)
     for key, value in items:
         _merge(merged, _nest(key, value), origin=f"override {key}", base_dir=cwd, origins=origins)

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from voxelflex.atomic import atomic_path
-from voxelflex.config import EARLIER_SECTIONS, load_config, parse_config_yaml
+from voxelflex.config import EARLIER_SECTIONS, load_config, read_config_yaml
 from voxelflex.errors import ConfigError
 from voxelflex.paths import check_output, require_file
 from voxelflex.quantities import check_rmsf_unit
@@ -570,7 +570,7 @@ def migrate_file(
         The file is not YAML, already in this format, or holds a value no rule translates.
     """
     old_path = require_file(old_path, what="earlier config", error=ConfigError)
-    raw = parse_config_yaml(old_path.read_text(), old_path)
+    raw = read_config_yaml(old_path)
     if not is_earlier_config(raw):
         raise ConfigError(
             f"{old_path} has none of the earlier VoxelFlex's sections "

@@ -24,6 +24,7 @@ from voxelflex.cli.options import (
     WorkersOption,
     build_config,
     console_logging,
+    input_option,
     output_option,
     reports_here,
     with_default,
@@ -53,7 +54,7 @@ ResiduesOption = Annotated[
 
 def predict(
     checkpoint: Annotated[
-        Path, typer.Option("--checkpoint", "-c", help="Trained model (best.pt).")
+        Path, input_option("--checkpoint", "-c", help="Trained model (best.pt).")
     ],
     index: Annotated[
         str | None,
@@ -63,7 +64,7 @@ def predict(
     ] = None,
     structure: Annotated[
         list[Path] | None,
-        typer.Option(
+        input_option(
             "--structure",
             help="PDB/mmCIF file or folder to predict on directly (repeatable; voxelized in "
             "memory, no HDF5 written).",
@@ -103,7 +104,7 @@ def predict(
         typer.Option("--domain", "-d", help="Domain key or CSV id to predict (repeatable)."),
     ] = None,
     domains_file: Annotated[
-        Path | None, typer.Option(help="File of domain ids, one a line ('#' comments).")
+        Path | None, input_option(help="File of domain ids, one a line ('#' comments).")
     ] = None,
     temperature: Annotated[
         list[str] | None,
@@ -155,6 +156,7 @@ def predict(
     from voxelflex.errors import ConfigError
     from voxelflex.inputs.splits import read_split_file
 
+    _refuse_config_as_checkpoint(checkpoint)
     cfg = build_config(
         config,
         set_,
@@ -253,6 +255,18 @@ def predict(
         )
 
 
+def _refuse_config_as_checkpoint(checkpoint: Path | None) -> None:
+    """Refuse a config file given as ``-c``: ``train -c`` takes the config, ``predict -c`` and
+    ``evaluate -c`` the checkpoint, and torch's error on a YAML file named neither."""
+    from voxelflex.errors import ConfigError
+
+    if checkpoint is not None and checkpoint.suffix.lower() in (".yaml", ".yml"):
+        raise ConfigError(
+            f"--checkpoint/-c {checkpoint} is a config file; -c here takes the trained model "
+            "(<run>/models/best.pt): pass a config with --config"
+        )
+
+
 def _refuse_unused(owner: str, given: dict[str, bool]) -> None:
     """Refuse options that only ``owner`` (``--index`` or ``--structure``) uses: silently
     ignored, they would look applied."""
@@ -269,14 +283,14 @@ def _refuse_unused(owner: str, given: dict[str, bool]) -> None:
 
 def evaluate(
     predictions: Annotated[
-        Path, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
+        Path, input_option("--predictions", "-p", help="Output of `voxelflex predict`.")
     ],
     index: Annotated[
         str | None,
         typer.Option("--index", "-i", help="Index, path or URL (default: the predictions')."),
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the predictions').")
+        Path | None, input_option("--checkpoint", "-c", help="Model (default: the predictions').")
     ] = None,
     output: Annotated[
         Path | None,
@@ -331,6 +345,7 @@ def evaluate(
     from voxelflex.analysis.evaluate import evaluate as run_evaluate
     from voxelflex.analysis.evaluate import format_summary
 
+    _refuse_config_as_checkpoint(checkpoint)
     cfg = build_config(
         config,
         set_,
@@ -361,7 +376,7 @@ def evaluate(
 def plot(
     run_dir: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             "--run-dir",
             "-r",
             help="Training run folder: finds training_history.json, metrics/predictions_<split> "
@@ -370,12 +385,12 @@ def plot(
         ),
     ] = None,
     predictions: Annotated[
-        Path | None, typer.Option("--predictions", "-p", help="Output of `voxelflex predict`.")
+        Path | None, input_option("--predictions", "-p", help="Output of `voxelflex predict`.")
     ] = None,
-    history: Annotated[Path | None, typer.Option(help="training_history.json")] = None,
+    history: Annotated[Path | None, input_option(help="training_history.json")] = None,
     metrics: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             help="evaluation_metrics_<split>.json of the predictions' split (adds baselines; "
             "another split's is refused)."
         ),

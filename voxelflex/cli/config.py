@@ -14,6 +14,8 @@ from voxelflex.cli.options import (
     RmsfUnit,
     SetOption,
     build_config,
+    input_argument,
+    input_option,
     output_option,
 )
 
@@ -25,7 +27,7 @@ app = command_group("Show the effective configuration; migrate the earlier Voxel
 @app.command("show")
 def show(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config over the defaults.")
+        Path | None, input_option("--config", "-c", help="YAML config over the defaults.")
     ] = None,
     set_: SetOption = None,
 ) -> None:
@@ -45,7 +47,7 @@ def show(
 
 @app.command("migrate")
 def migrate(
-    old: Annotated[Path, typer.Argument(help="Config file of the earlier VoxelFlex.")],
+    old: Annotated[Path, input_argument(help="Config file of the earlier VoxelFlex.")],
     output: Annotated[
         Path | None,
         output_option(

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from voxelflex.cli.group import command_group
-from voxelflex.cli.options import OverwriteOption, RmsfUnit, console_logging, output_option
+from voxelflex.cli.options import (
+    OverwriteOption,
+    RmsfUnit,
+    console_logging,
+    input_argument,
+    input_option,
+    output_option,
+)
 
 __all__ = ["app"]
 
@@ -28,7 +35,7 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 def mdcath(
     inputs: Annotated[
         list[Path],
-        typer.Argument(
+        input_argument(
             metavar="DIR|FILE", help="mdcath_dataset_*.h5 files, or folders holding them."
         ),
     ],
@@ -49,16 +56,16 @@ def mdcath(
     seed: Annotated[int, typer.Option(help="Random split seed.")] = 0,
     superfamilies: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             help="CSV of domain_id,superfamily: the random split keeps each superfamily in one "
             "split (docs/mdcath.md)."
         ),
     ] = None,
     train_split: Annotated[
-        Path | None, typer.Option(help="Your train split file (instead of a random split).")
+        Path | None, input_option(help="Your train split file (instead of a random split).")
     ] = None,
-    val_split: Annotated[Path | None, typer.Option(help="Your val split file.")] = None,
-    test_split: Annotated[Path | None, typer.Option(help="Your test split file.")] = None,
+    val_split: Annotated[Path | None, input_option(help="Your val split file.")] = None,
+    test_split: Annotated[Path | None, input_option(help="Your test split file.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     overwrite: OverwriteOption = False,
 ) -> None:

@@ -15,6 +15,7 @@ from voxelflex.cli.options import (
     SetOption,
     build_config,
     console_logging,
+    input_option,
     output_option,
 )
 from voxelflex.errors import ConfigError
@@ -29,41 +30,45 @@ app = command_group("Build the sample index and query it with SQL (DuckDB).")
 @app.command("build")
 def build(
     voxel_file: Annotated[
-        Path | None, typer.Option("--voxel-file", help="aposteriori HDF5 (data.voxel_file).")
+        Path | None, input_option("--voxel-file", help="aposteriori HDF5 (data.voxel_file).")
     ] = None,
     output: Annotated[
         Path | None,
         output_option("--output", "-o", help="Index Parquet to write (data.index)."),
     ] = None,
     rmsf_csv: Annotated[
-        Path | None, typer.Option("--rmsf-csv", help="Aggregated RMSF CSV (data.rmsf_csv).")
+        Path | None, input_option("--rmsf-csv", help="Aggregated RMSF CSV (data.rmsf_csv).")
     ] = None,
     rmsf_unit: Annotated[
         RmsfUnit | None,
-        typer.Option("--rmsf-unit", help="Unit of target_rmsf; required with an RMSF CSV."),
+        typer.Option(
+            "--rmsf-unit",
+            help="Unit of target_rmsf; required with an RMSF CSV (data.rmsf_unit).",
+        ),
     ] = None,
     train: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             "--train-split", "--train", help="Train split file (data.train_split; alias --train)."
         ),
     ] = None,
     val: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             "--val-split", "--val", help="Validation split file (data.val_split; alias --val)."
         ),
     ] = None,
     test: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             "--test-split", "--test", help="Test split file (data.test_split; alias --test)."
         ),
     ] = None,
     features: Annotated[
         Path | None,
-        typer.Option(
-            "--features", help="Structure-feature sidecar to join (`voxelflex features`)."
+        input_option(
+            "--features",
+            help="Structure-feature sidecar to join, from `voxelflex features` (data.features).",
         ),
     ] = None,
     deep: Annotated[
@@ -73,7 +78,7 @@ def build(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     overwrite: OverwriteOption = False,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config; flags override it.")
+        Path | None, input_option("--config", "-c", help="YAML config; flags override it.")
     ] = None,
     overrides: SetOption = None,
 ) -> None:

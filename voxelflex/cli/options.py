@@ -37,6 +37,8 @@ __all__ = [
     "WorkersOption",
     "build_config",
     "console_logging",
+    "input_argument",
+    "input_option",
     "output_option",
     "reports_here",
     "with_default",
@@ -59,6 +61,30 @@ def _choice(name: str, key: str) -> type[StrEnum]:
     return StrEnum(name, [(value, value) for value in choices(key)])
 
 
+def _local_path(value: str) -> Path:
+    """A local path; a URL is refused (exit status 2, naming the option and the value): a Path
+    would fold ``http://host/x`` into a local folder ``http:/host/x``."""
+    refuse_url(value, "this option", typer.BadParameter)
+    return Path(value)
+
+
+def output_option(*names: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for an option naming an output: every one takes a local path only."""
+    return typer.Option(*names, parser=_local_path, metavar="<path>", **kwargs)
+
+
+def input_option(*names: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for an option naming a local input file or folder (inputs that may be
+    URLs, like ``--index``, are ``str`` options): a URL is refused naming the option, where it
+    was folded into a missing local path ``https:/host/x``."""
+    return typer.Option(*names, parser=_local_path, metavar="<path>", **kwargs)
+
+
+def input_argument(*default: Any, **kwargs: Any) -> Any:
+    """``typer.Argument`` counterpart of :func:`input_option`."""
+    return typer.Argument(*default, parser=_local_path, **kwargs)
+
+
 Source = _choice("Source", "loader.source")
 Architecture = _choice("Architecture", "model.name")
 Preset = _choice("Preset", "model.preset")
@@ -68,7 +94,7 @@ RmsfUnit = _choice("RmsfUnit", "data.rmsf_unit")
 Scheduler = _choice("Scheduler", "train.scheduler")
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML config (e.g. a run's config.yaml).")
+    Path | None, input_option("--config", help="YAML config (e.g. a run's config.yaml).")
 ]
 SetOption = Annotated[
     list[str] | None,
@@ -109,18 +135,6 @@ ProgressOption = Annotated[
         help=with_default("Progress bars (predict.progress).", "predict.progress"),
     ),
 ]
-
-
-def _local_path(value: str) -> Path:
-    """A local path; a URL is refused (exit status 2, naming the option and the value): a Path
-    would fold ``http://host/x`` into a local folder ``http:/host/x``."""
-    refuse_url(value, "this option", typer.BadParameter)
-    return Path(value)
-
-
-def output_option(*names: str, **kwargs: Any) -> Any:
-    """``typer.Option`` for an option naming an output: every one takes a local path only."""
-    return typer.Option(*names, parser=_local_path, metavar="<path>", **kwargs)
 
 
 def build_config(config: Path | None, sets: list[str] | None, flags: dict[str, Any]) -> Config:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from voxelflex.cli.group import command_group
-from voxelflex.cli.options import console_logging, output_option
+from voxelflex.cli.options import console_logging, input_option, output_option
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD
 from voxelflex.wording import counted
 
@@ -19,7 +19,7 @@ app = command_group("Bit-packed zstd WebDataset shards of the voxels (fast train
 
 @app.command("build")
 def build(
-    index: Annotated[Path, typer.Option("--index", help="Sample index (Parquet).")],
+    index: Annotated[Path, input_option("--index", help="Sample index (Parquet).")],
     output: Annotated[Path, output_option("--output", "-o", help="Shard folder to write.")],
     domains_per_shard: Annotated[
         int, typer.Option(help="Domains per tar file.", min=1)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voxelflex.cli.options import OverwriteOption, output_option
+from voxelflex.cli.options import OverwriteOption, input_argument, output_option
 from voxelflex.formats import ALTLOC_RULES, KEY_RULES
 
 __all__ = ["Altloc", "Keys", "features", "voxelize"]
@@ -18,7 +18,7 @@ Altloc = StrEnum("Altloc", [(a, a) for a in ALTLOC_RULES])
 
 StructuresArgument = Annotated[
     list[Path],
-    typer.Argument(
+    input_argument(
         metavar="STRUCTURE",
         help="Structure files (.pdb .ent .cif .mmcif, .gz too) or folders.",
     ),

@@ -24,6 +24,7 @@ from voxelflex.cli.options import (
     SourceOption,
     WorkersOption,
     build_config,
+    input_option,
     output_option,
     reports_here,
     with_default,
@@ -33,22 +34,33 @@ __all__ = ["train"]
 
 
 def train(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+    config: Annotated[Path | None, input_option("--config", "-c", help="YAML config.")] = None,
     set_: SetOption = None,
     index: Annotated[
         str | None,
         typer.Option(help="Sample index from `voxelflex index build`, a path or URL (data.index)."),
     ] = None,
     voxel_file: Annotated[
-        Path | None, typer.Option(help="Voxel HDF5, to build an index when --index is absent.")
+        Path | None,
+        input_option(
+            help="Voxel HDF5, to build an index when --index is absent (data.voxel_file)."
+        ),
     ] = None,
-    rmsf_csv: Annotated[Path | None, typer.Option(help="RMSF CSV (with --voxel-file).")] = None,
+    rmsf_csv: Annotated[
+        Path | None, input_option(help="RMSF CSV, with --voxel-file (data.rmsf_csv).")
+    ] = None,
     rmsf_unit: Annotated[
         RmsfUnit | None, typer.Option(help="Unit of the RMSF CSV (data.rmsf_unit).")
     ] = None,
-    train_split: Annotated[Path | None, typer.Option(help="Train domain ids file.")] = None,
-    val_split: Annotated[Path | None, typer.Option(help="Validation domain ids file.")] = None,
-    test_split: Annotated[Path | None, typer.Option(help="Test domain ids file.")] = None,
+    train_split: Annotated[
+        Path | None, input_option(help="Train domain ids file (data.train_split).")
+    ] = None,
+    val_split: Annotated[
+        Path | None, input_option(help="Validation domain ids file (data.val_split).")
+    ] = None,
+    test_split: Annotated[
+        Path | None, input_option(help="Test domain ids file (data.test_split).")
+    ] = None,
     source: SourceOption = None,
     shards_dir: ShardsDirOption = None,
     model: Annotated[
@@ -124,11 +136,11 @@ def train(
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from <run>/models/latest.pt.")
+        bool, typer.Option("--resume", help="Continue from <run>/models/latest.pt (train.resume).")
     ] = False,
     init_from: Annotated[
         Path | None,
-        typer.Option(
+        input_option(
             help="Start a new run from this checkpoint (fine-tuning; train.init_from): its "
             "model, weights, temperature scaling and target and feature standardisation, so "
             "it starts predicting what the checkpoint predicts; extrapolation is counted "
@@ -138,7 +150,8 @@ def train(
     overwrite: Annotated[
         bool,
         typer.Option(
-            "--overwrite", help="Start over in a run folder that holds a run (deletes it)."
+            "--overwrite",
+            help="Start over in a run folder that holds a run, deleting it (train.overwrite).",
         ),
     ] = False,
     workers: WorkersOption = None,

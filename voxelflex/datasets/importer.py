@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import yaml
 from tqdm import tqdm
 
 from voxelflex.atomic import atomic_write_csv, atomic_write_text
@@ -265,16 +266,15 @@ def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]],
 
 def _config_yaml(out: Path, unit: str) -> str:
     p = {k: (out / v).absolute() for k, v in OUTPUTS.items()}
+    data = {"voxel_file": str(p["voxel_file"]), "rmsf_csv": str(p["rmsf_csv"]), "rmsf_unit": unit}
+    data |= {f"{s}_split": str(p["splits"] / f"{s}.txt") for s in SPLIT_NAMES}
+    data["features"] = str(p["features"])
     return (
         "# The data of this mdCATH import; train with\n"
         f"#   voxelflex train -c {p['config']}\n"
         "# (the index is built on the first run). Model settings: docs/mdcath.md.\n"
-        "data:\n"
-        f"  voxel_file: {p['voxel_file']}\n"
-        f"  rmsf_csv: {p['rmsf_csv']}\n"
-        f"  rmsf_unit: {unit}\n"
-        + "".join(f"  {s}_split: {p['splits'] / f'{s}.txt'}\n" for s in SPLIT_NAMES)
-        + f"  features: {p['features']}\n"
+        # dumped, not formatted: a folder name with " #" or ": " is quoted, not misread
+        + yaml.safe_dump({"data": data}, sort_keys=False)
     )
 
 
