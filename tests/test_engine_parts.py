@@ -133,6 +133,14 @@ def test_overwrite_deletes_what_was_made_from_the_earlier_model(tmp_path, caplog
     assert not any(p.exists() for p in made)
     assert (metrics / "notes.txt").read_text() == "mine"
     assert "predictions_test.parquet" in caplog.text and "visualizations" in caplog.text
+    # an input among the files --overwrite deletes is refused, nothing deleted
+    kept = policy.run_dir / "visualizations" / "pred_vs_true_data.csv"
+    kept.parent.mkdir()
+    kept.write_text("x")
+    with pytest.raises(ConfigError, match=r"data.rmsf_csv .* is in .*visualizations"):
+        policy.claim(overwrite=True, inputs={"data.rmsf_csv": kept, "data.index": None})
+    assert kept.exists()
+    shutil.rmtree(kept.parent)
     # predictions alone (no checkpoint) are an earlier run's outputs too: refused
     (metrics / "predictions_test.parquet").write_text("x")
     with pytest.raises(ConfigError, match="already holds a run"):

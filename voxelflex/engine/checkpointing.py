@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from voxelflex.errors import ConfigError
+from voxelflex.paths import same_file
 
 __all__ = ["HISTORY_FILE", "CheckpointPolicy"]
 
@@ -85,18 +88,31 @@ class CheckpointPolicy:
         plots = self.run_dir / "visualizations"
         return [*sorted(found), *([plots] if plots.is_dir() else [])]
 
-    def claim(self, *, overwrite: bool) -> None:
+    def claim(
+        self,
+        *,
+        overwrite: bool,
+        inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    ) -> None:
         """Refuse a run folder that already holds a run, or clear it when ``overwrite``.
 
         A run is its checkpoints and history, and also what was made from its model
         (:meth:`derived_outputs`): with ``overwrite`` those are deleted too, so no later command
         shows an earlier model's predictions, metrics or plots as the new model's.
 
+        Parameters
+        ----------
+        overwrite : bool
+            Delete the earlier run's files.
+        inputs : mapping of config key -> path, optional
+            The run's inputs (``train.init_from``, ``data.index``, ...); None values are
+            ignored. One among the files ``overwrite`` deletes is refused, nothing deleted.
+
         Raises
         ------
         ConfigError
             Naming the folder and the ways on (``--resume``, another ``--run-name``,
-            ``--overwrite``).
+            ``--overwrite``), or the input that ``overwrite`` would delete.
         """
         outputs = [*sorted(self.models_dir.glob("*.pt"))]
         if self.history.is_file():
@@ -111,6 +127,18 @@ class CheckpointPolicy:
                 "--run-name, or pass --overwrite to start over (its checkpoints, history, and "
                 "the predictions, metrics and plots made from its model are deleted)"
             )
+        # --init-from RUN/models/best.pt into the same RUN: deleted before it was loaded
+        for key, source in (inputs or {}).items():
+            if source is None:
+                continue
+            for path in outputs:
+                inside = path.is_dir() and any(same_file(path, q) for q in Path(source).parents)
+                if inside or same_file(path, source):
+                    raise ConfigError(
+                        f"{key} {source} is {'in ' if inside else ''}{path}, which --overwrite "
+                        f"deletes with the earlier run in {self.run_dir}: copy it out of that "
+                        "folder and give the copy, or choose another --run-name"
+                    )
         log.warning(
             "--overwrite: deleting the earlier run's checkpoints, history, predictions, metrics "
             "and plots: %s",

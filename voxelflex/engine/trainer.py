@@ -148,7 +148,11 @@ class _Trainer:
         )
         trunk_arguments(config_model_spec(config))  # a bad one fails before any data work
         if not tc.resume:
-            dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite))
+            inputs = {"train.init_from": tc.init_from}
+            for key in ("index", "voxel_file", "rmsf_csv", "features", "shards_dir",
+                        "train_split", "val_split", "test_split"):  # fmt: skip
+                inputs[f"data.{key}"] = getattr(config.data, key)
+            dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite, inputs=inputs))
         self.device = dist.device
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
         self.autocast = autocast_dtype(tc.precision, self.device)
