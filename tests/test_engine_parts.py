@@ -20,7 +20,7 @@ from voxelflex.engine.interrupt import GracefulInterrupt
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.tracker import BestTracker
-from voxelflex.errors import ConfigError, TrainingError
+from voxelflex.errors import CheckpointError, ConfigError, TrainingError
 from voxelflex.index import build_index
 from voxelflex.inputs.splits import read_split_file
 from voxelflex.models import ModelSpec
@@ -145,6 +145,22 @@ def test_overwrite_deletes_what_was_made_from_the_earlier_model(tmp_path, caplog
     (metrics / "predictions_test.parquet").write_text("x")
     with pytest.raises(ConfigError, match="already holds a run"):
         policy.claim(overwrite=False)
+
+
+def test_a_run_killed_before_its_first_latest_pt_is_not_sent_to_resume(demo_index, tmp_path):
+    """Killed between best.pt and latest.pt of epoch 1: the run said "pass --resume", and
+    --resume said "start without --resume", each sending the user to the other."""
+    policy = CheckpointPolicy(tmp_path / "run")
+    policy.models_dir.mkdir(parents=True)
+    policy.best.write_bytes(b"epoch 1")
+    with pytest.raises(ConfigError, match=r"no models/latest.pt to continue.*--overwrite") as err:
+        policy.claim(overwrite=False)
+    assert "pass --resume" not in str(err.value)
+    overrides = [f"data.index={demo_index}", f"output_dir={tmp_path}", "run_name=run"]
+    overrides += ["train.resume=true", "model.preset=tiny", "loader.num_workers=0"]
+    with pytest.raises(CheckpointError, match=r"latest.pt does not exist.*best.pt.*--overwrite"):
+        train(load_config(None, overrides))
+    assert policy.best.read_bytes() == b"epoch 1"
 
 
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():

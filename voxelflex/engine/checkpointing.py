@@ -121,11 +121,18 @@ class CheckpointPolicy:
         if not outputs:
             return
         if not overwrite:
+            # killed in epoch 1 between best.pt and latest.pt: --resume has nothing to go on
+            resume = (
+                "pass --resume to continue it"
+                if self.latest.is_file()
+                else f"it has no models/{self.latest.name} to continue from (it stopped before "
+                "its first epoch was saved), so"
+            )
             raise ConfigError(
                 f"run folder {self.run_dir} already holds a run ({outputs[0].name}, "
-                f"{len(outputs)} files); pass --resume to continue it, choose another "
-                "--run-name, or pass --overwrite to start over (its checkpoints, history, and "
-                "the predictions, metrics and plots made from its model are deleted)"
+                f"{len(outputs)} files); {resume} choose another --run-name, or pass "
+                "--overwrite to start over (its checkpoints, history, and the predictions, "
+                "metrics and plots made from its model are deleted)"
             )
         # --init-from RUN/models/best.pt into the same RUN: deleted before it was loaded
         for key, source in (inputs or {}).items():

@@ -313,6 +313,13 @@ class _Trainer:
     def _load_latest(self) -> Checkpoint:
         path = self.files.latest
         if not path.is_file():
+            others = sorted(p.name for p in self.files.models_dir.glob("*.pt"))
+            if others:  # killed in epoch 1 between best.pt and latest.pt: nothing to resume
+                raise CheckpointError(
+                    f"--resume: {path} does not exist (the run stopped before its first epoch "
+                    f"was saved; models holds {', '.join(others)}): start it over with "
+                    "--overwrite instead of --resume, or choose another --run-name"
+                )
             raise CheckpointError(
                 f"--resume: {path} does not exist; start without --resume or pick the run with "
                 "--output-dir/--run-name"
