@@ -521,3 +521,26 @@ def test_a_missing_split_file_fails_before_any_work(mdcath_dir, tmp_path):
             mdcath_dir, out, progress=False, split_files={"train": tmp_path / "absent.txt"}
         )
     assert not out.exists()
+
+
+def test_a_crash_while_overwrite_clears_the_folder_never_leaves_a_report_over_a_part(
+    mdcath_dir, imported, tmp_path, monkeypatch
+):
+    """--overwrite deleted the outputs in set order: a kill after voxels.hdf5, before
+    import_report.json, left a folder that said "finished import" without its voxels."""
+    out = tmp_path / "set"
+    shutil.copytree(imported[0], out)
+    real = Path.unlink
+    seen = []
+
+    def killed_at_the_second(path, missing_ok=False):
+        seen.append(path.name)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        real(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        import_mdcath(mdcath_dir, out, progress=False, overwrite=True)
+    monkeypatch.undo()
+    assert not (out / "import_report.json").exists()

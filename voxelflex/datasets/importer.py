@@ -227,7 +227,9 @@ def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
             )
     wanted = json.loads(json.dumps(settings.to_dict()))  # as the file holds them: lists
     if overwrite:
-        for name in ours:
+        # the report, which says the import is complete, goes first: a crash while clearing
+        # never leaves it over a half-deleted dataset
+        for name in [REPORT, *sorted(ours - {REPORT})]:
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
