@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,6 +162,27 @@ def test_a_run_killed_before_its_first_latest_pt_is_not_sent_to_resume(demo_inde
     with pytest.raises(CheckpointError, match=r"latest.pt does not exist.*best.pt.*--overwrite"):
         train(load_config(None, overrides))
     assert policy.best.read_bytes() == b"epoch 1"
+
+
+def test_a_crash_while_overwrite_clears_a_run_never_leaves_it_resumable(tmp_path, monkeypatch):
+    """--overwrite deleted best.pt before latest.pt: a kill in between left a run --resume
+    continued without its best model."""
+    policy = CheckpointPolicy(tmp_path / "run")
+    policy.models_dir.mkdir(parents=True)
+    for path in (policy.best, policy.models_dir / "epoch_001.pt", policy.latest):
+        path.write_bytes(b"x")
+    real, seen = Path.unlink, []
+
+    def killed_at_the_second(path, missing_ok=False):
+        seen.append(path)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        real(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        policy.claim(overwrite=True)
+    assert not policy.latest.exists()
 
 
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():

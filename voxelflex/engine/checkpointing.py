@@ -114,7 +114,9 @@ class CheckpointPolicy:
             Naming the folder and the ways on (``--resume``, another ``--run-name``,
             ``--overwrite``), or the input that ``overwrite`` would delete.
         """
-        outputs = [*sorted(self.models_dir.glob("*.pt"))]
+        # latest.pt, what --resume trusts, first: a crash while deleting never leaves a run
+        # that resumes without its best.pt
+        outputs = sorted(self.models_dir.glob("*.pt"), key=lambda p: (p != self.latest, p))
         if self.history.is_file():
             outputs.append(self.history)
         outputs += self.derived_outputs()
