@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from voxelflex.engine.interrupt import GracefulInterrupt
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.tracker import BestTracker
-from voxelflex.errors import ConfigError, TrainingError
+from voxelflex.errors import CheckpointError, ConfigError, TrainingError
 from voxelflex.index import build_index
 from voxelflex.inputs.splits import read_split_file
 from voxelflex.models import ModelSpec
@@ -133,10 +134,55 @@ def test_overwrite_deletes_what_was_made_from_the_earlier_model(tmp_path, caplog
     assert not any(p.exists() for p in made)
     assert (metrics / "notes.txt").read_text() == "mine"
     assert "predictions_test.parquet" in caplog.text and "visualizations" in caplog.text
+    # an input among the files --overwrite deletes is refused, nothing deleted
+    kept = policy.run_dir / "visualizations" / "pred_vs_true_data.csv"
+    kept.parent.mkdir()
+    kept.write_text("x")
+    with pytest.raises(ConfigError, match=r"data.rmsf_csv .* is in .*visualizations"):
+        policy.claim(overwrite=True, inputs={"data.rmsf_csv": kept, "data.index": None})
+    assert kept.exists()
+    shutil.rmtree(kept.parent)
     # predictions alone (no checkpoint) are an earlier run's outputs too: refused
     (metrics / "predictions_test.parquet").write_text("x")
     with pytest.raises(ConfigError, match="already holds a run"):
         policy.claim(overwrite=False)
+
+
+def test_a_run_killed_before_its_first_latest_pt_is_not_sent_to_resume(demo_index, tmp_path):
+    """Killed between best.pt and latest.pt of epoch 1: the run said "pass --resume", and
+    --resume said "start without --resume", each sending the user to the other."""
+    policy = CheckpointPolicy(tmp_path / "run")
+    policy.models_dir.mkdir(parents=True)
+    policy.best.write_bytes(b"epoch 1")
+    with pytest.raises(ConfigError, match=r"no models/latest.pt to continue.*--overwrite") as err:
+        policy.claim(overwrite=False)
+    assert "pass --resume" not in str(err.value)
+    overrides = [f"data.index={demo_index}", f"output_dir={tmp_path}", "run_name=run"]
+    overrides += ["train.resume=true", "model.preset=tiny", "loader.num_workers=0"]
+    with pytest.raises(CheckpointError, match=r"latest.pt does not exist.*best.pt.*--overwrite"):
+        train(load_config(None, overrides))
+    assert policy.best.read_bytes() == b"epoch 1"
+
+
+def test_a_crash_while_overwrite_clears_a_run_never_leaves_it_resumable(tmp_path, monkeypatch):
+    """--overwrite deleted best.pt before latest.pt: a kill in between left a run --resume
+    continued without its best model."""
+    policy = CheckpointPolicy(tmp_path / "run")
+    policy.models_dir.mkdir(parents=True)
+    for path in (policy.best, policy.models_dir / "epoch_001.pt", policy.latest):
+        path.write_bytes(b"x")
+    real, seen = Path.unlink, []
+
+    def killed_at_the_second(path, missing_ok=False):
+        seen.append(path)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        real(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        policy.claim(overwrite=True)
+    assert not policy.latest.exists()
 
 
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():

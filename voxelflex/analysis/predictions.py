@@ -358,8 +358,8 @@ def write_outputs(
     out: Path,
     missing_out: Path,
 ) -> tuple[tuple[float, ...], Path | None]:
-    """Write the predictions file with its metadata and the missing report (removed when
-    empty: a report from an earlier run would describe it); warn about extrapolation and
+    """Write the missing report (removed when empty: a report from an earlier run would
+    describe it), then the predictions file with its metadata; warn about extrapolation and
     about temperatures that look like °C.
 
     Returns
@@ -390,6 +390,14 @@ def write_outputs(
             checkpoint,
             ck.meta.rmsf_unit,
         )
+    # The report, the only record of what was not predicted, goes before the predictions, and
+    # earlier predictions (--overwrite) are removed before it: a crash in between leaves no
+    # predictions file, never one beside an earlier run's report or without its own.
+    missing_out.unlink(missing_ok=True)
+    out.unlink(missing_ok=True)
+    missing_path = None
+    if missing_rows.num_rows:
+        missing_path = atomic_write_csv(missing_rows, missing_out)
     write_predictions(table, meta, out)
     extrap = tuple(float(t) for t in temperatures[outside_range(temperatures, t_range)])
     if extrap:
@@ -405,9 +413,6 @@ def write_outputs(
         temperatures, source="predict", fix="pass kelvin to --temperature or --temperatures"
     ):
         log.warning("%s", warning)
-    missing_out.unlink(missing_ok=True)
-    missing_path = None
-    if missing_rows.num_rows:
-        missing_path = atomic_write_csv(missing_rows, missing_out)
+    if missing_path is not None:
         log.warning("%d items not predicted; reasons in %s", missing_rows.num_rows, missing_path)
     return extrap, missing_path

@@ -48,7 +48,9 @@ from voxelflex.datasets.splits import (
     splits_from_files,
 )
 from voxelflex.errors import ConfigError, InputError
+from voxelflex.inputs.splits import read_split_file
 from voxelflex.logs import command_log
+from voxelflex.paths import same_file
 from voxelflex.quantities import check_rmsf_unit
 from voxelflex.structure.features import write_feature_sidecar
 from voxelflex.structure.hdf5 import write_voxel_hdf5
@@ -165,6 +167,33 @@ def _work(path: str, settings: ImportSettings, parts_dir: str) -> dict:
     return part.meta
 
 
+def _refuse_inputs_in_outputs(out: Path, given: Mapping[str, str | os.PathLike | None]) -> None:
+    """Refuse an input file that is, or lies inside, one of the import's outputs.
+
+    ``--overwrite`` deletes those first (and a finished import replaces them at its end): the
+    split files an earlier import wrote, given back as ``--train-split``, were deleted before
+    they were read.
+
+    Raises
+    ------
+    InputError
+        Naming the option, the file and the output it lies in.
+    """
+    owned = [out / name for name in (*OUTPUTS.values(), STATE_DIR)]
+    for option, path in given.items():
+        if path is None:
+            continue
+        # the folders above the path as given and above the file it links to
+        real = Path(path).resolve()
+        for place in (Path(path), *Path(path).absolute().parents, *real.parents):
+            hit = next((o for o in owned if same_file(place, o)), None)
+            if hit is not None:
+                raise InputError(
+                    f"{option} {path} is inside {hit}, which this import writes (and "
+                    f"--overwrite deletes first): copy the file out of {out} and give the copy"
+                )
+
+
 def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
     """The parts folder of ``out``: made, resumed, or cleared (``overwrite``).
 
@@ -205,7 +234,9 @@ def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:
             )
     wanted = json.loads(json.dumps(settings.to_dict()))  # as the file holds them: lists
     if overwrite:
-        for name in ours:
+        # the report, which says the import is complete, goes first: a crash while clearing
+        # never leaves it over a half-deleted dataset
+        for name in [REPORT, *sorted(ours - {REPORT})]:
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -340,8 +371,14 @@ def import_mdcath(
         check_random_split(fractions, seed)  # like the mapping: before hours of work
     files = find_mdcath_files(inputs)
     out = Path(out_dir)
+    given = {"--superfamilies": superfamilies}
+    given.update({f"--{k}-split": v for k, v in (split_files or {}).items()})
+    _refuse_inputs_in_outputs(out, given)
     if superfamilies:
         read_groups(superfamilies)  # a bad mapping fails before hours of work
+    for name, path in (split_files or {}).items():
+        if path is not None:  # so does a missing split file (read again at the end)
+            read_split_file(path, what=f"{name} split file", option=f"--{name}-split")
     parts_dir = _prepare(out, settings, overwrite)
     with command_log(out, "import mdcath"):
         done = {p.name for p in parts_dir.glob("*.npz")}

@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from voxelflex.errors import ConfigError
+from voxelflex.paths import same_file
 
 __all__ = ["HISTORY_FILE", "CheckpointPolicy"]
 
@@ -85,32 +88,66 @@ class CheckpointPolicy:
         plots = self.run_dir / "visualizations"
         return [*sorted(found), *([plots] if plots.is_dir() else [])]
 
-    def claim(self, *, overwrite: bool) -> None:
+    def claim(
+        self,
+        *,
+        overwrite: bool,
+        inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    ) -> None:
         """Refuse a run folder that already holds a run, or clear it when ``overwrite``.
 
         A run is its checkpoints and history, and also what was made from its model
         (:meth:`derived_outputs`): with ``overwrite`` those are deleted too, so no later command
         shows an earlier model's predictions, metrics or plots as the new model's.
 
+        Parameters
+        ----------
+        overwrite : bool
+            Delete the earlier run's files.
+        inputs : mapping of config key -> path, optional
+            The run's inputs (``train.init_from``, ``data.index``, ...); None values are
+            ignored. One among the files ``overwrite`` deletes is refused, nothing deleted.
+
         Raises
         ------
         ConfigError
             Naming the folder and the ways on (``--resume``, another ``--run-name``,
-            ``--overwrite``).
+            ``--overwrite``), or the input that ``overwrite`` would delete.
         """
-        outputs = [*sorted(self.models_dir.glob("*.pt"))]
+        # latest.pt, what --resume trusts, first: a crash while deleting never leaves a run
+        # that resumes without its best.pt
+        outputs = sorted(self.models_dir.glob("*.pt"), key=lambda p: (p != self.latest, p))
         if self.history.is_file():
             outputs.append(self.history)
         outputs += self.derived_outputs()
         if not outputs:
             return
         if not overwrite:
+            # killed in epoch 1 between best.pt and latest.pt: --resume has nothing to go on
+            resume = (
+                "pass --resume to continue it"
+                if self.latest.is_file()
+                else f"it has no models/{self.latest.name} to continue from (it stopped before "
+                "its first epoch was saved), so"
+            )
             raise ConfigError(
                 f"run folder {self.run_dir} already holds a run ({outputs[0].name}, "
-                f"{len(outputs)} files); pass --resume to continue it, choose another "
-                "--run-name, or pass --overwrite to start over (its checkpoints, history, and "
-                "the predictions, metrics and plots made from its model are deleted)"
+                f"{len(outputs)} files); {resume} choose another --run-name, or pass "
+                "--overwrite to start over (its checkpoints, history, and the predictions, "
+                "metrics and plots made from its model are deleted)"
             )
+        # --init-from RUN/models/best.pt into the same RUN: deleted before it was loaded
+        for key, source in (inputs or {}).items():
+            if source is None:
+                continue
+            for path in outputs:
+                inside = path.is_dir() and any(same_file(path, q) for q in Path(source).parents)
+                if inside or same_file(path, source):
+                    raise ConfigError(
+                        f"{key} {source} is {'in ' if inside else ''}{path}, which --overwrite "
+                        f"deletes with the earlier run in {self.run_dir}: copy it out of that "
+                        "folder and give the copy, or choose another --run-name"
+                    )
         log.warning(
             "--overwrite: deleting the earlier run's checkpoints, history, predictions, metrics "
             "and plots: %s",

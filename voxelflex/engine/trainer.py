@@ -148,7 +148,11 @@ class _Trainer:
         )
         trunk_arguments(config_model_spec(config))  # a bad one fails before any data work
         if not tc.resume:
-            dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite))
+            inputs = {"train.init_from": tc.init_from}
+            for key in ("index", "voxel_file", "rmsf_csv", "features", "shards_dir",
+                        "train_split", "val_split", "test_split"):  # fmt: skip
+                inputs[f"data.{key}"] = getattr(config.data, key)
+            dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite, inputs=inputs))
         self.device = dist.device
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
         self.autocast = autocast_dtype(tc.precision, self.device)
@@ -309,6 +313,13 @@ class _Trainer:
     def _load_latest(self) -> Checkpoint:
         path = self.files.latest
         if not path.is_file():
+            others = sorted(p.name for p in self.files.models_dir.glob("*.pt"))
+            if others:  # killed in epoch 1 between best.pt and latest.pt: nothing to resume
+                raise CheckpointError(
+                    f"--resume: {path} does not exist (the run stopped before its first epoch "
+                    f"was saved; models holds {', '.join(others)}): start it over with "
+                    "--overwrite instead of --resume, or choose another --run-name"
+                )
             raise CheckpointError(
                 f"--resume: {path} does not exist; start without --resume or pick the run with "
                 "--output-dir/--run-name"

@@ -23,7 +23,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -274,6 +274,7 @@ def write_voxel_hdf5(
     *,
     keys: KeyRule = "aposteriori",
     altloc: AltlocRule = "first",
+    before_landing: Callable[[WriteResult], None] | None = None,
 ) -> WriteResult:
     """Write frames into one HDF5 file in aposteriori's layout, atomically.
 
@@ -286,6 +287,9 @@ def write_voxel_hdf5(
         leaves a file that looks whole.
     keys, altloc : str
         Recorded in the root attributes (how the frames were made).
+    before_landing : callable, optional
+        Called with the result once every frame is written, before the file is renamed into
+        place: for the files that describe it (a skip report), so that they are never older.
 
     Returns
     -------
@@ -306,7 +310,10 @@ def write_voxel_hdf5(
         stats = writer.stats
         if stats.residues == 0:
             raise InputError(f"{out_path}: no residue to write; nothing was voxelized")
-    return WriteResult(stats.domains, stats.residues, stats.seconds, tuple(stats.skipped))
+        result = WriteResult(stats.domains, stats.residues, stats.seconds, tuple(stats.skipped))
+        if before_landing is not None:
+            before_landing(result)
+    return result
 
 
 @dataclass(frozen=True)
@@ -529,11 +536,17 @@ def voxelize_files(
                 rows.extend((result.path, s) for s in result.skipped)
                 yield result.item
             bar.close()
-            # Every frame is in the temporary file, which the writer renames into place next. The
-            # sidecar being replaced (--features) goes first, so a crash in between never pairs
-            # the new frames with the old features; without --features it is left alone.
+
+        def before_landing(written: WriteResult) -> None:
+            # Every frame is in the temporary file, which the writer renames into place next.
+            # The sidecar being replaced (--features) and the earlier voxel file go first, then
+            # the skip report, so a crash in between never pairs the new frames with the old
+            # features or report, nor the old frames with the new report; without --features
+            # the sidecar is left alone.
             if features_path is not None and written_domains:
                 features_path.unlink(missing_ok=True)
+            out_path.unlink(missing_ok=True)
+            _write_skips(skipped_csv, [*rows, *(("", s) for s in written.skipped)])
 
         skipped_csv = out_path.with_name(out_path.name + ".skipped.csv")
         sidecar = out_path.with_suffix(".features.parquet")
@@ -545,7 +558,9 @@ def voxelize_files(
                 sidecar,
             )
         try:
-            written = write_voxel_hdf5(items(), out_path, keys=keys, altloc=altloc)
+            written = write_voxel_hdf5(
+                items(), out_path, keys=keys, altloc=altloc, before_landing=before_landing
+            )
         except InputError:
             _write_skips(skipped_csv, rows)
             raise InputError(
@@ -553,7 +568,6 @@ def voxelize_files(
                 f"written; reasons in {skipped_csv}"
             ) from None
         rows.extend(("", s) for s in written.skipped)
-        _write_skips(skipped_csv, rows)
         if features_path is not None:
             write_feature_sidecar(features_path, tables, altloc=altloc, keys=keys)
         return VoxelizeReport(

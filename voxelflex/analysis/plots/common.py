@@ -50,9 +50,13 @@ def save(
     """
     fmt = ImageFormat(fmt)
     image = Path(out_dir) / f"{name}.{fmt.value}"
+    csv = Path(out_dir) / f"{name}_data.csv"
+    # An earlier plot's data goes first: a crash after the new image never leaves that data
+    # beside it as the data behind it.
+    csv.unlink(missing_ok=True)
     with atomic_path(image, suffix=f".{fmt.value}") as tmp:
         fig.savefig(tmp, format=fmt.value, dpi=dpi)
-    csv = atomic_write_csv(data, Path(out_dir) / f"{name}_data.csv")
+    atomic_write_csv(data, csv)
     return [image, csv]
 
 
