@@ -91,6 +91,31 @@ def test_registry_rejects_unknown_names(spec, needle):
         build_model(spec, temperature_range=T_RANGE)
 
 
+@pytest.mark.parametrize(
+    ("name", "hyperparameters"),
+    [
+        ("dilated_resnet3d", {"dilations": [0, 2]}),  # built; failed in torch's first forward
+        ("dilated_resnet3d", {"dilations": []}),  # ZeroDivisionError
+        ("multipath", {"kernels": [-1, 3]}),  # odd, but no kernel size
+        ("densenet3d", {"blocks": [0, 2]}),  # silently a network without its first block
+        ("densenet3d", {"blocks": []}),
+        ("densenet3d", {"growth": 0}),
+    ],
+)
+def test_hyperparameter_lists_need_positive_elements(name, hyperparameters):
+    # refused by trunk_arguments, which the trainer calls before any data work
+    spec = ModelSpec(name, "tiny", "film", hyperparameters=hyperparameters)
+    key = next(iter(hyperparameters))
+    with pytest.raises(ConfigError, match=rf"'model\.hyperparameters\.{key}': got .*positive"):
+        build_model(spec, temperature_range=T_RANGE)
+
+
+def test_an_architecture_without_hyperparameters_says_so():
+    spec = ModelSpec("features_only", "tiny", "film", hyperparameters={"growth": 8})
+    with pytest.raises(ConfigError, match="has no hyperparameter 'growth'; it has none"):
+        build_model(spec, temperature_range=T_RANGE)
+
+
 def test_temperature_scaling_is_not_clamped_and_flags_extrapolation():
     model = build_model(ModelSpec("multipath", "tiny", "head"), temperature_range=T_RANGE)
     t = torch.tensor([300.0, 320.0, 385.0, 450.0, 500.0])

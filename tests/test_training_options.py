@@ -169,6 +169,9 @@ def test_hyperparameters_beyond_the_preset(small, tmp_path):
     assert ck.model_spec.hyperparameters == {"growth": 4, "blocks": [1, 1]}
     preset = build_model(ModelSpec("densenet3d", "tiny", "film"), temperature_range=(1, 2))
     assert parameter_counts(ck.build_model())["trunk"] < parameter_counts(preset)["trunk"]
+    # the log's model line names the overrides its parameter count comes from
+    logged = (tmp_path / "dense" / "logs" / "voxelflex.log").read_text()
+    assert "model densenet3d/tiny (blocks=[1, 1], growth=4), conditioning film" in logged
     # an unknown name fails before any data work, listing the architecture's own names
     with pytest.raises(ConfigError, match=r"no hyperparameter 'growth_rate'.*growth, blocks"):
         train(_config(index, tmp_path, "bad", "model.name=densenet3d",

@@ -23,14 +23,14 @@ def log_model(
     train_rows: int,
     steps_per_epoch: int,
 ) -> None:
-    """One line: architecture, parameter counts, device, precision, ranks, rows and steps."""
+    """One line: architecture (with any hyperparameters over its preset), parameter counts,
+    device, precision, ranks, rows and steps."""
     spec = model.spec
     counts = parameter_counts(model)
     log.info(
-        "model %s/%s, conditioning %s: %s parameters (trunk %s, head %s); device %s%s, "
+        "model %s, conditioning %s: %s parameters (trunk %s, head %s); device %s%s, "
         "%d rank(s); %d train rows, %d optimizer steps/epoch per rank",
-        spec.name,
-        spec.preset,
+        spec.describe(),  # the preset's name alone hid the overrides the counts come from
         spec.conditioning,
         f"{counts['total']:,}",
         f"{counts['trunk']:,}",

@@ -57,7 +57,8 @@ def trunk_arguments(spec: ModelSpec) -> dict[str, Any]:
     ------
     ConfigError
         An unknown preset or hyperparameter name (the message lists the architecture's), or a
-        value of another kind than the preset's (a number for a number, a list for a list).
+        value of another kind than the preset's (a number for a number, a list for a list), a
+        number <= 0, or a list that is empty or holds one.
     """
     trunk_cls = ARCHITECTURES.get(spec.name)
     if spec.preset not in trunk_cls.PRESETS:
@@ -69,21 +70,31 @@ def trunk_arguments(spec: ModelSpec) -> dict[str, Any]:
     for name, value in spec.hyperparameters.items():
         key = f"model.hyperparameters.{name}"
         if name not in args:
+            names = (
+                f"its hyperparameters: {', '.join(args)} (preset {spec.preset}: {args})"
+                if args
+                else "it has none: drop model.hyperparameters"
+            )
             raise ConfigError(
-                f"config key '{key}': {spec.name} has no hyperparameter {name!r}; its "
-                f"hyperparameters: {', '.join(args)} (preset {spec.preset}: {args})"
+                f"config key '{key}': {spec.name} has no hyperparameter {name!r}; {names}"
             )
         default = args[name]
         if isinstance(default, tuple):
-            ok = isinstance(value, list | tuple) and all(_same_kind(v, default[0]) for v in value)
-            value = tuple(value) if ok else value
-        else:
-            ok = _same_kind(value, default)
-        if not ok or (isinstance(value, int | float) and value <= 0):
-            raise ConfigError(
-                f"config key '{key}': got {value!r}, expected a positive value like the preset's "
-                f"{list(default) if isinstance(default, tuple) else default!r}"
+            # every element positive, and at least one: a dilation of 0, a kernel of -1 or an
+            # empty list of dilations failed only in torch, after the data had been read, and a
+            # dense block of 0 layers silently built another network
+            ok = (
+                isinstance(value, list | tuple)
+                and len(value) > 0
+                and all(_same_kind(v, default[0]) and v > 0 for v in value)
             )
+            value = tuple(value) if ok else value
+            expected = f"a non-empty list of positive values like the preset's {list(default)}"
+        else:
+            ok = _same_kind(value, default) and value > 0
+            expected = f"a positive value like the preset's {default!r}"
+        if not ok:
+            raise ConfigError(f"config key '{key}': got {value!r}, expected {expected}")
         args[name] = value
     return args
 
