@@ -424,3 +424,23 @@ def test_profile_and_response_draw_along_the_chain_and_temperature_in_any_row_or
             assert np.array_equal(line_a.get_ydata(), line_b.get_ydata(), equal_nan=True)
         x = ax_b.get_lines()[0].get_xdata()
         assert (np.diff(x) > 0).all()  # along the chain / up in temperature
+
+
+def test_default_residues_rank_by_the_finite_predictions_only():
+    """A residue with one missing prediction is ranked by its others, not as the most
+    flexible (a NaN mean sorted last)."""
+    table = _predictions().filter(pc.field("domain") == "1aaaA00")
+    before = choose_residues(table, "1aaaA00")
+    least = before[0].rsplit(":", 1)[1]
+    p = table["predicted_rmsf"].to_numpy().copy()
+    p[np.flatnonzero(table["resid_str"].to_numpy(zero_copy_only=False) == least)[2]] = np.nan
+    edited = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(p)
+    )
+    assert choose_residues(edited, "1aaaA00") == before
+    # a residue with no finite prediction at all is not a choice
+    none = np.where(table["resid_str"].to_numpy(zero_copy_only=False) == least, np.nan, p)
+    edited = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(none)
+    )
+    assert f"1aaaA00:A:{least}" not in choose_residues(edited, "1aaaA00")

@@ -178,12 +178,23 @@ def plot_rmsf_profile(
 
 
 def choose_residues(table: pa.Table, domain: str, k: int = 4) -> list[str]:
-    """``k`` residues of ``domain`` spanning its range of mean predicted RMSF, as specs."""
+    """``k`` residues of ``domain`` spanning its range of mean predicted RMSF, as specs.
+
+    The mean is over each residue's finite predictions: a NaN one (an edited or merged file)
+    would otherwise make the mean NaN, which sorts last, as the most flexible residue. A
+    residue without any finite prediction is not chosen (unless no residue has one).
+    """
     rows = _domain_rows(table, domain)
     labels = _residue_labels(rows)
     names, inv = np.unique(labels, return_inverse=True)
-    mean = np.bincount(inv, _np(rows, "predicted_rmsf")) / np.bincount(inv)
-    picked = _pick(names[np.argsort(mean)], k)
+    predicted = _np(rows, "predicted_rmsf")
+    finite = np.isfinite(predicted)
+    counts = np.bincount(inv, finite, len(names))
+    total = np.bincount(inv, np.where(finite, predicted, 0.0), len(names))
+    known = counts > 0 if (counts > 0).any() else np.ones(len(names), dtype=bool)
+    with np.errstate(invalid="ignore"):  # 0 / 0 only when no residue has a prediction
+        mean = total[known] / counts[known]
+    picked = _pick(names[known][np.argsort(mean, kind="stable")], k)
     chain = _np(rows, "chain")[0]
     return [f"{domain}:{lab}" if ":" in lab else f"{domain}:{chain}:{lab}" for lab in picked]
 
