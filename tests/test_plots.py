@@ -444,3 +444,28 @@ def test_default_residues_rank_by_the_finite_predictions_only():
         table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(none)
     )
     assert f"1aaaA00:A:{least}" not in choose_residues(edited, "1aaaA00")
+
+
+def test_profile_temperatures_given_twice_are_one_panel_and_the_legend_names_the_truth(
+    tmp_path, monkeypatch
+):
+    from tests.test_parity_metrics_plots import _captured
+
+    figures = _captured(monkeypatch)
+    table = _predictions(sweep=True)
+    plot_rmsf_profile(
+        table, tmp_path, rmsf_unit="nm", domain="1aaaA00", temperatures=[348.0, 300.0, 348.0]
+    )
+    axes = [a for a in figures[0].axes if a.lines]
+    assert len(axes) == 2  # 300 K and 348 K, each once
+    data = pacsv.read_csv(tmp_path / "rmsf_profile_1aaaA00_data.csv")
+    assert sorted(set(data["temperature"].to_pylist())) == [300.0, 348.0]
+    assert data.num_rows == 2 * 12
+    # the first panel (300 K, a sweep temperature) has no truth; the legend still names it
+    assert figures[0].axes[0].get_legend_handles_labels()[1] == ["predicted"]
+    legend = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert legend == ["predicted", "true"]
+    with pytest.raises(
+        InputError, match=r"no predictions at 298\.15 K; predicted temperatures: 300, 310"
+    ):
+        plot_rmsf_profile(table, tmp_path, rmsf_unit="nm", domain="1aaaA00", temperatures=[298.15])

@@ -106,12 +106,14 @@ def plot_rmsf_profile(
         pool = np.unique(t[np.isfinite(y)]) if np.isfinite(y).any() else np.unique(t)
         temps = _pick(pool, MAX_PROFILE_TEMPERATURES)
     else:
-        temps = np.asarray(sorted(temperatures), dtype=np.float64)
-        absent = [float(x) for x in temps if not (t == np.float32(x)).any()]
+        # one panel per temperature as stored (float32): one given twice is drawn once
+        temps = np.unique(np.asarray(temperatures, dtype=np.float32)).astype(np.float64)
+        absent = [temperature_key(x) for x in temps if not (t == np.float32(x)).any()]
         if absent:
             raise InputError(
-                f"domain {domain!r} has no predictions at {absent} K; predicted temperatures: "
-                f"{np.unique(t).tolist()}"
+                f"domain {domain!r} has no predictions at {', '.join(absent)} K; predicted "
+                f"temperatures: {', '.join(temperature_key(x) for x in np.unique(t))} K; pass "
+                "one of them to --profile-temperature"
             )
     labels = _residue_labels(rows)
     # Residue position: chains in order of appearance, then residue number and insertion code,
@@ -153,7 +155,13 @@ def plot_rmsf_profile(
         )
         ax.set_ylabel(f"{rmsf_name(rmsf_unit)} ({unit_label(rmsf_unit)})", fontsize="small")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small", loc="upper right", ncols=2)
+    # every line style of any panel, so a first panel without truth (a sweep temperature)
+    # still names the dashed line of the others
+    styles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            styles.setdefault(label, handle)
+    axes[0].legend(styles.values(), styles.keys(), fontsize="small", loc="upper right", ncols=2)
     step = max(1, int(np.ceil((pos.max() + 1) / 25)))
     ticks = np.arange(0, pos.max() + 1, step)
     multi_chain = ":" in labels[0]
