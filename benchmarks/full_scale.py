@@ -329,7 +329,9 @@ def main() -> None:
         [pred, work / "predictions_test.log"], logs,
     ))  # fmt: skip
     _print(results)
-    atomic_write_text(out / "full_scale.json", json.dumps(results, indent=2, default=str) + "\n")
+    atomic_write_text(
+        out / "full_scale.json", json.dumps(results, indent=2, default=str, allow_nan=False) + "\n"
+    )
 
 
 def _print(results: dict) -> None:

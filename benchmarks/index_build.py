@@ -130,7 +130,9 @@ def main() -> None:
         print(
             f"{name:<14}{r['wall_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{sum(r['rows'].values()):>12,}"
         )
-    atomic_write_text(args.out / "index_build.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(
+        args.out / "index_build.json", json.dumps(results, indent=2, allow_nan=False) + "\n"
+    )
     print(f"wrote {args.out / 'index_build.json'}")
 
 

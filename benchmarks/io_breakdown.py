@@ -204,7 +204,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"io_breakdown{'_' + args.label if args.label else ''}.json"
-    atomic_write_text(args.out / name, json.dumps(result, indent=1))
+    atomic_write_text(args.out / name, json.dumps(result, indent=1, allow_nan=False))
     zero = result["0_workers"]
     print(
         f"0 workers: {zero['samples_per_s']:,.0f} samples/s ({epoch_s * 1e3:.0f} ms an epoch, "

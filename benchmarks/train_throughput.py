@@ -256,7 +256,7 @@ def main() -> None:
     else:
         print("\n(no CUDA device: CUDA section skipped)")
     path = args.out / "train_throughput.json"
-    atomic_write_text(path, json.dumps(report, indent=1))
+    atomic_write_text(path, json.dumps(report, indent=1, allow_nan=False))
     print(f"\nwrote {path}")
 
 

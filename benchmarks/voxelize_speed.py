@@ -258,7 +258,7 @@ def main() -> None:
     atomic_write_text(
         args.out / "voxelize_speed.json",
         json.dumps({"summary": summary, "files": table, "write": write}, indent=2,
-                   default=float) + "\n",
+                   default=float, allow_nan=False) + "\n",
     )  # fmt: skip
     print(f"\nwrote {args.out / 'voxelize_speed.json'}")
 

@@ -113,13 +113,16 @@ def test_training_curves_show_learning_rate_best_epoch_and_the_loss_unit(tmp_pat
     history = [
         dict(h, lr=1e-3 / h["epoch"], is_best=h["epoch"] == 2, monitor="val_loss") for h in HISTORY
     ]
+    for h in history:  # the trainer's layout: each split also has its chain_pearson
+        h["train"] = dict(h["train"], chain_pearson=0.6)
+        h["val"] = dict(h["val"], chain_pearson=0.55)
     history[0]["loss_function"] = "MSE of standardised RMSF (dimensionless)"
     figures = _captured(monkeypatch)
     plot_training_curves(history, tmp_path)
     axes = figures[0].axes
     assert [a.get_title() for a in axes] == [
         "Loss per epoch",
-        "Pearson r per epoch (pooled)",
+        "Pearson r per epoch",
         "Validation Pearson r per temperature",
         "Learning rate",
     ]
@@ -128,6 +131,14 @@ def test_training_curves_show_learning_rate_best_epoch_and_the_loss_unit(tmp_pat
     for ax in axes:
         labels = ax.get_legend_handles_labels()[1]
         assert "best epoch 2 (val_loss)" in labels
+    # the trainer's chain_pearson is the median r over chains, not a pooled r: said so
+    r_labels = axes[1].get_legend_handles_labels()[1]
+    assert r_labels[:4] == [
+        "train r (pooled)",
+        "train r (median per chain)",
+        "val r (pooled)",
+        "val r (median per chain)",
+    ]
     # histories from before is_best and loss_function: best by val Pearson, the generic unit
     table = history_table(HISTORY)
     assert best_epoch(table) == (3, "highest val Pearson r")

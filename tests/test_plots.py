@@ -446,3 +446,48 @@ def test_a_crash_between_a_plot_and_its_data_never_pairs_them_with_another_run_s
         common.save(fig, pa.table({"x": [3.0]}), tmp_path, "pred_vs_true", "png")
     if data.exists():
         assert (image.read_bytes(), data.read_bytes()) == earlier
+
+
+def test_default_residues_rank_by_the_finite_predictions_only():
+    """A residue with one missing prediction is ranked by its others, not as the most
+    flexible (a NaN mean sorted last)."""
+    table = _predictions().filter(pc.field("domain") == "1aaaA00")
+    before = choose_residues(table, "1aaaA00")
+    least = before[0].rsplit(":", 1)[1]
+    p = table["predicted_rmsf"].to_numpy().copy()
+    p[np.flatnonzero(table["resid_str"].to_numpy(zero_copy_only=False) == least)[2]] = np.nan
+    edited = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(p)
+    )
+    assert choose_residues(edited, "1aaaA00") == before
+    # a residue with no finite prediction at all is not a choice
+    none = np.where(table["resid_str"].to_numpy(zero_copy_only=False) == least, np.nan, p)
+    edited = table.set_column(
+        table.schema.get_field_index("predicted_rmsf"), "predicted_rmsf", pa.array(none)
+    )
+    assert f"1aaaA00:A:{least}" not in choose_residues(edited, "1aaaA00")
+
+
+def test_profile_temperatures_given_twice_are_one_panel_and_the_legend_names_the_truth(
+    tmp_path, monkeypatch
+):
+    from tests.test_parity_metrics_plots import _captured
+
+    figures = _captured(monkeypatch)
+    table = _predictions(sweep=True)
+    plot_rmsf_profile(
+        table, tmp_path, rmsf_unit="nm", domain="1aaaA00", temperatures=[348.0, 300.0, 348.0]
+    )
+    axes = [a for a in figures[0].axes if a.lines]
+    assert len(axes) == 2  # 300 K and 348 K, each once
+    data = pacsv.read_csv(tmp_path / "rmsf_profile_1aaaA00_data.csv")
+    assert sorted(set(data["temperature"].to_pylist())) == [300.0, 348.0]
+    assert data.num_rows == 2 * 12
+    # the first panel (300 K, a sweep temperature) has no truth; the legend still names it
+    assert figures[0].axes[0].get_legend_handles_labels()[1] == ["predicted"]
+    legend = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert legend == ["predicted", "true"]
+    with pytest.raises(
+        InputError, match=r"no predictions at 298\.15 K; predicted temperatures: 300, 310"
+    ):
+        plot_rmsf_profile(table, tmp_path, rmsf_unit="nm", domain="1aaaA00", temperatures=[298.15])

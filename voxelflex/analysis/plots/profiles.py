@@ -106,12 +106,14 @@ def plot_rmsf_profile(
         pool = np.unique(t[np.isfinite(y)]) if np.isfinite(y).any() else np.unique(t)
         temps = _pick(pool, MAX_PROFILE_TEMPERATURES)
     else:
-        temps = np.asarray(sorted(temperatures), dtype=np.float64)
-        absent = [float(x) for x in temps if not (t == np.float32(x)).any()]
+        # one panel per temperature as stored (float32): one given twice is drawn once
+        temps = np.unique(np.asarray(temperatures, dtype=np.float32)).astype(np.float64)
+        absent = [temperature_key(x) for x in temps if not (t == np.float32(x)).any()]
         if absent:
             raise InputError(
-                f"domain {domain!r} has no predictions at {absent} K; predicted temperatures: "
-                f"{np.unique(t).tolist()}"
+                f"domain {domain!r} has no predictions at {', '.join(absent)} K; predicted "
+                f"temperatures: {', '.join(temperature_key(x) for x in np.unique(t))} K; pass "
+                "one of them to --profile-temperature"
             )
     labels = _residue_labels(rows)
     # Residue position: chains in order of appearance, then residue number and insertion code,
@@ -153,7 +155,13 @@ def plot_rmsf_profile(
         )
         ax.set_ylabel(f"{rmsf_name(rmsf_unit)} ({unit_label(rmsf_unit)})", fontsize="small")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small", loc="upper right", ncols=2)
+    # every line style of any panel, so a first panel without truth (a sweep temperature)
+    # still names the dashed line of the others
+    styles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            styles.setdefault(label, handle)
+    axes[0].legend(styles.values(), styles.keys(), fontsize="small", loc="upper right", ncols=2)
     step = max(1, int(np.ceil((pos.max() + 1) / 25)))
     ticks = np.arange(0, pos.max() + 1, step)
     multi_chain = ":" in labels[0]
@@ -178,12 +186,23 @@ def plot_rmsf_profile(
 
 
 def choose_residues(table: pa.Table, domain: str, k: int = 4) -> list[str]:
-    """``k`` residues of ``domain`` spanning its range of mean predicted RMSF, as specs."""
+    """``k`` residues of ``domain`` spanning its range of mean predicted RMSF, as specs.
+
+    The mean is over each residue's finite predictions: a NaN one (an edited or merged file)
+    would otherwise make the mean NaN, which sorts last, as the most flexible residue. A
+    residue without any finite prediction is not chosen (unless no residue has one).
+    """
     rows = _domain_rows(table, domain)
     labels = _residue_labels(rows)
     names, inv = np.unique(labels, return_inverse=True)
-    mean = np.bincount(inv, _np(rows, "predicted_rmsf")) / np.bincount(inv)
-    picked = _pick(names[np.argsort(mean)], k)
+    predicted = _np(rows, "predicted_rmsf")
+    finite = np.isfinite(predicted)
+    counts = np.bincount(inv, finite, len(names))
+    total = np.bincount(inv, np.where(finite, predicted, 0.0), len(names))
+    known = counts > 0 if (counts > 0).any() else np.ones(len(names), dtype=bool)
+    with np.errstate(invalid="ignore"):  # 0 / 0 only when no residue has a prediction
+        mean = total[known] / counts[known]
+    picked = _pick(names[known][np.argsort(mean, kind="stable")], k)
     chain = _np(rows, "chain")[0]
     return [f"{domain}:{lab}" if ":" in lab else f"{domain}:{chain}:{lab}" for lab in picked]
 

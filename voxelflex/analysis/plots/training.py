@@ -105,13 +105,25 @@ def best_epoch(table: pa.Table) -> tuple[int, str] | None:
     return None
 
 
+def _pearson_label(name: str) -> str:
+    """Legend label of a ``*pearson`` series: ``val_pearson`` is the r over all rows pooled,
+    ``val_chain_pearson`` the trainer's median over (domain, chain) of each chain's r."""
+    lowered = name.lower()
+    if lowered.endswith("chain_pearson"):
+        split, what = name[: -len("chain_pearson")], "median per chain"
+    else:
+        split, what = name[: -len("pearson")], "pooled"
+    return f"{split.rstrip('_').replace('_', ' ')} r ({what})".strip()
+
+
 def plot_training_curves(
     history: str | Path | dict | list, out_dir: Path, *, fmt: ImageFormat | str = "png"
 ) -> list[Path]:
     """Loss, pooled Pearson r, validation Pearson r per temperature and the learning rate per
     epoch, with the best epoch (the one in ``best.pt``) marked on every panel.
 
-    Series are recognised by name: ``*loss``, ``*pearson``, ``val_pearson_per_temperature_*``
+    Series are recognised by name: ``*loss``, ``*pearson`` (``*chain_pearson``: the median r
+    per chain, labelled so beside the pooled r), ``val_pearson_per_temperature_*``
     and ``lr`` (the layout of :mod:`voxelflex.engine.trainer`'s history); the loss axis says
     what the loss measures (the history's ``loss_function``).
     """
@@ -130,7 +142,7 @@ def plot_training_curves(
     temps = np.array([float(c.removeprefix(PER_T_PREFIX)) for c in per_t])
     panels = [
         (losses, f"loss: {loss_label}", "Loss per epoch", None),
-        (pearsons, "Pearson r", "Pearson r per epoch (pooled)", None),
+        (pearsons, "Pearson r", "Pearson r per epoch", None),
         (per_t, "Pearson r", "Validation Pearson r per temperature", temperature_colors(temps)),
         (["lr"] if "lr" in names else [], "learning rate (log scale)", "Learning rate", None),
     ]
@@ -140,6 +152,8 @@ def plot_training_curves(
     for ax, (series, ylabel, title, colours) in zip(axes, panels, strict=True):
         for i, name in enumerate(series):
             label = name.replace("_", " ")
+            if series is pearsons:
+                label = _pearson_label(name)
             if colours is not None:
                 label = f"{temperature_key(float(name.removeprefix(PER_T_PREFIX)))} K"
             ax.plot(
