@@ -123,6 +123,16 @@ def test_formats_docs_list_exactly_the_skip_reasons():
     assert sorted(listed) == sorted(SKIP_REASONS)
 
 
+def test_structures_docs_list_exactly_the_voxelizer_skip_reasons():
+    """docs/structures.md's table of the voxelizer's skip reasons is its SKIP_REASONS."""
+    from voxelflex.structure.frames import SKIP_REASONS
+
+    text = (ROOT / "docs" / "structures.md").read_text()
+    table = text.split("| reason | what was not written |")[1].split("\n\n")[0]
+    listed = re.findall(r"^\| `(\w+)` \|", table, re.M)
+    assert listed == list(SKIP_REASONS)
+
+
 def test_analysis_docs_list_exactly_the_prediction_columns():
     """docs/analysis.md's table of prediction columns is the writer's COLUMN_DOCS."""
     from voxelflex.analysis.predictions import COLUMN_DOCS

@@ -3,6 +3,7 @@
 import csv
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import h5py
@@ -16,6 +17,7 @@ from voxelflex.index import build_index, read_index
 from voxelflex.structure import compute_frames, read_structure, voxelize_files, write_voxel_hdf5
 from voxelflex.structure import hdf5 as hdf5_module
 from voxelflex.structure.features import read_feature_sidecar
+from voxelflex.structure.frames import SKIP_REASONS
 
 DATA = Path(__file__).parent / "data"
 STRUCTURES = DATA / "structures"
@@ -104,8 +106,12 @@ def test_skip_report_gives_one_reason_per_row(three):
     with open(three.skipped_csv) as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == three.skipped
-    assert any(r["domain"] == "1bd2s" and r["resid"] == "50" for r in rows)
-    assert all(r["reason"] for r in rows)
+    assert any(
+        (r["domain"], r["resid"], r["reason"]) == ("1bd2s", "50", "no_backbone") for r in rows
+    )
+    assert all(r["reason"] in SKIP_REASONS and r["detail"] for r in rows)
+    # the counts the CLI prints
+    assert three.skipped_by_reason == dict(sorted(Counter(r["reason"] for r in rows).items()))
 
 
 def test_index_build_reads_the_file_unchanged(three, tmp_path):
@@ -133,7 +139,10 @@ def test_a_second_file_with_the_same_domain_key_is_skipped(tmp_path, features):
     )  # fmt: skip
     assert report.domains == 1
     with open(report.skipped_csv) as fh:
-        assert any("already in the file" in r["reason"] for r in csv.DictReader(fh))
+        assert any(
+            r["reason"] == "duplicate_domain" and "already in the file" in r["detail"]
+            for r in csv.DictReader(fh)
+        )
     if features:  # the sidecar holds the written file's features only, each key once
         table, _ = read_feature_sidecar(report.features_path)
         assert table.num_rows == report.residues
@@ -148,7 +157,7 @@ def test_a_file_without_framable_residues_is_skipped_not_a_crash(tmp_path):
     assert report.domains == 1
     with open(report.skipped_csv) as fh:
         reasons = {r["domain"]: r["reason"] for r in csv.DictReader(fh) if r["resid"] == ""}
-    assert "no residue to voxelize" in reasons["caonly"]
+    assert reasons["caonly"] == "no_residues"
 
 
 def test_a_file_whose_features_fail_is_skipped_whole_with_the_reason(tmp_path):
@@ -162,8 +171,8 @@ def test_a_file_whose_features_fail_is_skipped_whole_with_the_reason(tmp_path):
     with h5py.File(report.out_path) as f:
         assert list(f) == ["1bd2s"]
     with open(report.skipped_csv) as fh:
-        reasons = {r["domain"]: r["reason"] for r in csv.DictReader(fh)}
-    assert reasons["twoca"].startswith("features: ") and "2 atoms named CA" in reasons["twoca"]
+        reasons = {r["domain"]: (r["reason"], r["detail"]) for r in csv.DictReader(fh)}
+    assert reasons["twoca"][0] == "features_failed" and "2 atoms named CA" in reasons["twoca"][1]
     table, _ = read_feature_sidecar(report.features_path)
     assert set(table["domain"].to_pylist()) == {"1bd2s"}
 

@@ -216,7 +216,7 @@ def test_an_insertion_code_residue_loses_only_its_own_key():
     assert frames.resids.tolist() == ["51", "52", "53", "54", "55", "56", "57"]
     assert frames.labels[_row(frames, "D", "54")] == "ASP"
     (skip,) = [s for s in frames.skipped if s.resid == "54A"]
-    assert "keys='icode'" in skip.reason
+    assert skip.reason == "residue_key_taken" and "keys='icode'" in skip.detail
 
 
 def test_icode_keys_keep_both_residues_with_the_same_frames():
@@ -250,14 +250,14 @@ def test_hetatm_residue_joins_the_chain_only_with_n_ca_c_and_o():
     frames = _frames("1viihet.pdb.gz")  # 55 HETATM with N, CA, C, O; 60 HETATM without O
     assert "55" in frames.resids and "60" not in frames.resids
     (skip,) = [s for s in frames.skipped if s.resid == "60"]
-    assert "ligand" in skip.reason
+    assert skip.reason == "ligand" and "not an amino-acid residue" in skip.detail
 
 
 def test_missing_backbone_atom_skips_only_that_residue_with_a_reason():
     frames = _frames("1bd2s.pdb.gz")  # residue 50 has no N: aposteriori refuses the file
     assert "50" not in frames.resids and len(frames) == 7
     (skip,) = [s for s in frames.skipped if s.resid == "50"]
-    assert "no N atom" in skip.reason
+    assert skip.reason == "no_backbone" and "no N atom" in skip.detail
     assert any("has no N atom" in r for r in frames.aposteriori_rejects)
     # residue 50's CA, C and O still appear in residue 51's frame
     alone = _frames("1bd2t.pdb")  # the same file without residue 50
@@ -278,8 +278,8 @@ def test_a_structure_without_amino_acids_has_no_frames_and_says_why(tmp_path):
     water = [x for x in _lines("1a8o.pdb.gz") if x.startswith("HETATM") and "HOH" in x]
     frames = compute_frames(read_structure(_write(tmp_path / "water.pdb", water)))
     assert len(frames) == 0 and frames.packed.shape == (0, 5789)
-    assert [s.reason for s in frames.skipped] == [
-        "chain not voxelized: HETATM records only (ligands, ions or water)"
+    assert [(s.reason, s.detail) for s in frames.skipped] == [
+        ("chain_not_voxelized", "HETATM records only (ligands, ions or water)")
     ]
 
 
@@ -287,7 +287,10 @@ def test_blank_chain_is_stored_as_a_and_takes_the_key_from_chain_a():
     frames = _frames("1viiblank.pdb.gz")  # 41-58 blank chain, 59-76 chain A
     assert set(frames.chains) == {"A"} and set(frames.chain_ids) == {""}
     assert frames.resids.tolist() == [str(i) for i in range(41, 59)]
-    assert any(s.chain == "A" and "already used" in s.reason for s in frames.skipped)
+    assert any(
+        s.chain == "A" and s.reason == "chain_key_taken" and "already used" in s.detail
+        for s in frames.skipped
+    )
 
 
 # --- voxel writes ----------------------------------------------------------------------------

@@ -323,7 +323,14 @@ def _read_chunk(
             missing.append((domain_key(path), None, None, None, "unreadable_file", str(exc)))
             continue
         missing += [
-            (s.domain, s.chain or None, s.resid or None, None, "not_framed", s.reason)
+            (
+                s.domain,
+                s.chain or None,
+                s.resid or None,
+                None,
+                "not_framed",
+                f"{s.reason}: {s.detail}",
+            )
             for s in frames.skipped
         ]
         if len(frames):

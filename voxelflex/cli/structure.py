@@ -80,7 +80,11 @@ def voxelize(
     )
     if report.features_path is not None:
         typer.echo(f"structure features -> {report.features_path}")
-    typer.echo(f"not voxelized: {report.skipped} items, reasons in {report.skipped_csv}")
+    per_reason = ", ".join(f"{r} {n}" for r, n in report.skipped_by_reason.items())
+    typer.echo(
+        f"not voxelized: {report.skipped} items{f' ({per_reason})' if per_reason else ''}, "
+        f"reasons in {report.skipped_csv}"
+    )
     if report.files_aposteriori_rejects:
         typer.echo(
             f"aposteriori 2.4.0 would refuse {report.files_aposteriori_rejects} of these files "

@@ -305,7 +305,7 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
         exc = DomainRefused(
             "no_frames",
             f"{path}: no residue has N, CA and C, so nothing can be voxelized ("
-            + "; ".join(s.reason for s in frames.skipped[:3])
+            + "; ".join(f"{s.reason}: {s.detail}" for s in frames.skipped[:3])
             + ")",
         )
         return refused_part(path, dom, exc, digest)
@@ -334,7 +334,10 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
         dtype=bool,
     )
     rows, skips = _rows_and_skips(data, chain, resnum, icode, resname, factor, elsewhere)
-    skips += [skip_line(dom, "not_voxelized", s.reason, s.chain, s.resid) for s in frames.skipped]
+    skips += [
+        skip_line(dom, "not_voxelized", f"{s.reason}: {s.detail}", s.chain, s.resid)
+        for s in frames.skipped
+    ]
     seconds.update(
         read=t1 - t0,
         parse=t2 - t1,

@@ -39,6 +39,7 @@ from voxelflex.structure.residues import (
 __all__ = [
     "CB_OFFSET",
     "KEY_RULES",
+    "SKIP_REASONS",
     "FrameSet",
     "Skip",
     "compute_frames",
@@ -50,6 +51,23 @@ _CHANNEL = {"C": 0, "N": 1, "O": 2, "CA": 3, "CB": 4}  # voxelflex.frame.CHANNEL
 _BACKBONE_CHANNEL = np.array([_CHANNEL[name] for name in BACKBONE], dtype=np.int64)
 _CB = _CHANNEL["CB"]
 _WATER = ("HOH", "WAT", "DOD", "H2O", "TIP3", "SOL")
+
+
+# reason -> what it means; the voxelizer's skip table (<out>.skipped.csv) and docs/structures.md.
+SKIP_REASONS = {
+    "unreadable_file": "the file could not be read as a PDB or mmCIF structure",
+    "features_failed": "--features: the file's features could not be computed (its frames too "
+    "are left out, so frames and features cover the same residues)",
+    "no_residues": "the file holds no residue to voxelize",
+    "duplicate_domain": "the file's domain key (its name up to the first dot) was already written",
+    "chain_not_voxelized": "a chain that is not a polypeptide (nucleic acid, water, ligands only)",
+    "chain_key_taken": "the chain's HDF5 key is another chain's (a blank chain id is stored as A)",
+    "residue_key_taken": "the residue's key is an earlier residue's (keys='aposteriori' keeps the "
+    "first residue of a number)",
+    "no_backbone": "a residue without N, CA or C in the chosen conformer: no frame",
+    "degenerate_frame": "N, CA and C coincide or are collinear: no frame",
+    "ligand": "not an amino-acid residue (no N, CA, C and O, or not a three-letter name)",
+}
 
 
 @dataclass(frozen=True)
@@ -65,13 +83,20 @@ class Skip:
     resid : str
         Residue number with insertion code (``""`` for a whole chain or file).
     reason : str
-        Why, and what would change it.
+        A key of :data:`SKIP_REASONS`.
+    detail : str
+        The particulars, and what would change them.
     """
 
     domain: str
     chain: str
     resid: str
     reason: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.reason not in SKIP_REASONS:
+            raise ValueError(f"unknown skip reason {self.reason!r}; valid: {list(SKIP_REASONS)}")
 
 
 @dataclass(frozen=True)
@@ -192,6 +217,7 @@ def _keyed_residues(
                     domain,
                     chain,
                     "",
+                    "chain_key_taken",
                     f"chain key '{key}' is already used by chain "
                     f"{k.chain_owner[key] or '(blank)'} (a blank chain id is stored as 'A'); "
                     "rename one of the chains",
@@ -204,6 +230,7 @@ def _keyed_residues(
                 domain,
                 str(table.chain[cand[i]]),
                 _resid_text(table, cand[i]),
+                "residue_key_taken",
                 f"residue key '{k.resid_key[i]}' is already used by residue "
                 f"{_resid_text(table, owner)} ({table.label[owner]}); aposteriori keeps only the "
                 "first residue of a number: use keys='icode' to keep both",
@@ -265,7 +292,7 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
     skipped: list[Skip] = []
     rejects = list(table.aposteriori_rejects)
     for chain, why in table.other_chains.items():
-        skipped.append(Skip(domain, chain, "", f"chain not voxelized: {why}"))
+        skipped.append(Skip(domain, chain, "", "chain_not_voxelized", why))
 
     frame_role = table.role == ROLE_FRAME
     has_ncac = (table.backbone[:, :3] >= 0).all(axis=1)
@@ -276,6 +303,7 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
                 domain,
                 str(table.chain[g]),
                 _resid_text(table, g),
+                "no_backbone",
                 f"{table.label[g]} has no {lacks} atom (in the chosen conformer), so no frame; "
                 "its other backbone atoms still appear in neighbouring frames",
             )
@@ -288,6 +316,7 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
                 domain,
                 str(table.chain[g]),
                 _resid_text(table, g),
+                "ligand",
                 f"{table.label[g]} is not an amino-acid residue (no N, CA, C and O, or not a "
                 "three-letter name): a ligand, not voxelized",
             )
@@ -303,6 +332,7 @@ def compute_frames(structure: Structure, *, keys: KeyRule = "aposteriori") -> Fr
                 domain,
                 str(table.chain[g]),
                 _resid_text(table, g),
+                "degenerate_frame",
                 f"{table.label[g]}: N, CA and C are degenerate (coincident or collinear), so no "
                 "frame; fix the coordinates",
             )

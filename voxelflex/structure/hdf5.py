@@ -23,6 +23,7 @@ import logging
 import os
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -237,7 +238,7 @@ class _Writer:
         frames = item
         if len(frames) == 0:
             self.stats.skipped.append(
-                Skip(frames.domain, "", "", f"{frames.source}: no residue to voxelize")
+                Skip(frames.domain, "", "", "no_residues", f"{frames.source}: nothing to voxelize")
             )
             return
         if frames.domain in self.f:
@@ -246,6 +247,7 @@ class _Writer:
                     frames.domain,
                     "",
                     "",
+                    "duplicate_domain",
                     f"{frames.source}: domain key {frames.domain!r} is "
                     "already in the file (from an earlier file of the same name up to its first "
                     "dot); rename one of the files",
@@ -325,7 +327,8 @@ class VoxelizeReport:
     out_path : pathlib.Path
         The HDF5 file written.
     skipped_csv : pathlib.Path
-        ``file, domain, chain, resid, reason``: one row per file, chain or residue not written.
+        ``file, domain, chain, resid, reason, detail``: one row per file, chain or residue not
+        written; ``reason`` is a key of :data:`voxelflex.structure.frames.SKIP_REASONS`.
     files : int
         Structure files given.
     files_failed : int
@@ -336,6 +339,8 @@ class VoxelizeReport:
         Domains and residue datasets written.
     skipped : int
         Rows of ``skipped_csv``.
+    skipped_by_reason : dict of str to int
+        The same rows counted per reason.
     read_seconds, frame_seconds, compress_seconds : float
         Time summed over workers: parsing files, computing frames in memory, gzip of the chunks.
     write_seconds : float
@@ -365,6 +370,7 @@ class VoxelizeReport:
     workers: int
     features_path: Path | None = None
     feature_seconds: float = 0.0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def frames_per_second(self) -> float:
@@ -381,7 +387,7 @@ class VoxelizeReport:
 class _FileResult:
     path: str
     item: CompressedFrames | None
-    error: str
+    failure: Skip | None  # why item is None
     read_seconds: float
     frame_seconds: float
     compress_seconds: float
@@ -396,7 +402,8 @@ def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _File
     try:
         structure = read_structure(path, altloc=altloc)
     except VoxelflexError as exc:
-        return _FileResult(path, None, str(exc), time.perf_counter() - t0, 0.0, 0.0)
+        failure = Skip(domain_key(path), "", "", "unreadable_file", str(exc))
+        return _FileResult(path, None, failure, time.perf_counter() - t0, 0.0, 0.0)
     t1 = time.perf_counter()
     frames = compute_frames(structure, keys=keys)
     t2 = time.perf_counter()
@@ -407,12 +414,13 @@ def _voxelize_one(path: str, *, keys: str, altloc: str, features: bool) -> _File
         try:
             values = compute_features(structure.resolved(), where=path, crystal=structure.crystal)
         except VoxelflexError as exc:  # frames without features would join nothing: skip all
-            return _FileResult(path, None, f"features: {exc}", t1 - t0, t2 - t1, t3 - t2)
+            failure = Skip(domain_key(path), "", "", "features_failed", str(exc))
+            return _FileResult(path, None, failure, t1 - t0, t2 - t1, t3 - t2)
         table = feature_table(structure.domain, values, frames)
     return _FileResult(
         path,
         item,
-        "",
+        None,
         t1 - t0,
         t2 - t1,
         t3 - t2,
@@ -437,9 +445,9 @@ def _results(
 def _write_skips(path: Path, rows: list[tuple[str, Skip]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "domain", "chain", "resid", "reason"])
+    writer.writerow(["file", "domain", "chain", "resid", "reason", "detail"])
     for file, s in rows:
-        writer.writerow([file, s.domain, s.chain, s.resid, s.reason])
+        writer.writerow([file, s.domain, s.chain, s.resid, s.reason, s.detail])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -524,7 +532,7 @@ def voxelize_files(
                 totals["features"] += result.feature_seconds
                 if result.item is None:
                     totals["failed"] += 1
-                    rows.append((result.path, Skip(domain_key(result.path), "", "", result.error)))
+                    rows.append((result.path, result.failure))
                     continue
                 # The writer keeps the first file of a domain key that has residues; the sidecar
                 # keeps that file's features, no other's.
@@ -587,4 +595,5 @@ def voxelize_files(
             workers=workers,
             features_path=features_path,
             feature_seconds=totals["features"],
+            skipped_by_reason=dict(sorted(Counter(s.reason for _, s in rows).items())),
         )
