@@ -41,7 +41,9 @@ class FeaturizeReport:
     out_path : Path
         The sidecar.
     skipped_csv : Path
-        ``file, reason``: files that could not be read (written only when there are some).
+        ``file, reason, detail``: files whose features could not be computed (``reason``
+        ``unreadable_file`` or ``features_failed``, as in the voxelizer's skip table); written
+        only when there are some.
     files, files_failed, residues : int
     feature_seconds : float
         Time computing features, summed over workers (one core).
@@ -62,17 +64,23 @@ class FeaturizeReport:
         return self.residues / self.feature_seconds if self.feature_seconds else float("nan")
 
 
-def _one(path: str, *, altloc: str, keys: KeyRule) -> tuple[str, pa.Table | None, str, float]:
+def _one(
+    path: str, *, altloc: str, keys: KeyRule
+) -> tuple[str, pa.Table | None, tuple[str, str] | None, float]:
+    """The file's feature table, or None and (reason, detail) as in the voxelizer's skip table."""
     try:
         structure = read_structure(path, altloc=altloc)
+    except VoxelflexError as exc:
+        return path, None, ("unreadable_file", str(exc)), 0.0
+    try:
         t0 = time.perf_counter()
         values = compute_features(structure.resolved(), where=path, crystal=structure.crystal)
         seconds = time.perf_counter() - t0
         # the frames' residue keys, as the voxel file has them (not timed: features only)
         table = feature_table(structure.domain, values, compute_frames(structure, keys=keys))
     except VoxelflexError as exc:
-        return path, None, str(exc), 0.0
-    return path, table, "", seconds
+        return path, None, ("features_failed", str(exc)), 0.0
+    return path, table, None, seconds
 
 
 def featurize_files(
@@ -122,7 +130,7 @@ def featurize_files(
             bar.update()
             seconds += t
             if table is None:
-                failed.append((path, error))
+                failed.append((path, *error))
             else:
                 tables.append(table)
         bar.close()
@@ -133,7 +141,7 @@ def featurize_files(
             skipped_csv = stale
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(["file", "reason"])
+            writer.writerow(["file", "reason", "detail"])
             writer.writerows(failed)
             atomic_write_text(skipped_csv, buffer.getvalue())
         if not tables:
