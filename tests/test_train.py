@@ -171,6 +171,47 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference, small_in
     assert _strip_timing(result.history) == _strip_timing(expected)
 
 
+_TERMINATOR = textwrap.dedent(
+    """
+    import os, signal, sys
+    from voxelflex.cli.main import main
+    from voxelflex.engine.checkpoint import Checkpoint
+
+    save = Checkpoint.save
+    def save_then_sigterm(self, path):
+        save(self, path)
+        if (self.meta.epoch, self.meta.batch) == (0, 4):
+            os.kill(os.getpid(), signal.SIGTERM)  # SLURM preemption, right after latest.pt
+            Checkpoint.save = save
+    Checkpoint.save = save_then_sigterm
+    sys.argv = ["voxelflex", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def test_sigterm_saves_latest_exits_130_then_resume_matches_uninterrupted(
+    reference, small_index, tmp_path
+):
+    """SIGTERM (SLURM preemption, Kubernetes pod deletion) used to end the run at once, losing
+    every step since the last periodic save; it now stops at the step boundary as Ctrl-C does."""
+    args = ["train", "--index", str(small_index), "--output-dir", str(tmp_path)]
+    args += ["--run-name", "term", "--set", "train.checkpoint_every_batches=4"]
+    for item in BASE:
+        args += ["--set", item]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TERMINATOR, *args], capture_output=True, timeout=300, text=True
+    )
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "interrupted: saved" in (tmp_path / "term" / "logs" / "voxelflex.log").read_text()
+    saved = Checkpoint.load(tmp_path / "term" / "models" / "latest.pt")
+    assert (saved.meta.epoch, saved.meta.batch) == (0, 4)
+    overrides = _overrides(small_index, tmp_path, "term", "train.resume=true")
+    result = train(load_config(overrides=overrides))
+    expected = json.loads((reference / "training_history.json").read_text())
+    assert _strip_timing(result.history) == _strip_timing(expected)
+
+
 def test_resume_refuses_other_model_or_index(reference, small_index, demo_index, tmp_path):
     runner = CliRunner()
     common = ["train", "--output-dir", str(reference.parent), "--run-name", "ref", "--resume"]
