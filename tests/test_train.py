@@ -173,7 +173,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference, small_in
 
 _TERMINATOR = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, subprocess, sys
     from voxelflex.cli.main import main
     from voxelflex.engine.checkpoint import Checkpoint
 
@@ -181,7 +181,9 @@ _TERMINATOR = textwrap.dedent(
     def save_then_sigterm(self, path):
         save(self, path)
         if (self.meta.epoch, self.meta.batch) == (0, 4):
-            os.kill(os.getpid(), signal.SIGTERM)  # SLURM preemption, right after latest.pt
+            # SLURM preemption, right after latest.pt: to every process of the job step, from
+            # another process (torch's workers end quietly on one from the main process)
+            subprocess.run(["kill", "-s", "TERM", "--", f"-{os.getpgid(0)}"])
             Checkpoint.save = save
     Checkpoint.save = save_then_sigterm
     sys.argv = ["voxelflex", *sys.argv[1:]]
@@ -190,22 +192,31 @@ _TERMINATOR = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_sigterm_saves_latest_exits_130_then_resume_matches_uninterrupted(
-    reference, small_index, tmp_path
+    reference, small_index, tmp_path, workers
 ):
     """SIGTERM (SLURM preemption, Kubernetes pod deletion) used to end the run at once, losing
-    every step since the last periodic save; it now stops at the step boundary as Ctrl-C does."""
+    every step since the last periodic save; it now stops at the step boundary as Ctrl-C does.
+    Sent to the whole process group, as SLURM does, it ended the DataLoader workers, and the
+    run failed on its next batch without a save."""
     args = ["train", "--index", str(small_index), "--output-dir", str(tmp_path)]
     args += ["--run-name", "term", "--set", "train.checkpoint_every_batches=4"]
-    for item in BASE:
+    for item in [*BASE, f"loader.num_workers={workers}"]:
         args += ["--set", item]
     proc = subprocess.run(
-        [sys.executable, "-c", _TERMINATOR, *args], capture_output=True, timeout=300, text=True
+        [sys.executable, "-c", _TERMINATOR, *args],
+        capture_output=True,
+        timeout=300,
+        text=True,
+        start_new_session=True,  # its own process group, which the script signals
     )
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "interrupted: saved" in (tmp_path / "term" / "logs" / "voxelflex.log").read_text()
     saved = Checkpoint.load(tmp_path / "term" / "models" / "latest.pt")
     assert (saved.meta.epoch, saved.meta.batch) == (0, 4)
+    if workers:  # the plan depends on the worker count: the reference has none
+        return
     overrides = _overrides(small_index, tmp_path, "term", "train.resume=true")
     result = train(load_config(overrides=overrides))
     expected = json.loads((reference / "training_history.json").read_text())
