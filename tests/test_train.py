@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from voxelflex.engine import load_for_inference, train
 from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.engine.data import settings_digest
 from voxelflex.engine.epoch_metrics import reduce_metrics
-from voxelflex.errors import CheckpointError, SourceError, TrainingError
+from voxelflex.errors import CheckpointError, ConfigError, SourceError, TrainingError
 from voxelflex.index import build_index, read_index
 
 EPOCHS = 2
@@ -255,6 +256,33 @@ def test_resume_refuses_other_model_or_index(reference, small_index, demo_index,
     with pytest.raises(CheckpointError, match="does not exist"):
         fresh = _overrides(small_index, tmp_path, "new")
         train(load_config(overrides=[*fresh, "train.resume=true"]))
+
+
+def test_resume_keeps_the_runs_own_index_when_an_input_changed(small_index, tmp_path):
+    """Reproduction: `touch rmsf.csv` (or a checkout, a copy without -p) before --resume of a run
+    that built its index from data.* rebuilt <run>/index/index.parquet, then refused to resume
+    (another index fingerprint): the index the run was trained on was gone for good."""
+    demo = tmp_path / "inputs"
+    shutil.copytree(small_index.parent / "demo", demo)
+    inputs = [
+        f"data.voxel_file={demo / 'voxels.hdf5'}",
+        f"data.rmsf_csv={demo / 'rmsf.csv'}",
+        "data.rmsf_unit=nm",
+        f"data.train_split={demo / 'train_domains.txt'}",
+        f"data.val_split={demo / 'val_domains.txt'}",
+    ]
+    overrides = [f"output_dir={tmp_path}", "run_name=built", *BASE, "train.epochs=1", *inputs]
+    train(load_config(overrides=overrides))
+    index = tmp_path / "built" / "index" / "index.parquet"
+    before = index.read_bytes()
+    st = os.stat(demo / "rmsf.csv")
+    os.utime(demo / "rmsf.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    resume = [*overrides, "train.epochs=2", "train.resume=true"]
+    with pytest.raises(ConfigError, match=r"the run's index .* is not current \(rmsf csv"):
+        train(load_config(overrides=resume))
+    assert index.read_bytes() == before
+    os.utime(demo / "rmsf.csv", ns=(st.st_atime_ns, st.st_mtime_ns))  # restored: resumes
+    assert [h["epoch"] for h in train(load_config(overrides=resume)).history] == [1, 2]
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_path, monkeypatch):
