@@ -197,6 +197,16 @@ def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
         assert signal.getsignal(signal.SIGINT) is before and not off.requested
 
 
+def test_graceful_interrupt_defers_the_first_sigterm_and_restores_the_handler():
+    """SLURM and Kubernetes send SIGTERM before SIGKILL: handled like Ctrl-C."""
+    before = signal.getsignal(signal.SIGTERM)
+    with GracefulInterrupt(enabled=True) as interrupt:
+        signal.raise_signal(signal.SIGTERM)  # before the fix: the test process ends here
+        assert interrupt.requested
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second one: at once
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_an_index_run_refuses_another_unit_and_inputs_other_than_it_was_built_from(
     demo_data, demo_index, tmp_path
 ):

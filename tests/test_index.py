@@ -21,6 +21,7 @@ from voxelflex.index import (
     SKIP_REASONS,
     build_index,
     connect,
+    ensure_index,
     read_index,
 )
 from voxelflex.inputs import read_split_file
@@ -458,6 +459,34 @@ def test_read_index_detects_a_changed_rmsf_csv(tmp_path):
     with pytest.raises(IndexFormatError, match=r"rmsf csv .*r\.csv changed since") as err:
         read_index(report.index_path)
     assert "voxelflex index build" in str(err.value)
+
+
+def test_an_input_rewritten_during_the_build_leaves_the_index_stale(tmp_path, monkeypatch):
+    """An RMSF CSV rewritten after the build read it (here: while it scans the voxel file) was
+    fingerprinted at the end of the build, so the index with the old targets looked current and
+    `voxelflex train` reused it on every run. The fingerprints are now taken before reading."""
+    import voxelflex.index.build as build_module
+
+    voxels = write_voxels(tmp_path / "v.h5", {"d1": {"A": residues("ALA GLY")}})
+    csv = write_csv(tmp_path / "r.csv", csv_rows("d1", "ALA GLY"))
+    scan = build_module.scan_voxel_file
+
+    def scan_while_the_csv_changes(*args, **kwargs):
+        mtime = os.stat(csv).st_mtime_ns
+        write_csv(csv, [(*row[:4], 2 * row[4]) for row in csv_rows("d1", "ALA GLY")])
+        os.utime(csv, ns=(mtime + 10**9, mtime + 10**9))  # same size; a later mtime on any clock
+        return scan(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "scan_voxel_file", scan_while_the_csv_changes)
+    out = tmp_path / "run" / "index.parquet"
+    inputs = {"voxel_file": voxels, "rmsf_csv": csv, "rmsf_unit": "nm", "progress": False}
+    ensure_index(out, **inputs)
+    built = read_index(out, check_inputs=False).table["target_rmsf"].to_pylist()
+    with pytest.raises(IndexFormatError, match=r"r\.csv changed since the index was built"):
+        read_index(out)
+    monkeypatch.setattr(build_module, "scan_voxel_file", scan)
+    ensure_index(out, **inputs)  # rebuilt from the CSV as it is now, not reused
+    assert read_index(out).table["target_rmsf"].to_pylist() == [2 * v for v in built]
 
 
 def test_index_travels_without_its_inputs(tmp_path, caplog):

@@ -13,6 +13,7 @@ import errno
 import faulthandler
 import gc
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -491,6 +492,34 @@ def test_the_cache_keeps_to_its_limit(served, tmp_path, eviction):
     else:  # keep what fits; the third is read from the URL
         assert third is None and cache.stats.bypassed == 1
         assert kept == {shards[0].sha256, shards[1].sha256}
+
+
+def test_a_full_cache_disk_reads_the_shards_from_the_url(
+    index, local_batches, served, tmp_path, monkeypatch
+):
+    """Reproduction: a full disk under the cache failed each download four times, every one a
+    whole transfer, then every domain of the shard, with an error telling to check the server.
+    The shards are now read from the URL, each downloaded at most once."""
+    from voxelflex.sources.shards import cache as cache_module
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def open_on_a_full_disk(path, mode="r", *args, **kwargs):
+        if "w" in mode:
+            open(path, mode).close()  # the file is made, then nothing fits
+            return FullDisk()
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "open", open_on_a_full_disk, raising=False)
+    server, _ = served
+    batches, skipped = _batches(index, server.url, cache_dir=tmp_path / "c")
+    assert_same_batches(local_batches(), batches)
+    assert not skipped
+    whole = [r for r in _shard_gets(server, None) if r.range is None]
+    assert len(whole) == 1  # the first download, once; then records by range request
+    assert not list((tmp_path / "c").rglob("*.tar")) and not os.listdir(tmp_path / "c" / ".tmp")
 
 
 def test_cached_or_bypassed_shards_give_the_same_batches(index, local_batches, served, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import tarfile
@@ -153,6 +154,34 @@ def test_rerun_rebuilds_shards_whose_voxel_file_or_residues_changed(shards, inde
     fewer = replace(touched, table=t.filter(pc.invert(drop)))
     report = build_shards(fewer, shards, domains_per_shard=10, progress=False)
     assert (report.built, report.reused) == (1, 2)
+
+
+def test_a_voxel_file_rewritten_during_the_build_is_refused(tmp_path, monkeypatch):
+    """Reproduction: shards read from a voxel file rewritten during the build were recorded
+    under the fingerprint the index holds, so a run whose index travelled without the voxel
+    file (the check is then skipped) served voxels of either version without a word."""
+    from voxelflex.demo.generate import build_demo_index, generate_demo
+    from voxelflex.sources.shards import writer
+
+    paths = generate_demo(tmp_path / "demo", n_domains=3, seed=1)
+    build_demo_index(paths, tmp_path / "index.parquet")
+    index = read_index(tmp_path / "index.parquet")
+    encode = writer._encode_domain
+
+    def encode_then_rewrite(task):
+        st = os.stat(task[0])
+        os.utime(task[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten
+        return encode(task)
+
+    monkeypatch.setattr(writer, "_encode_domain", encode_then_rewrite)
+    out = tmp_path / "shards"
+    with pytest.raises(ShardError, match=r"changed while the shards were built"):
+        build_shards(index, out, domains_per_shard=2, progress=False)
+    assert not (out / MANIFEST_NAME).exists() and not list(out.glob("shard-*.tar"))
+    monkeypatch.setattr(writer, "_encode_domain", encode)
+    build_demo_index(paths, tmp_path / "index.parquet", overwrite=True)  # the voxels as now
+    index = read_index(tmp_path / "index.parquet")
+    assert build_shards(index, out, domains_per_shard=2, progress=False).built == 2
 
 
 def test_manifest_version_and_presence_are_checked(shards, index):

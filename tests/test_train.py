@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from voxelflex.engine import load_for_inference, train
 from voxelflex.engine.checkpoint import Checkpoint
 from voxelflex.engine.data import settings_digest
 from voxelflex.engine.epoch_metrics import reduce_metrics
-from voxelflex.errors import CheckpointError, SourceError, TrainingError
+from voxelflex.errors import CheckpointError, ConfigError, SourceError, TrainingError
 from voxelflex.index import build_index, read_index
 
 EPOCHS = 2
@@ -171,6 +172,58 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference, small_in
     assert _strip_timing(result.history) == _strip_timing(expected)
 
 
+_TERMINATOR = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from voxelflex.cli.main import main
+    from voxelflex.engine.checkpoint import Checkpoint
+
+    save = Checkpoint.save
+    def save_then_sigterm(self, path):
+        save(self, path)
+        if (self.meta.epoch, self.meta.batch) == (0, 4):
+            # SLURM preemption, right after latest.pt: to every process of the job step, from
+            # another process (torch's workers end quietly on one from the main process)
+            subprocess.run(["kill", "-s", "TERM", "--", f"-{os.getpgid(0)}"])
+            Checkpoint.save = save
+    Checkpoint.save = save_then_sigterm
+    sys.argv = ["voxelflex", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sigterm_saves_latest_exits_130_then_resume_matches_uninterrupted(
+    reference, small_index, tmp_path, workers
+):
+    """SIGTERM (SLURM preemption, Kubernetes pod deletion) used to end the run at once, losing
+    every step since the last periodic save; it now stops at the step boundary as Ctrl-C does.
+    Sent to the whole process group, as SLURM does, it ended the DataLoader workers, and the
+    run failed on its next batch without a save."""
+    args = ["train", "--index", str(small_index), "--output-dir", str(tmp_path)]
+    args += ["--run-name", "term", "--set", "train.checkpoint_every_batches=4"]
+    for item in [*BASE, f"loader.num_workers={workers}"]:
+        args += ["--set", item]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TERMINATOR, *args],
+        capture_output=True,
+        timeout=300,
+        text=True,
+        start_new_session=True,  # its own process group, which the script signals
+    )
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "interrupted: saved" in (tmp_path / "term" / "logs" / "voxelflex.log").read_text()
+    saved = Checkpoint.load(tmp_path / "term" / "models" / "latest.pt")
+    assert (saved.meta.epoch, saved.meta.batch) == (0, 4)
+    if workers:  # the plan depends on the worker count: the reference has none
+        return
+    overrides = _overrides(small_index, tmp_path, "term", "train.resume=true")
+    result = train(load_config(overrides=overrides))
+    expected = json.loads((reference / "training_history.json").read_text())
+    assert _strip_timing(result.history) == _strip_timing(expected)
+
+
 def test_resume_refuses_other_model_or_index(reference, small_index, demo_index, tmp_path):
     runner = CliRunner()
     common = ["train", "--output-dir", str(reference.parent), "--run-name", "ref", "--resume"]
@@ -203,6 +256,33 @@ def test_resume_refuses_other_model_or_index(reference, small_index, demo_index,
     with pytest.raises(CheckpointError, match="does not exist"):
         fresh = _overrides(small_index, tmp_path, "new")
         train(load_config(overrides=[*fresh, "train.resume=true"]))
+
+
+def test_resume_keeps_the_runs_own_index_when_an_input_changed(small_index, tmp_path):
+    """Reproduction: `touch rmsf.csv` (or a checkout, a copy without -p) before --resume of a run
+    that built its index from data.* rebuilt <run>/index/index.parquet, then refused to resume
+    (another index fingerprint): the index the run was trained on was gone for good."""
+    demo = tmp_path / "inputs"
+    shutil.copytree(small_index.parent / "demo", demo)
+    inputs = [
+        f"data.voxel_file={demo / 'voxels.hdf5'}",
+        f"data.rmsf_csv={demo / 'rmsf.csv'}",
+        "data.rmsf_unit=nm",
+        f"data.train_split={demo / 'train_domains.txt'}",
+        f"data.val_split={demo / 'val_domains.txt'}",
+    ]
+    overrides = [f"output_dir={tmp_path}", "run_name=built", *BASE, "train.epochs=1", *inputs]
+    train(load_config(overrides=overrides))
+    index = tmp_path / "built" / "index" / "index.parquet"
+    before = index.read_bytes()
+    st = os.stat(demo / "rmsf.csv")
+    os.utime(demo / "rmsf.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    resume = [*overrides, "train.epochs=2", "train.resume=true"]
+    with pytest.raises(ConfigError, match=r"the run's index .* is not current \(rmsf csv"):
+        train(load_config(overrides=resume))
+    assert index.read_bytes() == before
+    os.utime(demo / "rmsf.csv", ns=(st.st_atime_ns, st.st_mtime_ns))  # restored: resumes
+    assert [h["epoch"] for h in train(load_config(overrides=resume)).history] == [1, 2]
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_index, tmp_path, monkeypatch):

@@ -121,6 +121,7 @@ def _index_path(config: Config, dist: DistContext) -> Path:
             test=data.test_split,
             features=data.features,
             progress=config.train.progress,
+            keep=config.train.resume,  # its checkpoints were trained on the run's index
         )
     )
 

@@ -251,6 +251,28 @@ def _refuse_unmatched_split_files(split_files, splits, skip, csv, scan) -> list[
     return warnings
 
 
+def _input_fingerprints(
+    voxel_file: str,
+    rmsf_csv: str | None,
+    features: str | os.PathLike | None,
+    split_files: dict[str, str | os.PathLike | None],
+) -> dict[str, dict]:
+    """:func:`~voxelflex.index.fingerprint.file_fingerprint` of each input given, by the name
+    :attr:`IndexMeta.fingerprints` records it under (the voxel file's ``key_hash`` comes later,
+    from its scan). A file that is not there is left out: its reader names it next."""
+    given = {
+        "voxel_file": voxel_file,
+        "rmsf_csv": rmsf_csv,
+        "features": features,
+        **{f"{split}_split": path for split, path in split_files.items()},
+    }
+    return {
+        name: file_fingerprint(path)
+        for name, path in given.items()
+        if path is not None and os.path.isfile(path)
+    }
+
+
 def build_index(
     voxel_file: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -320,6 +342,10 @@ def build_index(
         else:
             rmsf_csv = os.path.abspath(os.fspath(rmsf_csv))
             rmsf_unit = check_rmsf_unit(rmsf_unit)
+        # Fingerprinted before they are read: a file rewritten during the build then differs
+        # from its recorded fingerprint, and the index counts as stale (taken at the end, the
+        # new size and mtime would vouch for the old content).
+        fingerprints = _input_fingerprints(voxel_file, rmsf_csv, features, split_files)
         csv = read_rmsf_csv(rmsf_csv) if rmsf_csv else None
         splits = read_splits(split_files)
         sidecar, feature_meta = (None, None) if features is None else read_feature_sidecar(features)
@@ -387,14 +413,7 @@ def build_index(
             ],
             temperature_range=temp_range,
         )
-        fingerprints = {"voxel_file": file_fingerprint(voxel_file, key_hash=scan.key_hash)}
-        if rmsf_csv:
-            fingerprints["rmsf_csv"] = file_fingerprint(rmsf_csv)
-        if features is not None:
-            fingerprints["features"] = file_fingerprint(features)
-        for split, path in split_files.items():
-            if path is not None:
-                fingerprints[f"{split}_split"] = file_fingerprint(path)
+        fingerprints["voxel_file"]["key_hash"] = scan.key_hash
         meta = IndexMeta(
             frame=FRAME,
             rmsf_unit=rmsf_unit,

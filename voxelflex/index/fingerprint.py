@@ -13,7 +13,7 @@ import os
 
 from voxelflex.errors import IndexFormatError
 
-__all__ = ["check_fingerprint", "file_fingerprint"]
+__all__ = ["check_fingerprint", "file_fingerprint", "fingerprint_change"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,16 @@ def file_fingerprint(path: str | os.PathLike, **extra: object) -> dict:
     """Return ``{"path", "size", "mtime_ns", **extra}`` for ``path``."""
     st = os.stat(path)
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, **extra}
+
+
+def fingerprint_change(recorded: dict) -> str | None:
+    """How the file behind ``recorded`` changed (``"size 1 -> 2"``); None if it did not, or is
+    not there."""
+    if not os.path.isfile(recorded["path"]):
+        return None
+    now = file_fingerprint(recorded["path"])
+    changed = [k for k in ("size", "mtime_ns") if now[k] != recorded.get(k)]
+    return ", ".join(f"{k} {recorded.get(k)} -> {now[k]}" for k in changed) or None
 
 
 def check_fingerprint(recorded: dict, *, index_path: str, what: str) -> None:
@@ -40,10 +50,7 @@ def check_fingerprint(recorded: dict, *, index_path: str, what: str) -> None:
             index_path,
         )
         return
-    now = file_fingerprint(path)
-    changed = [k for k in ("size", "mtime_ns") if now[k] != recorded.get(k)]
-    if changed:
-        detail = ", ".join(f"{k} {recorded.get(k)} -> {now[k]}" for k in changed)
+    if detail := fingerprint_change(recorded):
         raise IndexFormatError(
             f"{what} {path} changed since the index was built ({detail}): the index is stale; {fix}"
         )

@@ -22,6 +22,7 @@ import math
 import mmap
 import multiprocessing
 import pickle
+import signal
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -114,6 +115,7 @@ class WorkerPool:
             # forked workers inherit the shared mapping, the split table and the first plan;
             # pinned because Python 3.14 made forkserver Linux's default
             multiprocessing_context="fork",
+            worker_init_fn=_keep_sigterm_handler,
         )
         self.closed = False
 
@@ -214,6 +216,19 @@ class SharedState:
         self.control = np.frombuffer(self._map, np.int64, 4)
         self.consumed = np.frombuffer(self._map, np.int64, num_workers, offset=32)
         self.ring = np.frombuffer(self._map, np.uint8, math.prod(shape), head).reshape(shape)
+
+
+def _keep_sigterm_handler(_worker_id: int) -> None:
+    """Put back the SIGTERM handler a worker inherited from the main process, if Python's.
+
+    torch's worker setup replaces it with one that ends the worker on a SIGTERM from any other
+    process than the main one. SLURM signals every process of a job step, so during training
+    (:class:`~voxelflex.engine.interrupt.GracefulInterrupt`) the workers died and the main
+    process failed on its next batch instead of finishing the step and saving ``latest.pt``.
+    """
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler):
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _as_is(arrays: tuple) -> tuple:

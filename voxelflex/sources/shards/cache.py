@@ -23,11 +23,15 @@ from local disk.
   smaller than the data and a fresh random order every epoch, LRU evicts each shard just before
   it is needed again, so ``none`` gives the better hit rate there.
 * The limit counts finished shards; downloads in progress (one per process at most) come on top.
+* **A full disk** (or quota) while a shard is written to the cache is not the URL's fault: that
+  shard, and every shard the process has not cached yet, is read from the URL instead, as one
+  that does not fit the limit (shards already cached are still read from the cache).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from voxelflex.errors import ConfigError
+from voxelflex.errors import ConfigError, FetchError
 from voxelflex.remote import RemoteFolder
 from voxelflex.sources.shards.manifest import file_sha256
 
@@ -93,6 +97,40 @@ class CacheStats:
     evicted: int = 0
 
 
+# A cache disk that is full: the shard is read from the URL instead.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class _LocalWriteError(FetchError):
+    """Writing the downloaded bytes to the cache failed. A FetchError, so that
+    :meth:`RemoteFolder.download` passes it on at once: a retry would fetch the shard again
+    over the network only to fail on the same disk, and the error would blame the URL."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(str(exc))
+        self.os_error = exc
+
+
+class _CacheFile:
+    """The temporary cache file as :meth:`RemoteFolder.download` writes it: a local write
+    error becomes a :class:`_LocalWriteError`."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            raise _LocalWriteError(exc) from exc
+
+    def seek(self, offset: int) -> int:
+        return self._fh.seek(offset)
+
+    def truncate(self) -> int:
+        return self._fh.truncate()
+
+
 @contextlib.contextmanager
 def _flock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Hold an exclusive ``flock`` on ``path`` (created if missing); yields False when
@@ -124,6 +162,7 @@ class ShardCache:
         self.settings = settings
         self.folder = Path(settings.folder)
         self.stats = CacheStats()
+        self._disk_full = False  # a download hit a full disk: download no more
         for sub in (_TMP, _LOCKS):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
 
@@ -148,12 +187,15 @@ class ShardCache:
     def open(self, name: str, size: int, sha256: str, remote: RemoteFolder) -> BinaryIO | None:
         """Shard ``name`` (``size`` bytes, ``sha256``) opened from the cache, downloaded from
         ``remote`` first if it is not there; None when it does not fit (eviction ``none``, or
-        no shard could be evicted): read it from the URL instead.
+        no shard could be evicted, or the cache's disk is full): read it from the URL instead.
 
         Raises
         ------
         FetchError
             The download failed, or kept arriving with another size or SHA-256, after retries.
+        OSError
+            The shard could not be written to the cache for another reason than a full disk
+            (permissions, a read-only file system).
         """
         fh = self._open_present(sha256, size)
         if fh is not None:
@@ -164,16 +206,33 @@ class ShardCache:
             if fh is not None:
                 self.stats.hits += 1
                 return fh
-            if not self._make_room(size, keep=sha256):
+            if self._disk_full or not self._make_room(size, keep=sha256):
                 self.stats.bypassed += 1
                 return None
             tmp = self.folder / _TMP / f"{sha256}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             try:
                 with open(tmp, "wb") as out:
-                    remote.download(name, out, size=size, sha256=sha256)
+                    try:
+                        remote.download(name, _CacheFile(out), size=size, sha256=sha256)
+                    except _LocalWriteError as exc:
+                        raise exc.os_error from exc
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(tmp, self.path(sha256))
+            except OSError as exc:
+                if exc.errno not in _FULL:
+                    raise
+                log.warning(
+                    "shard cache %s: cannot keep %s (%s); this process reads the shards it has "
+                    "not cached from the URL instead: free space, or lower "
+                    "loader.shard_cache_limit_gb to what the disk holds",
+                    self.folder,
+                    name,
+                    exc.strerror or exc,
+                )
+                self._disk_full = True
+                self.stats.bypassed += 1
+                return None
             finally:
                 tmp.unlink(missing_ok=True)
             self.stats.downloads += 1

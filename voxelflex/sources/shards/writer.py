@@ -34,6 +34,7 @@ from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import ShardError
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD, DEFAULT_ZSTD_LEVEL
 from voxelflex.index import LoadedIndex, read_index
+from voxelflex.index.fingerprint import file_fingerprint, fingerprint_change
 from voxelflex.logs import command_log
 from voxelflex.sources.hdf5 import Hdf5Reader
 from voxelflex.sources.shards.manifest import (
@@ -350,6 +351,9 @@ def build_shards(
             voxel_file,
             workers,
         )
+        # The shards are recorded as built from the voxel file the index fingerprinted: a file
+        # rewritten while they are read would leave shards of other voxels under that name.
+        start = file_fingerprint(voxel_file) if os.path.isfile(voxel_file) else None
         with tqdm(total=len(tasks), unit="domain", disable=not progress, desc="shards") as bar:
             results = _results(tasks, workers)
             for i in pending:
@@ -364,6 +368,15 @@ def build_shards(
                     {"format_version": FORMAT_VERSION, "settings": settings, "inputs": inputs[i]},
                 )
             results.close()
+        if start is not None and (detail := fingerprint_change(start)):
+            for i in pending:  # read from either version: never reused by a rerun
+                (out / shard_name(i)).unlink(missing_ok=True)
+                (out / _STATE_DIR / f"{shard_name(i)}.json").unlink(missing_ok=True)
+            raise ShardError(
+                f"voxel file {voxel_file} changed while the shards were built ({detail}); "
+                f"rebuild the index ({index.path}) with `voxelflex index build`, then the "
+                f"shards with `voxelflex shards build --index INDEX --output {out}`"
+            )
         planned = {shard_name(i) for i in range(len(groups))}
         for name in sorted(ours - planned):
             log.info("removing %s, left over from an earlier build with other settings", out / name)
