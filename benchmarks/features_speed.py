@@ -24,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import gzip  # noqa: E402
 import io  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -36,7 +35,7 @@ import biotite.structure.io.pdb as pdb  # noqa: E402
 import biotite.structure.io.pdbx as pdbx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from voxelflex.atomic import atomic_write_text  # noqa: E402
+from voxelflex.atomic import atomic_write_json  # noqa: E402
 from voxelflex.errors import InputError  # noqa: E402
 from voxelflex.structure.features import SASA_POINTS, compute_features  # noqa: E402
 
@@ -149,9 +148,7 @@ def main() -> None:
         "chains": chains,
         "files": files,
     }
-    atomic_write_text(
-        args.out / "features_speed.json", json.dumps(report, indent=1, allow_nan=False)
-    )
+    atomic_write_json(args.out / "features_speed.json", report, indent=1)
     print(f"wrote {args.out / 'features_speed.json'}")
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import biotite.structure as struc
 import numpy as np
 
-from voxelflex.atomic import atomic_write_text
+from voxelflex.atomic import atomic_write_json, atomic_write_text
 from voxelflex.demo.assemble import assemble_domain, source_chains, to_pdb_text
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.engine.checkpoint import Checkpoint
@@ -329,9 +329,7 @@ def main() -> None:
         [pred, work / "predictions_test.log"], logs,
     ))  # fmt: skip
     _print(results)
-    atomic_write_text(
-        out / "full_scale.json", json.dumps(results, indent=2, default=str, allow_nan=False) + "\n"
-    )
+    atomic_write_json(out / "full_scale.json", results, default=str)
 
 
 def _print(results: dict) -> None:

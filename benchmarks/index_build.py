@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from _voxel_file import write_voxel_file  # benchmarks/ (scripts run from there)
 
-from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 AMINO_ACIDS = np.array(
     "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL".split()  # noqa: SIM905
@@ -130,9 +130,7 @@ def main() -> None:
         print(
             f"{name:<14}{r['wall_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{sum(r['rows'].values()):>12,}"
         )
-    atomic_write_text(
-        args.out / "index_build.json", json.dumps(results, indent=2, allow_nan=False) + "\n"
-    )
+    atomic_write_json(args.out / "index_build.json", results)
     print(f"wrote {args.out / 'index_build.json'}")
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import multiprocessing
 import os
 import pstats
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from voxelflex.atomic import atomic_write_text
+from voxelflex.atomic import atomic_write_json
 from voxelflex.index import read_index
 from voxelflex.sources import PlanConfig, open_source
 
@@ -204,7 +203,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"io_breakdown{'_' + args.label if args.label else ''}.json"
-    atomic_write_text(args.out / name, json.dumps(result, indent=1, allow_nan=False))
+    atomic_write_json(args.out / name, result, indent=1)
     zero = result["0_workers"]
     print(
         f"0 workers: {zero['samples_per_s']:,.0f} samples/s ({epoch_s * 1e3:.0f} ms an epoch, "

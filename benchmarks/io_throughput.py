@@ -53,7 +53,7 @@ import zstandard
 from _voxel_file import write_voxel_file  # benchmarks/ (scripts run from there)
 from torch.utils.data import DataLoader, Dataset
 
-from voxelflex.atomic import atomic_write_text
+from voxelflex.atomic import atomic_write_json, atomic_write_text
 from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.frame import PACKED_BYTES
 from voxelflex.index import read_index
@@ -645,9 +645,7 @@ def main() -> None:
         "memory": memory,
         "hdf5_lookup": lookup,
     }
-    atomic_write_text(
-        args.out / "io_throughput.json", json.dumps(summary, indent=1, allow_nan=False)
-    )
+    atomic_write_json(args.out / "io_throughput.json", summary, indent=1)
     _chart(results, args.out / "io_throughput.png")
     print(f"\n| path | {' | '.join(f'{w} workers' for w in args.workers)} | bytes/sample |")
     print("|---|" + "---:|" * (len(args.workers) + 1))

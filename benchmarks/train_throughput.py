@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from voxelflex.atomic import atomic_write_text
+from voxelflex.atomic import atomic_write_json, atomic_write_text
 from voxelflex.models import ModelSpec, build_model, parameter_counts
 from voxelflex.registry import ARCHITECTURES, PRESETS
 
@@ -256,7 +256,7 @@ def main() -> None:
     else:
         print("\n(no CUDA device: CUDA section skipped)")
     path = args.out / "train_throughput.json"
-    atomic_write_text(path, json.dumps(report, indent=1, allow_nan=False))
+    atomic_write_json(path, report, indent=1)
     print(f"\nwrote {path}")
 
 

@@ -31,7 +31,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from voxelflex.atomic import atomic_write_text  # noqa: E402
+from voxelflex.atomic import atomic_write_json  # noqa: E402
 from voxelflex.structure import (  # noqa: E402
     compute_frames,
     read_structure,
@@ -255,11 +255,11 @@ def main() -> None:
             f"voxelize_files workers={s['workers']}: {s['residues']} residues from {s['files']} "
             f"files in {s['wall_s']:.2f} s = {s['residues_per_s']:,.0f} residues/s end to end"
         )
-    atomic_write_text(
+    atomic_write_json(
         args.out / "voxelize_speed.json",
-        json.dumps({"summary": summary, "files": table, "write": write}, indent=2,
-                   default=float, allow_nan=False) + "\n",
-    )  # fmt: skip
+        {"summary": summary, "files": table, "write": write},
+        default=float,
+    )
     print(f"\nwrote {args.out / 'voxelize_speed.json'}")
 
 

@@ -7,6 +7,7 @@ A crash leaves either the old file or no file, never a half-written one that loo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_csv",
+    "atomic_write_json",
     "atomic_write_parquet",
     "atomic_write_text",
     "write_csv",
@@ -78,6 +80,19 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``target`` atomically."""
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_json(
+    target: str | os.PathLike, obj: object, *, indent: int = 2, default=None
+) -> None:
+    """Write ``obj`` as strict JSON (a trailing newline) to ``target`` atomically.
+
+    A NaN or infinity raises ``ValueError`` instead of being written as ``NaN``, which is not
+    JSON (``json.load`` reads it, most other readers refuse the file): map them to null first.
+    ``default`` is as for :func:`json.dumps`.
+    """
+    text = json.dumps(obj, indent=indent, default=default, allow_nan=False)
+    atomic_write_text(target, text + "\n")
 
 
 def write_csv(table: pa.Table, sink: str | os.PathLike | pa.NativeFile) -> None:

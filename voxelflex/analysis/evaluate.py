@@ -8,7 +8,6 @@ left out of every metric; NaN metrics (too few rows, zero variance) are written 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from voxelflex.analysis.baselines import (
 )
 from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
-from voxelflex.atomic import atomic_write_text
+from voxelflex.atomic import atomic_write_json
 from voxelflex.columns import codes, repeated_keys, strings
 from voxelflex.config import Config, default_value, load_config
 from voxelflex.errors import InputError, VoxelflexError
@@ -492,7 +491,7 @@ def evaluate(
         )
         if used is not None and "skipped" not in metrics["permutation_importance"]:
             metrics["permutation_importance"]["checkpoint"] = used
-        atomic_write_text(out, json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+        atomic_write_json(out, _jsonable(metrics))
         log.info("evaluation metrics written to %s", out)
         return EvaluationReport(path=out, metrics=_jsonable(metrics))
 
