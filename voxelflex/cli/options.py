@@ -68,16 +68,17 @@ def _local_path(value: str) -> Path:
     return Path(value)
 
 
-def output_option(*names: str, **kwargs: Any) -> Any:
-    """``typer.Option`` for an option naming an output: every one takes a local path only."""
-    return typer.Option(*names, parser=_local_path, metavar="<path>", **kwargs)
-
-
 def input_option(*names: str, **kwargs: Any) -> Any:
     """``typer.Option`` for an option naming a local input file or folder (inputs that may be
     URLs, like ``--index``, are ``str`` options): a URL is refused naming the option, where it
     was folded into a missing local path ``https:/host/x``."""
     return typer.Option(*names, parser=_local_path, metavar="<path>", **kwargs)
+
+
+def output_option(*names: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for an option naming an output: every one takes a local path only,
+    as :func:`input_option`."""
+    return input_option(*names, **kwargs)
 
 
 def input_argument(*default: Any, **kwargs: Any) -> Any:

@@ -58,7 +58,7 @@ def trunk_arguments(spec: ModelSpec) -> dict[str, Any]:
     ConfigError
         An unknown preset or hyperparameter name (the message lists the architecture's), or a
         value of another kind than the preset's (a number for a number, a list for a list), a
-        number <= 0, or a list that is empty or holds one.
+        number <= 0, or a list that is empty or holds a number <= 0.
     """
     trunk_cls = ARCHITECTURES.get(spec.name)
     if spec.preset not in trunk_cls.PRESETS:
