@@ -31,6 +31,7 @@ __all__ = [
     "require_file",
     "require_suffix",
     "same_file",
+    "within",
 ]
 
 # A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
@@ -139,6 +140,14 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one does not exist (yet): compare the resolved names
         return a.resolve() == b.resolve()
+
+
+def within(path: str | os.PathLike, place: str | os.PathLike) -> bool:
+    """True when ``path`` is ``place`` or lies inside it, through links: the folders above
+    ``path`` as given and above the file it resolves to are each compared with
+    :func:`same_file`."""
+    p = Path(path)
+    return any(same_file(q, place) for q in (p, *p.absolute().parents, *p.resolve().parents))
 
 
 def require_suffix(

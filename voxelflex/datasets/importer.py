@@ -50,7 +50,7 @@ from voxelflex.datasets.splits import (
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.inputs.splits import read_split_file
 from voxelflex.logs import command_log
-from voxelflex.paths import same_file
+from voxelflex.paths import within
 from voxelflex.quantities import check_rmsf_unit
 from voxelflex.structure.features import write_feature_sidecar
 from voxelflex.structure.hdf5 import write_voxel_hdf5
@@ -181,17 +181,12 @@ def _refuse_inputs_in_outputs(out: Path, given: Mapping[str, str | os.PathLike |
     """
     owned = [out / name for name in (*OUTPUTS.values(), STATE_DIR)]
     for option, path in given.items():
-        if path is None:
-            continue
-        # the folders above the path as given and above the file it links to
-        real = Path(path).resolve()
-        for place in (Path(path), *Path(path).absolute().parents, *real.parents):
-            hit = next((o for o in owned if same_file(place, o)), None)
-            if hit is not None:
-                raise InputError(
-                    f"{option} {path} is inside {hit}, which this import writes (and "
-                    f"--overwrite deletes first): copy the file out of {out} and give the copy"
-                )
+        hit = None if path is None else next((o for o in owned if within(path, o)), None)
+        if hit is not None:
+            raise InputError(
+                f"{option} {path} is inside {hit}, which this import writes (and "
+                f"--overwrite deletes first): copy the file out of {out} and give the copy"
+            )
 
 
 def _prepare(out: Path, settings: ImportSettings, overwrite: bool) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxelflex.errors import ConfigError
-from voxelflex.paths import same_file
+from voxelflex.paths import is_url, same_file, within
 
 __all__ = ["HISTORY_FILE", "CheckpointPolicy"]
 
@@ -138,15 +138,15 @@ class CheckpointPolicy:
             )
         # --init-from RUN/models/best.pt into the same RUN: deleted before it was loaded
         for key, source in (inputs or {}).items():
-            if source is None:
+            if source is None or is_url(source):
                 continue
             for path in outputs:
-                inside = path.is_dir() and any(same_file(path, q) for q in Path(source).parents)
-                if inside or same_file(path, source):
+                if within(source, path):
+                    inside = "" if same_file(source, path) else "in "
                     raise ConfigError(
-                        f"{key} {source} is {'in ' if inside else ''}{path}, which --overwrite "
-                        f"deletes with the earlier run in {self.run_dir}: copy it out of that "
-                        "folder and give the copy, or choose another --run-name"
+                        f"{key} {source} is {inside}{path}, which --overwrite deletes with the "
+                        f"earlier run in {self.run_dir}: copy it out of that folder and give the "
+                        "copy, or choose another --run-name"
                     )
         log.warning(
             "--overwrite: deleting the earlier run's checkpoints, history, predictions, metrics "
