@@ -34,6 +34,7 @@ import biotite.structure as struc  # noqa: E402
 import biotite.structure.io.pdb as pdb  # noqa: E402
 import biotite.structure.io.pdbx as pdbx  # noqa: E402
 import numpy as np  # noqa: E402
+from _args import count  # benchmarks/ (scripts run from there)  # noqa: E402
 
 from voxelflex.atomic import atomic_write_json  # noqa: E402
 from voxelflex.errors import InputError  # noqa: E402
@@ -88,11 +89,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("structures", nargs="+", type=Path, help="PDB/mmCIF files or folders")
     ap.add_argument("--out", type=Path, default=Path("bench_out/features_speed"))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=count(1), default=3)
     ap.add_argument("--no-hydrogens", action="store_true", help="time the files as read")
     args = ap.parse_args()
-    if args.repeats < 1:  # 0 timed calls gave a best time of inf: 0 residues/s, JSON Infinity
-        ap.error(f"--repeats {args.repeats}: give at least 1 (the best of that many calls)")
     rng = np.random.default_rng(0)
     chains, files = [], []
     for path in _files(args.structures):

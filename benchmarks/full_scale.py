@@ -42,6 +42,7 @@ from pathlib import Path
 
 import biotite.structure as struc
 import numpy as np
+from _args import count  # benchmarks/ (scripts run from there)
 
 from voxelflex.atomic import atomic_write_json, atomic_write_text
 from voxelflex.demo.assemble import assemble_domain, source_chains, to_pdb_text
@@ -244,10 +245,10 @@ def _loader_epoch(work: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench_out/full"))
-    ap.add_argument("--domains", type=int, default=5398)
-    ap.add_argument("--residues", type=int, default=740_813)
+    ap.add_argument("--domains", type=count(1), default=5398)
+    ap.add_argument("--residues", type=count(1), default=740_813)
     ap.add_argument("--reuse", action="store_true", help="keep the generated domain files")
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=count(1), default=200)
     ap.add_argument(
         "--structures",
         type=Path,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
+from _args import count  # benchmarks/ (scripts run from there)
 from _voxel_file import write_voxel_file  # benchmarks/ (scripts run from there)
 
 from voxelflex.atomic import atomic_path, atomic_write_json, atomic_write_text
@@ -98,8 +99,8 @@ def _run_child(out: Path, predict_only: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench_out/index_build"))
-    ap.add_argument("--domains", type=int, default=5400)
-    ap.add_argument("--mean-residues", type=int, default=137)
+    ap.add_argument("--domains", type=count(1), default=5400)
+    ap.add_argument("--mean-residues", type=count(1), default=137)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", action="store_true", help="reuse previously generated inputs")
     ap.add_argument("--predict-only", action="store_true", help="also time a build without CSV")

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import count  # benchmarks/ (scripts run from there)
 
 from voxelflex.atomic import atomic_write_json
 from voxelflex.index import read_index
@@ -155,8 +156,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("bench_out/io_throughput/data"))
     ap.add_argument("--shards", type=Path, help="shard folder (default: DATA/shards)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/io_breakdown"))
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--epochs", type=int, default=5, help="epochs timed (median) per setting")
+    ap.add_argument("--batch-size", type=count(1), default=1024)
+    ap.add_argument("--epochs", type=count(1), default=5, help="epochs timed (median) per setting")
     ap.add_argument("--label", default="", help="name of this measurement in the JSON")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -64,6 +64,8 @@ from voxelflex.sources.base import DomainReader, SampleSource
 from voxelflex.sources.shards.manifest import MANIFEST_NAME
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from _args import count  # benchmarks/ (scripts run from there)
+
 from tests._range_server import RangeServer  # the range-capable server of the tests
 
 PATHS = {
@@ -491,32 +493,32 @@ def _chart(results: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench_out/io_throughput"))
-    ap.add_argument("--domains", type=int, default=500)
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--domains", type=count(1), default=500)
+    ap.add_argument("--workers", type=count(0), nargs="+", default=[0, 1, 2])
     ap.add_argument("--seconds", type=float, default=6.0, help="time cap per measurement")
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=count(1), default=256)
     ap.add_argument(
         "--epochs",
-        type=int,
+        type=count(1),
         default=3,
         help="epochs of (b)-(d) served back to back from one source (the first is the headline)",
     )
     ap.add_argument(
         "--repeats",
-        type=int,
+        type=count(1),
         default=5,
         help="new sources per (b)-(d) measurement whose first epoch beats the time cap "
         "(the headline is the median first epoch)",
     )
     ap.add_argument("--reuse", action="store_true", help="reuse the generated data")
-    ap.add_argument("--datasets", type=int, default=0, help="also probe a file of N datasets")
-    ap.add_argument("--memory-rows", type=int, default=3_300_000)
+    ap.add_argument("--datasets", type=count(0), default=0, help="also probe a file of N datasets")
+    ap.add_argument("--memory-rows", type=count(1), default=3_300_000)
     ap.add_argument(
         "--paths", default="abcdefgh", help="paths to measure, e.g. 'cefgh' (default: all)"
     )
     ap.add_argument(
         "--torch-threads",
-        type=int,
+        type=count(1),
         default=1,
         help="intra-op threads of this process (workers always use 1); more threads than free "
         "cores make torch's CPU ops in the main process crawl on a shared machine",

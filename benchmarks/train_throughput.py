@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import count  # benchmarks/ (scripts run from there)
 
 from voxelflex.atomic import atomic_write_json, atomic_write_text
 from voxelflex.models import ModelSpec, build_model, parameter_counts
@@ -201,20 +202,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("bench_out/train_throughput"))
     p.add_argument("--quick", action="store_true", help="tiny+small presets, fewer iterations")
-    p.add_argument("--iters", type=int, default=3, help="timed steps per model")
-    p.add_argument("--residues", type=int, default=32, help="residues per CPU batch (x5 samples)")
+    p.add_argument("--iters", type=count(1), default=3, help="timed steps per model")
+    p.add_argument(
+        "--residues", type=count(1), default=32, help="residues per CPU batch (x5 samples)"
+    )
     p.add_argument(
         "--threads",
-        type=int,
+        type=count(0),
         default=1,
         help="torch CPU threads (default 1: per-core figures; OpenMP teams collapse when other "
         "jobs share the cores; 0: torch's default)",
     )
     p.add_argument("--skip-models", action="store_true")
     p.add_argument("--skip-data", action="store_true")
-    p.add_argument("--demo-domains", type=int, default=24, help="CPU data-wait dataset size")
-    p.add_argument("--cuda-domains", type=int, default=300, help="CUDA data-wait dataset size")
-    p.add_argument("--cuda-residues", type=int, default=256, help="residues per GPU batch")
+    p.add_argument("--demo-domains", type=count(1), default=24, help="CPU data-wait dataset size")
+    p.add_argument("--cuda-domains", type=count(1), default=300, help="CUDA data-wait dataset size")
+    p.add_argument("--cuda-residues", type=count(1), default=256, help="residues per GPU batch")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

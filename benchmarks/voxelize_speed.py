@@ -30,6 +30,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one core: the rates are per core
 
 import numpy as np  # noqa: E402
+from _args import count  # benchmarks/ (scripts run from there)  # noqa: E402
 
 from voxelflex.atomic import atomic_write_json  # noqa: E402
 from voxelflex.structure import (  # noqa: E402
@@ -174,10 +175,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench_out" / "voxelize_speed")
     parser.add_argument("--venv", type=Path, default=apo_ref.DEFAULT_VENV)
-    parser.add_argument("--apo-files", type=int, default=8, help="files aposteriori times")
-    parser.add_argument("--repeat", type=int, default=5, help="compute_frames repeats per file")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--copies", type=int, default=4, help="copies of the set for --workers")
+    parser.add_argument("--apo-files", type=count(1), default=8, help="files aposteriori times")
+    parser.add_argument(
+        "--repeat", type=count(1), default=5, help="compute_frames repeats per file"
+    )
+    parser.add_argument("--workers", type=count(1), nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--copies", type=count(1), default=4, help="copies of the set for --workers"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     python = apo_ref.ensure_venv(args.venv)

@@ -529,20 +529,3 @@ def test_features_command_equals_voxelize_features_and_reports_only_this_runs_fa
     theirs, _ = read_feature_sidecar(voxelized.features_path)
     order = [(k, "ascending") for k in ("domain", "chain", "resid_str")]
     assert mine.sort_by(order).equals(theirs.sort_by(order))
-
-
-def test_features_benchmark_refuses_zero_repeats(tmp_path):
-    """0 timed calls gave a best time of inf: 0 residues/s and Infinity in its JSON."""
-    import subprocess
-    import sys
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "features_speed.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), "--out", str(tmp_path), "--repeats", "0"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "--repeats 0: give at least 1" in proc.stderr
-    assert not (tmp_path / "features_speed.json").exists()
