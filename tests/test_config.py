@@ -214,3 +214,15 @@ def test_a_yaml_boolean_for_a_text_key_says_to_quote_it(tmp_path, text, key):
     path.write_text(text)
     with pytest.raises(ConfigError, match=rf"'{key}': got False, .*quote the word"):
         load_config(path)
+
+
+def test_flags_pass_typed_values_not_yaml_text():
+    # flags went through the --set parser as "key=value" text: `--run-name null` became None
+    from voxelflex.cli.options import build_config
+
+    flags = {"run_name": "null", "data.index": "i.parquet", "train.lr": 1e-5, "train.plot": None}
+    cfg = build_config(None, ["run_name=other", "train.lr=0.5"], flags)
+    assert (cfg.run_name, cfg.train.lr) == ("null", 1e-5)  # the flags, applied after --set
+    assert cfg.train.plot == load_config().train.plot  # a flag not given leaves the key alone
+    with pytest.raises(ConfigError, match="'run_name': got None"):
+        build_config(None, ["run_name=null"], {})  # --set keeps YAML: null is None

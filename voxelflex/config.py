@@ -743,7 +743,7 @@ def read_config_yaml(path: Path) -> Any:
 
 def load_config(
     path: str | Path | None = None,
-    overrides: Sequence[str] | Mapping[str, Any] = (),
+    overrides: Sequence[str | tuple[str, Any]] | Mapping[str, Any] = (),
 ) -> Config:
     """Build the run configuration.
 
@@ -751,10 +751,13 @@ def load_config(
     ----------
     path : path, optional
         User YAML merged over the packaged defaults; its relative paths resolve against its folder.
-    overrides : sequence of ``"key.sub=value"`` strings, or mapping of dotted key -> value
-        Applied last (``--set`` and command-line flags); relative paths resolve against the
-        working directory. String values are parsed as YAML (``true``, ``3``, ``[a, b]``),
-        except for path and text keys, which are taken verbatim.
+    overrides : sequence of ``"key.sub=value"`` or ``(dotted key, value)``, or mapping
+        of dotted key -> value
+        Applied last, in order (``--set``, then command-line flags); relative paths resolve
+        against the working directory. The values of strings are parsed as YAML (``true``,
+        ``3``, ``[a, b]``, ``null``), except for path and text keys, which are taken verbatim;
+        pairs and mapping values are taken as they are (a flag's ``--run-name null`` is a run
+        named "null").
 
     Returns
     -------
@@ -782,7 +785,11 @@ def load_config(
         _merge(
             merged, read_config_yaml(path), origin=str(path), base_dir=path.parent, origins=origins
         )
-    items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override, overrides)
+    items = (
+        overrides.items()
+        if isinstance(overrides, Mapping)
+        else (_parse_override(o) if isinstance(o, str) else o for o in overrides)
+    )
     for key, value in items:
         _merge(merged, _nest(key, value), origin=f"override {key}", base_dir=cwd, origins=origins)
     try:
