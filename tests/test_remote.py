@@ -23,6 +23,7 @@ import threading
 import types
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
@@ -30,11 +31,13 @@ from typer.testing import CliRunner
 
 from tests._batches import assert_same_batches
 from tests._range_server import RangeServer
+from voxelflex.analysis.missing import skipped_lines
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.errors import FetchError, IndexFormatError, ServerError, ShardError
 from voxelflex.index import connect, read_index
 from voxelflex.index.query import run_query
+from voxelflex.index.skips import skip_table_path, write_skip_table
 from voxelflex.remote import RemoteFolder
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.shards import store as store_module
@@ -563,6 +566,28 @@ def test_the_index_at_a_url(demo_index, index, tmp_path):
         assert result.exit_code == 0, result.output
         with pytest.raises(IndexFormatError, match=rf"index {server.url}/nope.parquet: not found"):
             read_index(f"{server.url}/nope.parquet")
+
+
+def test_an_index_url_with_a_query_keeps_it_for_its_skip_table(demo_index, tmp_path):
+    # a query with "/" (a signature, a folder token) was cut at its last "/": the index read
+    # the wrong object and the skip table's URL named none; the skip table also lost the query
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    shutil.copy(demo_index, folder / "index.parquet")
+    line = {"kind": "domain", "domain": "d1", "domain_id": "d1", "chain": None, "resid": None}
+    write_skip_table(
+        pa.Table.from_pylist([{**line, "reason": "no_residues", "detail": "x"}]),
+        folder / "index.skipped.csv",
+    )
+    with RangeServer(folder) as server:  # it answers the path and ignores the query
+        url = f"{server.url}/index.parquet?X-Amz-Signature=ab/cd%2F&X-Amz-Expires=60"
+        assert skip_table_path(url) == (
+            f"{server.url}/index.skipped.csv?X-Amz-Signature=ab/cd%2F&X-Amz-Expires=60"
+        )
+        assert read_index(url).table.num_rows == read_index(demo_index).table.num_rows
+        lines = skipped_lines(url, ["d1"])
+        assert lines["reason"].to_pylist() == ["not_indexed"]
+        assert lines["detail"].to_pylist() == ["no_residues: x"]
 
 
 def test_config_keeps_urls_and_names_missing_back_ends(tmp_path):

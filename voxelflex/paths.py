@@ -31,6 +31,7 @@ __all__ = [
     "require_file",
     "require_suffix",
     "same_file",
+    "split_url",
     "within",
 ]
 
@@ -79,6 +80,17 @@ def refuse_url(value: object, what: str, error: type[Exception]) -> None:
             "locally, so give a local path and upload the result with your storage tool "
             "(aws s3 cp, gsutil, rclone); download an input first"
         )
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``(folder, file name, query)`` of a file's URL, split at the last ``/`` of its path.
+
+    ``https://host/run/index.parquet?sig=a/b`` gives ``("https://host/run", "index.parquet",
+    "?sig=a/b")``: a query (a token that grants a folder, a signature) may hold ``/`` itself.
+    """
+    base, q, query = url.partition("?")
+    folder, _, name = base.rstrip("/").rpartition("/")
+    return folder, name, q + query
 
 
 def join_location(base: Location, name: str) -> Location:

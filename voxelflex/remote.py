@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 
 from voxelflex.errors import FetchError, ServerError
-from voxelflex.paths import is_url, redact_url
+from voxelflex.paths import is_url, redact_url, split_url
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -306,5 +306,5 @@ class RemoteFolder:
 
 def fetch_url(url: str, *, retries: int = DEFAULT_RETRIES) -> bytes:
     """The whole file at ``url`` (see :meth:`RemoteFolder.fetch`)."""
-    folder, _, name = url.rstrip("/").rpartition("/")
-    return RemoteFolder(folder, retries=retries).fetch(name)
+    folder, name, query = split_url(url)
+    return RemoteFolder(folder, retries=retries).fetch(name + query)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from voxelflex.atomic import atomic_write_csv
-from voxelflex.paths import Location, is_url, join_location
+from voxelflex.paths import Location, is_url, split_url
 
 __all__ = ["SKIP_REASONS", "SKIP_SCHEMA", "skip_table_path", "write_skip_table"]
 
@@ -46,10 +46,11 @@ SKIP_SCHEMA = pa.schema(
 
 
 def skip_table_path(index_path: Location) -> Location:
-    """``dir/name.parquet`` -> ``dir/name.skipped.csv`` (a URL for an index at a URL)."""
+    """``dir/name.parquet`` -> ``dir/name.skipped.csv`` (a URL for an index at a URL, with the
+    index URL's query: a token that grants the folder grants the side file too)."""
     if is_url(index_path):
-        folder, _, name = str(index_path).rpartition("/")
-        return join_location(folder, Path(name).stem + ".skipped.csv")
+        folder, name, query = split_url(str(index_path))
+        return f"{folder}/{Path(name).stem}.skipped.csv{query}"
     p = Path(index_path)
     return p.with_name(p.stem + ".skipped.csv")
 
