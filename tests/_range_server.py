@@ -60,10 +60,13 @@ class RangeServer:
     ----------
     root : path
         Folder whose files are served (no listings, nothing outside it).
+    query : str, optional
+        A query string every request must carry (a folder's access token): without it, 404.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, query: str | None = None) -> None:
         self.root = Path(root).resolve()
+        self.query = query
         self._lock = threading.Lock()
         self._faults: dict[str, list[str | None]] = {}
         self.requests: list[Request] = []
@@ -157,9 +160,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the owner keeps the request log."""
 
     def _file(self) -> tuple[str, Path | None]:
-        name = unquote(urlsplit(self.path).path).lstrip("/")
+        url = urlsplit(self.path)
+        name = unquote(url.path).lstrip("/")
         path = (self.server_owner.root / name).resolve()
+        token = self.server_owner.query
         if self.server_owner.root not in path.parents or not path.is_file():
+            return name, None
+        if token is not None and unquote(url.query) != unquote(token):  # clients may requote
             return name, None
         return name, path
 

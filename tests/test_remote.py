@@ -663,3 +663,25 @@ def test_credentials_in_a_url_stay_out_of_messages_and_logs(
     for text in texts:
         assert "s3cret" not in text and "alice" not in text, text
     assert all("http://***@127.0.0.1" in text for text in texts)
+
+
+def test_a_folder_url_with_a_token_query_reads_every_file_with_it(
+    index, built, local_batches, tmp_path, caplog
+):
+    """A folder URL with a query (a shared-access token) put the file name inside the query
+    (``...?sig=x/manifest.json``); the query is now added to each file's URL and kept out of
+    messages like user information."""
+    token = "sv=2026&sig=s3cret%2Fa/b"
+    with RangeServer(built, query=token) as server:
+        url = f"{server.url}?{token}"
+        batches, skipped = _batches(index, url)
+        assert_same_batches(local_batches(), batches)
+        assert not skipped
+        assert {r.status for r in server.requests} <= {200, 206}
+        server.inject("shard-000002.tar", "drop", times=None)
+        with caplog.at_level("WARNING", logger="voxelflex"):
+            _, skipped = _batches(index, url, retries=1, on_error="skip")
+    texts = [*skipped.values(), caplog.text]
+    assert skipped and "retrying" in caplog.text
+    for text in texts:
+        assert "s3cret" not in text and "sig=" not in text, text

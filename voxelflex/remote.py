@@ -123,8 +123,12 @@ class RemoteFolder:
             raise FetchError(f"{redact_url(repr(url))} is not a URL (scheme://...)")
         if retries < 0:
             raise FetchError(f"retries must be >= 0, got {retries}")
-        self.url = url.rstrip("/")
-        self.shown = redact_url(self.url)  # for messages: without credentials
+        self.url = url
+        base, q, query = url.partition("?")
+        self._base = base.rstrip("/")
+        # a query that grants the folder (a shared-access token) goes on each of its files
+        self._query = q + query
+        self.shown = redact_url(self._base)  # for messages: without credentials
         self.retries = retries
         self.stats = FetchStats()
         self._fs: fsspec.AbstractFileSystem | None = None
@@ -141,17 +145,17 @@ class RemoteFolder:
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
         if self._fs is None or self._pid != os.getpid():
-            self._fs, self._root = _filesystem(self.url)
+            self._fs, self._root = _filesystem(self._base)
             self._pid = os.getpid()
         return self._fs
 
     def url_of(self, name: str) -> str:
         """The URL of file ``name`` in this folder, for messages (credentials redacted)."""
-        return f"{self.shown}/{name}"
+        return redact_url(f"{self.shown}/{name}")
 
     def _path(self, name: str) -> str:
         self.fs  # noqa: B018 - resolves _root
-        return f"{self._root.rstrip('/')}/{name}"
+        return f"{self._root.rstrip('/')}/{name}{'' if '?' in name else self._query}"
 
     def _retry(self, name: str, what: str, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` until it succeeds, retrying transient failures with growing pauses."""
