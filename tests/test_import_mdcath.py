@@ -650,3 +650,35 @@ def test_rows_recomputed_from_the_trajectories_with_numpy(tmp_path):
                 counts = {c: column.count(c) for c in priority}
                 best = max(priority, key=lambda c: (counts[c], -priority.index(c)))
                 assert r["dssp"] == best, (t, r["resid"])
+
+
+def test_a_structure_whose_residue_order_disagrees_with_mdcaths_resid_is_refused(tmp_path):
+    """pdbProteinAtoms with GLU 45 before ASP 44, the per-atom ``resid`` (the order of the rmsf
+    arrays) not: which value belongs to which residue is unknown. Before, the domain was
+    imported (ASP 44 with GLU 45's RMSF, and back) and only listed as an offset "varies"."""
+    text = charmm_pdb(_plain_pdb())
+    path = tmp_path / "mdcath_dataset_1viisw0.h5"
+    write_mdcath_file(path, "1viisw0", text, rmsf=lambda t, r, n: 0.05 + 0.01 * np.arange(n))
+    lines = text.splitlines(keepends=True)
+    block = {
+        n: [x for x in lines if x.startswith("ATOM") and x[22:26] == n] for n in ("  44", "  45")
+    }
+    swapped = [x for x in lines if x not in block["  44"] + block["  45"]]
+    at = lines.index(block["  44"][0])
+    swapped[at:at] = block["  45"] + block["  44"]
+    with h5py.File(path, "r+") as f:
+        del f["1viisw0/pdbProteinAtoms"]
+        f["1viisw0/pdbProteinAtoms"] = "".join(swapped).encode()
+    part = import_domain(str(path), ImportSettings())
+    assert part.frames is None and part.rows.num_rows == 0
+    (line,) = part.skips.to_pylist()
+    assert line["reason"] == "residue_order_mismatch"
+    assert "mdcath_dataset_1viisw0.h5" in line["detail"]
+    assert "GLU 45 but mdCATH's per-atom resid there is 44" in line["detail"]
+    # the same order numbered one higher throughout: imported, the offset reported
+    with h5py.File(path, "r+") as f:
+        del f["1viisw0/pdbProteinAtoms"]
+        f["1viisw0/pdbProteinAtoms"] = text.encode()
+        f["1viisw0/resid"][...] += 1
+    part = import_domain(str(path), ImportSettings())
+    assert part.rows.num_rows == N_RES * 5 and part.meta["numbering_offset"] == 1
