@@ -682,3 +682,20 @@ def test_a_structure_whose_residue_order_disagrees_with_mdcaths_resid_is_refused
         f["1viisw0/resid"][...] += 1
     part = import_domain(str(path), ImportSettings())
     assert part.rows.num_rows == N_RES * 5 and part.meta["numbering_offset"] == 1
+
+
+def test_an_rmsf_labelled_in_another_unit_than_nm_is_refused(tmp_path):
+    """mdCATH labels each rmsf dataset ``unit = "nm"``; the import reads the values as nm. One
+    labelled "Angstrom" was imported as nm, 10x too large, with the CSV declared nm."""
+    path = tmp_path / "mdcath_dataset_1viiu00.h5"
+    write_mdcath_file(path, "1viiu00", charmm_pdb(_plain_pdb()), rmsf=lambda t, r, n: np.ones(n))
+    with h5py.File(path) as f:
+        assert f["1viiu00/348/3/rmsf"].attrs["unit"] == "nm"  # as the real files label it
+    assert import_domain(str(path), ImportSettings()).rows.num_rows == N_RES * 5
+    with h5py.File(path, "r+") as f:
+        f["1viiu00/348/3/rmsf"].attrs["unit"] = "Angstrom"
+    part = import_domain(str(path), ImportSettings())
+    assert part.frames is None and part.rows.num_rows == 0
+    (line,) = part.skips.to_pylist()
+    assert line["reason"] == "not_mdcath"
+    assert "/1viiu00/348/3/rmsf has unit 'Angstrom'" in line["detail"]
