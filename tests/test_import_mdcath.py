@@ -581,3 +581,121 @@ def test_a_crash_while_overwrite_clears_the_folder_never_leaves_a_report_over_a_
         import_mdcath(mdcath_dir, out, progress=False, overwrite=True)
     monkeypatch.undo()
     assert not (out / "import_report.json").exists()
+
+
+def _ca_rmsf_nm(xyz: np.ndarray) -> np.ndarray:
+    """RMSF about the mean position of each atom of ``xyz`` (frames, atoms, 3) in Å, in nm."""
+    xyz = xyz.astype(np.float64)
+    return np.sqrt(((xyz - xyz.mean(axis=0)) ** 2).sum(axis=-1).mean(axis=0)) / 10
+
+
+def test_rows_recomputed_from_the_trajectories_with_numpy(tmp_path):
+    """Per residue and temperature: the mean over the replicas of each replica's CA RMSF (what
+    mdCATH stores in nm, computed here from the Å coordinates), the residue's name and number as
+    the voxel file keys them (numbering from -3, with gaps), and the majority DSSP code."""
+    atoms = pdb.PDBFile.read(io.StringIO(_plain_pdb())).get_structure(model=1)
+    numbers = np.unique(atoms.res_id)
+    new = {int(r): -3 + 2 * i + 5 * (i > 10) for i, r in enumerate(numbers)}  # -3, -1, ... 17, 24
+    atoms.res_id = np.array([new[int(r)] for r in atoms.res_id])
+    out = pdb.PDBFile()
+    out.set_structure(atoms)
+    buf = io.StringIO()
+    out.write(buf)
+    text = charmm_pdb(buf.getvalue())
+    charmm = pdb.PDBFile.read(io.StringIO(text)).get_structure(model=1)
+    ca = np.flatnonzero(charmm.atom_name == "CA")
+    rng = np.random.default_rng(7)
+    frames, trajectories = 6, {}
+
+    def rmsf(t: str, rep: int, n: int) -> np.ndarray:
+        scale = 0.2 + 0.03 * np.arange(charmm.array_length()) * int(t) / 320 * (1 + rep)
+        noise = rng.normal(size=(frames, charmm.array_length(), 3)) * scale[None, :, None]
+        trajectories[t, rep] = (charmm.coord[None] + noise).astype(np.float32)
+        return _ca_rmsf_nm(trajectories[t, rep][:, ca])
+
+    def dssp(t: str, rep: int, f: int, n: int) -> np.ndarray:
+        return rng.choice(["H", "G", "E", "T", "S", " ", "NA"], size=(f, n))
+
+    path = tmp_path / "data" / "mdcath_dataset_9xyzA00.h5"
+    path.parent.mkdir()
+    write_mdcath_file(path, "9xyzA00", text, rmsf=rmsf, dssp=dssp, frames=frames)
+    with h5py.File(path, "r+") as f:  # the trajectories the stored rmsf was computed from
+        for (t, rep), xyz in trajectories.items():
+            del f[f"9xyzA00/{t}/{rep}/coords"]
+            f[f"9xyzA00/{t}/{rep}/coords"] = xyz
+    import_mdcath(path.parent, tmp_path / "set", progress=False)
+    rows = pacsv.read_csv(tmp_path / "set" / "rmsf.csv").to_pylist()
+    first = np.unique(charmm.res_id, return_index=True)[1]
+    names = dict(zip(charmm.res_id[first].tolist(), charmm.res_name[first].tolist(), strict=True))
+    names = {k: "HIS" if v == "HSD" else v for k, v in names.items()}
+    priority = "HGIEBTS-"
+    with h5py.File(path) as f, h5py.File(tmp_path / "set" / "voxels.hdf5") as voxels:
+        grids = voxels["9xyzA00/A"]
+        for t in ("320", "348", "379", "413", "450"):
+            got = [r for r in rows if r["temperature_feature"] == int(t)]
+            assert [r["resid"] for r in got] == sorted(int(k) for k in grids) == sorted(names)
+            assert [r["resname"] for r in got] == [
+                grids[str(r["resid"])].attrs["label"] for r in got
+            ]
+            assert [r["resname"] for r in got] == [names[r["resid"]] for r in got]
+            per_replica = [_ca_rmsf_nm(f[f"9xyzA00/{t}/{rep}/coords"][:, ca]) for rep in range(5)]
+            want = np.mean(per_replica, axis=0)
+            got_rmsf = np.array([r["target_rmsf"] for r in got])
+            assert np.abs(got_rmsf - want).max() <= 1e-6 * want.max()
+            std = np.array([r["target_rmsf_std"] for r in got])
+            assert np.abs(std - np.std(per_replica, axis=0, ddof=1)).max() <= 1e-6 * want.max()
+            codes = np.concatenate([f[f"9xyzA00/{t}/{rep}/dssp"][()] for rep in range(5)])
+            for i, r in enumerate(got):
+                column = ["-" if c in (b" ", b"NA") else c.decode() for c in codes[:, i]]
+                counts = {c: column.count(c) for c in priority}
+                best = max(priority, key=lambda c: (counts[c], -priority.index(c)))
+                assert r["dssp"] == best, (t, r["resid"])
+
+
+def test_a_structure_whose_residue_order_disagrees_with_mdcaths_resid_is_refused(tmp_path):
+    """pdbProteinAtoms with GLU 45 before ASP 44, the per-atom ``resid`` (the order of the rmsf
+    arrays) not: which value belongs to which residue is unknown. Before, the domain was
+    imported (ASP 44 with GLU 45's RMSF, and back) and only listed as an offset "varies"."""
+    text = charmm_pdb(_plain_pdb())
+    path = tmp_path / "mdcath_dataset_1viisw0.h5"
+    write_mdcath_file(path, "1viisw0", text, rmsf=lambda t, r, n: 0.05 + 0.01 * np.arange(n))
+    lines = text.splitlines(keepends=True)
+    block = {
+        n: [x for x in lines if x.startswith("ATOM") and x[22:26] == n] for n in ("  44", "  45")
+    }
+    swapped = [x for x in lines if x not in block["  44"] + block["  45"]]
+    at = lines.index(block["  44"][0])
+    swapped[at:at] = block["  45"] + block["  44"]
+    with h5py.File(path, "r+") as f:
+        del f["1viisw0/pdbProteinAtoms"]
+        f["1viisw0/pdbProteinAtoms"] = "".join(swapped).encode()
+    part = import_domain(str(path), ImportSettings())
+    assert part.frames is None and part.rows.num_rows == 0
+    (line,) = part.skips.to_pylist()
+    assert line["reason"] == "residue_order_mismatch"
+    assert "mdcath_dataset_1viisw0.h5" in line["detail"]
+    assert "GLU 45 but mdCATH's per-atom resid there is 44" in line["detail"]
+    # the same order numbered one higher throughout: imported, the offset reported
+    with h5py.File(path, "r+") as f:
+        del f["1viisw0/pdbProteinAtoms"]
+        f["1viisw0/pdbProteinAtoms"] = text.encode()
+        f["1viisw0/resid"][...] += 1
+    part = import_domain(str(path), ImportSettings())
+    assert part.rows.num_rows == N_RES * 5 and part.meta["numbering_offset"] == 1
+
+
+def test_an_rmsf_labelled_in_another_unit_than_nm_is_refused(tmp_path):
+    """mdCATH labels each rmsf dataset ``unit = "nm"``; the import reads the values as nm. One
+    labelled "Angstrom" was imported as nm, 10x too large, with the CSV declared nm."""
+    path = tmp_path / "mdcath_dataset_1viiu00.h5"
+    write_mdcath_file(path, "1viiu00", charmm_pdb(_plain_pdb()), rmsf=lambda t, r, n: np.ones(n))
+    with h5py.File(path) as f:
+        assert f["1viiu00/348/3/rmsf"].attrs["unit"] == "nm"  # as the real files label it
+    assert import_domain(str(path), ImportSettings()).rows.num_rows == N_RES * 5
+    with h5py.File(path, "r+") as f:
+        f["1viiu00/348/3/rmsf"].attrs["unit"] = "Angstrom"
+    part = import_domain(str(path), ImportSettings())
+    assert part.frames is None and part.rows.num_rows == 0
+    (line,) = part.skips.to_pylist()
+    assert line["reason"] == "not_mdcath"
+    assert "/1viiu00/348/3/rmsf has unit 'Angstrom'" in line["detail"]

@@ -424,7 +424,7 @@ def _assemble(
     atomically, the report last."""
     rows, features, skips = [], [], []
     renamed: Counter = Counter()
-    offsets: dict[str, int | str | None] = {}
+    offsets: dict[str, int | None] = {}
     seen: dict[str, str] = {}
     counts = Counter()
 

@@ -78,6 +78,8 @@ SKIP_REASONS = {
     "unreadable_file": "the file is not readable HDF5 (domain refused)",
     "not_mdcath": "not in mdCATH's layout (domain refused)",
     "residue_count_mismatch": "RMSF, DSSP or structure residue counts disagree (domain refused)",
+    "residue_order_mismatch": "pdbProteinAtoms and mdCATH's per-atom resid disagree on which "
+    "residue is where (domain refused)",
     "unreadable_structure": "pdbProteinAtoms does not parse (domain refused)",
     "features_failed": "structure features could not be computed (domain refused)",
     "no_frames": "no residue of the structure has N, CA and C: nothing to voxelize (domain "
@@ -225,13 +227,32 @@ def _rows_and_skips(
     return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA), skips
 
 
-def _numbering_offset(data: MdcathDomain, atom_resnum: np.ndarray) -> int | str | None:
-    """mdCATH's per-atom ``resid`` minus the PDB text's residue number: an int when constant
-    (0: the same numbering), ``"varies"`` otherwise, None when the atom counts differ."""
-    if len(data.atom_resid) != len(atom_resnum):
+def _numbering_offset(data: MdcathDomain, atoms: struc.AtomArray, path: str) -> int | None:
+    """mdCATH's per-atom ``resid`` minus the PDB text's residue number, the same for every atom
+    (0: the same numbering); None when the file has no per-atom ``resid`` or its atom count is
+    not the PDB text's (nothing to compare atom by atom).
+
+    Raises
+    ------
+    DomainRefused
+        ``residue_order_mismatch``: the difference varies, so the two disagree on which residue
+        is where, and the ``rmsf`` arrays (in the order of the per-atom ``resid``) could not be
+        matched to the PDB text's residues.
+    """
+    if len(data.atom_resid) != atoms.array_length():
         return None
-    diff = data.atom_resid - atom_resnum
-    return int(diff[0]) if len(diff) and (diff == diff[0]).all() else "varies"
+    diff = data.atom_resid - atoms.res_id.astype(np.int64)
+    if not len(diff) or (diff == diff[0]).all():
+        return int(diff[0]) if len(diff) else 0
+    i = int(np.flatnonzero(diff != diff[0])[0])
+    raise DomainRefused(
+        "residue_order_mismatch",
+        f"{path}: atom {i + 1} of pdbProteinAtoms belongs to {atoms.res_name[i]} "
+        f"{atoms.res_id[i]}{atoms.ins_code[i]} but mdCATH's per-atom resid there is "
+        f"{data.atom_resid[i]} (resid minus residue number: {diff[0]} at atom 1, {diff[i]} "
+        "there); the two disagree on which residue is where, so rmsf[i] could not be matched "
+        "to its residue",
+    )
 
 
 def refused_part(source: str, domain: str, exc: DomainRefused, settings: str) -> DomainPart:
@@ -299,6 +320,10 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
             "could not be matched to its residue",
         )
         return refused_part(path, dom, exc, digest)
+    try:
+        offset = _numbering_offset(data, structure.atoms, path)
+    except DomainRefused as exc:
+        return refused_part(path, dom, exc, digest)
     t3 = time.perf_counter()
     frames = compute_frames(structure, keys="aposteriori")
     if len(frames.chains) == 0:
@@ -354,7 +379,7 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
         "residues": data.n_residues,
         "voxelized": len(frames),
         "renamed": dict(renamed),
-        "numbering_offset": _numbering_offset(data, structure.atoms.res_id.astype(np.int64)),
+        "numbering_offset": offset,
         "seconds": dict(seconds),
     }
     return DomainPart(

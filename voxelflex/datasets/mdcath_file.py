@@ -155,6 +155,16 @@ def _read(group: h5py.Group, path: str) -> np.ndarray | None:
     return out
 
 
+def _unit(group: h5py.Group, path: str) -> str:
+    """The ``unit`` attribute of the dataset at ``path`` under ``group`` (``"nm"`` when it has
+    none); low-level h5py as in :func:`_read`, half the high-level path's time."""
+    ds = h5py.h5d.open(group.id, path.encode())
+    if not h5py.h5a.exists(ds, b"unit"):
+        return "nm"
+    unit = h5py.Dataset(ds).attrs["unit"]
+    return unit.decode() if isinstance(unit, bytes) else str(unit)
+
+
 def _temperature(
     group: h5py.Group, temperature: int, replicas: Sequence[int], n_res: int, path: str
 ) -> TemperatureStats | None:
@@ -165,6 +175,15 @@ def _temperature(
         if values is None:
             missing.append(rep)
             continue
+        # mdCATH's builder labels every rmsf dataset "nm"; the values are taken as nm (the CSV's
+        # declared unit), so a file labelled otherwise would be imported 10x off, exit 0.
+        unit = _unit(group, f"{where}/rmsf")
+        if unit.strip() != "nm":
+            raise DomainRefused(
+                "not_mdcath",
+                f"{path}: {group.name}/{where}/rmsf has unit {unit!r}, but mdCATH stores RMSF "
+                "in nm and the import reads it as nm; convert the file's rmsf to nm",
+            )
         values = values.astype(np.float64).reshape(-1)
         if len(values) != n_res:
             raise DomainRefused(
@@ -230,8 +249,9 @@ def read_mdcath_domain(
     Raises
     ------
     DomainRefused
-        Unreadable file, not one domain group, no ``pdbProteinAtoms``, or RMSF/DSSP arrays
-        whose length is not ``numResidues``.
+        Unreadable file, not one domain group, no ``pdbProteinAtoms``, an ``rmsf`` whose
+        ``unit`` attribute is not ``"nm"``, or RMSF/DSSP arrays whose length is not
+        ``numResidues``.
     """
     path = os.fspath(path)
     try:

@@ -15,6 +15,7 @@ The layout (mdCATH, Sci Data 11:1299, 2024; the dataset builder's ``generator.py
             rmsd, gyrationRadius   float32 (numFrames,), nm
             coords            float32 (numFrames, numProteinAtoms, 3), Å
             box               float32 (3,)
+        (rmsf, rmsd, gyrationRadius and coords carry their unit as attrs["unit"])
 
 :func:`write_mdcath_file` writes one such file from a PDB text; :func:`charmm_pdb` turns a
 plain PDB's protein into mdCATH's naming (the one frame of coordinates is the structure itself,
@@ -137,4 +138,7 @@ def write_mdcath_file(
                 rg.create_dataset("rmsd", data=np.full(frames, 0.1, np.float32))
                 rg.create_dataset("gyrationRadius", data=np.full(frames, 1.2, np.float32))
                 rg.create_dataset("coords", data=np.repeat(coords[None], frames, 0))
+                for name in ("rmsf", "rmsd", "gyrationRadius"):  # as the builder labels them
+                    rg[name].attrs["unit"] = "nm"
+                rg["coords"].attrs["unit"] = "Angstrom"
                 rg.create_dataset("box", data=np.full(3, 80.0, np.float32))
