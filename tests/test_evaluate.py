@@ -134,6 +134,26 @@ def test_per_domain_pearson_aggregates_each_domain_at_each_temperature():
     )
 
 
+def test_per_domain_r_over_all_temperatures_carries_the_temperature_trend():
+    # docs/analysis.md, "Weighting": a prediction of one value per temperature has a high r
+    # within a domain over all temperatures, none at one temperature; a 2-row domain gets r = 1
+    rng = np.random.default_rng(0)
+    t = np.repeat([320.0, 450.0], 20)
+    y = np.where(t == 320, 0.1, 0.3) + rng.normal(0, 0.03, 40)
+    table = _table(
+        domain=["d1"] * 40 + ["d2"] * 2,
+        resid_str=[str(i) for i in range(42)],
+        temperature=[*t, 320.0, 320.0],
+        target_rmsf=[*y, 0.1, 0.2],
+        predicted_rmsf=[*np.where(t == 320, 0.1, 0.3), 0.5, 0.9],
+    )
+    m = prediction_metrics(table)["per_domain_pearson"]
+    assert m["all_temperatures"]["n"] == 2 and m["all_temperatures"]["median"] > 0.9
+    assert (m["320"]["n"], m["320"]["n_undefined"]) == (1, 1)  # d1 constant at 320 K
+    assert m["320"]["median"] == pytest.approx(1.0)  # d2: 2 rows
+    assert m["450"]["n"] == 0 and m["450"]["n_undefined"] == 1
+
+
 def test_close_temperatures_keep_their_own_metrics():
     # %g labelled 310.1231 and 310.1234 both "310.123": one set of metrics replaced the other
     table = _table(

@@ -15,6 +15,7 @@ import torch
 from voxelflex.analysis.baselines import fit_line, fit_temperature_lines
 from voxelflex.analysis.evaluate import evaluate
 from voxelflex.analysis.predict import predict
+from voxelflex.analysis.predictions import PredictionsMeta, write_predictions
 from voxelflex.config import load_config
 from voxelflex.demo.generate import generate_demo
 from voxelflex.engine import Checkpoint, train
@@ -227,6 +228,46 @@ def test_physics_baseline_has_an_intercept_per_train_temperature():
     assert p == pytest.approx([0.75, 1.75, 2.75])
     one, *_ = fit_temperature_lines(x[:100], y[:100], t[:100], domain[:100], x, t, what="test")
     assert one == pytest.approx(fit_line(x[:100], y[:100], x, what="test", groups=domain[:100])[0])
+
+
+def test_a_physics_baseline_counts_and_names_the_rows_it_has_no_feature_for(
+    featured, tmp_path, caplog
+):
+    """A residue whose gnm_msf is NaN (a hand-edited sidecar) has no gnm baseline prediction:
+    its rows used to drop out of the baseline's scores with only a smaller `n` to tell, so the
+    baseline was compared with the model on other rows."""
+    data, _, report, _ = featured
+    index = read_index(report.index_path)
+    sidecar, _ = read_feature_sidecar(index.meta.fingerprints["features"]["path"])
+    test = index.table.filter(pc.equal(index.table["split"], "test"))
+    key = test.slice(0, 1).select(["domain", "chain", "resid_str"]).to_pylist()[0]
+    at = np.logical_and.reduce([np.asarray(sidecar[k].to_pylist()) == v for k, v in key.items()])
+    gnm = np.where(at, np.nan, sidecar["gnm_msf"].to_numpy()).astype(np.float32)
+    edited = sidecar.set_column(sidecar.schema.get_field_index("gnm_msf"), "gnm_msf", pa.array(gnm))
+    write_feature_sidecar(tmp_path / "f.parquet", [edited])
+    splits = {"train": data.train_split, "val": data.val_split, "test": data.test_split}
+    path = build_index(
+        data.voxel_file, tmp_path / "i.parquet", rmsf_csv=data.rmsf_csv, rmsf_unit="nm",
+        features=tmp_path / "f.parquet", progress=False, **splits,
+    ).index_path  # fmt: skip
+    columns = ["domain", "chain", "resid_str", "resnum", "icode", "resname", "temperature"]
+    rows = test.select([*columns, "target_rmsf"])
+    y = rows["target_rmsf"].to_numpy()
+    rows = rows.append_column("predicted_rmsf", pa.array(y * 1.1, pa.float32()))
+    rows = rows.append_column("extrapolated", pa.array([False] * rows.num_rows))
+    meta = PredictionsMeta("nm", "/nonexistent/best.pt", str(path), ["test"], [], None)
+    preds = write_predictions(rows, meta, tmp_path / "predictions_test.parquet")
+    baselines = evaluate(preds, importance=False).metrics["baselines"]
+    n_temps = int(np.sum(np.logical_and.reduce(
+        [np.asarray(test[k].to_pylist()) == v for k, v in key.items()]
+    )))  # fmt: skip
+    assert baselines["gnm"]["n_rows_without_feature"] == n_temps > 0
+    assert baselines["gnm"]["overall"]["n"] == rows.num_rows - n_temps
+    assert baselines["contact_number"]["n_rows_without_feature"] == 0
+    assert baselines["contact_number"]["overall"]["n"] == rows.num_rows
+    where = "/".join(key.values())
+    assert f"baseline gnm has no gnm_msf value for {n_temps} of {rows.num_rows}" in caplog.text
+    assert where in caplog.text
 
 
 def test_zscore_segments_matches_a_per_segment_loop():

@@ -346,8 +346,27 @@ def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
                 t,
                 what=f"{index_path}: baseline {name}",
             )
+            # A residue without the feature (NaN in the index) has no baseline prediction: its
+            # rows drop out of this baseline's scores, which then compare other rows with the
+            # model's; say so instead of letting only a smaller `n` tell.
+            without = ~np.isfinite(p)
+            if without.any():
+                r = joined.slice(int(np.flatnonzero(without)[0]), 1).to_pylist()[0]
+                log.warning(
+                    "%s: baseline %s has no %s value for %d of %d scored rows (e.g. %s/%s/%s); "
+                    "it is scored without them, on fewer rows than the model",
+                    index_path,
+                    name,
+                    " + ".join(cols),
+                    int(without.sum()),
+                    len(p),
+                    r["domain"],
+                    r["chain"],
+                    r["resid_str"],
+                )
             out[name] = {
                 "feature": " + ".join(cols),
+                "n_rows_without_feature": int(without.sum()),
                 "overall": regression_metrics(y, p),
                 "per_temperature": _per_temperature(y, p, t),
                 "per_domain_pearson": _per_domain(rows, y, p, t),
