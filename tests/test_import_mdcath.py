@@ -57,7 +57,8 @@ def _rmsf(domain_index: int):
     def rmsf(t: str, rep: int, n: int) -> np.ndarray:
         v = (0.05 + 0.01 * np.arange(n)) * (int(t) / 320) * (1 + 0.1 * rep) * (1 + domain_index)
         if domain_index == 1 and t == "348" and rep == 3:
-            v[[2, 5]] = np.nan  # a replica with NaN RMSF
+            v[2] = np.nan  # a replica with NaN RMSF
+            v[5] = -0.2  # and a negative one (an RMSF is a root): dropped like NaN, not averaged
         if domain_index == 1 and t == "320":
             v[7] = np.nan  # every replica NaN at residue 7, 320 K: no row
         return v
@@ -149,10 +150,10 @@ def test_rmsf_rows_are_replica_means_and_every_dropped_value_is_reported(importe
     assert r["target_rmsf_std"] == pytest.approx(reps.std(ddof=1), rel=1e-5)
     assert r["n_replicas"] == 5 and r["chain"] == "A" and r["resname"] == "MET"
     assert by[("1vii000", HIS_AT, 320)]["resname"] == "HIS"
-    # the NaN replica is dropped from residues 2 and 5 only
-    assert (
-        by[("1vii100", 43, 348)]["n_replicas"] == 4 and by[("1vii100", 44, 348)]["n_replicas"] == 5
-    )
+    # the NaN / negative replica is dropped from residues 2 and 5 only
+    assert [by[("1vii100", 41 + i, 348)]["n_replicas"] for i in range(7)] == [5, 5, 4, 5, 5, 4, 5]
+    reps = 0.10 * (348 / 320) * (1 + 0.1 * np.array([0, 1, 2, 4])) * 2  # replica 3 left out
+    assert by[("1vii100", 46, 348)]["target_rmsf"] == pytest.approx(reps.mean(), rel=1e-6)
     assert ("1vii100", 48, 320) not in by  # all replicas NaN
     assert not any(k[0] == "1vii100" and k[2] == 450 for k in by)  # no 450 K group
     assert by[("1vii200", 41, 379)]["n_replicas"] == 4

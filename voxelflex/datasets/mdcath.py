@@ -88,7 +88,8 @@ SKIP_REASONS = {
     "no_temperature": "none of the requested temperatures is in the file (domain refused)",
     "missing_temperature": "a requested temperature has no replica (its rows are absent)",
     "missing_replica": "a requested replica is absent (the mean is over the others)",
-    "nan_replica": "a replica has NaN or infinite RMSF values (dropped; mean over the others)",
+    "nan_replica": "a replica has NaN, infinite or negative RMSF values (dropped; mean over the "
+    "others)",
     "no_dssp_replica": "a replica has no dssp (the majority code is over the others; empty when "
     "no replica has one)",
     "no_finite_rmsf": "no replica has a finite value for this residue and temperature (no row)",
@@ -176,7 +177,7 @@ def _rows_and_skips(
         with_dssp = sorted(set(s.used) - set(s.no_dssp))
         replica_lines = (
             ("missing_replica", s.missing, f"absent; mean over {list(s.used)}"),
-            ("nan_replica", s.with_nan, "non-finite values dropped from the mean"),
+            ("nan_replica", s.with_nan, "non-finite or negative values dropped from the mean"),
             ("no_dssp_replica", s.no_dssp, f"no dssp; majority code over {with_dssp}"),
         )
         skips += [

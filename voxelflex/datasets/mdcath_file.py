@@ -53,9 +53,9 @@ class TemperatureStats:
         Majority DSSP code over the frames of the replicas read that have one (``"-"``: no
         structure; ``""`` when none has one).
     used, missing, with_nan, no_dssp : tuple of int
-        Replicas read; asked for but absent from the file; read but holding NaN or infinite
-        values (those values are dropped, the replica's other residues kept); read but without
-        a ``dssp`` dataset (left out of the majority code).
+        Replicas read; asked for but absent from the file; read but holding NaN, infinite or
+        negative values (those values are dropped, the replica's other residues kept); read but
+        without a ``dssp`` dataset (left out of the majority code).
     """
 
     temperature: int
@@ -191,10 +191,11 @@ def _temperature(
                 f"{path}: {group.name}/{where}/rmsf has {len(values)} values but numResidues "
                 f"is {n_res}; the file is inconsistent (re-download it)",
             )
-        finite = np.isfinite(values)
-        if not finite.all():
+        # an RMSF is a root mean square: a negative value is a damaged file, as NaN is
+        valid = np.isfinite(values) & (values >= 0)
+        if not valid.all():
             with_nan.append(rep)
-        rmsf.append(np.where(finite, values, np.nan))
+        rmsf.append(np.where(valid, values, np.nan))
         codes = _read(group, f"{where}/dssp")
         if codes is None:
             no_dssp.append(rep)
