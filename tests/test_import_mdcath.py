@@ -423,6 +423,20 @@ def test_fractions_that_are_not_finite_are_refused(text, tmp_path):
         import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, seed=-1)
 
 
+@pytest.mark.parametrize("option", ["--superfamilies", "--train-split"])
+def test_a_mapping_or_split_file_that_is_not_utf8_is_refused_by_name(mdcath_dir, tmp_path, option):
+    """UTF-16 (Windows Notepad's "Unicode") ended the import with a UnicodeDecodeError
+    traceback."""
+    path = tmp_path / "ids.txt"
+    path.write_text("1vii000,3.40.50.300\n", encoding="utf-16")
+    result = CliRunner().invoke(
+        app, ["import", "mdcath", str(mdcath_dir), "-o", str(tmp_path / "set"), option, str(path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{path} is not UTF-8 text (byte 0xff at offset 0)" in result.output
+    assert not (tmp_path / "set").exists()
+
+
 def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_path):
     sf = tmp_path / "sf.csv"
     sf.write_text(

@@ -15,7 +15,7 @@ import numpy as np
 
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.inputs.splits import read_split_file
-from voxelflex.paths import require_file
+from voxelflex.paths import read_text_file
 
 __all__ = [
     "SPLIT_NAMES",
@@ -85,26 +85,24 @@ def read_groups(path: str | os.PathLike) -> dict[str, str]:
     Raises
     ------
     InputError
-        Missing file, a line without two fields, or a domain given two groups (line named).
+        Missing or not UTF-8 file, a line without two fields, or a domain given two groups
+        (line named).
     """
-    path = require_file(path, what="superfamily mapping", option="--superfamilies")
+    text = read_text_file(path, what="superfamily mapping", option="--superfamilies")
     groups: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            row = [c.strip() for c in row]
-            if not row or not row[0] or row[0].startswith("#"):
-                continue
-            if line_no == 1 and row[0].lower() in ("domain_id", "domain"):
-                continue
-            if len(row) < 2 or not row[1]:
-                raise InputError(
-                    f"{path}, line {line_no}: expected 'domain_id,superfamily', got {row}"
-                )
-            if groups.setdefault(row[0], row[1]) != row[1]:
-                raise InputError(
-                    f"{path}, line {line_no}: domain {row[0]} is given two superfamilies "
-                    f"({groups[row[0]]} and {row[1]}); keep one line per domain"
-                )
+    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+        row = [c.strip() for c in row]
+        if not row or not row[0] or row[0].startswith("#"):
+            continue
+        if line_no == 1 and row[0].lower() in ("domain_id", "domain"):
+            continue
+        if len(row) < 2 or not row[1]:
+            raise InputError(f"{path}, line {line_no}: expected 'domain_id,superfamily', got {row}")
+        if groups.setdefault(row[0], row[1]) != row[1]:
+            raise InputError(
+                f"{path}, line {line_no}: domain {row[0]} is given two superfamilies "
+                f"({groups[row[0]]} and {row[1]}); keep one line per domain"
+            )
     return groups
 
 
