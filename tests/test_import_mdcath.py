@@ -27,7 +27,12 @@ from voxelflex.datasets import importer as importer_module
 from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath import import_domain
 from voxelflex.datasets.mdcath_file import majority_dssp
-from voxelflex.datasets.splits import parse_fractions, random_splits, splits_from_files
+from voxelflex.datasets.splits import (
+    parse_fractions,
+    random_splits,
+    read_groups,
+    splits_from_files,
+)
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.errors import ConfigError, DomainRefused, InputError
 from voxelflex.index import build_index
@@ -423,6 +428,48 @@ def test_fractions_that_are_not_finite_are_refused(text, tmp_path):
         import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, seed=-1)
 
 
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        # CATH's levels in columns: the second field is the class (3), not the superfamily
+        ("domain,C,A,T,H\n1vii000,3,40,50,300\n", r"line 2: .*got 5 fields .*awk -F,"),
+        ("1vii000,3.40.50.300,2.3\n", r"line 1: .*got 3 fields"),
+        # cath-domain-list.txt given as it is (whitespace-separated columns)
+        ("# CATH\n1vii000     3    40    50   300\n", r"line 2: .*separated by spaces or tabs"),
+        ("1vii000\t3.40.50.300\n", r"line 1: .*separated by spaces or tabs"),
+        # a trailing comment: "3.40.50.300 # kinase" was a superfamily of its own (leakage)
+        ("1vii000,3.40.50.300 # kinase\n", r"line 1: .*'3.40.50.300 # kinase', a field"),
+        ("1vii000,3.40.50.300#kinase\n", r"a field with a space or '#'"),
+        (",3.40.50.300\n", r"line 1: .*got \['', '3.40.50.300'\]"),  # was skipped silently
+        ("1vii000\n", r"line 1: .*got \['1vii000'\]: give every domain"),
+        ("1vii000,3.40.50.300\n1vii000,3.40.50.10\n", r"line 2: domain 1vii000 .*two"),
+    ],
+)
+def test_a_superfamily_mapping_that_is_not_two_fields_a_line_is_refused(tmp_path, text, refused):
+    path = tmp_path / "sf.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=refused) as caught:
+        read_groups(path)
+    assert str(caught.value).startswith(f"{path}, line ")
+
+
+def test_superfamily_mapping_layouts_that_are_read(tmp_path, caplog):
+    path = tmp_path / "sf.csv"
+    # BOM, CRLF, a comment before the header, blank lines, trailing commas, spaces around fields
+    path.write_bytes(
+        b"\xef\xbb\xbf# from CATH v4.3\r\nDomain_ID,superfamily\r\n\r\n"
+        b"1vii000, 3.40.50.300 ,,\r\n1vii100,3.40.50.300\r\n1vii000,3.40.50.300\r\n"
+    )
+    with caplog.at_level("WARNING", logger="voxelflex.datasets.splits"):
+        assert read_groups(path) == {"1vii000": "3.40.50.300", "1vii100": "3.40.50.300"}
+    assert not caplog.text
+    # ids that are not CATH superfamilies (a class, a topology) are read, with a warning
+    path.write_text("1vii000,3\n1vii100,3.40.50\n1vii200,3.40.50.300\n")
+    with caplog.at_level("WARNING", logger="voxelflex.datasets.splits"):
+        assert read_groups(path)["1vii000"] == "3"
+    assert "2 of 3 superfamily ids are not CATH superfamily ids" in caplog.text
+
+
 @pytest.mark.parametrize("option", ["--superfamilies", "--train-split"])
 def test_a_mapping_or_split_file_that_is_not_utf8_is_refused_by_name(mdcath_dir, tmp_path, option):
     """UTF-16 (Windows Notepad's "Unicode") ended the import with a UnicodeDecodeError
@@ -440,7 +487,8 @@ def test_a_mapping_or_split_file_that_is_not_utf8_is_refused_by_name(mdcath_dir,
 def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_path):
     sf = tmp_path / "sf.csv"
     sf.write_text(
-        "domain_id,superfamily\n1vii000,1.10.1\n1vii100,1.10.1\n1vii200,2.40.5\n1vii300,3.1.1\n"
+        "domain_id,superfamily\n1vii000,1.10.8.10\n1vii100,1.10.8.10\n1vii200,2.40.50.140\n"
+        "1vii300,3.40.50.300\n"
     )
     out = tmp_path / "set"
     result = CliRunner().invoke(

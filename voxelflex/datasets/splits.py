@@ -7,8 +7,10 @@ superfamily) lands in one split; or the user's own split files.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 SPLIT_NAMES = ("train", "val", "test")
+_CATH_SUPERFAMILY = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+log = logging.getLogger(__name__)
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -80,30 +85,86 @@ def _check_fractions(values: tuple, given: str) -> tuple:
 
 
 def read_groups(path: str | os.PathLike) -> dict[str, str]:
-    """Read a ``domain_id,superfamily`` mapping (one line per domain, an optional header).
+    """Read a ``domain_id,superfamily`` mapping.
+
+    One line per domain with exactly two comma-separated fields, the domain id and its CATH
+    superfamily id (``3.40.50.300``); an optional header line ``domain_id,superfamily`` (or
+    ``domain,...``) first; blank lines and ``#`` comment lines are skipped, and so are empty
+    trailing fields (a spreadsheet's trailing commas).
+
+    Returns
+    -------
+    dict of str to str
+        Domain id → superfamily id, as written.
 
     Raises
     ------
     InputError
-        Missing or not UTF-8 file, a line without two fields, or a domain given two groups
-        (line named).
+        A missing or not UTF-8 file; a line of other than two fields (the file, line and fields
+        named: a file of CATH's levels, domain,class,architecture,topology,superfamily, would
+        otherwise be grouped by class); a field with a space or ``#`` (a whitespace-separated
+        file, a trailing comment: ``3.40.50.300 # kinase`` would be a superfamily of its own);
+        or a domain given two superfamilies.
     """
     text = read_text_file(path, what="superfamily mapping", option="--superfamilies")
     groups: dict[str, str] = {}
+    header = True
     for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
         row = [c.strip() for c in row]
-        if not row or not row[0] or row[0].startswith("#"):
+        while row and not row[-1]:  # a spreadsheet's trailing commas: nothing is dropped
+            row.pop()
+        if not row or row[0].startswith("#"):
             continue
-        if line_no == 1 and row[0].lower() in ("domain_id", "domain"):
+        if header and row[0].lower() in ("domain_id", "domain"):  # after any comment lines
+            header = False
             continue
-        if len(row) < 2 or not row[1]:
-            raise InputError(f"{path}, line {line_no}: expected 'domain_id,superfamily', got {row}")
+        header = False
+        problem = _bad_group_line(row)
+        if problem:
+            raise InputError(
+                f"{path}, line {line_no}: expected two comma-separated fields, "
+                f"domain_id,superfamily (a CATH superfamily id like 3.40.50.300), got {problem}"
+            )
         if groups.setdefault(row[0], row[1]) != row[1]:
             raise InputError(
                 f"{path}, line {line_no}: domain {row[0]} is given two superfamilies "
                 f"({groups[row[0]]} and {row[1]}); keep one line per domain"
             )
+    odd = sorted({g for g in groups.values() if not _CATH_SUPERFAMILY.match(g)})
+    if odd:
+        log.warning(
+            "%s: %d of %d superfamily ids are not CATH superfamily ids (class.architecture."
+            "topology.superfamily, e.g. 3.40.50.300), e.g. %s; each is kept in one split as "
+            "given. A coarser level (class, topology) can leave the fractions unmet; a finer "
+            "grouping (a sequence cluster) lets homologues span the splits",
+            path,
+            len(odd),
+            len(set(groups.values())),
+            odd[:5],
+        )
     return groups
+
+
+def _bad_group_line(row: list[str]) -> str | None:
+    """What is wrong with the fields of a mapping line and the fix, or None if it is usable."""
+    if len(row) > 2:
+        # never the second field as the superfamily: of domain,C,A,T,H it is the class
+        return (
+            f"{len(row)} fields {row[:6]}: write the superfamily as one field; for CATH's "
+            'levels in fields 2-5, awk -F, \'{print $1 "," $2 "." $3 "." $4 "." $5}\' '
+            "makes the file"
+        )
+    if len(row[0].split()) > 1:
+        return (
+            f"fields separated by spaces or tabs {row}: make a CSV, e.g. from CATH's "
+            "cath-domain-list.txt with the awk line of docs/mdcath.md"
+        )
+    if len(row) < 2 or not all(row):
+        return f"{row}: give every domain one line with its superfamily"
+    for field in row:
+        if len(field.split()) > 1 or "#" in field:
+            return f"{field!r}, a field with a space or '#': put a comment on a line of its own"
+    return None
 
 
 def random_splits(
