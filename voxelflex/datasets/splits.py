@@ -186,7 +186,9 @@ def random_splits(
         Unusable fractions or seed (:func:`check_random_split`).
     InputError
         With ``groups``: domains the mapping lacks (named; a domain without a superfamily
-        could leak into two splits through a relative, so none is guessed).
+        could leak into two splits through a relative, so none is guessed). Also a train or
+        val split that comes out empty (too few domains or groups for the fractions), naming
+        the counts; an empty test split whose fraction is above 0 is a logged warning.
     """
     check_random_split(fractions, seed)
     domains = sorted(set(domains))
@@ -211,7 +213,34 @@ def random_splits(
         s = int(np.argmax(target - filled))
         out[SPLIT_NAMES[s]] += group
         filled[s] += len(group)
+    _check_filled(out, fractions, len(domains), len(names) if groups is not None else None)
     return {s: sorted(v) for s, v in out.items()}
+
+
+def _check_filled(
+    out: Mapping[str, list[str]], fractions: Sequence[float], n_domains: int, n_groups: int | None
+) -> None:
+    """Refuse a split without train or val domains; warn about an empty test split that its
+    fraction asked for (training runs without one)."""
+    empty = [s for s, f in zip(SPLIT_NAMES, fractions, strict=True) if f > 0 and not out[s]]
+    if not empty:
+        return
+    of = f"{n_domains} domains" + (f" in {n_groups} superfamilies" if n_groups else "")
+    said = (
+        f"the random split of {of} at fractions {','.join(f'{f:g}' for f in fractions)} "
+        f"leaves {' and '.join(empty)} empty ({', '.join(f'{s} {len(out[s])}' for s in out)})"
+    )
+    fix = (
+        "give the small splits larger fractions (e.g. --fractions 0.5,0.25,0.25), more domains"
+        + (" or superfamilies" if n_groups else "")
+        + ", or your own --train-split/--val-split/--test-split files"
+    )
+    if {"train", "val"} & set(empty):
+        raise InputError(
+            f"{said}: training needs train and val domains; {fix}. A rerun keeps the imported "
+            "domains and does not redo them"
+        )
+    log.warning("%s: there is nothing to test on; %s", said, fix)
 
 
 def splits_from_files(
