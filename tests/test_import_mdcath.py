@@ -27,7 +27,12 @@ from voxelflex.datasets import importer as importer_module
 from voxelflex.datasets.charmm import rename_charmm
 from voxelflex.datasets.mdcath import import_domain
 from voxelflex.datasets.mdcath_file import majority_dssp
-from voxelflex.datasets.splits import parse_fractions, random_splits, splits_from_files
+from voxelflex.datasets.splits import (
+    parse_fractions,
+    random_splits,
+    read_groups,
+    splits_from_files,
+)
 from voxelflex.demo.mdcath import charmm_pdb, write_mdcath_file
 from voxelflex.errors import ConfigError, DomainRefused, InputError
 from voxelflex.index import build_index
@@ -206,7 +211,9 @@ def test_an_index_built_from_the_import_joins_every_row(imported, tmp_path):
 
 def test_angstrom_and_replica_subset(mdcath_dir, tmp_path):
     settings = ImportSettings(replicas=(0, 1), rmsf_unit="angstrom", temperatures=(320,))
-    report = import_mdcath(mdcath_dir, tmp_path / "a", settings=settings, progress=False)
+    report = import_mdcath(
+        mdcath_dir, tmp_path / "a", settings=settings, progress=False, fractions=(0.5, 0.25, 0.25)
+    )
     rows = pacsv.read_csv(tmp_path / "a" / "rmsf.csv").to_pylist()
     r = next(x for x in rows if x["domain_id"] == "1vii000" and x["resid"] == 41)
     assert r["target_rmsf"] == pytest.approx(10 * 0.05 * 1.05, rel=1e-6) and r["n_replicas"] == 2
@@ -233,12 +240,14 @@ def test_one_file_reached_twice_is_one_input_and_a_copy_elsewhere_a_duplicate(md
     link = tmp_path / "links" / source.name
     link.parent.mkdir()
     link.symlink_to(source)
-    report = import_mdcath([source, link], tmp_path / "a", progress=False)
+    one = {"train": tmp_path / "train.txt"}  # one domain: no random split has train and val
+    one["train"].write_text("1vii000\n")
+    report = import_mdcath([source, link], tmp_path / "a", progress=False, split_files=one)
     assert report.domains == 1 and report.skipped == {}
     copy = tmp_path / "copies" / source.name
     copy.parent.mkdir()
     shutil.copy2(source, copy)  # same name, size and time: the part names still differ
-    report = import_mdcath([source, copy], tmp_path / "b", progress=False)
+    report = import_mdcath([source, copy], tmp_path / "b", progress=False, split_files=one)
     assert report.domains == 1 and report.skipped == {"duplicate_domain": 1}
 
 
@@ -253,7 +262,9 @@ def test_a_structure_without_frames_is_refused_and_repeated_settings_are_errors(
     write_mdcath_file(
         data / "mdcath_dataset_1viica0.h5", "1viica0", ca_only, rmsf=lambda t, r, n: np.ones(n)
     )
-    report = import_mdcath(data, tmp_path / "a", progress=False)
+    one = {"train": tmp_path / "train.txt"}  # one domain: no random split has train and val
+    one["train"].write_text("1vii000\n")
+    report = import_mdcath(data, tmp_path / "a", progress=False, split_files=one)
     assert report.domains == 1 and report.skipped == {"no_frames": 1}
     for settings in (ImportSettings(replicas=(0, 0, 1)), ImportSettings(temperatures=(320, 320))):
         with pytest.raises(ConfigError, match="repeats a value; list each once"):
@@ -424,10 +435,132 @@ def test_fractions_that_are_not_finite_are_refused(text, tmp_path):
         import_mdcath(tmp_path / "none", tmp_path / "out", progress=False, seed=-1)
 
 
+@pytest.mark.parametrize(
+    ("seed", "fractions"),
+    [(0, (0.8, 0.1, 0.1)), (1, (0.7, 0.2, 0.1)), (2, (0.5, 0.5, 0.0)), (3, (0.34, 0.33, 0.33))],
+)
+def test_grouped_random_split_checked_independently(seed, fractions):
+    """The documented promises, checked from the output alone: every domain in exactly one
+    split, no superfamily in two, each split within the largest superfamily's size of its share,
+    the same split from the domains and the mapping in any order, another with another seed."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 12, size=60)  # 60 superfamilies of 1-11 domains
+    groups = {f"{g:03d}{k:02d}A0": f"3.40.50.{g}" for g, n in enumerate(sizes) for k in range(n)}
+    domains = list(groups)
+    got = random_splits(domains, fractions, seed=seed, groups=groups)
+    listed = [d for s in ("train", "val", "test") for d in got[s]]
+    assert sorted(listed) == sorted(domains)  # each once: none lost, none twice
+    where = {d: s for s, ds in got.items() for d in ds}
+    spans = {}
+    for d, g in groups.items():
+        spans.setdefault(g, set()).add(where[d])
+    assert all(len(s) == 1 for s in spans.values())
+    for name, share in zip(("train", "val", "test"), fractions, strict=True):
+        assert abs(len(got[name]) - share * len(domains)) <= sizes.max(), name
+    shuffled = [domains[i] for i in rng.permutation(len(domains))]
+    regrouped = {d: groups[d] for d in reversed(shuffled)}
+    assert random_splits(shuffled, fractions, seed=seed, groups=regrouped) == got
+    assert random_splits(domains, fractions, seed=seed + 10, groups=groups) != got
+    alone = random_splits(domains, fractions, seed=seed)  # one domain a group: within 1
+    assert all(
+        abs(len(alone[n]) - f * len(domains)) < 1
+        for n, f in zip(("train", "val", "test"), fractions, strict=True)
+    )
+
+
+def test_a_random_split_without_train_or_val_domains_is_refused(caplog):
+    """Three domains at 0.8,0.1,0.1 all went to train, exit 0; training then refused the
+    dataset's own config.yaml, saying to rebuild the index with split files."""
+    refused = (
+        r"3 domains in 2 superfamilies .* leaves val and test empty \(train 3, val 0, test 0\)"
+        r".*--fractions 0.5,0.25,0.25"
+    )
+    with pytest.raises(InputError, match=refused):
+        random_splits(
+            ["a", "b", "c"], (0.8, 0.1, 0.1), seed=0, groups={"a": "x", "b": "x", "c": "y"}
+        )
+    with pytest.raises(InputError, match=r"1 domains .* leaves val empty"):
+        random_splits(["a"], (0.5, 0.5, 0.0), seed=0)
+    # training runs without a test split: a warning naming the counts, not an error
+    with caplog.at_level("WARNING", logger="voxelflex.datasets.splits"):
+        got = random_splits(["a", "b", "c", "d"], (0.8, 0.1, 0.1), seed=0)
+    assert [len(got[s]) for s in ("train", "val", "test")] == [3, 1, 0]
+    assert "leaves test empty (train 3, val 1, test 0)" in caplog.text
+    caplog.clear()
+    random_splits(["a", "b"], (0.5, 0.5, 0.0), seed=0)  # no test asked for: no warning
+    assert not caplog.text
+
+
+def test_an_import_whose_random_split_has_no_val_domain_fails_and_resumes(mdcath_dir, tmp_path):
+    out = tmp_path / "set"
+    with pytest.raises(InputError, match=r"leaves val and test empty.*rerun keeps"):
+        import_mdcath(mdcath_dir, out, progress=False)  # 3 domains at 0.8,0.1,0.1
+    assert not (out / "import_report.json").exists()
+    report = import_mdcath(mdcath_dir, out, progress=False, fractions=(0.5, 0.25, 0.25))
+    assert report.resumed == 4 and report.splits == {"train": 1, "val": 1, "test": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        # CATH's levels in columns: the second field is the class (3), not the superfamily
+        ("domain,C,A,T,H\n1vii000,3,40,50,300\n", r"line 2: .*got 5 fields .*awk -F,"),
+        ("1vii000,3.40.50.300,2.3\n", r"line 1: .*got 3 fields"),
+        # cath-domain-list.txt given as it is (whitespace-separated columns)
+        ("# CATH\n1vii000     3    40    50   300\n", r"line 2: .*separated by spaces or tabs"),
+        ("1vii000\t3.40.50.300\n", r"line 1: .*separated by spaces or tabs"),
+        # a trailing comment: "3.40.50.300 # kinase" was a superfamily of its own (leakage)
+        ("1vii000,3.40.50.300 # kinase\n", r"line 1: .*'3.40.50.300 # kinase', a field"),
+        ("1vii000,3.40.50.300#kinase\n", r"a field with a space or '#'"),
+        (",3.40.50.300\n", r"line 1: .*got \['', '3.40.50.300'\]"),  # was skipped silently
+        ("1vii000\n", r"line 1: .*got \['1vii000'\]: give every domain"),
+        ("1vii000,3.40.50.300\n1vii000,3.40.50.10\n", r"line 2: domain 1vii000 .*two"),
+    ],
+)
+def test_a_superfamily_mapping_that_is_not_two_fields_a_line_is_refused(tmp_path, text, refused):
+    path = tmp_path / "sf.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=refused) as caught:
+        read_groups(path)
+    assert str(caught.value).startswith(f"{path}, line ")
+
+
+def test_superfamily_mapping_layouts_that_are_read(tmp_path, caplog):
+    path = tmp_path / "sf.csv"
+    # BOM, CRLF, a comment before the header, blank lines, trailing commas, spaces around fields
+    path.write_bytes(
+        b"\xef\xbb\xbf# from CATH v4.3\r\nDomain_ID,superfamily\r\n\r\n"
+        b"1vii000, 3.40.50.300 ,,\r\n1vii100,3.40.50.300\r\n1vii000,3.40.50.300\r\n"
+    )
+    with caplog.at_level("WARNING", logger="voxelflex.datasets.splits"):
+        assert read_groups(path) == {"1vii000": "3.40.50.300", "1vii100": "3.40.50.300"}
+    assert not caplog.text
+    # ids that are not CATH superfamilies (a class, a topology) are read, with a warning
+    path.write_text("1vii000,3\n1vii100,3.40.50\n1vii200,3.40.50.300\n")
+    with caplog.at_level("WARNING", logger="voxelflex.datasets.splits"):
+        assert read_groups(path)["1vii000"] == "3"
+    assert "2 of 3 superfamily ids are not CATH superfamily ids" in caplog.text
+
+
+@pytest.mark.parametrize("option", ["--superfamilies", "--train-split"])
+def test_a_mapping_or_split_file_that_is_not_utf8_is_refused_by_name(mdcath_dir, tmp_path, option):
+    """UTF-16 (Windows Notepad's "Unicode") ended the import with a UnicodeDecodeError
+    traceback."""
+    path = tmp_path / "ids.txt"
+    path.write_text("1vii000,3.40.50.300\n", encoding="utf-16")
+    result = CliRunner().invoke(
+        app, ["import", "mdcath", str(mdcath_dir), "-o", str(tmp_path / "set"), option, str(path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{path} is not UTF-8 text (byte 0xff at offset 0)" in result.output
+    assert not (tmp_path / "set").exists()
+
+
 def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_path):
     sf = tmp_path / "sf.csv"
     sf.write_text(
-        "domain_id,superfamily\n1vii000,1.10.1\n1vii100,1.10.1\n1vii200,2.40.5\n1vii300,3.1.1\n"
+        "domain_id,superfamily\n1vii000,1.10.8.10\n1vii100,1.10.8.10\n1vii200,2.40.50.140\n"
+        "1vii300,3.40.50.300\n"
     )
     out = tmp_path / "set"
     result = CliRunner().invoke(
@@ -440,6 +573,8 @@ def test_superfamily_mapping_and_split_files_through_the_cli(mdcath_dir, tmp_pat
             str(out),
             "--superfamilies",
             str(sf),
+            "--fractions",
+            "0.5,0.5,0",  # two superfamilies among the three imported domains
             "--no-progress",
         ],
     )

@@ -26,6 +26,7 @@ __all__ = [
     "check_output",
     "is_url",
     "join_location",
+    "read_text_file",
     "redact_url",
     "refuse_url",
     "require_file",
@@ -129,6 +130,32 @@ def require_file(
     if not p.is_file():
         raise error(f"{what} {p} does not exist{hint}")
     return p
+
+
+def read_text_file(path: str | os.PathLike, *, what: str, option: str | None = None) -> str:
+    """The text of the input file ``path``, read as UTF-8 whatever the locale (a leading
+    byte-order mark, which Windows editors write, is skipped).
+
+    Parameters
+    ----------
+    path : path
+    what, option : str
+        What the file is and the option that named it, for the errors (:func:`require_file`).
+
+    Raises
+    ------
+    InputError
+        A missing file (:func:`require_file`), or one that is not UTF-8 text (UTF-16, which
+        Windows Notepad's "Unicode" writes, or a binary file), naming the first bad byte.
+    """
+    data = require_file(path, what=what, option=option).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8 plain text"
+        ) from None
 
 
 def _local(location: str | os.PathLike) -> str | os.PathLike:

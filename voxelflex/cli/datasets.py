@@ -57,8 +57,9 @@ def mdcath(
     superfamilies: Annotated[
         Path | None,
         input_option(
-            help="CSV of domain_id,superfamily: the random split keeps each superfamily in one "
-            "split (docs/mdcath.md)."
+            help="CSV of domain_id,superfamily (two fields a line, the superfamily a CATH id "
+            "like 3.40.50.300): the random split keeps each superfamily in one split "
+            "(docs/mdcath.md)."
         ),
     ] = None,
     train_split: Annotated[

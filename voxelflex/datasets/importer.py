@@ -265,12 +265,16 @@ class _SplitRule:
     fractions: tuple[float, float, float]
     seed: int
     superfamilies: str | os.PathLike | None
+    groups: Mapping[str, str] | None  # read from superfamilies before the import's work
     split_files: Mapping[str, str | os.PathLike | None] | None
 
 
 def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]], list[dict], dict]:
     """The splits, their report lines and how they were made."""
-    fractions, seed, superfamilies, split_files = dataclasses.astuple(rule)
+    # not astuple, which deep-copies: CATH's whole domain list maps ~600,000 domains
+    fractions, seed, superfamilies, groups, split_files = (
+        getattr(rule, f.name) for f in dataclasses.fields(rule)
+    )
     if split_files and any(split_files.values()):
         splits, unassigned, absent = splits_from_files(domains, split_files)
         lines = [skip_line(d, "no_split", "in none of the split files") for d in unassigned]
@@ -281,7 +285,6 @@ def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]],
         ]
         how = {"from": {k: str(v) for k, v in split_files.items() if v}}
         return splits, lines, how
-    groups = read_groups(superfamilies) if superfamilies else None
     splits = random_splits(domains, fractions, seed, groups)
     how = {"random": {"fractions": list(fractions), "seed": seed}}
     if superfamilies:
@@ -369,8 +372,7 @@ def import_mdcath(
     given = {"--superfamilies": superfamilies}
     given.update({f"--{k}-split": v for k, v in (split_files or {}).items()})
     _refuse_inputs_in_outputs(out, given)
-    if superfamilies:
-        read_groups(superfamilies)  # a bad mapping fails before hours of work
+    groups = read_groups(superfamilies) if superfamilies else None  # fails before the work
     for name, path in (split_files or {}).items():
         if path is not None:  # so does a missing split file (read again at the end)
             read_split_file(path, what=f"{name} split file", option=f"--{name}-split")
@@ -401,7 +403,7 @@ def import_mdcath(
             [parts_dir / names[str(f)] for f in files],
             out,
             settings,
-            _SplitRule(fractions, seed, superfamilies, split_files),
+            _SplitRule(fractions, seed, superfamilies, groups, split_files),
             seconds,
             resumed=resumed,
             t_start=t_start,

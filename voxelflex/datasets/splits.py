@@ -7,15 +7,17 @@ superfamily) lands in one split; or the user's own split files.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from voxelflex.errors import ConfigError, InputError
 from voxelflex.inputs.splits import read_split_file
-from voxelflex.paths import require_file
+from voxelflex.paths import read_text_file
 
 __all__ = [
     "SPLIT_NAMES",
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 SPLIT_NAMES = ("train", "val", "test")
+_CATH_SUPERFAMILY = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+log = logging.getLogger(__name__)
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -80,32 +85,86 @@ def _check_fractions(values: tuple, given: str) -> tuple:
 
 
 def read_groups(path: str | os.PathLike) -> dict[str, str]:
-    """Read a ``domain_id,superfamily`` mapping (one line per domain, an optional header).
+    """Read a ``domain_id,superfamily`` mapping.
+
+    One line per domain with exactly two comma-separated fields, the domain id and its CATH
+    superfamily id (``3.40.50.300``); an optional header line ``domain_id,superfamily`` (or
+    ``domain,...``) first; blank lines and ``#`` comment lines are skipped, and so are empty
+    trailing fields (a spreadsheet's trailing commas).
+
+    Returns
+    -------
+    dict of str to str
+        Domain id → superfamily id, as written.
 
     Raises
     ------
     InputError
-        Missing file, a line without two fields, or a domain given two groups (line named).
+        A missing or not UTF-8 file; a line of other than two fields (the file, line and fields
+        named: a file of CATH's levels, domain,class,architecture,topology,superfamily, would
+        otherwise be grouped by class); a field with a space or ``#`` (a whitespace-separated
+        file, a trailing comment: ``3.40.50.300 # kinase`` would be a superfamily of its own);
+        or a domain given two superfamilies.
     """
-    path = require_file(path, what="superfamily mapping", option="--superfamilies")
+    text = read_text_file(path, what="superfamily mapping", option="--superfamilies")
     groups: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            row = [c.strip() for c in row]
-            if not row or not row[0] or row[0].startswith("#"):
-                continue
-            if line_no == 1 and row[0].lower() in ("domain_id", "domain"):
-                continue
-            if len(row) < 2 or not row[1]:
-                raise InputError(
-                    f"{path}, line {line_no}: expected 'domain_id,superfamily', got {row}"
-                )
-            if groups.setdefault(row[0], row[1]) != row[1]:
-                raise InputError(
-                    f"{path}, line {line_no}: domain {row[0]} is given two superfamilies "
-                    f"({groups[row[0]]} and {row[1]}); keep one line per domain"
-                )
+    header = True
+    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+        row = [c.strip() for c in row]
+        while row and not row[-1]:  # a spreadsheet's trailing commas: nothing is dropped
+            row.pop()
+        if not row or row[0].startswith("#"):
+            continue
+        if header and row[0].lower() in ("domain_id", "domain"):  # after any comment lines
+            header = False
+            continue
+        header = False
+        problem = _bad_group_line(row)
+        if problem:
+            raise InputError(
+                f"{path}, line {line_no}: expected two comma-separated fields, "
+                f"domain_id,superfamily (a CATH superfamily id like 3.40.50.300), got {problem}"
+            )
+        if groups.setdefault(row[0], row[1]) != row[1]:
+            raise InputError(
+                f"{path}, line {line_no}: domain {row[0]} is given two superfamilies "
+                f"({groups[row[0]]} and {row[1]}); keep one line per domain"
+            )
+    odd = sorted({g for g in groups.values() if not _CATH_SUPERFAMILY.match(g)})
+    if odd:
+        log.warning(
+            "%s: %d of %d superfamily ids are not CATH superfamily ids (class.architecture."
+            "topology.superfamily, e.g. 3.40.50.300), e.g. %s; each is kept in one split as "
+            "given. A coarser level (class, topology) can leave the fractions unmet; a finer "
+            "grouping (a sequence cluster) lets homologues span the splits",
+            path,
+            len(odd),
+            len(set(groups.values())),
+            odd[:5],
+        )
     return groups
+
+
+def _bad_group_line(row: list[str]) -> str | None:
+    """What is wrong with the fields of a mapping line and the fix, or None if it is usable."""
+    if len(row) > 2:
+        # never the second field as the superfamily: of domain,C,A,T,H it is the class
+        return (
+            f"{len(row)} fields {row[:6]}: write the superfamily as one field; for CATH's "
+            'levels in fields 2-5, awk -F, \'{print $1 "," $2 "." $3 "." $4 "." $5}\' '
+            "makes the file"
+        )
+    if len(row[0].split()) > 1:
+        return (
+            f"fields separated by spaces or tabs {row}: make a CSV, e.g. from CATH's "
+            "cath-domain-list.txt with the awk line of docs/mdcath.md"
+        )
+    if len(row) < 2 or not all(row):
+        return f"{row}: give every domain one line with its superfamily"
+    for field in row:
+        if len(field.split()) > 1 or "#" in field:
+            return f"{field!r}, a field with a space or '#': put a comment on a line of its own"
+    return None
 
 
 def random_splits(
@@ -127,7 +186,9 @@ def random_splits(
         Unusable fractions or seed (:func:`check_random_split`).
     InputError
         With ``groups``: domains the mapping lacks (named; a domain without a superfamily
-        could leak into two splits through a relative, so none is guessed).
+        could leak into two splits through a relative, so none is guessed). Also a train or
+        val split that comes out empty (too few domains or groups for the fractions), naming
+        the counts; an empty test split whose fraction is above 0 is a logged warning.
     """
     check_random_split(fractions, seed)
     domains = sorted(set(domains))
@@ -152,7 +213,34 @@ def random_splits(
         s = int(np.argmax(target - filled))
         out[SPLIT_NAMES[s]] += group
         filled[s] += len(group)
+    _check_filled(out, fractions, len(domains), len(names) if groups is not None else None)
     return {s: sorted(v) for s, v in out.items()}
+
+
+def _check_filled(
+    out: Mapping[str, list[str]], fractions: Sequence[float], n_domains: int, n_groups: int | None
+) -> None:
+    """Refuse a split without train or val domains; warn about an empty test split that its
+    fraction asked for (training runs without one)."""
+    empty = [s for s, f in zip(SPLIT_NAMES, fractions, strict=True) if f > 0 and not out[s]]
+    if not empty:
+        return
+    of = f"{n_domains} domains" + (f" in {n_groups} superfamilies" if n_groups else "")
+    said = (
+        f"the random split of {of} at fractions {','.join(f'{f:g}' for f in fractions)} "
+        f"leaves {' and '.join(empty)} empty ({', '.join(f'{s} {len(out[s])}' for s in out)})"
+    )
+    fix = (
+        "give the small splits larger fractions (e.g. --fractions 0.5,0.25,0.25), more domains"
+        + (" or superfamilies" if n_groups else "")
+        + ", or your own --train-split/--val-split/--test-split files"
+    )
+    if {"train", "val"} & set(empty):
+        raise InputError(
+            f"{said}: training needs train and val domains; {fix}. A rerun keeps the imported "
+            "domains and does not redo them"
+        )
+    log.warning("%s: there is nothing to test on; %s", said, fix)
 
 
 def splits_from_files(

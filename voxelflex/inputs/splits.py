@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from voxelflex.errors import InputError
-from voxelflex.paths import require_file
+from voxelflex.paths import read_text_file
 
 __all__ = ["read_split_file", "read_splits"]
 
@@ -28,13 +28,16 @@ def read_split_file(
     path : path
         Text file, one domain id a line.
     what, option : str
-        What the file is and the option that named it, for the missing-file error.
+        What the file is and the option that named it, for the errors.
+
+    Raises
+    ------
+    InputError
+        A missing file, or one that is not UTF-8 text (:func:`voxelflex.paths.read_text_file`).
     """
-    path = os.fspath(path)
-    require_file(path, what=what, option=option)
-    with open(path, encoding="utf-8-sig") as fh:  # -sig: Windows editors write a BOM
-        ids = (line.split("#", 1)[0].strip() for line in fh)
-        return list(dict.fromkeys(i for i in ids if i))
+    text = read_text_file(path, what=what, option=option)
+    ids = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return list(dict.fromkeys(i for i in ids if i))
 
 
 def read_splits(files: Mapping[str, str | os.PathLike | None]) -> pa.Table:
