@@ -759,7 +759,9 @@ def test_rows_recomputed_from_the_trajectories_with_numpy(tmp_path):
         for (t, rep), xyz in trajectories.items():
             del f[f"9xyzA00/{t}/{rep}/coords"]
             f[f"9xyzA00/{t}/{rep}/coords"] = xyz
-    import_mdcath(path.parent, tmp_path / "set", progress=False)
+    one = {"train": tmp_path / "train.txt"}  # one domain: no random split has train and val
+    one["train"].write_text("9xyzA00\n")
+    import_mdcath(path.parent, tmp_path / "set", progress=False, split_files=one)
     rows = pacsv.read_csv(tmp_path / "set" / "rmsf.csv").to_pylist()
     first = np.unique(charmm.res_id, return_index=True)[1]
     names = dict(zip(charmm.res_id[first].tolist(), charmm.res_name[first].tolist(), strict=True))
