@@ -189,6 +189,18 @@ def test_csv_missing_columns_named(tmp_path):
         read_rmsf_csv(path)
 
 
+@pytest.mark.parametrize(("encoding", "byte"), [("utf-16", "0xff"), ("latin-1", "0xe9")])
+def test_csv_not_utf8_is_refused_naming_the_file(tmp_path, encoding, byte):
+    # a traceback (UnicodeDecodeError) before; Excel's "Unicode text" is UTF-16
+    path = tmp_path / "r.csv"
+    text = (
+        "domain_id,resid,resname,temperature_feature,target_rmsf,d\u00e9tail\nd1,1,ALA,320,0.1,x\n"
+    )
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(InputError, match=rf"RMSF CSV {path} is not UTF-8 text .*byte {byte}"):
+        read_rmsf_csv(path)
+
+
 @pytest.mark.parametrize("twice", ["target_rmsf", "dssp"])
 def test_csv_column_named_twice_is_refused_naming_it(tmp_path, twice):
     header = f"domain_id,resid,resname,temperature_feature,target_rmsf,dssp,{twice}"

@@ -65,8 +65,14 @@ _WHOLE = "whole number written as digits with an optional leading '-' (e.g. 57, 
 
 
 def _header(path: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
-        return [c.strip() for c in next(csv.reader(fh), [])]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
+            return [c.strip() for c in next(csv.reader(fh), [])]
+    except UnicodeDecodeError as exc:  # UTF-16 ("Unicode" in Excel and Notepad), Latin-1
+        raise InputError(
+            f"RMSF CSV {path} is not UTF-8 text (its first line has byte "
+            f"{exc.object[exc.start]:#04x}); save it as UTF-8 CSV"
+        ) from None
 
 
 def _file_lines(path: str, n_rows: int) -> np.ndarray:
