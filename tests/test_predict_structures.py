@@ -22,7 +22,7 @@ from voxelflex.analysis.structures import predict_structures
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.engine.checkpoint import Checkpoint
-from voxelflex.errors import ConfigError, InputError
+from voxelflex.errors import ConfigError, InputError, SourceError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import build_shards, open_source
 from voxelflex.structure import voxelize_files
@@ -112,6 +112,20 @@ def test_bfactor_copies_hold_predicted_rmsf_in_angstrom(structures, tmp_path, ca
     original = gzip.decompress((structures / "1a8o.pdb.gz").read_bytes()).decode().splitlines()
     copied = gzip.decompress(copy.read_bytes()).decode().splitlines()
     assert [o[:60] + o[66:] for o in original] == [c[:60] + c[66:] for c in copied]
+
+
+def test_temperatures_at_or_below_zero_kelvin_are_refused(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    out = tmp_path / "p.csv"
+    with pytest.raises(SourceError, match=r"finite kelvin values > 0 K, got \[-20"):
+        predict_structures(
+            ckpt,
+            structures / "1a8o.pdb.gz",
+            temperatures=[-20.0],
+            bfactor_temperature=300.0,
+            out_path=out,
+        )
+    assert not out.exists() and not (tmp_path / "p_structures").exists()
 
 
 def test_bfactor_copies_of_a_relative_model_hold_its_score_never_the_sentinel(structures, tmp_path):
