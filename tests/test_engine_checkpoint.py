@@ -92,6 +92,10 @@ def test_version_and_corruption_are_refused(saved, tmp_path):
     torch.save(payload, other)
     with pytest.raises(CheckpointError, match="format version 99"):
         load_for_inference(other)
+    earlier = tmp_path / "best_model.pt"  # the earlier VoxelFlex's: weights, no format version
+    torch.save({"epoch": 3, "model_state_dict": payload["model"]}, earlier)
+    with pytest.raises(CheckpointError, match=r"no format version.*earlier VoxelFlex.*RMSF unit"):
+        load_for_inference(earlier)
     broken = tmp_path / "broken.pt"
     broken.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="cannot be read"):

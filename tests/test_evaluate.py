@@ -506,6 +506,29 @@ def test_predictions_round_trip_keeps_unit_and_types(tmp_path):
     assert json.loads((tmp_path / "p.csv.json").read_text())["rmsf_unit"] == "nm"
 
 
+def test_edited_predictions_metadata_is_refused_naming_the_file(tmp_path):
+    # an edited sidecar's "Å" was taken as the unit of every figure; a dropped field or a
+    # broken JSON ended in a TypeError / JSONDecodeError traceback
+    table = _table(target_rmsf=[0.1, 0.2], predicted_rmsf=[0.2, 0.3])
+    preds = write_predictions(table, _meta(), tmp_path / "p.csv")
+    sidecar = tmp_path / "p.csv.json"
+    good = json.loads(sidecar.read_text())
+    edits = {
+        r"rmsf_unit 'Å' is not one of \['nm', 'angstrom'\]": {**good, "rmsf_unit": "Å"},
+        r"rmsf_unit None is not one of": {k: v for k, v in good.items() if k != "rmsf_unit"},
+        r"predictions metadata malformed .*'index'": {
+            k: v for k, v in good.items() if k != "index"
+        },
+    }
+    for message, edited in edits.items():
+        sidecar.write_text(json.dumps(edited))
+        with pytest.raises(InputError, match=r"p\.csv\.json: " + message):
+            read_predictions(preds)
+    sidecar.write_text(json.dumps(good)[:-5])
+    with pytest.raises(InputError, match=r"p\.csv\.json: predictions metadata is not valid JSON"):
+        read_predictions(preds)
+
+
 def test_temperature_sweep_parsing():
     assert parse_sweep("300:450:10").tolist() == list(range(300, 451, 10))
     assert parse_sweep("300:305:10").tolist() == [300.0]

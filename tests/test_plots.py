@@ -271,6 +271,21 @@ def test_predictions_of_another_split_never_get_the_run_s_baselines(tmp_path, ca
     assert baselines(tmp_path / "d") == set() and "baselines and bins are not used" in caplog.text
 
 
+def test_baselines_in_another_rmsf_unit_are_never_drawn_beside_the_model(tmp_path, caplog):
+    # predictions in nm (about 0.1-0.6), the same split's metrics of an index in Å: the
+    # baselines' RMSE of 1.5 Å would be drawn as 1.5 nm, ten times the model's error
+    preds = _write(tmp_path, _predictions())
+    metrics = _metrics_json(preds.parent / "evaluation_metrics_test.json", "test", 1.5)
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "rmsf_unit": "angstrom"}))
+    with pytest.raises(InputError, match=r"errors in RMSF angstrom, but .* holds RMSF in nm"):
+        plot(tmp_path / "a", predictions=preds, metrics=metrics)
+    caplog.set_level("WARNING", logger="voxelflex.analysis.plots")
+    plot(tmp_path / "b", run_dir=preds.parent.parent)  # found in the run folder: left out
+    data = pacsv.read_csv(tmp_path / "b" / "per_temperature_metrics_data.csv")
+    assert set(data["series"].to_pylist()) == {"model"}
+    assert "holds errors in RMSF angstrom" in caplog.text
+
+
 def test_find_run_files_ignores_the_missing_report(tmp_path):
     preds = _write(tmp_path, _predictions())
     (preds.parent / "predictions_test_missing.csv").write_text("domain,chain,resid,reason\n")

@@ -27,7 +27,7 @@ from voxelflex.analysis.temperatures import parse_sweep
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.demo.generate import MDCATH_TEMPERATURES, rmsf_target
-from voxelflex.errors import CheckpointError, ConfigError, InputError
+from voxelflex.errors import CheckpointError, ConfigError, InputError, SourceError
 from voxelflex.frame import FRAME
 from voxelflex.index import build_index, read_index
 from voxelflex.inputs import read_split_file
@@ -160,6 +160,17 @@ def test_prediction_index_needs_temperatures(checkpoint, demo_data, tmp_path):
     table, _ = read_predictions(report.path)
     assert table.num_rows == report.n_residues > 0
     assert np.isnan(table["target_rmsf"].to_numpy()).all()
+
+
+def test_library_predict_refuses_temperatures_at_or_below_zero_kelvin(
+    checkpoint, demo_index, test_domain, tmp_path
+):
+    # the CLI's parser refused them; predict() wrote predictions at -20 K and 0 K, exit 0
+    for temps in ([-20.0, 300.0], [0.0]):
+        out = tmp_path / "p.parquet"
+        with pytest.raises(SourceError, match=r"finite kelvin values > 0 K, got \[(-20|0)"):
+            predict(checkpoint, demo_index, domains=[test_domain], temperatures=temps, out_path=out)
+        assert not out.exists()
 
 
 def test_refuses_index_with_another_rmsf_unit(demo_index, tmp_path):

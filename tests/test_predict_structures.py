@@ -22,7 +22,7 @@ from voxelflex.analysis.structures import predict_structures
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.engine.checkpoint import Checkpoint
-from voxelflex.errors import ConfigError, InputError
+from voxelflex.errors import ConfigError, InputError, SourceError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import build_shards, open_source
 from voxelflex.structure import voxelize_files
@@ -112,6 +112,54 @@ def test_bfactor_copies_hold_predicted_rmsf_in_angstrom(structures, tmp_path, ca
     original = gzip.decompress((structures / "1a8o.pdb.gz").read_bytes()).decode().splitlines()
     copied = gzip.decompress(copy.read_bytes()).decode().splitlines()
     assert [o[:60] + o[66:] for o in original] == [c[:60] + c[66:] for c in copied]
+
+
+@pytest.mark.parametrize("unit", ["nm", "angstrom"])
+@pytest.mark.parametrize("as_", ["rmsf", "bfactor"])
+def test_bfactor_copies_convert_the_checkpoint_s_unit_to_angstrom_once(
+    structures, tmp_path, unit, as_
+):
+    # independent of voxelflex.quantities and bfactor_from_rmsf: Å = nm × 10 (so B × 100),
+    # a checkpoint in Å is not converted, and B = 8π²/3 · RMSF² with RMSF in Å
+    ckpt = make_checkpoint(tmp_path / "c.pt", rmsf_unit=unit)
+    report = predict_structures(
+        ckpt,
+        structures / "1vii.pdb.gz",
+        temperatures=[320.0],
+        out_path=tmp_path / "p.parquet",
+        bfactor_as=as_,
+    )
+    table, meta = read_predictions(report.path)
+    assert meta.rmsf_unit == unit
+    predicted = dict(
+        zip(table["resid_str"].to_pylist(), table["predicted_rmsf"].to_pylist(), strict=True)
+    )
+    angstrom = {r: v * {"nm": 10.0, "angstrom": 1.0}[unit] for r, v in predicted.items()}
+    assert min(angstrom.values()) > 0  # no clipping at 0 in the way of the comparison
+    want = {r: a if as_ == "rmsf" else 8 * np.pi**2 / 3 * a**2 for r, a in angstrom.items()}
+    text = gzip.decompress((report.bfactor_dir / "1vii.pdb.gz").read_bytes()).decode()
+    got = {
+        line[22:26].strip(): float(line[60:66])
+        for line in text.splitlines()
+        if line.startswith("ATOM") and line[12:16].strip() == "CA"
+    }
+    assert sorted(got) == sorted(want)
+    # %.2f in the PDB column: 0.005 at most, plus float32
+    np.testing.assert_allclose([got[r] for r in want], list(want.values()), rtol=0, atol=0.006)
+
+
+def test_temperatures_at_or_below_zero_kelvin_are_refused(structures, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.pt")
+    out = tmp_path / "p.csv"
+    with pytest.raises(SourceError, match=r"finite kelvin values > 0 K, got \[-20"):
+        predict_structures(
+            ckpt,
+            structures / "1a8o.pdb.gz",
+            temperatures=[-20.0],
+            bfactor_temperature=300.0,
+            out_path=out,
+        )
+    assert not out.exists() and not (tmp_path / "p_structures").exists()
 
 
 def test_bfactor_copies_of_a_relative_model_hold_its_score_never_the_sentinel(structures, tmp_path):

@@ -25,7 +25,12 @@ import pyarrow.parquet as pq
 from voxelflex.atomic import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
-from voxelflex.quantities import outside_range, temperature_key, temperature_scale_warnings
+from voxelflex.quantities import (
+    RMSF_UNITS,
+    outside_range,
+    temperature_key,
+    temperature_scale_warnings,
+)
 from voxelflex.sources.shards.manifest import file_sha256
 
 if TYPE_CHECKING:  # annotations only
@@ -120,13 +125,40 @@ class PredictionsMeta:
 
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str) -> PredictionsMeta:
-        d = json.loads(text)
-        if d.get("format_version") != FORMAT_VERSION:
+        """Inverse of :meth:`to_json`, checked.
+
+        Raises
+        ------
+        InputError
+            Not JSON, another format version, a field missing or unknown, or an RMSF unit
+            not in :data:`~voxelflex.quantities.RMSF_UNITS` (the unit every figure of
+            evaluate and plot is read in: an edited ``"Å"`` was taken as is).
+        """
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise InputError(
-                f"{where}: predictions format version {d.get('format_version')} unsupported, "
+                f"{where}: predictions metadata is not valid JSON ({exc}); rerun `voxelflex "
+                "predict`"
+            ) from None
+        if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
+            version = d.get("format_version") if isinstance(d, dict) else None
+            raise InputError(
+                f"{where}: predictions format version {version} unsupported, "
                 f"expected {FORMAT_VERSION}; rerun `voxelflex predict`"
             )
-        return cls(**d)
+        if d.get("rmsf_unit") not in RMSF_UNITS:
+            raise InputError(
+                f"{where}: rmsf_unit {d.get('rmsf_unit')!r} is not one of {list(RMSF_UNITS)}; "
+                "it is the checkpoint's unit, as `voxelflex predict` wrote it: restore it or "
+                "rerun `voxelflex predict`"
+            )
+        try:
+            return cls(**d)
+        except TypeError as exc:  # a field missing, or one this version does not know
+            raise InputError(
+                f"{where}: predictions metadata malformed ({exc}); rerun `voxelflex predict`"
+            ) from None
 
     @property
     def split(self) -> str:

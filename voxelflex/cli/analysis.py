@@ -392,7 +392,7 @@ def plot(
         Path | None,
         input_option(
             help="evaluation_metrics_<split>.json of the predictions' split (adds baselines; "
-            "another split's is refused)."
+            "another split's or RMSF unit's is refused)."
         ),
     ] = None,
     output_dir: Annotated[

@@ -182,6 +182,15 @@ class Checkpoint:
             NaN or infinity (a model that can only predict NaN).
         """
         version = d.get("format_version") if isinstance(d, dict) else None
+        if version is None:
+            # e.g. the earlier VoxelFlex's best_model.pt: "retrain with this version" read as if
+            # a conversion existed; none can, it records no RMSF unit and no voxel frame
+            raise CheckpointError(
+                f"checkpoint {where} has no format version: it is not a voxelflex checkpoint. "
+                "A checkpoint of the earlier VoxelFlex does not load (it records neither the "
+                "RMSF unit nor the voxel frame of its training data): train a model with "
+                "`voxelflex train` (`voxelflex config migrate` converts the earlier config)"
+            )
         if version != FORMAT_VERSION:
             raise CheckpointError(
                 f"checkpoint {where} has format version {version}, this voxelflex reads version "

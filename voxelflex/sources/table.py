@@ -271,7 +271,7 @@ class SplitTable:
         ------
         SourceError
             Unknown split, no rows, feature columns the index lacks or holds non-finite
-            values in (naming them).
+            values in (naming them), prediction temperatures not finite and > 0 K.
         """
         if split not in SPLITS:
             raise SourceError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
@@ -332,10 +332,12 @@ class SplitTable:
             target = rows["target_rmsf"].to_numpy(zero_copy_only=False).astype(np.float32)
         else:
             temps = np.asarray([float(t) for t in temperatures], dtype=np.float32)
-            if temps.size == 0 or not np.all(np.isfinite(temps)):
+            # every way to predict (predict, predict --structure, importance) passes here;
+            # 0 K or below is no temperature, and only the CLI's parser refused it
+            if temps.size == 0 or not np.all(np.isfinite(temps) & (temps > 0)):
                 raise SourceError(
-                    f"prediction temperatures must be a non-empty list of finite kelvin values, "
-                    f"got {list(temperatures)}"
+                    "prediction temperatures must be a non-empty list of finite kelvin values "
+                    f"> 0 K, got {list(temperatures)}; pass kelvin (e.g. 298.15 for 25 °C)"
                 )
             # each residue once × the requested temperatures, traced to its first index row
             n_res = len(res_starts)

@@ -269,7 +269,7 @@ def plot(
         loaded = loaded or read_predictions(predictions)
     metrics_dict = _read_metrics(Path(metrics)) if metrics and loaded else None
     if metrics_dict is not None:
-        metrics_dict = _same_split(
+        metrics_dict = _same_predictions(
             metrics_dict, Path(metrics), Path(predictions), loaded[1], explicit=explicit_metrics
         )
     with command_log(out_dir, "plot"):
@@ -327,14 +327,17 @@ def _read_metrics(path: Path) -> dict:
     return metrics
 
 
-def _same_split(
+def _same_predictions(
     metrics: dict, metrics_path: Path, predictions: Path, meta, *, explicit: bool
 ) -> dict | None:
-    """``metrics`` when they were computed on the predictions' split; otherwise refused (given
-    with --metrics) or dropped with a warning (found in the run folder)."""
+    """``metrics`` when they were computed on the predictions' split in their RMSF unit;
+    otherwise refused (given with --metrics) or dropped with a warning (found in the run
+    folder). Baselines in Å drawn beside a model in nm would look ten times worse than they are.
+    """
     split = metrics.get("split")
     if split is None and metrics_path.stem.startswith("evaluation_metrics_"):
         split = _split_of(metrics_path, "evaluation_metrics_")
+    unit = metrics.get("rmsf_unit")
     if split is None:
         log.warning(
             "%s does not say which split it was computed on; its baselines are drawn beside the "
@@ -343,18 +346,24 @@ def _same_split(
             meta.split,
             predictions,
         )
+    if split not in (None, meta.split):
+        what = (
+            f"{metrics_path} holds the metrics of the {split} split, but {predictions} holds "
+            f"predictions of the {meta.split} split"
+        )
+        harm = "its baselines would be drawn beside another split's model"
+    elif unit is not None and unit != meta.rmsf_unit:
+        what = (
+            f"{metrics_path} holds errors in RMSF {unit}, but {predictions} holds RMSF in "
+            f"{meta.rmsf_unit}"
+        )
+        harm = f"its baselines would be drawn in {unit} on an axis in {meta.rmsf_unit}"
+    else:
         return metrics
-    if split == meta.split:
-        return metrics
-    what = (
-        f"{metrics_path} holds the metrics of the {split} split, but {predictions} holds "
-        f"predictions of the {meta.split} split"
-    )
     if explicit:
         raise InputError(
-            f"{what}: its baselines would be drawn beside another split's model; pass the "
-            f"metrics of the same predictions (`voxelflex evaluate -p {predictions}` writes "
-            f"evaluation_metrics_{meta.split}.json), or leave out --metrics"
+            f"{what}: {harm}; pass the metrics of the same predictions (`voxelflex evaluate -p "
+            f"{predictions}` writes evaluation_metrics_{meta.split}.json), or leave out --metrics"
         )
     log.warning("%s: its baselines and bins are not used", what)
     return None
