@@ -185,6 +185,35 @@ def test_a_crash_while_overwrite_clears_a_run_never_leaves_it_resumable(tmp_path
     assert not policy.latest.exists()
 
 
+def test_a_run_removes_only_its_own_temporary_files(tmp_path, caplog):
+    """A kill during a checkpoint write left .latest.pt.XXXX.pt.tmp (tens of MB each) in
+    models/, and no later train or --resume of the run removed it."""
+    policy = CheckpointPolicy(tmp_path / "run")
+    own = [
+        policy.models_dir / ".latest.pt.k2_x9abc.pt.tmp",
+        policy.models_dir / ".best.pt.0aq1w2e3.pt.tmp",
+        policy.models_dir / ".epoch_012.pt.zz11yy22.pt.tmp",
+        policy.run_dir / ".training_history.json.ab12cd34.tmp",
+        policy.run_dir / ".config.yaml.ab12cd34.tmp",
+    ]
+    others = [
+        policy.models_dir / "latest.pt",
+        policy.models_dir / ".mine.pt.ab12cd34.pt.tmp",  # not a name train writes
+        policy.models_dir / "keep.tmp",
+        policy.run_dir / ".predictions_val.parquet.ab12cd34.parquet.tmp",  # predict's
+        policy.run_dir / "metrics" / ".config.yaml.ab12cd34.tmp",  # not the run's config
+        tmp_path / ".latest.pt.ab12cd34.pt.tmp",  # outside the run folder
+    ]
+    for path in [*own, *others]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    with caplog.at_level("WARNING"):
+        assert sorted(policy.remove_temporaries()) == sorted(own)
+    assert not any(p.exists() for p in own) and all(p.exists() for p in others)
+    assert "removed 5 temporary files" in caplog.text
+    assert policy.remove_temporaries() == []
+
+
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
     before = signal.getsignal(signal.SIGINT)
     with GracefulInterrupt(distributed=False) as interrupt:

@@ -246,6 +246,8 @@ class _Trainer:
         if tc.resume:
             self._resume()
         if dist.is_main:
+            # before this run's first write: what a kill during an earlier one's writes left
+            self.files.remove_temporaries()
             # overwrite and resume were this command's actions: a config.yaml reused with
             # --config must not delete (or resume) the run it came from
             once = dataclasses.replace(self.run_config.train, overwrite=False, resume=False)
