@@ -3,7 +3,8 @@
 Each node is its own ``torchrun --nnodes=2 --nproc_per_node=1`` agent (c10d rendezvous on
 127.0.0.1, gloo, one CPU process each), started as a user would on two machines. The worker runs
 ``tests/_node.py``, which is ``voxelflex`` with checkpoint saves recorded per rank (and, when
-asked, a pause after one save so that the test can kill both nodes mid-epoch).
+asked, a pause after one save so that the test can kill both nodes mid-epoch, or a SIGTERM to
+rank 1 at one step).
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def _start_nodes(args: list[str], env: dict, logs: Path) -> list[subprocess.Pope
     return procs
 
 
-def _wait(procs: list[subprocess.Popen], logs: Path, timeout: float = 120) -> None:
+def _wait(
+    procs: list[subprocess.Popen], logs: Path, timeout: float = 120, returncode: int = 0
+) -> None:
     deadline = time.monotonic() + timeout
     for p in procs:
         try:
@@ -100,7 +103,7 @@ def _wait(procs: list[subprocess.Popen], logs: Path, timeout: float = 120) -> No
         except subprocess.TimeoutExpired:
             _kill(procs)
     text = "\n".join(f"--- {p.name}\n{p.read_text()[-2500:]}" for p in sorted(logs.glob("*.log")))
-    assert [p.returncode for p in procs] == [0, 0], text
+    assert [p.returncode for p in procs] == [returncode] * 2, text
 
 
 def _kill(procs: list[subprocess.Popen]) -> None:
@@ -150,7 +153,9 @@ def _strip_timing(history):
     return [{k: v for k, v in entry.items() if k != "timing"} for entry in history]
 
 
-def test_two_nodes_train_once_per_row_save_on_rank_0_and_resume_exactly(small_index, tmp_path):
+def test_two_nodes_train_once_per_row_save_on_rank_0_stop_on_sigterm_and_resume_exactly(
+    small_index, tmp_path
+):
     rows = read_index(small_index).table.column("split").to_pylist()
     ref_saves, killed_saves = tmp_path / "saves_ref", tmp_path / "saves_killed"
     ref_saves.mkdir()
@@ -181,6 +186,18 @@ def test_two_nodes_train_once_per_row_save_on_rank_0_and_resume_exactly(small_in
     recorded = _saves(ref_saves)
     assert len(recorded) == 1 and next(iter(recorded)).startswith("rank0-")  # rank 0 only
     assert any(" 4 " in line for line in next(iter(recorded.values())))  # mid-epoch saves too
+
+    # Resumed, then SIGTERM (preemption) to rank 1 alone: every rank stops at the same step,
+    # rank 0 saves latest.pt there, every rank exits 130. Before, the stop was off under
+    # torchrun: the ranks ended without a save, back to latest.pt at (1, 4).
+    env = {**_env(killed_saves), "VOXELFLEX_TEST_TERM_AT": "1,5"}
+    termed = _start_nodes([*args, "--resume"], env, tmp_path / "termed")
+    _wait(termed, tmp_path / "termed", returncode=1)  # torchrun's code for a failed worker
+    for node in (0, 1):
+        assert "exitcode  : 130" in (tmp_path / "termed" / f"node{node}.log").read_text()
+    latest = Checkpoint.load(tmp_path / "killed" / "models" / "latest.pt")
+    assert (latest.meta.epoch, latest.meta.batch) == (1, 6)  # the vote read a step later
+    assert "interrupted: saved" in (tmp_path / "killed" / "logs" / "voxelflex.log").read_text()
 
     # Resume on both nodes: the run ends exactly where the uninterrupted one did.
     resumed_procs = _start_nodes([*args, "--resume"], _env(killed_saves), tmp_path / "resumed")

@@ -17,7 +17,7 @@ from voxelflex.engine import train
 from voxelflex.engine.checkpointing import CheckpointPolicy
 from voxelflex.engine.data import open_training_data
 from voxelflex.engine.distributed import DistContext
-from voxelflex.engine.interrupt import GracefulInterrupt
+from voxelflex.engine.interrupt import GracefulInterrupt, StopVote
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.tracker import BestTracker
@@ -185,26 +185,91 @@ def test_a_crash_while_overwrite_clears_a_run_never_leaves_it_resumable(tmp_path
     assert not policy.latest.exists()
 
 
+def test_a_run_removes_only_its_own_temporary_files(tmp_path, caplog):
+    """A kill during a checkpoint write left .latest.pt.XXXX.pt.tmp (tens of MB each) in
+    models/, and no later train or --resume of the run removed it."""
+    policy = CheckpointPolicy(tmp_path / "run")
+    own = [
+        policy.models_dir / ".latest.pt.k2_x9abc.pt.tmp",
+        policy.models_dir / ".best.pt.0aq1w2e3.pt.tmp",
+        policy.models_dir / ".epoch_012.pt.zz11yy22.pt.tmp",
+        policy.run_dir / ".training_history.json.ab12cd34.tmp",
+        policy.run_dir / ".config.yaml.ab12cd34.tmp",
+    ]
+    others = [
+        policy.models_dir / "latest.pt",
+        policy.models_dir / ".mine.pt.ab12cd34.pt.tmp",  # not a name train writes
+        policy.models_dir / "keep.tmp",
+        policy.run_dir / ".predictions_val.parquet.ab12cd34.parquet.tmp",  # predict's
+        policy.run_dir / "metrics" / ".config.yaml.ab12cd34.tmp",  # not the run's config
+        tmp_path / ".latest.pt.ab12cd34.pt.tmp",  # outside the run folder
+    ]
+    for path in [*own, *others]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    with caplog.at_level("WARNING"):
+        assert sorted(policy.remove_temporaries()) == sorted(own)
+    assert not any(p.exists() for p in own) and all(p.exists() for p in others)
+    assert "removed 5 temporary files" in caplog.text
+    assert policy.remove_temporaries() == []
+
+
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
     before = signal.getsignal(signal.SIGINT)
-    with GracefulInterrupt(enabled=True) as interrupt:
+    with GracefulInterrupt(distributed=False) as interrupt:
         signal.raise_signal(signal.SIGINT)
         assert interrupt.requested
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
-    with GracefulInterrupt(enabled=False) as off:  # torchrun: default behaviour
-        assert signal.getsignal(signal.SIGINT) is before and not off.requested
 
 
 def test_graceful_interrupt_defers_the_first_sigterm_and_restores_the_handler():
     """SLURM and Kubernetes send SIGTERM before SIGKILL: handled like Ctrl-C."""
     before = signal.getsignal(signal.SIGTERM)
-    with GracefulInterrupt(enabled=True) as interrupt:
+    with GracefulInterrupt(distributed=False) as interrupt:
         signal.raise_signal(signal.SIGTERM)  # before the fix: the test process ends here
         assert interrupt.requested
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second one: at once
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_graceful_interrupt_under_torchrun_survives_the_second_sigterm():
+    """Under SLURM a torchrun worker gets SIGTERM twice (from SLURM, and passed on by the
+    agent): a second one that acted at once ended the rank before its save."""
+    before = signal.getsignal(signal.SIGTERM)
+    with GracefulInterrupt(distributed=True) as interrupt:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)
+        assert interrupt.requested
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+class _OneOfTwoRanks:
+    """A rank of 2 whose all-reduce adds ``others`` (the other rank's vote)."""
+
+    enabled, device = True, torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.others = 0
+
+    def all_reduce(self, value: torch.Tensor) -> torch.Tensor:
+        return value + self.others
+
+
+def test_stop_vote_answers_with_the_previous_vote_of_any_rank():
+    dist = _OneOfTwoRanks()
+    vote = StopVote(dist)
+    assert not vote(False) and not vote(False)
+    dist.others = 1  # the other rank was signalled before this step's vote
+    assert not vote(False)  # cast, read at the next step (no host-device sync on CUDA)
+    dist.others = 0
+    assert vote(False)
+    assert not vote(False) and not vote(False)
+    assert vote(True, now=True)  # at an epoch boundary, this call's vote counts too
+    single = StopVote(CPU)
+    assert single(True) and not single(False)  # one process: its own request, at once
 
 
 def test_an_index_run_refuses_another_unit_and_inputs_other_than_it_was_built_from(

@@ -162,7 +162,11 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference, small_in
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     killed = Checkpoint.load(tmp_path / "killed" / "models" / "latest.pt")
     assert (killed.meta.epoch, killed.meta.batch) == (1, 4)
+    # what a kill during the next write of latest.pt leaves: --resume removes it
+    leftover = tmp_path / "killed" / "models" / ".latest.pt.ab12cd34.pt.tmp"
+    leftover.write_bytes(b"half a checkpoint")
     result = train(load_config(overrides=[*overrides, "train.resume=true"]))
+    assert not leftover.exists()
     ref_latest = Checkpoint.load(reference / "models" / "latest.pt")
     assert result.global_step == ref_latest.meta.global_step
     resumed = Checkpoint.load(tmp_path / "killed" / "models" / "latest.pt")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ HISTORY_FILE = "training_history.json"
 # Files in <run>/metrics (or <run>) made from the run's model: predict's predictions (their CSV
 # metadata, predictions_*.csv.json, and _missing.csv reports included) and evaluate's metrics.
 DERIVED_PATTERNS = ("predictions_*", "evaluation_metrics_*", "*_missing.csv")
+# voxelflex.atomic's temporary files (.NAME.RANDOM[SUFFIX].tmp) of what train writes: checkpoints
+# in models/, the history and config.yaml in the run folder
+_CHECKPOINT_TEMP = re.compile(r"^\.(latest|best|epoch_\d+)\.pt\.\w+\.pt\.tmp$")
+_RUN_TEMP = re.compile(rf"^\.({re.escape(HISTORY_FILE)}|config\.yaml)\.\w+\.tmp$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,33 @@ class CheckpointPolicy:
     def due_mid_epoch(self, batch: int, n_batches: int) -> bool:
         """Whether to refresh ``latest.pt`` after ``batch`` (1-based) of ``n_batches``."""
         return bool(self.every_batches) and batch % self.every_batches == 0 and batch < n_batches
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporary files that a write of this run's checkpoints, history or
+        ``config.yaml`` left when the run was killed during it; other files stay.
+
+        Returns
+        -------
+        list of Path
+            The files deleted.
+        """
+        found = [
+            p
+            for folder, pattern in ((self.models_dir, _CHECKPOINT_TEMP), (self.run_dir, _RUN_TEMP))
+            if folder.is_dir()
+            for p in sorted(folder.iterdir())
+            if pattern.match(p.name) and p.is_file()
+        ]
+        for path in found:
+            path.unlink()
+        if found:
+            log.warning(
+                "removed %d temporary files that an interrupted write left in %s: %s",
+                len(found),
+                self.run_dir,
+                [str(p) for p in found],
+            )
+        return found
 
     def derived_outputs(self) -> list[Path]:
         """What commands wrote from this run's model: predictions (with their CSV metadata and

@@ -53,7 +53,7 @@ from voxelflex.engine.finetune import (
     run_model_spec,
     training_range,
 )
-from voxelflex.engine.interrupt import GracefulInterrupt
+from voxelflex.engine.interrupt import GracefulInterrupt, StopVote
 from voxelflex.engine.loss_watch import LossWatch
 from voxelflex.engine.report import log_epoch, log_model
 from voxelflex.engine.schedule import LRSchedule
@@ -242,9 +242,12 @@ class _Trainer:
         self.history: list[dict[str, Any]] = []
         self.partial = EpochAccumulator()
         self.loss_watch = LossWatch(self.device)
+        self.stop_vote = StopVote(dist)
         if tc.resume:
             self._resume()
         if dist.is_main:
+            # before this run's first write: what a kill during an earlier one's writes left
+            self.files.remove_temporaries()
             # overwrite and resume were this command's actions: a config.yaml reused with
             # --config must not delete (or resume) the run it came from
             once = dataclasses.replace(self.run_config.train, overwrite=False, resume=False)
@@ -424,13 +427,13 @@ class _Trainer:
     def _epochs(self) -> TrainResult:
         tc = self.config.train
         stop_reason = "completed"
-        with GracefulInterrupt(enabled=not self.dist.enabled) as self.interrupt:
+        with GracefulInterrupt(distributed=self.dist.enabled) as self.interrupt:
             while self.epoch < tc.epochs:
                 # a resumed run that had stopped early stays stopped (a larger patience goes on)
                 if self.batch == 0 and self.tracker.should_stop:
                     stop_reason = self._early_stop()
                     break
-                self._stop_if_interrupted()  # Ctrl-C during validation: stop at the boundary
+                self._stop_if_interrupted(now=True)  # Ctrl-C during validation: stop here
                 entry = self._train_epoch()
                 entry["val"] = self._evaluate()
                 self.history.append(entry)
@@ -463,16 +466,19 @@ class _Trainer:
         )
         return "early_stopping"
 
-    def _stop_if_interrupted(self) -> None:
-        if not self.interrupt.requested:
+    def _stop_if_interrupted(self, *, now: bool = False) -> None:
+        """Save ``latest.pt`` and raise :class:`KeyboardInterrupt` if any rank was signalled
+        (collective: every rank calls it at the same steps; ``now`` as for :class:`StopVote`)."""
+        if not self.stop_vote(self.interrupt.requested, now=now):
             return
         self._save([self.files.latest], self.partial if self.batch else None)
-        log.warning(
-            "interrupted: saved %s at epoch %d, batch %d; continue with --resume",
-            self.files.latest,
-            self.epoch + 1,
-            self.batch,
-        )
+        if self.dist.is_main:
+            log.warning(
+                "interrupted: saved %s at epoch %d, batch %d; continue with --resume",
+                self.files.latest,
+                self.epoch + 1,
+                self.batch,
+            )
         raise KeyboardInterrupt
 
     def _train_epoch(self) -> dict[str, Any]:
