@@ -3,12 +3,14 @@ standardised in training, required by the checkpoint, scored as physics baseline
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -18,12 +20,14 @@ from voxelflex.analysis.predict import predict
 from voxelflex.config import load_config
 from voxelflex.demo.generate import generate_demo
 from voxelflex.engine import Checkpoint, train
-from voxelflex.errors import InputError, SourceError
+from voxelflex.errors import IndexFormatError, InputError, SourceError
 from voxelflex.index import build_index, read_index
+from voxelflex.index.schema import METADATA_KEY
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.table import zscore_segments
 from voxelflex.structure.features import (
     FEATURE_NAMES,
+    FeatureMeta,
     feature_table,
     read_feature_sidecar,
     write_feature_sidecar,
@@ -334,3 +338,27 @@ def test_voxelize_and_features_with_other_altloc_are_refused_at_index_build(tmp_
     )  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "--altloc occupancy (sidecar) vs first (voxel file)" in result.output
+
+
+def test_the_index_records_its_sidecars_feature_provenance_and_an_older_index_loads(
+    featured, tmp_path
+):
+    _, plain, report, _ = featured
+    index = read_index(report.index_path)
+    sidecar = index.meta.fingerprints["features"]["path"]
+    assert index.meta.feature_provenance == read_feature_sidecar(sidecar)[1].provenance()
+    assert index.meta.feature_provenance == FeatureMeta().provenance()
+    assert read_index(plain).meta.feature_provenance is None
+    # an index built before the provenance was recorded: its footer lacks the key
+    table = pq.read_table(report.index_path)
+    footer = json.loads(table.schema.metadata[METADATA_KEY])
+    del footer["feature_provenance"]
+    older = table.replace_schema_metadata({METADATA_KEY: json.dumps(footer).encode()})
+    pq.write_table(older, tmp_path / "older.parquet")
+    loaded = read_index(tmp_path / "older.parquet")
+    assert loaded.meta.feature_provenance is None and loaded.meta.features == index.meta.features
+    footer["feature_provenance"] = {"format_version": 6, "parameters": None}
+    bad = table.replace_schema_metadata({METADATA_KEY: json.dumps(footer).encode()})
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    with pytest.raises(IndexFormatError, match=r"bad\.parquet: index metadata field missing"):
+        read_index(tmp_path / "bad.parquet")
