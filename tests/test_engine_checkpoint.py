@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import zipfile
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
 from voxelflex.engine.checkpoint import Checkpoint, CheckpointMeta, load_for_inference
+from voxelflex.engine.finetune import init_from
 from voxelflex.engine.step import predict_batch, weighted_loss
 from voxelflex.errors import CheckpointError, SourceError
 from voxelflex.frame import FRAME, FrameSpec
+from voxelflex.index import LoadedIndex
 from voxelflex.index.schema import IndexMeta
 from voxelflex.models import ModelSpec, build_model
 from voxelflex.packing import unpack_numpy
 from voxelflex.quantities import outside_range
 from voxelflex.sources.batch import Batch
+from voxelflex.structure.features import FeatureMeta, FeatureProvenance
 
 T_RANGE = (320.0, 450.0)
 
@@ -173,6 +179,107 @@ def test_a_new_checkpoint_field_round_trips_and_older_files_lack_it(saved, tmp_p
     assert back.meta == ck.meta and back.model_spec == ck.model_spec and back.history == []
     legacy = Checkpoint.load("tests/data/checkpoint_v1/best.pt")
     assert legacy.model_spec.name == "densenet3d" and legacy.meta.epoch == 1
+    assert legacy.meta.feature_provenance is None  # written before it was recorded
     assert legacy.optimizer is not None and legacy.history and legacy.plan["batch_size"] == 256
     with pytest.raises(CheckpointError, match=r"lacks \['model'\]"):
         Checkpoint.from_dict({k: v for k, v in ck.to_dict().items() if k != "model"}, where="x")
+
+
+CURRENT = FeatureMeta().provenance()
+FEATURED_INDEX = {"gnm_msf": {"group": "gnm", "unit": "1/γ", "definition": "…"}}
+
+
+def _featured(trained: FeatureProvenance | None, features=("gnm_msf",)) -> Checkpoint:
+    spec = ModelSpec("dilated_resnet3d", "tiny", "head", features=features)
+    return Checkpoint(model_spec=spec, meta=_meta(feature_provenance=trained), model={})
+
+
+def _index(data: FeatureProvenance | None, features=FEATURED_INDEX) -> IndexMeta:
+    return IndexMeta(
+        frame=FRAME, rmsf_unit="nm", voxel_file="v", features=features, feature_provenance=data
+    )
+
+
+def _warnings(caplog, trained, data, **kw) -> list[str]:
+    caplog.clear()
+    _featured(trained, **kw).check_data(_index(data), where="i.parquet", checkpoint="c.pt")
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_features_of_another_format_or_biotite_warn_and_other_parameters_are_refused(caplog):
+    """A checkpoint compares the features it was trained on with the index's: the same pass
+    quietly; another format (what the older one computed otherwise, and the fix) or biotite
+    version is a warning; a parameter both record with another value is refused."""
+    caplog.set_level("WARNING", logger="voxelflex.engine.checkpoint")
+    assert _warnings(caplog, CURRENT, CURRENT) == []
+    (old_model,) = _warnings(caplog, dataclasses.replace(CURRENT, format_version=5), CURRENT)
+    assert "checkpoint c.pt was trained on feature sidecar format 5" in old_model
+    assert "index i.parquet has format 6" in old_model
+    assert "HSD, HIE and CYX" in old_model and "retrain" in old_model  # _OLD_VERSIONS[5]
+    (old_index,) = _warnings(caplog, CURRENT, dataclasses.replace(CURRENT, format_version=4))
+    assert "format 4 (index i.parquet) did not generate the NCS copies" in old_index
+    assert "recompute the sidecar with `voxelflex features` and rebuild the index" in old_index
+    (newer,) = _warnings(caplog, dataclasses.replace(CURRENT, format_version=7), CURRENT)
+    assert "format 7 (checkpoint c.pt) is newer than this voxelflex's (6)" in newer
+    (biotite,) = _warnings(caplog, dataclasses.replace(CURRENT, biotite_version="0.41.2"), CURRENT)
+    assert f"biotite 0.41.2, index i.parquet has biotite {CURRENT.biotite_version}'s" in biotite
+    before_lattice = {k: v for k, v in CURRENT.parameters.items() if k != "lattice_cutoff_angstrom"}
+    (alone,) = _warnings(caplog, dataclasses.replace(CURRENT, parameters=before_lattice), CURRENT)
+    assert "only one side records: lattice_cutoff_angstrom (index i.parquet)" in alone
+    wider = dataclasses.replace(CURRENT, parameters={**CURRENT.parameters, "sasa_points": 1000})
+    for trained, data, said in (
+        (wider, CURRENT, "sasa_points 1000 (checkpoint c.pt) vs 100 (index i.parquet)"),
+        (CURRENT, wider, "sasa_points 100 (checkpoint c.pt) vs 1000 (index i.parquet)"),
+    ):
+        with pytest.raises(
+            CheckpointError,
+            match=rf"i.parquet: features computed with other parameters.*{re.escape(said)}",
+        ):
+            _warnings(caplog, trained, data)
+    # a model without features, or an index without them (its source names the missing
+    # columns), is not checked
+    assert _warnings(caplog, wider, CURRENT, features=()) == []
+    ck = _featured(wider)
+    ck.check_data(_index(CURRENT, features={}), where="i.parquet", checkpoint="c.pt")
+
+
+def test_features_a_checkpoint_or_an_index_does_not_record_are_a_warning(caplog):
+    caplog.set_level("WARNING", logger="voxelflex.engine.checkpoint")
+    (old_ck,) = _warnings(caplog, None, CURRENT)
+    assert "checkpoint c.pt does not record the format, parameters and biotite" in old_ck
+    assert "retrain to record them" in old_ck
+    (old_index,) = _warnings(caplog, CURRENT, None)
+    assert "index i.parquet does not record" in old_index and "rebuild the index" in old_index
+    (both,) = _warnings(caplog, None, None)
+    assert both.startswith("neither checkpoint c.pt nor index i.parquet records")
+    assert _warnings(caplog, None, None, features=()) == []
+
+
+def test_feature_provenance_round_trips_leaves_out_the_reading_and_refuses_a_malformed_one(
+    tmp_path,
+):
+    read = FeatureMeta(parameters={**FeatureMeta().parameters, "altloc": "A", "keys": "icode"})
+    assert read.provenance() == CURRENT  # the reading is checked at index build, not here
+    ck = _featured(CURRENT)
+    model = build_model(ck.model_spec, temperature_range=T_RANGE)
+    ck = dataclasses.replace(ck, model=model.state_dict())
+    ck.save(tmp_path / "c.pt")
+    assert Checkpoint.load(tmp_path / "c.pt").meta.feature_provenance == CURRENT
+    d = ck.to_dict()
+    d["meta"]["feature_provenance"] = {"format_version": 6, "parameters": [], "biotite": "1"}
+    with pytest.raises(CheckpointError, match="field 'meta' missing or malformed"):
+        Checkpoint.from_dict(d, where="c.pt")
+
+
+def test_init_from_refuses_training_data_whose_feature_parameters_differ(tmp_path):
+    """Fine-tuning keeps the checkpoint's feature standardisation: features computed with
+    other parameters would mean something else to it."""
+    other = dataclasses.replace(CURRENT, parameters={**CURRENT.parameters, "gnm_max_nodes": 10})
+    init = _featured(other)
+    model = build_model(init.model_spec, temperature_range=T_RANGE)
+    init = dataclasses.replace(init, model=model.state_dict())
+    index = LoadedIndex(path=tmp_path / "i.parquet", table=pa.table({}), meta=_index(CURRENT))
+    with pytest.raises(CheckpointError, match=r"gnm_max_nodes 10 \(checkpoint init.pt\) vs 3000"):
+        init_from(model, init, index, where="init.pt")
+    same = dataclasses.replace(init, meta=_meta(feature_provenance=CURRENT))
+    init_from(model, same, index, where="init.pt")

@@ -3,28 +3,35 @@ standardised in training, required by the checkpoint, scored as physics baseline
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from tests._checkpoints import make_checkpoint
 from voxelflex.analysis.baselines import fit_line, fit_temperature_lines
 from voxelflex.analysis.evaluate import evaluate
+from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predict import predict
 from voxelflex.analysis.predictions import PredictionsMeta, write_predictions
 from voxelflex.config import load_config
 from voxelflex.demo.generate import generate_demo
 from voxelflex.engine import Checkpoint, train
-from voxelflex.errors import InputError, SourceError
+from voxelflex.errors import CheckpointError, IndexFormatError, InputError, SourceError
 from voxelflex.index import build_index, read_index
+from voxelflex.index.schema import METADATA_KEY
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.table import zscore_segments
 from voxelflex.structure.features import (
     FEATURE_NAMES,
+    FeatureMeta,
     feature_table,
     read_feature_sidecar,
     write_feature_sidecar,
@@ -174,6 +181,7 @@ def test_training_with_features_stores_them_and_prediction_requires_them(feature
     ck = Checkpoint.load(result.best_checkpoint)
     assert ck.model_spec.features == ("gnm_msf", "wcn_ca")  # the group expanded, order kept
     index = read_index(report.index_path)
+    assert ck.meta.feature_provenance == index.meta.feature_provenance is not None
     train_rows = index.table.filter(pc.equal(index.table["split"], "train"))
     first_rows = train_rows.filter(pc.equal(train_rows["temperature"], 320.0))
     expected = np.mean(first_rows["gnm_msf"].to_numpy())
@@ -375,3 +383,77 @@ def test_voxelize_and_features_with_other_altloc_are_refused_at_index_build(tmp_
     )  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "--altloc occupancy (sidecar) vs first (voxel file)" in result.output
+
+
+def test_the_index_records_its_sidecars_feature_provenance_and_an_older_index_loads(
+    featured, tmp_path
+):
+    _, plain, report, _ = featured
+    index = read_index(report.index_path)
+    sidecar = index.meta.fingerprints["features"]["path"]
+    assert index.meta.feature_provenance == read_feature_sidecar(sidecar)[1].provenance()
+    assert index.meta.feature_provenance == FeatureMeta().provenance()
+    assert read_index(plain).meta.feature_provenance is None
+    # an index built before the provenance was recorded: its footer lacks the key
+    table = pq.read_table(report.index_path)
+    footer = json.loads(table.schema.metadata[METADATA_KEY])
+    del footer["feature_provenance"]
+    older = table.replace_schema_metadata({METADATA_KEY: json.dumps(footer).encode()})
+    pq.write_table(older, tmp_path / "older.parquet")
+    loaded = read_index(tmp_path / "older.parquet")
+    assert loaded.meta.feature_provenance is None and loaded.meta.features == index.meta.features
+    footer["feature_provenance"] = {"format_version": 6, "parameters": None}
+    bad = table.replace_schema_metadata({METADATA_KEY: json.dumps(footer).encode()})
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    with pytest.raises(IndexFormatError, match=r"bad\.parquet: index metadata field missing"):
+        read_index(tmp_path / "bad.parquet")
+
+
+def test_predict_compares_the_indexs_features_with_those_the_checkpoint_was_trained_on(
+    featured, tmp_path, caplog
+):
+    """Another sidecar format (either side) or no record is a warning naming what differs and
+    the fix, and the predictions are written; another parameter is refused before any output."""
+    caplog.set_level("WARNING", logger="voxelflex.engine.checkpoint")
+    data, _, report, _ = featured
+    features = ("gnm_msf", "wcn_ca")
+    current = FeatureMeta().provenance()
+
+    def run(index, provenance, name):
+        caplog.clear()
+        ck = make_checkpoint(tmp_path / f"{name}.pt", features=features, provenance=provenance)
+        out = tmp_path / f"{name}.parquet"
+        predict(ck, index, split="test", out_path=out)
+        assert out.exists()
+        return [r.getMessage() for r in caplog.records if "feature" in r.getMessage()]
+
+    assert run(report.index_path, current, "same") == []
+    (old_model,) = run(report.index_path, dataclasses.replace(current, format_version=5), "v5")
+    assert "trained on feature sidecar format 5, but index" in old_model
+    assert "HSD, HIE and CYX" in old_model and "retrain on an index built from" in old_model
+    (unrecorded,) = run(report.index_path, None, "none")
+    assert "none.pt does not record the format, parameters and biotite" in unrecorded
+    # an index from a format-5 sidecar meets a checkpoint trained on format 6
+    sidecar = read_index(report.index_path).meta.fingerprints["features"]["path"]
+    table, _ = read_feature_sidecar(sidecar)
+    old_sidecar = tmp_path / "v5_features.parquet"
+    write_feature_sidecar(old_sidecar, [table], FeatureMeta(format_version=5))
+    old_index = build_index(
+        data.voxel_file, tmp_path / "v5_index.parquet", rmsf_csv=data.rmsf_csv, rmsf_unit="nm",
+        test=data.test_split, features=old_sidecar, progress=False,
+    ).index_path  # fmt: skip
+    assert read_index(old_index).meta.feature_provenance.format_version == 5
+    (old_data,) = run(old_index, current, "v6")
+    assert "format 6, but index" in old_data and "format 5 (index" in old_data
+    assert "recompute the sidecar with `voxelflex features` and rebuild the index" in old_data
+    other = dataclasses.replace(
+        current, parameters={**current.parameters, "gnm_cutoff_angstrom": 8}
+    )
+    with pytest.raises(CheckpointError, match=r"gnm_cutoff_angstrom 8 \(checkpoint .*\) vs 7.3"):
+        run(report.index_path, other, "other")
+    assert not (tmp_path / "other.parquet").exists()
+    with pytest.raises(CheckpointError, match="gnm_cutoff_angstrom 8"):  # evaluate's importance
+        importance_for_rows(
+            checkpoint=tmp_path / "other.pt", index_path=report.index_path, splits=["test"],
+            domains=[], config=load_config(),
+        )  # fmt: skip

@@ -3,6 +3,7 @@ the file route (voxelize → index → shards → predict) gives; the B-factor c
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 from pathlib import Path
@@ -22,11 +23,11 @@ from voxelflex.analysis.structures import predict_structures
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
 from voxelflex.engine.checkpoint import Checkpoint
-from voxelflex.errors import ConfigError, InputError, SourceError
+from voxelflex.errors import CheckpointError, ConfigError, InputError, SourceError
 from voxelflex.index import build_index, read_index
 from voxelflex.sources import build_shards, open_source
 from voxelflex.structure import voxelize_files
-from voxelflex.structure.features import read_feature_sidecar
+from voxelflex.structure.features import FeatureMeta, read_feature_sidecar
 
 pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create")
 
@@ -437,3 +438,35 @@ def test_no_progress_hides_the_structure_bar_and_options_of_the_other_input_are_
     result = CliRunner().invoke(app, [str(a) for a in [*args, "--split", "test"]])
     assert result.exit_code == 2
     assert "--split only applies to predict --index" in " ".join(result.output.split())
+
+
+def test_features_computed_otherwise_than_the_checkpoints_are_a_warning_or_refused(
+    structures, tmp_path, caplog
+):
+    """The checkpoint's training features against those predict --structure computes: another
+    format is a warning naming both and what differs; another parameter is refused before
+    anything is written."""
+    caplog.set_level("WARNING", logger="voxelflex.engine.checkpoint")
+    current = FeatureMeta().provenance()
+    one = structures / "1vii.pdb.gz"
+
+    def run(provenance, name):
+        caplog.clear()
+        ck = make_checkpoint(tmp_path / f"{name}.pt", features=FEATURES, provenance=provenance)
+        out = tmp_path / f"{name}.csv"
+        predict_structures(ck, one, temperatures=[300.0], out_path=out)
+        assert out.exists()
+        return [r.getMessage() for r in caplog.records if "feature" in r.getMessage()]
+
+    assert run(current, "same") == []
+    (old,) = run(dataclasses.replace(current, format_version=5), "v5")
+    assert (
+        "v5.pt was trained on feature sidecar format 5, but predict --structure has format 6" in old
+    )
+    assert "HSD, HIE and CYX" in old and "retrain" in old
+    (unrecorded,) = run(None, "none")
+    assert "none.pt does not record" in unrecorded and "predict --structure (format 6" in unrecorded
+    other = dataclasses.replace(current, parameters={**current.parameters, "sasa_points": 1000})
+    with pytest.raises(CheckpointError, match=r"sasa_points 1000 \(checkpoint .*\) vs 100"):
+        run(other, "other")
+    assert not (tmp_path / "other.csv").exists() and not (tmp_path / "other_structures").exists()

@@ -164,7 +164,7 @@ def importance_for_rows(
     device = str(resolve_device(config.train.device))
     model, ck = load_for_inference(checkpoint, device)
     index = read_index(index_path)
-    ck.meta.check_data(index.meta, where=str(index_path))
+    ck.check_data(index.meta, where=str(index_path), checkpoint=str(checkpoint))
     restricted = restrict_index(index, list(domains))
 
     def forward(grids: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -258,7 +258,7 @@ def _predict(
     index_path = index_path if is_url(index_path) else Path(index_path)
     model, ck = load_for_inference(checkpoint, device)
     index = read_index(index_path)
-    ck.meta.check_data(index.meta, where=str(index_path))
+    ck.check_data(index.meta, where=str(index_path), checkpoint=str(checkpoint))
     dist.require_same(
         "index",
         lambda: index_digest(index),

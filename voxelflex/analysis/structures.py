@@ -54,7 +54,7 @@ from voxelflex.structure import (
     read_structure,
     write_bfactor_copy,
 )
-from voxelflex.structure.features import compute_features, feature_table
+from voxelflex.structure.features import FeatureMeta, compute_features, feature_table
 
 __all__ = ["StructurePredictReport", "predict_structures"]
 
@@ -160,7 +160,9 @@ def predict_structures(
     ------
     ConfigError, InputError, CheckpointError
         No temperature, a ``bfactor_temperature`` not finite and > 0 K, no structure file, an
-        unknown ``bfactor_as``, a checkpoint trained on another frame, or nothing could be
+        unknown ``bfactor_as``, a checkpoint trained on another frame or on structure features
+        computed with other parameters (another feature format or biotite version is a
+        warning: :meth:`~voxelflex.engine.Checkpoint.check_features`), or nothing could be
         predicted.
     """
     config = config or load_config()
@@ -196,6 +198,11 @@ def predict_structures(
     with command_log(out, "predict --structure"):
         device = str(resolve_device(config.train.device))
         model, ck = load_for_inference(checkpoint, device)
+        ck.check_features(
+            FeatureMeta().provenance(),
+            given="predict --structure",
+            checkpoint=str(checkpoint),
+        )
         relative = ck.model_spec.target_norm != "global"
         if relative and bfactor_as == "bfactor":
             raise ConfigError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pickle
 import re
 import zipfile
@@ -25,8 +26,11 @@ from voxelflex.errors import CheckpointError
 from voxelflex.frame import FrameSpec
 from voxelflex.index import IndexMeta, LoadedIndex
 from voxelflex.models import ModelSpec, RMSFModel, build_model
+from voxelflex.structure.features import FeatureProvenance
 
 __all__ = ["FORMAT_VERSION", "PLAN_DEFAULTS", "Checkpoint", "CheckpointMeta", "load_for_inference"]
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # Plan settings added after format 1 was fixed, with the value older checkpoints ran with.
@@ -51,6 +55,11 @@ class CheckpointMeta:
         optimizer steps so far.
     init_from : str or None
         The checkpoint whose weights the run started from (``--init-from``), if any.
+    feature_provenance : FeatureProvenance or None
+        Format version, parameters and biotite version of the training index's structure
+        features (:attr:`voxelflex.index.IndexMeta.feature_provenance`); None for a model
+        without features, a training index that does not record them, or a checkpoint
+        written before they were recorded.
     """
 
     temperature_range: tuple[float, float]
@@ -61,6 +70,7 @@ class CheckpointMeta:
     batch: int = 0
     global_step: int = 0
     init_from: str | None = None
+    feature_provenance: FeatureProvenance | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, str, numbers), as stored under ``meta``."""
@@ -82,6 +92,9 @@ class CheckpointMeta:
             batch=int(d.get("batch", 0)),
             global_step=int(d.get("global_step", 0)),
             init_from=d.get("init_from"),
+            feature_provenance=None
+            if d.get("feature_provenance") is None
+            else FeatureProvenance.from_dict(d["feature_provenance"]),
         )
 
     def check_data(
@@ -255,6 +268,63 @@ class Checkpoint:
             ) from exc
         return cls.from_dict(payload, where=str(path))
 
+    def check_data(self, index_meta: IndexMeta, *, where: str, checkpoint: str) -> None:
+        """Refuse data whose frame or RMSF unit differs (:meth:`CheckpointMeta.check_data`), or
+        whose structure features were computed with other parameters; warn about another
+        feature format or biotite version (:meth:`check_features`).
+
+        Parameters
+        ----------
+        index_meta : IndexMeta
+            Of the index about to be used; its features are checked only when it has some
+            (an index without them is refused by the sample source, naming the columns).
+        where, checkpoint : str
+            The index and the checkpoint path, for messages.
+        """
+        self.meta.check_data(index_meta, where=where, checkpoint=checkpoint)
+        if index_meta.features:
+            self.check_features(
+                index_meta.feature_provenance, given=f"index {where}", checkpoint=checkpoint
+            )
+
+    def check_features(
+        self, data: FeatureProvenance | None, *, given: str, checkpoint: str
+    ) -> None:
+        """Compare the structure features this model was trained on with those it is given.
+
+        Another format version, another biotite version, or either side not recording its
+        features (files written before they were recorded) is a warning: an older checkpoint
+        stays usable, and the warning says which residues' features differ and the fix.
+        Parameters both sides record with other values are refused: the numbers then mean
+        something else to the model. Nothing is checked for a model without features.
+
+        Parameters
+        ----------
+        data : FeatureProvenance or None
+            Of the features about to be given; None when their index does not record it.
+        given : str
+            What they are, for messages (``"index i.parquet"``).
+        checkpoint : str
+            The checkpoint path, for messages.
+
+        Raises
+        ------
+        CheckpointError
+            A feature parameter differs, naming both values.
+        """
+        if not self.model_spec.features:
+            return
+        trained = self.meta.feature_provenance
+        ck = f"checkpoint {checkpoint}"
+        if trained is None or data is None:
+            log.warning(_unrecorded(trained, data, checkpoint=ck, given=given))
+            return
+        refusal, warnings = trained.compare(data, trained=ck, given=given)
+        if refusal:
+            raise CheckpointError(refusal)
+        for warning in warnings:
+            log.warning(warning)
+
     def require_resumable(
         self, *, spec: ModelSpec, index: LoadedIndex, plan: dict[str, int], where: str
     ) -> None:
@@ -309,6 +379,43 @@ class Checkpoint:
                 f"checkpoint {where}: weights do not fit its model spec ({exc})"
             ) from exc
         return model
+
+
+def _unrecorded(
+    trained: FeatureProvenance | None,
+    data: FeatureProvenance | None,
+    *,
+    checkpoint: str,
+    given: str,
+) -> str:
+    """The warning for features whose format, parameters and biotite version one side (or
+    both) does not record: written by a voxelflex before they were recorded."""
+
+    def said(p: FeatureProvenance) -> str:
+        return f"format {p.format_version}, biotite {p.biotite_version}"
+
+    unchecked = (
+        "so the structure features could not be checked for another sidecar format, other "
+        "parameters or another biotite version (docs/features.md)"
+    )
+    rebuild = "rebuild the index (`voxelflex index build --features`) to record them"
+    if trained is None and data is None:
+        return (
+            f"neither {checkpoint} nor {given} records the features' format, parameters and "
+            f"biotite version (written by an earlier voxelflex), {unchecked}; retrain, or "
+            f"{rebuild}"
+        )
+    if trained is None:
+        return (
+            f"{checkpoint} does not record the format, parameters and biotite version of the "
+            f"features it was trained on (written by an earlier voxelflex), {unchecked} against "
+            f"those of {given} ({said(data)}); retrain to record them"
+        )
+    return (
+        f"{given} does not record the format, parameters and biotite version of its features "
+        f"(built by an earlier voxelflex), {unchecked} against those {checkpoint} was trained "
+        f"on ({said(trained)}); {rebuild}"
+    )
 
 
 def _missing_message(path: Path) -> str:

@@ -119,14 +119,16 @@ def run_model_spec(
 
 def init_from(model: RMSFModel, init: Checkpoint, index: LoadedIndex, *, where: str) -> None:
     """Load ``init``'s weights and statistics into ``model`` (built from ``init.model_spec``),
-    after checking that the training data has the checkpoint's voxel frame and RMSF unit.
+    after checking that the training data has the checkpoint's voxel frame and RMSF unit and
+    its structure features' parameters (:meth:`Checkpoint.check_data`).
 
     Raises
     ------
     CheckpointError
-        Another frame or RMSF unit (naming both), or weights that do not fit.
+        Another frame, RMSF unit or feature parameter (naming both), or weights that do not
+        fit.
     """
-    init.meta.check_data(index.meta, where=str(index.path), checkpoint=where)
+    init.check_data(index.meta, where=str(index.path), checkpoint=where)
     try:
         model.load_state_dict(init.model)
     except RuntimeError as exc:

@@ -387,6 +387,7 @@ class _Trainer:
                 batch=self.batch,
                 global_step=self.global_step,
                 init_from=None if tc_init is None else str(tc_init),
+                feature_provenance=meta.feature_provenance if self.spec.features else None,
             ),
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),

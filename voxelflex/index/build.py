@@ -428,6 +428,7 @@ def build_index(
                 for f in feature_meta.features
             },
             split_ids=_split_ids(csv, splits, splits_given),
+            feature_provenance=None if feature_meta is None else feature_meta.provenance(),
         )
         write_skip_table(skip, report.skip_table_path)
         lo, hi = temp_range if temp_range else (None, None)

@@ -16,7 +16,7 @@ import pyarrow as pa
 from voxelflex.frame import FRAME
 from voxelflex.index.read import LoadedIndex
 from voxelflex.index.schema import SCHEMA, IndexMeta
-from voxelflex.structure.features import FEATURES, KEY_COLUMNS
+from voxelflex.structure.features import FEATURES, KEY_COLUMNS, FeatureMeta
 from voxelflex.structure.frames import FrameSet
 
 __all__ = ["frames_index"]
@@ -32,8 +32,9 @@ def frames_index(
     framesets : sequence of FrameSet
         One per structure (domains must differ).
     features : pyarrow.Table, optional
-        Feature-sidecar rows (``domain, chain, resid_str`` and feature columns) to join;
-        residues without a row are left out (the caller reports them).
+        Feature-sidecar rows (``domain, chain, resid_str`` and feature columns) to join,
+        computed by this voxelflex (the index records its feature provenance); residues
+        without a row are left out (the caller reports them).
     name : str
         What ``LoadedIndex.path`` says in messages.
 
@@ -86,5 +87,6 @@ def frames_index(
             for n in names
             if n in by_name
         },
+        feature_provenance=FeatureMeta().provenance() if names else None,
     )
     return LoadedIndex(path=Path(f"({name})"), table=table, meta=meta)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from voxelflex.errors import IndexFormatError
 from voxelflex.frame import FrameSpec
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMNS
+from voxelflex.structure.features import FeatureProvenance
 
 __all__ = [
     "FORMAT_VERSION",
@@ -75,6 +76,10 @@ class IndexMeta:
         Split → the domain ids it was given (the split files' ids as listed; without split
         files, every RMSF CSV id under ``train``), so a split-wide ``predict`` can report those
         the index holds no rows of; empty for a prediction index (or one built before).
+    feature_provenance : FeatureProvenance or None
+        The sidecar's format version, parameters and biotite version, which a checkpoint
+        trained with features compares with its own; None without a sidecar (or for an index
+        built before it was recorded).
     format_version : int
     """
 
@@ -86,6 +91,7 @@ class IndexMeta:
     counts: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
     split_ids: dict = field(default_factory=dict)
+    feature_provenance: FeatureProvenance | None = None
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -102,6 +108,9 @@ class IndexMeta:
                 "counts": self.counts,
                 "features": self.features,
                 "split_ids": self.split_ids,
+                "feature_provenance": None
+                if self.feature_provenance is None
+                else self.feature_provenance.to_dict(),
             },
             sort_keys=True,
         )
@@ -151,6 +160,9 @@ class IndexMeta:
                 counts=d.get("counts", {}),
                 features=dict(d.get("features") or {}),
                 split_ids={k: list(v) for k, v in (d.get("split_ids") or {}).items()},
+                feature_provenance=None
+                if d.get("feature_provenance") is None
+                else FeatureProvenance.from_dict(d["feature_provenance"]),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise IndexFormatError(

@@ -79,8 +79,10 @@ __all__ = [
     "MAX_ASA",
     "METADATA_KEY",
     "NEIGHBOUR_RADII",
+    "READING_PARAMETERS",
     "SASA_POINTS",
     "FeatureMeta",
+    "FeatureProvenance",
     "FeatureSpec",
     "FramedResidues",
     "ResidueFeatures",
@@ -129,6 +131,9 @@ _OLD_VERSIONS = {
     5: _SSE_BY_NAME,
 }
 METADATA_KEY = b"voxelflex.features"
+# Parameters of the reading of the structures, not of the computation: index build checks them
+# against the voxel file's, and a model may meet features of files read either way.
+READING_PARAMETERS = ("altloc", "keys")
 KEY_COLUMNS = ("domain", "chain", "resid_str", "resnum", "icode", "resname")
 
 GNM_CUTOFF = 7.3  # Å, CA–CA contact cutoff of the Kirchhoff matrix (Bahar et al. 1997)
@@ -855,6 +860,14 @@ class FeatureMeta:
             ensure_ascii=False,
         )
 
+    def provenance(self) -> FeatureProvenance:
+        """What these features' values depend on besides the structures (reading left out)."""
+        return FeatureProvenance(
+            format_version=self.format_version,
+            parameters={k: v for k, v in self.parameters.items() if k not in READING_PARAMETERS},
+            biotite_version=self.biotite_version,
+        )
+
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str) -> FeatureMeta:
         fix = "recompute it with `voxelflex features` (or compute_features + write_feature_sidecar)"
@@ -888,6 +901,131 @@ class FeatureMeta:
             raise InputError(
                 f"{where}: feature metadata field missing or malformed ({exc!r}); {fix}"
             ) from exc
+
+
+@dataclass(frozen=True)
+class FeatureProvenance:
+    """What feature values depend on besides the structures: recorded by the index (from its
+    sidecar) and by a checkpoint trained with features, compared at prediction.
+
+    Attributes
+    ----------
+    format_version : int
+        The sidecar format (:data:`FORMAT_VERSION`; what older ones computed otherwise is in
+        ``_OLD_VERSIONS``).
+    parameters : dict
+        Cutoffs and settings of the computation (:class:`FeatureMeta` ``parameters`` without
+        :data:`READING_PARAMETERS`).
+    biotite_version : str
+        The biotite that computed them (SASA for ``rsa``, P-SEA for ``ss``).
+    """
+
+    format_version: int
+    parameters: dict
+    biotite_version: str
+
+    def to_dict(self) -> dict:
+        """Plain values (JSON and ``torch.load(weights_only=True)`` alike)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureProvenance:
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        KeyError, TypeError, ValueError
+            A field missing or of another type (callers name their file).
+        """
+        if not isinstance(d.get("parameters"), dict):
+            raise TypeError(f"feature provenance parameters {d.get('parameters')!r}: not a dict")
+        return cls(
+            format_version=int(d["format_version"]),
+            parameters=dict(d["parameters"]),
+            biotite_version=str(d["biotite_version"]),
+        )
+
+    def compare(
+        self, data: FeatureProvenance, *, trained: str, given: str
+    ) -> tuple[str, list[str]]:
+        """What differs between the features a model was trained on (``self``) and ``data``.
+
+        Parameters
+        ----------
+        data : FeatureProvenance
+            Of the features the model is about to be given.
+        trained, given : str
+            What each side is, for the messages (``"checkpoint best.pt"``, ``"index i.parquet"``).
+
+        Returns
+        -------
+        refusal : str
+            ``""``, or a sentence naming the parameters both record with other values: the
+            numbers then mean something else to the model.
+        warnings : list of str
+            Another format version (what the older one computed otherwise), parameters only
+            one side records, another biotite version; each with its fix.
+        """
+        a, b = self.parameters, data.parameters
+        differ = sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
+        refusal = ""
+        if differ:
+            said = "; ".join(f"{k} {a[k]!r} ({trained}) vs {b[k]!r} ({given})" for k in differ)
+            refusal = (
+                f"{given}: features computed with other parameters than those {trained} was "
+                f"trained on: {said}; the values mean something else to the model. Give it "
+                "features computed with its parameters (the voxelflex it was trained with), or "
+                "retrain on these"
+            )
+        warnings = []
+        if self.format_version != data.format_version:
+            warnings.append(self._format_warning(data, trained=trained, given=given))
+        alone = sorted(a.keys() ^ b.keys())
+        if alone:
+            said = ", ".join(f"{k} ({trained if k in a else given})" for k in alone)
+            warnings.append(
+                f"feature parameters only one side records: {said}; {trained} and {given} come "
+                "from voxelflex versions with other feature sets. Retrain on features computed "
+                "by this voxelflex to be sure"
+            )
+        if self.biotite_version != data.biotite_version:
+            warnings.append(
+                f"{trained} was trained on features computed with biotite "
+                f"{self.biotite_version}, {given} has biotite {data.biotite_version}'s: rsa "
+                "(Shrake–Rupley SASA) and the ss one-hot (P-SEA) come from biotite and can "
+                f"differ between versions. Compute them with biotite {self.biotite_version} "
+                f"(pip install biotite=={self.biotite_version}) or retrain on these"
+            )
+        return refusal, warnings
+
+    def _format_warning(self, data: FeatureProvenance, *, trained: str, given: str) -> str:
+        """Another format version: what the older one computed otherwise, and the fix."""
+        versions = {trained: self.format_version, given: data.format_version}
+        unknown = [f"{v} ({w})" for w, v in versions.items() if v > FORMAT_VERSION]
+        if unknown:
+            return (
+                f"{trained} was trained on feature sidecar format {self.format_version}, "
+                f"{given} has format {data.format_version}; format {' and '.join(unknown)} is "
+                f"newer than this voxelflex's ({FORMAT_VERSION}), which cannot say what differs: "
+                "use the voxelflex that wrote it"
+            )
+        said = "; ".join(
+            f"format {v} ({w}) {_OLD_VERSIONS[v]}"
+            for w, v in sorted(versions.items(), key=lambda wv: wv[1])
+            if v in _OLD_VERSIONS
+        )
+        fix = (
+            f"retrain on an index built from a sidecar recomputed with `voxelflex features` "
+            f"(format {FORMAT_VERSION})"
+            if self.format_version < data.format_version
+            else "recompute the sidecar with `voxelflex features` and rebuild the index with "
+            "`voxelflex index build --features`"
+        )
+        return (
+            f"{trained} was trained on feature sidecar format {self.format_version}, but "
+            f"{given} has format {data.format_version}: {said}. The residues concerned get "
+            f"other feature values than in training; {fix}"
+        )
 
 
 def _parameters() -> dict:
