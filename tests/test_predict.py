@@ -175,7 +175,9 @@ def test_library_predict_refuses_temperatures_at_or_below_zero_kelvin(
 
 def test_refuses_index_with_another_rmsf_unit(demo_index, tmp_path):
     ckpt = make_checkpoint(tmp_path / "angstrom.pt", rmsf_unit="angstrom")
-    with pytest.raises(CheckpointError, match=r"RMSF in nm.*checkpoint predicts RMSF in angstrom"):
+    with pytest.raises(
+        CheckpointError, match=r"RMSF in nm, but checkpoint .* predicts RMSF in angs"
+    ):
         predict(ckpt, demo_index, split="test", out_path=tmp_path / "x.parquet")
 
 
