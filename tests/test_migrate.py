@@ -167,7 +167,10 @@ def test_a_schedule_keeps_the_settings_and_defaults_the_earlier_one_ran_with(
     # The earlier ReduceLROnPlateau defaulted to patience 5, threshold 1e-3, min_lr 1e-7; its
     # StepLR read step_size (10) and gamma (0.1), not factor; its CosineAnnealingLR had no warm-up.
     migration = migrate_config({"training": {"scheduler": scheduler}})
-    assert migration.config["train"] == expected
+    schedule = {"scheduler", "warmup_epochs", "step_epochs", "plateau_patience"}
+    schedule |= {"plateau_threshold", "lr_factor", "min_lr"}
+    train = migration.config["train"]  # also the earlier lr, epochs, ... (the file has none)
+    assert {key: value for key, value in train.items() if key in schedule} == expected
     assert {old.removeprefix("training.scheduler.") for old, _, _ in migration.dropped} == dropped
     load_config(None, [f"train.{key}={value}" for key, value in expected.items()])
 
@@ -232,3 +235,188 @@ def test_a_migrated_earlier_config_is_accepted_by_train(demo_data, tmp_path):
         "init_features": 8,
         "bottleneck": 2,
     }
+
+
+# Independent of migrate.py: each key of the earlier packaged defaults (VoxelFlex_T's
+# default_config.yaml, here tests/data/earlier_voxelflex_config.yaml) with the voxelflex key(s)
+# and value it must become, or DROP. Read off the earlier code:
+# AdamW(lr, weight_decay), ReduceLROnPlateau(mode, factor, patience, threshold, min_lr) stepped per
+# epoch on scheduler.monitor_metric, early stopping after `patience` epochs without a gain of
+# min_delta, mixed precision on CUDA only.
+DROP = None
+EARLIER_TO_NEW = {
+    "input.voxel_file": [("data.voxel_file", "input_data/voxel/mdcath_voxelized.hdf5")],
+    "input.aggregated_rmsf_file": [
+        ("data.rmsf_csv", "input_data/rmsf/aggregated_rmsf_all_temps.csv")
+    ],
+    "input.train_split_file": [("data.train_split", "input_data/train_domains.txt")],
+    "input.val_split_file": [("data.val_split", "input_data/val_domains.txt")],
+    "input.test_split_file": [("data.test_split", "input_data/test_domains.txt")],
+    "input.max_domains": DROP,
+    "data.processed_dir": DROP,
+    "data.master_samples_file": DROP,
+    "data.temp_scaling_params_file": DROP,
+    "output.base_dir": [("output_dir", "outputs")],
+    "output.run_name": [("run_name", "voxelflex_run_20240501_120000")],
+    "output.log_file": DROP,
+    "model.architecture": [("model.name", "multipath")],
+    "model.input_channels": DROP,
+    "model.voxel_depth": DROP,
+    "model.voxel_height": DROP,
+    "model.voxel_width": DROP,
+    "model.densenet.growth_rate": DROP,  # settings of densenet3d, not of the chosen multipath
+    "model.densenet.block_config": DROP,
+    "model.densenet.num_init_features": DROP,
+    "model.densenet.bn_size": DROP,
+    "model.channel_growth_rate": DROP,
+    "model.num_residual_blocks": DROP,
+    "model.base_filters": [("model.hyperparameters.stem_channels", 32)],
+    "model.dropout_rate": [("model.dropout", 0.3)],
+    "training.chunk_size": DROP,
+    "training.batch_size": [("loader.batch_size", 128)],
+    "training.num_epochs": [("train.epochs", 5)],
+    "training.learning_rate": [("train.lr", 0.0005)],
+    "training.weight_decay": [("train.weight_decay", 0.0001)],
+    "training.seed": [("loader.seed", 42)],
+    "training.num_workers": [("loader.num_workers", 2)],
+    "training.pin_memory": DROP,
+    "training.prefetch_factor": DROP,
+    "training.resume_checkpoint": DROP,
+    "training.save_best_metric": DROP,
+    "training.save_best_mode": DROP,
+    "training.checkpoint_interval": [("train.checkpoint_every_epochs", 5)],
+    "training.gradient_clipping.enabled": [("train.grad_clip", 1.0)],
+    "training.gradient_clipping.max_norm": [("train.grad_clip", 1.0)],
+    "training.mixed_precision.enabled": [("train.precision", "auto")],
+    "training.gradient_accumulation_steps": [("train.grad_accumulation", 1)],
+    "training.scheduler.type": [("train.scheduler", "plateau")],
+    "training.scheduler.monitor_metric": [("train.monitor", "val_pearson")],
+    "training.scheduler.mode": DROP,
+    "training.scheduler.patience": [("train.plateau_patience", 5)],
+    "training.scheduler.factor": [("train.lr_factor", 0.5)],
+    "training.scheduler.min_lr": [("train.min_lr", 1e-7)],
+    "training.scheduler.threshold": [("train.plateau_threshold", 0.001)],
+    "training.early_stopping.enabled": [("train.early_stopping_patience", 10)],
+    "training.early_stopping.patience": [("train.early_stopping_patience", 10)],
+    "training.early_stopping.monitor_metric": DROP,
+    "training.early_stopping.mode": DROP,
+    "training.early_stopping.min_delta": [("train.early_stopping_min_delta", 0.001)],
+    "prediction.batch_size": [("predict.residues_per_batch", 256)],
+    "evaluation.calculate_stratified_metrics": DROP,
+    "evaluation.calculate_permutation_importance": [("evaluate.importance", True)],
+    "evaluation.sasa_bins": [("evaluate.accessibility_bins", [0.0, 0.1, 0.4, 1.01])],
+    "evaluation.permutation_n_repeats": [("evaluate.shuffles", 5)],
+    "logging.level": [("log_level", "INFO")],
+    "logging.console_level": DROP,
+    "logging.file_level": DROP,
+    "logging.show_progress_bars": [("train.progress", True), ("predict.progress", True)],
+    "logging.log_timing": DROP,
+    "logging.log_memory_usage": DROP,
+    "visualization.plot_loss": [("train.plot", True)],
+    **{
+        f"visualization.{key}": DROP
+        for key in (
+            "plot_correlation",
+            "plot_predictions",
+            "plot_density_scatter",
+            "plot_error_distribution",
+            "plot_residue_type_analysis",
+            "plot_sasa_error_analysis",
+            "plot_ss_error_analysis",
+            "plot_amino_acid_performance",
+            "save_format",
+            "dpi",
+            "max_scatter_points",
+            "save_plot_data",
+        )
+    },
+    "system_utilization.detect_cores": DROP,
+    "system_utilization.adjust_for_gpu": DROP,
+}
+
+
+def test_each_earlier_key_becomes_the_key_and_value_of_an_independent_table(tmp_path):
+    raw = _earlier()
+    assert set(_flatten(raw)) == set(EARLIER_TO_NEW)  # all 80 keys of the earlier defaults
+    migration = migrate_config(raw, rmsf_unit="nm", now=datetime.datetime(2024, 5, 1, 12))
+    dropped = {old for old, _, _ in migration.dropped}
+    for old, expected in EARLIER_TO_NEW.items():
+        got = [(new, value) for key, new, value in migration.mapped if key == old]
+        if expected is DROP:
+            assert old in dropped and not got, old
+        else:
+            assert got == expected, old
+    assert migration.defaults == []  # the file sets every key: no earlier default to keep
+    # and the loaded result holds the same values (through voxelflex's own loader)
+    new = tmp_path / "new.yaml"
+    old = tmp_path / "old.yaml"
+    old.write_text(EARLIER.read_text())
+    migrate_file(old, new, rmsf_unit="nm")
+    config = load_config(new)
+    for expected in EARLIER_TO_NEW.values():
+        for key, value in expected or ():
+            if key.startswith(("data.", "output_dir", "run_name", "model.hyperparameters")):
+                continue  # paths resolve against the file; run_name holds the time of migration
+            got = config.get(key)
+            assert (list(got) if isinstance(got, tuple) else got) == value, key
+
+
+def test_keys_the_file_leaves_out_keep_the_earlier_defaults_and_the_report_names_them(tmp_path):
+    # The earlier loader merged the user's file over its default_config.yaml: a file that set
+    # only its inputs and epochs trained with lr 5e-4, batch 128, reduce_on_plateau (patience 5,
+    # threshold 1e-3, min_lr 1e-7), seed 42, min_delta 1e-3; voxelflex's defaults differ.
+    old = tmp_path / "old.yaml"
+    old.write_text(
+        "input:\n  voxel_file: v.hdf5\n  aggregated_rmsf_file: r.csv\n"
+        "training:\n  num_epochs: 7\n  weight_decay: 1e-3\n"  # PyYAML reads 1e-3 as a string
+    )
+    new = tmp_path / "new.yaml"
+    migration, text = migrate_file(old, new, rmsf_unit="nm")
+    config = load_config(new)
+    train, loader = config.train, config.loader
+    assert (train.epochs, train.weight_decay) == (7, 1e-3)  # the file's own values win
+    assert (train.lr, loader.batch_size, loader.seed) == (5e-4, 128, 42)
+    assert (train.scheduler, train.plateau_patience, train.lr_factor) == ("plateau", 5, 0.5)
+    assert (train.min_lr, train.plateau_threshold) == (1e-7, 1e-3)
+    assert (train.early_stopping_patience, train.early_stopping_min_delta) == (10, 1e-3)
+    assert (train.checkpoint_every_epochs, config.evaluate.shuffles) == (5, 5)
+    assert config.run_name.startswith("voxelflex_run_") and config.model.preset == "base"
+    kept = {old: (new, value) for old, new, value, _ in migration.defaults}
+    assert kept["training.learning_rate"] == ("train.lr", 5e-4)
+    assert kept["training.scheduler.type"] == ("train.scheduler", "plateau")
+    assert "training.num_epochs" not in kept and "training.weight_decay" not in kept
+    # the same as voxelflex's default: nothing to keep (num_workers 2, dropout 0.3, ...)
+    assert "training.num_workers" not in kept and "model.dropout_rate" not in kept
+    assert "#   training.learning_rate -> train.lr: 0.0005 (voxelflex's default: 0.001)" in text
+    assert "# earlier defaults kept (11)" in text
+    # a schedule the file names reads only its own earlier defaults
+    migration = migrate_config({"training": {"scheduler": {"type": "step"}}})
+    train = migration.config["train"]
+    assert (train["scheduler"], train["step_epochs"], train["lr_factor"]) == ("step", 10, 0.1)
+    assert "plateau_patience" not in train and "plateau_threshold" not in train
+
+
+def test_a_loss_monitored_with_the_earlier_default_mode_max_is_reported():
+    # The earlier trainer used training.scheduler.mode as merged over its default (max): with
+    # val_loss and no mode its schedule, best_model.pt and early stopping chased the highest loss.
+    migration = migrate_config({"training": {"scheduler": {"monitor_metric": "val_loss"}}})
+    assert migration.config["train"]["monitor"] == "val_loss"
+    assert any("val_loss with mode max (its default)" in note for note in migration.notes)
+    raw = {"training": {"scheduler": {"monitor_metric": "val_loss", "mode": "min"}}}
+    assert not any("with mode" in note for note in migrate_config(raw).notes)
+    assert not any("with mode" in note for note in migrate_config(_earlier()).notes)
+
+
+@pytest.mark.parametrize(
+    ("name", "earlier"),
+    [
+        ("densenet3d", {"growth": 16, "blocks": (4, 4, 4), "init_features": 32, "bottleneck": 4}),
+        ("dilated_resnet3d", {"base_filters": 32, "n_blocks": 3, "growth": 1.5}),
+        ("multipath", {"stem_channels": 32}),
+    ],
+)
+def test_the_base_preset_has_the_earlier_default_sizes(name, earlier):
+    # migrate leaves the earlier size keys a file omits to model.preset base: it must hold the
+    # earlier defaults (growth_rate 16, block_config [4, 4, 4], ..., base_filters 32)
+    args = trunk_arguments(ModelSpec(name, "base", "film"))
+    assert {key: args[key] for key in earlier} == earlier

@@ -1,5 +1,6 @@
 """Convert a configuration file of the earlier VoxelFlex (``input:``, ``training:``, ... sections)
-into this one's format: every earlier key is mapped, or listed as dropped with the reason.
+into this one's format: every earlier key is mapped, or listed as dropped with the reason, and a
+key the earlier file leaves out keeps the earlier default where voxelflex's differs (listed too).
 
 ``voxelflex config migrate OLD.yaml -o NEW.yaml`` calls :func:`migrate_file`; the result loads
 with :func:`voxelflex.config.load_config` (checked before it is written), and starts with the
@@ -40,6 +41,9 @@ class Migration:
         Earlier key, new key, new value.
     dropped : list of (str, object, str)
         Earlier key, its value, why it has no counterpart.
+    defaults : list of (str, str, object, object)
+        Earlier key the file leaves out, new key, the earlier default's new value (set in
+        ``config``), voxelflex's default it replaces.
     notes : list of str
         What the user should check or set (e.g. the RMSF unit).
     """
@@ -47,14 +51,24 @@ class Migration:
     config: dict
     mapped: list[tuple[str, str, Any]] = field(default_factory=list)
     dropped: list[tuple[str, Any, str]] = field(default_factory=list)
+    defaults: list[tuple[str, str, Any, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def report(self) -> str:
-        """The mapping, the dropped keys and the notes as text, one line each."""
+        """The mapping, the dropped keys, the earlier defaults kept and the notes as text, one
+        line each."""
         lines = [f"mapped ({len(self.mapped)}):"]
         lines += [f"  {old} -> {new}: {_show(value)}" for old, new, value in self.mapped]
         lines.append(f"dropped ({len(self.dropped)}):")
         lines += [f"  {old} ({_show(value)}): {why}" for old, value, why in self.dropped]
+        lines.append(
+            f"earlier defaults kept ({len(self.defaults)}): not in the file, so the earlier "
+            "VoxelFlex ran with its own default, which voxelflex's differs from"
+        )
+        lines += [
+            f"  {old} -> {new}: {_show(value)} (voxelflex's default: {_show(ours)})"
+            for old, new, value, ours in self.defaults
+        ]
         if self.notes:
             lines.append("check:")
             lines += [f"  {note}" for note in self.notes]
@@ -109,14 +123,54 @@ _MULTIPATH_UNMAPPED = {
     "model.num_residual_blocks": "the earlier multipath's blocks per path; voxelflex's paths "
     "have two convolutions each, not configurable",
 }
+# The earlier loader merged a user's file over its packaged default_config.yaml, so a key the
+# file left out ran with these values (the keys that have a counterpart here; VoxelFlex_T 0.3.0).
+# Paths are left out: the earlier defaults named folders relative to wherever it ran, and an
+# unset input here is refused, not guessed. The size keys (model.densenet.*, base_filters, ...)
+# are left out too: model.preset base has the earlier sizes.
+_EARLIER_DEFAULTS: dict[str, Any] = {
+    "output.run_name": "voxelflex_run_{timestamp}",
+    "model.architecture": "multipath_rmsf_net",
+    "model.dropout_rate": 0.3,
+    "training.batch_size": 128,
+    "training.num_epochs": 5,
+    "training.learning_rate": 5e-4,
+    "training.weight_decay": 1e-4,
+    "training.seed": 42,
+    "training.num_workers": 2,
+    "training.checkpoint_interval": 5,
+    "training.gradient_clipping.enabled": True,
+    "training.gradient_clipping.max_norm": 1.0,
+    "training.mixed_precision.enabled": True,
+    "training.gradient_accumulation_steps": 1,
+    "training.scheduler.type": "reduce_on_plateau",
+    "training.scheduler.monitor_metric": "val_pearson",
+    "training.scheduler.patience": 5,
+    "training.scheduler.factor": 0.5,
+    "training.scheduler.min_lr": 1e-7,
+    "training.scheduler.threshold": 0.001,
+    "training.early_stopping.enabled": True,
+    "training.early_stopping.patience": 10,
+    "training.early_stopping.min_delta": 0.001,
+    "prediction.batch_size": 256,
+    "evaluation.calculate_permutation_importance": True,
+    "evaluation.sasa_bins": [0.0, 0.1, 0.4, 1.01],
+    "evaluation.permutation_n_repeats": 5,
+    "logging.level": "INFO",
+    "logging.show_progress_bars": True,
+    "visualization.plot_loss": True,
+}
 # The earlier training.scheduler.* settings each schedule read → voxelflex key, earlier default
 # (filled in when absent: several differ from voxelflex's, e.g. patience 5 vs 3, gamma 0.1 vs 0.5).
 _SCHEDULE_KEYS = {
     "plateau": {
-        "patience": ("train.plateau_patience", 5),
-        "factor": ("train.lr_factor", 0.5),
-        "min_lr": ("train.min_lr", 1e-7),
-        "threshold": ("train.plateau_threshold", 0.001),
+        key: (new, _EARLIER_DEFAULTS[f"training.scheduler.{key}"])
+        for key, new in (
+            ("patience", "train.plateau_patience"),
+            ("factor", "train.lr_factor"),
+            ("min_lr", "train.min_lr"),
+            ("threshold", "train.plateau_threshold"),
+        )
     },
     "step": {"step_size": ("train.step_epochs", 10), "gamma": ("train.lr_factor", 0.1)},
     "cosine": {"eta_min": ("train.min_lr", 1e-7)},
@@ -214,11 +268,7 @@ class _Builder:
         return self.old.get(key, default)
 
     def set(self, old: str, new: str, value: Any) -> None:
-        node = self.result.config
-        *parents, last = new.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
+        _put(self.result.config, new, value)
         self.result.mapped.append((old, new, value))
         self.used.add(old)
 
@@ -255,6 +305,10 @@ def migrate_config(
 ) -> Migration:
     """Map an earlier VoxelFlex configuration (parsed YAML) to this one's keys.
 
+    A key ``raw`` leaves out ran with the earlier packaged default (its loader merged the file
+    over them): where that default maps to a value other than voxelflex's default, the new
+    config sets it and :attr:`Migration.defaults` lists it.
+
     Parameters
     ----------
     raw : mapping
@@ -284,9 +338,37 @@ def migrate_config(
             return str(path)
         return str(old_dir / path)  # the new file lives elsewhere: name the same file
 
-    b = _Builder(_flatten(raw), rebase)
+    now = now or datetime.datetime.now()
+    flat = _flatten(raw)
+    b = _apply_rules(flat, rebase, rmsf_unit, now)
+    absent = {key: value for key, value in _EARLIER_DEFAULTS.items() if key not in flat}
+    if absent:
+        # The earlier run had these keys from its defaults: the same rules over the file merged
+        # onto them give the new keys the earlier run's values (a default combines with the
+        # file's keys as it did there, e.g. the plateau settings under the default schedule).
+        _keep_earlier_defaults(b, _apply_rules(flat | absent, rebase, rmsf_unit, now), absent)
+    b.note("model.preset is base, the earlier models' sizes (voxelflex's default preset is small)")
+    b.note(
+        "model.conditioning is film (temperature modulates the trunk's features); the earlier "
+        "models concatenated it at the head: set model.conditioning: head for that"
+    )
+    b.note(
+        "temperatures are no longer clamped to the training range: predictions outside it are "
+        "made and flagged as extrapolated"
+    )
+    return b.result
+
+
+def _apply_rules(
+    flat: dict[str, Any],
+    rebase: Callable[[str], str],
+    rmsf_unit: str | None,
+    now: datetime.datetime,
+) -> _Builder:
+    """Every rule over the flattened earlier keys ``flat``; what is left is dropped."""
+    b = _Builder(flat, rebase)
     _inputs(b, rmsf_unit)
-    _output(b, now or datetime.datetime.now())
+    _output(b, now)
     _model(b)
     _training(b)
     _evaluation_and_logging(b)
@@ -298,15 +380,37 @@ def migrate_config(
     order = {key: i for i, key in enumerate(b.old)}  # report in the earlier file's order
     b.result.mapped.sort(key=lambda line: order[line[0]])
     b.result.dropped.sort(key=lambda line: order[line[0]])
-    b.note(
-        "model.conditioning is film (temperature modulates the trunk's features); the earlier "
-        "models concatenated it at the head: set model.conditioning: head for that"
-    )
-    b.note(
-        "temperatures are no longer clamped to the training range: predictions outside it are "
-        "made and flagged as extrapolated"
-    )
-    return b.result
+    return b
+
+
+def _keep_earlier_defaults(b: _Builder, merged: _Builder, absent: Mapping[str, Any]) -> None:
+    """Set in ``b`` the new keys that only the earlier defaults ``absent`` determine in
+    ``merged`` (the rules over the file merged onto them), where voxelflex's default differs."""
+    ours = load_config(None)
+    for old, new, value in merged.result.mapped:
+        if old not in absent or _has(b.result.config, new):
+            continue
+        default = ours.get(new)
+        default = list(default) if isinstance(default, tuple) else default
+        if value != default and not any(line[1] == new for line in b.result.defaults):
+            _put(b.result.config, new, value)
+            b.result.defaults.append((old, new, value, default))
+
+
+def _has(config: dict, dotted: str) -> bool:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _put(config: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        config = config.setdefault(part, {})
+    config[last] = value
 
 
 def _inputs(b: _Builder, rmsf_unit: str | None) -> None:
@@ -413,6 +517,20 @@ def _training(b: _Builder) -> None:
         else:
             monitor = _monitor(b, source)
             b.set(source, "train.monitor", monitor)
+    # The earlier trainer took training.scheduler.mode as written (merged over its default,
+    # max) and derived it from the metric only when it was neither min nor max; with val_loss
+    # and no mode in the file it therefore kept the epoch of the highest loss.
+    mode = b.get("training.scheduler.mode", "max")
+    direction = "max" if monitor in ("val_pearson", "val_spearman") else "min"
+    if mode in ("min", "max") and mode != direction:
+        given = "training.scheduler.mode" if b.has("training.scheduler.mode") else "its default"
+        favoured = "highest" if mode == "max" else "lowest"
+        b.note(
+            f"the earlier run compared {monitor} with mode {mode} ({given}): its schedule, "
+            f"best_model.pt and early stopping favoured the {favoured} {monitor}; "
+            f"voxelflex's train.monitor {monitor} takes the direction of the metric "
+            f"({direction}), so the migrated run is not a repeat of that one"
+        )
     for key in ("training.save_best_metric", "training.early_stopping.monitor_metric"):
         if not b.has(key):
             continue
@@ -581,8 +699,9 @@ def migrate_file(
     migration = migrate_config(raw, rmsf_unit=rmsf_unit, old_dir=old_path.parent, new_dir=new_dir)
     header = [
         f"voxelflex configuration migrated from the earlier VoxelFlex's {old_path.name}",
-        "by `voxelflex config migrate` (see docs/migrating.md); keys not set here keep",
-        "voxelflex's defaults (`voxelflex config show --config THIS_FILE` lists them all).",
+        "by `voxelflex config migrate` (see docs/migrating.md); the earlier defaults of keys",
+        "that file left out are kept where they differ; keys not set here keep voxelflex's",
+        "defaults (`voxelflex config show --config THIS_FILE` lists them all).",
         "",
         *migration.report().splitlines(),
     ]

@@ -68,7 +68,8 @@ def migrate(
     """Convert an earlier VoxelFlex config: every key mapped, or listed as dropped with why.
 
     The report goes to stderr and, as comments, to the top of the new file; the new file is
-    checked to load before it is written. Relative paths keep naming the same files.
+    checked to load before it is written. Relative paths keep naming the same files. A key the
+    earlier file leaves out keeps the earlier default where voxelflex's differs (listed).
 
     \b
     Examples:
