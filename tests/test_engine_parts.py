@@ -330,6 +330,28 @@ def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_pa
     assert "3 of 6 val rows" in caplog.text and "outside the train temperature range" in caplog.text
 
 
+def test_an_empty_val_split_names_the_fix_for_split_files_and_for_an_mdcath_import(tmp_path):
+    rows = csv_rows("t1", "ALA GLY SER") + csv_rows("v1", "ALA GLY SER")
+    (tmp_path / "val.txt").write_text("")  # e.g. an import's splits/val.txt
+    (tmp_path / "train.txt").write_text("t1\nv1\n")
+    index = build_index(
+        write_voxels(tmp_path / "v.h5", {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}),
+        tmp_path / "i.parquet",
+        rmsf_csv=write_csv(tmp_path / "r.csv", rows),
+        rmsf_unit="nm",
+        train=tmp_path / "train.txt",
+        val=tmp_path / "val.txt",
+        progress=False,
+    ).index_path
+    with pytest.raises(TrainingError) as err:
+        open_training_data(load_config(None, [f"data.index={index}"]), CPU, SPEC)
+    message = str(err.value)
+    assert "has 12 train and 0 val rows" in message and "(the val split is empty)" in message
+    assert "rebuild it with --train-split and --val-split files" in message
+    assert "`voxelflex import mdcath`" in message and "other --fractions" in message
+    assert "give train --train-split and --val-split files" in message
+
+
 def test_log_target_refuses_a_zero_rmsf_in_val_as_in_train(tmp_path):
     rows = csv_rows("t1", "ALA GLY SER") + csv_rows("v1", "ALA GLY SER")
     rows[-1] = (*rows[-1][:4], 0.0)  # a val residue whose RMSF is 0 (a B-factor of 0.00)

@@ -668,6 +668,31 @@ def test_a_split_file_matching_no_imported_domain_is_an_error_and_a_rerun_resume
     assert report.resumed == 4 and report.splits["train"] == 2
 
 
+def test_split_files_without_val_domains_are_warned_about_at_import(mdcath_dir, tmp_path, caplog):
+    # training refuses such a dataset; the import said nothing (index build warns likewise)
+    train_file, val_file = tmp_path / "train.txt", tmp_path / "val.txt"
+    train_file.write_text("1vii000\n")
+    val_file.write_text("# none yet\n")
+    caplog.set_level("WARNING", logger="voxelflex.datasets.importer")
+    report = import_mdcath(
+        mdcath_dir, tmp_path / "a", progress=False, split_files={"train": train_file}
+    )
+    assert report.splits == {"train": 1, "val": 0, "test": 0}
+    warned = [r.getMessage() for r in caplog.records if "split is empty" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "the val split is empty (no --val-split file given)" in warned[0]
+    assert "refuses a dataset without train and val domains" in warned[0]
+    assert "--val-split file" in warned[0] and "--fractions" in warned[0]
+    caplog.clear()
+    files = {"train": train_file, "val": val_file}
+    import_mdcath(mdcath_dir, tmp_path / "b", progress=False, split_files=files)
+    assert f"the val split is empty ({val_file} lists no domain id)" in caplog.text
+    caplog.clear()
+    val_file.write_text("1vii200\n")
+    import_mdcath(mdcath_dir, tmp_path / "c", progress=False, split_files=files)
+    assert "split is empty" not in caplog.text
+
+
 def test_split_files_inside_the_imports_outputs_are_refused_before_anything_is_deleted(
     mdcath_dir, imported, tmp_path
 ):

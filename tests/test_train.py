@@ -6,6 +6,7 @@ minute on 2 cores; the SIGKILL and torchrun tests use subprocesses as a user wou
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -518,3 +519,59 @@ def test_huber_log_target_plateau_head_densenet(small_index, tmp_path):
     batch = next(iter(source.loader(PlanConfig(batch_size=64, shuffle=False), 0)))
     pred = predict_batch(model, batch, "cpu")
     assert (pred[batch.row_id >= 0] > 0).all()  # exp of the log-space output: positive RMSF
+
+
+def _constant_val_predictions(monkeypatch):
+    """Validation predicts one value for every row (as an untrained model may): its Pearson r
+    and Spearman rho are undefined (NaN)."""
+    import voxelflex.engine.trainer as trainer
+
+    real = trainer.forward_batch
+
+    def forward(*args, **kwargs):
+        raw = real(*args, **kwargs)
+        return raw if torch.is_grad_enabled() else raw * 0  # no grad: validation
+
+    monkeypatch.setattr(trainer, "forward_batch", forward)
+
+
+def test_history_is_strict_json_when_a_val_metric_is_undefined(small_index, tmp_path, monkeypatch):
+    _constant_val_predictions(monkeypatch)
+    overrides = [*_overrides(small_index, tmp_path, "const"), "train.epochs=1"]
+    args = ["train"] + [arg for item in overrides for arg in ("--set", item)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "const" / "training_history.json").read_text()
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    history = json.loads(text, parse_constant=refuse)  # NaN/Infinity are not JSON
+    val = history[0]["val"]
+    assert val["pearson"] is None and val["spearman"] is None
+    assert set(val["pearson_per_temperature"].values()) == {None}
+    assert val["rmse"] > 0 and history[0]["train"]["pearson"] is not None
+    assert history[0]["rmsf_unit"] == "nm"  # of rmse and mae
+    assert f"last val pearson n/a, rmse {val['rmse']:.4f} nm;" in result.output
+    log = (tmp_path / "const" / "logs" / "voxelflex.log").read_text()
+    assert f"val loss {val['loss']:.4f} r n/a rmse {val['rmse']:.4f} nm |" in log
+    assert "320.0:n/a" in log
+    assert (tmp_path / "const" / "visualizations" / "training_curves.png").is_file()
+
+
+def test_resume_of_a_run_whose_history_has_nan_and_no_unit(small_index, tmp_path):
+    # latest.pt as an earlier version wrote it: NaN metrics, no rmsf_unit in the history
+    overrides = [*_overrides(small_index, tmp_path, "old"), "train.epochs=1"]
+    train(load_config(overrides=overrides))
+    latest = tmp_path / "old" / "models" / "latest.pt"
+    ck = Checkpoint.load(latest)
+    old = [{k: v for k, v in e.items() if k != "rmsf_unit"} for e in ck.history]
+    old[0]["val"]["pearson"] = float("nan")
+    dataclasses.replace(ck, history=old).save(latest)
+    result = train(load_config(overrides=[*overrides, "train.epochs=2", "train.resume=true"]))
+    text = (tmp_path / "old" / "training_history.json").read_text()
+    assert "NaN" not in text
+    history = json.loads(text)
+    assert history[0]["val"]["pearson"] is None and history[1]["val"]["pearson"] is not None
+    assert [e["rmsf_unit"] for e in history] == ["nm", "nm"]  # the checkpoint's unit
+    assert _strip_timing(result.history) == _strip_timing(history)

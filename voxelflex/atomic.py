@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -25,6 +27,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_parquet",
     "atomic_write_text",
+    "json_safe",
     "write_csv",
 ]
 
@@ -82,13 +85,32 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
+def json_safe(obj: object) -> object:
+    """``obj`` with every NaN and ±inf as None (null), inside dicts, lists and tuples too, numpy
+    scalars as Python numbers and dict keys as strings: what :func:`atomic_write_json` writes.
+
+    A metric that is undefined (the Pearson r of constant predictions) is null in voxelflex's
+    JSON files, and None in the dict a function returns beside the file.
+    """
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def atomic_write_json(
     target: str | os.PathLike, obj: object, *, indent: int = 2, default=None
 ) -> None:
     """Write ``obj`` as strict JSON (a trailing newline) to ``target`` atomically.
 
     A NaN or infinity raises ``ValueError`` instead of being written as ``NaN``, which is not
-    JSON (``json.load`` reads it, most other readers refuse the file): map them to null first.
+    JSON (``json.load`` reads it, most other readers refuse the file): map them to null first
+    (:func:`json_safe`).
     ``default`` is as for :func:`json.dumps`.
     """
     text = json.dumps(obj, indent=indent, default=default, allow_nan=False)

@@ -26,7 +26,7 @@ from voxelflex.analysis.baselines import (
 )
 from voxelflex.analysis.importance import importance_for_rows
 from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
-from voxelflex.atomic import atomic_write_json
+from voxelflex.atomic import atomic_write_json, json_safe
 from voxelflex.columns import codes, repeated_keys, strings
 from voxelflex.config import Config, default_value, load_config
 from voxelflex.errors import InputError, VoxelflexError
@@ -381,18 +381,6 @@ def _baselines(rows: pa.Table, loaded: LoadedIndex) -> dict:
     return out
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float | np.floating):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def evaluate(
     predictions: str | Path,
     *,
@@ -510,9 +498,9 @@ def evaluate(
         )
         if used is not None and "skipped" not in metrics["permutation_importance"]:
             metrics["permutation_importance"]["checkpoint"] = used
-        atomic_write_json(out, _jsonable(metrics))
+        atomic_write_json(out, json_safe(metrics))
         log.info("evaluation metrics written to %s", out)
-        return EvaluationReport(path=out, metrics=_jsonable(metrics))
+        return EvaluationReport(path=out, metrics=json_safe(metrics))
 
 
 def _check_checkpoint(checkpoint: Path, meta: PredictionsMeta, predictions: Path) -> dict | None:

@@ -198,6 +198,7 @@ def train(
     """
     from voxelflex.analysis.plots import plot_training_run
     from voxelflex.engine import train as run_train
+    from voxelflex.engine.report import format_metric
 
     cfg = build_config(
         config,
@@ -238,10 +239,12 @@ def train(
     if cfg.train.plot and result.history:
         plot_training_run(result.run_dir)
     if result.history:
-        val = result.history[-1]["val"]
+        last = result.history[-1]
+        val = last["val"]
         typer.echo(
             f"done ({result.stop_reason}, {result.global_step} optimizer steps): last val "
-            f"pearson {val['pearson']:.3f}, rmse {val['rmse']:.4f}; best model "
+            f"pearson {format_metric(val['pearson'], '.3f')}, rmse "
+            f"{format_metric(val['rmse'], '.4f')} {last['rmsf_unit']}; best model "
             f"{result.best_checkpoint}"
             + (f"; plots in {result.run_dir / 'visualizations'}" if cfg.train.plot else "")
         )

@@ -284,6 +284,7 @@ def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]],
             for d in ds
         ]
         how = {"from": {k: str(v) for k, v in split_files.items() if v}}
+        _warn_empty_split_files(splits, split_files)
         return splits, lines, how
     splits = random_splits(domains, fractions, seed, groups)
     how = {"random": {"fractions": list(fractions), "seed": seed}}
@@ -291,6 +292,27 @@ def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]],
         how["random"]["grouped_by"] = str(superfamilies)
         how["random"]["groups"] = len({groups[d] for d in domains})
     return splits, [], how
+
+
+def _warn_empty_split_files(
+    splits: Mapping[str, list[str]], split_files: Mapping[str, str | os.PathLike | None]
+) -> None:
+    """Warn when the user's split files leave train or val empty: the import succeeds (a set
+    to predict or evaluate on needs neither), but training on it is refused, hours later."""
+    for name in ("train", "val"):
+        if splits[name]:
+            continue
+        path = split_files.get(name)
+        why = f"no --{name}-split file given" if path is None else f"{path} lists no domain id"
+        log.warning(
+            "the %s split is empty (%s): `voxelflex train -c <output>/config.yaml` refuses a "
+            "dataset without train and val domains; import again with --overwrite and a "
+            "--%s-split file (or no split files, for a random split by --fractions), or give "
+            "train --train-split and --val-split files of your own",
+            name,
+            why,
+            name,
+        )
 
 
 def _config_yaml(out: Path, unit: str) -> str:

@@ -306,9 +306,16 @@ def open_training_data(
     n_train = int(pc.sum(pc.equal(split, "train")).as_py() or 0)
     n_val = int(pc.sum(pc.equal(split, "val")).as_py() or 0)
     if n_train == 0 or n_val == 0:
+        empty = " and ".join(n for n, k in (("train", n_train), ("val", n_val)) if k == 0)
+        # the fix depends on where the splits came from: an import's splits/ or the user's files
         raise TrainingError(
-            f"{path} has {n_train} train and {n_val} val rows; training needs both: "
-            "rebuild the index with --train-split and --val-split files"
+            f"{path} has {n_train} train and {n_val} val rows; training needs both (the "
+            f"{empty} split is empty). An index built from split files: rebuild it with "
+            "--train-split and --val-split files that each list domains of the RMSF CSV and "
+            "the voxel file. Data of `voxelflex import mdcath` (train -c DATASET/config.yaml): "
+            "import again with --overwrite and other --fractions (more domains, or a larger "
+            "val fraction) or with --train-split and --val-split files, or give train "
+            "--train-split and --val-split files of your own, which replace DATASET/splits/"
         )
     features = spec.features
     options = source_options(config)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
 
 from voxelflex.models import RMSFModel, parameter_counts
 
-__all__ = ["log_epoch", "log_model"]
+__all__ = ["format_metric", "log_epoch", "log_model"]
 
 log = logging.getLogger("voxelflex.engine.trainer")  # the trainer's lines, as users know them
 
@@ -43,20 +44,29 @@ def log_model(
     )
 
 
+def format_metric(value: float | None, spec: str) -> str:
+    """``value`` formatted, or ``n/a`` for an undefined metric (None in the history)."""
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+
+
 def log_epoch(entry: dict[str, Any], epochs: int) -> None:
-    """One line per finished epoch: losses, correlations, per-temperature r, speed."""
+    """One line per finished epoch: losses, correlations, RMSE (with its unit), per-temperature
+    r, speed. ``entry`` is one item of the history (undefined metrics are None)."""
     tr, va, tm = entry["train"], entry["val"], entry["timing"]
-    per_t = " ".join(f"{k}:{v:.3f}" for k, v in va["pearson_per_temperature"].items())
+    per_t = " ".join(
+        f"{k}:{format_metric(v, '.3f')}" for k, v in va["pearson_per_temperature"].items()
+    )
     log.info(
-        "epoch %d/%d  train loss %.4f r %.3f | val loss %.4f r %.3f rmse %.4f | "
+        "epoch %d/%d  train loss %s r %s | val loss %s r %s rmse %s %s | "
         "val r per T %s | %.1fs, %.0f samples/s, data wait %.0f%%",
         entry["epoch"],
         epochs,
-        tr["loss"],
-        tr["pearson"],
-        va["loss"],
-        va["pearson"],
-        va["rmse"],
+        format_metric(tr["loss"], ".4f"),
+        format_metric(tr["pearson"], ".3f"),
+        format_metric(va["loss"], ".4f"),
+        format_metric(va["pearson"], ".3f"),
+        format_metric(va["rmse"], ".4f"),
+        entry["rmsf_unit"],
         per_t,
         tm["seconds"],
         tm["samples_per_s"],

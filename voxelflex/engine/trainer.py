@@ -33,7 +33,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from voxelflex.atomic import atomic_write_text
+from voxelflex.atomic import atomic_write_json, atomic_write_text, json_safe
 from voxelflex.config import Config, config_to_yaml
 from voxelflex.engine.checkpoint import Checkpoint, CheckpointMeta
 from voxelflex.engine.checkpointing import HISTORY_FILE, CheckpointPolicy
@@ -78,7 +78,9 @@ class TrainResult:
     run_dir : Path
     best_checkpoint, latest_checkpoint : Path
     history : list of dict
-        One entry per epoch: ``train`` and ``val`` metrics, ``lr``, ``timing``.
+        One entry per epoch: ``train`` and ``val`` metrics (``rmse``, ``mae`` in
+        ``rmsf_unit``; a metric that is undefined, e.g. the Pearson r of constant predictions,
+        is None), ``lr``, ``timing``; as ``training_history.json`` holds it.
     global_step : int
         Optimizer steps taken in total (including before a resume).
     stop_reason : str
@@ -358,7 +360,9 @@ class _Trainer:
             torch.cuda.set_rng_state_all(ck.rng["cuda"])
         self.epoch, self.batch = ck.meta.epoch, ck.meta.batch
         self.global_step = ck.meta.global_step
-        self.history = ck.history
+        # Runs written before: NaN in the history, no rmsf_unit (the checkpoint's, checked
+        # against this index's by require_resumable)
+        self.history = [{"rmsf_unit": ck.meta.rmsf_unit, **e} for e in json_safe(ck.history)]
         self._write_history()  # a kill after latest.pt, before the history file, left it short
         self.tracker.load_state_dict(ck.trainer)
         if self.dist.is_main and ck.meta.batch > 0:
@@ -437,15 +441,17 @@ class _Trainer:
                 self._stop_if_interrupted(now=True)  # Ctrl-C during validation: stop here
                 entry = self._train_epoch()
                 entry["val"] = self._evaluate()
-                self.history.append(entry)
                 improved = self.tracker.update(entry["val"])
                 entry["is_best"] = improved  # best.pt holds this epoch's weights
                 self.schedule.after_epoch(self.tracker.value(entry["val"]))
+                # NaN as null from here on: the history file is strict JSON (a bare NaN token
+                # made jq and JavaScript refuse it), and the checkpoints and TrainResult agree
+                self.history.append(json_safe(entry))
                 self.epoch += 1
                 self.batch = 0
                 self.partial = EpochAccumulator()
                 self._save(self.files.at_epoch_end(self.epoch, improved))
-                self._log_epoch(entry)
+                self._log_epoch(self.history[-1])
                 if self.tracker.should_stop:
                     stop_reason = self._early_stop()
                     break
@@ -538,6 +544,7 @@ class _Trainer:
             "global_step": self.global_step,
             "monitor": tc.monitor,
             "loss_function": loss_description(self.config, self.spec),
+            "rmsf_unit": self.data.index.meta.rmsf_unit,  # of rmse, mae (mse: squared)
             "train": self._epoch_metrics(acc, "train", data.train.sample_count),
             "timing": {
                 "seconds": elapsed,
@@ -665,7 +672,7 @@ class _Trainer:
 
     def _write_history(self) -> None:
         if self.dist.is_main:
-            atomic_write_text(self.files.history, json.dumps(self.history, indent=1))
+            atomic_write_json(self.files.history, self.history, indent=1)
 
     def _log_epoch(self, entry: dict[str, Any]) -> None:
         self._write_history()
@@ -674,5 +681,7 @@ class _Trainer:
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The ``training_history.json`` of a run."""
+    """The ``training_history.json`` of a run: one dict per epoch, as in
+    :attr:`TrainResult.history` (undefined metrics are None; files written before this
+    version may hold NaN, and no ``rmsf_unit``)."""
     return json.loads((Path(run_dir) / HISTORY_FILE).read_text())
