@@ -271,6 +271,15 @@ def test_feature_provenance_round_trips_leaves_out_the_reading_and_refuses_a_mal
         Checkpoint.from_dict(d, where="c.pt")
 
 
+@pytest.mark.parametrize("damaged", ["format 6", [6, {}, "1.6.0"]])
+def test_feature_provenance_that_is_not_a_mapping_is_a_checkpoint_error(damaged):
+    # was an AttributeError traceback ('str' object has no attribute 'get')
+    d = _featured(CURRENT).to_dict()
+    d["meta"]["feature_provenance"] = damaged
+    with pytest.raises(CheckpointError, match=r"c\.pt: field 'meta' missing or malformed"):
+        Checkpoint.from_dict(d, where="c.pt")
+
+
 def test_init_from_refuses_training_data_whose_feature_parameters_differ(tmp_path):
     """Fine-tuning keeps the checkpoint's feature standardisation: features computed with
     other parameters would mean something else to it."""

@@ -303,11 +303,12 @@ def test_an_index_run_refuses_another_unit_and_inputs_other_than_it_was_built_fr
         )
 
 
-def _train_val_index(tmp_path, rows):
-    """An index of domain t1 (train) and v1 (val), three residues each, targets from ``rows``."""
+def _train_val_index(tmp_path, rows, splits=(("train", "t1"), ("val", "v1"))):
+    """An index of domains t1 and v1, three residues each, targets from ``rows``; ``splits``:
+    each split file's ids (t1 in train, v1 in val by default)."""
     layout = {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}
-    for split, domain in (("train", "t1"), ("val", "v1")):
-        (tmp_path / f"{split}.txt").write_text(domain + "\n")
+    for split, ids in splits:
+        (tmp_path / f"{split}.txt").write_text("".join(f"{d}\n" for d in ids.split()))
     index = build_index(
         write_voxels(tmp_path / "v.h5", layout),
         tmp_path / "i.parquet",
@@ -332,17 +333,8 @@ def test_one_train_temperature_and_val_outside_the_range_are_warned_about(tmp_pa
 
 def test_an_empty_val_split_names_the_fix_for_split_files_and_for_an_mdcath_import(tmp_path):
     rows = csv_rows("t1", "ALA GLY SER") + csv_rows("v1", "ALA GLY SER")
-    (tmp_path / "val.txt").write_text("")  # e.g. an import's splits/val.txt
-    (tmp_path / "train.txt").write_text("t1\nv1\n")
-    index = build_index(
-        write_voxels(tmp_path / "v.h5", {d: {"A": residues("ALA GLY SER")} for d in ("t1", "v1")}),
-        tmp_path / "i.parquet",
-        rmsf_csv=write_csv(tmp_path / "r.csv", rows),
-        rmsf_unit="nm",
-        train=tmp_path / "train.txt",
-        val=tmp_path / "val.txt",
-        progress=False,
-    ).index_path
+    # an empty val.txt, e.g. an import's splits/val.txt
+    index = _train_val_index(tmp_path, rows, splits=(("train", "t1 v1"), ("val", "")))
     with pytest.raises(TrainingError) as err:
         open_training_data(load_config(None, [f"data.index={index}"]), CPU, SPEC)
     message = str(err.value)

@@ -201,6 +201,21 @@ def test_csv_not_utf8_is_refused_naming_the_file(tmp_path, encoding, byte):
         read_rmsf_csv(path)
 
 
+@pytest.mark.parametrize("n_rows", [3, 2000])  # in the header's read buffer (8 KiB), or past it
+def test_csv_not_utf8_past_the_header_names_the_line(tmp_path, n_rows):
+    # was "its first line has byte 0xe9" (the header is ASCII) or pyarrow's "invalid UTF8 data"
+    path = tmp_path / "r.csv"
+    lines = ["domain_id,resid,resname,temperature_feature,target_rmsf"]
+    lines += [f"d1,{i},ALA,320,0.1" for i in range(1, n_rows)] + [f"d1,{n_rows},AL\u00e9,320,0.1"]
+    path.write_bytes("\n".join([*lines, ""]).encode("latin-1"))
+    with pytest.raises(InputError) as err:
+        read_rmsf_csv(path)
+    assert str(err.value) == (
+        f"RMSF CSV {path}, line {n_rows + 1}, is not UTF-8 text (byte 0xe9 at offset "
+        f"{len(f'd1,{n_rows},AL')}); save it as UTF-8 CSV"
+    )
+
+
 @pytest.mark.parametrize("twice", ["target_rmsf", "dssp"])
 def test_csv_column_named_twice_is_refused_naming_it(tmp_path, twice):
     header = f"domain_id,resid,resname,temperature_feature,target_rmsf,dssp,{twice}"

@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +88,12 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 
 def json_safe(obj: object) -> object:
     """``obj`` with every NaN and ±inf as None (null), inside dicts, lists and tuples too, numpy
-    scalars as Python numbers and dict keys as strings: what :func:`atomic_write_json` writes.
+    scalars and decimals as Python numbers and dict keys as strings: what
+    :func:`atomic_write_json` writes.
 
     A metric that is undefined (the Pearson r of constant predictions) is null in voxelflex's
-    JSON files, and None in the dict a function returns beside the file.
+    JSON files, and None in the dict a function returns beside the file. A decimal (DuckDB's
+    ``sum`` of an integer column in ``index query``) is a number, not the string ``"1234"``.
     """
     if isinstance(obj, dict):
         return {str(k): json_safe(v) for k, v in obj.items()}
@@ -100,6 +103,8 @@ def json_safe(obj: object) -> object:
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.integer):
         return int(obj)
+    if isinstance(obj, Decimal):
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
     return obj
 
 

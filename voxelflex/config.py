@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from voxelflex.errors import ConfigError
-from voxelflex.paths import is_url, refuse_url
+from voxelflex.paths import decode_utf8, is_url, refuse_url
 from voxelflex.quantities import RMSF_UNITS
 from voxelflex.registry import ARCHITECTURES, CONDITIONINGS, PRESETS, SOURCES, Registry
 
@@ -719,7 +719,7 @@ def parse_config_yaml(text: str, path: str | Path) -> Any:
 def read_config_yaml(path: Path) -> Any:
     """Read and parse a config file with :func:`parse_config_yaml`.
 
-    Read as UTF-8 whatever the locale (a leading byte-order mark is skipped).
+    Read as UTF-8 whatever the locale (:func:`voxelflex.paths.decode_utf8`).
 
     Raises
     ------
@@ -731,13 +731,12 @@ def read_config_yaml(path: Path) -> Any:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
-            f"{exc.start}); give a YAML config file, e.g. a run's config.yaml"
-        ) from None
+    text = decode_utf8(
+        data,
+        what=f"config file {path}",
+        fix="give a YAML config file, e.g. a run's config.yaml",
+        error=ConfigError,
+    )
     return parse_config_yaml(text, path)
 
 

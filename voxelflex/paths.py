@@ -24,6 +24,7 @@ from voxelflex.errors import InputError, VoxelflexError
 __all__ = [
     "Location",
     "check_output",
+    "decode_utf8",
     "is_url",
     "join_location",
     "read_text_file",
@@ -132,9 +133,39 @@ def require_file(
     return p
 
 
+def decode_utf8(
+    data: bytes, *, what: str, fix: str, error: type[VoxelflexError] = InputError
+) -> str:
+    """``data`` decoded as UTF-8 whatever the locale (a leading byte-order mark, which Windows
+    editors write, is skipped): the one decoding of every text file voxelflex reads.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes (or its first line's), from offset 0.
+    what : str
+        The file, as messages name it (``"config file run/config.yaml"``).
+    fix : str
+        What the user does about it (``"save it as UTF-8 plain text"``).
+    error : type
+        The error to raise (the reader's own: ``ConfigError`` for a config file).
+
+    Raises
+    ------
+    VoxelflexError
+        ``error``: not UTF-8 text (UTF-16, which Windows Notepad's "Unicode" writes, Latin-1,
+        or a binary file), naming the file, the first bad byte and its offset, and ``fix``.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{what} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); {fix}"
+        ) from None
+
+
 def read_text_file(path: str | os.PathLike, *, what: str, option: str | None = None) -> str:
-    """The text of the input file ``path``, read as UTF-8 whatever the locale (a leading
-    byte-order mark, which Windows editors write, is skipped).
+    """The text of the input file ``path``, read as UTF-8 (:func:`decode_utf8`).
 
     Parameters
     ----------
@@ -145,17 +176,10 @@ def read_text_file(path: str | os.PathLike, *, what: str, option: str | None = N
     Raises
     ------
     InputError
-        A missing file (:func:`require_file`), or one that is not UTF-8 text (UTF-16, which
-        Windows Notepad's "Unicode" writes, or a binary file), naming the first bad byte.
+        A missing file (:func:`require_file`), or one that is not UTF-8 text (:func:`decode_utf8`).
     """
     data = require_file(path, what=what, option=option).read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{what} {path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
-            f"{exc.start}); save it as UTF-8 plain text"
-        ) from None
+    return decode_utf8(data, what=f"{what} {path}", fix="save it as UTF-8 plain text")
 
 
 def _local(location: str | os.PathLike) -> str | os.PathLike:

@@ -42,7 +42,7 @@ from voxelflex.quantities import (
     rmsf_scale_warnings,
     temperature_scale_warnings,
 )
-from voxelflex.structure.features import read_feature_sidecar
+from voxelflex.structure.features import READING_PARAMETERS, read_feature_sidecar
 
 __all__ = ["BuildReport", "build_index", "temperature_range_path"]
 
@@ -200,10 +200,11 @@ def voxel_file_reading(voxel_file: str | os.PathLike) -> dict[str, str] | None:
 def _check_reading(voxel_file: str, features: str | os.PathLike, meta) -> list[str]:
     """Refuse a sidecar computed with another ``--altloc`` or ``--keys`` than the voxel file;
     a warning (returned) when either does not record its reading."""
-    recorded = {k: meta.parameters[k] for k in ("altloc", "keys") if k in meta.parameters}
+    recorded = {k: meta.parameters[k] for k in READING_PARAMETERS if k in meta.parameters}
     voxels = voxel_file_reading(voxel_file)
-    if voxels is None or len(recorded) < 2:
-        which = features if len(recorded) < 2 else voxel_file
+    unrecorded = len(recorded) < len(READING_PARAMETERS)
+    if voxels is None or unrecorded:
+        which = features if unrecorded else voxel_file
         return [
             f"{which} does not record the --altloc and --keys its structures were read with "
             "(written by an earlier voxelflex), so the feature sidecar could not be checked "

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from voxelflex.atomic import atomic_write_parquet, atomic_write_text, write_csv
+from voxelflex.atomic import atomic_write_parquet, atomic_write_text, json_safe, write_csv
 from voxelflex.errors import InputError
 from voxelflex.formats import QueryFormat
 from voxelflex.index.read import connect, read_meta
@@ -111,22 +109,8 @@ def format_table(table: pa.Table, max_rows: int = TABLE_MAX_ROWS) -> str:
     return "\n".join(lines)
 
 
-def _json_value(v: object) -> object:
-    """``v`` as JSON holds it: NaN and ±inf as null, inside lists and structs too (a bare
-    ``NaN`` is not JSON); a decimal (``sum`` of an integer column) as a number, not a string."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, Decimal):
-        return int(v) if v == v.to_integral_value() else float(v)
-    if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    return v
-
-
 def _json_rows(table: pa.Table) -> str:
-    rows = [_json_value(row) for row in table.to_pylist()]
+    rows = json_safe(table.to_pylist())
     return json.dumps(rows, indent=1, default=str, allow_nan=False) + "\n"
 
 

@@ -10,6 +10,7 @@ numbers assume no quoted field spans lines.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 
@@ -20,7 +21,7 @@ import pyarrow.csv as pcsv
 
 from voxelflex.columns import codes
 from voxelflex.errors import InputError
-from voxelflex.paths import require_file
+from voxelflex.paths import decode_utf8, require_file
 
 __all__ = ["OPTIONAL_COLUMNS", "OPTIONAL_COLUMN_DOCS", "REQUIRED_COLUMNS", "read_rmsf_csv"]
 
@@ -45,6 +46,9 @@ OPTIONAL_COLUMN_DOCS = {
 }
 
 
+_SAVE_UTF8 = "save it as UTF-8 CSV"  # Excel: "CSV UTF-8"; its "Unicode text" is UTF-16
+
+
 def _wide(t: pa.DataType) -> pa.DataType:
     """Parse numbers at 64 bits and cast once, as for the required columns."""
     if pa.types.is_floating(t):
@@ -65,14 +69,28 @@ _WHOLE = "whole number written as digits with an optional leading '-' (e.g. 57, 
 
 
 def _header(path: str) -> list[str]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
-            return [c.strip() for c in next(csv.reader(fh), [])]
-    except UnicodeDecodeError as exc:  # UTF-16 ("Unicode" in Excel and Notepad), Latin-1
-        raise InputError(
-            f"RMSF CSV {path} is not UTF-8 text (its first line has byte "
-            f"{exc.object[exc.start]:#04x}); save it as UTF-8 CSV"
-        ) from None
+    """The column names of the header line, stripped.
+
+    Raises
+    ------
+    InputError
+        The header line is not UTF-8 text (:func:`voxelflex.paths.decode_utf8`).
+    """
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    text = decode_utf8(first, what=f"RMSF CSV {path}", fix=_SAVE_UTF8)
+    return [c.strip() for c in next(csv.reader(io.StringIO(text, newline="")), [])]
+
+
+def _locate_bad_text(path: str) -> InputError | None:
+    """The first line that is not UTF-8 text, named (runs only on pyarrow's failure)."""
+    with open(path, "rb") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            try:
+                decode_utf8(line, what=f"RMSF CSV {path}, line {line_no},", fix=_SAVE_UTF8)
+            except InputError as exc:
+                return exc
+    return None
 
 
 def _file_lines(path: str, n_rows: int) -> np.ndarray:
@@ -133,6 +151,10 @@ def _read(path: str, columns: list[str]) -> pa.Table:
         column = columns[int(found.group(1))] if found else None
         if column in types and types[column] in _NUMBER:
             raise _locate_bad_value(path, column, types[column], message) from exc
+        if "invalid UTF8" in message:  # a byte past the header (Latin-1 "é" in a name)
+            raise _locate_bad_text(path) or InputError(
+                f"{path}: not UTF-8 text ({message}); {_SAVE_UTF8}"
+            ) from exc
         raise InputError(f"{path}: not a readable CSV ({message}); fix the file") from exc
 
 

@@ -937,6 +937,8 @@ class FeatureProvenance:
         KeyError, TypeError, ValueError
             A field missing or of another type (callers name their file).
         """
+        if not isinstance(d, dict):  # a damaged footer or checkpoint: AttributeError below
+            raise TypeError(f"feature provenance {d!r}: not a dict")
         if not isinstance(d.get("parameters"), dict):
             raise TypeError(f"feature provenance parameters {d.get('parameters')!r}: not a dict")
         return cls(
