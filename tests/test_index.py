@@ -322,6 +322,15 @@ def test_force_field_residue_names_match_pdb_labels(tmp_path):
     assert t["resname"].to_pylist()[2:4] == ["HSD", "HSD"]  # the CSV's names are kept
 
 
+def test_voxel_labels_in_lower_case_or_padded_match_the_csv_names(tmp_path):
+    # the CSV's names were upper-cased and trimmed, the voxel file's labels not: every residue
+    # of a file labelled "ala" or "GLY " was refused as resname_mismatch
+    layout = {"d1": {"A": [("1", "ala"), ("2", "GLY "), ("3", "his")]}}
+    report, t, _ = _build(tmp_path, layout, csv_rows("d1", "ALA GLY HSD"))
+    assert report.skipped == {} and report.rows["train"] == 6
+    assert t["resname"].to_pylist() == ["ALA", "ALA", "GLY", "GLY", "HSD", "HSD"]  # the CSV's
+
+
 def test_prefix_mapping_and_ambiguity(tmp_path):
     layout = {"1abcA00_pdb": {"A": residues("ALA")}}
     _, t, _ = _build(tmp_path, layout, csv_rows("1abcA00", "ALA"))

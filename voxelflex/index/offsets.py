@@ -20,11 +20,13 @@ MAX_SHIFT = 2
 
 
 def canonical_resname(column: str) -> str:
-    """SQL expression: ``column`` with force-field names of protonation states
-    (:data:`~voxelflex.structure.residue_codes.FORCE_FIELD_RESIDUES`) mapped to the PDB names a
-    voxelized structure carries."""
+    """SQL expression: ``column`` upper-cased and trimmed (as the RMSF CSV's names are read;
+    a voxel file's ``label`` may be ``ala`` or ``ALA ``), with force-field names of protonation
+    states (:data:`~voxelflex.structure.residue_codes.FORCE_FIELD_RESIDUES`) mapped to the PDB
+    names a voxelized structure carries."""
+    name = f"upper(trim({column}))"
     cases = " ".join(f"WHEN '{a}' THEN '{c}'" for a, c in FORCE_FIELD_RESIDUES.items())
-    return f"(CASE {column} {cases} ELSE {column} END)"
+    return f"(CASE {name} {cases} ELSE {name} END)"
 
 
 def check_offsets(con: duckdb.DuckDBPyConnection) -> pa.Table:
