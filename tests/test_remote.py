@@ -685,3 +685,27 @@ def test_a_folder_url_with_a_token_query_reads_every_file_with_it(
     assert skipped and "retrying" in caplog.text
     for text in texts:
         assert "s3cret" not in text and "sig=" not in text, text
+
+
+def test_credentials_in_a_url_stay_out_of_a_commands_log_and_its_errors(demo_index, tmp_path):
+    """Reproduction: ``index query -o`` logged the index URL as given into ``n.log`` (logs were
+    redacted only where a message called redact_url), and ``shards build --index URL`` refused
+    it naming the URL with its credentials."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    shutil.copy(demo_index, folder / "index.parquet")
+    runner = CliRunner()
+    with RangeServer(folder, query="sig=t0ken") as server:
+        url = server.url.replace("http://", "http://alice:s3cret@") + "/index.parquet?sig=t0ken"
+        sql = "SELECT count(*) AS n FROM samples"
+        result = runner.invoke(
+            app, ["index", "query", sql, "-i", url, "-o", str(tmp_path / "n.csv")]
+        )
+        assert result.exit_code == 0, result.output
+        refused = runner.invoke(app, ["shards", "build", "--index", url, "-o", str(tmp_path / "s")])
+    log = (tmp_path / "n.log").read_text()
+    assert "query over http://***@" in log and "index.parquet?***" in log, log
+    assert refused.exit_code == 2 and "http://***@" in refused.output
+    for text in (log, result.output, refused.output):
+        assert "alice" not in text and "s3cret" not in text and "t0ken" not in text, text
+
