@@ -32,8 +32,10 @@ from typer.testing import CliRunner
 from tests._batches import assert_same_batches
 from tests._range_server import RangeServer
 from voxelflex.analysis.missing import skipped_lines
+from voxelflex.analysis.predictions import read_predictions
 from voxelflex.cli.main import app
 from voxelflex.config import load_config
+from voxelflex.demo.generate import build_demo_index, generate_demo
 from voxelflex.errors import FetchError, IndexFormatError, ServerError, ShardError
 from voxelflex.index import connect, read_index
 from voxelflex.index.query import run_query
@@ -685,3 +687,83 @@ def test_a_folder_url_with_a_token_query_reads_every_file_with_it(
     assert skipped and "retrying" in caplog.text
     for text in texts:
         assert "s3cret" not in text and "sig=" not in text, text
+
+
+def test_credentials_in_a_url_stay_out_of_a_commands_log_and_its_errors(demo_index, tmp_path):
+    """Reproduction: ``index query -o`` logged the index URL as given into ``n.log`` (logs were
+    redacted only where a message called redact_url), and ``shards build --index URL`` refused
+    it naming the URL with its credentials."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    shutil.copy(demo_index, folder / "index.parquet")
+    runner = CliRunner()
+    with RangeServer(folder, query="sig=t0ken") as server:
+        url = server.url.replace("http://", "http://alice:s3cret@") + "/index.parquet?sig=t0ken"
+        sql = "SELECT count(*) AS n FROM samples"
+        result = runner.invoke(
+            app, ["index", "query", sql, "-i", url, "-o", str(tmp_path / "n.csv")]
+        )
+        assert result.exit_code == 0, result.output
+        refused = runner.invoke(app, ["shards", "build", "--index", url, "-o", str(tmp_path / "s")])
+    log = (tmp_path / "n.log").read_text()
+    assert "query over http://***@" in log and "index.parquet?***" in log, log
+    assert refused.exit_code == 2 and "http://***@" in refused.output
+    for text in (log, result.output, refused.output):
+        assert "alice" not in text and "s3cret" not in text and "t0ken" not in text, text
+
+
+def test_credentials_in_a_url_stay_out_of_every_file_but_the_runs_config(tmp_path):
+    """Reproduction: a URL's ``user:token@`` and ``?sig=`` were stored as given in the
+    checkpoints' config, the predictions' metadata (Parquet footer, ``.csv.json``), a shard
+    manifest built from a URL index and ``index query``'s log, files that are shared with
+    results and bug reports. Only the run's ``config.yaml`` keeps the URL as given: ``-c
+    config.yaml --resume`` reads its data from it (documented in docs/training.md)."""
+    paths = generate_demo(tmp_path / "demo", n_domains=6, seed=3)
+    served = tmp_path / "served"
+    build_demo_index(paths, served / "index.parquet")
+    build_shards(read_index(served / "index.parquet"), served / "shards", progress=False)
+    secrets = (b"alice", b"s3cret", b"t0ken")
+    with RangeServer(served, query="sig=t0ken") as server:
+        base = server.url.replace("http://", "http://alice:s3cret@")
+        index, shards = f"{base}/index.parquet?sig=t0ken", f"{base}/shards?sig=t0ken"
+        run, out = tmp_path / "runs" / "r", tmp_path / "out"
+        build_shards(read_index(index), out / "shards", progress=False)  # the CLI takes a path
+        sets = [
+            *("model.preset=tiny", "model.name=multipath", "loader.batch_size=256"),
+            *("loader.num_workers=0", "train.progress=false", "train.plot=false"),
+            *("loader.source=shards", f"data.shards_dir={shards}", "train.epochs=1"),
+        ]
+        runner = CliRunner()
+
+        def ok(*args):
+            result = runner.invoke(app, [str(a) for a in args])
+            assert result.exit_code == 0, result.output
+            return result
+
+        options = [a for s in sets for a in ("--set", s)]
+        trained = ok(
+            "train", "--index", index, "--output-dir", run.parent, "--run-name", "r", *options
+        )
+        assert "holds data.index and data.shards_dir as given" in trained.output
+        ok("train", "-c", run / "config.yaml", "--resume", "--set", "train.epochs=2")
+        ok("predict", "-c", run / "models" / "best.pt", "--index", index, "--split", "test")
+        ok("predict", "-c", run / "models" / "best.pt", "--index", index, "-o", out / "val.csv")
+        predictions = run / "metrics" / "predictions_test.parquet"
+        result = runner.invoke(app, ["evaluate", "-p", str(predictions), "--no-importance"])
+        assert result.exit_code == 2  # the index as recorded has lost its credentials
+        assert "--index" in result.output and "http://***@" in result.output, result.output
+        ok("evaluate", "-p", predictions, "--index", index, "--no-importance")
+        for wrong in (["-c", run / "models" / "best.pt", "--domain", "nosuch"], ["-c", index]):
+            result = runner.invoke(app, ["predict", "--index", index, *map(str, wrong)])
+            assert result.exit_code == 2 and "***@" in result.output, result.output
+            assert not [s for s in secrets if s.decode() in result.output], result.output
+        ok("index", "query", "SELECT count(*) FROM samples", "--index", index, "-o", out / "n.csv")
+    recorded = index.replace("alice:s3cret@", "***@").replace("?sig=t0ken", "?***")
+    assert read_predictions(predictions)[1].index == recorded
+    written = [p for p in (run, out) for p in p.rglob("*") if p.is_file()]
+    assert {"best.pt", "val.csv.json", "manifest.json", "n.log"} <= {p.name for p in written}
+    for path in written:
+        if path != run / "config.yaml":
+            data = path.read_bytes()
+            assert not [s for s in secrets if s in data], path
+    assert index in (run / "config.yaml").read_text()  # kept as given, documented

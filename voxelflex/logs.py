@@ -15,12 +15,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from voxelflex import __version__
+from voxelflex.paths import redact_url
 
 __all__ = ["LOG_FILE", "command_log", "log_file_for", "setup_logging"]
 
 LOG_FILE = Path("logs") / "voxelflex.log"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _MARK = "_voxelflex_handler"
+
+
+class _RedactingFormatter(logging.Formatter):
+    """A formatter that hides URL credentials (:func:`voxelflex.paths.redact_url`) in every line.
+
+    Messages redact the URLs they name; this catches any that does not (an exception's text, a
+    third-party message, a value logged as given), in the console and in every log file.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_url(super().format(record))
 
 
 def setup_logging(
@@ -58,7 +70,7 @@ def setup_logging(
             logger.removeHandler(handler)
             handler.close()
     fmt = _FORMAT if rank is None else _FORMAT.replace("%(levelname)s", f"rank{rank} %(levelname)s")
-    formatter = logging.Formatter(fmt, datefmt="%Y-%m-%d %H:%M:%S")
+    formatter = _RedactingFormatter(fmt, datefmt="%Y-%m-%d %H:%M:%S")
     handlers: list[logging.Handler] = []
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))
@@ -131,7 +143,7 @@ def command_log(output: str | Path, what: str) -> Iterator[Path]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(_RedactingFormatter(_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     handler.handle(header)
     logger.addHandler(handler)
     try:

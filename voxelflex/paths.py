@@ -81,8 +81,8 @@ def refuse_url(value: object, what: str, error: type[Exception]) -> None:
     """
     if is_url(value):
         raise error(
-            f"{value} is a URL, but {what} takes a local path: voxelflex writes its outputs "
-            "locally, so give a local path and upload the result with your storage tool "
+            f"{redact_url(value)} is a URL, but {what} takes a local path: voxelflex writes its "
+            "outputs locally, so give a local path and upload the result with your storage tool "
             "(aws s3 cp, gsutil, rclone); download an input first"
         )
 

@@ -400,8 +400,9 @@ def evaluate(
     predictions : path
         Output of :func:`voxelflex.analysis.predict.predict` (Parquet or CSV).
     index_path, checkpoint : path, optional
-        Default to the ones recorded in the predictions file. The index's train split fits the
-        baselines; the checkpoint is needed for permutation importance.
+        Default to the ones recorded in the predictions file (an index URL recorded without
+        its credentials must be given). The index's train split fits the baselines; the
+        checkpoint is needed for permutation importance.
     out_path : path, optional
         Default ``<predictions folder>/evaluation_metrics_<split>.json``.
     importance : bool, optional
@@ -429,6 +430,14 @@ def evaluate(
     predictions = Path(predictions)
     table, meta = read_predictions(predictions)
     _check_duplicates(table, predictions)
+    if index_path is None and is_url(meta.index) and "***" in meta.index:
+        # predict records a URL without its credentials (redact_url): reading it would fail
+        # with "not found" or "forbidden", which names no fix
+        raise InputError(
+            f"{predictions}: the predictions were made from index {meta.index}, recorded "
+            "without its credentials; give the index again with --index (the URL as given to "
+            "predict, or credentials in the environment: AWS_* variables, ~/.config/fsspec/)"
+        )
     index_path = index_path or meta.index
     index_path = index_path if is_url(index_path) else Path(index_path)
     checkpoint = Path(checkpoint or meta.checkpoint)

@@ -53,7 +53,7 @@ from voxelflex.formats import TableFormat
 from voxelflex.index import LoadedIndex, read_index
 from voxelflex.index.schema import SPLITS
 from voxelflex.logs import command_log
-from voxelflex.paths import Location, check_output, is_url
+from voxelflex.paths import Location, check_output, is_url, redact_url
 from voxelflex.sources import open_source, source_options
 from voxelflex.wording import counted
 
@@ -387,7 +387,9 @@ def _write(
             skipped_lines(index_path, [*(domains or []), *predicted_domains], absent),
         ]
     )
-    index_name = str(index_path) if is_url(index_path) else str(index_path.resolve())
+    # The metadata travels with the predictions (shared, attached to reports): a URL's
+    # credentials stay out of it, and evaluate then asks for --index instead.
+    index_name = redact_url(index_path) if is_url(index_path) else str(index_path.resolve())
     extrap, missing_path = write_outputs(
         table,
         missing_rows,

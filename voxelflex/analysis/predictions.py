@@ -89,7 +89,8 @@ class PredictionsMeta:
         ``checkpoint`` is still the model that made the predictions; None in files written
         before it was recorded.
     index : str
-        Index path the residues (and targets) came from.
+        Index path the residues (and targets) came from; a URL with its user information
+        and query shown as ``***`` (:func:`voxelflex.paths.redact_url`).
     splits : list of str
         Index splits the rows came from.
     temperatures : list of float

@@ -62,6 +62,7 @@ from voxelflex.engine.tracker import BestTracker
 from voxelflex.errors import CheckpointError, TrainingError
 from voxelflex.logs import setup_logging
 from voxelflex.models import ModelSpec, RMSFModel, build_model, trunk_arguments
+from voxelflex.paths import is_url, redact_url
 from voxelflex.sources.batch import Batch
 
 __all__ = ["HISTORY_FILE", "TrainResult", "loss_description", "read_history", "train"]
@@ -112,6 +113,23 @@ def train(config: Config) -> TrainResult:
         return _Trainer(config, dist).run()
     finally:
         dist.close()
+
+
+# The config keys that take a URL (config.PathOrUrl).
+_URL_KEYS = ("index", "shards_dir")
+
+
+def _without_credentials(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (:meth:`Config.to_dict`) with its URLs' credentials shown as ``***``.
+
+    A checkpoint's config only describes the run (resume takes the data from the command line
+    or config.yaml), and checkpoints are shared with their results.
+    """
+    data = dict(config["data"])
+    for key in _URL_KEYS:
+        if is_url(data[key]):
+            data[key] = redact_url(data[key])
+    return {**config, "data": data}
 
 
 def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
@@ -255,6 +273,16 @@ class _Trainer:
             once = dataclasses.replace(self.run_config.train, overwrite=False, resume=False)
             saved = dataclasses.replace(self.run_config, train=once)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(saved))
+            # config.yaml keeps URLs as given: `-c config.yaml --resume` reads the data from it
+            given = {f"data.{k}": saved.get(f"data.{k}") for k in _URL_KEYS}
+            if keys := [k for k, v in given.items() if is_url(v) and redact_url(v) != v]:
+                log.warning(
+                    "%s holds %s as given, with the credentials in the URL: keep the file "
+                    "private, or give credentials through the environment (AWS_* variables, "
+                    "~/.config/fsspec/) instead of in the URL",
+                    self.run_dir / "config.yaml",
+                    " and ".join(keys),
+                )
             log_model(
                 self.model,
                 device=self.device,
@@ -405,7 +433,7 @@ class _Trainer:
             history=self.history,
             trainer=self.tracker.state_dict(),
             partial=partial,
-            config=self.run_config.to_dict(),
+            config=_without_credentials(self.run_config.to_dict()),
         )
 
     def _save(self, paths: list[Path], acc: EpochAccumulator | None = None) -> None:

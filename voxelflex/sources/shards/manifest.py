@@ -176,7 +176,8 @@ class ShardManifest:
     settings : dict
         ``zstd_level``, ``domains_per_shard``, ``seed`` used by the build.
     source : dict
-        Where the voxels came from: ``voxel_file``, ``index`` paths, and ``voxel_fingerprint``,
+        Where the voxels came from: ``voxel_file``, ``index`` paths (a URL without its
+        credentials, :func:`voxelflex.paths.redact_url`), and ``voxel_fingerprint``,
         the fingerprint the index recorded for its voxel file (``path``, ``size``,
         ``mtime_ns``, ``key_hash``).
     shards : tuple of ShardEntry

@@ -36,6 +36,7 @@ from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD, DEFAULT_ZSTD_LEVEL
 from voxelflex.index import LoadedIndex, read_index
 from voxelflex.index.fingerprint import file_fingerprint, fingerprint_change
 from voxelflex.logs import command_log
+from voxelflex.paths import redact_url
 from voxelflex.sources.hdf5 import Hdf5Reader
 from voxelflex.sources.shards.manifest import (
     FORMAT_NAME,
@@ -316,8 +317,8 @@ def build_shards(
         keys = [domain_key(d) for d in names]
         if len(set(keys)) != len(keys):
             raise ShardError(
-                f"{index.path}: domain names collide once dots/slashes become '_' (record keys); "
-                "rename the domains in the voxel file"
+                f"{redact_url(str(index.path))}: domain names collide once dots/slashes become "
+                "'_' (record keys); rename the domains in the voxel file"
             )
         order = np.random.default_rng(seed).permutation(len(names))
         groups = [
@@ -374,8 +375,8 @@ def build_shards(
                 (out / _STATE_DIR / f"{shard_name(i)}.json").unlink(missing_ok=True)
             raise ShardError(
                 f"voxel file {voxel_file} changed while the shards were built ({detail}); "
-                f"rebuild the index ({index.path}) with `voxelflex index build`, then the "
-                f"shards with `voxelflex shards build --index INDEX --output {out}`"
+                f"rebuild the index ({redact_url(str(index.path))}) with `voxelflex index build`, "
+                f"then the shards with `voxelflex shards build --index INDEX --output {out}`"
             )
         planned = {shard_name(i) for i in range(len(groups))}
         for name in sorted(ours - planned):
@@ -387,7 +388,7 @@ def build_shards(
             settings=settings,
             source={
                 "voxel_file": str(voxel_file),
-                "index": str(index.path),
+                "index": redact_url(str(index.path)),  # the manifest is published with the shards
                 "voxel_fingerprint": index.meta.fingerprints["voxel_file"],
             },
             shards=tuple(entries),
