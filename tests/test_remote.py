@@ -767,3 +767,22 @@ def test_credentials_in_a_url_stay_out_of_every_file_but_the_runs_config(tmp_pat
             data = path.read_bytes()
             assert not [s for s in secrets if s in data], path
     assert index in (run / "config.yaml").read_text()  # kept as given, documented
+
+
+def test_every_voxelflex_error_redacts_the_urls_in_its_message():
+    """Library callers read ``str(exc)``: a message that quoted a URL as given (predict's 'have
+    no temperatures', importance's 'no rows with targets') carried its token to them."""
+    import pickle
+
+    from voxelflex.errors import ConfigError, DomainRefused
+
+    url = "https://alice:s3cret@host/run/index.parquet?sig=t0ken/x&e=1"
+    err = ConfigError(f"split(s) ['test'] of {url} have no temperatures")
+    assert (
+        str(err)
+        == "split(s) ['test'] of https://***@host/run/index.parquet?*** have no temperatures"
+    )
+    assert str(pickle.loads(pickle.dumps(err))) == str(err)  # across a worker's pipe
+    refused = DomainRefused("not_mdcath", f"{url}: no group")
+    assert refused.detail == str(refused) == "https://***@host/run/index.parquet?***: no group"
+    assert str(ConfigError("is it? yes, 3 < 4")) == "is it? yes, 3 < 4"  # prose untouched

@@ -3,6 +3,8 @@
 Messages name the offending file, domain or residue, what was found, what is allowed, and the fix.
 """
 
+from voxelflex.redaction import redact_url
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
@@ -21,7 +23,14 @@ __all__ = [
 
 
 class VoxelflexError(Exception):
-    """Root of all voxelflex errors; the CLI prints these without a traceback."""
+    """Root of all voxelflex errors; the CLI prints these without a traceback.
+
+    A URL in the message keeps neither its ``user:token@`` nor its query (:func:`redact_url`):
+    messages name the inputs, and a library caller logs or shows ``str(exc)`` as it is.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_url(a) if isinstance(a, str) else a for a in args))
 
 
 class InputError(VoxelflexError):
@@ -105,7 +114,7 @@ class DomainRefused(InputError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
+        self.detail = self.args[0]  # as redacted
 
     def __reduce__(self):
         return DomainRefused, (self.reason, self.detail)

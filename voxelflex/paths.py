@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from voxelflex.errors import InputError, VoxelflexError
+from voxelflex.redaction import redact_url
 
 __all__ = [
     "Location",
@@ -40,22 +41,6 @@ __all__ = [
 # A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
 Location = Path | str
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-# The user information of a URL (``https://user:token@host``): what aiohttp sends as credentials.
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-# A URL's query (``?X-Amz-Signature=...``, ``?sig=...``): signatures and tokens.
-_QUERY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+://[^\s?'\"]*)\?[^\s'\"]*")
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the user information and the query of every URL in it replaced by ``***``.
-
-    Messages and logs name URLs; credentials given in one (``https://user:token@host/shards``,
-    ``https://host/shards?sig=...``) must not end up in a log file, a terminal scrollback or a
-    missing report.
-    """
-    return _QUERY.sub(r"\1?***", _USERINFO.sub("***@", text))
 
 
 def is_url(location: object) -> bool:

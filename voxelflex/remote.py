@@ -102,9 +102,7 @@ def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
             hint = f"pip install 'voxelflex[{extra}]'"
         else:
             hint = _HTTP_HINT if scheme in ("http", "https") else "install the fsspec back end"
-        raise FetchError(
-            redact_url(f"{url}: cannot open {scheme}:// URLs ({exc}); {hint}")
-        ) from exc
+        raise FetchError(f"{url}: cannot open {scheme}:// URLs ({exc}); {hint}") from exc
 
 
 class RemoteFolder:

@@ -15,7 +15,6 @@ import typer
 from typer.core import TyperGroup
 
 from voxelflex.errors import VoxelflexError
-from voxelflex.paths import redact_url
 
 __all__ = ["ALIASES", "VoxelflexGroup", "command_group", "file_system_message"]
 
@@ -54,9 +53,8 @@ class VoxelflexGroup(TyperGroup):
         except VoxelflexError as exc:
             # typer.Exit, not a ClickException: typer >= 0.26 vendors click and would box
             # (and re-wrap) the message with rich.
-            # messages name the index or shard URL as given (user:token@, ?sig=): the terminal
-            # and its scrollback get it redacted, as logs do
-            typer.secho(f"error: {redact_url(str(exc))}", err=True, fg="red")
+            # (the message's URLs are redacted: VoxelflexError)
+            typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(2) from exc
         except OSError as exc:
             # A location the user chose that cannot be written (or read): permissions, a

@@ -317,7 +317,7 @@ def build_shards(
         keys = [domain_key(d) for d in names]
         if len(set(keys)) != len(keys):
             raise ShardError(
-                f"{redact_url(str(index.path))}: domain names collide once dots/slashes become "
+                f"{index.path}: domain names collide once dots/slashes become "
                 "'_' (record keys); rename the domains in the voxel file"
             )
         order = np.random.default_rng(seed).permutation(len(names))
@@ -375,7 +375,7 @@ def build_shards(
                 (out / _STATE_DIR / f"{shard_name(i)}.json").unlink(missing_ok=True)
             raise ShardError(
                 f"voxel file {voxel_file} changed while the shards were built ({detail}); "
-                f"rebuild the index ({redact_url(str(index.path))}) with `voxelflex index build`, "
+                f"rebuild the index ({index.path}) with `voxelflex index build`, "
                 f"then the shards with `voxelflex shards build --index INDEX --output {out}`"
             )
         planned = {shard_name(i) for i in range(len(groups))}
