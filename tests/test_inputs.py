@@ -261,8 +261,11 @@ def test_csv_duplicates_listed_with_lines(tmp_path):
     path = write_csv(tmp_path / "r.csv", rows)
     with pytest.raises(
         InputError, match=r"1 duplicated.*domain d1 resid 2 at 450 K on lines \[5, 6\]"
-    ):
+    ) as err:
         read_rmsf_csv(path)
+    # without a chain column, two chains that share numbers look like this: say so
+    assert str(err.value).endswith("if they are residues of different chains that share "
+                                   "numbers, add a `chain` column")  # fmt: skip
 
 
 def test_csv_duplicates_are_found_on_the_values_the_index_keeps(tmp_path):
@@ -306,8 +309,9 @@ def test_csv_duplicates_respect_chain_column(tmp_path):
     ok = [("d1", "A", 1, "ALA", 320, 0.1), ("d1", "B", 1, "ALA", 320, 0.1)]
     assert read_rmsf_csv(write_csv(tmp_path / "ok.csv", ok, header)).num_rows == 2
     dup = [*ok, ("d1", "B", 1, "ALA", 320, 0.2)]
-    with pytest.raises(InputError, match="domain d1 chain B resid 1"):
+    with pytest.raises(InputError, match="domain d1 chain B resid 1") as err:
         read_rmsf_csv(write_csv(tmp_path / "dup.csv", dup, header))
+    assert "add a `chain` column" not in str(err.value)
 
 
 def test_csv_chain_is_read_without_spaces_like_the_domain_id(tmp_path):

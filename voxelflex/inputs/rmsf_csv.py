@@ -220,10 +220,15 @@ def _check_duplicates(path: str, t: pa.Table) -> None:
             f"resid {t['resid'][r0].as_py()} at {t['temperature'][r0].as_py():g} K on "
             f"lines {[t['line'][int(x)].as_py() for x in rows]}"
         )
+    chains = (
+        "; if they are residues of different chains that share numbers, add a `chain` column"
+        if t["chain"].null_count == len(t)
+        else ""
+    )
     raise InputError(
         f"{path}: {len(starts)} duplicated (domain, chain, resid, temperature) keys, e.g. "
         f"{'; '.join(examples)}; keep one row per residue and temperature (average replicas "
-        "first)"
+        f"first){chains}"
     )
 
 
