@@ -420,3 +420,13 @@ def test_the_base_preset_has_the_earlier_default_sizes(name, earlier):
     # earlier defaults (growth_rate 16, block_config [4, 4, 4], ..., base_filters 32)
     args = trunk_arguments(ModelSpec(name, "base", "film"))
     assert {key: args[key] for key in earlier} == earlier
+
+
+def test_early_stopping_with_patience_0_is_named_in_the_notes():
+    # the earlier run stopped after its first epoch; voxelflex's 0 is "off": said, not silent
+    raw = _earlier()
+    raw["training"]["early_stopping"].update(enabled=True, patience=0)
+    migration = migrate_config(raw)
+    assert migration.config["train"]["early_stopping_patience"] == 0
+    assert any("patience 0 stopped the earlier run" in n for n in migration.notes)
+    assert not any("patience 0 stopped" in n for n in migrate_config(_earlier()).notes)

@@ -572,6 +572,13 @@ def _training(b: _Builder) -> None:
         for key in ("training.early_stopping.enabled", "training.early_stopping.patience"):
             if b.has(key):
                 b.set(key, "train.early_stopping_patience", patience if enabled else 0)
+        if enabled and patience == 0:
+            b.note(
+                "training.early_stopping: enabled with patience 0 stopped the earlier run after "
+                "its first epoch (0 epochs without a gain reach a patience of 0); voxelflex reads "
+                "train.early_stopping_patience 0 as off, so this run trains every epoch: set "
+                "train.epochs: 1 for the earlier run's length"
+            )
 
 
 def _schedule_settings(b: _Builder) -> None:
