@@ -44,6 +44,8 @@ __all__ = [
 # A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
 Location = Path | str
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+# The first two bytes of every gzip stream (RFC 1952): a `.csv.gz` given as a text input.
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_url(location: object) -> bool:
@@ -142,8 +144,14 @@ def decode_utf8(
     ------
     VoxelflexError
         ``error``: not UTF-8 text (UTF-16, which Windows Notepad's "Unicode" writes, Latin-1,
-        or a binary file), naming the file, the first bad byte and its offset, and ``fix``.
+        or a binary file), naming the file, the first bad byte and its offset, and ``fix``;
+        a gzip-compressed file (``rmsf.csv.gz``) is named as such, with gunzip as the fix.
     """
+    if data.startswith(_GZIP_MAGIC):
+        raise error(
+            f"{what} is gzip-compressed, not text; decompress it first (`gunzip -k FILE`) and "
+            "pass the uncompressed file"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
