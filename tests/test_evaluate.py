@@ -384,6 +384,15 @@ def test_a_predictions_csv_saved_with_semicolons_or_without_columns_is_a_message
         read_predictions(preds)
 
 
+@pytest.mark.parametrize("start", [b"\x89HDF\r\n", "domain,\u00e9".encode("latin-1")])
+def test_a_predictions_csv_that_is_not_utf8_is_a_message(tmp_path, start):
+    # a UnicodeDecodeError traceback before (an HDF5 file, or a CSV saved as Latin-1)
+    preds = tmp_path / "p.csv"
+    preds.write_bytes(start + b"\n1,2\n")
+    with pytest.raises(InputError, match=rf"predictions CSV {preds} is not UTF-8 text"):
+        read_predictions(preds)
+
+
 def test_a_missing_value_in_a_predictions_csv_is_an_empty_field_and_reads_back(tmp_path):
     from typer.testing import CliRunner
 
