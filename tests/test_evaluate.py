@@ -26,7 +26,7 @@ from voxelflex.analysis.predictions import (
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures
 from voxelflex.demo.generate import build_demo_index
 from voxelflex.demo.structures import generate_structure_demo
-from voxelflex.errors import ConfigError, InputError
+from voxelflex.errors import ConfigError, InputError, VoxelflexError
 from voxelflex.index import build_index, read_index
 from voxelflex.metrics import grouped_pearson, pearson, regression_metrics, summarize
 from voxelflex.quantities import temperature_key
@@ -285,6 +285,20 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
         for key in re.findall(r"`(\w+)[.`]", line.split("|")[1])
     }
     assert set(on_disk) == documented
+
+
+def test_an_index_or_checkpoint_given_that_cannot_be_read_is_refused_not_skipped(tmp_path):
+    # exit 0 before, the baselines (importance) skipped with a warning: what -i (-c) asked for
+    # was quietly left out. The recorded ones still skip (the test above).
+    y = np.linspace(0.1, 0.5, 6)
+    preds = write_predictions(_table(target_rmsf=y, predicted_rmsf=y), _meta(), tmp_path / "p.csv")
+    not_an_index = tmp_path / "index.parquet"
+    not_an_index.write_text("domain_id,resid\n")
+    with pytest.raises(VoxelflexError, match=f"{not_an_index} is not a Parquet file"):
+        evaluate(preds, index_path=not_an_index, importance=False)
+    with pytest.raises(InputError, match=f"checkpoint {tmp_path / 'best.pt'} does not exist"):
+        evaluate(preds, checkpoint=tmp_path / "best.pt", importance=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.parquet", "p.csv", "p.csv.json"]
 
 
 def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predictions(tmp_path):
