@@ -301,6 +301,15 @@ def test_an_index_or_checkpoint_given_that_cannot_be_read_is_refused_not_skipped
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.parquet", "p.csv", "p.csv.json"]
 
 
+def test_a_metrics_output_not_named_json_is_refused(tmp_path):
+    # `-o metrics.csv` wrote JSON into a .csv file, exit 0
+    y = np.linspace(0.1, 0.5, 6)
+    preds = write_predictions(_table(target_rmsf=y, predicted_rmsf=y), _meta(), tmp_path / "p.csv")
+    with pytest.raises(InputError, match=r"metrics.csv: the metrics file is written as json"):
+        evaluate(preds, importance=False, out_path=tmp_path / "metrics.csv")
+    assert not (tmp_path / "metrics.csv").exists()
+
+
 def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predictions(tmp_path):
     rng = np.random.default_rng(2)
     y = rng.random(20)

@@ -38,7 +38,7 @@ from voxelflex.metrics import (
     regression_metrics,
     summarize,
 )
-from voxelflex.paths import Location, check_output, is_url, require_file
+from voxelflex.paths import Location, check_output, is_url, require_file, require_suffix
 from voxelflex.quantities import temperature_key
 from voxelflex.sources.shards.manifest import file_sha256
 
@@ -453,6 +453,8 @@ def evaluate(
     checkpoint = Path(checkpoint or meta.checkpoint)
     if importance and given_checkpoint:
         require_file(checkpoint, what="checkpoint", option="--checkpoint")
+    if out_path is not None:  # JSON named .csv opens as garbage in a spreadsheet
+        require_suffix(out_path, (".json",), what="metrics file")
     out = check_output(
         out_path or predictions.parent / f"evaluation_metrics_{meta.split}.json",
         inputs={"predictions": predictions, "index": index_path, "checkpoint": checkpoint},
