@@ -246,3 +246,35 @@ def test_an_other_os_error_stays_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", broken)
     result = _invoke("config", "migrate", config, "-o", tmp_path / "new.yaml")
     assert result.exit_code == 1 and isinstance(result.exception, OSError)
+
+
+def test_an_output_below_a_file_names_that_file(demo_index, tmp_path):
+    # `-o results.csv/out.parquet`, or a folder option naming a file's child: a
+    # FileExistsError / NotADirectoryError traceback from mkdir before
+    config = tmp_path / "old.yaml"
+    config.write_text("training:\n  learning_rate: 0.001\n")
+    blocker = tmp_path / "results.csv"
+    blocker.write_text("x\n")
+    for args in (
+        ("config", "migrate", config, "-o", blocker / "new.yaml"),  # a file output
+        ("index", "query", "-i", demo_index, "select 1", "-o", blocker / "deeper" / "q.csv"),
+        ("shards", "build", "--index", demo_index, "-o", blocker / "shards"),  # a folder output
+        ("train", "--index", demo_index, "--output-dir", blocker, "--no-progress"),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        message = " ".join(result.output.split())
+        assert "Traceback" not in message and f"{blocker} is a file, not a folder" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.yaml", "results.csv"]
+    assert blocker.read_text() == "x\n"
+
+
+def test_a_file_exists_error_with_no_file_in_the_way_stays_a_traceback(tmp_path):
+    from voxelflex.cli.group import file_system_message
+
+    folder = tmp_path / "made"
+    folder.mkdir()  # os.mkdir without exist_ok on a folder: a bug, not the user's path
+    assert file_system_message(FileExistsError(errno.EEXIST, "File exists", str(folder))) is None
+    blocked = FileExistsError(errno.EEXIST, "File exists", str(tmp_path / "old.yaml"))
+    (tmp_path / "old.yaml").write_text("")
+    assert "is a file, not a folder" in file_system_message(blocked)

@@ -26,7 +26,7 @@ from voxelflex.analysis.predictions import (
 from voxelflex.analysis.temperatures import parse_sweep, resolve_temperatures
 from voxelflex.demo.generate import build_demo_index
 from voxelflex.demo.structures import generate_structure_demo
-from voxelflex.errors import ConfigError, InputError
+from voxelflex.errors import ConfigError, InputError, VoxelflexError
 from voxelflex.index import build_index, read_index
 from voxelflex.metrics import grouped_pearson, pearson, regression_metrics, summarize
 from voxelflex.quantities import temperature_key
@@ -287,6 +287,29 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert set(on_disk) == documented
 
 
+def test_an_index_or_checkpoint_given_that_cannot_be_read_is_refused_not_skipped(tmp_path):
+    # exit 0 before, the baselines (importance) skipped with a warning: what -i (-c) asked for
+    # was quietly left out. The recorded ones still skip (the test above).
+    y = np.linspace(0.1, 0.5, 6)
+    preds = write_predictions(_table(target_rmsf=y, predicted_rmsf=y), _meta(), tmp_path / "p.csv")
+    not_an_index = tmp_path / "index.parquet"
+    not_an_index.write_text("domain_id,resid\n")
+    with pytest.raises(VoxelflexError, match=f"{not_an_index} is not a Parquet file"):
+        evaluate(preds, index_path=not_an_index, importance=False)
+    with pytest.raises(InputError, match=f"checkpoint {tmp_path / 'best.pt'} does not exist"):
+        evaluate(preds, checkpoint=tmp_path / "best.pt", importance=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.parquet", "p.csv", "p.csv.json"]
+
+
+def test_a_metrics_output_not_named_json_is_refused(tmp_path):
+    # `-o metrics.csv` wrote JSON into a .csv file, exit 0
+    y = np.linspace(0.1, 0.5, 6)
+    preds = write_predictions(_table(target_rmsf=y, predicted_rmsf=y), _meta(), tmp_path / "p.csv")
+    with pytest.raises(InputError, match=r"metrics.csv: the metrics file is written as json"):
+        evaluate(preds, importance=False, out_path=tmp_path / "metrics.csv")
+    assert not (tmp_path / "metrics.csv").exists()
+
+
 def test_importance_refuses_a_checkpoint_other_than_the_one_that_made_the_predictions(tmp_path):
     rng = np.random.default_rng(2)
     y = rng.random(20)
@@ -381,6 +404,15 @@ def test_a_predictions_csv_saved_with_semicolons_or_without_columns_is_a_message
     header, rest = text.split("\n", 1)
     preds.write_text(header.replace("predicted_rmsf", "prediction") + "\n" + rest)  # renamed
     with pytest.raises(InputError, match=r"\['predicted_rmsf'\] are missing"):
+        read_predictions(preds)
+
+
+@pytest.mark.parametrize("start", [b"\x89HDF\r\n", "domain,\u00e9".encode("latin-1")])
+def test_a_predictions_csv_that_is_not_utf8_is_a_message(tmp_path, start):
+    # a UnicodeDecodeError traceback before (an HDF5 file, or a CSV saved as Latin-1)
+    preds = tmp_path / "p.csv"
+    preds.write_bytes(start + b"\n1,2\n")
+    with pytest.raises(InputError, match=rf"predictions CSV {preds} is not UTF-8 text"):
         read_predictions(preds)
 
 

@@ -201,6 +201,16 @@ def test_csv_not_utf8_is_refused_naming_the_file(tmp_path, encoding, byte):
         read_rmsf_csv(path)
 
 
+def test_a_gzip_compressed_csv_is_named_as_such(tmp_path):
+    # was "is not UTF-8 text (byte 0x8b at offset 1)": true, but not what to do
+    import gzip
+
+    path = tmp_path / "rmsf.csv.gz"
+    path.write_bytes(gzip.compress(b"domain_id,resid,resname,temperature_feature,target_rmsf\n"))
+    with pytest.raises(InputError, match=rf"RMSF CSV {path} is gzip-compressed.*gunzip"):
+        read_rmsf_csv(path)
+
+
 @pytest.mark.parametrize("n_rows", [3, 2000])  # in the header's read buffer (8 KiB), or past it
 def test_csv_not_utf8_past_the_header_names_the_line(tmp_path, n_rows):
     # was "its first line has byte 0xe9" (the header is ASCII) or pyarrow's "invalid UTF8 data"

@@ -6,6 +6,8 @@ The policy (also in ``docs/formats.md``, "Outputs and overwriting"):
   config key).
 * An output never resolves to one of the command's inputs (``index build -o voxels.hdf5`` would
   replace the voxel file with a Parquet): refused, naming both.
+* An output whose folder, or a folder above it, is a file (``-o results.csv/p.parquet``) is
+  refused, naming that file: nothing can be created below it.
 * An existing output is refused, naming it and the ways on: ``--resume`` where the command has it,
   another name, or ``--overwrite``.
 * A folder that holds the command's own build state (an interrupted ``shards build``) resumes
@@ -26,6 +28,7 @@ __all__ = [
     "Location",
     "check_output",
     "decode_utf8",
+    "file_in_the_way",
     "is_url",
     "join_location",
     "read_text_file",
@@ -41,6 +44,8 @@ __all__ = [
 # A local path, or a URL that fsspec resolves (https://, s3://, gs://, ...): kept as the str.
 Location = Path | str
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+# The first two bytes of every gzip stream (RFC 1952): a `.csv.gz` given as a text input.
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_url(location: object) -> bool:
@@ -139,8 +144,14 @@ def decode_utf8(
     ------
     VoxelflexError
         ``error``: not UTF-8 text (UTF-16, which Windows Notepad's "Unicode" writes, Latin-1,
-        or a binary file), naming the file, the first bad byte and its offset, and ``fix``.
+        or a binary file), naming the file, the first bad byte and its offset, and ``fix``;
+        a gzip-compressed file (``rmsf.csv.gz``) is named as such, with gunzip as the fix.
     """
+    if data.startswith(_GZIP_MAGIC):
+        raise error(
+            f"{what} is gzip-compressed, not text; decompress it first (`gunzip -k FILE`) and "
+            "pass the uncompressed file"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -201,6 +212,24 @@ def within(path: str | os.PathLike, place: str | os.PathLike) -> bool:
     return any(same_file(q, place) for q in (p, *p.absolute().parents, *p.resolve().parents))
 
 
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The first of ``folder`` and the folders above it that exists but is not a folder (a
+    file, through links), so that nothing can be created below it; None when there is none.
+
+    Parameters
+    ----------
+    folder : path
+        A folder an output goes into, existing or not.
+    """
+    folder = Path(folder).absolute()
+    for place in (*reversed(folder.parents), folder):
+        if not place.exists():  # nothing below it exists either
+            return None
+        if not place.is_dir():
+            return place
+    return None
+
+
 def require_suffix(
     path: str | os.PathLike, suffixes: tuple[str, ...], *, what: str, option: str = "--output"
 ) -> None:
@@ -249,7 +278,8 @@ def check_output(
     Raises
     ------
     InputError
-        The output is one of the inputs, a directory, or exists (without ``overwrite``).
+        The output is one of the inputs, a directory, lies below a file, or exists (without
+        ``overwrite``).
     """
     p = Path(path)
     pairs = inputs.items() if isinstance(inputs, Mapping) else inputs
@@ -259,6 +289,12 @@ def check_output(
                 f"{option} {p} is the {name} this command reads; writing there would destroy "
                 f"that input: choose another {option} path"
             )
+    blocker = file_in_the_way(p.parent)
+    if blocker is not None:
+        raise InputError(
+            f"{option} {p}: {blocker} is a file, not a folder, so nothing can be written below "
+            f"it; choose another {option} path (or move that file away)"
+        )
     if p.is_dir():
         raise InputError(
             f"{option} {p} is a directory, but the {what} is a file: give a file path "

@@ -38,7 +38,7 @@ from voxelflex.metrics import (
     regression_metrics,
     summarize,
 )
-from voxelflex.paths import Location, check_output, is_url
+from voxelflex.paths import Location, check_output, is_url, require_file, require_suffix
 from voxelflex.quantities import temperature_key
 from voxelflex.sources.shards.manifest import file_sha256
 
@@ -402,7 +402,8 @@ def evaluate(
     index_path, checkpoint : path, optional
         Default to the ones recorded in the predictions file (an index URL recorded without
         its credentials must be given). The index's train split fits the baselines; the
-        checkpoint is needed for permutation importance.
+        checkpoint is needed for permutation importance. A recorded one that cannot be read
+        skips the baselines (importance) with the reason; a given one is refused.
     out_path : path, optional
         Default ``<predictions folder>/evaluation_metrics_<split>.json``.
     importance : bool, optional
@@ -421,6 +422,12 @@ def evaluate(
     Returns
     -------
     EvaluationReport
+
+    Raises
+    ------
+    InputError
+        Among others: ``index_path`` given but not a readable index, or ``checkpoint`` given
+        but missing while ``importance`` is on.
     """
     config = config or load_config()
     ec = config.evaluate
@@ -438,9 +445,16 @@ def evaluate(
             "without its credentials; give the index again with --index (the URL as given to "
             "predict, or credentials in the environment: AWS_* variables, ~/.config/fsspec/)"
         )
+    # An index or checkpoint given (-i, -c) that cannot be used is refused; the recorded ones
+    # may have moved since, and only skip the baselines or importance with the reason.
+    given_index, given_checkpoint = index_path is not None, checkpoint is not None
     index_path = index_path or meta.index
     index_path = index_path if is_url(index_path) else Path(index_path)
     checkpoint = Path(checkpoint or meta.checkpoint)
+    if importance and given_checkpoint:
+        require_file(checkpoint, what="checkpoint", option="--checkpoint")
+    if out_path is not None:  # JSON named .csv opens as garbage in a spreadsheet
+        require_suffix(out_path, (".json",), what="metrics file")
     out = check_output(
         out_path or predictions.parent / f"evaluation_metrics_{meta.split}.json",
         inputs={"predictions": predictions, "index": index_path, "checkpoint": checkpoint},
@@ -448,6 +462,7 @@ def evaluate(
         what="metrics file",
     )
     used = _check_checkpoint(checkpoint, meta, predictions) if importance else None
+    loaded = _read_index_rows(index_path) if given_index else None
     with command_log(out, "evaluate"):
         metrics = prediction_metrics(table, ec.accessibility_bins)
         if metrics["n_rows"] == 0:
@@ -484,7 +499,7 @@ def evaluate(
             pc.and_(pc.is_finite(table["target_rmsf"]), pc.is_finite(table["predicted_rmsf"]))
         )
         try:
-            loaded = _read_index_rows(index_path)
+            loaded = loaded if loaded is not None else _read_index_rows(index_path)
         except VoxelflexError as exc:
             log.warning("baselines skipped: %s", exc)
             metrics["baselines"] = {"skipped": str(exc)}

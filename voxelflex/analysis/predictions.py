@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from voxelflex.atomic import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from voxelflex.errors import InputError
 from voxelflex.inputs.rmsf_csv import OPTIONAL_COLUMN_DOCS, OPTIONAL_COLUMNS
+from voxelflex.paths import decode_utf8
 from voxelflex.quantities import (
     RMSF_UNITS,
     outside_range,
@@ -342,8 +343,12 @@ def read_predictions(path: str | Path) -> tuple[pa.Table, PredictionsMeta]:
         )
         return _require_columns(table, path), PredictionsMeta.from_json(raw, where=str(path))
     sidecar = sidecar_path(path)
-    with open(path, encoding="utf-8") as fh:
-        first = fh.readline()
+    with open(path, "rb") as fh:  # bytes: a file that is not UTF-8 is a message, not a traceback
+        first = decode_utf8(
+            fh.readline(),
+            what=f"predictions CSV {path}",
+            fix="pass the file `voxelflex predict` wrote, unchanged",
+        )
     if first.startswith(CSV_PREFIX):  # written before the sidecar: metadata on line 1
         meta = PredictionsMeta.from_json(first[len(CSV_PREFIX) :], where=str(path))
         skip = 1

@@ -1,7 +1,8 @@
 """The command-group class every ``voxelflex`` Typer app uses, and the earlier names.
 
 Errors become one-line messages (exit status 2), also the OSErrors of a location the user
-cannot write (permissions, a read-only file system, a full disk); help is plain text wrapped to
+cannot write (permissions, a read-only file system, a full disk, a file where an output folder
+goes); help is plain text wrapped to
 the terminal, nothing cut off at 80 columns, with the earlier VoxelFlex's command names listed
 after the main commands.
 """
@@ -15,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from voxelflex.errors import VoxelflexError
+from voxelflex.paths import file_in_the_way
 
 __all__ = ["ALIASES", "VoxelflexGroup", "command_group", "file_system_message"]
 
@@ -34,8 +36,19 @@ _FILE_SYSTEM_ERRORS = {
 
 
 def file_system_message(exc: OSError) -> str | None:
-    """A one-paragraph message for an OSError of :data:`_FILE_SYSTEM_ERRORS` (None otherwise),
-    naming the file when the error does."""
+    """A one-paragraph message for an OSError of :data:`_FILE_SYSTEM_ERRORS`, or for a folder
+    that could not be created because a file stands on its path (None otherwise), naming the
+    file when the error does."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
+        # mkdir(exist_ok=True) of an output folder that is a file, or below one (-o
+        # results.csv/run): the user's path. Any other EEXIST/ENOTDIR may be a bug: traced back.
+        blocker = file_in_the_way(os.fsdecode(exc.filename))
+        if blocker is not None:
+            return (
+                f"cannot write {exc.filename}: {blocker} is a file, not a folder; choose another "
+                "output path (or move that file away)"
+            )
+        return None
     fix = _FILE_SYSTEM_ERRORS.get(exc.errno)
     if fix is None:
         return None
