@@ -71,6 +71,16 @@ def test_cli_voxelize_reports_files_aposteriori_would_refuse(tmp_path):
     assert "aposteriori 2.4.0 would refuse 1 of these files whole" in result.output
 
 
+def test_cli_voxelize_refuses_an_output_not_named_hdf5(tmp_path):
+    # `-o voxels.csv` wrote an HDF5 file under a CSV name, exit 0
+    result = CliRunner().invoke(
+        app, ["voxelize", str(STRUCTURES / "1vii.pdb.gz"), "-o", str(tmp_path / "v.csv")]
+    )
+    assert result.exit_code == 2
+    assert "the voxel file is written as hdf5 or h5" in result.output
+    assert not list(tmp_path.iterdir())
+
+
 def test_layout_dtype_chunks_and_attributes_match_aposteriori(three):
     with h5py.File(REAL, "r") as real, h5py.File(three.out_path, "r") as ours:
         for name, value in real.attrs.items():

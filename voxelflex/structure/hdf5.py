@@ -38,7 +38,7 @@ from voxelflex.atomic import atomic_path, atomic_write_text
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.frame import FRAME
 from voxelflex.logs import command_log
-from voxelflex.paths import check_output
+from voxelflex.paths import check_output, require_suffix
 from voxelflex.structure.features import compute_features, feature_table, write_feature_sidecar
 from voxelflex.structure.frames import KEY_RULES, FrameSet, KeyRule, Skip, compute_frames
 from voxelflex.structure.io import (
@@ -504,6 +504,7 @@ def voxelize_files(
         raise InputError(f"workers={workers} must be at least 1")
     files = find_structure_files(paths)
     inputs = [("structure file", f) for f in files]
+    require_suffix(out_path, (".hdf5", ".h5"), what="voxel file")
     out_path = check_output(out_path, inputs=inputs, overwrite=overwrite, what="voxel file")
     with command_log(out_path, "voxelize"):
         features_path = out_path.with_suffix(".features.parquet") if features else None
