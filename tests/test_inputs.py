@@ -373,7 +373,13 @@ def test_split_leakage_lists_domains_and_files(tmp_path):
 
 
 def test_split_file_missing(tmp_path):
-    with pytest.raises(InputError, match=r"val\.txt does not exist"):
+    # named by both commands' options: train builds its index with them too (it said
+    # "check --train/--val/--test", index build's flags, to a `train --val-split` user)
+    with pytest.raises(
+        InputError,
+        match=r"val split file .*val\.txt does not exist; check --val \(index build\) or "
+        r"--val-split / data\.val_split \(train\)",
+    ):
         read_splits({"val": tmp_path / "val.txt"})
 
 

@@ -16,7 +16,7 @@ _EXAMPLES = 10
 
 
 def read_split_file(
-    path: str | os.PathLike, *, what: str = "split file", option: str = "--train/--val/--test"
+    path: str | os.PathLike, *, what: str = "split file", option: str | None = None
 ) -> list[str]:
     """Domain ids listed in ``path``, in file order, without repeats.
 
@@ -28,7 +28,7 @@ def read_split_file(
     path : path
         Text file, one domain id a line.
     what, option : str
-        What the file is and the option that named it, for the errors.
+        What the file is and the option that named it (None: not named), for the errors.
 
     Raises
     ------
@@ -63,7 +63,9 @@ def read_splits(files: Mapping[str, str | os.PathLike | None]) -> pa.Table:
     for split, path in files.items():
         if path is None:
             continue
-        for domain_id in read_split_file(path):
+        # named as index build and train take it (train builds its index with these files)
+        option = f"--{split} (index build) or --{split}-split / data.{split}_split (train)"
+        for domain_id in read_split_file(path, what=f"{split} split file", option=option):
             where.setdefault(domain_id, []).append(f"{split} ({os.fspath(path)})")
             rows[0].append(domain_id)
             rows[1].append(split)
