@@ -202,6 +202,11 @@ def test_manifest_version_and_presence_are_checked(shards, index):
     path.unlink()
     with pytest.raises(ShardError, match=r"no manifest\.json"):
         verify_shards(shards)
+    # not a folder at all: said so (it read as an interrupted build)
+    with pytest.raises(ShardError, match=r"nope does not exist; give the shard folder"):
+        verify_shards(shards / "nope")
+    with pytest.raises(ShardError, match=r"shard-000001\.tar is a file, not the shard folder"):
+        verify_shards(shards / "shard-000001.tar")
 
 
 def test_truncated_shard_names_shard_and_domain(shards, index):

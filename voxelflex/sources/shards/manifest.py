@@ -346,6 +346,12 @@ class ShardManifest:
     def load(cls, folder: str | os.PathLike) -> ShardManifest:
         """Read and check ``folder/manifest.json``."""
         path = Path(folder) / MANIFEST_NAME
+        if not Path(folder).is_dir():
+            kind = "is a file, not" if Path(folder).exists() else "does not exist; give"
+            raise ShardError(
+                f"{folder} {kind} the shard folder (the --output of `voxelflex shards build`, "
+                f"which holds {MANIFEST_NAME} and the shard-*.tar files)"
+            )
         if not path.is_file():
             raise ShardError(
                 f"{folder}: no {MANIFEST_NAME}; the folder is not a complete shard set "
