@@ -524,6 +524,8 @@ def test_read_index_version_and_foreign_files(tmp_path):
         read_index(tmp_path / "plain.parquet")
     with pytest.raises(IndexFormatError, match=r"missing\.parquet does not exist"):
         read_index(tmp_path / "missing.parquet")
+    with pytest.raises(IndexFormatError, match=r"is a folder; give the index file"):
+        read_index(tmp_path)  # said "does not exist"
 
 
 def test_connect_view_and_nan_filters(tmp_path, demo_index):

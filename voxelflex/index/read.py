@@ -56,6 +56,11 @@ def _fetch(path: Location) -> str | bytes:
                 f"index {exc}; build it with `voxelflex index build` and upload it there"
             ) from exc
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IndexFormatError(
+            f"index {path} is a folder; give the index file (index build's --output, e.g. "
+            f"{os.path.join(path, 'index.parquet')})"
+        )
     if not os.path.isfile(path):
         raise IndexFormatError(
             f"index {path} does not exist; build it with `voxelflex index build`"
