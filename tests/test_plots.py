@@ -166,6 +166,24 @@ def test_wrong_history_or_metrics_files_are_clear_errors_before_any_plot(tmp_pat
         plot(tmp_path / "vis", history=preds)  # a Parquet file is not JSON text
 
 
+@pytest.mark.parametrize(
+    ("picks", "message"),
+    [
+        ({"domain": "nope"}, "'nope' is not in the predictions"),
+        ({"residues": ["1aaaA00:A:999"]}, "'1aaaA00:A:999' is not in the predictions"),
+        ({"profile_temperatures": [298.15]}, r"no predictions at 298\.15 K"),
+    ],
+)
+def test_a_pick_not_in_the_predictions_stops_before_any_plot_is_written(tmp_path, picks, message):
+    # the picks' plots came last: 6-7 other plots (and the training curves) were written first,
+    # and the folder then needed --overwrite
+    preds = _write(tmp_path, _predictions())
+    with pytest.raises(InputError, match=message):
+        plot(tmp_path / "vis", predictions=preds, history=_history_file(tmp_path), **picks)
+    assert not list((tmp_path / "vis").glob("*.png"))
+    assert not list((tmp_path / "vis").glob("*_data.csv"))
+
+
 def test_residue_choice_and_errors():
     table = _predictions()
     specs = choose_residues(table, "1aaaA00", k=3)

@@ -25,6 +25,7 @@ from voxelflex.analysis.plots.accuracy import (
 )
 from voxelflex.analysis.plots.common import RELATIVE_UNIT
 from voxelflex.analysis.plots.profiles import (
+    check_picks,
     choose_domain,
     plot_rmsf_profile,
     plot_temperature_response,
@@ -272,6 +273,8 @@ def plot(
         metrics_dict = _same_predictions(
             metrics_dict, Path(metrics), Path(predictions), loaded[1], explicit=explicit_metrics
         )
+    if loaded is not None:  # before any plot (the training curves too) is written
+        check_picks(loaded[0], domain, residues, profile_temperatures)
     with command_log(out_dir, "plot"):
         if choice:
             log.info("%s", choice)

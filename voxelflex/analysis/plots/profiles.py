@@ -29,6 +29,7 @@ from voxelflex.metrics import grouped_pearson, pearson
 from voxelflex.quantities import temperature_key
 
 __all__ = [
+    "check_picks",
     "choose_domain",
     "choose_residues",
     "plot_rmsf_profile",
@@ -68,6 +69,56 @@ def _domain_rows(table: pa.Table, domain: str) -> pa.Table:
     return rows
 
 
+def _profile_temperatures(
+    rows: pa.Table, domain: str, temperatures: Sequence[float] | None
+) -> np.ndarray:
+    """Panel temperatures (K, float64) of the profile of ``domain`` (its ``rows``).
+
+    Default: those with targets (else all predicted), at most five, spread out.
+
+    Raises
+    ------
+    InputError
+        A temperature given that the domain has no predictions at.
+    """
+    t = _np(rows, "temperature").astype(np.float32)  # compared as the index stores it
+    y = _np(rows, "target_rmsf")
+    if temperatures is None:
+        pool = np.unique(t[np.isfinite(y)]) if np.isfinite(y).any() else np.unique(t)
+        return _pick(pool, MAX_PROFILE_TEMPERATURES)
+    # one panel per temperature as stored (float32): one given twice is drawn once
+    temps = np.unique(np.asarray(temperatures, dtype=np.float32)).astype(np.float64)
+    absent = [temperature_key(x) for x in temps if not (t == np.float32(x)).any()]
+    if absent:
+        raise InputError(
+            f"domain {domain!r} has no predictions at {', '.join(absent)} K; predicted "
+            f"temperatures: {', '.join(temperature_key(x) for x in np.unique(t))} K; pass "
+            "one of them to --profile-temperature"
+        )
+    return temps
+
+
+def check_picks(
+    table: pa.Table,
+    domain: str | None,
+    residues: Sequence[str] | None,
+    temperatures: Sequence[float] | None,
+) -> None:
+    """Refuse a ``--domain``, ``--residue`` or ``--profile-temperature`` the predictions do not
+    hold, before any plot is written (the profile plots come last).
+
+    Raises
+    ------
+    InputError
+        Naming the pick and some that are there.
+    """
+    if domain is not None or temperatures is not None:
+        domain = domain or choose_domain(table)
+        _profile_temperatures(_domain_rows(table, domain), domain, temperatures)
+    for spec in residues or ():
+        _select_residue(table, spec)
+
+
 def _residue_labels(rows: pa.Table) -> np.ndarray:
     chains = _np(rows, "chain")
     resid = np.char.add(_np(rows, "resnum").astype(str), _np(rows, "icode").astype(str))
@@ -102,19 +153,7 @@ def plot_rmsf_profile(
     rows = _domain_rows(table, domain)
     t = _np(rows, "temperature").astype(np.float32)  # compared as the index stores it
     y = _np(rows, "target_rmsf")
-    if temperatures is None:
-        pool = np.unique(t[np.isfinite(y)]) if np.isfinite(y).any() else np.unique(t)
-        temps = _pick(pool, MAX_PROFILE_TEMPERATURES)
-    else:
-        # one panel per temperature as stored (float32): one given twice is drawn once
-        temps = np.unique(np.asarray(temperatures, dtype=np.float32)).astype(np.float64)
-        absent = [temperature_key(x) for x in temps if not (t == np.float32(x)).any()]
-        if absent:
-            raise InputError(
-                f"domain {domain!r} has no predictions at {', '.join(absent)} K; predicted "
-                f"temperatures: {', '.join(temperature_key(x) for x in np.unique(t))} K; pass "
-                "one of them to --profile-temperature"
-            )
+    temps = _profile_temperatures(rows, domain, temperatures)
     labels = _residue_labels(rows)
     # Residue position: chains in order of appearance, then residue number and insertion code,
     # in whatever order the rows come (a predictions CSV re-sorted by temperature or resid).
