@@ -190,6 +190,8 @@ def test_residue_choice_and_errors():
     assert len(specs) == 3 and all(s.startswith("1aaaA00:A:") for s in specs)
     with pytest.raises(InputError, match="nothing to plot"):
         plot("unused")
+    with pytest.raises(InputError, match=r"--metrics m\.json draws baselines beside predictions"):
+        plot("unused", metrics="m.json")  # said only "nothing to plot"
     with pytest.raises(InputError, match="'nope' is not in the predictions"):
         plot_rmsf_profile(table, "unused", rmsf_unit="nm", domain="nope")
     with pytest.raises(InputError, match="DOMAIN:CHAIN:RESIDUE"):

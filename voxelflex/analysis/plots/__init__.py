@@ -262,9 +262,14 @@ def plot(
             f"{existing[:3]}); choose another --output-dir, or pass --overwrite to replace them"
         )
     if history is None and predictions is None:
+        alone = (
+            f" (--metrics {metrics} draws baselines beside predictions, not alone)"
+            if metrics
+            else ""
+        )
         raise InputError(
             "nothing to plot: give a run folder with training_history.json or predictions, "
-            "or --predictions / --history"
+            f"or --predictions / --history{alone}"
         )
     if predictions is not None:
         loaded = loaded or read_predictions(predictions)
