@@ -559,6 +559,23 @@ def test_history_is_strict_json_when_a_val_metric_is_undefined(small_index, tmp_
     assert (tmp_path / "const" / "visualizations" / "training_curves.png").is_file()
 
 
+def test_log_lines_label_per_domain_z_errors_as_such(small_index, tmp_path):
+    """train.target_norm=domain: the history's rmse is in per-domain z units (its
+    loss_function says so); the epoch log line and the final line printed it as nm."""
+    overrides = [*_overrides(small_index, tmp_path, "z"), "train.epochs=1"]
+    overrides.append("train.target_norm=domain")
+    args = ["train"] + [arg for item in overrides for arg in ("--set", item)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    entry = json.loads((tmp_path / "z" / "training_history.json").read_text())[0]
+    assert "per-domain z-scored" in entry["loss_function"] and entry["rmsf_unit"] == "nm"
+    rmse = entry["val"]["rmse"]
+    assert f", rmse {rmse:.4f} per-domain z;" in result.output
+    log = (tmp_path / "z" / "logs" / "voxelflex.log").read_text()
+    assert f" rmse {rmse:.4f} per-domain z |" in log
+    assert " nm" not in log.split("epoch 1/1", 1)[1].split("\n", 1)[0]
+
+
 def test_resume_of_a_run_whose_history_has_nan_and_no_unit(small_index, tmp_path):
     # latest.pt as an earlier version wrote it: NaN metrics, no rmsf_unit in the history
     overrides = [*_overrides(small_index, tmp_path, "old"), "train.epochs=1"]

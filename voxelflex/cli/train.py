@@ -198,7 +198,7 @@ def train(
     """
     from voxelflex.analysis.plots import plot_training_run
     from voxelflex.engine import train as run_train
-    from voxelflex.engine.report import format_metric
+    from voxelflex.engine.report import error_unit, format_metric
 
     cfg = build_config(
         config,
@@ -244,7 +244,7 @@ def train(
         typer.echo(
             f"done ({result.stop_reason}, {result.global_step} optimizer steps): last val "
             f"pearson {format_metric(val['pearson'], '.3f')}, rmse "
-            f"{format_metric(val['rmse'], '.4f')} {last['rmsf_unit']}; best model "
+            f"{format_metric(val['rmse'], '.4f')} {error_unit(last)}; best model "
             f"{result.best_checkpoint}"
             + (f"; plots in {result.run_dir / 'visualizations'}" if cfg.train.plot else "")
         )

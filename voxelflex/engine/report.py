@@ -10,9 +10,13 @@ import torch
 
 from voxelflex.models import RMSFModel, parameter_counts
 
-__all__ = ["format_metric", "log_epoch", "log_model"]
+__all__ = ["DOMAIN_Z", "error_unit", "format_metric", "log_epoch", "log_model"]
 
 log = logging.getLogger("voxelflex.engine.trainer")  # the trainer's lines, as users know them
+
+# How the history's ``loss_function`` names per-domain z-scored targets
+# (``train.target_norm: domain``): its errors are then z units, not the index's RMSF unit.
+DOMAIN_Z = "per-domain z-scored"
 
 
 def log_model(
@@ -49,6 +53,14 @@ def format_metric(value: float | None, spec: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+def error_unit(entry: dict[str, Any]) -> str:
+    """The unit of an epoch entry's ``rmse`` and ``mae``: the index's ``rmsf_unit``, or
+    ``per-domain z`` for a model trained on per-domain z-scored targets, whose history scores
+    those scores (its ``loss_function`` says so) and whose RMSE in the index's unit would be
+    mislabelled."""
+    return "per-domain z" if DOMAIN_Z in entry.get("loss_function", "") else entry["rmsf_unit"]
+
+
 def log_epoch(entry: dict[str, Any], epochs: int) -> None:
     """One line per finished epoch: losses, correlations, RMSE (with its unit), per-temperature
     r, speed. ``entry`` is one item of the history (undefined metrics are None)."""
@@ -66,7 +78,7 @@ def log_epoch(entry: dict[str, Any], epochs: int) -> None:
         format_metric(va["loss"], ".4f"),
         format_metric(va["pearson"], ".3f"),
         format_metric(va["rmse"], ".4f"),
-        entry["rmsf_unit"],
+        error_unit(entry),
         per_t,
         tm["seconds"],
         tm["samples_per_s"],

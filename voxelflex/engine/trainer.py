@@ -55,7 +55,7 @@ from voxelflex.engine.finetune import (
 )
 from voxelflex.engine.interrupt import GracefulInterrupt, StopVote
 from voxelflex.engine.loss_watch import LossWatch
-from voxelflex.engine.report import log_epoch, log_model
+from voxelflex.engine.report import DOMAIN_Z, log_epoch, log_model
 from voxelflex.engine.schedule import LRSchedule
 from voxelflex.engine.step import autocast_dtype, forward_batch, weighted_loss
 from voxelflex.engine.tracker import BestTracker
@@ -142,7 +142,7 @@ def loss_description(config: Config, spec: ModelSpec) -> str:
     tc = config.train
     kind = "MSE" if tc.loss == "mse" else f"Huber (delta {tc.huber_delta:g})"
     target = "log RMSF" if spec.log_target else "RMSF"
-    scale = "per-domain z-scored" if spec.target_norm == "domain" else "standardised"
+    scale = DOMAIN_Z if spec.target_norm == "domain" else "standardised"
     return f"{kind} of {scale} {target} (dimensionless)"
 
 
