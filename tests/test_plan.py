@@ -130,6 +130,32 @@ def test_every_row_served_exactly_once_with_equal_batch_counts(
     assert sorted(seen) == table["row_id"].to_pylist()
 
 
+@pytest.mark.parametrize("world_size,num_workers", [(1, 0), (1, 3), (2, 2), (3, 1)])
+@pytest.mark.parametrize("accumulation", [1, 2, 3])
+def test_optimizer_steps_count_the_groups_that_hold_data_on_some_rank(
+    world_size, num_workers, accumulation, monkeypatch
+):
+    # the trainer steps once per group of `accumulation` batches with data on any rank; the
+    # schedule was sized by all batches, padding included, and so ended above its floor.
+    # 4 uneven domains in small batches: streams of 16, 10 and 8 batches on 3 workers
+    src = _MemSource(
+        SimpleNamespace(table=_index_table(n_domains=4, seed=2), path="m"), split="train"
+    )
+    cfgs = [
+        PlanConfig(batch_size=8, num_workers=num_workers, world_size=world_size, rank=r)
+        for r in range(world_size)
+    ]
+    data = [
+        [bool((b.weight > 0).any()) for b in _rank_batches(src, cfg, monkeypatch=monkeypatch)]
+        for cfg in cfgs
+    ]
+    any_rank = np.array(data).any(axis=0)
+    groups = [any_rank[g : g + accumulation].any() for g in range(0, len(any_rank), accumulation)]
+    assert {src.plan(cfg, 0).optimizer_steps(accumulation) for cfg in cfgs} == {sum(groups)}
+    if (world_size, num_workers, accumulation) == (1, 3, 1):
+        assert (sum(groups), len(groups)) == (34, 48)  # 14 batches of padding only
+
+
 @pytest.mark.parametrize("chunk", [StreamSamples.CHUNK, 3])  # 3: batches cross chunk edges
 def test_batches_carry_the_right_residue_and_row_data(source, table, monkeypatch, chunk):
     cfg = PlanConfig(batch_size=20, num_workers=2, mix_buffer_residues=40)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -592,3 +593,16 @@ def test_resume_of_a_run_whose_history_has_nan_and_no_unit(small_index, tmp_path
     assert history[0]["val"]["pearson"] is None and history[1]["val"]["pearson"] is not None
     assert [e["rmsf_unit"] for e in history] == ["nm", "nm"]  # the checkpoint's unit
     assert _strip_timing(result.history) == _strip_timing(history)
+
+
+def test_the_schedule_counts_the_steps_taken_not_the_padding_batches(small_index, tmp_path):
+    """With loader workers, streams are padded to one length with weight-0 batches; a group of
+    padding only takes no optimizer step. The schedule was sized by all batches: it logged more
+    steps than were taken and the cosine ended above its floor."""
+    extra = ["loader.num_workers=2", "loader.batch_size=16", "train.epochs=1"]
+    extra += ["train.warmup_epochs=0", "train.scheduler=cosine", "train.lr=0.001"]
+    result = train(load_config(overrides=_overrides(small_index, tmp_path, "pad", *extra)))
+    log = (tmp_path / "pad" / "logs" / "voxelflex.log").read_text()
+    logged = re.search(r"(\d+) optimizer steps/epoch per rank", log)
+    assert logged and int(logged[1]) == result.history[0]["global_step"]
+    assert result.history[0]["lr"] == pytest.approx(1e-5)  # the floor: 1 % of the peak

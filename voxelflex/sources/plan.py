@@ -131,17 +131,41 @@ class EpochPlan:
         This rank's streams; stream ``w`` is served by worker ``w`` when not resuming.
     batches_per_stream : int
         Batches every stream of every rank yields, padding included.
+    data_batches : tuple of int
+        Batches with data of every stream of every rank (stream ``rank · W + w``), padding
+        excluded: the steps every rank takes (:meth:`optimizer_steps`).
     """
 
     config: PlanConfig
     epoch: int
     streams: tuple[StreamPlan, ...]
     batches_per_stream: int
+    data_batches: tuple[int, ...]
 
     @property
     def num_batches(self) -> int:
         """Batches this rank yields in the epoch (identical on every rank)."""
         return self.batches_per_stream * len(self.streams)
+
+    def optimizer_steps(self, grad_accumulation: int = 1) -> int:
+        """Optimizer steps of the epoch: groups of ``grad_accumulation`` consecutive batches
+        that hold data on some rank (a group of padding only takes no step; the trainer's
+        rule). The same on every rank.
+
+        Parameters
+        ----------
+        grad_accumulation : int
+            Batches per optimizer step.
+        """
+        n = self.num_batches
+        if n == 0:
+            return 0
+        per_rank = self.config.streams_per_rank
+        i = np.arange(n)
+        # batch i of a rank is batch i // W of its stream i % W (round-robin over workers)
+        held = np.asarray(self.data_batches).reshape(self.config.world_size, per_rank)
+        data = ((i // per_rank)[None, :] < held[:, i % per_rank]).any(axis=0)
+        return int((np.add.reduceat(data, np.arange(0, n, grad_accumulation)) > 0).sum())
 
     def worker_streams(self, start_batch: int = 0) -> list[tuple[int, int]]:
         """For each worker, ``(stream, first local batch)`` when resuming at ``start_batch``
@@ -271,7 +295,13 @@ def make_plan(table: SplitTable, cfg: PlanConfig, epoch: int) -> EpochPlan:
         StreamPlan(table.subset(dom), order, windows, batches)
         for dom, windows, order, batches in layouts[first : first + cfg.streams_per_rank]
     )
-    return EpochPlan(config=cfg, epoch=epoch, streams=streams, batches_per_stream=per_stream)
+    return EpochPlan(
+        config=cfg,
+        epoch=epoch,
+        streams=streams,
+        batches_per_stream=per_stream,
+        data_batches=tuple(len(batches) - 1 for *_, batches in layouts),
+    )
 
 
 def stream_plan(table: SplitTable, cfg: PlanConfig, epoch: int, stream: int) -> StreamPlan:
