@@ -273,6 +273,10 @@ def test_cli_predict_evaluate_plot(checkpoint, demo_index, test_domain, tmp_path
     (tmp_path / "empty.txt").write_text("# nothing yet\n\n")  # no filter would be every domain
     result = runner.invoke(app, [*args[:5], "--domains-file", str(tmp_path / "empty.txt")])
     assert result.exit_code == 2 and "empty.txt lists no domain id" in result.output
+    # --format csv beside -o x.parquet wrote Parquet, the flag silently overruled
+    result = runner.invoke(app, [*args[:5], "--format", "csv", "-o", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 2 and "--format csv, but --output" in result.output
+    assert not (tmp_path / "x.parquet").exists()
 
 
 def test_temperatures_that_look_like_celsius_warn_and_are_written_as_flagged(

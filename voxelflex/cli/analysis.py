@@ -126,8 +126,13 @@ def predict(
         ),
     ] = None,
     fmt: Annotated[
-        TableFormat, typer.Option("--format", help="Format when --output is not given.")
-    ] = TableFormat.parquet,
+        TableFormat | None,
+        typer.Option(
+            "--format",
+            help="Format when --output is not given (default parquet); with --output, its "
+            "suffix decides.",
+        ),
+    ] = None,
     residues_per_batch: ResiduesOption = None,
     workers: WorkersOption = None,
     device: DeviceOption = None,
@@ -192,6 +197,14 @@ def predict(
             "--shards-dir": shards_dir is not None,
         },
     )
+    if fmt is not None and output is not None and output.suffix.lower() != f".{fmt.value}":
+        # -o x.parquet --format csv wrote Parquet: the flag was silently overruled
+        raise typer.BadParameter(
+            f"--format {fmt.value}, but --output {output} names another format: the output's "
+            f"suffix decides; drop --format or name the output .{fmt.value}",
+            param_hint="--format",
+        )
+    fmt = fmt or TableFormat.parquet
     if structure:
         name = structure[0].resolve().name.split(".")[0]  # resolved: `.` has no name
         report = predict_structures(
