@@ -30,6 +30,7 @@ from voxelflex.datasets.mdcath_file import (
 )
 from voxelflex.datasets.parts import DomainPart
 from voxelflex.errors import DomainRefused, VoxelflexError
+from voxelflex.quantities import ANGSTROM_PER
 from voxelflex.structure.features import (
     FeatureMeta,
     compute_features,
@@ -345,7 +346,7 @@ def import_domain(path: str, settings: ImportSettings) -> DomainPart:
     t6 = time.perf_counter()
     chain, resname = atoms.chain_id[starts].astype(str), atoms.res_name[starts].astype(str)
     resnum, icode = atoms.res_id[starts].astype(np.int64), atoms.ins_code[starts].astype(str)
-    factor = 10.0 if settings.rmsf_unit == "angstrom" else 1.0
+    factor = ANGSTROM_PER["nm"] / ANGSTROM_PER[settings.rmsf_unit]  # mdCATH's nm to the CSV's
     # The insertion code of the residue whose frame each (chain, number) key holds: a residue
     # after 44A numbered 44 has no frame, and a row for it would be joined to 44A's grid.
     owner = dict(
