@@ -39,3 +39,11 @@ def test_no_epochs_is_refused_before_any_work(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path / "d"), "--epochs", "0"])
     assert result.exit_code == 2 and "--epochs" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_cuda_without_a_gpu_is_refused_before_any_work(tmp_path, monkeypatch):
+    # it failed at the train step, after the data, index and shards were built
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path / "d"), "--device", "cuda"])
+    assert result.exit_code == 2 and "no CUDA device is available" in result.output
+    assert not (tmp_path / "d").exists()

@@ -25,6 +25,7 @@ from voxelflex.demo.generate import MDCATH_TEMPERATURES, build_demo_index, gener
 from voxelflex.demo.settings import DemoSettings
 from voxelflex.demo.structures import generate_structure_demo
 from voxelflex.engine import train
+from voxelflex.engine.distributed import resolve_device
 from voxelflex.errors import InputError
 from voxelflex.inputs.splits import read_split_file
 from voxelflex.sources.shards import build_shards
@@ -69,6 +70,7 @@ def run_demo(
         ``outputs/demo/`` (the run: checkpoints, predictions, metrics, plots).
     settings : DemoSettings
     """
+    resolve_device(settings.device)  # --device cuda without a GPU: before building the data
     root = Path(out_dir).resolve()
     _claim(root)
     s: dict[str, float] = {}
