@@ -276,6 +276,18 @@ def test_evaluate_writes_strict_json_and_records_skipped_parts(tmp_path):
     assert on_disk["permutation_importance"] == {"skipped": "not requested"}
     text = format_summary(on_disk)
     assert "model" in text and "320 K" in text and "350 K" in text
+    # importance over other rows than the table (predict -t 320: all indexed temperatures)
+    # says so beside its drops; over the same rows it does not
+    drops = {"temperature": {"pearson_drop": 0.1}}
+    for n, said in ((100, True), (40, False)):
+        on_disk["permutation_importance"] = {
+            "n_rows": n,
+            "baseline_pearson": 0.5,
+            "features": drops,
+        }
+        line = format_summary(on_disk).splitlines()[-1]
+        assert line.startswith("permutation importance (drop in Pearson): temperature 0.100")
+        assert ("(from Pearson 0.500 over 100 index rows" in line) is said
     # docs/analysis.md's "Contents of the JSON" names every top-level key, and only those
     docs = (Path(__file__).resolve().parents[1] / "docs" / "analysis.md").read_text()
     table = docs.split("Contents of the JSON:")[1].split("\n\n")[1]

@@ -655,5 +655,13 @@ def format_summary(metrics: dict) -> str:
             f"{k.removeprefix('channel_')} {v['pearson_drop']:.3f}"
             for k, v in imp["features"].items()
         )
-        lines.append(f"permutation importance (drop in Pearson): {drops}")
+        base = ""
+        if imp.get("n_rows") != metrics.get("overall", {}).get("n"):
+            # importance scores every indexed temperature of the predicted domains: with
+            # `predict -t 320` other rows than the table above, said beside its drops
+            base = (
+                f" (from Pearson {_fmt(imp.get('baseline_pearson')).strip()} over "
+                f"{imp.get('n_rows')} index rows of the predicted domains, all their temperatures)"
+            )
+        lines.append(f"permutation importance (drop in Pearson): {drops}{base}")
     return "\n".join(lines)
