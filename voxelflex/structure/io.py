@@ -27,6 +27,7 @@ import numpy as np
 from voxelflex.errors import InputError
 from voxelflex.formats import ALTLOC_RULES
 from voxelflex.structure.crystal import Crystal, read_cif_crystal, read_pdb_crystal
+from voxelflex.wording import counted
 
 __all__ = [
     "ALTLOC_RULES",
@@ -349,9 +350,10 @@ def _refuse_non_finite(coord: np.ndarray, atoms: struc.AtomArray, path: Path) ->
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(
-            f"{path}: {int(bad.sum())} atoms have NaN or infinite coordinates, the first atom "
-            f"{atoms.atom_name[i]} of {atoms.res_name[i]} {atoms.res_id[i]}{atoms.ins_code[i]} "
-            f"chain {atoms.chain_id[i]!r} ({coord[i].tolist()}); re-export the structure"
+            f"{path}: NaN or infinite coordinates in {counted(int(bad.sum()), 'atom')}, the "
+            f"first atom {atoms.atom_name[i]} of {atoms.res_name[i]} {atoms.res_id[i]}"
+            f"{atoms.ins_code[i]} chain {atoms.chain_id[i]!r} ({coord[i].tolist()}); re-export "
+            "the structure"
         )
 
 
