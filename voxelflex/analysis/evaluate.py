@@ -522,9 +522,10 @@ def evaluate(
         )
         if used is not None and "skipped" not in metrics["permutation_importance"]:
             metrics["permutation_importance"]["checkpoint"] = used
-        atomic_write_json(out, json_safe(metrics))
+        metrics = json_safe(metrics)  # once: what the file holds is what is returned
+        atomic_write_json(out, metrics)
         log.info("evaluation metrics written to %s", out)
-        return EvaluationReport(path=out, metrics=json_safe(metrics))
+        return EvaluationReport(path=out, metrics=metrics)
 
 
 def _check_checkpoint(checkpoint: Path, meta: PredictionsMeta, predictions: Path) -> dict | None:
