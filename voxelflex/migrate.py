@@ -392,7 +392,7 @@ def _keep_earlier_defaults(b: _Builder, merged: _Builder, absent: Mapping[str, A
             continue
         default = ours.get(new)
         default = list(default) if isinstance(default, tuple) else default
-        if value != default and not any(line[1] == new for line in b.result.defaults):
+        if value != default:  # set once: a later line of the same key is _has above
             _put(b.result.config, new, value)
             b.result.defaults.append((old, new, value, default))
 

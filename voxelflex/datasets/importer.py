@@ -271,10 +271,8 @@ class _SplitRule:
 
 def _splits(domains: list[str], rule: _SplitRule) -> tuple[dict[str, list[str]], list[dict], dict]:
     """The splits, their report lines and how they were made."""
-    # not astuple, which deep-copies: CATH's whole domain list maps ~600,000 domains
-    fractions, seed, superfamilies, groups, split_files = (
-        getattr(rule, f.name) for f in dataclasses.fields(rule)
-    )
+    fractions, seed, groups = rule.fractions, rule.seed, rule.groups
+    superfamilies, split_files = rule.superfamilies, rule.split_files
     if split_files and any(split_files.values()):
         splits, unassigned, absent = splits_from_files(domains, split_files)
         lines = [skip_line(d, "no_split", "in none of the split files") for d in unassigned]
