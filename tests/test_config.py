@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voxelflex.config import Config, choices, config_to_yaml, load_config, parse_config_yaml
+from voxelflex.config import (
+    Config,
+    choices,
+    config_to_yaml,
+    load_config,
+    parse_config_yaml,
+    path_keys,
+)
 from voxelflex.errors import ConfigError
 from voxelflex.logs import setup_logging
 from voxelflex.migrate import migrate_file
@@ -142,6 +149,17 @@ def test_choices_list_a_keys_allowed_values():
     assert choices("data.rmsf_unit") == ("nm", "angstrom")
     with pytest.raises(ConfigError, match=r"'train\.epochs' is not a choice"):
         choices("train.epochs")
+
+
+def test_path_keys_list_a_sections_path_keys_from_their_types():
+    assert path_keys("data", urls_only=True) == ("data.index", "data.shards_dir")
+    assert set(path_keys("data")) == {
+        "data.index", "data.voxel_file", "data.rmsf_csv", "data.features", "data.shards_dir",
+        "data.train_split", "data.val_split", "data.test_split",
+    }  # fmt: skip
+    assert path_keys("train") == ("train.init_from",)
+    with pytest.raises(ConfigError, match=r"'train\.epochs' is not a section"):
+        path_keys("train.epochs")
 
 
 def test_setup_logging_writes_run_log(tmp_path):

@@ -47,6 +47,7 @@ __all__ = [
     "default_value",
     "load_config",
     "parse_config_yaml",
+    "path_keys",
     "read_config_yaml",
 ]
 
@@ -609,6 +610,31 @@ def choices(dotted: str) -> tuple[str, ...]:
     if typing.get_origin(inner) is not Literal:
         raise ConfigError(f"config key '{dotted}' is not a choice ({_describe(inner)})")
     return typing.get_args(inner)
+
+
+def path_keys(section: str, *, urls_only: bool = False) -> tuple[str, ...]:
+    """Dotted keys of a config section that name a path, in declaration order, e.g.
+    ``path_keys("data", urls_only=True) == ("data.index", "data.shards_dir")``.
+
+    Parameters
+    ----------
+    section : str
+        A section, e.g. ``"data"``.
+    urls_only : bool
+        Only the keys that also take a URL (:data:`PathOrUrl`).
+
+    Raises
+    ------
+    ConfigError
+        ``section`` is not a config section.
+    """
+    cls = _field_type(section, origin="path_keys()")
+    if not _is_section(cls):
+        raise ConfigError(f"config key '{section}' is not a section")
+    want = _url_ok if urls_only else _is_path
+    return tuple(
+        f"{section}.{name}" for name, tp in _hints(cls).items() if want(_split_optional(tp)[0])
+    )
 
 
 def default_value(dotted: str) -> Any:

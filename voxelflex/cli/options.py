@@ -150,8 +150,10 @@ def build_config(config: Path | None, sets: list[str] | None, flags: dict[str, A
         Dotted config key → flag value; None (flag not given) leaves the key alone.
     """
     # flags pass typed values, not "key=value" text: YAML would read --run-name null as None
-    flagged = [(k, v.value if isinstance(v, StrEnum) else v) for k, v in flags.items()]
-    return load_config(config, [*(sets or []), *((k, v) for k, v in flagged if v is not None)])
+    flagged = [
+        (k, v.value if isinstance(v, StrEnum) else v) for k, v in flags.items() if v is not None
+    ]
+    return load_config(config, [*(sets or []), *flagged])
 
 
 def console_logging(level: str = "INFO") -> None:

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from voxelflex.atomic import atomic_write_json, atomic_write_text, json_safe
-from voxelflex.config import Config, config_to_yaml
+from voxelflex.config import Config, config_to_yaml, path_keys
 from voxelflex.engine.checkpoint import Checkpoint, CheckpointMeta
 from voxelflex.engine.checkpointing import HISTORY_FILE, CheckpointPolicy
 from voxelflex.engine.data import (
@@ -115,8 +115,8 @@ def train(config: Config) -> TrainResult:
         dist.close()
 
 
-# The config keys that take a URL (config.PathOrUrl).
-_URL_KEYS = ("index", "shards_dir")
+# The config keys that take a URL (config.PathOrUrl): data.index, data.shards_dir
+_URL_KEYS = path_keys("data", urls_only=True)
 
 
 def _without_credentials(config: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +127,9 @@ def _without_credentials(config: dict[str, Any]) -> dict[str, Any]:
     """
     data = dict(config["data"])
     for key in _URL_KEYS:
-        if is_url(data[key]):
-            data[key] = redact_url(data[key])
+        name = key.removeprefix("data.")
+        if is_url(data[name]):
+            data[name] = redact_url(data[name])
     return {**config, "data": data}
 
 
@@ -169,9 +170,7 @@ class _Trainer:
         trunk_arguments(config_model_spec(config))  # a bad one fails before any data work
         if not tc.resume:
             inputs = {"train.init_from": tc.init_from}
-            for key in ("index", "voxel_file", "rmsf_csv", "features", "shards_dir",
-                        "train_split", "val_split", "test_split"):  # fmt: skip
-                inputs[f"data.{key}"] = getattr(config.data, key)
+            inputs.update((key, config.get(key)) for key in path_keys("data"))
             dist.on_main(lambda: self.files.claim(overwrite=tc.overwrite, inputs=inputs))
         self.device = dist.device
         self.pin = self.device.type == "cuda"  # pinned host batches: asynchronous copies
@@ -276,7 +275,7 @@ class _Trainer:
             saved = dataclasses.replace(self.run_config, train=once)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(saved))
             # config.yaml keeps URLs as given: `-c config.yaml --resume` reads the data from it
-            given = {f"data.{k}": saved.get(f"data.{k}") for k in _URL_KEYS}
+            given = {k: saved.get(k) for k in _URL_KEYS}
             if keys := [k for k, v in given.items() if is_url(v) and redact_url(v) != v]:
                 log.warning(
                     "%s holds %s as given, with the credentials in the URL: keep the file "

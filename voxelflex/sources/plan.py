@@ -289,7 +289,7 @@ def make_plan(table: SplitTable, cfg: PlanConfig, epoch: int) -> EpochPlan:
     """
     dealt = _dealt(table, cfg, epoch)
     layouts = [_stream_layout(table, dealt[s], cfg, epoch, s) for s in range(cfg.n_streams)]
-    per_stream = max(len(batches) - 1 for *_, batches in layouts)
+    data_batches = tuple(len(batches) - 1 for *_, batches in layouts)
     first = cfg.rank * cfg.streams_per_rank
     streams = tuple(
         StreamPlan(table.subset(dom), order, windows, batches)
@@ -299,8 +299,8 @@ def make_plan(table: SplitTable, cfg: PlanConfig, epoch: int) -> EpochPlan:
         config=cfg,
         epoch=epoch,
         streams=streams,
-        batches_per_stream=per_stream,
-        data_batches=tuple(len(batches) - 1 for *_, batches in layouts),
+        batches_per_stream=max(data_batches),
+        data_batches=data_batches,
     )
 
 
