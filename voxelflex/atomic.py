@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
@@ -29,8 +30,16 @@ __all__ = [
     "atomic_write_parquet",
     "atomic_write_text",
     "json_safe",
+    "temporary_names",
     "write_csv",
 ]
+
+
+def temporary_names(targets: str) -> re.Pattern[str]:
+    """The names :func:`atomic_path` gives the temporary files of targets whose names match the
+    regex ``targets`` (``.NAME.RANDOM[SUFFIX].tmp``): what a killed write leaves behind, for
+    the command that owns those targets to clean up."""
+    return re.compile(rf"^\.(?:{targets})\.\w+(?:\.[^.]+)?\.tmp$")
 
 
 @contextlib.contextmanager
@@ -46,6 +55,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # named as temporary_names() finds them
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)

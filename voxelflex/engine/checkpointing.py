@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from voxelflex.atomic import temporary_names
 from voxelflex.errors import ConfigError
 from voxelflex.paths import is_url, same_file, within
 
@@ -26,10 +27,10 @@ HISTORY_FILE = "training_history.json"
 # Files in <run>/metrics (or <run>) made from the run's model: predict's predictions (their CSV
 # metadata, predictions_*.csv.json, and _missing.csv reports included) and evaluate's metrics.
 DERIVED_PATTERNS = ("predictions_*", "evaluation_metrics_*", "*_missing.csv")
-# voxelflex.atomic's temporary files (.NAME.RANDOM[SUFFIX].tmp) of what train writes: checkpoints
-# in models/, the history and config.yaml in the run folder
-_CHECKPOINT_TEMP = re.compile(r"^\.(latest|best|epoch_\d+)\.pt\.\w+\.pt\.tmp$")
-_RUN_TEMP = re.compile(rf"^\.({re.escape(HISTORY_FILE)}|config\.yaml)\.\w+\.tmp$")
+# voxelflex.atomic's temporary files of what train writes: checkpoints in models/, the history
+# and config.yaml in the run folder
+_CHECKPOINT_TEMP = temporary_names(r"(latest|best|epoch_\d+)\.pt")
+_RUN_TEMP = temporary_names(rf"{re.escape(HISTORY_FILE)}|config\.yaml")
 
 
 @dataclass(frozen=True)

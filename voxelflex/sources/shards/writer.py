@@ -30,7 +30,7 @@ import webdataset as wds
 import zstandard
 from tqdm import tqdm
 
-from voxelflex.atomic import atomic_path, atomic_write_text
+from voxelflex.atomic import atomic_path, atomic_write_text, temporary_names
 from voxelflex.errors import ShardError
 from voxelflex.formats import DEFAULT_DOMAINS_PER_SHARD, DEFAULT_ZSTD_LEVEL
 from voxelflex.index import LoadedIndex, read_index
@@ -196,7 +196,7 @@ def _reusable(
     return entry
 
 
-_LEFTOVER = re.compile(r"^\.(shard-\d+\.tar|manifest\.json)\..+\.tmp$")  # atomic_path temps
+_LEFTOVER = temporary_names(r"shard-\d+\.tar|manifest\.json")
 _SHARD_FILE = re.compile(r"^shard-\d+\.tar$")
 
 
