@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from voxelflex.analysis.predictions import PredictionsMeta, read_predictions
 from voxelflex.atomic import atomic_write_json, json_safe
 from voxelflex.columns import codes, repeated_keys, strings
 from voxelflex.config import Config, default_value, load_config
+from voxelflex.engine.report import format_metric
 from voxelflex.errors import InputError, VoxelflexError
 from voxelflex.index import LoadedIndex, read_index, read_meta
 from voxelflex.logs import command_log
@@ -571,7 +571,7 @@ def _importance(meta: PredictionsMeta, rows: pa.Table, *, enabled: bool, **kwarg
 
 
 def _fmt(x) -> str:
-    return "   n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:6.3f}"
+    return format_metric(x, "6.3f").rjust(6)  # a column of the summary table
 
 
 def format_summary(metrics: dict) -> str:
