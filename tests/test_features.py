@@ -99,7 +99,7 @@ def _msf_reference(ca: np.ndarray) -> np.ndarray:
 def test_feature_list_groups_every_feature_once_with_unit_and_definition():
     grouped = [n for names in FEATURE_GROUPS.values() for n in names]
     assert sorted(grouped) == sorted(FEATURE_NAMES) and len(set(grouped)) == len(grouped)
-    assert set(FEATURE_GROUPS) == {"contact", "gnm", "lattice", "position", "rsa", "ss"}
+    assert set(FEATURE_GROUPS) == {"contact", "gnm", "lattice", "position", "rsa", "ss", "window"}
     assert all(f.unit and len(f.definition) > 20 for f in FEATURES)
     assert feature_names(["gnm", "contact"]) == (
         "wcn_ca",
@@ -186,6 +186,34 @@ def test_chain_break_is_a_terminus_but_a_numbering_gap_alone_is_not():
     assert g.column("term_distance").tolist() == [min(i, 19 - i) for i in range(20)]
 
 
+def test_window_means_stay_within_a_chain_segment():
+    # Two chains in one file, the first broken after residue 9: each window column is the mean
+    # of its source over the residues at most 3 before or after in the same segment.
+    first = _backbone(20, HELIX)
+    first = first[first.res_id != 10]
+    second = _backbone(12, HELIX)
+    second.chain_id[:] = "B"
+    second.coord += np.array([0.0, 25.0, 0.0])
+    f = compute_features(first + second)
+    segment = [
+        (c, c == "A" and r < 10) for c, r in zip(f.chain.tolist(), f.resnum.tolist(), strict=True)
+    ]
+    for name in ("wcn_ca", "wcn_heavy", "wcn_lattice", "rsa"):
+        source = f.column(name).astype(np.float64)
+        expected = [
+            np.mean(
+                [
+                    source[j]
+                    for j in range(len(f.chain))
+                    if segment[j] == segment[i] and abs(j - i) <= 3
+                ]
+            )
+            for i in range(len(f.chain))
+        ]
+        np.testing.assert_allclose(f.column(f"{name}_w7"), expected, rtol=1e-6)
+    assert FEATURE_GROUPS["window"] == ("wcn_ca_w7", "wcn_heavy_w7", "wcn_lattice_w7", "rsa_w7")
+
+
 def test_features_never_read_b_factors_or_occupancy():
     atoms = _sheet()
     rng = np.random.default_rng(0)
@@ -208,7 +236,7 @@ def test_features_are_invariant_to_rigid_motion():
     moved.coord = moved.coord @ rot.T + np.array([31.0, -7.0, 12.5])
     after = compute_features(moved)
     rsa = FEATURE_NAMES.index("rsa")
-    exact = [i for i in range(len(FEATURE_NAMES)) if i != rsa]
+    exact = [i for i, n in enumerate(FEATURE_NAMES) if n not in ("rsa", "rsa_w7")]
     np.testing.assert_allclose(after.values[:, exact], before.values[:, exact], rtol=1e-4)
     # Shrake-Rupley's point mesh is fixed in space: a rotation moves each residue's SASA by a
     # little (most for these side-chain-less residues of four atoms), the mean by less.
