@@ -1,6 +1,8 @@
 """Package-level behaviour: entry points and process settings made at import."""
 
 import ast
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +58,29 @@ def test_the_real_set_tools_write_what_they_keep_atomically():
             if name in ("write_text", "write_bytes") or (name == "open" and "w" in "".join(modes)):
                 plain.append(f"{path.name}:{node.lineno}")
     assert plain == []
+
+
+def test_the_real_set_lists_name_pinned_sdists_and_the_committed_splits(monkeypatch):
+    """Every entry of the real set names a pinned sdist (a second version of a package by its
+    ``package==version`` key), no PDB id is listed twice, and the committed split lists and
+    manifest agree with the lists in build_real_set.py (the third hold-out pins second versions
+    of six packages beside the first)."""
+    folder = Path(__file__).parents[1] / "tools" / "real_set"
+    spec = importlib.util.spec_from_file_location("build_real_set", folder / "build_real_set.py")
+    build = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, build)  # its dataclasses look their module up
+    spec.loader.exec_module(build)
+    listed = [*build.ENTRIES, *(e for entries, _ in build.HELD_OUT.values() for e in entries)]
+    assert {key for _, key, _ in listed} <= set(build.SDISTS)
+    assert all(key == s.key for key, s in build.SDISTS.items())
+    ids = [pdb_id for pdb_id, _, _ in listed]
+    assert len(ids) == len(set(ids))
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["sdists"]) == set(build.SDISTS)
+    for split, (entries, _) in build.HELD_OUT.items():
+        committed = [
+            line for line in (folder / f"{split}.txt").read_text().splitlines() if line[:1] != "#"
+        ]
+        kept = sorted(i for i, e in manifest["entries"].items() if e["split"] == split)
+        assert committed == kept
+        assert set(kept) <= {pdb_id for pdb_id, _, _ in entries}

