@@ -158,8 +158,17 @@ CHOSEN6 = "r6 round 4 + window"
 # chose "features_only, domain features, 40 epochs", round 4 "features_only+lattice, domain
 # features, 40 epochs".
 CHOSEN = CHOSEN6
-
-
+# Round 7 (README, "Round 7 rule"): trained on train + test + holdout + holdout2 + holdout3.
+ROUND7 = {
+    "r7 round 6": VARIANTS[CHOSEN6],
+    "r7 round 6, lr 3e-4": [*VARIANTS[CHOSEN6], "train.lr=0.0003"],
+    "r7 round 6, weight decay 0.05, dropout 0.5": [
+        *VARIANTS[CHOSEN6],
+        "train.weight_decay=0.05",
+        "model.dropout=0.5",
+    ],
+}
+VARIANTS.update(ROUND7)
 
 
 # The ablation on the demo made from atoms: mdCATH-like absolute targets in nm (no per-domain
