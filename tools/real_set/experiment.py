@@ -67,6 +67,7 @@ VARIANTS = {
     "frames+position": ["model.features=[position]"],
     "frames+rsa": ["model.features=[rsa]"],
     "frames+ss": ["model.features=[ss]"],
+    "frames+window": ["model.features=[window]"],
     "frames+all": ["model.features=[contact, gnm, position, rsa, ss]"],
     "features_only": [
         "model.name=features_only",
@@ -181,6 +182,7 @@ DEMO_VARIANTS = [
     "frames+position",
     "frames+rsa",
     "frames+ss",
+    "frames+window",
     "frames+all",
     "frames+all, head",
     "features_only",
@@ -302,8 +304,9 @@ def _chain_scores(per_chain: dict) -> dict[str, float]:
     return {"all_T": per_chain["all_temperatures"]["median"], "per_T": float(np.mean(by_t))}
 
 
-def demo(root: Path, seeds: list[int]) -> dict:
-    """The feature ablation on the demo made from atoms (see the module docstring)."""
+def demo(root: Path, seeds: list[int], only: list[str] | None = None) -> dict:
+    """The feature ablation on the demo made from atoms (see the module docstring); ``only``:
+    these variants only (the others already in demo.json stay as they are)."""
     if not (root / "index.parquet").is_file():
         data = generate_structure_demo(root / "data", n_domains=60, seed=0)
         build_demo_index(data, root / "index.parquet", overwrite=True)
@@ -311,6 +314,8 @@ def demo(root: Path, seeds: list[int]) -> dict:
     path = root / "experiments" / "demo.json"
     results = json.loads(path.read_text()) if path.exists() else {"variants": {}}
     for variant in DEMO_VARIANTS:
+        if only and variant not in only:
+            continue
         for seed in seeds:
             name = f"{variant} (seed {seed})"
             if name in results["variants"]:
@@ -349,12 +354,12 @@ def main() -> None:
     ap.add_argument("root", type=Path, help="the set's folder (build_real_set.py OUT_DIR)")
     ap.add_argument("--variant", default=CHOSEN, help="test: the variant chosen")
     ap.add_argument("--seeds", type=int, nargs="+", help="default: 0 for select, 0 1 2 for test")
-    ap.add_argument("--only", nargs="*", help="select: these variants only")
+    ap.add_argument("--only", nargs="*", help="select, demo: these variants only")
     ap.add_argument("--shards", type=Path, help="shard folder (default ROOT/shards)")
     args = ap.parse_args()
     (args.root / "experiments").mkdir(parents=True, exist_ok=True)
     if args.what == "demo":
-        out = demo(args.root, args.seeds or [0, 1, 2])
+        out = demo(args.root, args.seeds or [0, 1, 2], args.only)
     elif args.what == "select":
         out = {}
         for seed in args.seeds or [0]:
