@@ -30,6 +30,7 @@ from voxelflex.index.schema import METADATA_KEY
 from voxelflex.sources import PlanConfig, build_shards, open_source
 from voxelflex.sources.table import zscore_segments
 from voxelflex.structure.features import (
+    FEATURE_GROUPS,
     FEATURE_NAMES,
     FeatureMeta,
     feature_table,
@@ -161,6 +162,27 @@ def test_every_source_serves_the_same_features_per_residue(featured, tmp_path, w
     assert float(first.features[0, 0]) == pytest.approx(table["gnm_msf"][rid].as_py())
     with pytest.raises(SourceError, match=r"\['relative_accessibility'\] are not structure"):
         open_source("hdf5", index, split="train", features=("relative_accessibility",))
+
+
+def test_an_index_whose_sidecar_predates_a_feature_group_names_the_fix(featured, tmp_path):
+    # A sidecar written before the window group: its footer and columns lack the group.
+    data, plain, report, _ = featured
+    table, meta = read_feature_sidecar(report.index_path.parent / "features.parquet")
+    older = FeatureMeta(features=tuple(f for f in meta.features if f.group != "window"))
+    table = table.drop_columns([c for c in FEATURE_GROUPS["window"]])
+    old = tmp_path / "old_features.parquet"
+    write_feature_sidecar(old, [table], older)
+    args = {"rmsf_csv": data.rmsf_csv, "rmsf_unit": "nm", "train": data.train_split}
+    index = read_index(
+        build_index(
+            data.voxel_file, tmp_path / "i.parquet", features=old, progress=False, **args
+        ).index_path
+    )
+    with pytest.raises(SourceError, match=r"recompute it with `voxelflex features` and rebuild"):
+        open_source("hdf5", index, split="train", features=("wcn_ca", *FEATURE_GROUPS["window"]))
+    with pytest.raises(SourceError) as plain_index:  # no sidecar at all: the plain fix alone
+        open_source("hdf5", read_index(plain), split="train", features=("wcn_ca_w7",))
+    assert "recompute" not in str(plain_index.value)
 
 
 def test_training_with_features_stores_them_and_prediction_requires_them(featured, tmp_path):

@@ -23,6 +23,7 @@ from voxelflex.sources.plan import EpochPlan, PlanConfig, make_plan
 from voxelflex.sources.table import SplitTable
 from voxelflex.sources.transport import BatchLoader, WorkerPool
 from voxelflex.sources.windows import WindowBuffers
+from voxelflex.structure.features import FEATURE_NAMES
 
 __all__ = ["FEATURE_NORMS", "ON_ERROR", "DomainReader", "OnError", "SampleSource", "SourceOption"]
 
@@ -147,11 +148,19 @@ class SampleSource(ABC):
         if not_features:
             # The CSV's columns (relative_accessibility, dssp) come from the target's own
             # simulation: evaluation may stratify by them, a model must never see them.
+            newer = [f for f in not_features if f in FEATURE_NAMES]
+            fix = (
+                f"; {newer} are features this voxelflex computes and the index's sidecar lacks "
+                "(written before they existed): recompute it with `voxelflex features` and "
+                "rebuild the index"
+                if newer and index.meta.features
+                else ""
+            )
             raise SourceError(
                 f"{index.path}: {not_features} are not structure features of the index (it "
                 f"has {sorted(index.meta.features) or 'none'}); build the index with --features "
                 "SIDECAR.parquet from `voxelflex features`; the RMSF CSV's own columns stratify "
-                "evaluation only"
+                f"evaluation only{fix}"
             )
         self.table = SplitTable.from_arrow(
             index.table,
