@@ -63,8 +63,8 @@ def test_the_real_set_tools_write_what_they_keep_atomically():
 def test_the_real_set_lists_name_pinned_sdists_and_the_committed_splits(monkeypatch):
     """Every entry of the real set names a pinned sdist (a second version of a package by its
     ``package==version`` key), no PDB id is listed twice, and the committed split lists and
-    manifest agree with the lists in build_real_set.py (the third hold-out pins second versions
-    of six packages beside the first)."""
+    manifest agree with the lists in build_real_set.py for every held-out split, the fourth
+    hold-out's included (the third pins second versions of six packages beside the first)."""
     folder = Path(__file__).parents[1] / "tools" / "real_set"
     spec = importlib.util.spec_from_file_location("build_real_set", folder / "build_real_set.py")
     build = importlib.util.module_from_spec(spec)

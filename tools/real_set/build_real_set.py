@@ -7,7 +7,8 @@ Usage::
 Downloads the pinned sdists (sha256 checked), extracts the chosen structure files into
 ``OUT_DIR/structures/`` as ``{pdb_id}.pdb`` / ``{pdb_id}.cif`` (decompressed), and writes
 ``OUT_DIR/rmsf.csv`` (target RMSF = sqrt(3B/8π²) in Å, B the mean over the residue's N, CA, C,
-O), ``OUT_DIR/{train,val,test,holdout,holdout2,holdout3}.txt`` and ``OUT_DIR/manifest.json``.
+O), ``OUT_DIR/{train,val,test,holdout,holdout2,holdout3,holdout4}.txt`` and
+``OUT_DIR/manifest.json``.
 README.md beside this script says what is in the set and why; the committed ``manifest.json`` and
 split lists beside it are this script's output and must not change unless the set is
 deliberately rebuilt.
@@ -47,6 +48,7 @@ __all__ = [
     "HOLDOUT",
     "HOLDOUT2",
     "HOLDOUT3",
+    "HOLDOUT4",
     "SDISTS",
     "build",
     "read_structure",
@@ -408,6 +410,39 @@ SDISTS = {
             "96/7a/e683ded69150db3a8c0d9adca7a1911b0193d166dc9c18f3c1a89df33f1b/rc_foundry-0.1.12.tar.gz",
             "1d7db86b3cf92fd425c52c41d8b14e0650c42afba31389f0ff06e80082dd01e2",
             second_version=True,
+        ),
+        # The fourth hold-out's sources (HOLDOUT4 below).
+        Sdist(
+            "alphafold3-tools",
+            "0.6.0",
+            "8e/94/a949a03fab6ac5c5017ac87864f4554a9afbe57e84096bd32b16bb78423c/"
+            "alphafold3_tools-0.6.0.tar.gz",
+            "7eaff5fb97583a143edd92bb0d45ccf3c396310b8e4144a96d62bc47a320e30f",
+        ),
+        Sdist(
+            "cofolder",
+            "1.0.0",
+            "63/4f/8d6d3cf76fbb6fb4eb4261c5fb7ee67ef6cc957b1ef33e81e73fc7633761/cofolder-1.0.0.tar.gz",
+            "e84a061ae8ea9dd0dbb9fea5d37c9157452d47b30a48f0780102b085fecb44d3",
+        ),
+        Sdist(
+            "mutadock",
+            "2.2.2",
+            "70/ae/b947851e23df18d95e55698446a851b27c29c89969cd00cafac3c2994f84/mutadock-2.2.2.tar.gz",
+            "8462d5f4419f8775c7f738116802840ab8655f5ce24914d3e45a741b0e682d6e",
+        ),
+        Sdist(
+            "openfold3",
+            "0.5.0",
+            "b4/1f/60052fa796425893a4d9dc16f37dcb852d6f4afafe3cf98cf0906b0efe61/openfold3-0.5.0.tar.gz",
+            "a43357fddd4758dfb557e5ce801758f6e3069fc5422323d3a4dd91c33fbe2f6a",
+        ),
+        Sdist(
+            "trill-proteins",
+            "1.3.8",
+            "85/1a/ff8f25cfcf75d377567bb2829a2f9bdb653096043d6b2d68482fea2f60f1/"
+            "trill_proteins-1.3.8.tar.gz",
+            "b9bdca85333add832eca6a3d59328752023a9ccb6aae89fbed3cca02009fc647",
         ),
     )
 }
@@ -932,6 +967,29 @@ HOLDOUT3: tuple[tuple[str, str, str], ...] = (
     ("9yfr", "molex==0.7.3", "molex-0.7.3/tests/data/9YFR.cif"),
 )
 
+# The fourth hold-out (README, "Fourth hold-out"): entries found on 2026-12-03 after round 6, when
+# the test split, HOLDOUT, HOLDOUT2 and HOLDOUT3 had all been scored, under the round 7 rule and
+# before round 7 is scored. Every one is held out whatever its hash bucket (split "holdout4");
+# round 7 scores it once.
+HOLDOUT4: tuple[tuple[str, str, str], ...] = (
+    ("1a8q", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/1a8q.cif"),
+    ("1bjp", "alphafold3-tools", "alphafold3_tools-0.6.0/testfiles/mmcif_files/1BJP.cif"),
+    ("1kd8", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/1kd8.cif"),
+    ("1pzp", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/1pzp.cif"),
+    ("1ubr", "alphafold3-tools", "alphafold3_tools-0.6.0/testfiles/pdbtocif/1UBR.cif"),
+    ("1y57", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/1y57.cif"),
+    ("2q2k", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/2q2k.cif"),
+    ("3u8v", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/3u8v.cif"),
+    ("4hjo", "cofolder", "cofolder-1.0.0/examples/4HJO.pdb"),
+    ("4i6p", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/4i6p.cif"),
+    ("4ih9", "trill-proteins", "trill_proteins-1.3.8/trill/data/4ih9.pdb"),
+    ("4qjr", "mutadock", "mutadock-2.2.2/data/4QJR.cif"),
+    ("4zey", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/4zey.cif"),
+    ("6w81", "alphafold3-tools", "alphafold3_tools-0.6.0/testfiles/mmcif_files/6W81.cif"),
+    ("7l39", "openfold3", "openfold3-0.5.0/openfold3/tests/test_data/mmcifs/7l39.cif"),
+    ("7vbq", "alphafold3-tools", "alphafold3_tools-0.6.0/testfiles/pdbtocif/7VBQ.pdb"),
+)
+
 DEFAULT_TEMPERATURE = 100.0  # K, when the file records none (most crystals are cryo-cooled)
 MAX_RESOLUTION = 4.0  # Å; beyond it B-factors mostly reflect restraints, not the data
 MIN_CHAIN_RESIDUES = 20  # an entry needs one chain with this many target residues
@@ -953,6 +1011,11 @@ HELD_OUT = {
         HOLDOUT3,
         "every entry of HOLDOUT3 (found on 2026-12-03 after round 5, when the test split, HOLDOUT "
         "and HOLDOUT2 had been scored) is held out, whatever its bucket",
+    ),
+    "holdout4": (
+        HOLDOUT4,
+        "every entry of HOLDOUT4 (found on 2026-12-03 after round 6, when the test split, HOLDOUT, "
+        "HOLDOUT2 and HOLDOUT3 had been scored) is held out, whatever its bucket",
     ),
 }
 SPLITS = (*SPLIT_BUCKETS, *HELD_OUT)
