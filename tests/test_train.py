@@ -401,18 +401,45 @@ def test_ctrl_c_saves_latest_then_resume_finishes_the_run(reference, small_index
 
     overrides = _overrides(small_index, tmp_path, "ctrl_c")
     Checkpoint.save = save_then_interrupt
+    # Python's own Ctrl-C handling, whatever this test process inherited (a background job of a
+    # script starts with SIGINT ignored, and then training leaves it ignored: the test below).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             train(load_config(overrides=overrides))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     finally:
         Checkpoint.save = save
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+        signal.signal(signal.SIGINT, inherited)
     saved = Checkpoint.load(tmp_path / "ctrl_c" / "models" / "latest.pt")
     assert (saved.meta.epoch, saved.meta.batch) == (0, 4)
     assert "interrupted: saved" in (tmp_path / "ctrl_c" / "logs" / "voxelflex.log").read_text()
     result = train(load_config(overrides=[*overrides, "train.resume=true"]))
     expected = json.loads((reference / "training_history.json").read_text())
     assert _strip_timing(result.history) == _strip_timing(expected)
+
+
+def test_a_run_started_ignoring_sigint_keeps_ignoring_it(reference, small_index, tmp_path):
+    # `voxelflex train ... &` in a script starts with SIGINT ignored, so that Ctrl-C on the
+    # script leaves it running: training must not turn Ctrl-C back on.
+    save = Checkpoint.save
+
+    def save_then_interrupt(self, path):
+        save(self, path)
+        if (self.meta.epoch, self.meta.batch) == (0, 4):
+            signal.raise_signal(signal.SIGINT)
+
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Checkpoint.save = save_then_interrupt
+    try:
+        result = train(load_config(overrides=_overrides(small_index, tmp_path, "ignored")))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        Checkpoint.save = save
+        signal.signal(signal.SIGINT, inherited)
+    expected = json.loads((reference / "training_history.json").read_text())
+    assert _strip_timing(result.history) == _strip_timing(expected)  # ran to its end
+    assert "interrupted" not in (tmp_path / "ignored" / "logs" / "voxelflex.log").read_text()
 
 
 def test_a_kill_right_after_the_last_latest_pt_leaves_best_and_history_whole(

@@ -28,7 +28,9 @@ class GracefulInterrupt:
     SIGTERM ends the process). Under torchrun (``distributed``) later ones are ignored too:
     SLURM signals every process of the job step and torchrun's agent passes its own SIGTERM on
     to its workers, so each rank gets two at once, and the agent's SIGKILL after its shutdown
-    timeout (30 s) is the hard stop. Inactive outside the main thread.
+    timeout (30 s) is the hard stop. Inactive outside the main thread, and for a signal the
+    process was started ignoring (``cmd &`` in a script ignores SIGINT, so that Ctrl-C on the
+    script leaves its background jobs running): that one stays ignored.
     """
 
     def __init__(self, *, distributed: bool) -> None:
@@ -43,12 +45,20 @@ class GracefulInterrupt:
             return
         # DataLoader workers forked while this is active inherit this handler, so a signal sent
         # to the whole process group (a terminal's Ctrl-C, SLURM) lets them serve the step out.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for s, second in (
+            (signal.SIGINT, signal.default_int_handler),
+            (signal.SIGTERM, signal.SIG_DFL),
+        ):
+            if s in self._previous:
+                signal.signal(s, second)
 
     def __enter__(self) -> GracefulInterrupt:
         if self.enabled:
-            self._previous = {s: signal.signal(s, self._handler) for s in SIGNALS}
+            self._previous = {
+                s: signal.signal(s, self._handler)
+                for s in SIGNALS
+                if signal.getsignal(s) is not signal.SIG_IGN
+            }
         return self
 
     def __exit__(self, *exc) -> None:
