@@ -215,13 +215,24 @@ def test_a_run_removes_only_its_own_temporary_files(tmp_path, caplog):
 
 
 def test_graceful_interrupt_defers_the_first_ctrl_c_and_restores_the_handler():
-    before = signal.getsignal(signal.SIGINT)
-    with GracefulInterrupt(distributed=False) as interrupt:
-        signal.raise_signal(signal.SIGINT)
-        assert interrupt.requested
-        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+    # Python's Ctrl-C handler, whatever the test process inherited (SIG_IGN in the background)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with GracefulInterrupt(distributed=False) as interrupt:
             signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is before
+            assert interrupt.requested
+            with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # A process started ignoring SIGINT (a script's `cmd &`) keeps ignoring it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with GracefulInterrupt(distributed=False) as interrupt:
+            signal.raise_signal(signal.SIGINT)
+            assert not interrupt.requested
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_graceful_interrupt_defers_the_first_sigterm_and_restores_the_handler():
