@@ -103,6 +103,19 @@ def test_help_names_the_config_key_of_every_flag(command, required, monkeypatch)
     assert [k for k in keys if not re.search(rf"[(; ]{re.escape(k)}[);]", text)] == []
 
 
+def test_every_index_option_also_answers_to_dash_i():
+    """`-i` is the index everywhere (predict, evaluate and index stats had it; train and shards
+    build did not)."""
+    with_index = {
+        path: p.opts
+        for path, cmd in _commands()
+        for p in cmd.params
+        if "--index" in getattr(p, "opts", ())
+    }
+    assert {("train",), ("shards", "build"), ("predict",), ("evaluate",)} <= set(with_index)
+    assert {path: opts for path, opts in with_index.items() if "-i" not in opts} == {}
+
+
 def test_aliases_are_listed_after_the_main_commands():
     text = _invoke("--help").output
     commands, aliases = text.split("Aliases:")

@@ -19,7 +19,7 @@ app = command_group("Bit-packed zstd WebDataset shards of the voxels (fast train
 
 @app.command("build")
 def build(
-    index: Annotated[Path, input_option("--index", help="Sample index (Parquet).")],
+    index: Annotated[Path, input_option("--index", "-i", help="Sample index (Parquet).")],
     output: Annotated[Path, output_option("--output", "-o", help="Shard folder to write.")],
     domains_per_shard: Annotated[
         int, typer.Option(help="Domains per tar file.", min=1)
@@ -63,7 +63,10 @@ def verify(
     index: Annotated[
         str | None,
         typer.Option(
-            help="Also check that the shards were built from this index's voxel file (path or URL)."
+            "--index",
+            "-i",
+            help="Also check that the shards were built from this index's voxel file "
+            "(path or URL).",
         ),
     ] = None,
 ) -> None:

@@ -38,7 +38,11 @@ def train(
     set_: SetOption = None,
     index: Annotated[
         str | None,
-        typer.Option(help="Sample index from `voxelflex index build`, a path or URL (data.index)."),
+        typer.Option(
+            "--index",
+            "-i",
+            help="Sample index from `voxelflex index build`, a path or URL (data.index).",
+        ),
     ] = None,
     voxel_file: Annotated[
         Path | None,
