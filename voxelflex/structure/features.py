@@ -47,7 +47,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import biotite
 import biotite.structure as struc
@@ -193,7 +193,8 @@ class FeatureSpec:
 # The copies NCS operators marked not given generate (MTRIX, _struct_ncs_oper generate).
 _NCS = "every NCS copy the file does not hold"
 _OTHER_CA = f"the CA atoms of all other protein residues of the file (every chain, and {_NCS})"
-FEATURES: tuple[FeatureSpec, ...] = (
+# Each residue's own features; the window group's are derived from some of them below.
+_OWN: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "wcn_ca",
         "contact",
@@ -277,22 +278,28 @@ FEATURES: tuple[FeatureSpec, ...] = (
         )
         for name, code in (("helix", "a"), ("strand", "b"), ("coil", "c"))
     ),
+)
+
+
+def _window_name(name: str) -> str:
+    """Column of the ``window`` group that averages ``name`` (one of :data:`WINDOWED`)."""
+    return f"{name}_w{2 * WINDOW_HALF + 1}"
+
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    *_OWN,
     *(
         FeatureSpec(
-            f"{name}_w{2 * WINDOW_HALF + 1}",
+            _window_name(f.name),
             "window",
-            unit,
-            f"mean of {name} over the residues of this residue's chain segment (as for "
+            f.unit,
+            f"mean of {f.name} over the residues of this residue's chain segment (as for "
             f"term_distance) at most {WINDOW_HALF} framed residues before or after it in file "
             "order, this residue included (fewer near a segment end)"
-            + ("; 0 without a crystal, like wcn_lattice" if name == "wcn_lattice" else ""),
+            + ("; 0 without a crystal, like wcn_lattice" if f.name == "wcn_lattice" else ""),
         )
-        for name, unit in (
-            ("wcn_ca", "1/Å²"),
-            ("wcn_heavy", "1/Å²"),
-            ("wcn_lattice", "1/Å²"),
-            ("rsa", "fraction"),
-        )
+        for f in _OWN
+        if f.name in WINDOWED
     ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -492,7 +499,7 @@ def _contacts(
     heavy_xyz: np.ndarray,
     heavy_res: np.ndarray,
     gnm_nodes: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Contact sums of the ``rows`` among ``ca_xyz`` (node index = residue index of ``rows``).
 
     Returns wcn_ca (R,), wcn_heavy (R,), neighbour counts (R, len(NEIGHBOUR_RADII)) and the
@@ -604,10 +611,28 @@ def _gnm_msf(
     return msf
 
 
-def _segments(
-    chain_code: np.ndarray, broken_before: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Where each of R rows stands in its chain and its chain segment.
+class _Segments(NamedTuple):
+    """Where each of R rows stands in its chain and its chain segment (:func:`_segments`).
+
+    Attributes
+    ----------
+    order : numpy.ndarray of int, shape (R,)
+        Rows sorted by chain, file order within a chain; the other arrays follow this order.
+    k, n : numpy.ndarray of int, shape (R,)
+        0-based index of the row within its chain, and the chain's row count.
+    first, last : numpy.ndarray of int, shape (R,)
+        Positions in ``order`` of the first and last row of the row's segment.
+    """
+
+    order: np.ndarray
+    k: np.ndarray
+    n: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+
+def _segments(chain_code: np.ndarray, broken_before: np.ndarray) -> _Segments:
+    """Chains and segments of R rows.
 
     Parameters
     ----------
@@ -615,15 +640,6 @@ def _segments(
         Chain of each row; the rows of a chain are in file order.
     broken_before : numpy.ndarray of bool, shape (R,)
         A break separates the row from the previous row of its chain.
-
-    Returns
-    -------
-    order : numpy.ndarray of int, shape (R,)
-        Rows sorted by chain, file order within a chain; the other arrays follow this order.
-    k, n : numpy.ndarray of int, shape (R,)
-        0-based index of the row within its chain, and the chain's row count.
-    first, last : numpy.ndarray of int, shape (R,)
-        Positions in ``order`` of the first and last row of the row's segment.
     """
     order = np.argsort(chain_code, kind="stable")
     code = chain_code[order]
@@ -634,44 +650,40 @@ def _segments(
     chain_end = np.r_[np.flatnonzero(new_chain)[1:] - 1, len(code) - 1][np.cumsum(new_chain) - 1]
     first = np.maximum.accumulate(np.where(new_segment, pos, 0))
     last = np.r_[np.flatnonzero(new_segment)[1:] - 1, len(code) - 1][np.cumsum(new_segment) - 1]
-    return order, pos - chain_start, chain_end - chain_start + 1, first, last
+    return _Segments(order, pos - chain_start, chain_end - chain_start + 1, first, last)
 
 
-def _position(chain_code: np.ndarray, broken_before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """rel_position and term_distance of R rows (arguments as :func:`_segments`)."""
-    order, k, n, first, last = _segments(chain_code, broken_before)
-    pos = np.arange(len(order))
-    rel = np.zeros(len(order))
-    term = np.zeros(len(order))
-    rel[order] = np.where(n > 1, k / np.maximum(n - 1, 1), 0.0)
-    term[order] = np.minimum(pos - first, last - pos)
+def _position(seg: _Segments) -> tuple[np.ndarray, np.ndarray]:
+    """rel_position and term_distance of the rows, float64 of shape (R,)."""
+    pos = np.arange(len(seg.order))
+    rel = np.zeros(len(pos))
+    term = np.zeros(len(pos))
+    rel[seg.order] = np.where(seg.n > 1, seg.k / np.maximum(seg.n - 1, 1), 0.0)
+    term[seg.order] = np.minimum(pos - seg.first, seg.last - pos)
     return rel, term
 
 
-def _window_mean(
-    values: np.ndarray, chain_code: np.ndarray, broken_before: np.ndarray
-) -> np.ndarray:
+def _window_mean(values: np.ndarray, seg: _Segments) -> np.ndarray:
     """Mean of each column over the rows of a row's segment within :data:`WINDOW_HALF` rows.
 
     Parameters
     ----------
     values : numpy.ndarray of float, shape (R, C)
-    chain_code, broken_before : numpy.ndarray, shape (R,)
-        As for :func:`_segments`.
+    seg : _Segments
+        Of the same R rows.
 
     Returns
     -------
     numpy.ndarray of float64, shape (R, C)
     """
-    order, _, _, first, last = _segments(chain_code, broken_before)
-    pos = np.arange(len(order))
-    lo = np.maximum(pos - WINDOW_HALF, first)
-    hi = np.minimum(pos + WINDOW_HALF, last)
+    pos = np.arange(len(seg.order))
+    lo = np.maximum(pos - WINDOW_HALF, seg.first)
+    hi = np.minimum(pos + WINDOW_HALF, seg.last)
     sums = np.vstack(
-        [np.zeros(values.shape[1]), np.cumsum(values[order], axis=0, dtype=np.float64)]
+        [np.zeros(values.shape[1]), np.cumsum(values[seg.order], axis=0, dtype=np.float64)]
     )
     out = np.empty(values.shape, dtype=np.float64)
-    out[order] = (sums[hi + 1] - sums[lo]) / (hi - lo + 1)[:, None]
+    out[seg.order] = (sums[hi + 1] - sums[lo]) / (hi - lo + 1)[:, None]
     return out
 
 
@@ -865,7 +877,8 @@ def compute_features(
     prev[order[1:][same_chain]] = row_res[order[:-1][same_chain]]
     gap = np.linalg.norm(xyz[env.n[row_res]] - xyz[env.c[np.maximum(prev, 0)]], axis=1)
     broken_before = (prev >= 0) & (gap > BREAK_DISTANCE)
-    rel, term = _position(row_chain, broken_before)
+    segments = _segments(row_chain, broken_before)
+    rel, term = _position(segments)
 
     res_sasa = np.bincount(env.res_of_atom, weights=_own_sasa(a, all_xyz), minlength=len(starts))
     res_names = a.res_name[starts].astype(str)
@@ -885,10 +898,8 @@ def compute_features(
         "ss_strand": sse == "b",
         "ss_coil": (sse != "a") & (sse != "b"),
     }
-    windowed = _window_mean(
-        np.stack([columns[n] for n in WINDOWED], axis=1), row_chain, broken_before
-    )
-    columns.update({f"{n}_w{2 * WINDOW_HALF + 1}": windowed[:, i] for i, n in enumerate(WINDOWED)})
+    windowed = _window_mean(np.stack([columns[n] for n in WINDOWED], axis=1), segments)
+    columns.update({_window_name(n): windowed[:, i] for i, n in enumerate(WINDOWED)})
     values = np.stack([np.asarray(columns[n], dtype=np.float32) for n in FEATURE_NAMES], axis=1)
     return ResidueFeatures(
         chain=chain[row_res],
